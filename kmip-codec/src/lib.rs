@@ -1,0 +1,7 @@
+//! kmip-codec: the KMIP wire formats (TTLV, KMIP XML, KMIP JSON) and the KMIP 1.0-2.1 message
+//! model. It knows nothing of servers, stores or keys.
+
+pub mod ttlv;
+pub mod vocab;
+
+pub use ttlv::{ItemType, Tag, Ttlv, Value};
