@@ -5,3 +5,12 @@ pub mod ttlv;
 pub mod vocab;
 
 pub use ttlv::{ItemType, Tag, Ttlv, Value};
+pub mod json;
+pub mod message;
+pub mod ops;
+pub mod text;
+pub mod time;
+pub mod xml;
+
+pub use text::TextError;
+pub use ttlv::{decode, encode, DecodeError, Limits};

@@ -261,3 +261,11 @@ impl Ttlv {
         1 + self.children().iter().map(Ttlv::item_count).sum::<usize>()
     }
 }
+
+/// An empty Structure. Typed fields that hold a tree re-tag it when encoding, so the tag of a
+/// default value never reaches the wire.
+impl Default for Ttlv {
+    fn default() -> Self {
+        Ttlv::structure(Tag(0x42_0000), Vec::new())
+    }
+}
