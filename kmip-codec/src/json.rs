@@ -71,7 +71,9 @@ fn from_value(
     if depth > limits.max_depth {
         return Err(TextError::TooDeep(limits.max_depth));
     }
-    let o = v.as_object().ok_or_else(|| bad("an item must be an object"))?;
+    let o = v
+        .as_object()
+        .ok_or_else(|| bad("an item must be an object"))?;
     let tag = text::parse_tag(
         o.get("tag")
             .and_then(J::as_str)
@@ -79,7 +81,9 @@ fn from_value(
     )?;
     let ty = match o.get("type") {
         None => ItemType::Structure,
-        Some(J::String(t)) => ItemType::from_xml_name(t).ok_or(TextError::UnknownType(t.clone()))?,
+        Some(J::String(t)) => {
+            ItemType::from_xml_name(t).ok_or(TextError::UnknownType(t.clone()))?
+        }
         Some(_) => return Err(bad("\"type\" must be a string")),
     };
     let value = o
@@ -104,15 +108,21 @@ fn from_value(
     };
     let value = match (ty, value) {
         (ItemType::Boolean, J::Bool(b)) => Value::Boolean(*b),
-        (ItemType::Integer, J::Number(n)) => {
-            Value::Integer(n.as_i64().and_then(|x| i32::try_from(x).ok()).ok_or_else(wrong)?)
-        }
-        (ItemType::Interval, J::Number(n)) => {
-            Value::Interval(n.as_u64().and_then(|x| u32::try_from(x).ok()).ok_or_else(wrong)?)
-        }
-        (ItemType::Enumeration, J::Number(n)) => {
-            Value::Enumeration(n.as_u64().and_then(|x| u32::try_from(x).ok()).ok_or_else(wrong)?)
-        }
+        (ItemType::Integer, J::Number(n)) => Value::Integer(
+            n.as_i64()
+                .and_then(|x| i32::try_from(x).ok())
+                .ok_or_else(wrong)?,
+        ),
+        (ItemType::Interval, J::Number(n)) => Value::Interval(
+            n.as_u64()
+                .and_then(|x| u32::try_from(x).ok())
+                .ok_or_else(wrong)?,
+        ),
+        (ItemType::Enumeration, J::Number(n)) => Value::Enumeration(
+            n.as_u64()
+                .and_then(|x| u32::try_from(x).ok())
+                .ok_or_else(wrong)?,
+        ),
         (ItemType::LongInteger, J::Number(n)) => Value::LongInteger(n.as_i64().ok_or_else(wrong)?),
         (ItemType::DateTime, J::Number(n)) => Value::DateTime(n.as_i64().ok_or_else(wrong)?),
         (ItemType::DateTimeExtended, J::Number(n)) => {

@@ -27,14 +27,27 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 /// Parse to microseconds since the epoch. Accepts `YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)`.
 pub fn parse_micros(s: &str) -> Result<i64, BadDate> {
     let bad = || BadDate(s.to_owned());
     let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':'
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
     {
         return Err(bad());
     }
@@ -45,7 +58,14 @@ pub fn parse_micros(s: &str) -> Result<i64, BadDate> {
         }
         t.parse().map_err(|_| bad())
     };
-    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
         return Err(bad());
     }
@@ -115,11 +135,26 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        for s in [0i64, 6, 946_684_800, -86_400, 1_700_000_000, 253_402_300_799] {
-            assert_eq!(parse_secs(&format_secs(s)).unwrap(), s, "{}", format_secs(s));
+        for s in [
+            0i64,
+            6,
+            946_684_800,
+            -86_400,
+            1_700_000_000,
+            253_402_300_799,
+        ] {
+            assert_eq!(
+                parse_secs(&format_secs(s)).unwrap(),
+                s,
+                "{}",
+                format_secs(s)
+            );
         }
         assert_eq!(format_secs(0), "1970-01-01T00:00:00+00:00");
-        assert_eq!(parse_secs("2000-01-01T00:00:00+10:00").unwrap(), 946_648_800);
+        assert_eq!(
+            parse_secs("2000-01-01T00:00:00+10:00").unwrap(),
+            946_648_800
+        );
         assert_eq!(parse_secs("2000-01-01T00:00:00Z").unwrap(), 946_684_800);
         assert_eq!(parse_micros("1970-01-01T00:00:01.5Z").unwrap(), 1_500_000);
         assert_eq!(format_micros(1_500_001), "1970-01-01T00:00:01.500001+00:00");
@@ -128,7 +163,15 @@ mod tests {
 
     #[test]
     fn rejects() {
-        for s in ["", "2000-01-01", "2000-13-01T00:00:00Z", "2000-01-01T00:00:00+1000", "$NOW", "2000-01-01T00:00:00.Z", "２000-01-01T00:00:00Z"] {
+        for s in [
+            "",
+            "2000-01-01",
+            "2000-13-01T00:00:00Z",
+            "2000-01-01T00:00:00+1000",
+            "$NOW",
+            "2000-01-01T00:00:00.Z",
+            "２000-01-01T00:00:00Z",
+        ] {
             assert!(parse_micros(s).is_err(), "{s}");
         }
         assert!(parse_secs("1970-01-01T00:00:01.5Z").is_err());

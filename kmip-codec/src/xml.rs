@@ -46,11 +46,15 @@ fn parse(s: &str, limits: &Limits, allow_wrapper: bool) -> Result<Vec<Ttlv>, Tex
         let ev = reader.read_event().map_err(xml_err)?;
         match ev {
             Event::Start(e)
-                if allow_wrapper && stack.is_empty() && !wrapped && e.name().as_ref() == b"KMIP" =>
+                if allow_wrapper
+                    && stack.is_empty()
+                    && !wrapped
+                    && e.name().as_ref() == b"KMIP" =>
             {
                 wrapped = true;
             }
-            Event::Empty(e) if allow_wrapper && stack.is_empty() && e.name().as_ref() == b"KMIP" => {}
+            Event::Empty(e)
+                if allow_wrapper && stack.is_empty() && e.name().as_ref() == b"KMIP" => {}
             Event::Start(e) => {
                 items += 1;
                 check(items, stack.len() + 1, limits)?;
@@ -89,10 +93,10 @@ fn parse(s: &str, limits: &Limits, allow_wrapper: bool) -> Result<Vec<Ttlv>, Tex
                 None if wrapped && e.name().as_ref() == b"KMIP" => wrapped = false,
                 None => return Err(TextError::Xml("unbalanced end tag".into())),
             },
-            Event::Text(t) => {
-                if !t.as_ref().iter().all(u8::is_ascii_whitespace) {
-                    return Err(TextError::Xml("text content is not part of KMIP XML".into()));
-                }
+            Event::Text(t) if !t.as_ref().iter().all(u8::is_ascii_whitespace) => {
+                return Err(TextError::Xml(
+                    "text content is not part of KMIP XML".into(),
+                ));
             }
             Event::Eof => break,
             // comments, declarations, processing instructions carry no KMIP data
@@ -133,9 +137,7 @@ fn head(e: &BytesStart<'_>) -> Result<(Tag, Option<ItemType>, Option<String>), T
         let a = a.map_err(xml_err)?;
         let v = a.unescape_value().map_err(xml_err)?.into_owned();
         match a.key.as_ref() {
-            b"type" => {
-                ty = Some(ItemType::from_xml_name(&v).ok_or(TextError::UnknownType(v))?)
-            }
+            b"type" => ty = Some(ItemType::from_xml_name(&v).ok_or(TextError::UnknownType(v))?),
             b"value" => value = Some(v),
             b"tag" => tag_attr = Some(v),
             _ => {}
@@ -148,7 +150,12 @@ fn head(e: &BytesStart<'_>) -> Result<(Tag, Option<ItemType>, Option<String>), T
     Ok((tag, ty, value))
 }
 
-fn scalar(tag: Tag, ty: ItemType, value: Option<String>, stack: &[Frame]) -> Result<Ttlv, TextError> {
+fn scalar(
+    tag: Tag,
+    ty: ItemType,
+    value: Option<String>,
+    stack: &[Frame],
+) -> Result<Ttlv, TextError> {
     let value = value.ok_or_else(|| TextError::MissingValue(text::tag_name(tag)))?;
     let siblings = stack.last().map(|f| f.children.as_slice()).unwrap_or(&[]);
     let names = text::names(tag, text::attribute_name_among(siblings));
@@ -168,7 +175,10 @@ fn write(item: &Ttlv, siblings: &[Ttlv], depth: usize, out: &mut String) {
     }
     let (open, close) = match item.tag.xml_name() {
         Some(n) => (n.to_owned(), n.to_owned()),
-        None => (format!("TTLV tag=\"0x{:06X}\"", item.tag.0), "TTLV".to_owned()),
+        None => (
+            format!("TTLV tag=\"0x{:06X}\"", item.tag.0),
+            "TTLV".to_owned(),
+        ),
     };
     match &item.value {
         Value::Structure(children) if children.is_empty() => {

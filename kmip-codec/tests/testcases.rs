@@ -70,7 +70,11 @@ fn bind_placeholders(s: &str) -> String {
 fn every_test_case_message_round_trips() {
     let limits = Limits::default();
     let files = test_case_files();
-    assert!(files.len() >= 168, "found only {} test-case files", files.len());
+    assert!(
+        files.len() >= 168,
+        "found only {} test-case files",
+        files.len()
+    );
     let mut messages = 0;
     let mut failures = Vec::new();
     for f in &files {
@@ -92,7 +96,12 @@ fn every_test_case_message_round_trips() {
         }
     }
     println!("{} files, {messages} messages checked", files.len());
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(messages > 1500, "only {messages} messages");
 }
 
@@ -142,7 +151,9 @@ fn round_trip(tree: &Ttlv, limits: &Limits) -> Result<(), String> {
             p.encode()
         };
         if &back != payload {
-            return Err(format!("typed payload of operation 0x{op:X} changed the tree"));
+            return Err(format!(
+                "typed payload of operation 0x{op:X} changed the tree"
+            ));
         }
     }
     Ok(())

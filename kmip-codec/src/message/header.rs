@@ -146,4 +146,3 @@ impl ResponseMessage {
 pub fn version_of(header: &ProtocolVersion) -> (i32, i32) {
     (header.major.0, header.minor.0)
 }
-

@@ -134,12 +134,20 @@ impl FieldValue for Ttlv {
 /// How often a field may appear: exactly once (`T`), at most once (`Option<T>`) or any number
 /// of times (`Vec<T>`).
 pub trait Multiplicity: Sized {
-    fn take(structure: &'static str, field: &'static str, items: &[&Ttlv]) -> Result<Self, ModelError>;
+    fn take(
+        structure: &'static str,
+        field: &'static str,
+        items: &[&Ttlv],
+    ) -> Result<Self, ModelError>;
     fn put(&self, tag: Tag, out: &mut Vec<Ttlv>);
 }
 
 impl<T: FieldValue> Multiplicity for Option<T> {
-    fn take(structure: &'static str, field: &'static str, items: &[&Ttlv]) -> Result<Self, ModelError> {
+    fn take(
+        structure: &'static str,
+        field: &'static str,
+        items: &[&Ttlv],
+    ) -> Result<Self, ModelError> {
         match items {
             [] => Ok(None),
             [one] => Ok(Some(T::decode(one)?)),
@@ -167,7 +175,11 @@ impl<T: FieldValue> Multiplicity for Vec<T> {
 pub struct Req<T>(pub T);
 
 impl<T: FieldValue> Multiplicity for Req<T> {
-    fn take(structure: &'static str, field: &'static str, items: &[&Ttlv]) -> Result<Self, ModelError> {
+    fn take(
+        structure: &'static str,
+        field: &'static str,
+        items: &[&Ttlv],
+    ) -> Result<Self, ModelError> {
         match items {
             [] => Err(ModelError::Missing { structure, field }),
             [one] => Ok(Req(T::decode(one)?)),

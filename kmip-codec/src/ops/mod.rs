@@ -4,7 +4,6 @@
 //! (`tools/gen_ops.py`); this module dispatches on the Operation enumeration. An operation the
 //! model does not know keeps its payload as a generic tree.
 
-
 macro_rules! payload_enum {
     ($name:ident, $kind:ident, [ $( ($variant:ident, $ty:ident, $op:literal) ),* $(,)? ]) => {
         #[derive(Clone, Debug, PartialEq)]

@@ -186,7 +186,10 @@ impl Reader<'_> {
             Value::Structure(children)
         } else {
             let v = &self.buf[vstart..vstart + len];
-            if self.buf[vstart + len..vstart + body].iter().any(|&b| b != 0) {
+            if self.buf[vstart + len..vstart + body]
+                .iter()
+                .any(|&b| b != 0)
+            {
                 return self.invalid(vstart + len, InvalidKind::NonZeroPadding);
             }
             let be8 = |v: &[u8]| i64::from_be_bytes(v.try_into().expect("length checked"));

@@ -44,7 +44,11 @@ pub fn encode_into(item: &Ttlv, out: &mut Vec<u8>) {
         Value::Boolean(b) => out.extend_from_slice(&u64::from(*b).to_be_bytes()),
         Value::BigInteger(b) => {
             // the wire wants a multiple of eight bytes: sign-extend on the left
-            let fill = if b.first().is_some_and(|&x| x & 0x80 != 0) { 0xFF } else { 0 };
+            let fill = if b.first().is_some_and(|&x| x & 0x80 != 0) {
+                0xFF
+            } else {
+                0
+            };
             out.resize(start + len - b.len(), fill);
             out.extend_from_slice(b);
         }

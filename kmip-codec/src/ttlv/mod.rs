@@ -269,3 +269,6 @@ impl Default for Ttlv {
         Ttlv::structure(Tag(0x42_0000), Vec::new())
     }
 }
+
+#[cfg(test)]
+mod tests;

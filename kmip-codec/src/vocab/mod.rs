@@ -161,12 +161,19 @@ mod tests {
     fn known_values() {
         assert_eq!(tag_by_xml("UniqueIdentifier"), Some(0x420094));
         assert_eq!(tag_by_xml("TemplateAttribute"), Some(0x420091));
-        assert_eq!(tag_entry(0x420091).unwrap().last, 1, "Template-Attribute is 1.x only");
+        assert_eq!(
+            tag_entry(0x420091).unwrap().last,
+            1,
+            "Template-Attribute is 1.x only"
+        );
         assert_eq!(tag_by_name("Cryptographic Usage Mask"), Some(0x42002C));
         let Some(Names::Enum(state)) = names_for_tag(tag::STATE.0) else {
             panic!("State has a table")
         };
-        assert_eq!(state.by_xml("PreActive").unwrap().value, enums::state::PRE_ACTIVE);
+        assert_eq!(
+            state.by_xml("PreActive").unwrap().value,
+            enums::state::PRE_ACTIVE
+        );
         assert_eq!(enums::cryptographic_algorithm::AES, 3);
         assert_eq!(enums::operation::DISCOVER_VERSIONS, 0x1E);
         let alg = enum_def("CryptographicAlgorithm").unwrap();
