@@ -1,1 +1,113 @@
-//! placeholder
+//! Shared helpers for the interoperability tests: where the workspace is, and the Python
+//! interpreter that has PyKMIP installed.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+pub fn workspace_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
+}
+
+/// The Python with PyKMIP: `$KMIP_PYTHON`, else the virtual environment that
+/// `scripts/test.sh` creates in `target/pyvenv`. A missing interpreter fails the test that
+/// needs it, with the command that creates it: these tests are never skipped silently.
+pub fn python() -> Command {
+    let path = std::env::var_os("KMIP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_path("target/pyvenv/bin/python"));
+    assert!(
+        path.exists(),
+        "{} not found: run scripts/test.sh (it creates the PyKMIP virtual environment) or set KMIP_PYTHON",
+        path.display()
+    );
+    Command::new(path)
+}
+
+/// The OASIS KMIP test cases in ../shared/kmip/testcases.
+pub mod testcases {
+    use std::path::{Path, PathBuf};
+
+    pub fn shared_dir() -> PathBuf {
+        match std::env::var_os("KMIP_SHARED") {
+            Some(p) => PathBuf::from(p),
+            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+        }
+    }
+
+    /// Every test-case file, v1.4 and v2.1, mandatory and optional, sorted.
+    pub fn test_case_files() -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for v in ["v1.4", "v2.1"] {
+            for kind in ["mandatory", "optional"] {
+                let dir = shared_dir().join("kmip/testcases").join(v).join(kind);
+                let entries =
+                    std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+                for e in entries {
+                    let p = e.expect("directory entry").path();
+                    if p.extension().is_some_and(|x| x == "xml") {
+                        files.push(p);
+                    }
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    /// The test cases write `$NOW`, `$UNIQUE_IDENTIFIER_0`, `$IV_COUNTER_NONCE`... where a
+    /// server decides the value. Bind each to a fixed value of the element's type: `$NOW` to
+    /// 2026-01-01T00:00:00Z (offsets applied), byte strings to the hex of the placeholder's
+    /// name, text strings left as they are.
+    pub fn bind_placeholders(s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s;
+        while let Some(i) = rest.find("value=\"$") {
+            let (before, after) = rest.split_at(i);
+            out.push_str(before);
+            let end = after[7..].find('"').expect("closed attribute") + 7;
+            let placeholder = &after[7..end];
+            let ty = before
+                .rfind("type=\"")
+                .map(|t| &before[t + 6..])
+                .and_then(|t| t.split('"').next())
+                .unwrap_or("");
+            let bound = match ty {
+                "DateTime" => {
+                    let now = 1_767_225_600i64;
+                    let delta: i64 = placeholder
+                        .strip_prefix("$NOW")
+                        .filter(|d| !d.is_empty())
+                        .and_then(|d| d.parse().ok())
+                        .unwrap_or(0);
+                    kmip_codec::time::format_secs(now + delta)
+                }
+                "ByteString" => kmip_codec::text::hex(placeholder.as_bytes()),
+                _ => placeholder.to_owned(),
+            };
+            out.push_str(&format!("value=\"{bound}\""));
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// Every message of every test case, as trees.
+    pub fn all_messages() -> Vec<(String, kmip_codec::Ttlv)> {
+        let limits = kmip_codec::Limits::default();
+        let mut out = Vec::new();
+        for f in test_case_files() {
+            let name = f
+                .file_name()
+                .expect("file name")
+                .to_string_lossy()
+                .into_owned();
+            let src = bind_placeholders(&std::fs::read_to_string(&f).expect("readable test case"));
+            let trees = kmip_codec::xml::from_xml_document(&src, &limits)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            out.extend(trees.into_iter().map(|t| (name.clone(), t)));
+        }
+        out
+    }
+}

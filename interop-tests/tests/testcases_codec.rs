@@ -2,69 +2,10 @@
 //! XML -> tree -> TTLV -> tree -> XML and JSON -> tree, and through the typed message model,
 //! and must come back as the same tree.
 
+use interop_tests::testcases::{bind_placeholders, test_case_files};
 use kmip_codec::message::Message;
 use kmip_codec::ops::{RequestPayload, ResponsePayload};
 use kmip_codec::{decode, encode, json, xml, Limits, Ttlv};
-use std::path::{Path, PathBuf};
-
-fn shared_dir() -> PathBuf {
-    match std::env::var_os("KMIP_SHARED") {
-        Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-    }
-}
-
-fn test_case_files() -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for v in ["v1.4", "v2.1"] {
-        for kind in ["mandatory", "optional"] {
-            let dir = shared_dir().join("kmip/testcases").join(v).join(kind);
-            for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-                let p = e.unwrap().path();
-                if p.extension().is_some_and(|x| x == "xml") {
-                    files.push(p);
-                }
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
-/// The test cases write `$NOW`, `$UNIQUE_IDENTIFIER_0`, `$IV_COUNTER_NONCE`... where a server
-/// decides the value. Bind each to a fixed value of the element's type, as a replayer would.
-fn bind_placeholders(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find("value=\"$") {
-        let (before, after) = rest.split_at(i);
-        out.push_str(before);
-        let end = after[7..].find('"').expect("closed attribute") + 7;
-        let placeholder = &after[7..end];
-        let ty = before
-            .rfind("type=\"")
-            .map(|t| &before[t + 6..])
-            .and_then(|t| t.split('"').next())
-            .unwrap_or("");
-        let bound = match ty {
-            "DateTime" => {
-                let now = 1_767_225_600i64; // 2026-01-01T00:00:00Z
-                let delta: i64 = placeholder
-                    .strip_prefix("$NOW")
-                    .filter(|d| !d.is_empty())
-                    .map(|d| d.parse().expect("offset"))
-                    .unwrap_or(0);
-                kmip_codec::time::format_secs(now + delta)
-            }
-            "ByteString" => kmip_codec::text::hex(placeholder.as_bytes()),
-            _ => placeholder.to_owned(),
-        };
-        out.push_str(&format!("value=\"{bound}\""));
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    out
-}
 
 #[test]
 fn every_test_case_message_round_trips() {

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh Debian machine with the Rust toolchain.
+# It installs what it needs first: Debian packages, cargo-nextest, a Python virtual
+# environment with PyKMIP (the reference client and an independent encoder).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "system packages"
+missing=()
+for p in pkg-config libssl-dev openssl python3-venv; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+step "Python virtual environment with PyKMIP"
+if [ ! -x target/pyvenv/bin/python ] || ! target/pyvenv/bin/python -c "import kmip" 2>/dev/null; then
+  mkdir -p target
+  python3 -m venv target/pyvenv
+  target/pyvenv/bin/pip install -q --disable-pip-version-check pykmip==0.11.0 testtools pytest
+fi
+export KMIP_PYTHON="$PWD/target/pyvenv/bin/python"
+
+step "cargo-nextest"
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+
+step "format and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "generated vocabulary is what the specification says"
+if [ -d ../shared/kmip/spec ]; then
+  python3 tools/gen_vocab.py ../shared/kmip/spec > target/vocab.rs
+  python3 tools/gen_ops.py ../shared/kmip/spec > target/ops.rs
+  rustfmt --edition 2021 target/vocab.rs target/ops.rs
+  diff -q target/vocab.rs kmip-codec/src/vocab/generated.rs
+  diff -q target/ops.rs kmip-codec/src/ops/generated.rs
+fi
+
+step "tests"
+cargo nextest run --workspace --locked --no-fail-fast
+
+step "fuzz smoke run (stable harness, ${FUZZ_SECONDS:-20}s per target)"
+cargo build --release --locked -p interop-tests --bin kmip-fuzz
+for t in ttlv xml json message; do
+  target/release/kmip-fuzz "$t" --seconds "${FUZZ_SECONDS:-20}"
+done
