@@ -43,11 +43,11 @@ if [ -d ../shared/kmip/spec ]; then
   diff -q target/ops.rs kmip-codec/src/ops/generated.rs
 fi
 
-step "tests"
-cargo nextest run --workspace --locked --no-fail-fast
-
 step "fuzz smoke run (stable harness, ${FUZZ_SECONDS:-20}s per target)"
 cargo build --release --locked -p interop-tests --bin kmip-fuzz
 for t in ttlv xml json message; do
   target/release/kmip-fuzz "$t" --seconds "${FUZZ_SECONDS:-20}"
 done
+
+step "tests"
+cargo nextest run --workspace --locked --no-fail-fast

@@ -99,3 +99,49 @@ fn round_trip(tree: &Ttlv, limits: &Limits) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Every group of 1.x Attribute structures in the 1.4 test cases converts to 2.x Attributes
+/// and back without loss.
+#[test]
+fn test_case_attributes_convert_between_versions() {
+    use kmip_codec::attributes::{to_v1, to_v2};
+    use kmip_codec::vocab::tag;
+    fn walk(t: &Ttlv, groups: &mut Vec<Vec<Ttlv>>) {
+        let attrs: Vec<Ttlv> = t.children_with(tag::ATTRIBUTE).cloned().collect();
+        let v1 = |a: &Ttlv| {
+            a.child(tag::ATTRIBUTE_VALUE).is_some() && a.child(tag::VENDOR_IDENTIFICATION).is_none()
+        };
+        if !attrs.is_empty() && attrs.iter().all(v1) {
+            groups.push(attrs);
+        }
+        t.children().iter().for_each(|c| walk(c, groups));
+    }
+    let mut groups = Vec::new();
+    for (_, tree) in interop_tests::testcases::all_messages() {
+        walk(&tree, &mut groups);
+    }
+    let mut converted = 0;
+    for g in &groups {
+        let two = to_v2(g).unwrap_or_else(|e| panic!("{e}: {g:?}"));
+        let one = to_v1(&two).unwrap();
+        assert_eq!(to_v2(&one).unwrap(), two);
+        let strip = |v: &[Ttlv]| -> Vec<Ttlv> {
+            v.iter()
+                .map(|a| {
+                    let mut a = a.clone();
+                    a.children_mut()
+                        .unwrap()
+                        .retain(|c| c.tag != tag::ATTRIBUTE_INDEX);
+                    a
+                })
+                .collect()
+        };
+        assert_eq!(strip(&one), strip(g));
+        converted += g.len();
+    }
+    println!(
+        "{} attribute groups, {converted} attributes converted both ways",
+        groups.len()
+    );
+    assert!(converted > 500, "only {converted}");
+}

@@ -5,6 +5,7 @@ pub mod ttlv;
 pub mod vocab;
 
 pub use ttlv::{ItemType, Tag, Ttlv, Value};
+pub mod attributes;
 pub mod json;
 pub mod message;
 pub mod ops;

@@ -1,0 +1,204 @@
+//! Lossless conversion between the 1.x attribute structures and 2.x Attributes.
+//!
+//! 1.x: `Attribute { Attribute Name "Cryptographic Algorithm", Attribute Index?, Attribute
+//! Value }`, gathered in a Template-Attribute. 2.x: the attribute is an item with its own tag
+//! (`CryptographicAlgorithm`), gathered in Attributes. Custom attributes: the 1.x name
+//! `x-ID` is the 2.x vendor attribute `Attribute { Vendor Identification "x", Attribute Name
+//! "ID", Attribute Value }` (the specification reserves vendor identification "x" for clients
+//! and "y" for servers, as 1.x did with the name prefixes).
+//!
+//! 2.x has no Attribute Index: instances keep their order, and the index is their position
+//! among instances of the same attribute. An explicit 1.x index that disagrees with the order
+//! is an error rather than a silent reordering.
+
+use crate::ttlv::{Tag, Ttlv, Value};
+use crate::vocab::{self, tag};
+use thiserror::Error;
+
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum AttributeError {
+    #[error("an Attribute needs an Attribute Name and an Attribute Value")]
+    Malformed,
+    #[error("unknown attribute {0:?}")]
+    UnknownAttribute(String),
+    #[error("attribute {name:?}: index {index} does not follow the order of its instances")]
+    IndexOutOfOrder { name: String, index: i32 },
+    #[error("{0:?} is not an attribute")]
+    NotAnAttribute(Tag),
+}
+
+/// The 2.x item for one 1.x Attribute structure.
+pub fn attribute_to_v2(attr: &Ttlv) -> Result<Ttlv, AttributeError> {
+    let name = attr
+        .child(tag::ATTRIBUTE_NAME)
+        .and_then(Ttlv::as_text)
+        .ok_or(AttributeError::Malformed)?;
+    let value = attr
+        .child(tag::ATTRIBUTE_VALUE)
+        .ok_or(AttributeError::Malformed)?;
+    if let Some((vendor, rest)) = custom_name(name) {
+        return Ok(Ttlv::structure(
+            tag::ATTRIBUTE,
+            vec![
+                Ttlv::new(tag::VENDOR_IDENTIFICATION, Value::TextString(vendor.into())),
+                Ttlv::new(tag::ATTRIBUTE_NAME, Value::TextString(rest.into())),
+                value.clone(),
+            ],
+        ));
+    }
+    let t =
+        vocab::tag_by_name(name).ok_or_else(|| AttributeError::UnknownAttribute(name.into()))?;
+    Ok(Ttlv::new(Tag(t), value.value.clone()))
+}
+
+fn custom_name(name: &str) -> Option<(&str, &str)> {
+    let (vendor, rest) = name.split_once('-')?;
+    (vendor == "x" || vendor == "y").then_some((vendor, rest))
+}
+
+/// The 1.x name of a 2.x attribute item ("Cryptographic Algorithm", "x-ID").
+pub fn attribute_name(item: &Ttlv) -> Result<String, AttributeError> {
+    if item.tag == tag::ATTRIBUTE {
+        let vendor = item
+            .child(tag::VENDOR_IDENTIFICATION)
+            .and_then(Ttlv::as_text);
+        let name = item.child(tag::ATTRIBUTE_NAME).and_then(Ttlv::as_text);
+        return match (vendor, name) {
+            (Some(v), Some(n)) => Ok(format!("{v}-{n}")),
+            _ => Err(AttributeError::Malformed),
+        };
+    }
+    item.tag
+        .name()
+        .map(str::to_owned)
+        .ok_or(AttributeError::NotAnAttribute(item.tag))
+}
+
+/// The 1.x Attribute structure for one 2.x item; `index` is written when it is not 0.
+pub fn attribute_to_v1(item: &Ttlv, index: i32) -> Result<Ttlv, AttributeError> {
+    let name = attribute_name(item)?;
+    let value = if item.tag == tag::ATTRIBUTE {
+        item.child(tag::ATTRIBUTE_VALUE)
+            .ok_or(AttributeError::Malformed)?
+            .value
+            .clone()
+    } else {
+        item.value.clone()
+    };
+    let mut children = vec![Ttlv::new(tag::ATTRIBUTE_NAME, Value::TextString(name))];
+    if index != 0 {
+        children.push(Ttlv::new(tag::ATTRIBUTE_INDEX, Value::Integer(index)));
+    }
+    children.push(Ttlv::new(tag::ATTRIBUTE_VALUE, value));
+    Ok(Ttlv::structure(tag::ATTRIBUTE, children))
+}
+
+/// 1.x Attribute structures (the Attribute children of a Template-Attribute, or the Attributes
+/// of a 1.x Get Attributes response) as the children of a 2.x Attributes structure.
+pub fn to_v2(attributes: &[Ttlv]) -> Result<Vec<Ttlv>, AttributeError> {
+    let mut out: Vec<Ttlv> = Vec::with_capacity(attributes.len());
+    let mut names: Vec<String> = Vec::with_capacity(attributes.len());
+    for a in attributes.iter().filter(|a| a.tag == tag::ATTRIBUTE) {
+        let item = attribute_to_v2(a)?;
+        let name = attribute_name(&item)?;
+        let seen = names.iter().filter(|n| **n == name).count() as i32;
+        if let Some(index) = a.child(tag::ATTRIBUTE_INDEX).and_then(Ttlv::as_i32) {
+            if index != seen {
+                return Err(AttributeError::IndexOutOfOrder { name, index });
+            }
+        }
+        names.push(name);
+        out.push(item);
+    }
+    Ok(out)
+}
+
+/// 2.x attribute items as 1.x Attribute structures, with indexes for repeated attributes.
+pub fn to_v1(items: &[Ttlv]) -> Result<Vec<Ttlv>, AttributeError> {
+    let mut out = Vec::with_capacity(items.len());
+    let mut names: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        let name = attribute_name(item)?;
+        let index = names.iter().filter(|n| **n == name).count() as i32;
+        out.push(attribute_to_v1(item, index)?);
+        names.push(name);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(t: Tag, s: &str) -> Ttlv {
+        Ttlv::new(t, Value::TextString(s.into()))
+    }
+
+    fn v1(name: &str, value: Value) -> Ttlv {
+        Ttlv::structure(
+            tag::ATTRIBUTE,
+            vec![
+                text(tag::ATTRIBUTE_NAME, name),
+                Ttlv::new(tag::ATTRIBUTE_VALUE, value),
+            ],
+        )
+    }
+
+    #[test]
+    fn both_ways() {
+        let name = Value::Structure(vec![
+            text(tag::NAME_VALUE, "k1"),
+            Ttlv::new(tag::NAME_TYPE, Value::Enumeration(1)),
+        ]);
+        let one = vec![
+            v1("Cryptographic Algorithm", Value::Enumeration(3)),
+            v1("Name", name.clone()),
+            v1("Name", Value::Structure(vec![text(tag::NAME_VALUE, "k2")])),
+            v1("x-ID", Value::TextString("CS-BC-M-6".into())),
+        ];
+        let two = to_v2(&one).unwrap();
+        assert_eq!(
+            two[0],
+            Ttlv::new(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(3))
+        );
+        assert_eq!(two[1], Ttlv::new(tag::NAME, name));
+        assert_eq!(
+            two[3],
+            Ttlv::structure(
+                tag::ATTRIBUTE,
+                vec![
+                    text(tag::VENDOR_IDENTIFICATION, "x"),
+                    text(tag::ATTRIBUTE_NAME, "ID"),
+                    Ttlv::new(tag::ATTRIBUTE_VALUE, Value::TextString("CS-BC-M-6".into())),
+                ]
+            )
+        );
+        let back = to_v1(&two).unwrap();
+        // the second Name gets its index back
+        assert_eq!(
+            back[2].child(tag::ATTRIBUTE_INDEX).and_then(Ttlv::as_i32),
+            Some(1)
+        );
+        assert_eq!(to_v2(&back).unwrap(), two);
+        assert_eq!(back[0], one[0]);
+        assert_eq!(back[3], one[3]);
+    }
+
+    #[test]
+    fn rejects() {
+        assert_eq!(
+            to_v2(&[v1("No Such Attribute", Value::Integer(1))]),
+            Err(AttributeError::UnknownAttribute("No Such Attribute".into()))
+        );
+        let mut out_of_order = v1("Name", Value::Structure(vec![]));
+        out_of_order
+            .children_mut()
+            .unwrap()
+            .insert(1, Ttlv::new(tag::ATTRIBUTE_INDEX, Value::Integer(3)));
+        assert!(matches!(
+            to_v2(&[out_of_order]),
+            Err(AttributeError::IndexOutOfOrder { .. })
+        ));
+        assert!(to_v1(&[Ttlv::new(Tag(0x54_0001), Value::Integer(1))]).is_err());
+    }
+}
