@@ -1,1 +1,5 @@
-//! placeholder
+//! lifecycle: where keys live. Managed objects and their attributes, the KMIP state machine,
+//! the store, and the hardened core that alone holds key bytes. It knows nothing of networks.
+
+pub mod core;
+pub mod state;

@@ -1,0 +1,143 @@
+//! The master key and AES-256-GCM sealing of material at rest.
+//!
+//! Sealed format: `0x01 | nonce (12) | ciphertext | tag (16)`, associated data = the record's
+//! identifier. The version byte lets a later release change the scheme.
+
+use super::{CoreError, Secret};
+use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
+use std::io::Write;
+use std::path::Path;
+use zeroize::Zeroizing;
+
+const VERSION: u8 = 1;
+const NONCE: usize = 12;
+const TAG: usize = 16;
+
+/// The 256-bit key that seals every object. Never stored in the data file.
+pub struct MasterKey(Zeroizing<[u8; 32]>);
+
+impl MasterKey {
+    pub fn generate() -> Result<MasterKey, CoreError> {
+        let mut k = Zeroizing::new([0u8; 32]);
+        openssl::rand::rand_bytes(k.as_mut())?;
+        Ok(MasterKey(k))
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<MasterKey, CoreError> {
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| CoreError::Unsupported("a master key is 32 bytes".into()))?;
+        Ok(MasterKey(Zeroizing::new(arr)))
+    }
+
+    /// Read the key file, or create it (mode 0600, written before use) when it is absent.
+    pub fn load_or_create(path: &Path) -> Result<MasterKey, CoreError> {
+        let err = |reason: String| CoreError::MasterKeyFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let bytes = Zeroizing::new(bytes);
+                MasterKey::from_bytes(&bytes).map_err(|_| err("not a 32-byte key".into()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = MasterKey::generate()?;
+                let mut opts = std::fs::OpenOptions::new();
+                opts.write(true).create_new(true);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    opts.mode(0o600);
+                }
+                let mut f = opts.open(path).map_err(|e| err(e.to_string()))?;
+                f.write_all(key.0.as_ref())
+                    .map_err(|e| err(e.to_string()))?;
+                f.sync_all().map_err(|e| err(e.to_string()))?;
+                Ok(key)
+            }
+            Err(e) => Err(err(e.to_string())),
+        }
+    }
+
+    pub(crate) fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    pub(super) fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CoreError> {
+        let mut nonce = [0u8; NONCE];
+        openssl::rand::rand_bytes(&mut nonce)?;
+        let mut tag = [0u8; TAG];
+        let ct = encrypt_aead(
+            Cipher::aes_256_gcm(),
+            self.0.as_ref(),
+            Some(&nonce),
+            aad,
+            plaintext,
+            &mut tag,
+        )
+        .map_err(|_| CoreError::Crypto("seal"))?;
+        let mut out = Vec::with_capacity(1 + NONCE + ct.len() + TAG);
+        out.push(VERSION);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    pub(super) fn unseal(&self, aad: &[u8], sealed: &[u8]) -> Result<Secret, CoreError> {
+        if sealed.len() < 1 + NONCE + TAG || sealed[0] != VERSION {
+            return Err(CoreError::Unseal);
+        }
+        let nonce = &sealed[1..1 + NONCE];
+        let (ct, tag) = sealed[1 + NONCE..].split_at(sealed.len() - 1 - NONCE - TAG);
+        decrypt_aead(
+            Cipher::aes_256_gcm(),
+            self.0.as_ref(),
+            Some(nonce),
+            aad,
+            ct,
+            tag,
+        )
+        .map(Secret::new)
+        .map_err(|_| CoreError::Unseal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_binds_the_identifier() {
+        let k = MasterKey::generate().unwrap();
+        let s = k.seal(b"17", b"key bytes").unwrap();
+        assert!(!s.windows(9).any(|w| w == b"key bytes"));
+        assert_eq!(k.unseal(b"17", &s).unwrap().expose(), b"key bytes");
+        assert!(matches!(k.unseal(b"18", &s), Err(CoreError::Unseal)));
+        let other = MasterKey::generate().unwrap();
+        assert!(matches!(other.unseal(b"17", &s), Err(CoreError::Unseal)));
+        let mut tampered = s.clone();
+        tampered[20] ^= 1;
+        assert!(matches!(k.unseal(b"17", &tampered), Err(CoreError::Unseal)));
+    }
+
+    #[test]
+    fn key_file_is_private_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("master.key");
+        let a = MasterKey::load_or_create(&p).unwrap();
+        let b = MasterKey::load_or_create(&p).unwrap();
+        assert_eq!(a.expose(), b.expose());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        std::fs::write(&p, b"short").unwrap();
+        assert!(MasterKey::load_or_create(&p).is_err());
+    }
+}
