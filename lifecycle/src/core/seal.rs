@@ -60,7 +60,8 @@ impl MasterKey {
         }
     }
 
-    pub(crate) fn expose(&self) -> &[u8; 32] {
+    #[cfg(test)]
+    fn expose(&self) -> &[u8; 32] {
         &self.0
     }
 
