@@ -1,0 +1,122 @@
+//! A record and its encoding: TTLV, with the object's attributes in their 2.x form.
+
+use super::StoreError;
+use crate::state::State;
+use kmip_codec::vocab::tag;
+use kmip_codec::{Limits, Tag, Ttlv, Value};
+
+/// Vendor tags of ours for the stored form; never sent on the wire.
+const RECORD: Tag = Tag(0x54_FF00);
+const SEALED: Tag = Tag(0x54_FF01);
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub id: String,
+    pub object_type: u32,
+    pub state: State,
+    /// 2.x attribute items (Name, Cryptographic Algorithm, vendor Attribute, ...), without the
+    /// Unique Identifier, Object Type and State that are fields of their own.
+    pub attributes: Vec<Ttlv>,
+    /// The object's material, sealed by the core; `None` once destroyed (or never had any).
+    pub sealed: Option<Vec<u8>>,
+}
+
+impl Record {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut items = vec![
+            Ttlv::new(tag::UNIQUE_IDENTIFIER, Value::TextString(self.id.clone())),
+            Ttlv::new(tag::OBJECT_TYPE, Value::Enumeration(self.object_type)),
+            Ttlv::new(tag::STATE, Value::Enumeration(self.state.to_kmip())),
+            Ttlv::structure(tag::ATTRIBUTES, self.attributes.clone()),
+        ];
+        if let Some(s) = &self.sealed {
+            items.push(Ttlv::new(SEALED, Value::ByteString(s.clone())));
+        }
+        kmip_codec::encode(&Ttlv::structure(RECORD, items))
+    }
+
+    pub fn decode(id: &str, bytes: &[u8]) -> Result<Record, StoreError> {
+        let corrupt = || StoreError::Corrupt(id.to_owned());
+        let limits = Limits {
+            max_message_bytes: usize::MAX,
+            ..Limits::default()
+        };
+        let (t, _) = kmip_codec::decode(bytes, &limits).map_err(|_| corrupt())?;
+        Ok(Record {
+            id: t
+                .child(tag::UNIQUE_IDENTIFIER)
+                .and_then(Ttlv::as_text)
+                .ok_or_else(corrupt)?
+                .to_owned(),
+            object_type: t
+                .child(tag::OBJECT_TYPE)
+                .and_then(Ttlv::as_enum)
+                .ok_or_else(corrupt)?,
+            state: t
+                .child(tag::STATE)
+                .and_then(Ttlv::as_enum)
+                .and_then(State::from_kmip)
+                .ok_or_else(corrupt)?,
+            attributes: t
+                .child(tag::ATTRIBUTES)
+                .ok_or_else(corrupt)?
+                .children()
+                .to_vec(),
+            sealed: t.child(SEALED).and_then(Ttlv::as_bytes).map(<[u8]>::to_vec),
+        })
+    }
+
+    /// The first attribute item with this tag.
+    pub fn attribute(&self, t: Tag) -> Option<&Ttlv> {
+        self.attributes.iter().find(|a| a.tag == t)
+    }
+}
+
+/// An index key: the attribute's tag (3 bytes) then a value key. What is indexed: Name,
+/// Object Type, State, Cryptographic Algorithm, Cryptographic Length, Object Group,
+/// Certificate Type and custom (vendor) attributes with text values.
+pub fn index_key(t: Tag, value: &[u8]) -> Vec<u8> {
+    let mut k = t.0.to_be_bytes()[1..].to_vec();
+    k.extend_from_slice(value);
+    k
+}
+
+/// The index key of an attribute item, if its attribute is indexed.
+pub fn item_index_key(item: &Ttlv) -> Option<Vec<u8>> {
+    match item.tag {
+        tag::NAME => item
+            .child(tag::NAME_VALUE)
+            .and_then(Ttlv::as_text)
+            .map(|n| index_key(tag::NAME, n.as_bytes())),
+        tag::CRYPTOGRAPHIC_ALGORITHM | tag::CERTIFICATE_TYPE | tag::OBJECT_TYPE | tag::STATE => {
+            item.as_enum()
+                .map(|v| index_key(item.tag, &v.to_be_bytes()))
+        }
+        tag::CRYPTOGRAPHIC_LENGTH => item.as_i32().map(|v| index_key(item.tag, &v.to_be_bytes())),
+        tag::OBJECT_GROUP => item.as_text().map(|g| index_key(item.tag, g.as_bytes())),
+        tag::ATTRIBUTE => {
+            let vendor = item
+                .child(tag::VENDOR_IDENTIFICATION)
+                .and_then(Ttlv::as_text)?;
+            let name = item.child(tag::ATTRIBUTE_NAME).and_then(Ttlv::as_text)?;
+            let value = item.child(tag::ATTRIBUTE_VALUE).and_then(Ttlv::as_text)?;
+            Some(index_key(
+                tag::ATTRIBUTE,
+                format!("{vendor}-{name}\0{value}").as_bytes(),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Every index key of a record.
+pub fn index_keys(r: &Record) -> Vec<Vec<u8>> {
+    let mut keys = vec![
+        index_key(tag::OBJECT_TYPE, &r.object_type.to_be_bytes()),
+        index_key(tag::STATE, &r.state.to_kmip().to_be_bytes()),
+    ];
+    keys.extend(r.attributes.iter().filter_map(item_index_key));
+    keys.sort();
+    keys.dedup();
+    keys
+}
