@@ -38,9 +38,11 @@ step "generated vocabulary is what the specification says"
 if [ -d ../shared/kmip/spec ]; then
   python3 tools/gen_vocab.py ../shared/kmip/spec > target/vocab.rs
   python3 tools/gen_ops.py ../shared/kmip/spec > target/ops.rs
-  rustfmt --edition 2021 target/vocab.rs target/ops.rs
+  python3 tools/gen_attributes.py ../shared/kmip/spec > target/attributes.rs
+  rustfmt --edition 2021 target/vocab.rs target/ops.rs target/attributes.rs
   diff -q target/vocab.rs kmip-codec/src/vocab/generated.rs
   diff -q target/ops.rs kmip-codec/src/ops/generated.rs
+  diff -q target/attributes.rs lifecycle/src/attributes/generated.rs
 fi
 
 step "fuzz smoke run (stable harness, ${FUZZ_SECONDS:-20}s per target)"

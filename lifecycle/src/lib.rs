@@ -1,6 +1,12 @@
 //! lifecycle: where keys live. Managed objects and their attributes, the KMIP state machine,
 //! the store, and the hardened core that alone holds key bytes. It knows nothing of networks.
 
+pub mod attributes;
 pub mod core;
+mod error;
+pub mod object;
+
+pub use error::LifecycleError;
+pub use object::{LocateQuery, Manager};
 pub mod state;
 pub mod store;

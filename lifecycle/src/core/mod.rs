@@ -8,7 +8,7 @@
 mod generate;
 mod seal;
 
-pub use generate::KeySpec;
+pub use generate::{zeroize_tree, Generated, KeySpec};
 pub use seal::MasterKey;
 
 use thiserror::Error;

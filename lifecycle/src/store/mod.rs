@@ -10,7 +10,7 @@ mod record;
 mod redb_store;
 
 pub use memory::MemoryStore;
-pub use record::{index_keys, Record};
+pub use record::{index_key, index_keys, item_index_key, Record};
 pub use redb_store::RedbStore;
 
 use thiserror::Error;

@@ -1,0 +1,67 @@
+//! The lifecycle's one error type, and the one place its variants become KMIP Result Reasons.
+
+use crate::core::CoreError;
+use crate::state::IllegalTransition;
+use crate::store::StoreError;
+use kmip_codec::vocab::enums::result_reason as rr;
+use kmip_codec::Tag;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum LifecycleError {
+    #[error("object not found")]
+    NotFound,
+    #[error(transparent)]
+    WrongState(#[from] IllegalTransition),
+    #[error("object is not usable in state {0:?} for this operation")]
+    NotUsable(crate::state::State),
+    #[error("invalid field: {0}")]
+    InvalidField(String),
+    #[error("attribute {0:?} is set by the server only")]
+    ReadOnlyAttribute(Tag),
+    #[error("attribute {0:?} may have one instance only")]
+    SingleValuedAttribute(Tag),
+    #[error("attribute {0:?} is not supported")]
+    UnsupportedAttribute(Tag),
+    #[error("attribute not found")]
+    AttributeNotFound,
+    #[error("not supported: {0}")]
+    NotSupported(String),
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    #[error("the key may not leave the server: it is not extractable")]
+    NotExtractable,
+    #[error("the key is sensitive and leaves the server only wrapped")]
+    Sensitive,
+    #[error("the cryptographic usage mask does not allow this operation")]
+    IncompatibleUsageMask,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+impl LifecycleError {
+    /// The KMIP 2.1 Result Reason. A server answering a 1.x client maps values that 1.x does
+    /// not define (see `kmip-server`).
+    pub fn result_reason(&self) -> u32 {
+        match self {
+            LifecycleError::NotFound => rr::ITEM_NOT_FOUND,
+            LifecycleError::WrongState(t) => t.result_reason(),
+            LifecycleError::NotUsable(_) => rr::WRONG_KEY_LIFECYCLE_STATE,
+            LifecycleError::InvalidField(_) => rr::INVALID_FIELD,
+            LifecycleError::ReadOnlyAttribute(_) => rr::ATTRIBUTE_READ_ONLY,
+            LifecycleError::SingleValuedAttribute(_) => rr::ATTRIBUTE_SINGLE_VALUED,
+            LifecycleError::UnsupportedAttribute(_) => rr::UNSUPPORTED_ATTRIBUTE,
+            LifecycleError::AttributeNotFound => rr::ATTRIBUTE_NOT_FOUND,
+            LifecycleError::NotSupported(_) => rr::FEATURE_NOT_SUPPORTED,
+            LifecycleError::PermissionDenied(_) => rr::PERMISSION_DENIED,
+            LifecycleError::NotExtractable => rr::NOT_EXTRACTABLE,
+            LifecycleError::Sensitive => rr::SENSITIVE,
+            LifecycleError::IncompatibleUsageMask => rr::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK,
+            LifecycleError::Store(_) => rr::GENERAL_FAILURE,
+            LifecycleError::Core(CoreError::Unsupported(_)) => rr::FEATURE_NOT_SUPPORTED,
+            LifecycleError::Core(_) => rr::CRYPTOGRAPHIC_FAILURE,
+        }
+    }
+}

@@ -1,0 +1,814 @@
+//! Managed objects: creating, registering, reading, changing state and attributes, finding.
+//!
+//! [`Manager`] is the lifecycle's front door. Each method is one store transaction. Time is
+//! passed in (`now`, seconds since the epoch) so that the date-driven transitions can be
+//! tested; material goes through the core and nowhere else.
+
+use crate::attributes::{self, same_attribute};
+use crate::core::{Core, KeySpec, Secret};
+use crate::state::{self, Event, State};
+use crate::store::{item_index_key, Change, Record, Store};
+use crate::LifecycleError;
+use kmip_codec::vocab::enums::{link_type, object_type as ot, revocation_reason_code as rrc};
+use kmip_codec::vocab::tag;
+use kmip_codec::{Limits, Tag, Ttlv, Value};
+use std::sync::Arc;
+
+pub struct Manager {
+    store: Arc<dyn Store>,
+    core: Core,
+}
+
+fn text(t: Tag, s: &str) -> Ttlv {
+    Ttlv::new(t, Value::TextString(s.into()))
+}
+
+fn date(t: Tag, v: i64) -> Ttlv {
+    Ttlv::new(t, Value::DateTime(v))
+}
+
+fn boolean(t: Tag, v: bool) -> Ttlv {
+    Ttlv::new(t, Value::Boolean(v))
+}
+
+fn link(kind: u32, id: &str) -> Ttlv {
+    Ttlv::structure(
+        tag::LINK,
+        vec![
+            Ttlv::new(tag::LINK_TYPE, Value::Enumeration(kind)),
+            text(tag::LINKED_OBJECT_IDENTIFIER, id),
+        ],
+    )
+}
+
+/// The object structure tag of an Object Type.
+pub fn object_tag(object_type: u32) -> Option<Tag> {
+    Some(match object_type {
+        ot::CERTIFICATE => tag::CERTIFICATE,
+        ot::SYMMETRIC_KEY => tag::SYMMETRIC_KEY,
+        ot::PUBLIC_KEY => tag::PUBLIC_KEY,
+        ot::PRIVATE_KEY => tag::PRIVATE_KEY,
+        ot::SPLIT_KEY => tag::SPLIT_KEY,
+        ot::TEMPLATE => tag::TEMPLATE,
+        ot::SECRET_DATA => tag::SECRET_DATA,
+        ot::OPAQUE_OBJECT => tag::OPAQUE_OBJECT,
+        ot::PGP_KEY => tag::PGP_KEY,
+        ot::CERTIFICATE_REQUEST => tag::CERTIFICATE_REQUEST,
+        _ => return None,
+    })
+}
+
+fn get_enum(items: &[Ttlv], t: Tag) -> Option<u32> {
+    items.iter().find(|a| a.tag == t).and_then(Ttlv::as_enum)
+}
+
+fn get_int(items: &[Ttlv], t: Tag) -> Option<i32> {
+    items.iter().find(|a| a.tag == t).and_then(Ttlv::as_i32)
+}
+
+fn get_date(items: &[Ttlv], t: Tag) -> Option<i64> {
+    items
+        .iter()
+        .find(|a| a.tag == t)
+        .and_then(Ttlv::as_datetime)
+}
+
+fn set_single(items: &mut Vec<Ttlv>, item: Ttlv) {
+    items.retain(|a| a.tag != item.tag);
+    items.push(item);
+}
+
+/// What Locate matches on, besides attribute equality.
+#[derive(Clone, Debug, Default)]
+pub struct LocateQuery {
+    /// 2.x attribute items. Two instances of a date attribute give a range.
+    pub attributes: Vec<Ttlv>,
+    pub maximum_items: Option<usize>,
+    pub offset_items: usize,
+}
+
+impl Manager {
+    pub fn new(store: Arc<dyn Store>, core: Core) -> Manager {
+        Manager { store, core }
+    }
+
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn new_ids(&self, n: u64) -> Result<Vec<String>, LifecycleError> {
+        let first = self.store.allocate_ids(n)?;
+        Ok((first..first + n).map(|i| i.to_string()).collect())
+    }
+
+    /// The server-set attributes of a new object, then the client's.
+    fn new_record(
+        &self,
+        id: &str,
+        object_type: u32,
+        mut client: Vec<Ttlv>,
+        material: &Secret,
+        now: i64,
+    ) -> Result<Record, LifecycleError> {
+        let state = state::initial_state(get_date(&client, tag::ACTIVATION_DATE), now);
+        if state == State::Active && get_date(&client, tag::ACTIVATION_DATE).is_none() {
+            set_single(&mut client, date(tag::ACTIVATION_DATE, now));
+        }
+        let sensitive = client
+            .iter()
+            .find(|a| a.tag == tag::SENSITIVE)
+            .and_then(Ttlv::as_bool)
+            .unwrap_or(false);
+        let extractable = client
+            .iter()
+            .find(|a| a.tag == tag::EXTRACTABLE)
+            .and_then(Ttlv::as_bool)
+            .unwrap_or(true);
+        let mut attrs = vec![
+            date(tag::INITIAL_DATE, now),
+            date(tag::LAST_CHANGE_DATE, now),
+            date(tag::ORIGINAL_CREATION_DATE, now),
+            boolean(tag::ALWAYS_SENSITIVE, sensitive),
+            boolean(tag::NEVER_EXTRACTABLE, !extractable),
+        ];
+        attrs.extend(client);
+        // algorithm and length from the key block when the client did not say
+        let (obj, _) = kmip_codec::decode(material.expose(), &Limits::default())
+            .map_err(|_| LifecycleError::InvalidField("object".into()))?;
+        if let Some(kb) = obj.child(tag::KEY_BLOCK) {
+            for t in [tag::CRYPTOGRAPHIC_ALGORITHM, tag::CRYPTOGRAPHIC_LENGTH] {
+                if let (Some(v), None) = (kb.child(t), attrs.iter().find(|a| a.tag == t)) {
+                    attrs.push(v.clone());
+                }
+            }
+        }
+        let mut obj = obj;
+        crate::core::zeroize_tree(&mut obj);
+        Ok(Record {
+            id: id.to_owned(),
+            object_type,
+            state,
+            attributes: attrs,
+            sealed: Some(self.core.seal(id, material)?),
+        })
+    }
+
+    /// Create a symmetric key from its attributes (Cryptographic Algorithm and Length).
+    pub fn create(
+        &self,
+        object_type: u32,
+        attrs: Vec<Ttlv>,
+        now: i64,
+    ) -> Result<Record, LifecycleError> {
+        attributes::check_client_attributes(&attrs)?;
+        if object_type != ot::SYMMETRIC_KEY {
+            return Err(LifecycleError::NotSupported(format!(
+                "Create of object type 0x{object_type:X}"
+            )));
+        }
+        let alg = get_enum(&attrs, tag::CRYPTOGRAPHIC_ALGORITHM).ok_or_else(|| {
+            LifecycleError::InvalidField("Cryptographic Algorithm is required".into())
+        })?;
+        let len = get_int(&attrs, tag::CRYPTOGRAPHIC_LENGTH).ok_or_else(|| {
+            LifecycleError::InvalidField("Cryptographic Length is required".into())
+        })?;
+        let generated = self.core.generate(KeySpec::symmetric(alg, len)?)?;
+        let id = self.new_ids(1)?.remove(0);
+        let record = self.new_record(&id, object_type, attrs, &generated.object, now)?;
+        self.store.commit(vec![Change::Put(record.clone())])?;
+        Ok(record)
+    }
+
+    /// Create a key pair; the private key's attributes are `common` then `private`, the
+    /// public key's `common` then `public`. Each links to the other.
+    pub fn create_key_pair(
+        &self,
+        common: Vec<Ttlv>,
+        private: Vec<Ttlv>,
+        public: Vec<Ttlv>,
+        now: i64,
+    ) -> Result<(Record, Record), LifecycleError> {
+        let merge = |specific: Vec<Ttlv>| {
+            let mut all: Vec<Ttlv> = common
+                .iter()
+                .filter(|c| {
+                    let multi = attributes::rule_for(c).map(|r| r.multiple).unwrap_or(true);
+                    multi || !specific.iter().any(|s| same_attribute(s, c))
+                })
+                .cloned()
+                .collect();
+            all.extend(specific);
+            all
+        };
+        let (private, public) = (merge(private), merge(public));
+        attributes::check_client_attributes(&private)?;
+        attributes::check_client_attributes(&public)?;
+        let alg = get_enum(&private, tag::CRYPTOGRAPHIC_ALGORITHM).ok_or_else(|| {
+            LifecycleError::InvalidField("Cryptographic Algorithm is required".into())
+        })?;
+        let len = get_int(&private, tag::CRYPTOGRAPHIC_LENGTH);
+        let curve = private
+            .iter()
+            .find(|a| a.tag == tag::CRYPTOGRAPHIC_DOMAIN_PARAMETERS)
+            .and_then(|d| d.child(tag::RECOMMENDED_CURVE))
+            .and_then(Ttlv::as_enum);
+        let generated = self.core.generate(KeySpec::key_pair(alg, len, curve)?)?;
+        let public_material = generated
+            .public
+            .ok_or_else(|| LifecycleError::NotSupported("key pair without a public key".into()))?;
+        let ids = self.new_ids(2)?;
+        let mut priv_rec =
+            self.new_record(&ids[0], ot::PRIVATE_KEY, private, &generated.object, now)?;
+        let mut pub_rec =
+            self.new_record(&ids[1], ot::PUBLIC_KEY, public, &public_material, now)?;
+        priv_rec
+            .attributes
+            .push(link(link_type::PUBLIC_KEY_LINK, &ids[1]));
+        pub_rec
+            .attributes
+            .push(link(link_type::PRIVATE_KEY_LINK, &ids[0]));
+        self.store.commit(vec![
+            Change::Put(priv_rec.clone()),
+            Change::Put(pub_rec.clone()),
+        ])?;
+        Ok((priv_rec, pub_rec))
+    }
+
+    /// Register an object the client supplies (`object` is its structure, e.g. Symmetric Key).
+    pub fn register(
+        &self,
+        object_type: u32,
+        object: &Ttlv,
+        attrs: Vec<Ttlv>,
+        now: i64,
+    ) -> Result<Record, LifecycleError> {
+        attributes::check_client_attributes(&attrs)?;
+        let expected = object_tag(object_type).ok_or_else(|| {
+            LifecycleError::InvalidField(format!("object type 0x{object_type:X}"))
+        })?;
+        if object.tag != expected {
+            return Err(LifecycleError::InvalidField(
+                "the object does not match the Object Type".into(),
+            ));
+        }
+        let material = Secret::new(kmip_codec::encode(object));
+        let id = self.new_ids(1)?.remove(0);
+        let record = self.new_record(&id, object_type, attrs, &material, now)?;
+        self.store.commit(vec![Change::Put(record.clone())])?;
+        Ok(record)
+    }
+
+    /// The record, with the date-driven transitions that are due applied (and stored).
+    pub fn get(&self, id: &str, now: i64) -> Result<Record, LifecycleError> {
+        let mut r = self.store.get(id)?.ok_or(LifecycleError::NotFound)?;
+        let due = state::apply_dates(
+            r.state,
+            get_date(&r.attributes, tag::ACTIVATION_DATE),
+            get_date(&r.attributes, tag::DEACTIVATION_DATE),
+            now,
+        );
+        if due != r.state {
+            r.state = due;
+            set_single(&mut r.attributes, date(tag::LAST_CHANGE_DATE, now));
+            self.store.commit(vec![Change::Put(r.clone())])?;
+        }
+        Ok(r)
+    }
+
+    /// The object's structure, for Get. Export policy: a key with Extractable false never
+    /// leaves; a Sensitive one leaves only wrapped (wrapping is not offered yet, so never).
+    pub fn export(&self, id: &str, now: i64) -> Result<(Record, Ttlv), LifecycleError> {
+        let r = self.get(id, now)?;
+        let flag = |t: Tag| r.attribute(t).and_then(Ttlv::as_bool);
+        if flag(tag::EXTRACTABLE) == Some(false) {
+            return Err(LifecycleError::NotExtractable);
+        }
+        if flag(tag::SENSITIVE) == Some(true) {
+            return Err(LifecycleError::Sensitive);
+        }
+        let sealed = r
+            .sealed
+            .as_ref()
+            .ok_or(LifecycleError::NotUsable(r.state))?;
+        let plain = self.core.unseal(&r.id, sealed)?;
+        let (obj, _) = kmip_codec::decode(plain.expose(), &Limits::default())
+            .map_err(|_| LifecycleError::InvalidField("stored object".into()))?;
+        Ok((r, obj))
+    }
+
+    fn put(&self, r: &Record) -> Result<(), LifecycleError> {
+        self.store.commit(vec![Change::Put(r.clone())])?;
+        Ok(())
+    }
+
+    fn change_state(&self, r: &mut Record, event: Event, now: i64) -> Result<(), LifecycleError> {
+        r.state = state::transition(r.state, event)?;
+        set_single(&mut r.attributes, date(tag::LAST_CHANGE_DATE, now));
+        Ok(())
+    }
+
+    pub fn activate(&self, id: &str, now: i64) -> Result<Record, LifecycleError> {
+        let mut r = self.get(id, now)?;
+        self.change_state(&mut r, Event::Activate, now)?;
+        set_single(&mut r.attributes, date(tag::ACTIVATION_DATE, now));
+        self.put(&r)?;
+        Ok(r)
+    }
+
+    /// Revoke with a Revocation Reason Code (and message); key and CA compromise compromise the
+    /// object, any other reason deactivates it.
+    pub fn revoke(
+        &self,
+        id: &str,
+        reason: u32,
+        message: Option<&str>,
+        compromise_occurrence: Option<i64>,
+        now: i64,
+    ) -> Result<Record, LifecycleError> {
+        let mut r = self.get(id, now)?;
+        let compromised = matches!(reason, rrc::KEY_COMPROMISE | rrc::CA_COMPROMISE);
+        let event = if compromised {
+            Event::Compromise
+        } else {
+            Event::Deactivate
+        };
+        self.change_state(&mut r, event, now)?;
+        let mut rr = vec![Ttlv::new(
+            tag::REVOCATION_REASON_CODE,
+            Value::Enumeration(reason),
+        )];
+        if let Some(m) = message {
+            rr.push(text(tag::REVOCATION_MESSAGE, m));
+        }
+        set_single(
+            &mut r.attributes,
+            Ttlv::structure(tag::REVOCATION_REASON, rr),
+        );
+        if compromised {
+            set_single(&mut r.attributes, date(tag::COMPROMISE_DATE, now));
+            set_single(
+                &mut r.attributes,
+                date(
+                    tag::COMPROMISE_OCCURRENCE_DATE,
+                    compromise_occurrence.unwrap_or(now),
+                ),
+            );
+        } else {
+            set_single(&mut r.attributes, date(tag::DEACTIVATION_DATE, now));
+        }
+        self.put(&r)?;
+        Ok(r)
+    }
+
+    /// Destroy: the state changes, the Destroy Date is set, the sealed material is dropped.
+    pub fn destroy(&self, id: &str, now: i64) -> Result<Record, LifecycleError> {
+        let mut r = self.get(id, now)?;
+        self.change_state(&mut r, Event::Destroy, now)?;
+        set_single(&mut r.attributes, date(tag::DESTROY_DATE, now));
+        r.sealed = None;
+        self.put(&r)?;
+        Ok(r)
+    }
+
+    /// Add one instance of an attribute a client may set.
+    pub fn add_attribute(&self, id: &str, item: Ttlv, now: i64) -> Result<Record, LifecycleError> {
+        let mut r = self.get(id, now)?;
+        let rule = attributes::rule_for(&item)?;
+        if !rule.client_sets && !rule.client_modifies {
+            return Err(LifecycleError::ReadOnlyAttribute(item.tag));
+        }
+        if !rule.multiple && r.attributes.iter().any(|a| same_attribute(a, &item)) {
+            return Err(LifecycleError::SingleValuedAttribute(item.tag));
+        }
+        r.attributes.push(item);
+        set_single(&mut r.attributes, date(tag::LAST_CHANGE_DATE, now));
+        self.put(&r)?;
+        Ok(r)
+    }
+
+    /// Replace instance `index` (0 when absent) of the attribute, or, with `current`, the
+    /// instance equal to it.
+    pub fn modify_attribute(
+        &self,
+        id: &str,
+        current: Option<&Ttlv>,
+        new: Ttlv,
+        index: usize,
+        now: i64,
+    ) -> Result<Record, LifecycleError> {
+        let mut r = self.get(id, now)?;
+        let rule = attributes::rule_for(&new)?;
+        if !rule.client_modifies {
+            return Err(LifecycleError::ReadOnlyAttribute(new.tag));
+        }
+        let pos = match current {
+            Some(c) => r.attributes.iter().position(|a| a == c),
+            None => r
+                .attributes
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| same_attribute(a, &new))
+                .nth(index)
+                .map(|(i, _)| i),
+        }
+        .ok_or(LifecycleError::AttributeNotFound)?;
+        if matches!(new.tag, tag::ACTIVATION_DATE | tag::DEACTIVATION_DATE)
+            && r.state != State::PreActive
+            && !(new.tag == tag::DEACTIVATION_DATE && r.state == State::Active)
+        {
+            return Err(LifecycleError::NotUsable(r.state));
+        }
+        r.attributes[pos] = new;
+        set_single(&mut r.attributes, date(tag::LAST_CHANGE_DATE, now));
+        self.put(&r)?;
+        self.get(id, now)
+    }
+
+    /// Delete instance `index` of the attribute `target` (matched by tag, or vendor and name),
+    /// or the instance equal to `target` when `exact`.
+    pub fn delete_attribute(
+        &self,
+        id: &str,
+        target: &Ttlv,
+        exact: bool,
+        index: usize,
+        now: i64,
+    ) -> Result<Record, LifecycleError> {
+        let mut r = self.get(id, now)?;
+        let rule = attributes::rule_for(target)?;
+        if !rule.client_deletes {
+            return Err(LifecycleError::ReadOnlyAttribute(target.tag));
+        }
+        let pos = if exact {
+            r.attributes.iter().position(|a| a == target)
+        } else {
+            r.attributes
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| same_attribute(a, target))
+                .nth(index)
+                .map(|(i, _)| i)
+        }
+        .ok_or(LifecycleError::AttributeNotFound)?;
+        r.attributes.remove(pos);
+        set_single(&mut r.attributes, date(tag::LAST_CHANGE_DATE, now));
+        self.put(&r)?;
+        Ok(r)
+    }
+
+    /// Identifiers of the objects that match every criterion, newest first. An indexed
+    /// criterion (Name, Object Type, State, algorithm, length, group, certificate type, custom
+    /// attribute) narrows the candidates through the index before any record is read.
+    pub fn locate(&self, q: &LocateQuery, now: i64) -> Result<Vec<String>, LifecycleError> {
+        let indexed = q.attributes.iter().find_map(|a| {
+            // a Name criterion may omit the Name Type, which the index does not need
+            item_index_key(a)
+        });
+        let mut ids = match indexed {
+            Some(k) => self.store.lookup(&k)?,
+            None => self.store.all_ids()?,
+        };
+        ids.sort_by_key(|id| std::cmp::Reverse(id.parse::<u64>().unwrap_or(0)));
+        let mut out = Vec::new();
+        let mut skipped = 0;
+        for id in ids {
+            let Some(r) = self.store.get(&id)? else {
+                continue;
+            };
+            let r = if r.state == State::PreActive || r.state == State::Active {
+                self.get(&id, now)?
+            } else {
+                r
+            };
+            if !matches(&r, &q.attributes) {
+                continue;
+            }
+            if skipped < q.offset_items {
+                skipped += 1;
+                continue;
+            }
+            out.push(id);
+            if q.maximum_items.is_some_and(|m| out.len() >= m) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Whether a record meets every criterion.
+fn matches(r: &Record, criteria: &[Ttlv]) -> bool {
+    let mut done: Vec<Tag> = Vec::new();
+    for c in criteria {
+        match c.tag {
+            tag::OBJECT_TYPE => {
+                if c.as_enum() != Some(r.object_type) {
+                    return false;
+                }
+            }
+            tag::STATE => {
+                if c.as_enum() != Some(r.state.to_kmip()) {
+                    return false;
+                }
+            }
+            tag::CRYPTOGRAPHIC_USAGE_MASK => {
+                let want = c.as_i32().unwrap_or(0) as u32;
+                let have = r.attribute(c.tag).and_then(Ttlv::as_i32).unwrap_or(0) as u32;
+                if have & want != want {
+                    return false;
+                }
+            }
+            tag::NAME => {
+                let want = c.child(tag::NAME_VALUE).and_then(Ttlv::as_text);
+                let want_type = c.child(tag::NAME_TYPE).and_then(Ttlv::as_enum);
+                let hit = r.attributes.iter().filter(|a| a.tag == tag::NAME).any(|a| {
+                    a.child(tag::NAME_VALUE).and_then(Ttlv::as_text) == want
+                        && want_type.is_none_or(|t| {
+                            a.child(tag::NAME_TYPE).and_then(Ttlv::as_enum) == Some(t)
+                        })
+                });
+                if !hit {
+                    return false;
+                }
+            }
+            _ if matches!(c.value, Value::DateTime(_)) => {
+                if done.contains(&c.tag) {
+                    continue;
+                }
+                done.push(c.tag);
+                // two instances of a date criterion bound a range, one asks for equality
+                let bounds: Vec<i64> = criteria
+                    .iter()
+                    .filter(|x| x.tag == c.tag)
+                    .filter_map(Ttlv::as_datetime)
+                    .collect();
+                let (lo, hi) = match bounds.as_slice() {
+                    [a, b] => (*a.min(b), *a.max(b)),
+                    _ => (bounds[0], bounds[0]),
+                };
+                let Some(have) = r.attribute(c.tag).and_then(Ttlv::as_datetime) else {
+                    return false;
+                };
+                if have < lo || have > hi {
+                    return false;
+                }
+            }
+            _ => {
+                if !r.attributes.iter().any(|a| a == c) {
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::MasterKey;
+    use crate::store::{MemoryStore, RedbStore};
+    use kmip_codec::vocab::enums::cryptographic_algorithm as alg;
+
+    fn manager() -> Manager {
+        Manager::new(
+            Arc::new(MemoryStore::new()),
+            Core::new(MasterKey::generate().unwrap()),
+        )
+    }
+
+    fn name(n: &str) -> Ttlv {
+        Ttlv::structure(
+            tag::NAME,
+            vec![
+                text(tag::NAME_VALUE, n),
+                Ttlv::new(tag::NAME_TYPE, Value::Enumeration(1)),
+            ],
+        )
+    }
+
+    fn aes(bits: i32, n: &str) -> Vec<Ttlv> {
+        vec![
+            Ttlv::new(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
+            Ttlv::new(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(bits)),
+            Ttlv::new(tag::CRYPTOGRAPHIC_USAGE_MASK, Value::Integer(4 | 8)),
+            name(n),
+        ]
+    }
+
+    fn key_bytes(obj: &Ttlv) -> Vec<u8> {
+        obj.child(tag::KEY_BLOCK)
+            .and_then(|k| k.child(tag::KEY_VALUE))
+            .and_then(|v| v.child(tag::KEY_MATERIAL))
+            .and_then(Ttlv::as_bytes)
+            .unwrap()
+            .to_vec()
+    }
+
+    #[test]
+    fn whole_lifecycle() {
+        let m = manager();
+        let r = m.create(ot::SYMMETRIC_KEY, aes(256, "k"), 1000).unwrap();
+        assert_eq!(r.state, State::PreActive);
+        let (_, obj) = m.export(&r.id, 1001).unwrap();
+        assert_eq!(key_bytes(&obj).len(), 32);
+        // an Active key may not be destroyed; it must be revoked first
+        assert!(
+            m.destroy(&r.id, 1002).is_ok(),
+            "Pre-Active may be destroyed"
+        );
+        let r = m.create(ot::SYMMETRIC_KEY, aes(128, "k2"), 1000).unwrap();
+        assert_eq!(m.activate(&r.id, 1001).unwrap().state, State::Active);
+        assert!(matches!(
+            m.activate(&r.id, 1002),
+            Err(LifecycleError::WrongState(_))
+        ));
+        assert!(matches!(
+            m.destroy(&r.id, 1002),
+            Err(LifecycleError::WrongState(_))
+        ));
+        let rv = m
+            .revoke(&r.id, rrc::CESSATION_OF_OPERATION, Some("done"), None, 1003)
+            .unwrap();
+        assert_eq!(rv.state, State::Deactivated);
+        assert_eq!(
+            rv.attribute(tag::DEACTIVATION_DATE)
+                .and_then(Ttlv::as_datetime),
+            Some(1003)
+        );
+        let d = m.destroy(&r.id, 1004).unwrap();
+        assert_eq!(d.state, State::Destroyed);
+        assert!(d.sealed.is_none(), "material is dropped");
+        assert_eq!(
+            d.attribute(tag::DESTROY_DATE).and_then(Ttlv::as_datetime),
+            Some(1004)
+        );
+        assert!(matches!(
+            m.export(&r.id, 1005),
+            Err(LifecycleError::NotUsable(State::Destroyed))
+        ));
+        let dc = m
+            .revoke(&r.id, rrc::KEY_COMPROMISE, None, Some(900), 1006)
+            .unwrap();
+        assert_eq!(dc.state, State::DestroyedCompromised);
+        assert!(matches!(m.get("999", 0), Err(LifecycleError::NotFound)));
+    }
+
+    #[test]
+    fn activation_dates_drive_the_state() {
+        let m = manager();
+        let mut past = aes(128, "past");
+        past.push(date(tag::ACTIVATION_DATE, 10));
+        assert_eq!(
+            m.create(ot::SYMMETRIC_KEY, past, 100).unwrap().state,
+            State::Active
+        );
+        let mut future = aes(128, "future");
+        future.push(date(tag::ACTIVATION_DATE, 200));
+        future.push(date(tag::DEACTIVATION_DATE, 300));
+        let r = m.create(ot::SYMMETRIC_KEY, future, 100).unwrap();
+        assert_eq!(r.state, State::PreActive);
+        assert_eq!(m.get(&r.id, 250).unwrap().state, State::Active);
+        assert_eq!(m.get(&r.id, 350).unwrap().state, State::Deactivated);
+    }
+
+    #[test]
+    fn export_policy() {
+        let m = manager();
+        let mut a = aes(128, "locked");
+        a.push(boolean(tag::EXTRACTABLE, false));
+        let r = m.create(ot::SYMMETRIC_KEY, a, 1).unwrap();
+        assert!(matches!(
+            m.export(&r.id, 2),
+            Err(LifecycleError::NotExtractable)
+        ));
+        assert_eq!(
+            r.attribute(tag::NEVER_EXTRACTABLE).and_then(Ttlv::as_bool),
+            Some(true)
+        );
+        let mut s = aes(128, "sensitive");
+        s.push(boolean(tag::SENSITIVE, true));
+        let r = m.create(ot::SYMMETRIC_KEY, s, 1).unwrap();
+        assert!(matches!(m.export(&r.id, 2), Err(LifecycleError::Sensitive)));
+    }
+
+    #[test]
+    fn key_pairs_link_each_other() {
+        let m = manager();
+        let common = vec![
+            Ttlv::new(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::RSA)),
+            Ttlv::new(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(2048)),
+        ];
+        let (p, q) = m
+            .create_key_pair(common, vec![name("priv")], vec![name("pub")], 5)
+            .unwrap();
+        assert_eq!(
+            (p.object_type, q.object_type),
+            (ot::PRIVATE_KEY, ot::PUBLIC_KEY)
+        );
+        let linked = |r: &Record| {
+            r.attribute(tag::LINK)
+                .and_then(|l| l.child(tag::LINKED_OBJECT_IDENTIFIER))
+                .and_then(Ttlv::as_text)
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(linked(&p), q.id);
+        assert_eq!(linked(&q), p.id);
+    }
+
+    #[test]
+    fn register_and_attributes() {
+        let m = manager();
+        let obj = Ttlv::structure(
+            tag::SECRET_DATA,
+            vec![
+                Ttlv::new(tag::SECRET_DATA_TYPE, Value::Enumeration(2)),
+                Ttlv::structure(
+                    tag::KEY_BLOCK,
+                    vec![
+                        Ttlv::new(tag::KEY_FORMAT_TYPE, Value::Enumeration(2)),
+                        Ttlv::structure(
+                            tag::KEY_VALUE,
+                            vec![Ttlv::new(
+                                tag::KEY_MATERIAL,
+                                Value::ByteString(b"pass".to_vec()),
+                            )],
+                        ),
+                    ],
+                ),
+            ],
+        );
+        assert!(
+            m.register(ot::SYMMETRIC_KEY, &obj, vec![], 1).is_err(),
+            "type mismatch"
+        );
+        let r = m
+            .register(ot::SECRET_DATA, &obj, vec![name("s")], 1)
+            .unwrap();
+        assert_eq!(m.export(&r.id, 2).unwrap().1, obj);
+        let r = m.add_attribute(&r.id, name("s2"), 3).unwrap();
+        assert_eq!(
+            r.attributes.iter().filter(|a| a.tag == tag::NAME).count(),
+            2
+        );
+        assert!(matches!(
+            m.add_attribute(&r.id, Ttlv::new(tag::STATE, Value::Enumeration(2)), 3),
+            Err(LifecycleError::ReadOnlyAttribute(_))
+        ));
+        let r = m
+            .modify_attribute(&r.id, None, name("renamed"), 1, 4)
+            .unwrap();
+        assert!(r.attributes.contains(&name("renamed")) && !r.attributes.contains(&name("s2")));
+        let r = m.delete_attribute(&r.id, &name("s"), true, 0, 5).unwrap();
+        assert!(!r.attributes.contains(&name("s")));
+        assert!(matches!(
+            m.delete_attribute(&r.id, &name("s"), true, 0, 5),
+            Err(LifecycleError::AttributeNotFound)
+        ));
+    }
+
+    #[test]
+    fn locate_filters_and_orders() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(RedbStore::open(&dir.path().join("k.redb")).unwrap());
+        let m = Manager::new(store, Core::new(MasterKey::generate().unwrap()));
+        let a = m.create(ot::SYMMETRIC_KEY, aes(128, "a"), 10).unwrap();
+        let b = m.create(ot::SYMMETRIC_KEY, aes(256, "b"), 20).unwrap();
+        let c = m.create(ot::SYMMETRIC_KEY, aes(256, "a"), 30).unwrap();
+        m.activate(&c.id, 31).unwrap();
+        let q = |attrs: Vec<Ttlv>| LocateQuery {
+            attributes: attrs,
+            ..Default::default()
+        };
+        let by_name = Ttlv::structure(tag::NAME, vec![text(tag::NAME_VALUE, "a")]);
+        assert_eq!(
+            m.locate(&q(vec![by_name.clone()]), 40).unwrap(),
+            vec![c.id.clone(), a.id.clone()]
+        );
+        let len256 = Ttlv::new(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256));
+        assert_eq!(
+            m.locate(&q(vec![len256.clone()]), 40).unwrap(),
+            vec![c.id.clone(), b.id.clone()]
+        );
+        let active = Ttlv::new(tag::STATE, Value::Enumeration(State::Active.to_kmip()));
+        assert_eq!(
+            m.locate(&q(vec![len256, active]), 40).unwrap(),
+            vec![c.id.clone()]
+        );
+        let mask = Ttlv::new(tag::CRYPTOGRAPHIC_USAGE_MASK, Value::Integer(4));
+        assert_eq!(
+            m.locate(&q(vec![mask]), 40).unwrap().len(),
+            3,
+            "superset match"
+        );
+        let range = vec![date(tag::INITIAL_DATE, 15), date(tag::INITIAL_DATE, 25)];
+        assert_eq!(m.locate(&q(range), 40).unwrap(), vec![b.id.clone()]);
+        let page = LocateQuery {
+            attributes: vec![],
+            maximum_items: Some(1),
+            offset_items: 1,
+        };
+        assert_eq!(m.locate(&page, 40).unwrap(), vec![b.id.clone()]);
+    }
+}
