@@ -14,4 +14,4 @@ pub mod time;
 pub mod xml;
 
 pub use text::TextError;
-pub use ttlv::{decode, encode, DecodeError, Limits};
+pub use ttlv::{decode, encode, frame_length, DecodeError, Limits};

@@ -1,1 +1,26 @@
-//! placeholder
+//! kmip-server: the mutual-TLS KMIP service. Bytes come in on the listener, a session frames
+//! them, the dispatcher answers each message through one module per operation, and the
+//! lifecycle crate does the work.
+
+pub mod config;
+pub mod dispatch;
+pub mod listener;
+mod ops;
+pub mod pki;
+pub mod session;
+
+use lifecycle::Manager;
+
+/// What every connection shares.
+pub struct Server {
+    pub manager: Manager,
+    pub limits: dispatch::DispatchLimits,
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

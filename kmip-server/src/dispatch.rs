@@ -1,0 +1,300 @@
+//! From a request message to a response message: protocol version, batch items, the ID
+//! Placeholder, batch error continuation, maximum response size, and the mapping of every
+//! error to a Result Reason the client's version knows.
+
+use crate::ops;
+use kmip_codec::message::{
+    Bytes, DateTime, Enum, FieldValue, ProtocolVersion, Req, RequestBatchItem, RequestMessage,
+    ResponseBatchItem, ResponseHeader, ResponseMessage,
+};
+use kmip_codec::vocab::enums::{
+    batch_error_continuation_option as beco, result_reason as rr, result_status,
+};
+use kmip_codec::vocab::{self, tag};
+use kmip_codec::{Limits, Ttlv};
+use lifecycle::{LifecycleError, Manager};
+
+/// Versions we speak, in order of preference.
+pub const VERSIONS: &[(i32, i32)] = &[(2, 1), (2, 0), (1, 4), (1, 3), (1, 2), (1, 1), (1, 0)];
+
+/// Server-wide settings the dispatcher enforces.
+#[derive(Clone, Debug)]
+pub struct DispatchLimits {
+    pub max_batch_items: usize,
+    pub decode: Limits,
+}
+
+/// A failed operation: a Result Reason (as KMIP 2.1 numbers it) and a message.
+#[derive(Debug)]
+pub struct OpError {
+    pub reason: u32,
+    pub message: String,
+}
+
+impl OpError {
+    pub fn new(reason: u32, message: impl Into<String>) -> OpError {
+        OpError {
+            reason,
+            message: message.into(),
+        }
+    }
+    pub fn invalid(message: impl Into<String>) -> OpError {
+        OpError::new(rr::INVALID_FIELD, message)
+    }
+}
+
+impl From<LifecycleError> for OpError {
+    fn from(e: LifecycleError) -> OpError {
+        OpError::new(e.result_reason(), e.to_string())
+    }
+}
+
+impl From<kmip_codec::message::ModelError> for OpError {
+    fn from(e: kmip_codec::message::ModelError) -> OpError {
+        OpError::new(rr::INVALID_MESSAGE, e.to_string())
+    }
+}
+
+/// What one operation may use: the lifecycle, the caller, the clock and the message's version.
+pub struct Ctx<'a> {
+    pub manager: &'a Manager,
+    pub identity: &'a str,
+    pub now: i64,
+    pub version: (i32, i32),
+    /// The identifier the previous item of this batch created or named (the ID Placeholder).
+    pub placeholder: Option<String>,
+}
+
+impl Ctx<'_> {
+    pub fn major(&self) -> i32 {
+        self.version.0
+    }
+
+    /// The Unique Identifier of a request, or the ID Placeholder when it is omitted.
+    pub fn uid(&self, given: Option<&String>) -> Result<String, OpError> {
+        match given {
+            Some(t) => Ok(t.clone()),
+            None => self.placeholder.clone().ok_or_else(|| {
+                OpError::new(
+                    rr::ITEM_NOT_FOUND,
+                    "no Unique Identifier and no ID Placeholder",
+                )
+            }),
+        }
+    }
+}
+
+/// A Result Reason the client's version defines. 1.x lacks many of 2.x's reasons; each maps to
+/// the nearest 1.x one (the 1.4 error tables answer state and attribute errors with Permission
+/// Denied or Invalid Field).
+pub fn reason_for_version(reason: u32, major: i32) -> u32 {
+    let defined = vocab::enum_def("ResultReason")
+        .and_then(|d| d.by_value(reason))
+        .is_some_and(|e| e.in_major(major));
+    if defined {
+        return reason;
+    }
+    match reason {
+        rr::WRONG_KEY_LIFECYCLE_STATE
+        | rr::ATTRIBUTE_READ_ONLY
+        | rr::READ_ONLY_ATTRIBUTE
+        | rr::ATTRIBUTE_SINGLE_VALUED
+        | rr::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK
+        | rr::NOT_AUTHORISED => rr::PERMISSION_DENIED,
+        rr::UNSUPPORTED_ATTRIBUTE
+        | rr::ATTRIBUTE_NOT_FOUND
+        | rr::ATTRIBUTE_INSTANCE_NOT_FOUND
+        | rr::INVALID_ATTRIBUTE
+        | rr::INVALID_ATTRIBUTE_VALUE
+        | rr::INVALID_DATA_TYPE
+        | rr::INVALID_OBJECT_TYPE
+        | rr::UNKNOWN_ENUMERATION
+        | rr::UNKNOWN_TAG => rr::INVALID_FIELD,
+        rr::OBJECT_NOT_FOUND | rr::OBJECT_DESTROYED => rr::ITEM_NOT_FOUND,
+        rr::UNSUPPORTED_PROTOCOL_VERSION | rr::CODEC_ERROR => rr::INVALID_MESSAGE,
+        rr::UNSUPPORTED_CRYPTOGRAPHIC_PARAMETERS | rr::BAD_CRYPTOGRAPHIC_PARAMETERS => {
+            rr::INVALID_FIELD
+        }
+        _ => rr::GENERAL_FAILURE,
+    }
+}
+
+fn failed(op: Option<Enum>, id: Option<Bytes>, e: OpError, major: i32) -> ResponseBatchItem {
+    ResponseBatchItem {
+        operation: op,
+        unique_batch_item_id: id,
+        result_status: Req(Enum(result_status::OPERATION_FAILED)),
+        result_reason: Some(Enum(reason_for_version(e.reason, major))),
+        result_message: Some(e.message),
+        ..Default::default()
+    }
+}
+
+fn header(version: (i32, i32), now: i64, count: usize, corr: Option<String>) -> ResponseHeader {
+    ResponseHeader {
+        protocol_version: Req(ProtocolVersion::new(version.0, version.1)),
+        time_stamp: Req(DateTime(now)),
+        client_correlation_value: corr,
+        batch_count: Req(count as i32),
+        ..Default::default()
+    }
+}
+
+/// A whole-message failure (the request could not be read as a request).
+pub fn message_error(version: (i32, i32), now: i64, e: OpError) -> Ttlv {
+    let item = failed(None, None, e, version.0);
+    ResponseMessage {
+        header: Req(header(version, now, 1, None)),
+        batch_item: vec![item],
+    }
+    .to_ttlv()
+}
+
+/// The protocol version a tree claims, if it has one we can read.
+pub fn claimed_version(tree: &Ttlv) -> Option<(i32, i32)> {
+    let pv = tree
+        .child(tag::REQUEST_HEADER)?
+        .child(tag::PROTOCOL_VERSION)?;
+    Some((
+        pv.child(tag::PROTOCOL_VERSION_MAJOR)?.as_i32()?,
+        pv.child(tag::PROTOCOL_VERSION_MINOR)?.as_i32()?,
+    ))
+}
+
+/// Answer one decoded request tree.
+pub fn handle(
+    manager: &Manager,
+    identity: &str,
+    tree: &Ttlv,
+    limits: &DispatchLimits,
+    now: i64,
+) -> Ttlv {
+    let fallback = claimed_version(tree)
+        .filter(|v| VERSIONS.contains(v))
+        .unwrap_or((1, 0));
+    if tree.tag != tag::REQUEST_MESSAGE {
+        return message_error(
+            fallback,
+            now,
+            OpError::new(rr::INVALID_MESSAGE, "not a Request Message"),
+        );
+    }
+    let req = match RequestMessage::decode(tree) {
+        Ok(r) => r,
+        Err(e) => return message_error(fallback, now, e.into()),
+    };
+    let pv = &req.header.protocol_version;
+    let version = (pv.major.0, pv.minor.0);
+    if !VERSIONS.contains(&version) {
+        // answer in the highest version we share with the client's major, else 1.0
+        let v = VERSIONS
+            .iter()
+            .copied()
+            .find(|v| v.0 == version.0)
+            .unwrap_or((1, 0));
+        return message_error(
+            v,
+            now,
+            OpError::new(
+                rr::UNSUPPORTED_PROTOCOL_VERSION,
+                format!("protocol version {}.{}", version.0, version.1),
+            ),
+        );
+    }
+    if req.batch_item.len() > limits.max_batch_items {
+        return message_error(
+            version,
+            now,
+            OpError::new(
+                rr::INVALID_MESSAGE,
+                format!("more than {} batch items", limits.max_batch_items),
+            ),
+        );
+    }
+    if req.batch_item.len() != req.header.batch_count.0 as usize {
+        return message_error(
+            version,
+            now,
+            OpError::new(
+                rr::INVALID_MESSAGE,
+                "Batch Count disagrees with the batch items",
+            ),
+        );
+    }
+    let continuation = req
+        .header
+        .batch_error_continuation_option
+        .map(|e| e.0)
+        .unwrap_or(beco::STOP);
+    if continuation == beco::UNDO {
+        return message_error(
+            version,
+            now,
+            OpError::new(
+                rr::FEATURE_NOT_SUPPORTED,
+                "Batch Error Continuation Option Undo is not supported",
+            ),
+        );
+    }
+    let mut ctx = Ctx {
+        manager,
+        identity,
+        now,
+        version,
+        placeholder: None,
+    };
+    let mut items = Vec::with_capacity(req.batch_item.len());
+    for item in &req.batch_item {
+        let out = run_item(&mut ctx, item);
+        let stop = out.result_status.0 .0 != result_status::SUCCESS && continuation == beco::STOP;
+        items.push(out);
+        if stop {
+            break;
+        }
+    }
+    let mut resp = ResponseMessage {
+        header: Req(header(
+            version,
+            now,
+            items.len(),
+            req.header.client_correlation_value.clone(),
+        )),
+        batch_item: items,
+    };
+    if let Some(max) = req.header.maximum_response_size {
+        if kmip_codec::ttlv::encoded_len(&resp.to_ttlv()) > max.max(0) as usize {
+            for b in &mut resp.batch_item {
+                *b = failed(
+                    b.operation,
+                    b.unique_batch_item_id.clone(),
+                    OpError::new(
+                        rr::RESPONSE_TOO_LARGE,
+                        "the response exceeds the Maximum Response Size",
+                    ),
+                    version.0,
+                );
+            }
+        }
+    }
+    resp.to_ttlv()
+}
+
+fn run_item(ctx: &mut Ctx<'_>, item: &RequestBatchItem) -> ResponseBatchItem {
+    let op = item.operation.0;
+    let id = item.unique_batch_item_id.clone();
+    let empty = Ttlv::structure(tag::REQUEST_PAYLOAD, Vec::new());
+    let payload = item.request_payload.as_ref().unwrap_or(&empty);
+    match ops::apply(ctx, op.0, payload) {
+        Ok(p) => ResponseBatchItem {
+            operation: Some(op),
+            unique_batch_item_id: id,
+            result_status: Req(Enum(result_status::SUCCESS)),
+            response_payload: Some(p.encode(tag::RESPONSE_PAYLOAD)),
+            ..Default::default()
+        },
+        Err(e) => {
+            tracing::debug!(operation = op.0, reason = e.reason, "operation failed");
+            failed(Some(op), id, e, ctx.major())
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The `kmip-server` binary.
+
+use anyhow_free::Context;
+use clap::{Parser, Subcommand};
+use kmip_server::config::{Config, LogFormat};
+use kmip_server::dispatch::DispatchLimits;
+use kmip_server::session::Timeouts;
+use kmip_server::{listener, pki, Server};
+use lifecycle::core::{Core, MasterKey};
+use lifecycle::store::RedbStore;
+use lifecycle::Manager;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "kmip-server",
+    version,
+    about = "A KMIP key manager over mutual TLS"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Issue a client certificate (CN=NAME, EKU clientAuth) from the data directory's CA.
+    ClientCert { name: String },
+}
+
+/// Errors at the binary's edge carry their context as text.
+mod anyhow_free {
+    pub trait Context<T> {
+        fn context(self, what: &str) -> Result<T, String>;
+    }
+    impl<T, E: std::fmt::Display> Context<T> for Result<T, E> {
+        fn context(self, what: &str) -> Result<T, String> {
+            self.map_err(|e| format!("{what}: {e}"))
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => b.init(),
+        LogFormat::Json => b.json().init(),
+    }
+}
+
+fn print_quick_start(cfg: &Config, paths: &pki::Paths) {
+    let dir = std::fs::canonicalize(&paths.dir).unwrap_or(paths.dir.clone());
+    let port = cfg.listen.rsplit(':').next().unwrap_or("5696");
+    println!(
+        "kmip-server: created TLS material in {dir}\n\
+         Point a client at localhost:{port} with\n  CA: {dir}/ca.pem\n  certificate: {dir}/admin.pem\n  key: {dir}/admin.key\n\
+         A PyKMIP client section (pykmip.conf):\n\
+         [server]\nhost=localhost\nport={port}\nca_certs={dir}/ca.pem\ncertfile={dir}/admin.pem\nkeyfile={dir}/admin.key\n\
+         cert_reqs=CERT_REQUIRED\nssl_version=PROTOCOL_SSLv23\ndo_handshake_on_connect=True\nsuppress_ragged_eofs=True\n\
+         More client identities: kmip-server client-cert NAME --data-dir {data}",
+        dir = dir.display(),
+        data = cfg.data_dir.display(),
+    );
+}
+
+async fn serve(cfg: Config) -> Result<(), String> {
+    std::fs::create_dir_all(&cfg.data_dir).context("data directory")?;
+    let paths = pki::Paths::new(&cfg.data_dir);
+    let (cert, key, ca) = match (&cfg.tls_cert, &cfg.tls_key, &cfg.client_ca) {
+        (Some(c), Some(k), Some(a)) => (c.clone(), k.clone(), a.clone()),
+        _ => {
+            if pki::ensure(&paths).context("TLS material")? {
+                print_quick_start(&cfg, &paths);
+            }
+            (paths.server_cert(), paths.server_key(), paths.ca_cert())
+        }
+    };
+    let acceptor = listener::acceptor(&cert, &key, &ca).context("TLS configuration")?;
+    let master =
+        MasterKey::load_or_create(&cfg.data_dir.join("master.key")).context("master key")?;
+    let store = RedbStore::open(&cfg.data_dir.join("kmip.redb")).context("store")?;
+    let server = Arc::new(Server {
+        manager: Manager::new(Arc::new(store), Core::new(master)),
+        limits: DispatchLimits {
+            max_batch_items: cfg.max_batch_items,
+            decode: kmip_codec::Limits {
+                max_message_bytes: cfg.max_message_bytes,
+                ..kmip_codec::Limits::default()
+            },
+        },
+    });
+    let tcp = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .context(&format!("listen on {}", cfg.listen))?;
+    tracing::info!(address = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
+    let timeouts = Timeouts {
+        idle: cfg.idle_timeout(),
+        read: cfg.read_timeout(),
+    };
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+    };
+    listener::run(
+        server,
+        tcp,
+        acceptor,
+        timeouts,
+        cfg.max_connections,
+        shutdown,
+    )
+    .await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::ClientCert { name }) => {
+            let paths = pki::Paths::new(&cli.config.data_dir);
+            pki::client_cert(&paths, &name)
+                .context("issue client certificate")
+                .map(|(c, k)| println!("certificate: {}\nkey: {}", c.display(), k.display()))
+        }
+        None => {
+            init_logging(cli.config.log_format);
+            match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(serve(cli.config)),
+                Err(e) => Err(format!("runtime: {e}")),
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kmip-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,18 @@
+use super::request_attributes;
+use crate::dispatch::{Ctx, OpError};
+use kmip_codec::message::{Enum, FieldValue, Req};
+use kmip_codec::ops::{CreateRequest, CreateResponse};
+use kmip_codec::Ttlv;
+
+pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+    let req = CreateRequest::decode(payload)?;
+    let attrs = request_attributes(req.template_attribute.as_ref(), req.attributes.as_ref())?;
+    let r = ctx.manager.create(req.object_type.0 .0, attrs, ctx.now)?;
+    ctx.placeholder = Some(r.id.clone());
+    Ok(CreateResponse {
+        object_type: Req(Enum(r.object_type)),
+        unique_identifier: Req(r.id),
+        ..Default::default()
+    }
+    .encode(payload.tag))
+}

@@ -1,0 +1,48 @@
+use super::{all_attributes, response_attributes};
+use crate::dispatch::{Ctx, OpError};
+use kmip_codec::message::{FieldValue, Req};
+use kmip_codec::ops::{GetAttributesRequest, GetAttributesResponse};
+use kmip_codec::vocab::tag;
+use kmip_codec::{Tag, Ttlv};
+
+/// Does attribute item `a` answer the request for `name` (1.x) or `reference` (2.x)?
+fn wanted(a: &Ttlv, names: &[String], refs: &[Ttlv]) -> bool {
+    if names.is_empty() && refs.is_empty() {
+        return true;
+    }
+    let name = kmip_codec::attributes::attribute_name(a).ok();
+    if names.iter().any(|n| Some(n) == name.as_ref()) {
+        return true;
+    }
+    refs.iter().any(|r| match r.as_enum() {
+        Some(t) => Tag(t) == a.tag,
+        // a vendor attribute reference: Vendor Identification and Attribute Name
+        None => {
+            let v = r.child(tag::VENDOR_IDENTIFICATION).and_then(Ttlv::as_text);
+            let n = r.child(tag::ATTRIBUTE_NAME).and_then(Ttlv::as_text);
+            matches!((v, n), (Some(v), Some(n)) if name.as_deref() == Some(&format!("{v}-{n}")))
+        }
+    })
+}
+
+pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+    let req = GetAttributesRequest::decode(payload)?;
+    let id = ctx.uid(req.unique_identifier.as_ref())?;
+    let r = ctx.manager.get(&id, ctx.now)?;
+    ctx.placeholder = Some(r.id.clone());
+    let items: Vec<Ttlv> = all_attributes(&r)
+        .into_iter()
+        .filter(|a| wanted(a, &req.attribute_name, &req.attribute_reference))
+        .collect();
+    let items = response_attributes(ctx, items);
+    let mut resp = GetAttributesResponse {
+        unique_identifier: Req(r.id),
+        ..Default::default()
+    };
+    if ctx.major() >= 2 {
+        resp.attributes = Some(Ttlv::structure(tag::ATTRIBUTES, items));
+    } else {
+        resp.attribute = items;
+    }
+    Ok(resp.encode(payload.tag))
+}

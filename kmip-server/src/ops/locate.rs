@@ -1,0 +1,38 @@
+use super::request_attributes;
+use crate::dispatch::{Ctx, OpError};
+use kmip_codec::attributes::to_v2;
+use kmip_codec::message::FieldValue;
+use kmip_codec::ops::{LocateRequest, LocateResponse};
+use kmip_codec::vocab::tag;
+use kmip_codec::{Ttlv, Value};
+use lifecycle::LocateQuery;
+
+pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+    let req = LocateRequest::decode(payload)?;
+    let int = |t: &Option<Ttlv>| t.as_ref().and_then(Ttlv::as_i32);
+    let mut attributes = request_attributes(None, req.attributes.as_ref())?;
+    attributes.extend(to_v2(&req.attribute).map_err(|e| OpError::invalid(e.to_string()))?);
+    let max = int(&req.maximum_items);
+    let offset = int(&req.offset_items).unwrap_or(0);
+    if max.is_some_and(|m| m < 0) || offset < 0 {
+        return Err(OpError::invalid(
+            "Maximum Items and Offset Items may not be negative",
+        ));
+    }
+    let q = LocateQuery {
+        attributes,
+        maximum_items: max.map(|m| m as usize),
+        offset_items: offset as usize,
+    };
+    let ids = ctx.manager.locate(&q, ctx.now)?;
+    if let Some(first) = ids.first() {
+        ctx.placeholder = Some(first.clone());
+    }
+    let located = (ctx.version >= (1, 3))
+        .then(|| Ttlv::new(tag::LOCATED_ITEMS, Value::Integer(ids.len() as i32)));
+    Ok(LocateResponse {
+        located_items: located,
+        unique_identifier: ids,
+    }
+    .encode(payload.tag))
+}

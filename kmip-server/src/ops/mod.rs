@@ -1,0 +1,142 @@
+//! One module per KMIP operation. Each decodes its typed request payload (kmip-codec's
+//! `ops`), calls the lifecycle, and builds its typed response payload. An operation not
+//! listed here answers Operation Not Supported.
+
+mod activate;
+mod attribute_changes;
+mod create;
+mod create_key_pair;
+mod destroy;
+mod discover_versions;
+mod get;
+mod get_attribute_list;
+mod get_attributes;
+mod locate;
+mod query;
+mod register;
+mod revoke;
+
+use crate::dispatch::{Ctx, OpError};
+use kmip_codec::attributes::{to_v1, to_v2};
+use kmip_codec::vocab::enums::{operation as op, result_reason as rr};
+use kmip_codec::vocab::tag;
+use kmip_codec::{Ttlv, Value};
+use lifecycle::store::Record;
+
+/// The operations this server implements, for Query.
+pub const IMPLEMENTED: &[u32] = &[
+    op::CREATE,
+    op::CREATE_KEY_PAIR,
+    op::REGISTER,
+    op::LOCATE,
+    op::GET,
+    op::GET_ATTRIBUTES,
+    op::GET_ATTRIBUTE_LIST,
+    op::ADD_ATTRIBUTE,
+    op::MODIFY_ATTRIBUTE,
+    op::DELETE_ATTRIBUTE,
+    op::SET_ATTRIBUTE,
+    op::ACTIVATE,
+    op::REVOKE,
+    op::DESTROY,
+    op::QUERY,
+    op::DISCOVER_VERSIONS,
+];
+
+pub fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, OpError> {
+    match operation {
+        op::CREATE => create::apply(ctx, payload),
+        op::CREATE_KEY_PAIR => create_key_pair::apply(ctx, payload),
+        op::REGISTER => register::apply(ctx, payload),
+        op::LOCATE => locate::apply(ctx, payload),
+        op::GET => get::apply(ctx, payload),
+        op::GET_ATTRIBUTES => get_attributes::apply(ctx, payload),
+        op::GET_ATTRIBUTE_LIST => get_attribute_list::apply(ctx, payload),
+        op::ADD_ATTRIBUTE => attribute_changes::add(ctx, payload),
+        op::MODIFY_ATTRIBUTE => attribute_changes::modify(ctx, payload),
+        op::DELETE_ATTRIBUTE => attribute_changes::delete(ctx, payload),
+        op::SET_ATTRIBUTE => attribute_changes::set(ctx, payload),
+        op::ACTIVATE => activate::apply(ctx, payload),
+        op::REVOKE => revoke::apply(ctx, payload),
+        op::DESTROY => destroy::apply(ctx, payload),
+        op::QUERY => query::apply(ctx, payload),
+        op::DISCOVER_VERSIONS => discover_versions::apply(ctx, payload),
+        other => Err(OpError::new(
+            rr::OPERATION_NOT_SUPPORTED,
+            format!("operation 0x{other:X} is not supported"),
+        )),
+    }
+}
+
+/// The attributes of a request as 2.x items: from a 1.x Template-Attribute or 2.x Attributes.
+pub fn request_attributes(
+    template_attribute: Option<&Ttlv>,
+    attributes: Option<&Ttlv>,
+) -> Result<Vec<Ttlv>, OpError> {
+    let mut out = Vec::new();
+    if let Some(t) = template_attribute {
+        if t.child(tag::NAME).is_some() {
+            return Err(OpError::new(
+                rr::FEATURE_NOT_SUPPORTED,
+                "Template objects (deprecated in KMIP 1.3) are not supported",
+            ));
+        }
+        out.extend(to_v2(t.children()).map_err(|e| OpError::invalid(e.to_string()))?);
+    }
+    if let Some(a) = attributes {
+        out.extend(a.children().iter().cloned());
+    }
+    Ok(out)
+}
+
+/// One attribute of a request: a 1.x Attribute structure, or the single item inside a 2.x
+/// New Attribute / Current Attribute wrapper.
+pub fn one_attribute(
+    v1: Option<&Ttlv>,
+    v2_wrapper: Option<&Ttlv>,
+) -> Result<Option<Ttlv>, OpError> {
+    if let Some(a) = v1 {
+        return kmip_codec::attributes::attribute_to_v2(a)
+            .map(Some)
+            .map_err(|e| OpError::invalid(e.to_string()));
+    }
+    match v2_wrapper.map(Ttlv::children) {
+        None => Ok(None),
+        Some([one]) => Ok(Some(one.clone())),
+        Some(_) => Err(OpError::invalid("expected exactly one attribute")),
+    }
+}
+
+/// Every attribute of a record as 2.x items, the record's own fields first.
+pub fn all_attributes(r: &Record) -> Vec<Ttlv> {
+    let mut v = vec![
+        Ttlv::new(tag::UNIQUE_IDENTIFIER, Value::TextString(r.id.clone())),
+        Ttlv::new(tag::OBJECT_TYPE, Value::Enumeration(r.object_type)),
+        Ttlv::new(tag::STATE, Value::Enumeration(r.state.to_kmip())),
+    ];
+    v.extend(r.attributes.iter().cloned());
+    v
+}
+
+/// Attributes for a response in the client's version: only those its version defines, as
+/// 1.x Attribute structures or 2.x items.
+pub fn response_attributes(ctx: &Ctx<'_>, items: Vec<Ttlv>) -> Vec<Ttlv> {
+    let major = ctx.major();
+    let kept: Vec<Ttlv> = items
+        .into_iter()
+        .filter(|i| {
+            i.tag == tag::UNIQUE_IDENTIFIER
+                || i.tag == tag::OBJECT_TYPE
+                || lifecycle::attributes::defined_in(i, major)
+        })
+        .collect();
+    if major >= 2 {
+        kept
+    } else {
+        to_v1(&kept).unwrap_or_default()
+    }
+}
+
+pub fn text(t: kmip_codec::Tag, s: &str) -> Ttlv {
+    Ttlv::new(t, Value::TextString(s.into()))
+}

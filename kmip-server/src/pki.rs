@@ -1,0 +1,267 @@
+//! Zero-configuration TLS material: on first start the server makes a CA, a server certificate
+//! (SAN localhost, 127.0.0.1, ::1 and the host name) and an administrator client certificate,
+//! all under `DATA_DIR/tls`. Private keys are written with mode 0600.
+
+use openssl::asn1::{Asn1Integer, Asn1Time};
+use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::x509::extension::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    SubjectKeyIdentifier,
+};
+use openssl::x509::{X509Builder, X509NameBuilder, X509};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum PkiError {
+    #[error("TLS material: {0}")]
+    OpenSsl(#[from] openssl::error::ErrorStack),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub struct Paths {
+    pub dir: PathBuf,
+}
+
+impl Paths {
+    pub fn new(data_dir: &Path) -> Paths {
+        Paths {
+            dir: data_dir.join("tls"),
+        }
+    }
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+    pub fn ca_key(&self) -> PathBuf {
+        self.dir.join("ca.key")
+    }
+    pub fn server_cert(&self) -> PathBuf {
+        self.dir.join("server.pem")
+    }
+    pub fn server_key(&self) -> PathBuf {
+        self.dir.join("server.key")
+    }
+    pub fn client_cert(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.pem"))
+    }
+    pub fn client_key(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.key"))
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
+    move |source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Write a file; `private` ones get mode 0600 from their creation.
+pub fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), PkiError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(io(path))?;
+    f.write_all(bytes).map_err(io(path))?;
+    f.sync_all().map_err(io(path))
+}
+
+fn new_key() -> Result<PKey<Private>, PkiError> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+    Ok(PKey::from_ec_key(EcKey::generate(&group)?)?)
+}
+
+fn serial() -> Result<Asn1Integer, PkiError> {
+    let mut bn = BigNum::new()?;
+    bn.rand(127, MsbOption::MAYBE_ZERO, false)?;
+    Ok(bn.to_asn1_integer()?)
+}
+
+enum Kind<'a> {
+    Ca,
+    Server(&'a [String]),
+    Client,
+}
+
+fn issue(
+    cn: &str,
+    key: &PKey<Private>,
+    issuer: Option<(&X509, &PKey<Private>)>,
+    kind: Kind<'_>,
+    days: u32,
+) -> Result<X509, PkiError> {
+    let mut name = X509NameBuilder::new()?;
+    name.append_entry_by_nid(Nid::COMMONNAME, cn)?;
+    let name = name.build();
+    let mut b = X509Builder::new()?;
+    b.set_version(2)?;
+    let serial = serial()?;
+    b.set_serial_number(&serial)?;
+    b.set_subject_name(&name)?;
+    b.set_issuer_name(issuer.map(|(c, _)| c.subject_name()).unwrap_or(&name))?;
+    b.set_pubkey(key)?;
+    let (from, until) = (Asn1Time::days_from_now(0)?, Asn1Time::days_from_now(days)?);
+    b.set_not_before(&from)?;
+    b.set_not_after(&until)?;
+    let issuer_cert: Option<&openssl::x509::X509Ref> = issuer.map(|(c, _)| &**c);
+    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(issuer_cert, None))?;
+    b.append_extension(ski)?;
+    if issuer.is_some() {
+        let aki = AuthorityKeyIdentifier::new()
+            .keyid(true)
+            .build(&b.x509v3_context(issuer_cert, None))?;
+        b.append_extension(aki)?;
+    }
+    match kind {
+        Kind::Ca => {
+            b.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
+            b.append_extension(
+                KeyUsage::new()
+                    .critical()
+                    .key_cert_sign()
+                    .crl_sign()
+                    .build()?,
+            )?;
+        }
+        Kind::Server(names) => {
+            b.append_extension(BasicConstraints::new().critical().build()?)?;
+            b.append_extension(
+                KeyUsage::new()
+                    .critical()
+                    .digital_signature()
+                    .key_agreement()
+                    .build()?,
+            )?;
+            b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
+            let mut san = SubjectAlternativeName::new();
+            for n in names {
+                if n.parse::<std::net::IpAddr>().is_ok() {
+                    san.ip(n);
+                } else {
+                    san.dns(n);
+                }
+            }
+            let san = san.build(&b.x509v3_context(issuer_cert, None))?;
+            b.append_extension(san)?;
+        }
+        Kind::Client => {
+            b.append_extension(BasicConstraints::new().critical().build()?)?;
+            b.append_extension(
+                KeyUsage::new()
+                    .critical()
+                    .digital_signature()
+                    .key_agreement()
+                    .build()?,
+            )?;
+            b.append_extension(ExtendedKeyUsage::new().client_auth().build()?)?;
+        }
+    }
+    b.sign(
+        issuer.map(|(_, k)| k).unwrap_or(key),
+        MessageDigest::sha256(),
+    )?;
+    Ok(b.build())
+}
+
+fn load_ca(p: &Paths) -> Result<(X509, PKey<Private>), PkiError> {
+    let cert = std::fs::read(p.ca_cert()).map_err(io(&p.ca_cert()))?;
+    let key = std::fs::read(p.ca_key()).map_err(io(&p.ca_key()))?;
+    Ok((X509::from_pem(&cert)?, PKey::private_key_from_pem(&key)?))
+}
+
+/// Create the CA, the server certificate and the `admin` client certificate unless they exist.
+/// Returns whether anything was created.
+pub fn ensure(p: &Paths) -> Result<bool, PkiError> {
+    if p.ca_cert().exists() && p.server_cert().exists() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(&p.dir).map_err(io(&p.dir))?;
+    let ca_key = new_key()?;
+    let ca = issue("kmip-server CA", &ca_key, None, Kind::Ca, 3650)?;
+    write_file(&p.ca_key(), &ca_key.private_key_to_pem_pkcs8()?, true)?;
+    write_file(&p.ca_cert(), &ca.to_pem()?, false)?;
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
+        let h = h.trim();
+        if !h.is_empty() && !names.iter().any(|n| n == h) {
+            names.push(h.to_owned());
+        }
+    }
+    let key = new_key()?;
+    let cert = issue(
+        "kmip-server",
+        &key,
+        Some((&ca, &ca_key)),
+        Kind::Server(&names),
+        825,
+    )?;
+    write_file(&p.server_key(), &key.private_key_to_pem_pkcs8()?, true)?;
+    write_file(&p.server_cert(), &cert.to_pem()?, false)?;
+    client_cert(p, "admin")?;
+    Ok(true)
+}
+
+/// Issue a client identity `CN=name` (EKU clientAuth) from the data directory's CA.
+pub fn client_cert(p: &Paths, name: &str) -> Result<(PathBuf, PathBuf), PkiError> {
+    let (ca, ca_key) = load_ca(p)?;
+    let key = new_key()?;
+    let cert = issue(name, &key, Some((&ca, &ca_key)), Kind::Client, 825)?;
+    write_file(&p.client_key(name), &key.private_key_to_pem_pkcs8()?, true)?;
+    write_file(&p.client_cert(name), &cert.to_pem()?, false)?;
+    Ok((p.client_cert(name), p.client_key(name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::stack::Stack;
+    use openssl::x509::store::X509StoreBuilder;
+    use openssl::x509::X509StoreContext;
+
+    #[test]
+    fn generated_chain_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Paths::new(dir.path());
+        assert!(ensure(&p).unwrap());
+        assert!(!ensure(&p).unwrap(), "second start keeps the material");
+        let ca = X509::from_pem(&std::fs::read(p.ca_cert()).unwrap()).unwrap();
+        let mut store = X509StoreBuilder::new().unwrap();
+        store.add_cert(ca).unwrap();
+        let store = store.build();
+        for path in [p.server_cert(), p.client_cert("admin")] {
+            let cert = X509::from_pem(&std::fs::read(&path).unwrap()).unwrap();
+            let mut ctx = X509StoreContext::new().unwrap();
+            let ok = ctx
+                .init(&store, &cert, &Stack::new().unwrap(), |c| c.verify_cert())
+                .unwrap();
+            assert!(ok, "{}", path.display());
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for k in [p.ca_key(), p.server_key(), p.client_key("admin")] {
+                assert_eq!(
+                    std::fs::metadata(&k).unwrap().permissions().mode() & 0o777,
+                    0o600
+                );
+            }
+        }
+    }
+}

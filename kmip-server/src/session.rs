@@ -1,0 +1,119 @@
+//! One client connection: read a framed TTLV message within the read timeout, answer it,
+//! repeat until the client leaves or stays idle past the idle timeout.
+
+use crate::dispatch::{self, DispatchLimits, OpError};
+use crate::Server;
+use kmip_codec::vocab::enums::result_reason as rr;
+use kmip_codec::{decode, encode, frame_length, DecodeError};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::timeout;
+
+/// Timeouts of a session.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// Longest wait for the first byte of the next message.
+    pub idle: Duration,
+    /// Longest time from a message's first byte to its last: a client that trickles bytes is
+    /// cut off.
+    pub read: Duration,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    ClientClosed,
+    Idle,
+    SlowRead,
+    /// Framing that can never become a message: closed without an answer.
+    Garbage,
+    Io,
+}
+
+/// Serve one connection until it ends.
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    server: &Server,
+    stream: &mut S,
+    identity: &str,
+    timeouts: Timeouts,
+) -> End {
+    let limits = &server.limits;
+    let mut header = [0u8; 8];
+    loop {
+        // the first byte may take up to the idle timeout; the rest of the message must follow
+        // within the read timeout
+        match timeout(timeouts.idle, stream.read(&mut header[..1])).await {
+            Err(_) => return End::Idle,
+            Ok(Ok(0)) => return End::ClientClosed,
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return End::Io,
+        }
+        let read_rest = async {
+            stream.read_exact(&mut header[1..]).await?;
+            let total = match frame_length(&header, &limits.decode) {
+                Ok(n) => n,
+                Err(_) => return Ok(None),
+            };
+            let mut buf = vec![0u8; total];
+            buf[..8].copy_from_slice(&header);
+            stream.read_exact(&mut buf[8..]).await?;
+            Ok::<_, std::io::Error>(Some(buf))
+        };
+        let buf = match timeout(timeouts.read, read_rest).await {
+            Err(_) => return End::SlowRead,
+            Ok(Err(_)) => return End::Io,
+            Ok(Ok(None)) => {
+                // a length beyond the limit: answer once, then close, since the stream can no
+                // longer be framed
+                let now = crate::now();
+                let resp = dispatch::message_error(
+                    (1, 0),
+                    now,
+                    OpError::new(
+                        rr::INVALID_MESSAGE,
+                        "message larger than the server's limit",
+                    ),
+                );
+                let _ = stream.write_all(&encode(&resp)).await;
+                return End::Garbage;
+            }
+            Ok(Ok(Some(b))) => b,
+        };
+        let response = answer(server, identity, &buf, limits);
+        let Some(response) = response else {
+            return End::Garbage;
+        };
+        if stream.write_all(&response).await.is_err() || stream.flush().await.is_err() {
+            return End::Io;
+        }
+    }
+}
+
+/// The encoded response to one framed message; `None` when the bytes are not TTLV at all.
+pub fn answer(
+    server: &Server,
+    identity: &str,
+    buf: &[u8],
+    limits: &DispatchLimits,
+) -> Option<Vec<u8>> {
+    let now = crate::now();
+    match decode(buf, &limits.decode) {
+        Ok((tree, _)) => {
+            let resp = dispatch::handle(&server.manager, identity, &tree, limits, now);
+            Some(encode(&resp))
+        }
+        Err(DecodeError::Invalid { offset, kind }) => {
+            tracing::info!(identity, offset, %kind, "undecodable message");
+            // a structure that decodes no further still earns an Invalid Message answer
+            let resp = dispatch::message_error(
+                (1, 0),
+                now,
+                OpError::new(
+                    rr::INVALID_MESSAGE,
+                    format!("invalid TTLV at offset {offset}: {kind}"),
+                ),
+            );
+            (offset > 0).then(|| encode(&resp))
+        }
+        Err(DecodeError::Incomplete { .. }) => None,
+    }
+}
