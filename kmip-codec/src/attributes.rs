@@ -8,8 +8,9 @@
 //! and "y" for servers, as 1.x did with the name prefixes).
 //!
 //! 2.x has no Attribute Index: instances keep their order, and the index is their position
-//! among instances of the same attribute. An explicit 1.x index that disagrees with the order
-//! is an error rather than a silent reordering.
+//! among instances of the same attribute. Indexes that clients send in new attributes are not
+//! reliable (PyKMIP sends 0 for every instance), so conversion keeps the message order and
+//! does not reorder by index.
 
 use crate::ttlv::{Tag, Ttlv, Value};
 use crate::vocab::{self, tag};
@@ -21,8 +22,6 @@ pub enum AttributeError {
     Malformed,
     #[error("unknown attribute {0:?}")]
     UnknownAttribute(String),
-    #[error("attribute {name:?}: index {index} does not follow the order of its instances")]
-    IndexOutOfOrder { name: String, index: i32 },
     #[error("{0:?} is not an attribute")]
     NotAnAttribute(Tag),
 }
@@ -74,7 +73,8 @@ pub fn attribute_name(item: &Ttlv) -> Result<String, AttributeError> {
         .ok_or(AttributeError::NotAnAttribute(item.tag))
 }
 
-/// The 1.x Attribute structure for one 2.x item; `index` is written when it is not 0.
+/// The 1.x Attribute structure for one 2.x item, with its Attribute Index. The index is
+/// optional in 1.x (0 when absent) but clients such as PyKMIP read it unconditionally.
 pub fn attribute_to_v1(item: &Ttlv, index: i32) -> Result<Ttlv, AttributeError> {
     let name = attribute_name(item)?;
     let value = if item.tag == tag::ATTRIBUTE {
@@ -86,9 +86,7 @@ pub fn attribute_to_v1(item: &Ttlv, index: i32) -> Result<Ttlv, AttributeError> 
         item.value.clone()
     };
     let mut children = vec![Ttlv::new(tag::ATTRIBUTE_NAME, Value::TextString(name))];
-    if index != 0 {
-        children.push(Ttlv::new(tag::ATTRIBUTE_INDEX, Value::Integer(index)));
-    }
+    children.push(Ttlv::new(tag::ATTRIBUTE_INDEX, Value::Integer(index)));
     children.push(Ttlv::new(tag::ATTRIBUTE_VALUE, value));
     Ok(Ttlv::structure(tag::ATTRIBUTE, children))
 }
@@ -96,21 +94,11 @@ pub fn attribute_to_v1(item: &Ttlv, index: i32) -> Result<Ttlv, AttributeError> 
 /// 1.x Attribute structures (the Attribute children of a Template-Attribute, or the Attributes
 /// of a 1.x Get Attributes response) as the children of a 2.x Attributes structure.
 pub fn to_v2(attributes: &[Ttlv]) -> Result<Vec<Ttlv>, AttributeError> {
-    let mut out: Vec<Ttlv> = Vec::with_capacity(attributes.len());
-    let mut names: Vec<String> = Vec::with_capacity(attributes.len());
-    for a in attributes.iter().filter(|a| a.tag == tag::ATTRIBUTE) {
-        let item = attribute_to_v2(a)?;
-        let name = attribute_name(&item)?;
-        let seen = names.iter().filter(|n| **n == name).count() as i32;
-        if let Some(index) = a.child(tag::ATTRIBUTE_INDEX).and_then(Ttlv::as_i32) {
-            if index != seen {
-                return Err(AttributeError::IndexOutOfOrder { name, index });
-            }
-        }
-        names.push(name);
-        out.push(item);
-    }
-    Ok(out)
+    attributes
+        .iter()
+        .filter(|a| a.tag == tag::ATTRIBUTE)
+        .map(attribute_to_v2)
+        .collect()
 }
 
 /// 2.x attribute items as 1.x Attribute structures, with indexes for repeated attributes.
@@ -180,8 +168,16 @@ mod tests {
             Some(1)
         );
         assert_eq!(to_v2(&back).unwrap(), two);
-        assert_eq!(back[0], one[0]);
-        assert_eq!(back[3], one[3]);
+        let index = |a: &Ttlv| a.child(tag::ATTRIBUTE_INDEX).and_then(Ttlv::as_i32);
+        assert_eq!(index(&back[0]), Some(0));
+        assert_eq!(
+            back[0].child(tag::ATTRIBUTE_VALUE),
+            one[0].child(tag::ATTRIBUTE_VALUE)
+        );
+        assert_eq!(
+            back[3].child(tag::ATTRIBUTE_NAME),
+            one[3].child(tag::ATTRIBUTE_NAME)
+        );
     }
 
     #[test]
@@ -190,15 +186,16 @@ mod tests {
             to_v2(&[v1("No Such Attribute", Value::Integer(1))]),
             Err(AttributeError::UnknownAttribute("No Such Attribute".into()))
         );
-        let mut out_of_order = v1("Name", Value::Structure(vec![]));
-        out_of_order
+        let mut indexed = v1("Name", Value::Structure(vec![]));
+        indexed
             .children_mut()
             .unwrap()
             .insert(1, Ttlv::new(tag::ATTRIBUTE_INDEX, Value::Integer(3)));
-        assert!(matches!(
-            to_v2(&[out_of_order]),
-            Err(AttributeError::IndexOutOfOrder { .. })
-        ));
+        // message order decides, not the index
+        assert_eq!(
+            to_v2(&[indexed]).unwrap()[0],
+            Ttlv::structure(tag::NAME, vec![])
+        );
         assert!(to_v1(&[Ttlv::new(Tag(0x54_0001), Value::Integer(1))]).is_err());
     }
 }

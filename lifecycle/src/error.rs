@@ -13,6 +13,8 @@ pub enum LifecycleError {
     NotFound,
     #[error(transparent)]
     WrongState(#[from] IllegalTransition),
+    #[error("object has been destroyed")]
+    Destroyed,
     #[error("object is not usable in state {0:?} for this operation")]
     NotUsable(crate::state::State),
     #[error("invalid field: {0}")]
@@ -48,6 +50,7 @@ impl LifecycleError {
         match self {
             LifecycleError::NotFound => rr::ITEM_NOT_FOUND,
             LifecycleError::WrongState(t) => t.result_reason(),
+            LifecycleError::Destroyed => rr::OBJECT_DESTROYED,
             LifecycleError::NotUsable(_) => rr::WRONG_KEY_LIFECYCLE_STATE,
             LifecycleError::InvalidField(_) => rr::INVALID_FIELD,
             LifecycleError::ReadOnlyAttribute(_) => rr::ATTRIBUTE_READ_ONLY,

@@ -85,6 +85,9 @@ pub struct LocateQuery {
     pub attributes: Vec<Ttlv>,
     pub maximum_items: Option<usize>,
     pub offset_items: usize,
+    /// Include destroyed objects (the 2.x Storage Status Mask bit "Destroyed storage"); by
+    /// default Locate finds only objects that still exist.
+    pub include_destroyed: bool,
 }
 
 impl Manager {
@@ -131,10 +134,26 @@ impl Manager {
             boolean(tag::ALWAYS_SENSITIVE, sensitive),
             boolean(tag::NEVER_EXTRACTABLE, !extractable),
         ];
+        // 1.x clients expect every object to name the policy that governs it; ours is the
+        // server's access policy, which 1.x calls "default" (2.x dropped the attribute)
+        if !client.iter().any(|a| a.tag == tag::OPERATION_POLICY_NAME) {
+            attrs.push(text(tag::OPERATION_POLICY_NAME, "default"));
+        }
         attrs.extend(client);
         // algorithm and length from the key block when the client did not say
         let (obj, _) = kmip_codec::decode(material.expose(), &Limits::default())
             .map_err(|_| LifecycleError::InvalidField("object".into()))?;
+        if obj.tag == tag::CERTIFICATE {
+            if let Some(t) = obj.child(tag::CERTIFICATE_TYPE) {
+                attrs.push(t.clone());
+            }
+            if let Some(v) = obj.child(tag::CERTIFICATE_VALUE).and_then(Ttlv::as_bytes) {
+                attrs.push(Ttlv::new(
+                    tag::CERTIFICATE_LENGTH,
+                    Value::Integer(v.len() as i32),
+                ));
+            }
+        }
         if let Some(kb) = obj.child(tag::KEY_BLOCK) {
             for t in [tag::CRYPTOGRAPHIC_ALGORITHM, tag::CRYPTOGRAPHIC_LENGTH] {
                 if let (Some(v), None) = (kb.child(t), attrs.iter().find(|a| a.tag == t)) {
@@ -279,6 +298,9 @@ impl Manager {
     /// leaves; a Sensitive one leaves only wrapped (wrapping is not offered yet, so never).
     pub fn export(&self, id: &str, now: i64) -> Result<(Record, Ttlv), LifecycleError> {
         let r = self.get(id, now)?;
+        if r.state.is_destroyed() {
+            return Err(LifecycleError::Destroyed);
+        }
         let flag = |t: Tag| r.attribute(t).and_then(Ttlv::as_bool);
         if flag(tag::EXTRACTABLE) == Some(false) {
             return Err(LifecycleError::NotExtractable);
@@ -480,7 +502,7 @@ impl Manager {
             } else {
                 r
             };
-            if !matches(&r, &q.attributes) {
+            if (r.state.is_destroyed() && !q.include_destroyed) || !matches(&r, &q.attributes) {
                 continue;
             }
             if skipped < q.offset_items {
@@ -501,6 +523,11 @@ fn matches(r: &Record, criteria: &[Ttlv]) -> bool {
     let mut done: Vec<Tag> = Vec::new();
     for c in criteria {
         match c.tag {
+            tag::UNIQUE_IDENTIFIER => {
+                if c.as_text() != Some(r.id.as_str()) {
+                    return false;
+                }
+            }
             tag::OBJECT_TYPE => {
                 if c.as_enum() != Some(r.object_type) {
                     return false;
@@ -645,7 +672,7 @@ mod tests {
         );
         assert!(matches!(
             m.export(&r.id, 1005),
-            Err(LifecycleError::NotUsable(State::Destroyed))
+            Err(LifecycleError::Destroyed)
         ));
         let dc = m
             .revoke(&r.id, rrc::KEY_COMPROMISE, None, Some(900), 1006)
@@ -805,10 +832,21 @@ mod tests {
         let range = vec![date(tag::INITIAL_DATE, 15), date(tag::INITIAL_DATE, 25)];
         assert_eq!(m.locate(&q(range), 40).unwrap(), vec![b.id.clone()]);
         let page = LocateQuery {
-            attributes: vec![],
             maximum_items: Some(1),
             offset_items: 1,
+            ..Default::default()
         };
         assert_eq!(m.locate(&page, 40).unwrap(), vec![b.id.clone()]);
+        m.revoke(&c.id, rrc::UNSPECIFIED, None, None, 41).unwrap();
+        m.destroy(&a.id, 41).unwrap();
+        assert!(
+            !m.locate(&q(vec![]), 42).unwrap().contains(&a.id),
+            "destroyed objects are gone"
+        );
+        let all = LocateQuery {
+            include_destroyed: true,
+            ..Default::default()
+        };
+        assert!(m.locate(&all, 42).unwrap().contains(&a.id));
     }
 }

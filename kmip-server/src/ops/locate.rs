@@ -3,6 +3,7 @@ use crate::dispatch::{Ctx, OpError};
 use kmip_codec::attributes::to_v2;
 use kmip_codec::message::FieldValue;
 use kmip_codec::ops::{LocateRequest, LocateResponse};
+use kmip_codec::vocab::enums::storage_status_mask;
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
 use lifecycle::LocateQuery;
@@ -19,10 +20,12 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
             "Maximum Items and Offset Items may not be negative",
         ));
     }
+    let storage = int(&req.storage_status_mask).unwrap_or(0) as u32;
     let q = LocateQuery {
         attributes,
         maximum_items: max.map(|m| m as usize),
         offset_items: offset as usize,
+        include_destroyed: storage & storage_status_mask::DESTROYED_STORAGE != 0,
     };
     let ids = ctx.manager.locate(&q, ctx.now)?;
     if let Some(first) = ids.first() {
