@@ -26,6 +26,13 @@ if [ ! -x target/pyvenv/bin/python ] || ! target/pyvenv/bin/python -c "import km
   target/pyvenv/bin/pip install -q --disable-pip-version-check pykmip==0.11.0 testtools pytest
 fi
 export KMIP_PYTHON="$PWD/target/pyvenv/bin/python"
+# PyKMIP's integration suite ships only in the sdist
+if [ ! -d target/pykmip-src/pykmip-0.11.0/kmip/tests/integration ]; then
+  mkdir -p target/pykmip-src
+  target/pyvenv/bin/pip download -q --disable-pip-version-check --no-deps --no-binary :all: \
+    pykmip==0.11.0 -d target/pykmip-src
+  tar -xzf target/pykmip-src/pykmip-0.11.0.tar.gz -C target/pykmip-src
+fi
 
 step "cargo-nextest"
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest

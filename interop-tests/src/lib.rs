@@ -111,3 +111,85 @@ pub mod testcases {
         out
     }
 }
+
+/// A `kmip-server` process on a free loopback port with its own data directory, stopped when
+/// dropped.
+pub struct ServerProcess {
+    pub port: u16,
+    pub data_dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl ServerProcess {
+    /// The `kmip-server` binary built with the tests (same target directory).
+    pub fn binary() -> PathBuf {
+        let exe = std::env::current_exe().expect("test executable path");
+        let dir = exe.parent().and_then(|d| d.parent()).expect("target directory");
+        let bin = dir.join("kmip-server");
+        assert!(bin.exists(), "{} not built: build the workspace first", bin.display());
+        bin
+    }
+
+    pub fn start(extra_args: &[&str]) -> ServerProcess {
+        let data_dir = tempfile::tempdir().expect("temporary directory");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let log = std::fs::File::create(data_dir.path().join("server.log")).expect("log file");
+        let child = Command::new(Self::binary())
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra_args)
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("start kmip-server");
+        let server = ServerProcess {
+            port,
+            data_dir,
+            child,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "kmip-server did not start: {}",
+                server.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        server
+    }
+
+    pub fn tls_dir(&self) -> PathBuf {
+        self.data_dir.path().join("tls")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// A `pykmip.conf` section for identity `name` (whose certificate must exist).
+    pub fn pykmip_section(&self, section: &str, name: &str) -> String {
+        let d = self.tls_dir();
+        format!(
+            "[{section}]\nhost=127.0.0.1\nport={}\nca_certs={}\ncertfile={}\nkeyfile={}\n\
+             cert_reqs=CERT_REQUIRED\nssl_version=PROTOCOL_SSLv23\ndo_handshake_on_connect=True\n\
+             suppress_ragged_eofs=True\n",
+            self.port,
+            d.join("ca.pem").display(),
+            d.join(format!("{name}.pem")).display(),
+            d.join(format!("{name}.key")).display(),
+        )
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
