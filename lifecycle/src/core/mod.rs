@@ -5,6 +5,7 @@
 //! AES-256-GCM under the master key, with the object's identifier as associated data, so a
 //! sealed record copied onto another record does not open.
 
+pub mod crypto;
 mod generate;
 mod seal;
 

@@ -1,0 +1,661 @@
+//! Cryptographic operations with keys held by the core: encrypt, decrypt, sign, verify, MAC,
+//! derive, wrap. Callers pass sealed objects' plaintext only as [`Secret`]s that never leave
+//! this module; results are ciphertexts, signatures, MACs and derived or wrapped keys.
+
+use super::{CoreError, Secret};
+use kmip_codec::vocab::enums::{
+    block_cipher_mode as bcm, cryptographic_algorithm as alg, digital_signature_algorithm as dsa,
+    hashing_algorithm as ha, padding_method as pm,
+};
+use kmip_codec::vocab::tag;
+use kmip_codec::{Ttlv, Value};
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private, Public};
+use openssl::rsa::{Padding, Rsa};
+use openssl::sign::{RsaPssSaltlen, Signer, Verifier};
+use openssl::symm::{Cipher, Crypter, Mode};
+use std::sync::OnceLock;
+
+/// KMIP Cryptographic Parameters, the fields the core uses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CryptoParams {
+    pub block_cipher_mode: Option<u32>,
+    pub padding_method: Option<u32>,
+    pub hashing_algorithm: Option<u32>,
+    pub digital_signature_algorithm: Option<u32>,
+    pub cryptographic_algorithm: Option<u32>,
+    pub random_iv: Option<bool>,
+    pub iv_length: Option<i32>,
+    pub tag_length: Option<i32>,
+    pub mask_generator_hashing_algorithm: Option<u32>,
+}
+
+impl CryptoParams {
+    pub fn from_ttlv(t: Option<&Ttlv>) -> CryptoParams {
+        let Some(t) = t else { return CryptoParams::default() };
+        let e = |x| t.child(x).and_then(Ttlv::as_enum);
+        let i = |x| t.child(x).and_then(Ttlv::as_i32);
+        CryptoParams {
+            block_cipher_mode: e(tag::BLOCK_CIPHER_MODE),
+            padding_method: e(tag::PADDING_METHOD),
+            hashing_algorithm: e(tag::HASHING_ALGORITHM),
+            digital_signature_algorithm: e(tag::DIGITAL_SIGNATURE_ALGORITHM),
+            cryptographic_algorithm: e(tag::CRYPTOGRAPHIC_ALGORITHM),
+            random_iv: t.child(tag::RANDOM_IV).and_then(Ttlv::as_bool),
+            iv_length: i(tag::IV_LENGTH),
+            tag_length: i(tag::TAG_LENGTH),
+            mask_generator_hashing_algorithm: e(tag::MASK_GENERATOR_HASHING_ALGORITHM),
+        }
+    }
+
+    /// Fill what a request left out from the key's own Cryptographic Parameters attribute.
+    pub fn or(self, defaults: &CryptoParams) -> CryptoParams {
+        CryptoParams {
+            block_cipher_mode: self.block_cipher_mode.or(defaults.block_cipher_mode),
+            padding_method: self.padding_method.or(defaults.padding_method),
+            hashing_algorithm: self.hashing_algorithm.or(defaults.hashing_algorithm),
+            digital_signature_algorithm: self.digital_signature_algorithm.or(defaults.digital_signature_algorithm),
+            cryptographic_algorithm: self.cryptographic_algorithm.or(defaults.cryptographic_algorithm),
+            random_iv: self.random_iv.or(defaults.random_iv),
+            iv_length: self.iv_length.or(defaults.iv_length),
+            tag_length: self.tag_length.or(defaults.tag_length),
+            mask_generator_hashing_algorithm: self
+                .mask_generator_hashing_algorithm
+                .or(defaults.mask_generator_hashing_algorithm),
+        }
+    }
+}
+
+fn unsupported(what: impl Into<String>) -> CoreError {
+    CoreError::Unsupported(what.into())
+}
+
+/// Blowfish, CAST5, IDEA, RC4 and single DES live in OpenSSL 3's legacy provider; PyKMIP's
+/// suite derives keys with Blowfish. Loaded once, kept for the life of the process.
+fn load_legacy_provider() {
+    static LEGACY: OnceLock<Option<openssl::provider::Provider>> = OnceLock::new();
+    LEGACY.get_or_init(|| openssl::provider::Provider::try_load(None, "legacy", true).ok());
+}
+
+/// A key object's algorithm and raw key bytes (Raw, Opaque or Transparent Symmetric formats).
+pub struct KeyMaterial {
+    pub algorithm: Option<u32>,
+    pub format: Option<u32>,
+    pub bytes: Secret,
+}
+
+/// The key block of an encoded object.
+pub fn key_material(object: &Secret) -> Result<KeyMaterial, CoreError> {
+    let limits = kmip_codec::Limits::default();
+    let (mut t, _) = kmip_codec::decode(object.expose(), &limits).map_err(|_| CoreError::Crypto("object"))?;
+    let out = (|| {
+        let kb = t.child(tag::KEY_BLOCK)?;
+        let kv = kb.child(tag::KEY_VALUE)?;
+        let km = kv.child(tag::KEY_MATERIAL)?;
+        let bytes = match &km.value {
+            Value::ByteString(b) => b.clone(),
+            // Transparent Symmetric Key: { Key }
+            Value::Structure(_) => km.child(tag::KEY).and_then(Ttlv::as_bytes)?.to_vec(),
+            _ => return None,
+        };
+        Some(KeyMaterial {
+            algorithm: kb.child(tag::CRYPTOGRAPHIC_ALGORITHM).and_then(Ttlv::as_enum),
+            format: kb.child(tag::KEY_FORMAT_TYPE).and_then(Ttlv::as_enum),
+            bytes: Secret::new(bytes),
+        })
+    })();
+    super::zeroize_tree(&mut t);
+    out.ok_or_else(|| unsupported("the object has no key material in a supported format"))
+}
+
+fn digest(h: Option<u32>, default: MessageDigest) -> Result<MessageDigest, CoreError> {
+    Ok(match h {
+        None => default,
+        Some(ha::MD5) => MessageDigest::md5(),
+        Some(ha::SHA_1) => MessageDigest::sha1(),
+        Some(ha::SHA_224) => MessageDigest::sha224(),
+        Some(ha::SHA_256) => MessageDigest::sha256(),
+        Some(ha::SHA_384) => MessageDigest::sha384(),
+        Some(ha::SHA_512) => MessageDigest::sha512(),
+        Some(ha::SHA3_224) => MessageDigest::sha3_224(),
+        Some(ha::SHA3_256) => MessageDigest::sha3_256(),
+        Some(ha::SHA3_384) => MessageDigest::sha3_384(),
+        Some(ha::SHA3_512) => MessageDigest::sha3_512(),
+        Some(other) => return Err(unsupported(format!("hashing algorithm 0x{other:X}"))),
+    })
+}
+
+fn block_cipher(algorithm: u32, key_len: usize, mode: u32) -> Result<Cipher, CoreError> {
+    let c = match (algorithm, key_len, mode) {
+        (alg::AES, 16, bcm::ECB) => Cipher::aes_128_ecb(),
+        (alg::AES, 24, bcm::ECB) => Cipher::aes_192_ecb(),
+        (alg::AES, 32, bcm::ECB) => Cipher::aes_256_ecb(),
+        (alg::AES, 16, bcm::CBC) => Cipher::aes_128_cbc(),
+        (alg::AES, 24, bcm::CBC) => Cipher::aes_192_cbc(),
+        (alg::AES, 32, bcm::CBC) => Cipher::aes_256_cbc(),
+        (alg::AES, 16, bcm::CTR) => Cipher::aes_128_ctr(),
+        (alg::AES, 24, bcm::CTR) => Cipher::aes_192_ctr(),
+        (alg::AES, 32, bcm::CTR) => Cipher::aes_256_ctr(),
+        (alg::AES, 16, bcm::GCM) => Cipher::aes_128_gcm(),
+        (alg::AES, 24, bcm::GCM) => Cipher::aes_192_gcm(),
+        (alg::AES, 32, bcm::GCM) => Cipher::aes_256_gcm(),
+        (alg::AES, 32, bcm::XTS) => Cipher::aes_128_xts(),
+        (alg::AES, 64, bcm::XTS) => Cipher::aes_256_xts(),
+        (alg::AES, 16, bcm::OFB) => Cipher::aes_128_ofb(),
+        (alg::AES, 32, bcm::OFB) => Cipher::aes_256_ofb(),
+        (alg::AES, 16, bcm::CFB) => Cipher::aes_128_cfb128(),
+        (alg::AES, 32, bcm::CFB) => Cipher::aes_256_cfb128(),
+        (alg::DES3, 24, bcm::ECB) => Cipher::des_ede3(),
+        (alg::DES3, 24, bcm::CBC) => Cipher::des_ede3_cbc(),
+        (alg::BLOWFISH, _, bcm::ECB) => Cipher::bf_ecb(),
+        (alg::BLOWFISH, _, bcm::CBC) => Cipher::bf_cbc(),
+        (alg::CAMELLIA, 16, bcm::CBC) => Cipher::camellia_128_cbc(),
+        (alg::CAMELLIA, 32, bcm::CBC) => Cipher::camellia_256_cbc(),
+        (alg::CHACHA20, 32, _) => Cipher::chacha20(),
+        _ => {
+            return Err(unsupported(format!(
+                "algorithm 0x{algorithm:X} with a {}-bit key in mode 0x{mode:X}",
+                key_len * 8
+            )))
+        }
+    };
+    Ok(c)
+}
+
+/// The result of an encryption.
+#[derive(Debug, Default)]
+pub struct Encrypted {
+    pub data: Vec<u8>,
+    /// The IV, counter or nonce the server generated (absent when the client gave one).
+    pub generated_iv: Option<Vec<u8>>,
+    pub tag: Option<Vec<u8>>,
+}
+
+/// Inputs of one symmetric or asymmetric cipher operation.
+pub struct CipherInput<'a> {
+    pub params: &'a CryptoParams,
+    pub data: &'a [u8],
+    pub iv: Option<&'a [u8]>,
+    pub aad: Option<&'a [u8]>,
+    pub tag: Option<&'a [u8]>,
+}
+
+fn symmetric(
+    key: &KeyMaterial,
+    input: &CipherInput<'_>,
+    mode: Mode,
+) -> Result<Encrypted, CoreError> {
+    load_legacy_provider();
+    let p = input.params;
+    let algorithm = p
+        .cryptographic_algorithm
+        .or(key.algorithm)
+        .ok_or_else(|| unsupported("no cryptographic algorithm"))?;
+    let block_mode = p.block_cipher_mode.unwrap_or(bcm::CBC);
+    let cipher = block_cipher(algorithm, key.bytes.len(), block_mode)?;
+    let mut generated = None;
+    let iv: Option<Vec<u8>> = match (input.iv, cipher.iv_len()) {
+        (Some(iv), _) => Some(iv.to_vec()),
+        (None, None) => None,
+        (None, Some(n)) if matches!(mode, Mode::Encrypt) && p.random_iv != Some(false) => {
+            let n = p.iv_length.map(|bits| (bits / 8) as usize).unwrap_or(n);
+            let mut iv = vec![0u8; n];
+            openssl::rand::rand_bytes(&mut iv)?;
+            generated = Some(iv.clone());
+            Some(iv)
+        }
+        (None, Some(_)) => return Err(unsupported("an IV/Counter/Nonce is required")),
+    };
+    let mut c = Crypter::new(cipher, mode, key.bytes.expose(), iv.as_deref())
+        .map_err(|_| CoreError::Crypto("cipher setup"))?;
+    let padding = match p.padding_method {
+        None => matches!(block_mode, bcm::CBC | bcm::ECB) && algorithm != alg::CHACHA20,
+        Some(pm::NONE) => false,
+        Some(pm::PKCS5) => true,
+        Some(other) => return Err(unsupported(format!("padding method 0x{other:X}"))),
+    };
+    c.pad(padding);
+    let gcm = block_mode == bcm::GCM;
+    if gcm {
+        if let Some(aad) = input.aad {
+            c.aad_update(aad).map_err(|_| CoreError::Crypto("aad"))?;
+        }
+        if matches!(mode, Mode::Decrypt) {
+            let t = input.tag.ok_or_else(|| unsupported("the authentication tag is required"))?;
+            c.set_tag(t).map_err(|_| CoreError::Crypto("tag"))?;
+        }
+    }
+    let mut out = vec![0u8; input.data.len() + cipher.block_size() + 16];
+    let mut n = c.update(input.data, &mut out).map_err(|_| CoreError::Crypto("cipher"))?;
+    n += c.finalize(&mut out[n..]).map_err(|_| CoreError::Crypto("cipher"))?;
+    out.truncate(n);
+    let tag = if gcm && matches!(mode, Mode::Encrypt) {
+        let len = p.tag_length.unwrap_or(16).clamp(4, 16) as usize;
+        let mut t = vec![0u8; len];
+        c.get_tag(&mut t).map_err(|_| CoreError::Crypto("tag"))?;
+        Some(t)
+    } else {
+        None
+    };
+    Ok(Encrypted {
+        data: out,
+        generated_iv: generated,
+        tag,
+    })
+}
+
+fn rsa_padding(p: &CryptoParams) -> Result<Padding, CoreError> {
+    match p.padding_method {
+        Some(pm::OAEP) | None => Ok(Padding::PKCS1_OAEP),
+        Some(pm::PKCS1_V1_5) => Ok(Padding::PKCS1),
+        Some(other) => Err(unsupported(format!("RSA padding 0x{other:X}"))),
+    }
+}
+
+fn private_key(der: &[u8], format: Option<u32>) -> Result<PKey<Private>, CoreError> {
+    use kmip_codec::vocab::enums::key_format_type as kft;
+    let k = match format {
+        Some(kft::PKCS_1) => PKey::from_rsa(Rsa::private_key_from_der(der)?)?,
+        _ => PKey::private_key_from_pkcs8(der).or_else(|_| PKey::private_key_from_der(der))?,
+    };
+    Ok(k)
+}
+
+fn public_key(der: &[u8], format: Option<u32>) -> Result<PKey<Public>, CoreError> {
+    use kmip_codec::vocab::enums::key_format_type as kft;
+    let k = match format {
+        Some(kft::PKCS_1) => PKey::from_rsa(Rsa::public_key_from_der_pkcs1(der)?)?,
+        _ => PKey::public_key_from_der(der)?,
+    };
+    Ok(k)
+}
+
+fn rsa_crypt(key: &KeyMaterial, p: &CryptoParams, data: &[u8], encrypt: bool) -> Result<Vec<u8>, CoreError> {
+    let padding = rsa_padding(p)?;
+    let md = digest(p.hashing_algorithm, MessageDigest::sha1())?;
+    let mgf = digest(p.mask_generator_hashing_algorithm, MessageDigest::sha1())?;
+    let mut out;
+    if encrypt {
+        let k = public_key(key.bytes.expose(), key.format)?;
+        let mut ctx = openssl::encrypt::Encrypter::new(&k)?;
+        ctx.set_rsa_padding(padding)?;
+        if padding == Padding::PKCS1_OAEP {
+            ctx.set_rsa_oaep_md(md)?;
+            ctx.set_rsa_mgf1_md(mgf)?;
+        }
+        out = vec![0u8; ctx.encrypt_len(data)?];
+        let n = ctx.encrypt(data, &mut out).map_err(|_| CoreError::Crypto("RSA encrypt"))?;
+        out.truncate(n);
+    } else {
+        let k = private_key(key.bytes.expose(), key.format)?;
+        let mut ctx = openssl::encrypt::Decrypter::new(&k)?;
+        ctx.set_rsa_padding(padding)?;
+        if padding == Padding::PKCS1_OAEP {
+            ctx.set_rsa_oaep_md(md)?;
+            ctx.set_rsa_mgf1_md(mgf)?;
+        }
+        out = vec![0u8; ctx.decrypt_len(data)?];
+        let n = ctx.decrypt(data, &mut out).map_err(|_| CoreError::Crypto("RSA decrypt"))?;
+        out.truncate(n);
+    }
+    Ok(out)
+}
+
+pub fn encrypt(key: &KeyMaterial, input: &CipherInput<'_>) -> Result<Encrypted, CoreError> {
+    match input.params.cryptographic_algorithm.or(key.algorithm) {
+        Some(alg::RSA) => Ok(Encrypted {
+            data: rsa_crypt(key, input.params, input.data, true)?,
+            ..Default::default()
+        }),
+        _ => symmetric(key, input, Mode::Encrypt),
+    }
+}
+
+pub fn decrypt(key: &KeyMaterial, input: &CipherInput<'_>) -> Result<Secret, CoreError> {
+    match input.params.cryptographic_algorithm.or(key.algorithm) {
+        Some(alg::RSA) => Ok(Secret::new(rsa_crypt(key, input.params, input.data, false)?)),
+        _ => Ok(Secret::new(symmetric(key, input, Mode::Decrypt)?.data)),
+    }
+}
+
+/// How to sign: the hash, and for RSA whether PSS.
+fn signature_scheme(p: &CryptoParams) -> Result<(Option<MessageDigest>, bool), CoreError> {
+    if let Some(d) = p.digital_signature_algorithm {
+        return Ok(match d {
+            dsa::SHA_1_WITH_RSA_ENCRYPTION => (Some(MessageDigest::sha1()), false),
+            dsa::SHA_256_WITH_RSA_ENCRYPTION => (Some(MessageDigest::sha256()), false),
+            dsa::SHA_384_WITH_RSA_ENCRYPTION => (Some(MessageDigest::sha384()), false),
+            dsa::SHA_512_WITH_RSA_ENCRYPTION => (Some(MessageDigest::sha512()), false),
+            dsa::RSASSA_PSS => (Some(digest(p.hashing_algorithm, MessageDigest::sha256())?), true),
+            dsa::ECDSA_WITH_SHA256 => (Some(MessageDigest::sha256()), false),
+            dsa::ECDSA_WITH_SHA384 => (Some(MessageDigest::sha384()), false),
+            dsa::ECDSA_WITH_SHA512 => (Some(MessageDigest::sha512()), false),
+            other => return Err(unsupported(format!("digital signature algorithm 0x{other:X}"))),
+        });
+    }
+    let pss = p.padding_method == Some(pm::PSS);
+    Ok((Some(digest(p.hashing_algorithm, MessageDigest::sha256())?), pss))
+}
+
+pub fn sign(key: &KeyMaterial, p: &CryptoParams, data: &[u8]) -> Result<Vec<u8>, CoreError> {
+    let k = private_key(key.bytes.expose(), key.format)?;
+    let ed = k.id() == openssl::pkey::Id::ED25519 || k.id() == openssl::pkey::Id::ED448;
+    if ed {
+        let mut s = Signer::new_without_digest(&k)?;
+        return s.sign_oneshot_to_vec(data).map_err(|_| CoreError::Crypto("sign"));
+    }
+    let (md, pss) = signature_scheme(p)?;
+    let mut s = Signer::new(md.unwrap_or(MessageDigest::sha256()), &k)?;
+    if pss {
+        s.set_rsa_padding(Padding::PKCS1_PSS)?;
+        s.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
+    }
+    s.update(data)?;
+    s.sign_to_vec().map_err(|_| CoreError::Crypto("sign"))
+}
+
+pub fn verify(key: &KeyMaterial, p: &CryptoParams, data: &[u8], signature: &[u8]) -> Result<bool, CoreError> {
+    let k = public_key(key.bytes.expose(), key.format)?;
+    let ed = k.id() == openssl::pkey::Id::ED25519 || k.id() == openssl::pkey::Id::ED448;
+    if ed {
+        let mut v = Verifier::new_without_digest(&k)?;
+        return Ok(v.verify_oneshot(signature, data).unwrap_or(false));
+    }
+    let (md, pss) = signature_scheme(p)?;
+    let mut v = Verifier::new(md.unwrap_or(MessageDigest::sha256()), &k)?;
+    if pss {
+        v.set_rsa_padding(Padding::PKCS1_PSS)?;
+        v.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
+    }
+    v.update(data)?;
+    Ok(v.verify(signature).unwrap_or(false))
+}
+
+/// The hash an HMAC key's algorithm names (HMAC-SHA256...), else the parameters'.
+fn hmac_digest(key: &KeyMaterial, p: &CryptoParams) -> Result<MessageDigest, CoreError> {
+    let from_alg = match p.cryptographic_algorithm.or(key.algorithm) {
+        Some(alg::HMAC_SHA1) => Some(ha::SHA_1),
+        Some(alg::HMAC_SHA224) => Some(ha::SHA_224),
+        Some(alg::HMAC_SHA256) => Some(ha::SHA_256),
+        Some(alg::HMAC_SHA384) => Some(ha::SHA_384),
+        Some(alg::HMAC_SHA512) => Some(ha::SHA_512),
+        Some(alg::HMAC_MD5) => Some(ha::MD5),
+        _ => None,
+    };
+    digest(p.hashing_algorithm.or(from_alg), MessageDigest::sha256())
+}
+
+pub fn mac(key: &KeyMaterial, p: &CryptoParams, data: &[u8]) -> Result<Vec<u8>, CoreError> {
+    let k = PKey::hmac(key.bytes.expose())?;
+    let mut s = Signer::new(hmac_digest(key, p)?, &k)?;
+    s.update(data)?;
+    s.sign_to_vec().map_err(|_| CoreError::Crypto("MAC"))
+}
+
+/// Key derivation inputs (KMIP Derivation Parameters).
+#[derive(Default)]
+pub struct Derivation<'a> {
+    pub method: u32,
+    pub params: CryptoParams,
+    pub iv: Option<&'a [u8]>,
+    pub data: Option<&'a [u8]>,
+    pub salt: Option<&'a [u8]>,
+    pub iterations: Option<i32>,
+    /// Bytes to produce.
+    pub length: usize,
+}
+
+/// Derive key bytes from `key` (or, for PBKDF2, from a password held as Secret Data).
+pub fn derive(key: &KeyMaterial, d: &Derivation<'_>) -> Result<Secret, CoreError> {
+    use kmip_codec::vocab::enums::derivation_method as dm;
+    let mut out = vec![0u8; d.length];
+    match d.method {
+        dm::PBKDF2 => {
+            let md = digest(d.params.hashing_algorithm, MessageDigest::sha1())?;
+            let salt = d.salt.ok_or_else(|| unsupported("PBKDF2 needs a salt"))?;
+            let it = d.iterations.filter(|i| *i > 0).ok_or_else(|| unsupported("PBKDF2 needs an iteration count"))?;
+            openssl::pkcs5::pbkdf2_hmac(key.bytes.expose(), salt, it as usize, md, &mut out)?;
+        }
+        dm::HMAC => {
+            // HKDF (RFC 5869) with the derivation data as info, as PyKMIP and KMIP 1.4 §6.3
+            let md = digest(d.params.hashing_algorithm, MessageDigest::sha256())?;
+            let mut ctx = openssl::pkey_ctx::PkeyCtx::new_id(openssl::pkey::Id::HKDF)?;
+            ctx.derive_init()?;
+            let md = openssl::md::Md::from_nid(md.type_()).ok_or_else(|| unsupported("HKDF hash"))?;
+            ctx.set_hkdf_md(md)?;
+            ctx.set_hkdf_key(key.bytes.expose())?;
+            if let Some(s) = d.salt {
+                ctx.set_hkdf_salt(s)?;
+            }
+            if let Some(info) = d.data {
+                ctx.add_hkdf_info(info)?;
+            }
+            ctx.derive(Some(&mut out)).map_err(|_| CoreError::Crypto("HKDF"))?;
+        }
+        dm::NIST800_108_C => {
+            // SP 800-108 counter mode with HMAC: a 32-bit counter before the fixed data, no L
+            let md = digest(d.params.hashing_algorithm, MessageDigest::sha256())?;
+            let data = d.data.unwrap_or(&[]);
+            let hk = PKey::hmac(key.bytes.expose())?;
+            let mut filled = 0;
+            let mut counter: u32 = 1;
+            while filled < out.len() {
+                let mut s = Signer::new(md, &hk)?;
+                s.update(&counter.to_be_bytes())?;
+                s.update(data)?;
+                let block = s.sign_to_vec()?;
+                let n = block.len().min(out.len() - filled);
+                out[filled..filled + n].copy_from_slice(&block[..n]);
+                filled += n;
+                counter += 1;
+            }
+        }
+        dm::HASH => {
+            let md = digest(d.params.hashing_algorithm, MessageDigest::sha256())?;
+            let h = openssl::hash::hash(md, d.data.unwrap_or(key.bytes.expose()))?;
+            let n = h.len().min(out.len());
+            out.truncate(n);
+            out.copy_from_slice(&h[..n]);
+        }
+        dm::ENCRYPT => {
+            let data = d.data.ok_or_else(|| unsupported("encryption derivation needs derivation data"))?;
+            let e = symmetric(
+                key,
+                &CipherInput { params: &d.params, data, iv: d.iv, aad: None, tag: None },
+                Mode::Encrypt,
+            )?;
+            let n = e.data.len().min(out.len());
+            out.truncate(n);
+            out.copy_from_slice(&e.data[..n]);
+        }
+        other => return Err(unsupported(format!("derivation method 0x{other:X}"))),
+    }
+    Ok(Secret::new(out))
+}
+
+/// Wrap `material` (a key's raw bytes) under `wrapping`: AES Key Wrap (RFC 3394) for whole
+/// blocks, with padding (RFC 5649) otherwise, when the mode is NIST Key Wrap or unset; AES-GCM;
+/// RSA-OAEP for an RSA public wrapping key.
+pub fn wrap(wrapping: &KeyMaterial, p: &CryptoParams, material: &[u8]) -> Result<Vec<u8>, CoreError> {
+    match p.cryptographic_algorithm.or(wrapping.algorithm) {
+        Some(alg::RSA) => rsa_crypt(wrapping, p, material, true),
+        Some(alg::AES) | None => match p.block_cipher_mode {
+            None | Some(bcm::NISTKEYWRAP) | Some(bcm::AESKEYWRAPPADDING) => {
+                aes_key_wrap(wrapping.bytes.expose(), material, p.block_cipher_mode == Some(bcm::AESKEYWRAPPADDING))
+            }
+            Some(_) => {
+                let e = symmetric(
+                    wrapping,
+                    &CipherInput { params: p, data: material, iv: None, aad: None, tag: None },
+                    Mode::Encrypt,
+                )?;
+                let mut out = e.generated_iv.unwrap_or_default();
+                out.extend_from_slice(&e.data);
+                out.extend_from_slice(&e.tag.unwrap_or_default());
+                Ok(out)
+            }
+        },
+        Some(other) => Err(unsupported(format!("wrapping with algorithm 0x{other:X}"))),
+    }
+}
+
+pub fn unwrap(wrapping: &KeyMaterial, p: &CryptoParams, wrapped: &[u8]) -> Result<Secret, CoreError> {
+    match p.cryptographic_algorithm.or(wrapping.algorithm) {
+        Some(alg::RSA) => Ok(Secret::new(rsa_crypt(wrapping, p, wrapped, false)?)),
+        Some(alg::AES) | None if matches!(p.block_cipher_mode, None | Some(bcm::NISTKEYWRAP) | Some(bcm::AESKEYWRAPPADDING)) => {
+            aes_key_unwrap(wrapping.bytes.expose(), wrapped, p.block_cipher_mode == Some(bcm::AESKEYWRAPPADDING))
+        }
+        _ => Err(unsupported("unwrapping mode")),
+    }
+}
+
+fn wrap_cipher(kek_len: usize, pad: bool) -> Result<&'static openssl::cipher::CipherRef, CoreError> {
+    use openssl::cipher::Cipher as C;
+    Ok(match (kek_len, pad) {
+        (16, false) => C::aes_128_wrap(),
+        (24, false) => C::aes_192_wrap(),
+        (32, false) => C::aes_256_wrap(),
+        (16, true) => C::aes_128_wrap_pad(),
+        (24, true) => C::aes_192_wrap_pad(),
+        (32, true) => C::aes_256_wrap_pad(),
+        _ => return Err(unsupported("an AES key wrapping key is 128, 192 or 256 bits")),
+    })
+}
+
+fn key_wrap_op(kek: &[u8], data: &[u8], pad: bool, encrypt: bool) -> Result<Vec<u8>, CoreError> {
+    use openssl::cipher_ctx::{CipherCtx, CipherCtxFlags};
+    let cipher = wrap_cipher(kek.len(), pad)?;
+    let fail = |_| CoreError::Crypto("key wrap");
+    let mut ctx = CipherCtx::new()?;
+    ctx.set_flags(CipherCtxFlags::FLAG_WRAP_ALLOW);
+    if encrypt {
+        ctx.encrypt_init(Some(cipher), Some(kek), None).map_err(fail)?;
+    } else {
+        ctx.decrypt_init(Some(cipher), Some(kek), None).map_err(fail)?;
+    }
+    // room for the integrity block, padding, and the final call's block-sized check
+    let mut out = vec![0u8; data.len() + 32];
+    let n = ctx.cipher_update(data, Some(&mut out)).map_err(fail)?;
+    let m = ctx.cipher_final(&mut out[n..]).map_err(fail)?;
+    out.truncate(n + m);
+    Ok(out)
+}
+
+/// RFC 3394 needs whole 64-bit blocks (at least two); anything else takes RFC 5649.
+pub fn aes_key_wrap(kek: &[u8], data: &[u8], force_pad: bool) -> Result<Vec<u8>, CoreError> {
+    let pad = force_pad || data.len() % 8 != 0 || data.len() < 16;
+    key_wrap_op(kek, data, pad, true)
+}
+
+pub fn aes_key_unwrap(kek: &[u8], wrapped: &[u8], pad: bool) -> Result<Secret, CoreError> {
+    key_wrap_op(kek, wrapped, pad, false).map(Secret::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(s: &str) -> Vec<u8> {
+        kmip_codec::text::unhex(&s.replace(' ', "").to_lowercase()).unwrap()
+    }
+
+    fn key(algorithm: u32, bytes: Vec<u8>) -> KeyMaterial {
+        KeyMaterial { algorithm: Some(algorithm), format: None, bytes: Secret::new(bytes) }
+    }
+
+    /// RFC 3394 section 4.1 and 4.6; RFC 5649 section 6.
+    #[test]
+    fn key_wrap_known_answers() {
+        let kek = h("000102030405060708090A0B0C0D0E0F");
+        let data = h("00112233445566778899AABBCCDDEEFF");
+        let w = aes_key_wrap(&kek, &data, false).unwrap();
+        assert_eq!(w, h("1FA68B0A8112B447 AEF34BD8FB5A7B82 9D3E862371D2CFE5"));
+        assert_eq!(aes_key_unwrap(&kek, &w, false).unwrap().expose(), &data[..]);
+        let kek256 = h("000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F");
+        let data256 = h("00112233445566778899AABBCCDDEEFF000102030405060708090A0B0C0D0E0F");
+        assert_eq!(
+            aes_key_wrap(&kek256, &data256, false).unwrap(),
+            h("28C9F404C4B810F4 CBCCB35CFB87F826 3F5786E2D80ED326 CBC7F0E71A99F43B FB988B9B7A02DD21")
+        );
+        let kek5649 = h("5840df6e29b02af1 ab493b705bf16ea1 ae8338f4dcc176a8");
+        let twenty = h("c37b7e6492584340 bed1220780894115 5068f738");
+        let w = aes_key_wrap(&kek5649, &twenty, false).unwrap();
+        assert_eq!(w, h("138bdeaa9b8fa7fc 61f97742e72248ee 5ae6ae5360d1ae6a 5f54f373fa543b6a"));
+        assert_eq!(aes_key_unwrap(&kek5649, &w, true).unwrap().expose(), &twenty[..]);
+        let seven = h("466f7250617369");
+        assert_eq!(aes_key_wrap(&kek5649, &seven, false).unwrap(), h("afbeb0f07dfbf541 9200f2ccb50bb24f"));
+        let mut bad = w.clone();
+        bad[3] ^= 1;
+        assert!(aes_key_unwrap(&kek5649, &bad, true).is_err());
+    }
+
+    #[test]
+    fn aes_modes_round_trip() {
+        let k = key(alg::AES, vec![7u8; 32]);
+        for mode in [bcm::CBC, bcm::ECB, bcm::CTR, bcm::GCM] {
+            let p = CryptoParams { block_cipher_mode: Some(mode), ..Default::default() };
+            let e = encrypt(&k, &CipherInput { params: &p, data: b"attack at dawn", iv: None, aad: Some(b"hdr"), tag: None }).unwrap();
+            assert_ne!(&e.data[..], b"attack at dawn");
+            let d = decrypt(&k, &CipherInput {
+                params: &p, data: &e.data, iv: e.generated_iv.as_deref(), aad: Some(b"hdr"), tag: e.tag.as_deref(),
+            }).unwrap();
+            assert_eq!(d.expose(), b"attack at dawn", "mode 0x{mode:X}");
+        }
+        // GCM rejects a changed tag
+        let p = CryptoParams { block_cipher_mode: Some(bcm::GCM), ..Default::default() };
+        let e = encrypt(&k, &CipherInput { params: &p, data: b"x", iv: None, aad: None, tag: None }).unwrap();
+        let mut t = e.tag.clone().unwrap();
+        t[0] ^= 1;
+        assert!(decrypt(&k, &CipherInput { params: &p, data: &e.data, iv: e.generated_iv.as_deref(), aad: None, tag: Some(&t) }).is_err());
+    }
+
+    /// NIST SP 800-38A F.2.1, CBC-AES128.Encrypt, first block.
+    #[test]
+    fn aes_cbc_known_answer() {
+        let k = key(alg::AES, h("2b7e151628aed2a6abf7158809cf4f3c"));
+        let p = CryptoParams { block_cipher_mode: Some(bcm::CBC), padding_method: Some(pm::NONE), ..Default::default() };
+        let iv = h("000102030405060708090a0b0c0d0e0f");
+        let e = encrypt(&k, &CipherInput { params: &p, data: &h("6bc1bee22e409f96e93d7e117393172a"), iv: Some(&iv), aad: None, tag: None }).unwrap();
+        assert_eq!(e.data, h("7649abac8119b246cee98e9b12e9197d"));
+        assert!(e.generated_iv.is_none());
+    }
+
+    /// RFC 6070 PBKDF2-HMAC-SHA1 (c = 4096) and RFC 5869 HKDF test case 1.
+    #[test]
+    fn derivation_known_answers() {
+        use kmip_codec::vocab::enums::derivation_method as dm;
+        let pw = key(alg::AES, b"password".to_vec());
+        let d = Derivation {
+            method: dm::PBKDF2,
+            params: CryptoParams { hashing_algorithm: Some(ha::SHA_1), ..Default::default() },
+            salt: Some(b"salt"),
+            iterations: Some(4096),
+            length: 20,
+            ..Default::default()
+        };
+        assert_eq!(derive(&pw, &d).unwrap().expose(), &h("4b007901b765489abead49d926f721d065a429c1")[..]);
+        let ikm = key(alg::AES, h("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"));
+        let salt = h("000102030405060708090a0b0c");
+        let info = h("f0f1f2f3f4f5f6f7f8f9");
+        let d = Derivation {
+            method: dm::HMAC,
+            params: CryptoParams { hashing_algorithm: Some(ha::SHA_256), ..Default::default() },
+            salt: Some(&salt),
+            data: Some(&info),
+            length: 42,
+            ..Default::default()
+        };
+        assert_eq!(
+            derive(&ikm, &d).unwrap().expose(),
+            &h("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865")[..]
+        );
+    }
+
+    #[test]
+    fn hmac_known_answer() {
+        // RFC 4231 test case 2
+        let k = key(alg::HMAC_SHA256, b"Jefe".to_vec());
+        let m = mac(&k, &CryptoParams::default(), b"what do ya want for nothing?").unwrap();
+        assert_eq!(m, h("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"));
+    }
+}
