@@ -124,9 +124,16 @@ impl ServerProcess {
     /// The `kmip-server` binary built with the tests (same target directory).
     pub fn binary() -> PathBuf {
         let exe = std::env::current_exe().expect("test executable path");
-        let dir = exe.parent().and_then(|d| d.parent()).expect("target directory");
+        let dir = exe
+            .parent()
+            .and_then(|d| d.parent())
+            .expect("target directory");
         let bin = dir.join("kmip-server");
-        assert!(bin.exists(), "{} not built: build the workspace first", bin.display());
+        assert!(
+            bin.exists(),
+            "{} not built: build the workspace first",
+            bin.display()
+        );
         bin
     }
 

@@ -5,8 +5,9 @@ use interop_tests::{python, workspace_path, ServerProcess};
 use std::collections::BTreeSet;
 
 fn expected_failures() -> BTreeSet<String> {
-    let text = std::fs::read_to_string(workspace_path("interop-tests/pykmip/expected-failures.txt"))
-        .expect("expected-failures.txt");
+    let text =
+        std::fs::read_to_string(workspace_path("interop-tests/pykmip/expected-failures.txt"))
+            .expect("expected-failures.txt");
     text.lines()
         .map(|l| l.split('#').next().unwrap_or("").trim())
         .filter(|l| !l.is_empty())
@@ -35,7 +36,15 @@ fn pykmip_integration_suite() {
     let out = python()
         .current_dir(&src)
         .env("HOME", home.path())
-        .args(["-m", "pytest", "kmip/tests/integration", "-m", "not ignore", "--config", "kmip-rs"])
+        .args([
+            "-m",
+            "pytest",
+            "kmip/tests/integration",
+            "-m",
+            "not ignore",
+            "--config",
+            "kmip-rs",
+        ])
         .args(["-p", "no:cacheprovider", "-rA", "-q"])
         .output()
         .expect("run pytest");
@@ -55,10 +64,16 @@ fn pykmip_integration_suite() {
             continue;
         };
         let id = rest.split(" - ").next().unwrap_or(rest).trim();
-        let id = id.trim_start_matches("tests/integration/services/").to_owned();
+        let id = id
+            .trim_start_matches("tests/integration/services/")
+            .to_owned();
         set.insert(id);
     }
-    println!("PyKMIP integration suite: {} passed, {} failed", passed.len(), failed.len());
+    println!(
+        "PyKMIP integration suite: {} passed, {} failed",
+        passed.len(),
+        failed.len()
+    );
     let expected = expected_failures();
     let unexpected: Vec<_> = failed.difference(&expected).collect();
     let fixed: Vec<_> = expected.intersection(&passed).collect();
@@ -67,6 +82,13 @@ fn pykmip_integration_suite() {
         "unexpected failures: {unexpected:#?}\n--- pytest output ---\n{stdout}\n--- server log ---\n{}",
         server.log()
     );
-    assert!(fixed.is_empty(), "now passing, remove from expected-failures.txt: {fixed:#?}");
-    assert_eq!(passed.len() + failed.len(), 37, "the suite selects 37 tests:\n{stdout}");
+    assert!(
+        fixed.is_empty(),
+        "now passing, remove from expected-failures.txt: {fixed:#?}"
+    );
+    assert_eq!(
+        passed.len() + failed.len(),
+        37,
+        "the suite selects 37 tests:\n{stdout}"
+    );
 }

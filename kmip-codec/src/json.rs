@@ -23,7 +23,14 @@ fn to_value(item: &Ttlv, siblings: &[Ttlv]) -> J {
     let names = || text::names(item.tag, text::attribute_name_among(siblings));
     let value = match &item.value {
         Value::Structure(children) => {
-            J::Array(children.iter().map(|c| to_value(c, children)).collect())
+            // only preceding siblings name a value, as the parser reads them
+            J::Array(
+                children
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| to_value(c, &children[..i]))
+                    .collect(),
+            )
         }
         Value::Integer(v) => match text::format_scalar(&item.value, names()) {
             s if s.parse::<i32>().is_ok() => json!(*v),

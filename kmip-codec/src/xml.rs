@@ -186,8 +186,10 @@ fn write(item: &Ttlv, siblings: &[Ttlv], depth: usize, out: &mut String) {
         }
         Value::Structure(children) => {
             out.push_str(&format!("<{open}>\n"));
-            for c in children {
-                write(c, children, depth + 1, out);
+            // an Attribute Value is named by an Attribute Name that precedes it, as the parser
+            // reads them
+            for (i, c) in children.iter().enumerate() {
+                write(c, &children[..i], depth + 1, out);
             }
             for _ in 0..depth {
                 out.push_str("  ");

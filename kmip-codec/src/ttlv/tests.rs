@@ -261,3 +261,29 @@ proptest! {
         let _ = decode(&bytes, &Limits::default());
     }
 }
+
+/// Found by kmip-fuzz: an Attribute Value before its Attribute Name rendered by name, which the
+/// parser (reading in order) could not take back.
+#[test]
+fn attribute_value_before_its_name_round_trips() {
+    use crate::vocab::tag;
+    let t = Ttlv::structure(
+        tag::ATTRIBUTE,
+        vec![
+            Ttlv::new(tag::ATTRIBUTE_VALUE, Value::Integer(0x100)),
+            Ttlv::new(
+                tag::ATTRIBUTE_NAME,
+                Value::TextString("Cryptographic Usage Mask".into()),
+            ),
+            Ttlv::new(tag::ATTRIBUTE_VALUE, Value::Integer(0x10)),
+        ],
+    );
+    let x = crate::xml::to_xml(&t);
+    assert!(
+        x.contains("value=\"256\"") && x.contains("value=\"WrapKey\""),
+        "{x}"
+    );
+    assert_eq!(crate::xml::from_xml(&x, &Limits::default()).unwrap(), t);
+    let j = crate::json::to_json(&t);
+    assert_eq!(crate::json::from_json(&j, &Limits::default()).unwrap(), t);
+}

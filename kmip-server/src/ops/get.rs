@@ -4,17 +4,55 @@ use kmip_codec::ops::{GetRequest, GetResponse};
 use kmip_codec::vocab::enums::result_reason as rr;
 use kmip_codec::vocab::tag;
 use kmip_codec::Ttlv;
+use lifecycle::core::crypto::CryptoParams;
+
+/// The wrapping key and parameters of a Key Wrapping Specification. Only the Encrypt method
+/// without encoding is offered: MAC/sign wrapping and TTLV-encoded key values are refused.
+fn wrapping(spec: &Ttlv) -> Result<(String, CryptoParams), OpError> {
+    use kmip_codec::vocab::enums::{encoding_option, wrapping_method};
+    let method = spec.child(tag::WRAPPING_METHOD).and_then(Ttlv::as_enum);
+    if method != Some(wrapping_method::ENCRYPT)
+        || spec.child(tag::MAC_SIGNATURE_KEY_INFORMATION).is_some()
+    {
+        return Err(OpError::new(
+            rr::FEATURE_NOT_SUPPORTED,
+            "only the Encrypt wrapping method is supported",
+        ));
+    }
+    if spec
+        .child(tag::ENCODING_OPTION)
+        .and_then(Ttlv::as_enum)
+        .is_some_and(|e| e != encoding_option::NO_ENCODING)
+    {
+        return Err(OpError::new(
+            rr::ENCODING_OPTION_ERROR,
+            "only No Encoding is supported",
+        ));
+    }
+    let info = spec
+        .child(tag::ENCRYPTION_KEY_INFORMATION)
+        .ok_or_else(|| OpError::invalid("Encryption Key Information is required"))?;
+    let id = info
+        .child(tag::UNIQUE_IDENTIFIER)
+        .and_then(Ttlv::as_text)
+        .ok_or_else(|| OpError::invalid("the wrapping key's Unique Identifier is required"))?;
+    Ok((
+        id.to_owned(),
+        CryptoParams::from_ttlv(info.child(tag::CRYPTOGRAPHIC_PARAMETERS)),
+    ))
+}
 
 pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = GetRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
-    if req.key_wrapping_specification.is_some() {
-        return Err(OpError::new(
-            rr::FEATURE_NOT_SUPPORTED,
-            "key wrapping on Get is not supported yet",
-        ));
-    }
-    let (r, object) = ctx.manager.export(&id, ctx.now)?;
+    let (r, object) = match &req.key_wrapping_specification {
+        None => ctx.manager.export(&id, ctx.now)?,
+        Some(spec) => {
+            let (wrapping_id, params) = wrapping(spec)?;
+            ctx.manager
+                .export_wrapped(&id, &wrapping_id, params, ctx.now)?
+        }
+    };
     if let Some(want) = req.key_format_type {
         let have = object
             .child(tag::KEY_BLOCK)

@@ -6,15 +6,24 @@ mod activate;
 mod attribute_changes;
 mod create;
 mod create_key_pair;
+mod decrypt;
+mod derive_key;
 mod destroy;
 mod discover_versions;
+mod encrypt;
 mod get;
 mod get_attribute_list;
 mod get_attributes;
+mod hash;
 mod locate;
+mod mac;
+mod mac_verify;
 mod query;
 mod register;
 mod revoke;
+mod rng_retrieve;
+mod sign;
+mod signature_verify;
 
 use crate::dispatch::{Ctx, OpError};
 use kmip_codec::attributes::{to_v1, to_v2};
@@ -41,6 +50,15 @@ pub const IMPLEMENTED: &[u32] = &[
     op::DESTROY,
     op::QUERY,
     op::DISCOVER_VERSIONS,
+    op::ENCRYPT,
+    op::DECRYPT,
+    op::SIGN,
+    op::SIGNATURE_VERIFY,
+    op::MAC,
+    op::MAC_VERIFY,
+    op::DERIVE_KEY,
+    op::RNG_RETRIEVE,
+    op::HASH,
 ];
 
 pub fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, OpError> {
@@ -61,6 +79,15 @@ pub fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, 
         op::DESTROY => destroy::apply(ctx, payload),
         op::QUERY => query::apply(ctx, payload),
         op::DISCOVER_VERSIONS => discover_versions::apply(ctx, payload),
+        op::ENCRYPT => encrypt::apply(ctx, payload),
+        op::DECRYPT => decrypt::apply(ctx, payload),
+        op::SIGN => sign::apply(ctx, payload),
+        op::SIGNATURE_VERIFY => signature_verify::apply(ctx, payload),
+        op::MAC => mac::apply(ctx, payload),
+        op::MAC_VERIFY => mac_verify::apply(ctx, payload),
+        op::DERIVE_KEY => derive_key::apply(ctx, payload),
+        op::RNG_RETRIEVE => rng_retrieve::apply(ctx, payload),
+        op::HASH => hash::apply(ctx, payload),
         other => Err(OpError::new(
             rr::OPERATION_NOT_SUPPORTED,
             format!("operation 0x{other:X} is not supported"),
@@ -139,4 +166,44 @@ pub fn response_attributes(ctx: &Ctx<'_>, items: Vec<Ttlv>) -> Vec<Ttlv> {
 
 pub fn text(t: kmip_codec::Tag, s: &str) -> Ttlv {
     Ttlv::new(t, Value::TextString(s.into()))
+}
+
+/// Multi-part (streaming) cryptography is not offered yet: a request that starts or continues
+/// a stream is refused rather than treated as single-part.
+pub fn single_part(
+    correlation: &Option<kmip_codec::message::Bytes>,
+    init: Option<bool>,
+    fin: Option<bool>,
+) -> Result<(), OpError> {
+    if correlation.is_some()
+        || init == Some(true) && fin != Some(true)
+        || fin == Some(true) && init != Some(true)
+    {
+        return Err(OpError::new(
+            rr::FEATURE_NOT_SUPPORTED,
+            "multi-part cryptographic operations are not supported",
+        ));
+    }
+    Ok(())
+}
+
+pub fn params(t: &Option<Ttlv>) -> lifecycle::core::crypto::CryptoParams {
+    lifecycle::core::crypto::CryptoParams::from_ttlv(t.as_ref())
+}
+
+pub fn required<'a>(
+    data: &'a Option<kmip_codec::message::Bytes>,
+    what: &str,
+) -> Result<&'a [u8], OpError> {
+    data.as_ref()
+        .map(|b| b.0.as_slice())
+        .ok_or_else(|| OpError::new(rr::MISSING_DATA, format!("{what} is required")))
+}
+
+pub fn validity(valid: bool) -> Ttlv {
+    use kmip_codec::vocab::enums::validity_indicator as vi;
+    Ttlv::new(
+        tag::VALIDITY_INDICATOR,
+        Value::Enumeration(if valid { vi::VALID } else { vi::INVALID }),
+    )
 }

@@ -32,7 +32,9 @@ pub struct CryptoParams {
 
 impl CryptoParams {
     pub fn from_ttlv(t: Option<&Ttlv>) -> CryptoParams {
-        let Some(t) = t else { return CryptoParams::default() };
+        let Some(t) = t else {
+            return CryptoParams::default();
+        };
         let e = |x| t.child(x).and_then(Ttlv::as_enum);
         let i = |x| t.child(x).and_then(Ttlv::as_i32);
         CryptoParams {
@@ -54,8 +56,12 @@ impl CryptoParams {
             block_cipher_mode: self.block_cipher_mode.or(defaults.block_cipher_mode),
             padding_method: self.padding_method.or(defaults.padding_method),
             hashing_algorithm: self.hashing_algorithm.or(defaults.hashing_algorithm),
-            digital_signature_algorithm: self.digital_signature_algorithm.or(defaults.digital_signature_algorithm),
-            cryptographic_algorithm: self.cryptographic_algorithm.or(defaults.cryptographic_algorithm),
+            digital_signature_algorithm: self
+                .digital_signature_algorithm
+                .or(defaults.digital_signature_algorithm),
+            cryptographic_algorithm: self
+                .cryptographic_algorithm
+                .or(defaults.cryptographic_algorithm),
             random_iv: self.random_iv.or(defaults.random_iv),
             iv_length: self.iv_length.or(defaults.iv_length),
             tag_length: self.tag_length.or(defaults.tag_length),
@@ -87,7 +93,8 @@ pub struct KeyMaterial {
 /// The key block of an encoded object.
 pub fn key_material(object: &Secret) -> Result<KeyMaterial, CoreError> {
     let limits = kmip_codec::Limits::default();
-    let (mut t, _) = kmip_codec::decode(object.expose(), &limits).map_err(|_| CoreError::Crypto("object"))?;
+    let (mut t, _) =
+        kmip_codec::decode(object.expose(), &limits).map_err(|_| CoreError::Crypto("object"))?;
     let out = (|| {
         let kb = t.child(tag::KEY_BLOCK)?;
         let kv = kb.child(tag::KEY_VALUE)?;
@@ -99,7 +106,9 @@ pub fn key_material(object: &Secret) -> Result<KeyMaterial, CoreError> {
             _ => return None,
         };
         Some(KeyMaterial {
-            algorithm: kb.child(tag::CRYPTOGRAPHIC_ALGORITHM).and_then(Ttlv::as_enum),
+            algorithm: kb
+                .child(tag::CRYPTOGRAPHIC_ALGORITHM)
+                .and_then(Ttlv::as_enum),
             format: kb.child(tag::KEY_FORMAT_TYPE).and_then(Ttlv::as_enum),
             bytes: Secret::new(bytes),
         })
@@ -221,13 +230,19 @@ fn symmetric(
             c.aad_update(aad).map_err(|_| CoreError::Crypto("aad"))?;
         }
         if matches!(mode, Mode::Decrypt) {
-            let t = input.tag.ok_or_else(|| unsupported("the authentication tag is required"))?;
+            let t = input
+                .tag
+                .ok_or_else(|| unsupported("the authentication tag is required"))?;
             c.set_tag(t).map_err(|_| CoreError::Crypto("tag"))?;
         }
     }
     let mut out = vec![0u8; input.data.len() + cipher.block_size() + 16];
-    let mut n = c.update(input.data, &mut out).map_err(|_| CoreError::Crypto("cipher"))?;
-    n += c.finalize(&mut out[n..]).map_err(|_| CoreError::Crypto("cipher"))?;
+    let mut n = c
+        .update(input.data, &mut out)
+        .map_err(|_| CoreError::Crypto("cipher"))?;
+    n += c
+        .finalize(&mut out[n..])
+        .map_err(|_| CoreError::Crypto("cipher"))?;
     out.truncate(n);
     let tag = if gcm && matches!(mode, Mode::Encrypt) {
         let len = p.tag_length.unwrap_or(16).clamp(4, 16) as usize;
@@ -270,7 +285,12 @@ fn public_key(der: &[u8], format: Option<u32>) -> Result<PKey<Public>, CoreError
     Ok(k)
 }
 
-fn rsa_crypt(key: &KeyMaterial, p: &CryptoParams, data: &[u8], encrypt: bool) -> Result<Vec<u8>, CoreError> {
+fn rsa_crypt(
+    key: &KeyMaterial,
+    p: &CryptoParams,
+    data: &[u8],
+    encrypt: bool,
+) -> Result<Vec<u8>, CoreError> {
     let padding = rsa_padding(p)?;
     let md = digest(p.hashing_algorithm, MessageDigest::sha1())?;
     let mgf = digest(p.mask_generator_hashing_algorithm, MessageDigest::sha1())?;
@@ -284,7 +304,9 @@ fn rsa_crypt(key: &KeyMaterial, p: &CryptoParams, data: &[u8], encrypt: bool) ->
             ctx.set_rsa_mgf1_md(mgf)?;
         }
         out = vec![0u8; ctx.encrypt_len(data)?];
-        let n = ctx.encrypt(data, &mut out).map_err(|_| CoreError::Crypto("RSA encrypt"))?;
+        let n = ctx
+            .encrypt(data, &mut out)
+            .map_err(|_| CoreError::Crypto("RSA encrypt"))?;
         out.truncate(n);
     } else {
         let k = private_key(key.bytes.expose(), key.format)?;
@@ -295,7 +317,9 @@ fn rsa_crypt(key: &KeyMaterial, p: &CryptoParams, data: &[u8], encrypt: bool) ->
             ctx.set_rsa_mgf1_md(mgf)?;
         }
         out = vec![0u8; ctx.decrypt_len(data)?];
-        let n = ctx.decrypt(data, &mut out).map_err(|_| CoreError::Crypto("RSA decrypt"))?;
+        let n = ctx
+            .decrypt(data, &mut out)
+            .map_err(|_| CoreError::Crypto("RSA decrypt"))?;
         out.truncate(n);
     }
     Ok(out)
@@ -313,7 +337,12 @@ pub fn encrypt(key: &KeyMaterial, input: &CipherInput<'_>) -> Result<Encrypted, 
 
 pub fn decrypt(key: &KeyMaterial, input: &CipherInput<'_>) -> Result<Secret, CoreError> {
     match input.params.cryptographic_algorithm.or(key.algorithm) {
-        Some(alg::RSA) => Ok(Secret::new(rsa_crypt(key, input.params, input.data, false)?)),
+        Some(alg::RSA) => Ok(Secret::new(rsa_crypt(
+            key,
+            input.params,
+            input.data,
+            false,
+        )?)),
         _ => Ok(Secret::new(symmetric(key, input, Mode::Decrypt)?.data)),
     }
 }
@@ -326,15 +355,25 @@ fn signature_scheme(p: &CryptoParams) -> Result<(Option<MessageDigest>, bool), C
             dsa::SHA_256_WITH_RSA_ENCRYPTION => (Some(MessageDigest::sha256()), false),
             dsa::SHA_384_WITH_RSA_ENCRYPTION => (Some(MessageDigest::sha384()), false),
             dsa::SHA_512_WITH_RSA_ENCRYPTION => (Some(MessageDigest::sha512()), false),
-            dsa::RSASSA_PSS => (Some(digest(p.hashing_algorithm, MessageDigest::sha256())?), true),
+            dsa::RSASSA_PSS => (
+                Some(digest(p.hashing_algorithm, MessageDigest::sha256())?),
+                true,
+            ),
             dsa::ECDSA_WITH_SHA256 => (Some(MessageDigest::sha256()), false),
             dsa::ECDSA_WITH_SHA384 => (Some(MessageDigest::sha384()), false),
             dsa::ECDSA_WITH_SHA512 => (Some(MessageDigest::sha512()), false),
-            other => return Err(unsupported(format!("digital signature algorithm 0x{other:X}"))),
+            other => {
+                return Err(unsupported(format!(
+                    "digital signature algorithm 0x{other:X}"
+                )))
+            }
         });
     }
     let pss = p.padding_method == Some(pm::PSS);
-    Ok((Some(digest(p.hashing_algorithm, MessageDigest::sha256())?), pss))
+    Ok((
+        Some(digest(p.hashing_algorithm, MessageDigest::sha256())?),
+        pss,
+    ))
 }
 
 pub fn sign(key: &KeyMaterial, p: &CryptoParams, data: &[u8]) -> Result<Vec<u8>, CoreError> {
@@ -342,7 +381,9 @@ pub fn sign(key: &KeyMaterial, p: &CryptoParams, data: &[u8]) -> Result<Vec<u8>,
     let ed = k.id() == openssl::pkey::Id::ED25519 || k.id() == openssl::pkey::Id::ED448;
     if ed {
         let mut s = Signer::new_without_digest(&k)?;
-        return s.sign_oneshot_to_vec(data).map_err(|_| CoreError::Crypto("sign"));
+        return s
+            .sign_oneshot_to_vec(data)
+            .map_err(|_| CoreError::Crypto("sign"));
     }
     let (md, pss) = signature_scheme(p)?;
     let mut s = Signer::new(md.unwrap_or(MessageDigest::sha256()), &k)?;
@@ -354,7 +395,12 @@ pub fn sign(key: &KeyMaterial, p: &CryptoParams, data: &[u8]) -> Result<Vec<u8>,
     s.sign_to_vec().map_err(|_| CoreError::Crypto("sign"))
 }
 
-pub fn verify(key: &KeyMaterial, p: &CryptoParams, data: &[u8], signature: &[u8]) -> Result<bool, CoreError> {
+pub fn verify(
+    key: &KeyMaterial,
+    p: &CryptoParams,
+    data: &[u8],
+    signature: &[u8],
+) -> Result<bool, CoreError> {
     let k = public_key(key.bytes.expose(), key.format)?;
     let ed = k.id() == openssl::pkey::Id::ED25519 || k.id() == openssl::pkey::Id::ED448;
     if ed {
@@ -413,7 +459,10 @@ pub fn derive(key: &KeyMaterial, d: &Derivation<'_>) -> Result<Secret, CoreError
         dm::PBKDF2 => {
             let md = digest(d.params.hashing_algorithm, MessageDigest::sha1())?;
             let salt = d.salt.ok_or_else(|| unsupported("PBKDF2 needs a salt"))?;
-            let it = d.iterations.filter(|i| *i > 0).ok_or_else(|| unsupported("PBKDF2 needs an iteration count"))?;
+            let it = d
+                .iterations
+                .filter(|i| *i > 0)
+                .ok_or_else(|| unsupported("PBKDF2 needs an iteration count"))?;
             openssl::pkcs5::pbkdf2_hmac(key.bytes.expose(), salt, it as usize, md, &mut out)?;
         }
         dm::HMAC => {
@@ -421,7 +470,8 @@ pub fn derive(key: &KeyMaterial, d: &Derivation<'_>) -> Result<Secret, CoreError
             let md = digest(d.params.hashing_algorithm, MessageDigest::sha256())?;
             let mut ctx = openssl::pkey_ctx::PkeyCtx::new_id(openssl::pkey::Id::HKDF)?;
             ctx.derive_init()?;
-            let md = openssl::md::Md::from_nid(md.type_()).ok_or_else(|| unsupported("HKDF hash"))?;
+            let md =
+                openssl::md::Md::from_nid(md.type_()).ok_or_else(|| unsupported("HKDF hash"))?;
             ctx.set_hkdf_md(md)?;
             ctx.set_hkdf_key(key.bytes.expose())?;
             if let Some(s) = d.salt {
@@ -430,7 +480,8 @@ pub fn derive(key: &KeyMaterial, d: &Derivation<'_>) -> Result<Secret, CoreError
             if let Some(info) = d.data {
                 ctx.add_hkdf_info(info)?;
             }
-            ctx.derive(Some(&mut out)).map_err(|_| CoreError::Crypto("HKDF"))?;
+            ctx.derive(Some(&mut out))
+                .map_err(|_| CoreError::Crypto("HKDF"))?;
         }
         dm::NIST800_108_C => {
             // SP 800-108 counter mode with HMAC: a 32-bit counter before the fixed data, no L
@@ -458,10 +509,18 @@ pub fn derive(key: &KeyMaterial, d: &Derivation<'_>) -> Result<Secret, CoreError
             out.copy_from_slice(&h[..n]);
         }
         dm::ENCRYPT => {
-            let data = d.data.ok_or_else(|| unsupported("encryption derivation needs derivation data"))?;
+            let data = d
+                .data
+                .ok_or_else(|| unsupported("encryption derivation needs derivation data"))?;
             let e = symmetric(
                 key,
-                &CipherInput { params: &d.params, data, iv: d.iv, aad: None, tag: None },
+                &CipherInput {
+                    params: &d.params,
+                    data,
+                    iv: d.iv,
+                    aad: None,
+                    tag: None,
+                },
                 Mode::Encrypt,
             )?;
             let n = e.data.len().min(out.len());
@@ -476,17 +535,29 @@ pub fn derive(key: &KeyMaterial, d: &Derivation<'_>) -> Result<Secret, CoreError
 /// Wrap `material` (a key's raw bytes) under `wrapping`: AES Key Wrap (RFC 3394) for whole
 /// blocks, with padding (RFC 5649) otherwise, when the mode is NIST Key Wrap or unset; AES-GCM;
 /// RSA-OAEP for an RSA public wrapping key.
-pub fn wrap(wrapping: &KeyMaterial, p: &CryptoParams, material: &[u8]) -> Result<Vec<u8>, CoreError> {
+pub fn wrap(
+    wrapping: &KeyMaterial,
+    p: &CryptoParams,
+    material: &[u8],
+) -> Result<Vec<u8>, CoreError> {
     match p.cryptographic_algorithm.or(wrapping.algorithm) {
         Some(alg::RSA) => rsa_crypt(wrapping, p, material, true),
         Some(alg::AES) | None => match p.block_cipher_mode {
-            None | Some(bcm::NISTKEYWRAP) | Some(bcm::AESKEYWRAPPADDING) => {
-                aes_key_wrap(wrapping.bytes.expose(), material, p.block_cipher_mode == Some(bcm::AESKEYWRAPPADDING))
-            }
+            None | Some(bcm::NISTKEYWRAP) | Some(bcm::AESKEYWRAPPADDING) => aes_key_wrap(
+                wrapping.bytes.expose(),
+                material,
+                p.block_cipher_mode == Some(bcm::AESKEYWRAPPADDING),
+            ),
             Some(_) => {
                 let e = symmetric(
                     wrapping,
-                    &CipherInput { params: p, data: material, iv: None, aad: None, tag: None },
+                    &CipherInput {
+                        params: p,
+                        data: material,
+                        iv: None,
+                        aad: None,
+                        tag: None,
+                    },
                     Mode::Encrypt,
                 )?;
                 let mut out = e.generated_iv.unwrap_or_default();
@@ -499,17 +570,33 @@ pub fn wrap(wrapping: &KeyMaterial, p: &CryptoParams, material: &[u8]) -> Result
     }
 }
 
-pub fn unwrap(wrapping: &KeyMaterial, p: &CryptoParams, wrapped: &[u8]) -> Result<Secret, CoreError> {
+pub fn unwrap(
+    wrapping: &KeyMaterial,
+    p: &CryptoParams,
+    wrapped: &[u8],
+) -> Result<Secret, CoreError> {
     match p.cryptographic_algorithm.or(wrapping.algorithm) {
         Some(alg::RSA) => Ok(Secret::new(rsa_crypt(wrapping, p, wrapped, false)?)),
-        Some(alg::AES) | None if matches!(p.block_cipher_mode, None | Some(bcm::NISTKEYWRAP) | Some(bcm::AESKEYWRAPPADDING)) => {
-            aes_key_unwrap(wrapping.bytes.expose(), wrapped, p.block_cipher_mode == Some(bcm::AESKEYWRAPPADDING))
+        Some(alg::AES) | None
+            if matches!(
+                p.block_cipher_mode,
+                None | Some(bcm::NISTKEYWRAP) | Some(bcm::AESKEYWRAPPADDING)
+            ) =>
+        {
+            aes_key_unwrap(
+                wrapping.bytes.expose(),
+                wrapped,
+                p.block_cipher_mode == Some(bcm::AESKEYWRAPPADDING),
+            )
         }
         _ => Err(unsupported("unwrapping mode")),
     }
 }
 
-fn wrap_cipher(kek_len: usize, pad: bool) -> Result<&'static openssl::cipher::CipherRef, CoreError> {
+fn wrap_cipher(
+    kek_len: usize,
+    pad: bool,
+) -> Result<&'static openssl::cipher::CipherRef, CoreError> {
     use openssl::cipher::Cipher as C;
     Ok(match (kek_len, pad) {
         (16, false) => C::aes_128_wrap(),
@@ -518,7 +605,11 @@ fn wrap_cipher(kek_len: usize, pad: bool) -> Result<&'static openssl::cipher::Ci
         (16, true) => C::aes_128_wrap_pad(),
         (24, true) => C::aes_192_wrap_pad(),
         (32, true) => C::aes_256_wrap_pad(),
-        _ => return Err(unsupported("an AES key wrapping key is 128, 192 or 256 bits")),
+        _ => {
+            return Err(unsupported(
+                "an AES key wrapping key is 128, 192 or 256 bits",
+            ))
+        }
     })
 }
 
@@ -529,9 +620,11 @@ fn key_wrap_op(kek: &[u8], data: &[u8], pad: bool, encrypt: bool) -> Result<Vec<
     let mut ctx = CipherCtx::new()?;
     ctx.set_flags(CipherCtxFlags::FLAG_WRAP_ALLOW);
     if encrypt {
-        ctx.encrypt_init(Some(cipher), Some(kek), None).map_err(fail)?;
+        ctx.encrypt_init(Some(cipher), Some(kek), None)
+            .map_err(fail)?;
     } else {
-        ctx.decrypt_init(Some(cipher), Some(kek), None).map_err(fail)?;
+        ctx.decrypt_init(Some(cipher), Some(kek), None)
+            .map_err(fail)?;
     }
     // room for the integrity block, padding, and the final call's block-sized check
     let mut out = vec![0u8; data.len() + 32];
@@ -560,7 +653,11 @@ mod tests {
     }
 
     fn key(algorithm: u32, bytes: Vec<u8>) -> KeyMaterial {
-        KeyMaterial { algorithm: Some(algorithm), format: None, bytes: Secret::new(bytes) }
+        KeyMaterial {
+            algorithm: Some(algorithm),
+            format: None,
+            bytes: Secret::new(bytes),
+        }
     }
 
     /// RFC 3394 section 4.1 and 4.6; RFC 5649 section 6.
@@ -580,10 +677,19 @@ mod tests {
         let kek5649 = h("5840df6e29b02af1 ab493b705bf16ea1 ae8338f4dcc176a8");
         let twenty = h("c37b7e6492584340 bed1220780894115 5068f738");
         let w = aes_key_wrap(&kek5649, &twenty, false).unwrap();
-        assert_eq!(w, h("138bdeaa9b8fa7fc 61f97742e72248ee 5ae6ae5360d1ae6a 5f54f373fa543b6a"));
-        assert_eq!(aes_key_unwrap(&kek5649, &w, true).unwrap().expose(), &twenty[..]);
+        assert_eq!(
+            w,
+            h("138bdeaa9b8fa7fc 61f97742e72248ee 5ae6ae5360d1ae6a 5f54f373fa543b6a")
+        );
+        assert_eq!(
+            aes_key_unwrap(&kek5649, &w, true).unwrap().expose(),
+            &twenty[..]
+        );
         let seven = h("466f7250617369");
-        assert_eq!(aes_key_wrap(&kek5649, &seven, false).unwrap(), h("afbeb0f07dfbf541 9200f2ccb50bb24f"));
+        assert_eq!(
+            aes_key_wrap(&kek5649, &seven, false).unwrap(),
+            h("afbeb0f07dfbf541 9200f2ccb50bb24f")
+        );
         let mut bad = w.clone();
         bad[3] ^= 1;
         assert!(aes_key_unwrap(&kek5649, &bad, true).is_err());
@@ -593,29 +699,87 @@ mod tests {
     fn aes_modes_round_trip() {
         let k = key(alg::AES, vec![7u8; 32]);
         for mode in [bcm::CBC, bcm::ECB, bcm::CTR, bcm::GCM] {
-            let p = CryptoParams { block_cipher_mode: Some(mode), ..Default::default() };
-            let e = encrypt(&k, &CipherInput { params: &p, data: b"attack at dawn", iv: None, aad: Some(b"hdr"), tag: None }).unwrap();
+            let p = CryptoParams {
+                block_cipher_mode: Some(mode),
+                ..Default::default()
+            };
+            let e = encrypt(
+                &k,
+                &CipherInput {
+                    params: &p,
+                    data: b"attack at dawn",
+                    iv: None,
+                    aad: Some(b"hdr"),
+                    tag: None,
+                },
+            )
+            .unwrap();
             assert_ne!(&e.data[..], b"attack at dawn");
-            let d = decrypt(&k, &CipherInput {
-                params: &p, data: &e.data, iv: e.generated_iv.as_deref(), aad: Some(b"hdr"), tag: e.tag.as_deref(),
-            }).unwrap();
+            let d = decrypt(
+                &k,
+                &CipherInput {
+                    params: &p,
+                    data: &e.data,
+                    iv: e.generated_iv.as_deref(),
+                    aad: Some(b"hdr"),
+                    tag: e.tag.as_deref(),
+                },
+            )
+            .unwrap();
             assert_eq!(d.expose(), b"attack at dawn", "mode 0x{mode:X}");
         }
         // GCM rejects a changed tag
-        let p = CryptoParams { block_cipher_mode: Some(bcm::GCM), ..Default::default() };
-        let e = encrypt(&k, &CipherInput { params: &p, data: b"x", iv: None, aad: None, tag: None }).unwrap();
+        let p = CryptoParams {
+            block_cipher_mode: Some(bcm::GCM),
+            ..Default::default()
+        };
+        let e = encrypt(
+            &k,
+            &CipherInput {
+                params: &p,
+                data: b"x",
+                iv: None,
+                aad: None,
+                tag: None,
+            },
+        )
+        .unwrap();
         let mut t = e.tag.clone().unwrap();
         t[0] ^= 1;
-        assert!(decrypt(&k, &CipherInput { params: &p, data: &e.data, iv: e.generated_iv.as_deref(), aad: None, tag: Some(&t) }).is_err());
+        assert!(decrypt(
+            &k,
+            &CipherInput {
+                params: &p,
+                data: &e.data,
+                iv: e.generated_iv.as_deref(),
+                aad: None,
+                tag: Some(&t)
+            }
+        )
+        .is_err());
     }
 
     /// NIST SP 800-38A F.2.1, CBC-AES128.Encrypt, first block.
     #[test]
     fn aes_cbc_known_answer() {
         let k = key(alg::AES, h("2b7e151628aed2a6abf7158809cf4f3c"));
-        let p = CryptoParams { block_cipher_mode: Some(bcm::CBC), padding_method: Some(pm::NONE), ..Default::default() };
+        let p = CryptoParams {
+            block_cipher_mode: Some(bcm::CBC),
+            padding_method: Some(pm::NONE),
+            ..Default::default()
+        };
         let iv = h("000102030405060708090a0b0c0d0e0f");
-        let e = encrypt(&k, &CipherInput { params: &p, data: &h("6bc1bee22e409f96e93d7e117393172a"), iv: Some(&iv), aad: None, tag: None }).unwrap();
+        let e = encrypt(
+            &k,
+            &CipherInput {
+                params: &p,
+                data: &h("6bc1bee22e409f96e93d7e117393172a"),
+                iv: Some(&iv),
+                aad: None,
+                tag: None,
+            },
+        )
+        .unwrap();
         assert_eq!(e.data, h("7649abac8119b246cee98e9b12e9197d"));
         assert!(e.generated_iv.is_none());
     }
@@ -627,19 +791,28 @@ mod tests {
         let pw = key(alg::AES, b"password".to_vec());
         let d = Derivation {
             method: dm::PBKDF2,
-            params: CryptoParams { hashing_algorithm: Some(ha::SHA_1), ..Default::default() },
+            params: CryptoParams {
+                hashing_algorithm: Some(ha::SHA_1),
+                ..Default::default()
+            },
             salt: Some(b"salt"),
             iterations: Some(4096),
             length: 20,
             ..Default::default()
         };
-        assert_eq!(derive(&pw, &d).unwrap().expose(), &h("4b007901b765489abead49d926f721d065a429c1")[..]);
+        assert_eq!(
+            derive(&pw, &d).unwrap().expose(),
+            &h("4b007901b765489abead49d926f721d065a429c1")[..]
+        );
         let ikm = key(alg::AES, h("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"));
         let salt = h("000102030405060708090a0b0c");
         let info = h("f0f1f2f3f4f5f6f7f8f9");
         let d = Derivation {
             method: dm::HMAC,
-            params: CryptoParams { hashing_algorithm: Some(ha::SHA_256), ..Default::default() },
+            params: CryptoParams {
+                hashing_algorithm: Some(ha::SHA_256),
+                ..Default::default()
+            },
             salt: Some(&salt),
             data: Some(&info),
             length: 42,
@@ -655,7 +828,15 @@ mod tests {
     fn hmac_known_answer() {
         // RFC 4231 test case 2
         let k = key(alg::HMAC_SHA256, b"Jefe".to_vec());
-        let m = mac(&k, &CryptoParams::default(), b"what do ya want for nothing?").unwrap();
-        assert_eq!(m, h("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"));
+        let m = mac(
+            &k,
+            &CryptoParams::default(),
+            b"what do ya want for nothing?",
+        )
+        .unwrap();
+        assert_eq!(
+            m,
+            h("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        );
     }
 }

@@ -151,6 +151,33 @@ pub(crate) fn key_object(
     out
 }
 
+/// `Secret Data { Secret Data Type Password, KeyBlock { Opaque, Key Value { Key Material } } }`.
+pub(crate) fn secret_data_object(material: &[u8]) -> Secret {
+    use kmip_codec::vocab::enums::secret_data_type;
+    let mut tree = Ttlv::structure(
+        tag::SECRET_DATA,
+        vec![
+            en(tag::SECRET_DATA_TYPE, secret_data_type::SEED),
+            Ttlv::structure(
+                tag::KEY_BLOCK,
+                vec![
+                    en(tag::KEY_FORMAT_TYPE, fmt::OPAQUE),
+                    Ttlv::structure(
+                        tag::KEY_VALUE,
+                        vec![Ttlv::new(
+                            tag::KEY_MATERIAL,
+                            Value::ByteString(material.to_vec()),
+                        )],
+                    ),
+                ],
+            ),
+        ],
+    );
+    let out = Secret::new(kmip_codec::encode(&tree));
+    zeroize_tree(&mut tree);
+    out
+}
+
 /// Zero every byte string of a tree that held secrets before it is dropped.
 pub fn zeroize_tree(t: &mut Ttlv) {
     match &mut t.value {

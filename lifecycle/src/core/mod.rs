@@ -9,6 +9,7 @@ pub mod crypto;
 mod generate;
 mod seal;
 
+pub(crate) use generate::{key_object, secret_data_object};
 pub use generate::{zeroize_tree, Generated, KeySpec};
 pub use seal::MasterKey;
 
