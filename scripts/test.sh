@@ -59,4 +59,6 @@ for t in ttlv xml json message; do
 done
 
 step "tests"
+# the interoperability tests start the kmip-server binary: build it first
+cargo build --workspace --bins --locked
 cargo nextest run --workspace --locked --no-fail-fast

@@ -200,3 +200,39 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+impl ServerProcess {
+    /// Issue another client identity with `kmip-server client-cert NAME`.
+    pub fn issue_client_cert(&self, name: &str) {
+        let out = Command::new(Self::binary())
+            .args(["client-cert", name, "--data-dir"])
+            .arg(self.data_dir.path())
+            .output()
+            .expect("run kmip-server client-cert");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A client connected as `name` (a certificate in the data directory).
+    pub fn client(&self, name: &str) -> kmip_client::Client {
+        let d = self.tls_dir();
+        let (ca, cert, key) = (
+            d.join("ca.pem"),
+            d.join(format!("{name}.pem")),
+            d.join(format!("{name}.key")),
+        );
+        kmip_client::Client::connect(
+            "localhost",
+            self.port,
+            &kmip_client::Identity {
+                ca: &ca,
+                cert: Some(&cert),
+                key: Some(&key),
+            },
+        )
+        .expect("connect to kmip-server")
+    }
+}

@@ -13,7 +13,12 @@ pub enum LogFormat {
 #[derive(Clone, Debug, Args)]
 pub struct Config {
     /// Where the store, the master key and the generated TLS material live.
-    #[arg(long, env = "KMIP_DATA_DIR", default_value = "./kmip-data")]
+    #[arg(
+        long,
+        env = "KMIP_DATA_DIR",
+        default_value = "./kmip-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// Address and port to listen on.
     #[arg(long, env = "KMIP_LISTEN", default_value = "0.0.0.0:5696")]

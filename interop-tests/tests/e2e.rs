@@ -1,0 +1,648 @@
+//! End-to-end tests: a real kmip-server process, real TLS, our Rust client.
+
+use interop_tests::ServerProcess;
+use kmip_client::{Client, ClientError, Identity};
+use kmip_codec::message::{Bytes, Enum, Req};
+use kmip_codec::ops::*;
+use kmip_codec::vocab::enums::{
+    block_cipher_mode as bcm, cryptographic_algorithm as alg, object_type as ot, operation as op,
+    padding_method as pm, result_reason as rr, result_status, state,
+};
+use kmip_codec::vocab::tag;
+use kmip_codec::{Tag, Ttlv, Value};
+use std::io::{Read, Write};
+
+fn h(s: &str) -> Vec<u8> {
+    kmip_codec::text::unhex(&s.replace(' ', "")).unwrap()
+}
+
+fn item(t: Tag, v: Value) -> Ttlv {
+    Ttlv::new(t, v)
+}
+
+fn name(n: &str) -> Ttlv {
+    Ttlv::structure(
+        tag::NAME,
+        vec![
+            item(tag::NAME_VALUE, Value::TextString(n.into())),
+            item(tag::NAME_TYPE, Value::Enumeration(1)),
+        ],
+    )
+}
+
+fn mask(bits: u32) -> Ttlv {
+    item(tag::CRYPTOGRAPHIC_USAGE_MASK, Value::Integer(bits as i32))
+}
+
+fn attributes(items: Vec<Ttlv>) -> Option<Ttlv> {
+    Some(Ttlv::structure(tag::ATTRIBUTES, items))
+}
+
+fn create_aes(c: &mut Client, bits: i32, extra: Vec<Ttlv>) -> String {
+    let mut a = vec![
+        item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
+        item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(bits)),
+    ];
+    a.extend(extra);
+    let r: CreateResponse = c
+        .op(
+            op::CREATE,
+            &CreateRequest {
+                object_type: Req(Enum(ot::SYMMETRIC_KEY)),
+                attributes: attributes(a),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    r.unique_identifier.0
+}
+
+fn uid(id: &str) -> Option<String> {
+    Some(id.to_owned())
+}
+
+fn key_object(object: Tag, format: u32, algorithm: u32, bits: i32, material: Vec<u8>) -> Ttlv {
+    Ttlv::structure(
+        object,
+        vec![Ttlv::structure(
+            tag::KEY_BLOCK,
+            vec![
+                item(tag::KEY_FORMAT_TYPE, Value::Enumeration(format)),
+                Ttlv::structure(
+                    tag::KEY_VALUE,
+                    vec![item(tag::KEY_MATERIAL, Value::ByteString(material))],
+                ),
+                item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(algorithm)),
+                item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(bits)),
+            ],
+        )],
+    )
+}
+
+fn register(c: &mut Client, object_type: u32, object: Ttlv, attrs: Vec<Ttlv>) -> String {
+    let mut req = RegisterRequest {
+        object_type: Req(Enum(object_type)),
+        attributes: attributes(attrs),
+        ..Default::default()
+    };
+    match object.tag {
+        tag::SYMMETRIC_KEY => req.symmetric_key = Some(object),
+        tag::SECRET_DATA => req.secret_data = Some(object),
+        _ => unreachable!(),
+    }
+    let r: RegisterResponse = c.op(op::REGISTER, &req).unwrap();
+    r.unique_identifier.0
+}
+
+fn activate(c: &mut Client, id: &str) {
+    let _: ActivateResponse = c
+        .op(
+            op::ACTIVATE,
+            &ActivateRequest {
+                unique_identifier: uid(id),
+            },
+        )
+        .unwrap();
+}
+
+fn get_attributes(c: &mut Client, id: &str) -> Vec<Ttlv> {
+    let r: GetAttributesResponse = c
+        .op(
+            op::GET_ATTRIBUTES,
+            &GetAttributesRequest {
+                unique_identifier: uid(id),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    match r.attributes {
+        Some(a) => a.children().to_vec(),
+        None => r.attribute,
+    }
+}
+
+#[test]
+fn tls_is_mutual_and_garbage_is_refused() {
+    let server = ServerProcess::start(&[]);
+    let ca = server.tls_dir().join("ca.pem");
+    // no client certificate: with TLS 1.3 the handshake may finish; the first request fails
+    let no_cert = Client::connect(
+        "localhost",
+        server.port,
+        &Identity {
+            ca: &ca,
+            cert: None,
+            key: None,
+        },
+    );
+    if let Ok(mut c) = no_cert {
+        let r = c.call(
+            op::DISCOVER_VERSIONS,
+            Ttlv::structure(tag::REQUEST_PAYLOAD, vec![]),
+        );
+        assert!(r.is_err(), "a client without a certificate was served");
+    }
+    // a certificate from another CA
+    let other = ServerProcess::start(&[]);
+    let od = other.tls_dir();
+    let foreign = Client::connect(
+        "localhost",
+        server.port,
+        &Identity {
+            ca: &ca,
+            cert: Some(&od.join("admin.pem")),
+            key: Some(&od.join("admin.key")),
+        },
+    );
+    if let Ok(mut c) = foreign {
+        assert!(c
+            .call(
+                op::DISCOVER_VERSIONS,
+                Ttlv::structure(tag::REQUEST_PAYLOAD, vec![])
+            )
+            .is_err());
+    }
+    // plain TCP on the TLS port: closed without an answer
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    tcp.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut buf = [0u8; 64];
+    let n = tcp.read(&mut buf).unwrap_or(0);
+    assert!(n == 0 || buf[0] == 0x15, "plain text got a non-TLS answer");
+    // a length of 4 GiB: an Invalid Message answer, then the connection closes
+    let mut c = server.client("admin");
+    let t = c.raw(&h("420078 01 FFFFFFF0")).unwrap();
+    let item = t.child(tag::BATCH_ITEM).unwrap();
+    assert_eq!(
+        item.child(tag::RESULT_REASON).and_then(Ttlv::as_enum),
+        Some(rr::INVALID_MESSAGE)
+    );
+    assert!(
+        c.raw(&h("420078 01 00000000")).is_err(),
+        "the connection should be closed"
+    );
+    // and the server still serves others
+    let mut ok = server.client("admin");
+    ok.call(op::QUERY, Ttlv::structure(tag::REQUEST_PAYLOAD, vec![]))
+        .unwrap();
+}
+
+#[test]
+fn versions_see_the_same_objects_in_their_own_shapes() {
+    let server = ServerProcess::start(&[]);
+    let mut v21 = server.client("admin");
+    let id = create_aes(&mut v21, 256, vec![name("shared-key"), mask(4 | 8)]);
+    activate(&mut v21, &id);
+    let two = get_attributes(&mut v21, &id);
+    assert!(two
+        .iter()
+        .any(|a| a.tag == tag::STATE && a.as_enum() == Some(state::ACTIVE)));
+    assert!(two
+        .iter()
+        .all(|a| a.tag != tag::ATTRIBUTE || a.child(tag::VENDOR_IDENTIFICATION).is_some()));
+    assert!(
+        two.iter().all(|a| a.tag != tag::OPERATION_POLICY_NAME),
+        "1.x-only attribute sent to 2.1"
+    );
+    for (major, minor) in [(1, 0), (1, 2), (1, 4)] {
+        let mut c = server.client("admin").version(major, minor);
+        let one = get_attributes(&mut c, &id);
+        assert!(!one.is_empty());
+        assert!(
+            one.iter()
+                .all(|a| a.tag == tag::ATTRIBUTE && a.child(tag::ATTRIBUTE_NAME).is_some()),
+            "{major}.{minor}"
+        );
+        let names: Vec<&str> = one
+            .iter()
+            .filter_map(|a| a.child(tag::ATTRIBUTE_NAME)?.as_text())
+            .collect();
+        assert!(
+            names.contains(&"State") && names.contains(&"Name"),
+            "{names:?}"
+        );
+        let resp = c
+            .batch(vec![(
+                op::QUERY,
+                Ttlv::structure(tag::REQUEST_PAYLOAD, vec![]),
+            )])
+            .unwrap();
+        let pv = &resp.header.protocol_version;
+        assert_eq!(
+            (pv.major.0, pv.minor.0),
+            (major, minor),
+            "answered in the request's version"
+        );
+    }
+    // an unsupported version is refused with a message in a version we speak
+    let mut c = server.client("admin").version(3, 0);
+    let err = c
+        .call(op::QUERY, Ttlv::structure(tag::REQUEST_PAYLOAD, vec![]))
+        .unwrap_err();
+    assert!(err.reason().is_some(), "{err}");
+}
+
+#[test]
+fn cryptography_over_the_wire_matches_known_answers() {
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    // NIST SP 800-38A F.2.1: CBC-AES128
+    let k = register(
+        &mut c,
+        ot::SYMMETRIC_KEY,
+        key_object(
+            tag::SYMMETRIC_KEY,
+            1,
+            alg::AES,
+            128,
+            h("2b7e151628aed2a6abf7158809cf4f3c"),
+        ),
+        vec![mask(4 | 8)],
+    );
+    let params = Some(Ttlv::structure(
+        tag::CRYPTOGRAPHIC_PARAMETERS,
+        vec![
+            item(tag::BLOCK_CIPHER_MODE, Value::Enumeration(bcm::CBC)),
+            item(tag::PADDING_METHOD, Value::Enumeration(pm::NONE)),
+        ],
+    ));
+    let enc = EncryptRequest {
+        unique_identifier: uid(&k),
+        cryptographic_parameters: params.clone(),
+        data: Some(Bytes(h("6bc1bee22e409f96e93d7e117393172a"))),
+        iv_counter_nonce: Some(Bytes(h("000102030405060708090a0b0c0d0e0f"))),
+        ..Default::default()
+    };
+    // Pre-Active keys are not used
+    let e = c.op::<_, EncryptResponse>(op::ENCRYPT, &enc).unwrap_err();
+    assert_eq!(e.reason(), Some(rr::WRONG_KEY_LIFECYCLE_STATE));
+    activate(&mut c, &k);
+    let r: EncryptResponse = c.op(op::ENCRYPT, &enc).unwrap();
+    assert_eq!(r.data.unwrap().0, h("7649abac8119b246cee98e9b12e9197d"));
+    let d: DecryptResponse = c
+        .op(
+            op::DECRYPT,
+            &DecryptRequest {
+                unique_identifier: uid(&k),
+                cryptographic_parameters: params,
+                data: Some(Bytes(h("7649abac8119b246cee98e9b12e9197d"))),
+                iv_counter_nonce: Some(Bytes(h("000102030405060708090a0b0c0d0e0f"))),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(d.data.unwrap().0, h("6bc1bee22e409f96e93d7e117393172a"));
+    // a key without the Sign bit may not sign
+    let s = c.op::<_, SignResponse>(
+        op::SIGN,
+        &SignRequest {
+            unique_identifier: uid(&k),
+            data: Some(Bytes(b"x".to_vec())),
+            ..Default::default()
+        },
+    );
+    assert!(s.is_err());
+    // RFC 4231 test case 2: HMAC-SHA256 with key "Jefe"
+    let m = register(
+        &mut c,
+        ot::SYMMETRIC_KEY,
+        key_object(
+            tag::SYMMETRIC_KEY,
+            1,
+            alg::HMAC_SHA256,
+            32,
+            b"Jefe".to_vec(),
+        ),
+        vec![mask(0x80 | 0x100)],
+    );
+    activate(&mut c, &m);
+    let mac: MACResponse = c
+        .op(
+            op::MAC,
+            &MACRequest {
+                unique_identifier: uid(&m),
+                data: Some(Bytes(b"what do ya want for nothing?".to_vec())),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        mac.mac_data.unwrap().0,
+        h("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+    );
+    // PBKDF2-HMAC-SHA1, RFC 6070 (the vector PyKMIP's suite uses), from an active password
+    let pw = register(
+        &mut c,
+        ot::SECRET_DATA,
+        Ttlv::structure(
+            tag::SECRET_DATA,
+            vec![
+                item(tag::SECRET_DATA_TYPE, Value::Enumeration(1)),
+                Ttlv::structure(
+                    tag::KEY_BLOCK,
+                    vec![
+                        item(tag::KEY_FORMAT_TYPE, Value::Enumeration(2)),
+                        Ttlv::structure(
+                            tag::KEY_VALUE,
+                            vec![item(
+                                tag::KEY_MATERIAL,
+                                Value::ByteString(b"password".to_vec()),
+                            )],
+                        ),
+                    ],
+                ),
+            ],
+        ),
+        vec![mask(0x200)],
+    );
+    activate(&mut c, &pw);
+    let dk: DeriveKeyResponse = c
+        .op(
+            op::DERIVE_KEY,
+            &DeriveKeyRequest {
+                object_type: Req(Enum(ot::SYMMETRIC_KEY)),
+                unique_identifier: vec![pw],
+                derivation_method: Req(item(
+                    tag::DERIVATION_METHOD,
+                    Value::Enumeration(kmip_codec::vocab::enums::derivation_method::PBKDF2),
+                )),
+                derivation_parameters: Req(Ttlv::structure(
+                    tag::DERIVATION_PARAMETERS,
+                    vec![
+                        Ttlv::structure(
+                            tag::CRYPTOGRAPHIC_PARAMETERS,
+                            vec![item(
+                                tag::HASHING_ALGORITHM,
+                                Value::Enumeration(
+                                    kmip_codec::vocab::enums::hashing_algorithm::SHA_1,
+                                ),
+                            )],
+                        ),
+                        item(tag::SALT, Value::ByteString(b"salt".to_vec())),
+                        item(tag::ITERATION_COUNT, Value::Integer(4096)),
+                    ],
+                )),
+                attributes: attributes(vec![
+                    item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
+                    item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(160)),
+                ]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let g: GetResponse = c
+        .op(
+            op::GET,
+            &GetRequest {
+                unique_identifier: uid(&dk.unique_identifier.0),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let material = g.symmetric_key.unwrap();
+    let bytes = material
+        .child(tag::KEY_BLOCK)
+        .unwrap()
+        .child(tag::KEY_VALUE)
+        .unwrap()
+        .child(tag::KEY_MATERIAL)
+        .unwrap()
+        .as_bytes()
+        .unwrap()
+        .to_vec();
+    assert_eq!(bytes, h("4b007901b765489abead49d926f721d065a429c1"));
+    // RSA-2048 PSS signature from a generated pair verifies, and fails on other data
+    let kp: CreateKeyPairResponse = c
+        .op(
+            op::CREATE_KEY_PAIR,
+            &CreateKeyPairRequest {
+                common_attributes: attributes(vec![
+                    item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::RSA)),
+                    item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(2048)),
+                ]),
+                private_key_attributes: attributes(vec![mask(1)]),
+                public_key_attributes: attributes(vec![mask(2)]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let (sk, pk) = (
+        kp.private_key_unique_identifier
+            .as_text()
+            .unwrap()
+            .to_owned(),
+        kp.public_key_unique_identifier
+            .as_text()
+            .unwrap()
+            .to_owned(),
+    );
+    activate(&mut c, &sk);
+    activate(&mut c, &pk);
+    let pss = Some(Ttlv::structure(
+        tag::CRYPTOGRAPHIC_PARAMETERS,
+        vec![
+            item(tag::PADDING_METHOD, Value::Enumeration(pm::PSS)),
+            item(
+                tag::HASHING_ALGORITHM,
+                Value::Enumeration(kmip_codec::vocab::enums::hashing_algorithm::SHA_256),
+            ),
+        ],
+    ));
+    let sig: SignResponse = c
+        .op(
+            op::SIGN,
+            &SignRequest {
+                unique_identifier: uid(&sk),
+                cryptographic_parameters: pss.clone(),
+                data: Some(Bytes(b"message".to_vec())),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let sig = sig.signature_data.unwrap();
+    for (data, valid) in [(b"message".to_vec(), true), (b"massage".to_vec(), false)] {
+        let v: SignatureVerifyResponse = c
+            .op(
+                op::SIGNATURE_VERIFY,
+                &SignatureVerifyRequest {
+                    unique_identifier: uid(&pk),
+                    cryptographic_parameters: pss.clone(),
+                    data: Some(Bytes(data)),
+                    signature_data: Some(sig.clone()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let expected = if valid { 1 } else { 2 };
+        assert_eq!(v.validity_indicator.unwrap().as_enum(), Some(expected));
+    }
+}
+
+#[test]
+fn non_extractable_keys_never_leave() {
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let locked = create_aes(
+        &mut c,
+        256,
+        vec![item(tag::EXTRACTABLE, Value::Boolean(false))],
+    );
+    let e = c
+        .op::<_, GetResponse>(
+            op::GET,
+            &GetRequest {
+                unique_identifier: uid(&locked),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.reason(), Some(rr::NOT_EXTRACTABLE));
+    // not wrapped either
+    let kek = create_aes(&mut c, 256, vec![mask(0x10 | 0x20)]);
+    activate(&mut c, &kek);
+    let spec = Ttlv::structure(
+        tag::KEY_WRAPPING_SPECIFICATION,
+        vec![
+            item(tag::WRAPPING_METHOD, Value::Enumeration(1)),
+            Ttlv::structure(
+                tag::ENCRYPTION_KEY_INFORMATION,
+                vec![item(tag::UNIQUE_IDENTIFIER, Value::TextString(kek.clone()))],
+            ),
+        ],
+    );
+    let wrapped = GetRequest {
+        unique_identifier: uid(&locked),
+        key_wrapping_specification: Some(spec.clone()),
+        ..Default::default()
+    };
+    assert_eq!(
+        c.op::<_, GetResponse>(op::GET, &wrapped)
+            .unwrap_err()
+            .reason(),
+        Some(rr::NOT_EXTRACTABLE)
+    );
+    // an extractable key leaves wrapped under the KEK: RFC 3394 output is 8 bytes longer
+    let open = create_aes(&mut c, 256, vec![]);
+    let g: GetResponse = c
+        .op(
+            op::GET,
+            &GetRequest {
+                unique_identifier: uid(&open),
+                key_wrapping_specification: Some(spec),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let kb = g
+        .symmetric_key
+        .unwrap()
+        .child(tag::KEY_BLOCK)
+        .unwrap()
+        .clone();
+    assert!(kb.child(tag::KEY_WRAPPING_DATA).is_some());
+    let km = kb
+        .child(tag::KEY_VALUE)
+        .unwrap()
+        .child(tag::KEY_MATERIAL)
+        .unwrap()
+        .as_bytes()
+        .unwrap()
+        .len();
+    assert_eq!(km, 40);
+}
+
+#[test]
+fn batches_use_the_id_placeholder() {
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let create = CreateRequest {
+        object_type: Req(Enum(ot::SYMMETRIC_KEY)),
+        attributes: attributes(vec![
+            item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
+            item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(128)),
+        ]),
+        ..Default::default()
+    };
+    use kmip_codec::message::FieldValue;
+    let p = |t: &dyn Fn(Tag) -> Ttlv| t(tag::REQUEST_PAYLOAD);
+    let resp = c
+        .batch(vec![
+            (op::CREATE, p(&|t| create.encode(t))),
+            (op::ACTIVATE, p(&|t| ActivateRequest::default().encode(t))),
+            (
+                op::GET_ATTRIBUTES,
+                p(&|t| GetAttributesRequest::default().encode(t)),
+            ),
+            (op::DESTROY, p(&|t| DestroyRequest::default().encode(t))),
+            (op::QUERY, p(&|t| QueryRequest::default().encode(t))),
+        ])
+        .unwrap();
+    let st: Vec<u32> = resp
+        .batch_item
+        .iter()
+        .map(|b| b.result_status.0 .0)
+        .collect();
+    // Destroy of an Active key fails, and with the default Stop option nothing after it runs
+    assert_eq!(
+        st,
+        vec![
+            result_status::SUCCESS,
+            result_status::SUCCESS,
+            result_status::SUCCESS,
+            result_status::OPERATION_FAILED
+        ]
+    );
+    assert_eq!(
+        resp.batch_item[3].result_reason.map(|r| r.0),
+        Some(rr::WRONG_KEY_LIFECYCLE_STATE)
+    );
+    let ids: Vec<Vec<u8>> = resp
+        .batch_item
+        .iter()
+        .map(|b| b.unique_batch_item_id.clone().unwrap().0)
+        .collect();
+    assert_eq!(
+        ids,
+        vec![vec![0], vec![1], vec![2], vec![3]],
+        "Unique Batch Item IDs echoed"
+    );
+    let attrs = resp.batch_item[2]
+        .response_payload
+        .as_ref()
+        .unwrap()
+        .child(tag::ATTRIBUTES)
+        .unwrap();
+    assert_eq!(
+        attrs.child(tag::STATE).and_then(Ttlv::as_enum),
+        Some(state::ACTIVE)
+    );
+    // an unknown operation is Operation Not Supported, never faked
+    let e = c
+        .call(0x8000_0042, Ttlv::structure(tag::REQUEST_PAYLOAD, vec![]))
+        .unwrap_err();
+    assert_eq!(e.reason(), Some(rr::OPERATION_NOT_SUPPORTED));
+}
+
+#[test]
+fn client_identities_come_from_the_same_ca() {
+    let server = ServerProcess::start(&[]);
+    server.issue_client_cert("alice");
+    let mut alice = server.client("alice");
+    let r: DiscoverVersionsResponse = alice
+        .op(op::DISCOVER_VERSIONS, &DiscoverVersionsRequest::default())
+        .unwrap();
+    assert_eq!(r.protocol_version.len(), 7);
+    let err: Result<CreateResponse, ClientError> = alice.op(
+        op::CREATE,
+        &CreateRequest {
+            object_type: Req(Enum(ot::SYMMETRIC_KEY)),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        err.unwrap_err().reason(),
+        Some(rr::INVALID_FIELD),
+        "no algorithm given"
+    );
+}
