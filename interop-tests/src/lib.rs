@@ -138,7 +138,17 @@ impl ServerProcess {
     }
 
     pub fn start(extra_args: &[&str]) -> ServerProcess {
-        let data_dir = tempfile::tempdir().expect("temporary directory");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        Self::try_start_in(dir, extra_args)
+            .unwrap_or_else(|(_, log)| panic!("kmip-server did not start: {log}"))
+    }
+
+    /// Start on an existing data directory; `Err` gives the directory back with the log of a
+    /// server that exited.
+    pub fn try_start_in(
+        data_dir: tempfile::TempDir,
+        extra_args: &[&str],
+    ) -> Result<ServerProcess, (tempfile::TempDir, String)> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -154,21 +164,29 @@ impl ServerProcess {
             .stderr(log)
             .spawn()
             .expect("start kmip-server");
-        let server = ServerProcess {
+        let mut server = ServerProcess {
             port,
             data_dir,
             child,
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "kmip-server did not start: {}",
-                server.log()
-            );
+            let exited = matches!(server.child.try_wait(), Ok(Some(_)));
+            if exited || std::time::Instant::now() > deadline {
+                let log = server.log();
+                return Err((server.stop(), log));
+            }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        server
+        Ok(server)
+    }
+
+    /// Stop the server and keep its data directory.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        std::mem::replace(&mut self.data_dir, dir)
     }
 
     pub fn tls_dir(&self) -> PathBuf {

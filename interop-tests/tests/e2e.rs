@@ -646,3 +646,85 @@ fn client_identities_come_from_the_same_ca() {
         "no algorithm given"
     );
 }
+
+#[test]
+fn shamir_shares_unseal_the_same_store_and_fewer_do_not() {
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let id = create_aes(&mut c, 256, vec![]);
+    let get = |c: &mut Client| -> Ttlv {
+        let g: GetResponse = c
+            .op(
+                op::GET,
+                &GetRequest {
+                    unique_identifier: uid(&id),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        g.symmetric_key.unwrap()
+    };
+    let before = get(&mut c);
+    drop(c);
+    let dir = server.stop();
+    let out = std::process::Command::new(ServerProcess::binary())
+        .args([
+            "master-split",
+            "--threshold",
+            "3",
+            "--shares",
+            "5",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shares: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(shares.len(), 5);
+    assert!(
+        !dir.path().join("master.key").exists(),
+        "the key file is gone after the split"
+    );
+    // no shares, or M-1 shares: the server refuses to start
+    let mut dir = dir;
+    for given in [vec![], vec![&shares[0], &shares[3]]] {
+        let args: Vec<String> = given
+            .iter()
+            .flat_map(|s| ["--unseal-share".to_owned(), (*s).clone()])
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        match ServerProcess::try_start_in(dir, &args) {
+            Err((d, log)) => {
+                assert!(
+                    log.contains("split into shares") || log.contains("does not open"),
+                    "{log}"
+                );
+                dir = d;
+            }
+            Ok(_) => panic!("started with {} shares", given.len()),
+        }
+    }
+    // any three shares unseal it, and the key is the same
+    let args = [
+        "--unseal-share",
+        &shares[1],
+        "--unseal-share",
+        &shares[4],
+        "--unseal-share",
+        &shares[2],
+    ];
+    let server = ServerProcess::try_start_in(dir, &args)
+        .map_err(|(_, log)| log)
+        .unwrap();
+    let mut c = server.client("admin");
+    assert_eq!(get(&mut c), before);
+}

@@ -49,6 +49,15 @@ pub struct Config {
     pub read_timeout_secs: u64,
     #[arg(long, env = "KMIP_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Shamir shares of the master key (after `master-split`): at least the threshold of them
+    /// must be given at every start. Repeat the option, or separate shares with commas in the
+    /// environment variable.
+    #[arg(
+        long = "unseal-share",
+        env = "KMIP_UNSEAL_SHARES",
+        value_delimiter = ','
+    )]
+    pub unseal_shares: Vec<String>,
 }
 
 impl Config {

@@ -29,6 +29,73 @@ struct Cli {
 enum Command {
     /// Issue a client certificate (CN=NAME, EKU clientAuth) from the data directory's CA.
     ClientCert { name: String },
+    /// Split the master key into SHARES Shamir shares, THRESHOLD of which unseal the server,
+    /// print them one per line, and delete the key file: from then on every start needs
+    /// `--unseal-share` for at least THRESHOLD of them.
+    MasterSplit {
+        #[arg(long)]
+        threshold: u8,
+        #[arg(long)]
+        shares: u8,
+    },
+}
+
+/// The master key: from its file, or rebuilt from Shamir shares, and checked against the data
+/// directory's check value (written the first time) so that a wrong key or too few shares
+/// refuse to start rather than fail on every object.
+fn master_key(cfg: &Config) -> Result<MasterKey, String> {
+    let key_path = cfg.data_dir.join("master.key");
+    let check_path = cfg.data_dir.join("master.check");
+    let key = if !cfg.unseal_shares.is_empty() {
+        let shares = cfg
+            .unseal_shares
+            .iter()
+            .map(|s| lifecycle::core::shamir::Share::from_text(s))
+            .collect::<Result<Vec<_>, _>>()
+            .context("unseal shares")?;
+        MasterKey::from_shares(&shares).context("unseal shares")?
+    } else if !key_path.exists() && check_path.exists() {
+        return Err(
+            "the master key is split into shares: start with --unseal-share (see master-split)"
+                .into(),
+        );
+    } else {
+        MasterKey::load_or_create(&key_path).context("master key")?
+    };
+    match std::fs::read(&check_path) {
+        Ok(check) if key.check(&check) => Ok(key),
+        Ok(_) => Err("the master key does not open this data directory (wrong key file, or too few or wrong shares)".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let check = key.check_value().context("master key check value")?;
+            pki::write_file(&check_path, &check, false).context("master key check value")?;
+            Ok(key)
+        }
+        Err(e) => Err(format!("{}: {e}", check_path.display())),
+    }
+}
+
+fn master_split(cfg: &Config, threshold: u8, shares: u8) -> Result<(), String> {
+    use std::io::Write;
+    let key_path = cfg.data_dir.join("master.key");
+    if !key_path.exists() {
+        return Err(format!(
+            "{} does not exist (already split?)",
+            key_path.display()
+        ));
+    }
+    let key = master_key(cfg)?;
+    let parts = key.split(threshold, shares).context("split")?;
+    let mut out = std::io::stdout().lock();
+    for p in &parts {
+        writeln!(out, "{}", p.to_text().as_str()).context("write shares")?;
+    }
+    out.flush().context("write shares")?;
+    std::fs::remove_file(&key_path).context("remove the master key file")?;
+    eprintln!(
+        "kmip-server: {shares} shares printed; any {threshold} unseal the server. {} was deleted.",
+        key_path.display()
+    );
+    Ok(())
 }
 
 /// Errors at the binary's edge carry their context as text.
@@ -83,8 +150,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
         }
     };
     let acceptor = listener::acceptor(&cert, &key, &ca).context("TLS configuration")?;
-    let master =
-        MasterKey::load_or_create(&cfg.data_dir.join("master.key")).context("master key")?;
+    let master = master_key(&cfg)?;
     let store = RedbStore::open(&cfg.data_dir.join("kmip.redb")).context("store")?;
     let server = Arc::new(Server {
         manager: Manager::new(Arc::new(store), Core::new(master)),
@@ -133,6 +199,9 @@ fn main() -> ExitCode {
             pki::client_cert(&paths, &name)
                 .context("issue client certificate")
                 .map(|(c, k)| println!("certificate: {}\nkey: {}", c.display(), k.display()))
+        }
+        Some(Command::MasterSplit { threshold, shares }) => {
+            master_split(&cli.config, threshold, shares)
         }
         None => {
             init_logging(cli.config.log_format);

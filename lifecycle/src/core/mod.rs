@@ -8,6 +8,7 @@
 pub mod crypto;
 mod generate;
 mod seal;
+pub mod shamir;
 
 pub(crate) use generate::{key_object, secret_data_object};
 pub use generate::{zeroize_tree, Generated, KeySpec};

@@ -65,6 +65,30 @@ impl MasterKey {
         &self.0
     }
 
+    /// Split into `n` Shamir shares, any `m` of which rebuild this key.
+    pub fn split(&self, m: u8, n: u8) -> Result<Vec<super::shamir::Share>, CoreError> {
+        super::shamir::split(self.0.as_ref(), m, n)
+    }
+
+    /// Rebuild from shares. Too few shares rebuild a wrong key, which [`MasterKey::check`]
+    /// rejects.
+    pub fn from_shares(shares: &[super::shamir::Share]) -> Result<MasterKey, CoreError> {
+        let bytes = super::shamir::combine(shares)?;
+        MasterKey::from_bytes(&bytes)
+    }
+
+    /// A check value that proves knowledge of the key without revealing it: a seal of a fixed
+    /// text, stored beside the data (never the key itself).
+    pub fn check_value(&self) -> Result<Vec<u8>, CoreError> {
+        self.seal(b"kmip-rs master key check", b"the master key is right")
+    }
+
+    /// Whether `check` was made by this key.
+    pub fn check(&self, check: &[u8]) -> bool {
+        self.unseal(b"kmip-rs master key check", check)
+            .is_ok_and(|p| p.expose() == b"the master key is right")
+    }
+
     pub(super) fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CoreError> {
         let mut nonce = [0u8; NONCE];
         openssl::rand::rand_bytes(&mut nonce)?;
@@ -121,6 +145,20 @@ mod tests {
         let mut tampered = s.clone();
         tampered[20] ^= 1;
         assert!(matches!(k.unseal(b"17", &tampered), Err(CoreError::Unseal)));
+    }
+
+    #[test]
+    fn shares_rebuild_the_key_and_too_few_do_not() {
+        let k = MasterKey::generate().unwrap();
+        let check = k.check_value().unwrap();
+        let shares = k.split(3, 5).unwrap();
+        let back = MasterKey::from_shares(&shares[1..4]).unwrap();
+        assert!(back.check(&check));
+        let sealed = k.seal(b"9", b"object").unwrap();
+        assert_eq!(back.unseal(b"9", &sealed).unwrap().expose(), b"object");
+        let short = MasterKey::from_shares(&shares[..2]).unwrap();
+        assert!(!short.check(&check), "M-1 shares must not unseal");
+        assert!(short.unseal(b"9", &sealed).is_err());
     }
 
     #[test]
