@@ -151,7 +151,11 @@ async fn serve(cfg: Config) -> Result<(), String> {
     };
     let acceptor = listener::acceptor(&cert, &key, &ca).context("TLS configuration")?;
     let master = master_key(&cfg)?;
-    let store = RedbStore::open(&cfg.data_dir.join("kmip.redb")).context("store")?;
+    let store_path = cfg.data_dir.join("kmip.redb");
+    let mut store = RedbStore::open(&store_path).context("store")?;
+    // destroyed keys' sealed bytes leave the file only when it is compacted, which needs the
+    // file to ourselves: at every start, before serving
+    while store.compact().context("compact the store")? {}
     let server = Arc::new(Server {
         manager: Manager::new(Arc::new(store), Core::new(master)),
         limits: DispatchLimits {

@@ -1124,3 +1124,58 @@ pub mod usage {
         }
     }
 }
+
+#[cfg(test)]
+mod erase_tests {
+    use super::*;
+    use crate::core::MasterKey;
+    use crate::store::RedbStore;
+
+    fn find(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    /// After Destroy and compaction neither the key's plaintext nor its sealed bytes are in
+    /// the data file; before Destroy the sealed bytes are, and the plaintext never is.
+    #[test]
+    fn destroyed_material_leaves_the_data_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.redb");
+        let master_bytes = [7u8; 32];
+        let open = || {
+            let store = Arc::new(RedbStore::open(&path).unwrap());
+            Manager::new(store, Core::new(MasterKey::from_bytes(&master_bytes).unwrap()))
+        };
+        let m = open();
+        let attrs = vec![
+            Ttlv::new(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(kmip_codec::vocab::enums::cryptographic_algorithm::AES)),
+            Ttlv::new(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)),
+        ];
+        let r = m.create(ot::SYMMETRIC_KEY, attrs.clone(), 1).unwrap();
+        // neighbours, so that the destroyed record's page is not simply the only one
+        for _ in 0..200 {
+            m.create(ot::SYMMETRIC_KEY, attrs.clone(), 1).unwrap();
+        }
+        let (_, obj) = m.export(&r.id, 1).unwrap();
+        let plain = obj.child(tag::KEY_BLOCK).unwrap().child(tag::KEY_VALUE).unwrap().child(tag::KEY_MATERIAL).unwrap().as_bytes().unwrap().to_vec();
+        let sealed = r.sealed.clone().unwrap();
+        drop(m);
+        let file = std::fs::read(&path).unwrap();
+        assert!(find(&file, &sealed[13..45]), "the sealed bytes are stored");
+        assert!(!find(&file, &plain), "plaintext never reaches the file");
+        let m = open();
+        m.destroy(&r.id, 2).unwrap();
+        drop(m);
+        // (with these neighbours the freed page still holds the sealed bytes here; compaction
+        // is what removes them)
+        let mut store = RedbStore::open(&path).unwrap();
+        // compaction may need more than one pass to move every page
+        while store.compact().unwrap() {}
+        drop(store);
+        let file = std::fs::read(&path).unwrap();
+        assert!(!find(&file, &plain));
+        assert!(!find(&file, &sealed[13..45]), "sealed bytes of a destroyed key remain in the file");
+        // the object's metadata is still there
+        assert_eq!(open().get(&r.id, 3).unwrap().state, State::Destroyed);
+    }
+}

@@ -63,6 +63,14 @@ impl RedbStore {
     }
 }
 
+impl RedbStore {
+    /// Rewrite the file without free pages, so that the bytes of deleted or replaced records
+    /// (a destroyed key's sealed material) no longer lie in it. Needs exclusive access.
+    pub fn compact(&mut self) -> Result<bool, StoreError> {
+        self.db.compact().map_err(backend)
+    }
+}
+
 impl Store for RedbStore {
     fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
         let tx = self.db.begin_read().map_err(backend)?;
