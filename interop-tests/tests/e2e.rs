@@ -728,3 +728,87 @@ fn shamir_shares_unseal_the_same_store_and_fewer_do_not() {
     let mut c = server.client("admin");
     assert_eq!(get(&mut c), before);
 }
+
+#[test]
+fn rekey_check_poll_and_cancel() {
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let old = create_aes(&mut c, 128, vec![name("rotating"), mask(4 | 8)]);
+    let r: ReKeyResponse = c
+        .op(
+            op::RE_KEY,
+            &ReKeyRequest {
+                unique_identifier: uid(&old),
+                offset: Some(item(tag::OFFSET, Value::Interval(0))),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let new = r.unique_identifier.0;
+    assert_ne!(new, old);
+    // the name moved to the replacement, which is already Active (offset 0)
+    let l: LocateResponse = c
+        .op(
+            op::LOCATE,
+            &LocateRequest {
+                attributes: attributes(vec![Ttlv::structure(
+                    tag::NAME,
+                    vec![item(tag::NAME_VALUE, Value::TextString("rotating".into()))],
+                )]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(l.unique_identifier, vec![new.clone()]);
+    let attrs = get_attributes(&mut c, &new);
+    assert!(attrs
+        .iter()
+        .any(|a| a.tag == tag::STATE && a.as_enum() == Some(state::ACTIVE)));
+    // Check: the Encrypt bit is there, the Sign bit is not
+    let ok: CheckResponse = c
+        .op(
+            op::CHECK,
+            &CheckRequest {
+                unique_identifier: uid(&new),
+                cryptographic_usage_mask: Some(4),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(ok.unique_identifier.as_deref(), Some(new.as_str()));
+    let bad = c.op::<_, CheckResponse>(
+        op::CHECK,
+        &CheckRequest {
+            unique_identifier: uid(&new),
+            cryptographic_usage_mask: Some(1),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        bad.unwrap_err().reason(),
+        Some(rr::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK)
+    );
+    // a synchronous server has nothing to poll or cancel
+    let p = c.op::<_, PollResponse>(
+        op::POLL,
+        &PollRequest {
+            asynchronous_correlation_value: Req(Bytes(vec![1, 2])),
+        },
+    );
+    assert_eq!(
+        p.unwrap_err().reason(),
+        Some(rr::INVALID_ASYNCHRONOUS_CORRELATION_VALUE)
+    );
+    let cr: CancelResponse = c
+        .op(
+            op::CANCEL,
+            &CancelRequest {
+                asynchronous_correlation_value: Req(Bytes(vec![1, 2])),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        cr.cancellation_result.as_enum(),
+        Some(kmip_codec::vocab::enums::cancellation_result::UNAVAILABLE)
+    );
+}

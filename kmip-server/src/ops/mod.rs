@@ -4,6 +4,8 @@
 
 mod activate;
 mod attribute_changes;
+mod cancel;
+mod check;
 mod create;
 mod create_key_pair;
 mod decrypt;
@@ -18,8 +20,11 @@ mod hash;
 mod locate;
 mod mac;
 mod mac_verify;
+mod poll;
 mod query;
 mod register;
+mod rekey;
+mod rekey_key_pair;
 mod revoke;
 mod rng_retrieve;
 mod sign;
@@ -59,6 +64,11 @@ pub const IMPLEMENTED: &[u32] = &[
     op::DERIVE_KEY,
     op::RNG_RETRIEVE,
     op::HASH,
+    op::RE_KEY,
+    op::RE_KEY_KEY_PAIR,
+    op::CHECK,
+    op::POLL,
+    op::CANCEL,
 ];
 
 pub fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, OpError> {
@@ -88,6 +98,11 @@ pub fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, 
         op::DERIVE_KEY => derive_key::apply(ctx, payload),
         op::RNG_RETRIEVE => rng_retrieve::apply(ctx, payload),
         op::HASH => hash::apply(ctx, payload),
+        op::RE_KEY => rekey::apply(ctx, payload),
+        op::RE_KEY_KEY_PAIR => rekey_key_pair::apply(ctx, payload),
+        op::CHECK => check::apply(ctx, payload),
+        op::POLL => poll::apply(ctx, payload),
+        op::CANCEL => cancel::apply(ctx, payload),
         other => Err(OpError::new(
             rr::OPERATION_NOT_SUPPORTED,
             format!("operation 0x{other:X} is not supported"),
