@@ -181,6 +181,21 @@ impl ServerProcess {
         Ok(server)
     }
 
+    /// Send SIGTERM and wait (at most `timeout`) for the process to exit; its exit status.
+    pub fn terminate(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Stop the server and keep its data directory.
     pub fn stop(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();

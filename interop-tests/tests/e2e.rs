@@ -812,3 +812,23 @@ fn rekey_check_poll_and_cancel() {
         Some(kmip_codec::vocab::enums::cancellation_result::UNAVAILABLE)
     );
 }
+
+#[test]
+fn sigterm_stops_cleanly_and_data_survives() {
+    let mut server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let id = create_aes(&mut c, 128, vec![]);
+    // an idle client must not hold the shutdown until its idle timeout (300 s by default)
+    let status = server
+        .terminate(std::time::Duration::from_secs(5))
+        .expect("stopped after SIGTERM");
+    assert!(status.success(), "{status:?}: {}", server.log());
+    assert!(server.log().contains("stopped"), "{}", server.log());
+    let dir = server.stop();
+    let server = ServerProcess::try_start_in(dir, &[])
+        .map_err(|(_, l)| l)
+        .unwrap();
+    let mut c = server.client("admin");
+    let attrs = get_attributes(&mut c, &id);
+    assert!(attrs.iter().any(|a| a.tag == tag::UNIQUE_IDENTIFIER));
+}

@@ -12,6 +12,11 @@ pub enum LogFormat {
 
 #[derive(Clone, Debug, Args)]
 pub struct Config {
+    /// A TOML file of options, keyed by their long names (`listen = "0.0.0.0:5696"`,
+    /// `max-connections = 64`). The command line wins over the environment, which wins over
+    /// the file.
+    #[arg(long, env = "KMIP_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
     /// Where the store, the master key and the generated TLS material live.
     #[arg(
         long,
@@ -66,5 +71,113 @@ impl Config {
     }
     pub fn read_timeout(&self) -> Duration {
         Duration::from_secs(self.read_timeout_secs)
+    }
+}
+
+/// The command line with the configuration file's options put first, so that options given on
+/// the command line (which clap reads last) win; options whose environment variable is set are
+/// left out so that the environment wins over the file.
+pub fn args_with_file(
+    cmd: &clap::Command,
+    args: Vec<std::ffi::OsString>,
+) -> Result<Vec<std::ffi::OsString>, String> {
+    let file = find_config(&args).or_else(|| std::env::var_os("KMIP_CONFIG").map(PathBuf::from));
+    let Some(file) = file else { return Ok(args) };
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut from_file = Vec::new();
+    for (key, value) in table {
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_long() == Some(key.as_str()))
+            .ok_or_else(|| format!("{}: unknown option {key:?}", file.display()))?;
+        if arg.get_env().is_some_and(|e| std::env::var_os(e).is_some()) || key == "config" {
+            continue;
+        }
+        let values: Vec<String> = match value {
+            toml::Value::Array(a) => a
+                .into_iter()
+                .map(|v| scalar(&key, v))
+                .collect::<Result<_, _>>()?,
+            v => vec![scalar(&key, v)?],
+        };
+        for v in values {
+            from_file.push(format!("--{key}={v}").into());
+        }
+    }
+    let mut out = vec![args[0].clone()];
+    out.extend(from_file);
+    out.extend(args.into_iter().skip(1));
+    Ok(out)
+}
+
+fn scalar(key: &str, v: toml::Value) -> Result<String, String> {
+    match v {
+        toml::Value::String(s) => Ok(s),
+        toml::Value::Integer(i) => Ok(i.to_string()),
+        toml::Value::Boolean(b) => Ok(b.to_string()),
+        other => Err(format!("option {key:?}: unsupported value {other}")),
+    }
+}
+
+fn find_config(args: &[std::ffi::OsString]) -> Option<PathBuf> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let s = a.to_string_lossy();
+        if s == "--config" {
+            return it.next().map(PathBuf::from);
+        }
+        if let Some(v) = s.strip_prefix("--config=") {
+            return Some(PathBuf::from(v));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches, Parser};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn file_then_environment_then_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("kmip.toml");
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:7000\"\nmax-connections = 7\nmax-batch-items = 9\n",
+        )
+        .unwrap();
+        let cmd = Cli::command().args_override_self(true);
+        let argv = |extra: &[&str]| -> Vec<std::ffi::OsString> {
+            let mut v: Vec<std::ffi::OsString> =
+                vec!["kmip-server".into(), "--config".into(), f.clone().into()];
+            v.extend(extra.iter().map(|s| s.into()));
+            v
+        };
+        let parse = |args: Vec<std::ffi::OsString>| {
+            let m = cmd
+                .clone()
+                .get_matches_from(args_with_file(&cmd, args).unwrap());
+            Cli::from_arg_matches(&m).unwrap().config
+        };
+        let c = parse(argv(&[]));
+        assert_eq!(
+            (c.listen.as_str(), c.max_connections, c.max_batch_items),
+            ("127.0.0.1:7000", 7, 9)
+        );
+        let c = parse(argv(&["--max-connections", "8"]));
+        assert_eq!(c.max_connections, 8, "the command line wins");
+        assert_eq!(c.max_batch_items, 9);
+        std::fs::write(&f, "no-such-option = 1\n").unwrap();
+        assert!(args_with_file(&cmd, argv(&[])).is_err());
     }
 }

@@ -39,6 +39,8 @@ pub async fn run(
 ) {
     let acceptor = Arc::new(acceptor);
     let slots = Arc::new(Semaphore::new(max_connections));
+    // sessions finish the message in hand and close when this turns true
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -51,7 +53,7 @@ pub async fn run(
                     drop(tcp);
                     continue;
                 };
-                let (server, acceptor) = (server.clone(), acceptor.clone());
+                let (server, acceptor, stopping) = (server.clone(), acceptor.clone(), stop_rx.clone());
                 tasks.spawn(async move {
                     let _permit = permit;
                     let _ = tcp.set_nodelay(true);
@@ -73,7 +75,7 @@ pub async fn run(
                         })
                         .unwrap_or_default();
                     tracing::info!(%peer, identity, "client connected");
-                    let end = session::serve(&server, &mut stream, &identity, timeouts).await;
+                    let end = session::serve(&server, &mut stream, &identity, timeouts, stopping).await;
                     tracing::info!(%peer, identity, ?end, "client disconnected");
                     let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
                 });
@@ -83,6 +85,7 @@ pub async fn run(
     }
     tracing::info!(open = tasks.len(), "shutting down: draining connections");
     drop(listener);
+    let _ = stop_tx.send(true);
     let drain = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(timeouts.read, drain).await.is_err() {
         tasks.abort_all();

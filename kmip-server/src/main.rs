@@ -196,7 +196,22 @@ async fn serve(cfg: Config) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = {
+        use clap::{CommandFactory, FromArgMatches};
+        let cmd = Cli::command().args_override_self(true);
+        let args = match kmip_server::config::args_with_file(&cmd, std::env::args_os().collect()) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("kmip-server: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let matches = cmd.get_matches_from(args);
+        match Cli::from_arg_matches(&matches) {
+            Ok(c) => c,
+            Err(e) => e.exit(),
+        }
+    };
     let result = match cli.command {
         Some(Command::ClientCert { name }) => {
             let paths = pki::Paths::new(&cli.config.data_dir);

@@ -27,6 +27,8 @@ pub enum End {
     /// Framing that can never become a message: closed without an answer.
     Garbage,
     Io,
+    /// The server is stopping: closed between two messages.
+    Shutdown,
 }
 
 /// Serve one connection until it ends.
@@ -35,17 +37,24 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     identity: &str,
     timeouts: Timeouts,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> End {
     let limits = &server.limits;
     let mut header = [0u8; 8];
     loop {
         // the first byte may take up to the idle timeout; the rest of the message must follow
         // within the read timeout
-        match timeout(timeouts.idle, stream.read(&mut header[..1])).await {
-            Err(_) => return End::Idle,
-            Ok(Ok(0)) => return End::ClientClosed,
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) => return End::Io,
+        if *stopping.borrow() {
+            return End::Shutdown;
+        }
+        tokio::select! {
+            r = timeout(timeouts.idle, stream.read(&mut header[..1])) => match r {
+                Err(_) => return End::Idle,
+                Ok(Ok(0)) => return End::ClientClosed,
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return End::Io,
+            },
+            _ = stopping.changed() => return End::Shutdown,
         }
         let read_rest = async {
             stream.read_exact(&mut header[1..]).await?;
