@@ -832,3 +832,69 @@ fn sigterm_stops_cleanly_and_data_survives() {
     let attrs = get_attributes(&mut c, &id);
     assert!(attrs.iter().any(|a| a.tag == tag::UNIQUE_IDENTIFIER));
 }
+
+#[test]
+fn get_converts_key_formats() {
+    use kmip_codec::vocab::enums::key_format_type as kft;
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let kp: CreateKeyPairResponse = c
+        .op(
+            op::CREATE_KEY_PAIR,
+            &CreateKeyPairRequest {
+                common_attributes: attributes(vec![
+                    item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::RSA)),
+                    item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(2048)),
+                ]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let sk = kp
+        .private_key_unique_identifier
+        .as_text()
+        .unwrap()
+        .to_owned();
+    let pk = kp
+        .public_key_unique_identifier
+        .as_text()
+        .unwrap()
+        .to_owned();
+    let get = |c: &mut Client, id: &str, f: u32| -> Result<Ttlv, ClientError> {
+        let g: GetResponse = c.op(
+            op::GET,
+            &GetRequest {
+                unique_identifier: uid(id),
+                key_format_type: Some(Enum(f)),
+                ..Default::default()
+            },
+        )?;
+        let obj = g.private_key.or(g.public_key).or(g.symmetric_key).unwrap();
+        let kb = obj.child(tag::KEY_BLOCK).unwrap();
+        assert_eq!(
+            kb.child(tag::KEY_FORMAT_TYPE).and_then(Ttlv::as_enum),
+            Some(f)
+        );
+        Ok(kb
+            .child(tag::KEY_VALUE)
+            .unwrap()
+            .child(tag::KEY_MATERIAL)
+            .unwrap()
+            .clone())
+    };
+    for f in [kft::PKCS_1, kft::PKCS_8, kft::TRANSPARENT_RSA_PRIVATE_KEY] {
+        get(&mut c, &sk, f).unwrap();
+    }
+    let spki = get(&mut c, &pk, kft::X_509).unwrap();
+    assert_eq!(
+        spki.as_bytes().unwrap()[0],
+        0x30,
+        "DER SubjectPublicKeyInfo"
+    );
+    let t = get(&mut c, &pk, kft::TRANSPARENT_RSA_PUBLIC_KEY).unwrap();
+    assert!(t.child(tag::MODULUS).is_some() && t.child(tag::PUBLIC_EXPONENT).is_some());
+    let aes = create_aes(&mut c, 128, vec![]);
+    let e = get(&mut c, &aes, kft::PKCS_8).unwrap_err();
+    assert_eq!(e.reason(), Some(rr::KEY_FORMAT_TYPE_NOT_SUPPORTED));
+    get(&mut c, &aes, kft::TRANSPARENT_SYMMETRIC_KEY).unwrap();
+}

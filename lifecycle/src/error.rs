@@ -63,6 +63,7 @@ impl LifecycleError {
             LifecycleError::Sensitive => rr::SENSITIVE,
             LifecycleError::IncompatibleUsageMask => rr::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK,
             LifecycleError::Store(_) => rr::GENERAL_FAILURE,
+            LifecycleError::Core(CoreError::KeyFormat { .. }) => rr::KEY_FORMAT_TYPE_NOT_SUPPORTED,
             LifecycleError::Core(CoreError::Unsupported(_)) => rr::FEATURE_NOT_SUPPORTED,
             LifecycleError::Core(_) => rr::CRYPTOGRAPHIC_FAILURE,
         }

@@ -297,6 +297,16 @@ impl Manager {
     /// The object's structure, for Get. Export policy: a key with Extractable false never
     /// leaves; a Sensitive one leaves only wrapped (wrapping is not offered yet, so never).
     pub fn export(&self, id: &str, now: i64) -> Result<(Record, Ttlv), LifecycleError> {
+        self.export_as(id, None, now)
+    }
+
+    /// [`Manager::export`] with the key converted to `format` (a Key Format Type).
+    pub fn export_as(
+        &self,
+        id: &str,
+        format: Option<u32>,
+        now: i64,
+    ) -> Result<(Record, Ttlv), LifecycleError> {
         let r = self.get(id, now)?;
         if r.state.is_destroyed() {
             return Err(LifecycleError::Destroyed);
@@ -312,7 +322,10 @@ impl Manager {
             .sealed
             .as_ref()
             .ok_or(LifecycleError::NotUsable(r.state))?;
-        let plain = self.core.unseal(&r.id, sealed)?;
+        let mut plain = self.core.unseal(&r.id, sealed)?;
+        if let Some(f) = format {
+            plain = crate::core::convert::convert(&plain, f)?;
+        }
         let (obj, _) = kmip_codec::decode(plain.expose(), &Limits::default())
             .map_err(|_| LifecycleError::InvalidField("stored object".into()))?;
         Ok((r, obj))

@@ -45,26 +45,21 @@ fn wrapping(spec: &Ttlv) -> Result<(String, CryptoParams), OpError> {
 pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = GetRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
+    let format = req.key_format_type.map(|f| f.0);
     let (r, object) = match &req.key_wrapping_specification {
-        None => ctx.manager.export(&id, ctx.now)?,
+        None => ctx.manager.export_as(&id, format, ctx.now)?,
         Some(spec) => {
+            if format.is_some() {
+                return Err(OpError::new(
+                    rr::KEY_FORMAT_TYPE_NOT_SUPPORTED,
+                    "a key is wrapped in its stored format",
+                ));
+            }
             let (wrapping_id, params) = wrapping(spec)?;
             ctx.manager
                 .export_wrapped(&id, &wrapping_id, params, ctx.now)?
         }
     };
-    if let Some(want) = req.key_format_type {
-        let have = object
-            .child(tag::KEY_BLOCK)
-            .and_then(|k| k.child(tag::KEY_FORMAT_TYPE))
-            .and_then(Ttlv::as_enum);
-        if have.is_some_and(|h| h != want.0) {
-            return Err(OpError::new(
-                rr::KEY_FORMAT_TYPE_NOT_SUPPORTED,
-                "conversion between key format types is not supported yet",
-            ));
-        }
-    }
     ctx.placeholder = Some(r.id.clone());
     let mut resp = GetResponse {
         object_type: Req(Enum(r.object_type)),

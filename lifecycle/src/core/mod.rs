@@ -5,6 +5,7 @@
 //! AES-256-GCM under the master key, with the object's identifier as associated data, so a
 //! sealed record copied onto another record does not open.
 
+pub mod convert;
 pub mod crypto;
 mod generate;
 mod seal;
@@ -29,6 +30,8 @@ pub enum CoreError {
     MasterKeyFile { path: String, reason: String },
     #[error("unsupported key: {0}")]
     Unsupported(String),
+    #[error("no conversion from key format 0x{from:X} to 0x{to:X}")]
+    KeyFormat { from: u32, to: u32 },
 }
 
 impl From<openssl::error::ErrorStack> for CoreError {
