@@ -898,3 +898,98 @@ fn get_converts_key_formats() {
     assert_eq!(e.reason(), Some(rr::KEY_FORMAT_TYPE_NOT_SUPPORTED));
     get(&mut c, &aes, kft::TRANSPARENT_SYMMETRIC_KEY).unwrap();
 }
+
+#[test]
+fn undo_batches_are_all_or_nothing() {
+    use kmip_codec::message::{
+        FieldValue, ProtocolVersion, RequestBatchItem, RequestHeader, RequestMessage,
+    };
+    use kmip_codec::vocab::enums::batch_error_continuation_option as beco;
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let create = CreateRequest {
+        object_type: Req(Enum(ot::SYMMETRIC_KEY)),
+        attributes: attributes(vec![
+            item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
+            item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(128)),
+            name("undone"),
+        ]),
+        ..Default::default()
+    };
+    let batch = |second: RequestBatchItem| RequestMessage {
+        header: Req(RequestHeader {
+            protocol_version: Req(ProtocolVersion::new(2, 1)),
+            batch_error_continuation_option: Some(Enum(beco::UNDO)),
+            batch_count: Req(3),
+            ..Default::default()
+        }),
+        batch_item: vec![
+            RequestBatchItem {
+                operation: Req(Enum(op::CREATE)),
+                request_payload: Some(create.encode(tag::REQUEST_PAYLOAD)),
+                ..Default::default()
+            },
+            RequestBatchItem {
+                operation: Req(Enum(op::ACTIVATE)),
+                request_payload: Some(ActivateRequest::default().encode(tag::REQUEST_PAYLOAD)),
+                ..Default::default()
+            },
+            second,
+        ],
+    };
+    let locate = |c: &mut Client| -> Vec<String> {
+        let l: LocateResponse = c
+            .op(
+                op::LOCATE,
+                &LocateRequest {
+                    attributes: attributes(vec![Ttlv::structure(
+                        tag::NAME,
+                        vec![item(tag::NAME_VALUE, Value::TextString("undone".into()))],
+                    )]),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        l.unique_identifier
+    };
+    // the third item fails (an Active key cannot be destroyed): the whole batch is undone
+    let destroy = RequestBatchItem {
+        operation: Req(Enum(op::DESTROY)),
+        request_payload: Some(DestroyRequest::default().encode(tag::REQUEST_PAYLOAD)),
+        ..Default::default()
+    };
+    let resp = c.send(&batch(destroy)).unwrap();
+    let st: Vec<u32> = resp
+        .batch_item
+        .iter()
+        .map(|b| b.result_status.0 .0)
+        .collect();
+    assert_eq!(
+        st,
+        vec![
+            result_status::OPERATION_UNDONE,
+            result_status::OPERATION_UNDONE,
+            result_status::OPERATION_FAILED
+        ]
+    );
+    assert!(
+        locate(&mut c).is_empty(),
+        "nothing of an undone batch remains"
+    );
+    // the same batch without a failing item is kept, all of it
+    let get = RequestBatchItem {
+        operation: Req(Enum(op::GET_ATTRIBUTES)),
+        request_payload: Some(GetAttributesRequest::default().encode(tag::REQUEST_PAYLOAD)),
+        ..Default::default()
+    };
+    let resp = c.send(&batch(get)).unwrap();
+    assert!(resp
+        .batch_item
+        .iter()
+        .all(|b| b.result_status.0 .0 == result_status::SUCCESS));
+    let found = locate(&mut c);
+    assert_eq!(found.len(), 1);
+    assert!(get_attributes(&mut c, &found[0])
+        .iter()
+        .any(|a| a.tag == tag::STATE && a.as_enum() == Some(state::ACTIVE)));
+}

@@ -226,32 +226,21 @@ pub fn handle(
         .batch_error_continuation_option
         .map(|e| e.0)
         .unwrap_or(beco::STOP);
-    if continuation == beco::UNDO {
-        return message_error(
-            version,
-            now,
-            OpError::new(
-                rr::FEATURE_NOT_SUPPORTED,
-                "Batch Error Continuation Option Undo is not supported",
-            ),
-        );
-    }
-    let mut ctx = Ctx {
+    let base = Ctx {
         manager,
         identity,
         now,
         version,
         placeholder: None,
     };
-    let mut items = Vec::with_capacity(req.batch_item.len());
-    for item in &req.batch_item {
-        let out = run_item(&mut ctx, item);
-        let stop = out.result_status.0 .0 != result_status::SUCCESS && continuation == beco::STOP;
-        items.push(out);
-        if stop {
-            break;
+    let items = if continuation == beco::UNDO {
+        match run_atomically(base, &req.batch_item) {
+            Ok(items) => items,
+            Err(e) => return message_error(version, now, e),
         }
-    }
+    } else {
+        run_items(base, &req.batch_item, continuation == beco::STOP).0
+    };
     let mut resp = ResponseMessage {
         header: Req(header(
             version,
@@ -277,6 +266,68 @@ pub fn handle(
         }
     }
     resp.to_ttlv()
+}
+
+/// Run the items in order; with `stop`, none after the first failure. Whether one failed.
+fn run_items(
+    mut ctx: Ctx<'_>,
+    batch: &[RequestBatchItem],
+    stop: bool,
+) -> (Vec<ResponseBatchItem>, bool) {
+    let mut items = Vec::with_capacity(batch.len());
+    for item in batch {
+        let out = run_item(&mut ctx, item);
+        let failed = out.result_status.0 .0 != result_status::SUCCESS;
+        items.push(out);
+        if failed && stop {
+            return (items, true);
+        }
+    }
+    (items, false)
+}
+
+/// Batch Error Continuation Option Undo: every change of the batch is held back and committed
+/// together; when an item fails nothing is kept, the items before it answer Operation Undone
+/// and those after it are not run.
+fn run_atomically(
+    ctx: Ctx<'_>,
+    batch: &[RequestBatchItem],
+) -> Result<Vec<ResponseBatchItem>, OpError> {
+    enum Abort {
+        Undone(Vec<ResponseBatchItem>),
+        Store(LifecycleError),
+    }
+    impl From<LifecycleError> for Abort {
+        fn from(e: LifecycleError) -> Abort {
+            Abort::Store(e)
+        }
+    }
+    let (now, version, identity) = (ctx.now, ctx.version, ctx.identity);
+    let outcome = ctx.manager.atomically(|m| {
+        let inner = Ctx {
+            manager: m,
+            identity,
+            now,
+            version,
+            placeholder: None,
+        };
+        match run_items(inner, batch, true) {
+            (items, false) => Ok(items),
+            (items, true) => Err(Abort::Undone(items)),
+        }
+    });
+    match outcome {
+        Ok(items) => Ok(items),
+        Err(Abort::Undone(mut items)) => {
+            let last = items.len() - 1;
+            for b in &mut items[..last] {
+                b.result_status = Req(Enum(result_status::OPERATION_UNDONE));
+                b.response_payload = None;
+            }
+            Ok(items)
+        }
+        Err(Abort::Store(e)) => Err(e.into()),
+    }
 }
 
 fn run_item(ctx: &mut Ctx<'_>, item: &RequestBatchItem) -> ResponseBatchItem {

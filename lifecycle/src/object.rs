@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 pub struct Manager {
     store: Arc<dyn Store>,
-    core: Core,
+    core: Arc<Core>,
 }
 
 fn text(t: Tag, s: &str) -> Ttlv {
@@ -92,7 +92,26 @@ pub struct LocateQuery {
 
 impl Manager {
     pub fn new(store: Arc<dyn Store>, core: Core) -> Manager {
-        Manager { store, core }
+        Manager {
+            store,
+            core: Arc::new(core),
+        }
+    }
+
+    /// Run `f` against a manager whose changes are held back and committed in one transaction
+    /// when `f` succeeds, or dropped when it fails: an atomic batch. `f` sees its own changes.
+    pub fn atomically<T, E>(&self, f: impl FnOnce(&Manager) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<LifecycleError>,
+    {
+        let overlay = Arc::new(crate::store::Overlay::new(self.store.clone()));
+        let inner = Manager {
+            store: overlay.clone(),
+            core: self.core.clone(),
+        };
+        let out = f(&inner)?;
+        overlay.flush().map_err(LifecycleError::from)?;
+        Ok(out)
     }
 
     pub fn core(&self) -> &Core {

@@ -6,10 +6,12 @@
 //! store never sees plaintext key bytes.
 
 mod memory;
+mod overlay;
 mod record;
 mod redb_store;
 
 pub use memory::MemoryStore;
+pub use overlay::Overlay;
 pub use record::{index_key, index_keys, item_index_key, Record};
 pub use redb_store::RedbStore;
 
