@@ -54,6 +54,15 @@ pub struct Config {
     pub read_timeout_secs: u64,
     #[arg(long, env = "KMIP_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Identities (certificate CNs) that are administrators: they reach every object (but a
+    /// non-extractable key still never leaves). Repeat, or separate with commas.
+    #[arg(
+        long = "admin",
+        env = "KMIP_ADMINS",
+        value_delimiter = ',',
+        default_value = "admin"
+    )]
+    pub admins: Vec<String>,
     /// Shamir shares of the master key (after `master-split`): at least the threshold of them
     /// must be given at every start. Repeat the option, or separate shares with commas in the
     /// environment variable.

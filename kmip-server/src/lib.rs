@@ -15,6 +15,18 @@ use lifecycle::Manager;
 pub struct Server {
     pub manager: Manager,
     pub limits: dispatch::DispatchLimits,
+    /// Identities that reach every object.
+    pub admins: Vec<String>,
+}
+
+impl Server {
+    /// The caller a client certificate's identity makes.
+    pub fn caller(&self, identity: &str) -> lifecycle::Caller {
+        lifecycle::Caller {
+            identity: identity.to_owned(),
+            admin: self.admins.iter().any(|a| a == identity),
+        }
+    }
 }
 
 /// Seconds since the epoch.

@@ -158,6 +158,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
     while store.compact().context("compact the store")? {}
     let server = Arc::new(Server {
         manager: Manager::new(Arc::new(store), Core::new(master)),
+        admins: cfg.admins.clone(),
         limits: DispatchLimits {
             max_batch_items: cfg.max_batch_items,
             decode: kmip_codec::Limits {

@@ -107,7 +107,8 @@ pub fn answer(
     let now = crate::now();
     match decode(buf, &limits.decode) {
         Ok((tree, _)) => {
-            let resp = dispatch::handle(&server.manager, identity, &tree, limits, now);
+            let manager = server.manager.for_caller(server.caller(identity));
+            let resp = dispatch::handle(&manager, identity, &tree, limits, now);
             Some(encode(&resp))
         }
         Err(DecodeError::Invalid { offset, kind }) => {

@@ -7,6 +7,6 @@ mod error;
 pub mod object;
 
 pub use error::LifecycleError;
-pub use object::{LocateQuery, Manager};
+pub use object::{Caller, LocateQuery, Manager};
 pub mod state;
 pub mod store;

@@ -17,6 +17,16 @@ use std::sync::Arc;
 pub struct Manager {
     store: Arc<dyn Store>,
     core: Arc<Core>,
+    caller: Option<Caller>,
+}
+
+/// Who is asking. An object belongs to the identity that made it; another identity neither
+/// finds it nor uses it (it is Not Found, so its existence does not leak) unless that identity
+/// is an administrator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub identity: String,
+    pub admin: bool,
 }
 
 fn text(t: Tag, s: &str) -> Ttlv {
@@ -95,6 +105,25 @@ impl Manager {
         Manager {
             store,
             core: Arc::new(core),
+            caller: None,
+        }
+    }
+
+    /// The same objects, seen by `caller`: what it creates is its own, and it reaches only its
+    /// own objects unless it is an administrator.
+    pub fn for_caller(&self, caller: Caller) -> Manager {
+        Manager {
+            store: self.store.clone(),
+            core: self.core.clone(),
+            caller: Some(caller),
+        }
+    }
+
+    /// Whether the caller may reach `r` at all.
+    fn visible(&self, r: &Record) -> bool {
+        match &self.caller {
+            None => true,
+            Some(c) => c.admin || r.owner.as_deref() == Some(c.identity.as_str()),
         }
     }
 
@@ -108,6 +137,7 @@ impl Manager {
         let inner = Manager {
             store: overlay.clone(),
             core: self.core.clone(),
+            caller: self.caller.clone(),
         };
         let out = f(&inner)?;
         overlay.flush().map_err(LifecycleError::from)?;
@@ -188,6 +218,7 @@ impl Manager {
             state,
             attributes: attrs,
             sealed: Some(self.core.seal(id, material)?),
+            owner: self.caller.as_ref().map(|c| c.identity.clone()),
         })
     }
 
@@ -298,7 +329,11 @@ impl Manager {
 
     /// The record, with the date-driven transitions that are due applied (and stored).
     pub fn get(&self, id: &str, now: i64) -> Result<Record, LifecycleError> {
-        let mut r = self.store.get(id)?.ok_or(LifecycleError::NotFound)?;
+        let mut r = self
+            .store
+            .get(id)?
+            .filter(|r| self.visible(r))
+            .ok_or(LifecycleError::NotFound)?;
         let due = state::apply_dates(
             r.state,
             get_date(&r.attributes, tag::ACTIVATION_DATE),
@@ -514,10 +549,13 @@ impl Manager {
     /// criterion (Name, Object Type, State, algorithm, length, group, certificate type, custom
     /// attribute) narrows the candidates through the index before any record is read.
     pub fn locate(&self, q: &LocateQuery, now: i64) -> Result<Vec<String>, LifecycleError> {
-        let indexed = q.attributes.iter().find_map(|a| {
-            // a Name criterion may omit the Name Type, which the index does not need
-            item_index_key(a)
-        });
+        let own = self
+            .caller
+            .as_ref()
+            .filter(|c| !c.admin)
+            .map(|c| crate::store::index_key(crate::store::OWNER, c.identity.as_bytes()));
+        // a Name criterion may omit the Name Type, which the index does not need
+        let indexed = q.attributes.iter().find_map(item_index_key).or(own);
         let mut ids = match indexed {
             Some(k) => self.store.lookup(&k)?,
             None => self.store.all_ids()?,
@@ -1338,6 +1376,8 @@ pub mod rotation {
             );
             new.attributes
                 .push(link(link_type::REPLACED_OBJECT_LINK, &old.id));
+            // the replacement belongs to whoever owned the key it replaces
+            new.owner = old.owner.clone();
             old.attributes.retain(|a| a.tag != tag::NAME);
             old.attributes
                 .push(link(link_type::REPLACEMENT_OBJECT_LINK, &new_id));
@@ -1406,6 +1446,8 @@ pub mod rotation {
                 self.new_record(&ids[0], ot::PRIVATE_KEY, priv_attrs, &generated.object, now)?;
             let mut nq =
                 self.new_record(&ids[1], ot::PUBLIC_KEY, pub_attrs, &public_material, now)?;
+            np.owner = old_priv.owner.clone();
+            nq.owner = old_pub.owner.clone();
             np.attributes
                 .push(link(link_type::PUBLIC_KEY_LINK, &ids[1]));
             np.attributes
@@ -1537,5 +1579,56 @@ pub mod rotation {
                 "names a private key"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod ownership_tests {
+    use super::*;
+    use crate::core::MasterKey;
+    use crate::store::MemoryStore;
+
+    #[test]
+    fn objects_belong_to_their_creator() {
+        let base = Manager::new(
+            Arc::new(MemoryStore::new()),
+            Core::new(MasterKey::generate().unwrap()),
+        );
+        let who = |n: &str, admin| {
+            base.for_caller(Caller {
+                identity: n.into(),
+                admin,
+            })
+        };
+        let (alice, bob, admin) = (who("alice", false), who("bob", false), who("root", true));
+        let attrs = vec![
+            Ttlv::new(
+                tag::CRYPTOGRAPHIC_ALGORITHM,
+                Value::Enumeration(kmip_codec::vocab::enums::cryptographic_algorithm::AES),
+            ),
+            Ttlv::new(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(128)),
+        ];
+        let a = alice.create(ot::SYMMETRIC_KEY, attrs.clone(), 1).unwrap();
+        assert_eq!(a.owner.as_deref(), Some("alice"));
+        let b = bob.create(ot::SYMMETRIC_KEY, attrs, 1).unwrap();
+        assert!(matches!(bob.get(&a.id, 2), Err(LifecycleError::NotFound)));
+        assert!(matches!(
+            bob.export(&a.id, 2),
+            Err(LifecycleError::NotFound)
+        ));
+        assert!(matches!(
+            bob.destroy(&a.id, 2),
+            Err(LifecycleError::NotFound)
+        ));
+        assert!(alice.get(&a.id, 2).is_ok());
+        assert!(admin.get(&a.id, 2).is_ok());
+        let all = LocateQuery::default();
+        assert_eq!(alice.locate(&all, 2).unwrap(), vec![a.id.clone()]);
+        assert_eq!(bob.locate(&all, 2).unwrap(), vec![b.id.clone()]);
+        assert_eq!(admin.locate(&all, 2).unwrap().len(), 2);
+        // a replacement made by the administrator still belongs to alice
+        let r = admin.rekey(&a.id, None, vec![], 3).unwrap();
+        assert_eq!(r.owner.as_deref(), Some("alice"));
+        assert!(alice.get(&r.id, 3).is_ok() && bob.get(&r.id, 3).is_err());
     }
 }

@@ -8,6 +8,8 @@ use kmip_codec::{Limits, Tag, Ttlv, Value};
 /// Vendor tags of ours for the stored form; never sent on the wire.
 const RECORD: Tag = Tag(0x54_FF00);
 const SEALED: Tag = Tag(0x54_FF01);
+/// The identity that owns the object (its creator).
+pub const OWNER: Tag = Tag(0x54_FF02);
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
@@ -19,6 +21,8 @@ pub struct Record {
     pub attributes: Vec<Ttlv>,
     /// The object's material, sealed by the core; `None` once destroyed (or never had any).
     pub sealed: Option<Vec<u8>>,
+    /// The identity that created or registered it; `None` for objects made without a caller.
+    pub owner: Option<String>,
 }
 
 impl Record {
@@ -31,6 +35,9 @@ impl Record {
         ];
         if let Some(s) = &self.sealed {
             items.push(Ttlv::new(SEALED, Value::ByteString(s.clone())));
+        }
+        if let Some(o) = &self.owner {
+            items.push(Ttlv::new(OWNER, Value::TextString(o.clone())));
         }
         kmip_codec::encode(&Ttlv::structure(RECORD, items))
     }
@@ -63,6 +70,7 @@ impl Record {
                 .children()
                 .to_vec(),
             sealed: t.child(SEALED).and_then(Ttlv::as_bytes).map(<[u8]>::to_vec),
+            owner: t.child(OWNER).and_then(Ttlv::as_text).map(str::to_owned),
         })
     }
 
@@ -116,6 +124,9 @@ pub fn index_keys(r: &Record) -> Vec<Vec<u8>> {
         index_key(tag::STATE, &r.state.to_kmip().to_be_bytes()),
     ];
     keys.extend(r.attributes.iter().filter_map(item_index_key));
+    if let Some(o) = &r.owner {
+        keys.push(index_key(OWNER, o.as_bytes()));
+    }
     keys.sort();
     keys.dedup();
     keys

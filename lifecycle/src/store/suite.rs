@@ -28,6 +28,7 @@ fn record(id: &str, n: &str, state: State) -> Record {
             ),
         ],
         sealed: Some(vec![1, 2, 3]),
+        owner: Some("alice".into()),
     }
 }
 
@@ -80,6 +81,12 @@ pub(crate) fn run(store: &dyn Store) {
     assert_eq!(store.get("2").unwrap(), None);
     assert!(by_name("alphabet").is_empty());
     assert_eq!(store.lookup(&aes).unwrap(), vec!["1"]);
+    let owned = record::index_key(record::OWNER, b"alice");
+    assert_eq!(store.lookup(&owned).unwrap(), vec!["1"]);
+    assert_eq!(
+        store.get("1").unwrap().unwrap().owner.as_deref(),
+        Some("alice")
+    );
 }
 
 #[test]

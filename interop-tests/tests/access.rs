@@ -1,0 +1,224 @@
+//! Objects belong to their creator: with three identities (owner, stranger, administrator) over
+//! real TLS, every operation that names an object answers the owner, hides the object from the
+//! stranger (Item Not Found, so its existence does not leak), and serves the administrator.
+
+use interop_tests::ServerProcess;
+use kmip_client::Client;
+use kmip_codec::message::{Bytes, Enum, FieldValue, Req};
+use kmip_codec::ops::*;
+use kmip_codec::vocab::enums::{
+    cryptographic_algorithm as alg, object_type as ot, operation as op, result_reason as rr,
+};
+use kmip_codec::vocab::tag;
+use kmip_codec::{Ttlv, Value};
+
+fn item(t: kmip_codec::Tag, v: Value) -> Ttlv {
+    Ttlv::new(t, v)
+}
+
+fn create(c: &mut Client, name: &str) -> String {
+    let r: CreateResponse = c
+        .op(
+            op::CREATE,
+            &CreateRequest {
+                object_type: Req(Enum(ot::SYMMETRIC_KEY)),
+                attributes: Some(Ttlv::structure(
+                    tag::ATTRIBUTES,
+                    vec![
+                        item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
+                        item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(128)),
+                        item(tag::CRYPTOGRAPHIC_USAGE_MASK, Value::Integer(4 | 8)),
+                        Ttlv::structure(
+                            tag::NAME,
+                            vec![
+                                item(tag::NAME_VALUE, Value::TextString(name.into())),
+                                item(tag::NAME_TYPE, Value::Enumeration(1)),
+                            ],
+                        ),
+                    ],
+                )),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    r.unique_identifier.0
+}
+
+fn p<T: FieldValue>(f: &T) -> Ttlv {
+    f.encode(tag::REQUEST_PAYLOAD)
+}
+
+/// Every operation that names an object, as (name, operation, payload for `id`).
+fn requests(id: &str) -> Vec<(&'static str, u32, Ttlv)> {
+    let u = Some(id.to_owned());
+    let desc = |s: &str| {
+        Ttlv::structure(
+            tag::NEW_ATTRIBUTE,
+            vec![item(tag::DESCRIPTION, Value::TextString(s.into()))],
+        )
+    };
+    vec![
+        (
+            "Get",
+            op::GET,
+            p(&GetRequest {
+                unique_identifier: u.clone(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "GetAttributes",
+            op::GET_ATTRIBUTES,
+            p(&GetAttributesRequest {
+                unique_identifier: u.clone(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "GetAttributeList",
+            op::GET_ATTRIBUTE_LIST,
+            p(&GetAttributeListRequest {
+                unique_identifier: u.clone(),
+            }),
+        ),
+        (
+            "AddAttribute",
+            op::ADD_ATTRIBUTE,
+            p(&AddAttributeRequest {
+                unique_identifier: u.clone(),
+                new_attribute: Some(desc("x")),
+                ..Default::default()
+            }),
+        ),
+        (
+            "SetAttribute",
+            op::SET_ATTRIBUTE,
+            p(&SetAttributeRequest {
+                unique_identifier: u.clone(),
+                new_attribute: Req(desc("y")),
+            }),
+        ),
+        (
+            "Check",
+            op::CHECK,
+            p(&CheckRequest {
+                unique_identifier: u.clone(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "Activate",
+            op::ACTIVATE,
+            p(&ActivateRequest {
+                unique_identifier: u.clone(),
+            }),
+        ),
+        (
+            "Encrypt",
+            op::ENCRYPT,
+            p(&EncryptRequest {
+                unique_identifier: u.clone(),
+                data: Some(Bytes(b"0123456789abcdef".to_vec())),
+                ..Default::default()
+            }),
+        ),
+        (
+            "ReKey",
+            op::RE_KEY,
+            p(&ReKeyRequest {
+                unique_identifier: u.clone(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "Revoke",
+            op::REVOKE,
+            p(&RevokeRequest {
+                unique_identifier: u.clone(),
+                revocation_reason: Req(Ttlv::structure(
+                    tag::REVOCATION_REASON,
+                    vec![item(tag::REVOCATION_REASON_CODE, Value::Enumeration(5))],
+                )),
+                ..Default::default()
+            }),
+        ),
+        (
+            "Destroy",
+            op::DESTROY,
+            p(&DestroyRequest {
+                unique_identifier: u,
+            }),
+        ),
+    ]
+}
+
+#[test]
+fn owner_stranger_and_administrator() {
+    let server = ServerProcess::start(&[]);
+    server.issue_client_cert("alice");
+    server.issue_client_cert("bob");
+    let mut alice = server.client("alice");
+    let mut bob = server.client("bob");
+    let mut admin = server.client("admin");
+    let key = create(&mut alice, "alice-key");
+    let bobs = create(&mut bob, "bob-key");
+    // the stranger: every operation on alice's key is Item Not Found, and changes nothing
+    for (name, operation, payload) in requests(&key) {
+        let e = bob.call(operation, payload).unwrap_err();
+        assert_eq!(e.reason(), Some(rr::ITEM_NOT_FOUND), "bob {name}: {e}");
+    }
+    // Locate never shows another identity's objects
+    let locate = |c: &mut Client| -> Vec<String> {
+        let l: LocateResponse = c.op(op::LOCATE, &LocateRequest::default()).unwrap();
+        l.unique_identifier
+    };
+    assert_eq!(locate(&mut bob), vec![bobs.clone()]);
+    assert_eq!(locate(&mut alice), vec![key.clone()]);
+    let mut all = locate(&mut admin);
+    all.sort();
+    let mut want = vec![key.clone(), bobs.clone()];
+    want.sort();
+    assert_eq!(all, want);
+    // the owner: each operation succeeds in turn (Re-key adds a replacement alice owns)
+    for (name, operation, payload) in requests(&key) {
+        alice
+            .call(operation, payload)
+            .unwrap_or_else(|e| panic!("alice {name}: {e}"));
+    }
+    assert_eq!(
+        locate(&mut alice).len(),
+        1,
+        "the destroyed key is gone; its replacement remains"
+    );
+    assert!(!locate(&mut bob).iter().any(|id| id != &bobs));
+    // the administrator: the same operations on bob's key succeed
+    for (name, operation, payload) in requests(&bobs) {
+        admin
+            .call(operation, payload)
+            .unwrap_or_else(|e| panic!("admin {name}: {e}"));
+    }
+    // ... but a non-extractable key does not leave, not even for the administrator
+    let locked: CreateResponse = alice
+        .op(
+            op::CREATE,
+            &CreateRequest {
+                object_type: Req(Enum(ot::SYMMETRIC_KEY)),
+                attributes: Some(Ttlv::structure(
+                    tag::ATTRIBUTES,
+                    vec![
+                        item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
+                        item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(128)),
+                        item(tag::EXTRACTABLE, Value::Boolean(false)),
+                    ],
+                )),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let get = GetRequest {
+        unique_identifier: Some(locked.unique_identifier.0.clone()),
+        ..Default::default()
+    };
+    let e = admin.op::<_, GetResponse>(op::GET, &get).unwrap_err();
+    assert_eq!(e.reason(), Some(rr::NOT_EXTRACTABLE));
+}
