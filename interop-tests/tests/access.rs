@@ -222,3 +222,114 @@ fn owner_stranger_and_administrator() {
     let e = admin.op::<_, GetResponse>(op::GET, &get).unwrap_err();
     assert_eq!(e.reason(), Some(rr::NOT_EXTRACTABLE));
 }
+
+#[test]
+fn every_request_is_audited_without_secrets_and_tampering_is_named() {
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let id = create(&mut c, "audited");
+    let g: GetResponse = c
+        .op(
+            op::GET,
+            &GetRequest {
+                unique_identifier: Some(id.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let key = g
+        .symmetric_key
+        .unwrap()
+        .child(tag::KEY_BLOCK)
+        .unwrap()
+        .child(tag::KEY_VALUE)
+        .unwrap()
+        .child(tag::KEY_MATERIAL)
+        .unwrap()
+        .as_bytes()
+        .unwrap()
+        .to_vec();
+    let e = c
+        .call(
+            op::DESTROY,
+            p(&DestroyRequest {
+                unique_identifier: Some("nope".into()),
+            }),
+        )
+        .unwrap_err();
+    assert_eq!(e.reason(), Some(rr::ITEM_NOT_FOUND));
+    drop(c);
+    let path = server.data_dir.path().join("audit.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    let recs: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs[0]["identity"], "admin");
+    assert_eq!(recs[0]["items"][0]["operation"], "Create");
+    assert_eq!(recs[0]["items"][0]["objects"][0], id.as_str());
+    assert_eq!(recs[1]["items"][0]["operation"], "Get");
+    assert_eq!(recs[2]["items"][0]["result"], "OperationFailed");
+    assert_eq!(recs[2]["items"][0]["reason"], "ItemNotFound");
+    assert!(recs[0]["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+    let hex = kmip_codec::text::hex(&key);
+    assert!(
+        !text.to_lowercase().contains(&hex),
+        "key material in the audit log"
+    );
+    // the verifier accepts the chain and names a changed line
+    let verify = |file: &std::path::Path| {
+        std::process::Command::new(ServerProcess::binary())
+            .args(["audit", "verify"])
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let ok = verify(&path);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let tampered = server.data_dir.path().join("tampered.jsonl");
+    std::fs::write(&tampered, text.replace("\"Get\"", "\"Check\"")).unwrap();
+    let bad = verify(&tampered);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("line 2"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+#[test]
+fn an_unwritable_audit_log_stops_operations() {
+    let server = ServerProcess::start(&["--audit-file", "/dev/full"]);
+    let mut c = server.client("admin");
+    let r: Result<CreateResponse, _> = c.op(
+        op::CREATE,
+        &CreateRequest {
+            object_type: Req(Enum(ot::SYMMETRIC_KEY)),
+            attributes: Some(Ttlv::structure(
+                tag::ATTRIBUTES,
+                vec![
+                    item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
+                    item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(128)),
+                ],
+            )),
+            ..Default::default()
+        },
+    );
+    assert_eq!(r.unwrap_err().reason(), Some(rr::GENERAL_FAILURE));
+    drop(c);
+    // with a working log, the refused Create left nothing behind
+    let dir = server.stop();
+    let server = ServerProcess::try_start_in(dir, &[])
+        .map_err(|(_, l)| l)
+        .unwrap();
+    let mut c = server.client("admin");
+    let l: LocateResponse = c.op(op::LOCATE, &LocateRequest::default()).unwrap();
+    assert!(l.unique_identifier.is_empty(), "{:?}", l.unique_identifier);
+}

@@ -54,6 +54,12 @@ pub struct Config {
     pub read_timeout_secs: u64,
     #[arg(long, env = "KMIP_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// The audit log (JSON lines, hash-chained); `DATA_DIR/audit.jsonl` when absent.
+    #[arg(long, env = "KMIP_AUDIT_FILE")]
+    pub audit_file: Option<PathBuf>,
+    /// Size at which the audit log is rotated to FILE.1, FILE.2, ...
+    #[arg(long, env = "KMIP_AUDIT_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub audit_max_bytes: u64,
     /// Identities (certificate CNs) that are administrators: they reach every object (but a
     /// non-extractable key still never leaves). Repeat, or separate with commas.
     #[arg(

@@ -2,6 +2,7 @@
 //! them, the dispatcher answers each message through one module per operation, and the
 //! lifecycle crate does the work.
 
+pub mod audit;
 pub mod config;
 pub mod dispatch;
 pub mod listener;
@@ -17,6 +18,7 @@ pub struct Server {
     pub limits: dispatch::DispatchLimits,
     /// Identities that reach every object.
     pub admins: Vec<String>,
+    pub audit: audit::Audit,
 }
 
 impl Server {

@@ -75,7 +75,7 @@ pub async fn run(
                         })
                         .unwrap_or_default();
                     tracing::info!(%peer, identity, "client connected");
-                    let end = session::serve(&server, &mut stream, &identity, timeouts, stopping).await;
+                    let end = session::serve(&server, &mut stream, &identity, &peer.to_string(), timeouts, stopping).await;
                     tracing::info!(%peer, identity, ?end, "client disconnected");
                     let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
                 });

@@ -38,6 +38,18 @@ enum Command {
         #[arg(long)]
         shares: u8,
     },
+    /// Work with the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain of audit files (oldest first: FILE.1 FILE.2 ... FILE) and name the
+    /// first changed, removed or reordered record.
+    Verify { files: Vec<std::path::PathBuf> },
 }
 
 /// The master key: from its file, or rebuilt from Shamir shares, and checked against the data
@@ -159,6 +171,13 @@ async fn serve(cfg: Config) -> Result<(), String> {
     let server = Arc::new(Server {
         manager: Manager::new(Arc::new(store), Core::new(master)),
         admins: cfg.admins.clone(),
+        audit: kmip_server::audit::Audit::open(
+            &cfg.audit_file
+                .clone()
+                .unwrap_or_else(|| cfg.data_dir.join("audit.jsonl")),
+            cfg.audit_max_bytes,
+        )
+        .context("audit log")?,
         limits: DispatchLimits {
             max_batch_items: cfg.max_batch_items,
             decode: kmip_codec::Limits {
@@ -223,6 +242,15 @@ fn main() -> ExitCode {
         Some(Command::MasterSplit { threshold, shares }) => {
             master_split(&cli.config, threshold, shares)
         }
+        Some(Command::Audit {
+            command: AuditCommand::Verify { files },
+        }) => match kmip_server::audit::verify(&files) {
+            Ok(n) => {
+                println!("audit chain intact: {n} records in {} files", files.len());
+                Ok(())
+            }
+            Err(b) => Err(format!("audit chain broken: {b}")),
+        },
         None => {
             init_logging(cli.config.log_format);
             match tokio::runtime::Builder::new_multi_thread()

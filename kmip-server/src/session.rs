@@ -36,6 +36,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     server: &Server,
     stream: &mut S,
     identity: &str,
+    peer: &str,
     timeouts: Timeouts,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> End {
@@ -87,7 +88,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Ok(Ok(Some(b))) => b,
         };
-        let response = answer(server, identity, &buf, limits);
+        let response = answer(server, identity, peer, &buf, limits);
         let Some(response) = response else {
             return End::Garbage;
         };
@@ -98,17 +99,54 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// The encoded response to one framed message; `None` when the bytes are not TTLV at all.
+///
+/// The message runs atomically with its audit record: its changes are held back until the
+/// record is written, and dropped when it cannot be.
 pub fn answer(
     server: &Server,
     identity: &str,
+    peer: &str,
     buf: &[u8],
     limits: &DispatchLimits,
 ) -> Option<Vec<u8>> {
     let now = crate::now();
     match decode(buf, &limits.decode) {
         Ok((tree, _)) => {
+            enum Failed {
+                Lifecycle(lifecycle::LifecycleError),
+                Audit(crate::audit::AuditError),
+            }
+            impl From<lifecycle::LifecycleError> for Failed {
+                fn from(e: lifecycle::LifecycleError) -> Failed {
+                    Failed::Lifecycle(e)
+                }
+            }
             let manager = server.manager.for_caller(server.caller(identity));
-            let resp = dispatch::handle(&manager, identity, &tree, limits, now);
+            let result = manager.atomically(|m| {
+                let resp = dispatch::handle(m, identity, &tree, limits, now);
+                let record = crate::audit::request_record(now, identity, peer, &tree, &resp);
+                server.audit.record(record).map_err(Failed::Audit)?;
+                Ok(resp)
+            });
+            let resp = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    let why = match e {
+                        Failed::Audit(e) => {
+                            tracing::error!(error = %e, "audit log unavailable: request refused");
+                            "the audit log cannot be written: nothing was done".to_owned()
+                        }
+                        Failed::Lifecycle(e) => {
+                            tracing::error!(error = %e, "store failure");
+                            "the store failed: nothing was done".to_owned()
+                        }
+                    };
+                    let version = dispatch::claimed_version(&tree)
+                        .filter(|v| dispatch::VERSIONS.contains(v))
+                        .unwrap_or((1, 0));
+                    dispatch::message_error(version, now, OpError::new(rr::GENERAL_FAILURE, why))
+                }
+            };
             Some(encode(&resp))
         }
         Err(DecodeError::Invalid { offset, kind }) => {

@@ -1,0 +1,341 @@
+//! The audit log: one JSON line per request, append-only, hash-chained.
+//!
+//! Each record carries `prev`, the SHA-256 of the previous line, and `hash`, the SHA-256 of
+//! itself without the `hash` field; `verify` therefore names the first line that was changed
+//! (its own hash is wrong), removed or reordered (its `prev` does not match). When the file
+//! passes its size limit it is renamed `FILE.N` and a new one begins, continuing the chain.
+//!
+//! Records hold who, from where, which operation, which objects and the result; never key
+//! material, passwords or data.
+
+use serde_json::{json, Map, Value as J};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum AuditError {
+    #[error("audit log {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("audit log {0}: the last record is not valid JSON")]
+    Corrupt(PathBuf),
+}
+
+const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+fn sha256_hex(b: &[u8]) -> String {
+    kmip_codec::text::hex(&openssl::sha::sha256(b))
+}
+
+struct Inner {
+    file: File,
+    size: u64,
+    /// Hash of the last line written.
+    last: String,
+}
+
+pub struct Audit {
+    path: PathBuf,
+    max_bytes: u64,
+    inner: Mutex<Inner>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
+    move |source| AuditError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl Audit {
+    /// Open (or create) the log at `path`, continuing the chain from its last line.
+    pub fn open(path: &Path, max_bytes: u64) -> Result<Audit, AuditError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        // only a regular file has a chain to continue (a device such as /dev/full has none)
+        let regular = std::fs::metadata(path)
+            .map(|m| m.is_file())
+            .unwrap_or(false);
+        let last = match File::open(path) {
+            Ok(_) if !regular => ZERO.to_owned(),
+            Ok(f) => {
+                let mut last = None;
+                for line in BufReader::new(f).lines() {
+                    last = Some(line.map_err(io(path))?);
+                }
+                match last {
+                    Some(l) => sha256_hex(l.as_bytes()),
+                    None => ZERO.to_owned(),
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ZERO.to_owned(),
+            Err(e) => return Err(io(path)(e)),
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io(path))?;
+        let size = file.metadata().map_err(io(path))?.len();
+        Ok(Audit {
+            path: path.to_owned(),
+            max_bytes,
+            inner: Mutex::new(Inner { file, size, last }),
+        })
+    }
+
+    /// Append one record (a JSON object). Returns only once it is written; an error means the
+    /// record is not in the log and the operation it describes must not take effect.
+    pub fn record(&self, mut fields: Map<String, J>) -> Result<(), AuditError> {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if g.size >= self.max_bytes {
+            self.rotate(&mut g)?;
+        }
+        fields.insert("prev".into(), J::String(g.last.clone()));
+        fields.remove("hash");
+        let body = J::Object(fields.clone()).to_string();
+        fields.insert("hash".into(), J::String(sha256_hex(body.as_bytes())));
+        let line = J::Object(fields).to_string();
+        let mut bytes = line.clone().into_bytes();
+        bytes.push(b'\n');
+        g.file.write_all(&bytes).map_err(io(&self.path))?;
+        g.file.flush().map_err(io(&self.path))?;
+        g.size += bytes.len() as u64;
+        g.last = sha256_hex(line.as_bytes());
+        Ok(())
+    }
+
+    fn rotate(&self, g: &mut Inner) -> Result<(), AuditError> {
+        let mut n = 1;
+        let rotated = loop {
+            let p = PathBuf::from(format!("{}.{n}", self.path.display()));
+            if !p.exists() {
+                break p;
+            }
+            n += 1;
+        };
+        std::fs::rename(&self.path, &rotated).map_err(io(&self.path))?;
+        g.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(io(&self.path))?;
+        g.size = 0;
+        Ok(())
+    }
+}
+
+/// Why a chain does not verify: the file and 1-based line of the first bad record.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Broken {
+    pub file: PathBuf,
+    pub line: usize,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} line {}: {}",
+            self.file.display(),
+            self.line,
+            self.reason
+        )
+    }
+}
+
+/// Verify the chain across `files` in order (oldest first). The first record of the first file
+/// may continue an older, removed file; every later link must hold. Returns the record count.
+pub fn verify(files: &[PathBuf]) -> Result<usize, Broken> {
+    let mut prev: Option<String> = None;
+    let mut count = 0;
+    for file in files {
+        let f = File::open(file).map_err(|e| Broken {
+            file: file.clone(),
+            line: 0,
+            reason: e.to_string(),
+        })?;
+        for (i, line) in BufReader::new(f).lines().enumerate() {
+            let broken = |reason: &str| Broken {
+                file: file.clone(),
+                line: i + 1,
+                reason: reason.to_owned(),
+            };
+            let line = line.map_err(|e| broken(&e.to_string()))?;
+            let mut rec: Map<String, J> = match serde_json::from_str(&line) {
+                Ok(J::Object(m)) => m,
+                _ => return Err(broken("not a JSON object: the record was changed")),
+            };
+            let claimed = rec
+                .remove("hash")
+                .and_then(|h| h.as_str().map(str::to_owned));
+            let body = J::Object(rec.clone()).to_string();
+            if claimed.as_deref() != Some(sha256_hex(body.as_bytes()).as_str()) {
+                return Err(broken(
+                    "the record was changed (its hash does not match its content)",
+                ));
+            }
+            let link = rec.get("prev").and_then(J::as_str).unwrap_or("");
+            if let Some(p) = &prev {
+                if link != p {
+                    return Err(broken(
+                        "the previous record was removed, or records were reordered",
+                    ));
+                }
+            }
+            prev = Some(sha256_hex(line.as_bytes()));
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+/// The record of one request and its response.
+pub fn request_record(
+    now: i64,
+    identity: &str,
+    peer: &str,
+    request: &kmip_codec::Ttlv,
+    response: &kmip_codec::Ttlv,
+) -> Map<String, J> {
+    use kmip_codec::vocab::tag;
+    let version = crate::dispatch::claimed_version(request)
+        .map(|(a, b)| format!("{a}.{b}"))
+        .unwrap_or_default();
+    let requests: Vec<&kmip_codec::Ttlv> = request.children_with(tag::BATCH_ITEM).collect();
+    let mut items = Vec::new();
+    for (i, r) in response.children_with(tag::BATCH_ITEM).enumerate() {
+        let operation = r
+            .child(tag::OPERATION)
+            .or_else(|| requests.get(i).and_then(|q| q.child(tag::OPERATION)))
+            .and_then(|o| o.as_enum())
+            .map(|o| {
+                kmip_codec::vocab::enum_def("Operation")
+                    .and_then(|d| d.by_value(o))
+                    .map(|e| e.xml.to_owned())
+                    .unwrap_or_else(|| format!("0x{o:08X}"))
+            });
+        // identifiers named in the request and returned in the response; nothing else
+        let mut ids: Vec<String> = Vec::new();
+        let payloads = [
+            requests.get(i).and_then(|q| q.child(tag::REQUEST_PAYLOAD)),
+            r.child(tag::RESPONSE_PAYLOAD),
+        ];
+        for p in payloads.into_iter().flatten() {
+            for c in p.children() {
+                if matches!(
+                    c.tag,
+                    tag::UNIQUE_IDENTIFIER
+                        | tag::PRIVATE_KEY_UNIQUE_IDENTIFIER
+                        | tag::PUBLIC_KEY_UNIQUE_IDENTIFIER
+                ) {
+                    if let Some(t) = c.as_text() {
+                        if !ids.iter().any(|x| x == t) {
+                            ids.push(t.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        let name = |t, table: &str| {
+            r.child(t).and_then(|v| v.as_enum()).map(|v| {
+                kmip_codec::vocab::enum_def(table)
+                    .and_then(|d| d.by_value(v))
+                    .map(|e| e.xml.to_owned())
+                    .unwrap_or_else(|| format!("0x{v:08X}"))
+            })
+        };
+        items.push(json!({
+            "operation": operation,
+            "objects": ids,
+            "result": name(tag::RESULT_STATUS, "ResultStatus"),
+            "reason": name(tag::RESULT_REASON, "ResultReason"),
+        }));
+    }
+    let mut m = Map::new();
+    m.insert("time".into(), J::String(kmip_codec::time::format_secs(now)));
+    m.insert("identity".into(), J::String(identity.to_owned()));
+    m.insert("peer".into(), J::String(peer.to_owned()));
+    m.insert("version".into(), J::String(version));
+    m.insert("items".into(), J::Array(items));
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(n: i64) -> Map<String, J> {
+        let mut m = Map::new();
+        m.insert("n".into(), json!(n));
+        m
+    }
+
+    #[test]
+    fn edits_removals_and_swaps_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let a = Audit::open(&path, 1 << 20).unwrap();
+        for n in 0..5 {
+            a.record(rec(n)).unwrap();
+        }
+        drop(a);
+        // reopening continues the chain
+        Audit::open(&path, 1 << 20).unwrap().record(rec(5)).unwrap();
+        assert_eq!(verify(std::slice::from_ref(&path)), Ok(6));
+        let lines: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let check = |ls: Vec<String>| {
+            let p = dir.path().join("tampered.jsonl");
+            std::fs::write(&p, ls.join("\n") + "\n").unwrap();
+            verify(&[p]).unwrap_err().line
+        };
+        let mut edited = lines.clone();
+        edited[2] = edited[2].replace("\"n\":2", "\"n\":7");
+        assert_eq!(check(edited), 3, "the changed line itself");
+        let mut removed = lines.clone();
+        removed.remove(3);
+        assert_eq!(check(removed), 4, "the line after the removed one");
+        let mut swapped = lines.clone();
+        swapped.swap(1, 2);
+        assert_eq!(check(swapped), 2);
+        let mut garbage = lines;
+        garbage[4] = "not json".into();
+        assert_eq!(check(garbage), 5);
+    }
+
+    #[test]
+    fn rotation_keeps_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let a = Audit::open(&path, 200).unwrap();
+        for n in 0..10 {
+            a.record(rec(n)).unwrap();
+        }
+        let mut files: Vec<PathBuf> = (1..)
+            .map(|i| PathBuf::from(format!("{}.{i}", path.display())))
+            .take_while(|p| p.exists())
+            .collect();
+        assert!(files.len() >= 2, "rotated {} times", files.len());
+        files.push(path.clone());
+        assert_eq!(verify(&files), Ok(10));
+        // a missing middle file breaks the chain at the start of the next one
+        let without: Vec<PathBuf> = files
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 1)
+            .map(|(_, p)| p.clone())
+            .collect();
+        assert!(verify(&without).is_err());
+    }
+}
