@@ -993,3 +993,79 @@ fn undo_batches_are_all_or_nothing() {
         .iter()
         .any(|a| a.tag == tag::STATE && a.as_enum() == Some(state::ACTIVE)));
 }
+
+#[test]
+fn archive_and_recover() {
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let id = create_aes(&mut c, 128, vec![name("cold")]);
+    let _: ArchiveResponse = c
+        .op(
+            op::ARCHIVE,
+            &ArchiveRequest {
+                unique_identifier: uid(&id),
+            },
+        )
+        .unwrap();
+    let e = c
+        .op::<_, GetResponse>(
+            op::GET,
+            &GetRequest {
+                unique_identifier: uid(&id),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.reason(), Some(rr::OBJECT_ARCHIVED));
+    let mut v1 = server.client("admin").version(1, 2);
+    let e = v1
+        .op::<_, GetResponse>(
+            op::GET,
+            &GetRequest {
+                unique_identifier: uid(&id),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.reason(),
+        Some(rr::OBJECT_ARCHIVED),
+        "1.x has Object Archived too"
+    );
+    let find = |c: &mut Client, mask: Option<i32>| -> Vec<String> {
+        let l: LocateResponse = c
+            .op(
+                op::LOCATE,
+                &LocateRequest {
+                    storage_status_mask: mask
+                        .map(|m| item(tag::STORAGE_STATUS_MASK, Value::Integer(m))),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        l.unique_identifier
+    };
+    assert!(
+        find(&mut c, None).is_empty(),
+        "archived objects are not on-line"
+    );
+    assert_eq!(find(&mut c, Some(2)), vec![id.clone()]);
+    let _: RecoverResponse = c
+        .op(
+            op::RECOVER,
+            &RecoverRequest {
+                unique_identifier: uid(&id),
+            },
+        )
+        .unwrap();
+    assert_eq!(find(&mut c, None), vec![id.clone()]);
+    let _: GetResponse = c
+        .op(
+            op::GET,
+            &GetRequest {
+                unique_identifier: uid(&id),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+}

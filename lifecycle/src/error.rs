@@ -15,6 +15,8 @@ pub enum LifecycleError {
     WrongState(#[from] IllegalTransition),
     #[error("object has been destroyed")]
     Destroyed,
+    #[error("object is archived: recover it first")]
+    Archived,
     #[error("object is not usable in state {0:?} for this operation")]
     NotUsable(crate::state::State),
     #[error("invalid field: {0}")]
@@ -51,6 +53,7 @@ impl LifecycleError {
             LifecycleError::NotFound => rr::ITEM_NOT_FOUND,
             LifecycleError::WrongState(t) => t.result_reason(),
             LifecycleError::Destroyed => rr::OBJECT_DESTROYED,
+            LifecycleError::Archived => rr::OBJECT_ARCHIVED,
             LifecycleError::NotUsable(_) => rr::WRONG_KEY_LIFECYCLE_STATE,
             LifecycleError::InvalidField(_) => rr::INVALID_FIELD,
             LifecycleError::ReadOnlyAttribute(_) => rr::ATTRIBUTE_READ_ONLY,

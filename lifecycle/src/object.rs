@@ -98,6 +98,15 @@ pub struct LocateQuery {
     /// Include destroyed objects (the 2.x Storage Status Mask bit "Destroyed storage"); by
     /// default Locate finds only objects that still exist.
     pub include_destroyed: bool,
+    /// Include archived objects (Storage Status Mask "Archival storage").
+    pub include_archived: bool,
+    /// Leave out objects in on-line storage (a Storage Status Mask without "On-line storage").
+    pub exclude_online: bool,
+}
+
+/// Whether an object is in archival storage: Archive sets its Archive Date, Recover removes it.
+pub fn is_archived(r: &Record) -> bool {
+    r.attribute(tag::ARCHIVE_DATE).is_some()
 }
 
 impl Manager {
@@ -365,6 +374,9 @@ impl Manager {
         if r.state.is_destroyed() {
             return Err(LifecycleError::Destroyed);
         }
+        if is_archived(&r) {
+            return Err(LifecycleError::Archived);
+        }
         let flag = |t: Tag| r.attribute(t).and_then(Ttlv::as_bool);
         if flag(tag::EXTRACTABLE) == Some(false) {
             return Err(LifecycleError::NotExtractable);
@@ -445,6 +457,28 @@ impl Manager {
         } else {
             set_single(&mut r.attributes, date(tag::DEACTIVATION_DATE, now));
         }
+        self.put(&r)?;
+        Ok(r)
+    }
+
+    /// Move the object to archival storage: it keeps its metadata and material but cannot be
+    /// used or fetched until it is recovered.
+    pub fn archive(&self, id: &str, now: i64) -> Result<Record, LifecycleError> {
+        let mut r = self.get(id, now)?;
+        if r.state.is_destroyed() {
+            return Err(LifecycleError::Destroyed);
+        }
+        set_single(&mut r.attributes, date(tag::ARCHIVE_DATE, now));
+        set_single(&mut r.attributes, date(tag::LAST_CHANGE_DATE, now));
+        self.put(&r)?;
+        Ok(r)
+    }
+
+    /// Bring an archived object back on-line.
+    pub fn recover(&self, id: &str, now: i64) -> Result<Record, LifecycleError> {
+        let mut r = self.get(id, now)?;
+        r.attributes.retain(|a| a.tag != tag::ARCHIVE_DATE);
+        set_single(&mut r.attributes, date(tag::LAST_CHANGE_DATE, now));
         self.put(&r)?;
         Ok(r)
     }
@@ -572,7 +606,14 @@ impl Manager {
             } else {
                 r
             };
-            if (r.state.is_destroyed() && !q.include_destroyed) || !matches(&r, &q.attributes) {
+            let storage_ok = if r.state.is_destroyed() {
+                q.include_destroyed
+            } else if is_archived(&r) {
+                q.include_archived
+            } else {
+                !q.exclude_online
+            };
+            if !storage_ok || !matches(&r, &q.attributes) {
                 continue;
             }
             if skipped < q.offset_items {
@@ -943,6 +984,9 @@ pub mod usage {
             let r = self.get(id, now)?;
             if r.state.is_destroyed() {
                 return Err(LifecycleError::Destroyed);
+            }
+            if is_archived(&r) {
+                return Err(LifecycleError::Archived);
             }
             if !may_use(r.state, usage) {
                 return Err(LifecycleError::NotUsable(r.state));
@@ -1630,5 +1674,41 @@ mod ownership_tests {
         let r = admin.rekey(&a.id, None, vec![], 3).unwrap();
         assert_eq!(r.owner.as_deref(), Some("alice"));
         assert!(alice.get(&r.id, 3).is_ok() && bob.get(&r.id, 3).is_err());
+    }
+}
+
+#[cfg(test)]
+mod archive_tests {
+    use super::*;
+    use crate::core::MasterKey;
+    use crate::store::MemoryStore;
+
+    #[test]
+    fn archived_objects_rest_until_recovered() {
+        let m = Manager::new(
+            Arc::new(MemoryStore::new()),
+            Core::new(MasterKey::generate().unwrap()),
+        );
+        let attrs = vec![
+            Ttlv::new(
+                tag::CRYPTOGRAPHIC_ALGORITHM,
+                Value::Enumeration(kmip_codec::vocab::enums::cryptographic_algorithm::AES),
+            ),
+            Ttlv::new(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(128)),
+        ];
+        let r = m.create(ot::SYMMETRIC_KEY, attrs, 1).unwrap();
+        m.archive(&r.id, 2).unwrap();
+        assert!(matches!(m.export(&r.id, 3), Err(LifecycleError::Archived)));
+        assert!(m.locate(&LocateQuery::default(), 3).unwrap().is_empty());
+        let archived = LocateQuery {
+            include_archived: true,
+            exclude_online: true,
+            ..Default::default()
+        };
+        assert_eq!(m.locate(&archived, 3).unwrap(), vec![r.id.clone()]);
+        m.recover(&r.id, 4).unwrap();
+        assert!(m.export(&r.id, 5).is_ok());
+        assert!(m.locate(&archived, 5).unwrap().is_empty());
+        assert_eq!(m.locate(&LocateQuery::default(), 5).unwrap(), vec![r.id]);
     }
 }

@@ -20,12 +20,17 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
             "Maximum Items and Offset Items may not be negative",
         ));
     }
-    let storage = int(&req.storage_status_mask).unwrap_or(0) as u32;
+    // absent, the mask means on-line storage only
+    let storage = int(&req.storage_status_mask)
+        .map(|m| m as u32)
+        .unwrap_or(storage_status_mask::ON_LINE_STORAGE);
     let q = LocateQuery {
         attributes,
         maximum_items: max.map(|m| m as usize),
         offset_items: offset as usize,
         include_destroyed: storage & storage_status_mask::DESTROYED_STORAGE != 0,
+        include_archived: storage & storage_status_mask::ARCHIVAL_STORAGE != 0,
+        exclude_online: storage & storage_status_mask::ON_LINE_STORAGE == 0,
     };
     let ids = ctx.manager.locate(&q, ctx.now)?;
     if let Some(first) = ids.first() {

@@ -3,6 +3,7 @@
 //! listed here answers Operation Not Supported.
 
 mod activate;
+mod archive;
 mod attribute_changes;
 mod cancel;
 mod check;
@@ -22,6 +23,7 @@ mod mac;
 mod mac_verify;
 mod poll;
 mod query;
+mod recover;
 mod register;
 mod rekey;
 mod rekey_key_pair;
@@ -69,6 +71,8 @@ pub const IMPLEMENTED: &[u32] = &[
     op::CHECK,
     op::POLL,
     op::CANCEL,
+    op::ARCHIVE,
+    op::RECOVER,
 ];
 
 pub fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, OpError> {
@@ -103,6 +107,8 @@ pub fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, 
         op::CHECK => check::apply(ctx, payload),
         op::POLL => poll::apply(ctx, payload),
         op::CANCEL => cancel::apply(ctx, payload),
+        op::ARCHIVE => archive::apply(ctx, payload),
+        op::RECOVER => recover::apply(ctx, payload),
         other => Err(OpError::new(
             rr::OPERATION_NOT_SUPPORTED,
             format!("operation 0x{other:X} is not supported"),

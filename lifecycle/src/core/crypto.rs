@@ -432,6 +432,21 @@ fn hmac_digest(key: &KeyMaterial, p: &CryptoParams) -> Result<MessageDigest, Cor
 }
 
 pub fn mac(key: &KeyMaterial, p: &CryptoParams, data: &[u8]) -> Result<Vec<u8>, CoreError> {
+    // an AES key MACs with CMAC (RFC 4493); HMAC keys with HMAC
+    if p.cryptographic_algorithm.or(key.algorithm) == Some(alg::AES)
+        || p.block_cipher_mode == Some(bcm::CMAC)
+    {
+        let cipher = match key.bytes.len() {
+            16 => Cipher::aes_128_cbc(),
+            24 => Cipher::aes_192_cbc(),
+            32 => Cipher::aes_256_cbc(),
+            n => return Err(unsupported(format!("CMAC with a {}-bit key", n * 8))),
+        };
+        let k = PKey::cmac(&cipher, key.bytes.expose())?;
+        let mut s = Signer::new_without_digest(&k)?;
+        s.update(data)?;
+        return s.sign_to_vec().map_err(|_| CoreError::Crypto("CMAC"));
+    }
     let k = PKey::hmac(key.bytes.expose())?;
     let mut s = Signer::new(hmac_digest(key, p)?, &k)?;
     s.update(data)?;
@@ -822,6 +837,82 @@ mod tests {
             derive(&ikm, &d).unwrap().expose(),
             &h("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865")[..]
         );
+    }
+
+    /// RFC 4493 section 4, examples 1 and 2.
+    #[test]
+    fn cmac_known_answers() {
+        let k = key(alg::AES, h("2b7e151628aed2a6abf7158809cf4f3c"));
+        let p = CryptoParams::default();
+        assert_eq!(
+            mac(&k, &p, b"").unwrap(),
+            h("bb1d6929e95937287fa37d129b756746")
+        );
+        assert_eq!(
+            mac(&k, &p, &h("6bc1bee22e409f96e93d7e117393172a")).unwrap(),
+            h("070a16b46b4d4144f79bdd9dd04a287c")
+        );
+    }
+
+    /// NIST GCM test case 3 (AES-128, 96-bit IV): a given IV is used as is, and the tag matches.
+    #[test]
+    fn gcm_known_answer() {
+        let k = key(alg::AES, h("feffe9928665731c6d6a8f9467308308"));
+        let p = CryptoParams {
+            block_cipher_mode: Some(bcm::GCM),
+            ..Default::default()
+        };
+        let pt = h("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255");
+        let iv = h("cafebabefacedbaddecaf888");
+        let e = encrypt(
+            &k,
+            &CipherInput {
+                params: &p,
+                data: &pt,
+                iv: Some(&iv),
+                aad: None,
+                tag: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(e.data, h("42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091473f5985"));
+        assert_eq!(e.tag.unwrap(), h("4d5c2af327cd64a62cf35abd2ba6fab4"));
+        assert!(e.generated_iv.is_none());
+    }
+
+    /// RSA-OAEP wrapping with SHA-1 and SHA-256 (randomised, so a round trip and a wrong-hash
+    /// failure rather than a fixed answer).
+    #[test]
+    fn rsa_oaep_wrap_round_trips() {
+        let rsa = Rsa::generate(2048).unwrap();
+        let public = KeyMaterial {
+            algorithm: Some(alg::RSA),
+            format: Some(kmip_codec::vocab::enums::key_format_type::PKCS_1),
+            bytes: Secret::new(rsa.public_key_to_der_pkcs1().unwrap()),
+        };
+        let private = KeyMaterial {
+            algorithm: Some(alg::RSA),
+            format: Some(kmip_codec::vocab::enums::key_format_type::PKCS_1),
+            bytes: Secret::new(rsa.private_key_to_der().unwrap()),
+        };
+        for hash in [ha::SHA_1, ha::SHA_256] {
+            let p = CryptoParams {
+                padding_method: Some(pm::OAEP),
+                hashing_algorithm: Some(hash),
+                ..Default::default()
+            };
+            let w = wrap(&public, &p, &[9u8; 32]).unwrap();
+            assert_eq!(unwrap(&private, &p, &w).unwrap().expose(), &[9u8; 32]);
+            let other = CryptoParams {
+                hashing_algorithm: Some(if hash == ha::SHA_1 {
+                    ha::SHA_256
+                } else {
+                    ha::SHA_1
+                }),
+                ..p
+            };
+            assert!(unwrap(&private, &other, &w).is_err());
+        }
     }
 
     #[test]

@@ -1,0 +1,15 @@
+use crate::dispatch::{Ctx, OpError};
+use kmip_codec::message::{FieldValue, Req};
+use kmip_codec::ops::{RecoverRequest, RecoverResponse};
+use kmip_codec::Ttlv;
+
+pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+    let req = RecoverRequest::decode(payload)?;
+    let id = ctx.uid(req.unique_identifier.as_ref())?;
+    let r = ctx.manager.recover(&id, ctx.now)?;
+    ctx.placeholder = Some(r.id.clone());
+    Ok(RecoverResponse {
+        unique_identifier: Req(r.id),
+    }
+    .encode(payload.tag))
+}
