@@ -333,3 +333,82 @@ fn an_unwritable_audit_log_stops_operations() {
     let l: LocateResponse = c.op(op::LOCATE, &LocateRequest::default()).unwrap();
     assert!(l.unique_identifier.is_empty(), "{:?}", l.unique_identifier);
 }
+
+#[test]
+fn password_credentials_on_top_of_certificates() {
+    use kmip_codec::message::{
+        Authentication, Credential, ProtocolVersion, RequestBatchItem, RequestHeader,
+        RequestMessage,
+    };
+    use kmip_codec::vocab::enums::{credential_type, result_status};
+    let hash = {
+        let mut child = std::process::Command::new(ServerProcess::binary())
+            .arg("hash-password")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"correct horse\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let server = ServerProcess::start(&["--password", &format!("alice={hash}")]);
+    server.issue_client_cert("alice");
+    let mut alice = server.client("alice");
+    let query = |c: &mut Client, auth: Option<(&str, &str)>| -> Result<(), u32> {
+        let req = RequestMessage {
+            header: Req(RequestHeader {
+                protocol_version: Req(ProtocolVersion::new(2, 1)),
+                authentication: auth.map(|(u, pw)| Authentication {
+                    credential: vec![Credential {
+                        credential_type: Req(Enum(credential_type::USERNAME_AND_PASSWORD)),
+                        credential_value: Req(Ttlv::structure(
+                            tag::CREDENTIAL_VALUE,
+                            vec![
+                                item(tag::USERNAME, Value::TextString(u.into())),
+                                item(tag::PASSWORD, Value::TextString(pw.into())),
+                            ],
+                        )),
+                    }],
+                }),
+                batch_count: Req(1),
+                ..Default::default()
+            }),
+            batch_item: vec![RequestBatchItem {
+                operation: Req(Enum(op::QUERY)),
+                request_payload: Some(p(&QueryRequest::default())),
+                ..Default::default()
+            }],
+        };
+        let resp = c.send(&req).unwrap();
+        let b = &resp.batch_item[0];
+        if b.result_status.0 .0 == result_status::SUCCESS {
+            Ok(())
+        } else {
+            Err(b.result_reason.unwrap().0)
+        }
+    };
+    assert_eq!(query(&mut alice, Some(("alice", "correct horse"))), Ok(()));
+    assert_eq!(
+        query(&mut alice, Some(("alice", "wrong"))),
+        Err(rr::AUTHENTICATION_NOT_SUCCESSFUL)
+    );
+    assert_eq!(
+        query(&mut alice, None),
+        Err(rr::AUTHENTICATION_NOT_SUCCESSFUL),
+        "required for alice"
+    );
+    // the admin has no password: none needed, and one sent is checked, not ignored
+    let mut admin = server.client("admin");
+    assert_eq!(query(&mut admin, None), Ok(()));
+    assert_eq!(
+        query(&mut admin, Some(("admin", "anything"))),
+        Err(rr::AUTHENTICATION_NOT_SUCCESSFUL)
+    );
+}

@@ -69,6 +69,11 @@ pub struct Config {
         default_value = "admin"
     )]
     pub admins: Vec<String>,
+    /// Identities that must also send a KMIP Username and Password credential:
+    /// `IDENTITY=HASH`, the hash from `kmip-server hash-password`. Repeat, or separate with
+    /// commas.
+    #[arg(long = "password", env = "KMIP_PASSWORDS", value_delimiter = ',')]
+    pub passwords: Vec<String>,
     /// Shamir shares of the master key (after `master-split`): at least the threshold of them
     /// must be given at every start. Repeat the option, or separate shares with commas in the
     /// environment variable.

@@ -18,10 +18,10 @@ use lifecycle::{LifecycleError, Manager};
 pub const VERSIONS: &[(i32, i32)] = &[(2, 1), (2, 0), (1, 4), (1, 3), (1, 2), (1, 1), (1, 0)];
 
 /// Server-wide settings the dispatcher enforces.
-#[derive(Clone, Debug)]
-pub struct DispatchLimits {
+pub struct Settings {
     pub max_batch_items: usize,
     pub decode: Limits,
+    pub credentials: crate::policy::Credentials,
 }
 
 /// A failed operation: a Result Reason (as KMIP 2.1 numbers it) and a message.
@@ -162,13 +162,7 @@ pub fn claimed_version(tree: &Ttlv) -> Option<(i32, i32)> {
 }
 
 /// Answer one decoded request tree.
-pub fn handle(
-    manager: &Manager,
-    identity: &str,
-    tree: &Ttlv,
-    limits: &DispatchLimits,
-    now: i64,
-) -> Ttlv {
+pub fn handle(manager: &Manager, identity: &str, tree: &Ttlv, limits: &Settings, now: i64) -> Ttlv {
     let fallback = claimed_version(tree)
         .filter(|v| VERSIONS.contains(v))
         .unwrap_or((1, 0));
@@ -185,6 +179,17 @@ pub fn handle(
     };
     let pv = &req.header.protocol_version;
     let version = (pv.major.0, pv.minor.0);
+    if let Err(e) = limits
+        .credentials
+        .check(identity, req.header.authentication.as_ref())
+    {
+        let v = if VERSIONS.contains(&version) {
+            version
+        } else {
+            fallback
+        };
+        return message_error(v, now, e);
+    }
     if !VERSIONS.contains(&version) {
         // answer in the highest version we share with the client's major, else 1.0
         let v = VERSIONS

@@ -8,6 +8,7 @@ pub mod dispatch;
 pub mod listener;
 mod ops;
 pub mod pki;
+pub mod policy;
 pub mod session;
 
 use lifecycle::Manager;
@@ -15,7 +16,7 @@ use lifecycle::Manager;
 /// What every connection shares.
 pub struct Server {
     pub manager: Manager,
-    pub limits: dispatch::DispatchLimits,
+    pub limits: dispatch::Settings,
     /// Identities that reach every object.
     pub admins: Vec<String>,
     pub audit: audit::Audit,

@@ -3,7 +3,7 @@
 use anyhow_free::Context;
 use clap::{Parser, Subcommand};
 use kmip_server::config::{Config, LogFormat};
-use kmip_server::dispatch::DispatchLimits;
+use kmip_server::dispatch::Settings;
 use kmip_server::session::Timeouts;
 use kmip_server::{listener, pki, Server};
 use lifecycle::core::{Core, MasterKey};
@@ -38,6 +38,8 @@ enum Command {
         #[arg(long)]
         shares: u8,
     },
+    /// Read a password on standard input and print its scrypt hash, for --password.
+    HashPassword,
     /// Work with the audit log.
     Audit {
         #[command(subcommand)]
@@ -178,12 +180,13 @@ async fn serve(cfg: Config) -> Result<(), String> {
             cfg.audit_max_bytes,
         )
         .context("audit log")?,
-        limits: DispatchLimits {
+        limits: Settings {
             max_batch_items: cfg.max_batch_items,
             decode: kmip_codec::Limits {
                 max_message_bytes: cfg.max_message_bytes,
                 ..kmip_codec::Limits::default()
             },
+            credentials: kmip_server::policy::Credentials::parse(&cfg.passwords)?,
         },
     });
     let tcp = tokio::net::TcpListener::bind(&cfg.listen)
@@ -241,6 +244,16 @@ fn main() -> ExitCode {
         }
         Some(Command::MasterSplit { threshold, shares }) => {
             master_split(&cli.config, threshold, shares)
+        }
+        Some(Command::HashPassword) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("read the password")
+                .and_then(|_| {
+                    kmip_server::policy::hash_password(line.trim_end_matches(['\r', '\n']))
+                })
+                .map(|h| println!("{h}"))
         }
         Some(Command::Audit {
             command: AuditCommand::Verify { files },

@@ -1,7 +1,7 @@
 //! One client connection: read a framed TTLV message within the read timeout, answer it,
 //! repeat until the client leaves or stays idle past the idle timeout.
 
-use crate::dispatch::{self, DispatchLimits, OpError};
+use crate::dispatch::{self, OpError, Settings};
 use crate::Server;
 use kmip_codec::vocab::enums::result_reason as rr;
 use kmip_codec::{decode, encode, frame_length, DecodeError};
@@ -107,7 +107,7 @@ pub fn answer(
     identity: &str,
     peer: &str,
     buf: &[u8],
-    limits: &DispatchLimits,
+    limits: &Settings,
 ) -> Option<Vec<u8>> {
     let now = crate::now();
     match decode(buf, &limits.decode) {

@@ -1,0 +1,195 @@
+//! Who may do what: the KMIP Authentication credential on top of the client certificate.
+//!
+//! An identity with a configured password must send a Username and Password credential whose
+//! username is its certificate's identity and whose password matches; a request that carries a
+//! credential is always checked, never ignored. Passwords are kept as scrypt hashes.
+
+use crate::dispatch::OpError;
+use kmip_codec::message::Authentication;
+use kmip_codec::vocab::enums::{credential_type, result_reason as rr};
+use kmip_codec::vocab::tag;
+use kmip_codec::Ttlv;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+/// scrypt cost: N = 2^15, r = 8, p = 1 (32 MiB, tens of milliseconds).
+const LOG_N: u8 = 15;
+const R: u64 = 8;
+const P: u64 = 1;
+
+/// `scrypt$LOG_N$R$P$SALT$HASH` (hex) of a password.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let mut salt = [0u8; 16];
+    openssl::rand::rand_bytes(&mut salt).map_err(|e| e.to_string())?;
+    let hash = scrypt(password, &salt, LOG_N, R, P)?;
+    Ok(format!(
+        "scrypt${LOG_N}${R}${P}${}${}",
+        kmip_codec::text::hex(&salt),
+        kmip_codec::text::hex(&hash)
+    ))
+}
+
+fn scrypt(password: &str, salt: &[u8], log_n: u8, r: u64, p: u64) -> Result<[u8; 32], String> {
+    let mut out = [0u8; 32];
+    let n = 1u64 << log_n;
+    let maxmem = 128 * r * n * p + (1 << 20);
+    openssl::pkcs5::scrypt(password.as_bytes(), salt, n, r, p, maxmem, &mut out)
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+fn verify(password: &str, stored: &str) -> bool {
+    let parts: Vec<&str> = stored.split('$').collect();
+    let [alg, log_n, r, p, salt, hash] = parts.as_slice() else {
+        return false;
+    };
+    let (Ok(log_n), Ok(r), Ok(p)) = (log_n.parse::<u8>(), r.parse::<u64>(), p.parse::<u64>())
+    else {
+        return false;
+    };
+    let (Some(salt), Some(hash)) = (kmip_codec::text::unhex(salt), kmip_codec::text::unhex(hash))
+    else {
+        return false;
+    };
+    *alg == "scrypt"
+        && log_n <= 20
+        && scrypt(password, &salt, log_n, r, p).is_ok_and(|h| openssl::memcmp::eq(&h, &hash))
+}
+
+/// The configured passwords, by identity.
+#[derive(Default)]
+pub struct Credentials {
+    by_identity: HashMap<String, String>,
+    /// SHA-256 of (identity, password) pairs already verified, so that a client sending its
+    /// credential on every message does not pay scrypt every time.
+    verified: Mutex<HashSet<[u8; 32]>>,
+}
+
+impl Credentials {
+    /// From `IDENTITY=HASH` entries.
+    pub fn parse(entries: &[String]) -> Result<Credentials, String> {
+        let mut by_identity = HashMap::new();
+        for e in entries {
+            let (id, hash) = e
+                .split_once('=')
+                .ok_or_else(|| format!("password entry {e:?} is not IDENTITY=HASH"))?;
+            if !hash.starts_with("scrypt$") {
+                return Err(format!(
+                    "password of {id:?} is not an scrypt hash (use kmip-server hash-password)"
+                ));
+            }
+            by_identity.insert(id.to_owned(), hash.to_owned());
+        }
+        Ok(Credentials {
+            by_identity,
+            verified: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Check a request's Authentication for `identity`.
+    pub fn check(&self, identity: &str, auth: Option<&Authentication>) -> Result<(), OpError> {
+        let denied = |m: &str| OpError::new(rr::AUTHENTICATION_NOT_SUCCESSFUL, m);
+        let configured = self.by_identity.get(identity);
+        let credentials = auth.map(|a| a.credential.as_slice()).unwrap_or(&[]);
+        if credentials.is_empty() {
+            return match configured {
+                Some(_) => Err(denied("this identity must authenticate with its password")),
+                None => Ok(()),
+            };
+        }
+        for c in credentials {
+            if c.credential_type.0 .0 != credential_type::USERNAME_AND_PASSWORD {
+                return Err(denied(
+                    "only Username and Password credentials are supported",
+                ));
+            }
+            let v: &Ttlv = &c.credential_value.0;
+            let user = v.child(tag::USERNAME).and_then(Ttlv::as_text).unwrap_or("");
+            let password = v.child(tag::PASSWORD).and_then(Ttlv::as_text).unwrap_or("");
+            if user != identity {
+                return Err(denied("the username is not the certificate's identity"));
+            }
+            let Some(stored) = configured else {
+                return Err(denied("no password is configured for this identity"));
+            };
+            let mut key = Vec::with_capacity(identity.len() + password.len() + stored.len() + 2);
+            for part in [identity, password, stored.as_str()] {
+                key.extend_from_slice(part.as_bytes());
+                key.push(0);
+            }
+            let digest = openssl::sha::sha256(&key);
+            let cached = self
+                .verified
+                .lock()
+                .map(|s| s.contains(&digest))
+                .unwrap_or(false);
+            if !cached {
+                if !verify(password, stored) {
+                    return Err(denied("wrong password"));
+                }
+                if let Ok(mut s) = self.verified.lock() {
+                    s.insert(digest);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kmip_codec::message::{Credential, Enum, Req};
+    use kmip_codec::Value;
+
+    fn auth(user: &str, pw: &str) -> Authentication {
+        Authentication {
+            credential: vec![Credential {
+                credential_type: Req(Enum(credential_type::USERNAME_AND_PASSWORD)),
+                credential_value: Req(Ttlv::structure(
+                    tag::CREDENTIAL_VALUE,
+                    vec![
+                        Ttlv::new(tag::USERNAME, Value::TextString(user.into())),
+                        Ttlv::new(tag::PASSWORD, Value::TextString(pw.into())),
+                    ],
+                )),
+            }],
+        }
+    }
+
+    #[test]
+    fn passwords() {
+        let h = hash_password("s3cret").unwrap();
+        assert!(!h.contains("s3cret"));
+        let c = Credentials::parse(&[format!("alice={h}")]).unwrap();
+        assert!(c.check("alice", Some(&auth("alice", "s3cret"))).is_ok());
+        assert!(
+            c.check("alice", Some(&auth("alice", "s3cret"))).is_ok(),
+            "cached"
+        );
+        let reason = |r: Result<(), OpError>| r.unwrap_err().reason;
+        assert_eq!(
+            reason(c.check("alice", Some(&auth("alice", "wrong")))),
+            rr::AUTHENTICATION_NOT_SUCCESSFUL
+        );
+        assert_eq!(
+            reason(c.check("alice", None)),
+            rr::AUTHENTICATION_NOT_SUCCESSFUL,
+            "required"
+        );
+        assert_eq!(
+            reason(c.check("alice", Some(&auth("bob", "s3cret")))),
+            rr::AUTHENTICATION_NOT_SUCCESSFUL
+        );
+        assert!(
+            c.check("bob", None).is_ok(),
+            "no password configured, none sent"
+        );
+        assert_eq!(
+            reason(c.check("bob", Some(&auth("bob", "x")))),
+            rr::AUTHENTICATION_NOT_SUCCESSFUL,
+            "never ignored"
+        );
+        assert!(Credentials::parse(&["alice=plaintext".into()]).is_err());
+    }
+}
