@@ -74,6 +74,10 @@ pub struct Config {
     /// commas.
     #[arg(long = "password", env = "KMIP_PASSWORDS", value_delimiter = ',')]
     pub passwords: Vec<String>,
+    /// Limit an identity to some operations: `IDENTITY=Create Get Encrypt Decrypt` (KMIP XML
+    /// names, and Grant / ListGrants). Repeat for more identities.
+    #[arg(long = "policy", env = "KMIP_POLICIES", value_delimiter = ';')]
+    pub policies: Vec<String>,
     /// Shamir shares of the master key (after `master-split`): at least the threshold of them
     /// must be given at every start. Repeat the option, or separate shares with commas in the
     /// environment variable.

@@ -22,6 +22,8 @@ pub struct Settings {
     pub max_batch_items: usize,
     pub decode: Limits,
     pub credentials: crate::policy::Credentials,
+    /// Operations each listed identity is limited to; identities not listed may do anything.
+    pub policies: std::collections::HashMap<String, Vec<u32>>,
 }
 
 /// A failed operation: a Result Reason (as KMIP 2.1 numbers it) and a message.
@@ -63,6 +65,8 @@ pub struct Ctx<'a> {
     pub version: (i32, i32),
     /// The identifier the previous item of this batch created or named (the ID Placeholder).
     pub placeholder: Option<String>,
+    /// The operations the caller's policy allows, if it has one.
+    pub allowed: Option<&'a [u32]>,
 }
 
 impl Ctx<'_> {
@@ -237,6 +241,7 @@ pub fn handle(manager: &Manager, identity: &str, tree: &Ttlv, limits: &Settings,
         now,
         version,
         placeholder: None,
+        allowed: limits.policies.get(identity).map(Vec::as_slice),
     };
     let items = if continuation == beco::UNDO {
         match run_atomically(base, &req.batch_item) {
@@ -307,7 +312,7 @@ fn run_atomically(
             Abort::Store(e)
         }
     }
-    let (now, version, identity) = (ctx.now, ctx.version, ctx.identity);
+    let (now, version, identity, allowed) = (ctx.now, ctx.version, ctx.identity, ctx.allowed);
     let outcome = ctx.manager.atomically(|m| {
         let inner = Ctx {
             manager: m,
@@ -315,6 +320,7 @@ fn run_atomically(
             now,
             version,
             placeholder: None,
+            allowed,
         };
         match run_items(inner, batch, true) {
             (items, false) => Ok(items),
@@ -340,7 +346,27 @@ fn run_item(ctx: &mut Ctx<'_>, item: &RequestBatchItem) -> ResponseBatchItem {
     let id = item.unique_batch_item_id.clone();
     let empty = Ttlv::structure(tag::REQUEST_PAYLOAD, Vec::new());
     let payload = item.request_payload.as_ref().unwrap_or(&empty);
-    match ops::apply(ctx, op.0, payload) {
+    let result = if ctx.allowed.is_some_and(|a| !a.contains(&op.0)) {
+        Err(OpError::new(
+            rr::PERMISSION_DENIED,
+            "the identity's policy does not allow this operation",
+        ))
+    } else {
+        // grants name operations: the lifecycle checks them against this one
+        let scoped = ctx.manager.with_operation(op.0);
+        let mut sub = Ctx {
+            manager: &scoped,
+            identity: ctx.identity,
+            now: ctx.now,
+            version: ctx.version,
+            placeholder: ctx.placeholder.take(),
+            allowed: ctx.allowed,
+        };
+        let r = ops::apply(&mut sub, op.0, payload);
+        ctx.placeholder = sub.placeholder;
+        r
+    };
+    match result {
         Ok(p) => ResponseBatchItem {
             operation: Some(op),
             unique_batch_item_id: id,

@@ -28,6 +28,7 @@ impl Server {
         lifecycle::Caller {
             identity: identity.to_owned(),
             admin: self.admins.iter().any(|a| a == identity),
+            operation: None,
         }
     }
 }

@@ -38,6 +38,31 @@ enum Command {
         #[arg(long)]
         shares: u8,
     },
+    /// Let another identity perform some operations on an object (on the running server).
+    Grant {
+        object: String,
+        #[arg(long)]
+        to: String,
+        /// KMIP operation names, e.g. "Get Encrypt Decrypt".
+        #[arg(long)]
+        operations: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Withdraw every right an identity was granted on an object.
+    RevokeGrant {
+        object: String,
+        #[arg(long)]
+        from: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List the grants on an object.
+    Grants {
+        object: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Read a password on standard input and print its scrypt hash, for --password.
     HashPassword,
     /// Work with the audit log.
@@ -45,6 +70,71 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+}
+
+/// How an administrative command reaches the running server: over KMIP, with a client
+/// certificate from the data directory.
+#[derive(clap::Args)]
+struct Remote {
+    /// The server's address.
+    #[arg(long, default_value = "localhost:5696")]
+    connect: String,
+    /// The identity to act as (DATA_DIR/tls/NAME.pem and NAME.key).
+    #[arg(long = "as", default_value = "admin")]
+    identity: String,
+}
+
+impl Remote {
+    fn client(&self, data_dir: &std::path::Path) -> Result<kmip_client::Client, String> {
+        let (host, port) = self
+            .connect
+            .rsplit_once(':')
+            .ok_or("--connect is HOST:PORT")?;
+        let port: u16 = port.parse().map_err(|_| "--connect: bad port".to_owned())?;
+        let d = pki::Paths::new(data_dir);
+        let (ca, cert, key) = (
+            d.ca_cert(),
+            d.client_cert(&self.identity),
+            d.client_key(&self.identity),
+        );
+        kmip_client::Client::connect(
+            host,
+            port,
+            &kmip_client::Identity {
+                ca: &ca,
+                cert: Some(&cert),
+                key: Some(&key),
+            },
+        )
+        .context(&format!("connect to {}", self.connect))
+    }
+}
+
+fn grant_command(
+    data_dir: &std::path::Path,
+    remote: &Remote,
+    object: &str,
+    to: &str,
+    ops: &[u32],
+) -> Result<(), String> {
+    use kmip_codec::vocab::tag;
+    use kmip_codec::{Ttlv, Value};
+    use kmip_server::policy::vendor;
+    let mut c = remote.client(data_dir)?;
+    let mut payload = vec![
+        Ttlv::new(tag::UNIQUE_IDENTIFIER, Value::TextString(object.into())),
+        Ttlv::new(vendor::GRANTEE, Value::TextString(to.into())),
+    ];
+    payload.extend(
+        ops.iter()
+            .map(|o| Ttlv::new(tag::OPERATION, Value::Enumeration(*o))),
+    );
+    c.call(
+        vendor::GRANT,
+        Ttlv::structure(tag::REQUEST_PAYLOAD, payload),
+    )
+    .context("grant")?;
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -187,6 +277,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
                 ..kmip_codec::Limits::default()
             },
             credentials: kmip_server::policy::Credentials::parse(&cfg.passwords)?,
+            policies: kmip_server::policy::parse_policies(&cfg.policies)?,
         },
     });
     let tcp = tokio::net::TcpListener::bind(&cfg.listen)
@@ -245,6 +336,57 @@ fn main() -> ExitCode {
         Some(Command::MasterSplit { threshold, shares }) => {
             master_split(&cli.config, threshold, shares)
         }
+        Some(Command::Grant {
+            object,
+            to,
+            operations,
+            remote,
+        }) => operations
+            .split_whitespace()
+            .map(|o| {
+                kmip_server::policy::operation_by_name(o).ok_or(format!("unknown operation {o:?}"))
+            })
+            .collect::<Result<Vec<u32>, String>>()
+            .and_then(|ops| grant_command(&cli.config.data_dir, &remote, &object, &to, &ops)),
+        Some(Command::RevokeGrant {
+            object,
+            from,
+            remote,
+        }) => grant_command(&cli.config.data_dir, &remote, &object, &from, &[]),
+        Some(Command::Grants { object, remote }) => (|| {
+            use kmip_codec::vocab::tag;
+            use kmip_codec::{Ttlv, Value};
+            use kmip_server::policy::vendor;
+            let mut c = remote.client(&cli.config.data_dir)?;
+            let payload = vec![Ttlv::new(
+                tag::UNIQUE_IDENTIFIER,
+                Value::TextString(object.clone()),
+            )];
+            let r = c
+                .call(
+                    vendor::LIST_GRANTS,
+                    Ttlv::structure(tag::REQUEST_PAYLOAD, payload),
+                )
+                .context("list grants")?;
+            for g in r.children_with(vendor::GRANT_TAG) {
+                let who = g
+                    .child(vendor::GRANTEE)
+                    .and_then(Ttlv::as_text)
+                    .unwrap_or("");
+                let ops: Vec<String> = g
+                    .children_with(tag::OPERATION)
+                    .filter_map(Ttlv::as_enum)
+                    .map(|o| {
+                        kmip_codec::vocab::enum_def("Operation")
+                            .and_then(|d| d.by_value(o))
+                            .map(|e| e.xml.to_owned())
+                            .unwrap_or_else(|| format!("0x{o:08X}"))
+                    })
+                    .collect();
+                println!("{who}: {}", ops.join(" "));
+            }
+            Ok(())
+        })(),
         Some(Command::HashPassword) => {
             let mut line = String::new();
             std::io::stdin()

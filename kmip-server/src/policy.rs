@@ -193,3 +193,45 @@ mod tests {
         assert!(Credentials::parse(&["alice=plaintext".into()]).is_err());
     }
 }
+
+/// Our vendor operations (the 0x8xxxxxxx range of the Operation enumeration) for grants.
+pub mod vendor {
+    use kmip_codec::Tag;
+    /// Grant { Unique Identifier, Grantee, Operation* }: replaces the grantee's rights; with no
+    /// Operation it withdraws them.
+    pub const GRANT: u32 = 0x8000_0001;
+    /// List Grants { Unique Identifier } -> { Unique Identifier, Grant { Grantee, Operation* }* }
+    pub const LIST_GRANTS: u32 = 0x8000_0002;
+    pub const GRANT_TAG: Tag = Tag(0x54_FF03);
+    pub const GRANTEE: Tag = Tag(0x54_FF04);
+}
+
+/// An operation by its KMIP XML name ("Get", "Encrypt") or one of ours ("Grant", "ListGrants").
+pub fn operation_by_name(name: &str) -> Option<u32> {
+    match name {
+        "Grant" => Some(vendor::GRANT),
+        "ListGrants" => Some(vendor::LIST_GRANTS),
+        _ => kmip_codec::vocab::enum_def("Operation")?
+            .by_xml(name)
+            .map(|e| e.value),
+    }
+}
+
+/// `IDENTITY=Op Op ...` entries: the operations each identity is limited to.
+pub fn parse_policies(entries: &[String]) -> Result<HashMap<String, Vec<u32>>, String> {
+    let mut out = HashMap::new();
+    for e in entries {
+        let (id, ops) = e
+            .split_once('=')
+            .ok_or_else(|| format!("policy {e:?} is not IDENTITY=Operation Operation ..."))?;
+        let ops = ops
+            .split_whitespace()
+            .map(|o| {
+                operation_by_name(o)
+                    .ok_or_else(|| format!("policy of {id:?}: unknown operation {o:?}"))
+            })
+            .collect::<Result<Vec<u32>, String>>()?;
+        out.insert(id.to_owned(), ops);
+    }
+    Ok(out)
+}

@@ -27,6 +27,8 @@ pub struct Manager {
 pub struct Caller {
     pub identity: String,
     pub admin: bool,
+    /// The KMIP operation being performed, which a grant must name.
+    pub operation: Option<u32>,
 }
 
 fn text(t: Tag, s: &str) -> Ttlv {
@@ -128,12 +130,78 @@ impl Manager {
         }
     }
 
-    /// Whether the caller may reach `r` at all.
+    /// This manager for one operation of the caller (grants name operations).
+    pub fn with_operation(&self, operation: u32) -> Manager {
+        Manager {
+            store: self.store.clone(),
+            core: self.core.clone(),
+            caller: self.caller.clone().map(|c| Caller {
+                operation: Some(operation),
+                ..c
+            }),
+        }
+    }
+
+    /// The grants on an object, for its owner or an administrator.
+    pub fn grants(&self, id: &str, now: i64) -> Result<Vec<(String, Vec<u32>)>, LifecycleError> {
+        let r = self.get(id, now)?;
+        if let Some(c) = &self.caller {
+            if !c.admin && r.owner.as_deref() != Some(c.identity.as_str()) {
+                return Err(LifecycleError::PermissionDenied(
+                    "only the owner or an administrator lists grants".into(),
+                ));
+            }
+        }
+        Ok(r.grants)
+    }
+
+    /// Whether the caller may know of `r`: its owner, an administrator, or an identity with a
+    /// grant on it.
     fn visible(&self, r: &Record) -> bool {
         match &self.caller {
             None => true,
-            Some(c) => c.admin || r.owner.as_deref() == Some(c.identity.as_str()),
+            Some(c) => {
+                c.admin
+                    || r.owner.as_deref() == Some(c.identity.as_str())
+                    || r.grants.iter().any(|(who, _)| *who == c.identity)
+            }
         }
+    }
+
+    /// Whether the caller may perform its operation on a visible `r`.
+    fn permitted(&self, r: &Record) -> bool {
+        match &self.caller {
+            None => true,
+            Some(c) if c.admin || r.owner.as_deref() == Some(c.identity.as_str()) => true,
+            Some(c) => r.grants.iter().any(|(who, ops)| {
+                *who == c.identity && c.operation.is_some_and(|o| ops.contains(&o))
+            }),
+        }
+    }
+
+    /// The owner (or an administrator) lets `grantee` perform `operations` on the object;
+    /// `operations` empty withdraws every right `grantee` had.
+    pub fn grant(
+        &self,
+        id: &str,
+        grantee: &str,
+        operations: Vec<u32>,
+        now: i64,
+    ) -> Result<Record, LifecycleError> {
+        let mut r = self.get(id, now)?;
+        if let Some(c) = &self.caller {
+            if !c.admin && r.owner.as_deref() != Some(c.identity.as_str()) {
+                return Err(LifecycleError::PermissionDenied(
+                    "only the owner or an administrator grants".into(),
+                ));
+            }
+        }
+        r.grants.retain(|(who, _)| who != grantee);
+        if !operations.is_empty() {
+            r.grants.push((grantee.to_owned(), operations));
+        }
+        self.put(&r)?;
+        Ok(r)
     }
 
     /// Run `f` against a manager whose changes are held back and committed in one transaction
@@ -228,6 +296,7 @@ impl Manager {
             attributes: attrs,
             sealed: Some(self.core.seal(id, material)?),
             owner: self.caller.as_ref().map(|c| c.identity.clone()),
+            grants: Vec::new(),
         })
     }
 
@@ -343,6 +412,20 @@ impl Manager {
             .get(id)?
             .filter(|r| self.visible(r))
             .ok_or(LifecycleError::NotFound)?;
+        // a grantee may only perform the operations it was granted (Locate reads records
+        // without this check: a grant of any operation makes an object findable)
+        if !self.permitted(&r) {
+            return Err(LifecycleError::PermissionDenied(
+                "the grant on this object does not include this operation".into(),
+            ));
+        }
+        self.apply_due_dates(&mut r, now)?;
+        Ok(r)
+    }
+
+    /// The date-driven transitions (Activation and Deactivation Date reached) that are due,
+    /// applied and stored.
+    fn apply_due_dates(&self, r: &mut Record, now: i64) -> Result<(), LifecycleError> {
         let due = state::apply_dates(
             r.state,
             get_date(&r.attributes, tag::ACTIVATION_DATE),
@@ -354,7 +437,7 @@ impl Manager {
             set_single(&mut r.attributes, date(tag::LAST_CHANGE_DATE, now));
             self.store.commit(vec![Change::Put(r.clone())])?;
         }
-        Ok(r)
+        Ok(())
     }
 
     /// The object's structure, for Get. Export policy: a key with Extractable false never
@@ -583,16 +666,25 @@ impl Manager {
     /// criterion (Name, Object Type, State, algorithm, length, group, certificate type, custom
     /// attribute) narrows the candidates through the index before any record is read.
     pub fn locate(&self, q: &LocateQuery, now: i64) -> Result<Vec<String>, LifecycleError> {
-        let own = self
-            .caller
-            .as_ref()
-            .filter(|c| !c.admin)
-            .map(|c| crate::store::index_key(crate::store::OWNER, c.identity.as_bytes()));
+        let scoped = self.caller.as_ref().filter(|c| !c.admin);
         // a Name criterion may omit the Name Type, which the index does not need
-        let indexed = q.attributes.iter().find_map(item_index_key).or(own);
-        let mut ids = match indexed {
-            Some(k) => self.store.lookup(&k)?,
-            None => self.store.all_ids()?,
+        let mut ids = match (q.attributes.iter().find_map(item_index_key), scoped) {
+            (Some(k), _) => self.store.lookup(&k)?,
+            // only what the caller owns or was granted: two index lookups, not a scan
+            (None, Some(c)) => {
+                let mut v = self.store.lookup(&crate::store::index_key(
+                    crate::store::OWNER,
+                    c.identity.as_bytes(),
+                ))?;
+                v.extend(self.store.lookup(&crate::store::index_key(
+                    crate::store::GRANTEE,
+                    c.identity.as_bytes(),
+                ))?);
+                v.sort();
+                v.dedup();
+                v
+            }
+            (None, None) => self.store.all_ids()?,
         };
         ids.sort_by_key(|id| std::cmp::Reverse(id.parse::<u64>().unwrap_or(0)));
         let mut out = Vec::new();
@@ -601,11 +693,8 @@ impl Manager {
             let Some(r) = self.store.get(&id)? else {
                 continue;
             };
-            let r = if r.state == State::PreActive || r.state == State::Active {
-                self.get(&id, now)?
-            } else {
-                r
-            };
+            let mut r = r;
+            self.apply_due_dates(&mut r, now)?;
             let storage_ok = if r.state.is_destroyed() {
                 q.include_destroyed
             } else if is_archived(&r) {
@@ -1642,6 +1731,7 @@ mod ownership_tests {
             base.for_caller(Caller {
                 identity: n.into(),
                 admin,
+                operation: None,
             })
         };
         let (alice, bob, admin) = (who("alice", false), who("bob", false), who("root", true));

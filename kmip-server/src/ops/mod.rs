@@ -17,6 +17,7 @@ mod encrypt;
 mod get;
 mod get_attribute_list;
 mod get_attributes;
+mod grant;
 mod hash;
 mod locate;
 mod mac;
@@ -39,7 +40,9 @@ use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
 use lifecycle::store::Record;
 
-/// The operations this server implements, for Query.
+/// The standard operations this server implements, for Query. Our vendor operations (grants)
+/// are not listed: clients that map the Operation enumeration onto a closed set (PyKMIP) reject
+/// values they do not know.
 pub const IMPLEMENTED: &[u32] = &[
     op::CREATE,
     op::CREATE_KEY_PAIR,
@@ -109,6 +112,8 @@ pub fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, 
         op::CANCEL => cancel::apply(ctx, payload),
         op::ARCHIVE => archive::apply(ctx, payload),
         op::RECOVER => recover::apply(ctx, payload),
+        crate::policy::vendor::GRANT => grant::grant(ctx, payload),
+        crate::policy::vendor::LIST_GRANTS => grant::list(ctx, payload),
         other => Err(OpError::new(
             rr::OPERATION_NOT_SUPPORTED,
             format!("operation 0x{other:X} is not supported"),

@@ -12,7 +12,7 @@ mod redb_store;
 
 pub use memory::MemoryStore;
 pub use overlay::Overlay;
-pub use record::{index_key, index_keys, item_index_key, Record, OWNER};
+pub use record::{index_key, index_keys, item_index_key, Record, GRANTEE, OWNER};
 pub use redb_store::RedbStore;
 
 use thiserror::Error;

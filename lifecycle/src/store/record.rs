@@ -10,6 +10,10 @@ const RECORD: Tag = Tag(0x54_FF00);
 const SEALED: Tag = Tag(0x54_FF01);
 /// The identity that owns the object (its creator).
 pub const OWNER: Tag = Tag(0x54_FF02);
+/// A grant: another identity and the operations it may perform on the object.
+const GRANT: Tag = Tag(0x54_FF03);
+/// The identity a grant is for (also its index key).
+pub const GRANTEE: Tag = Tag(0x54_FF04);
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
@@ -23,6 +27,8 @@ pub struct Record {
     pub sealed: Option<Vec<u8>>,
     /// The identity that created or registered it; `None` for objects made without a caller.
     pub owner: Option<String>,
+    /// Other identities' rights: (identity, KMIP Operation values).
+    pub grants: Vec<(String, Vec<u32>)>,
 }
 
 impl Record {
@@ -38,6 +44,14 @@ impl Record {
         }
         if let Some(o) = &self.owner {
             items.push(Ttlv::new(OWNER, Value::TextString(o.clone())));
+        }
+        for (who, ops) in &self.grants {
+            let mut g = vec![Ttlv::new(GRANTEE, Value::TextString(who.clone()))];
+            g.extend(
+                ops.iter()
+                    .map(|o| Ttlv::new(tag::OPERATION, Value::Enumeration(*o))),
+            );
+            items.push(Ttlv::structure(GRANT, g));
         }
         kmip_codec::encode(&Ttlv::structure(RECORD, items))
     }
@@ -71,6 +85,21 @@ impl Record {
                 .to_vec(),
             sealed: t.child(SEALED).and_then(Ttlv::as_bytes).map(<[u8]>::to_vec),
             owner: t.child(OWNER).and_then(Ttlv::as_text).map(str::to_owned),
+            grants: t
+                .children_with(GRANT)
+                .map(|g| {
+                    let who = g
+                        .child(GRANTEE)
+                        .and_then(Ttlv::as_text)
+                        .unwrap_or("")
+                        .to_owned();
+                    let ops = g
+                        .children_with(tag::OPERATION)
+                        .filter_map(Ttlv::as_enum)
+                        .collect();
+                    (who, ops)
+                })
+                .collect(),
         })
     }
 
@@ -126,6 +155,9 @@ pub fn index_keys(r: &Record) -> Vec<Vec<u8>> {
     keys.extend(r.attributes.iter().filter_map(item_index_key));
     if let Some(o) = &r.owner {
         keys.push(index_key(OWNER, o.as_bytes()));
+    }
+    for (who, _) in &r.grants {
+        keys.push(index_key(GRANTEE, who.as_bytes()));
     }
     keys.sort();
     keys.dedup();

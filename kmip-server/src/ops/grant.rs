@@ -1,0 +1,47 @@
+//! Our vendor operations for grants: Grant and List Grants (see `policy::vendor`).
+
+use crate::dispatch::{Ctx, OpError};
+use crate::policy::vendor;
+use kmip_codec::vocab::tag;
+use kmip_codec::{Ttlv, Value};
+
+fn uid(ctx: &Ctx<'_>, payload: &Ttlv) -> Result<String, OpError> {
+    let given = payload
+        .child(tag::UNIQUE_IDENTIFIER)
+        .and_then(Ttlv::as_text)
+        .map(str::to_owned);
+    ctx.uid(given.as_ref())
+}
+
+pub fn grant(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+    let id = uid(ctx, payload)?;
+    let grantee = payload
+        .child(vendor::GRANTEE)
+        .and_then(Ttlv::as_text)
+        .filter(|g| !g.is_empty())
+        .ok_or_else(|| OpError::invalid("Grant needs a Grantee"))?;
+    let ops: Vec<u32> = payload
+        .children_with(tag::OPERATION)
+        .filter_map(Ttlv::as_enum)
+        .collect();
+    let r = ctx.manager.grant(&id, grantee, ops, ctx.now)?;
+    Ok(Ttlv::structure(
+        payload.tag,
+        vec![Ttlv::new(tag::UNIQUE_IDENTIFIER, Value::TextString(r.id))],
+    ))
+}
+
+pub fn list(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+    let id = uid(ctx, payload)?;
+    let grants = ctx.manager.grants(&id, ctx.now)?;
+    let mut out = vec![Ttlv::new(tag::UNIQUE_IDENTIFIER, Value::TextString(id))];
+    for (who, ops) in grants {
+        let mut g = vec![Ttlv::new(vendor::GRANTEE, Value::TextString(who))];
+        g.extend(
+            ops.into_iter()
+                .map(|o| Ttlv::new(tag::OPERATION, Value::Enumeration(o))),
+        );
+        out.push(Ttlv::structure(vendor::GRANT_TAG, g));
+    }
+    Ok(Ttlv::structure(payload.tag, out))
+}
