@@ -350,19 +350,7 @@ impl Manager {
         let (private, public) = (merge(private), merge(public));
         attributes::check_client_attributes(&private)?;
         attributes::check_client_attributes(&public)?;
-        let alg = get_enum(&private, tag::CRYPTOGRAPHIC_ALGORITHM).ok_or_else(|| {
-            LifecycleError::InvalidField("Cryptographic Algorithm is required".into())
-        })?;
-        let len = get_int(&private, tag::CRYPTOGRAPHIC_LENGTH);
-        let curve = private
-            .iter()
-            .find(|a| a.tag == tag::CRYPTOGRAPHIC_DOMAIN_PARAMETERS)
-            .and_then(|d| d.child(tag::RECOMMENDED_CURVE))
-            .and_then(Ttlv::as_enum);
-        let generated = self.core.generate(KeySpec::key_pair(alg, len, curve)?)?;
-        let public_material = generated
-            .public
-            .ok_or_else(|| LifecycleError::NotSupported("key pair without a public key".into()))?;
+        let (generated, public_material) = self.generate_pair(&private)?;
         let ids = self.new_ids(2)?;
         let mut priv_rec =
             self.new_record(&ids[0], ot::PRIVATE_KEY, private, &generated.object, now)?;
@@ -379,6 +367,29 @@ impl Manager {
             Change::Put(pub_rec.clone()),
         ])?;
         Ok((priv_rec, pub_rec))
+    }
+
+    /// A new key pair as the private key's attributes describe it (algorithm, and length or
+    /// curve): the private key object and the public one.
+    fn generate_pair(
+        &self,
+        private: &[Ttlv],
+    ) -> Result<(crate::core::Generated, Secret), LifecycleError> {
+        let alg = get_enum(private, tag::CRYPTOGRAPHIC_ALGORITHM).ok_or_else(|| {
+            LifecycleError::InvalidField("Cryptographic Algorithm is required".into())
+        })?;
+        let len = get_int(private, tag::CRYPTOGRAPHIC_LENGTH);
+        let curve = private
+            .iter()
+            .find(|a| a.tag == tag::CRYPTOGRAPHIC_DOMAIN_PARAMETERS)
+            .and_then(|d| d.child(tag::RECOMMENDED_CURVE))
+            .and_then(Ttlv::as_enum);
+        let mut generated = self.core.generate(KeySpec::key_pair(alg, len, curve)?)?;
+        let public = generated
+            .public
+            .take()
+            .ok_or_else(|| LifecycleError::NotSupported("key pair without a public key".into()))?;
+        Ok((generated, public))
     }
 
     /// Register an object the client supplies (`object` is its structure, e.g. Symmetric Key).
@@ -1561,19 +1572,7 @@ pub mod rotation {
             attributes::check_client_attributes(&public)?;
             let priv_attrs = inherited(&old_priv, offset, private, now);
             let pub_attrs = inherited(&old_pub, offset, public, now);
-            let alg = get_enum(&priv_attrs, tag::CRYPTOGRAPHIC_ALGORITHM).ok_or_else(|| {
-                LifecycleError::InvalidField("the key has no Cryptographic Algorithm".into())
-            })?;
-            let len = get_int(&priv_attrs, tag::CRYPTOGRAPHIC_LENGTH);
-            let curve = priv_attrs
-                .iter()
-                .find(|a| a.tag == tag::CRYPTOGRAPHIC_DOMAIN_PARAMETERS)
-                .and_then(|d| d.child(tag::RECOMMENDED_CURVE))
-                .and_then(Ttlv::as_enum);
-            let generated = self.core.generate(KeySpec::key_pair(alg, len, curve)?)?;
-            let public_material = generated.public.ok_or_else(|| {
-                LifecycleError::NotSupported("key pair without a public key".into())
-            })?;
+            let (generated, public_material) = self.generate_pair(&priv_attrs)?;
             let ids = self.new_ids(2)?;
             let mut np =
                 self.new_record(&ids[0], ot::PRIVATE_KEY, priv_attrs, &generated.object, now)?;

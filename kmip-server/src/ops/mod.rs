@@ -142,6 +142,20 @@ pub fn request_attributes(
     Ok(out)
 }
 
+/// The common, private-key and public-key attributes of Create Key Pair and Re-key Key Pair,
+/// each from its 1.x Template-Attribute or 2.x Attributes.
+pub fn key_pair_attributes(
+    common: (Option<&Ttlv>, Option<&Ttlv>),
+    private: (Option<&Ttlv>, Option<&Ttlv>),
+    public: (Option<&Ttlv>, Option<&Ttlv>),
+) -> Result<(Vec<Ttlv>, Vec<Ttlv>, Vec<Ttlv>), OpError> {
+    Ok((
+        request_attributes(common.0, common.1)?,
+        request_attributes(private.0, private.1)?,
+        request_attributes(public.0, public.1)?,
+    ))
+}
+
 /// One attribute of a request: a 1.x Attribute structure, or the single item inside a 2.x
 /// New Attribute / Current Attribute wrapper.
 pub fn one_attribute(

@@ -1,4 +1,4 @@
-use super::{request_attributes, text};
+use super::{key_pair_attributes, text};
 use crate::dispatch::{Ctx, OpError};
 use kmip_codec::message::{FieldValue, Req};
 use kmip_codec::ops::{ReKeyKeyPairRequest, ReKeyKeyPairResponse};
@@ -17,17 +17,19 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
         })
         .transpose()?;
     let id = ctx.uid(given.as_ref())?;
-    let common = request_attributes(
-        req.common_template_attribute.as_ref(),
-        req.common_attributes.as_ref(),
-    )?;
-    let private = request_attributes(
-        req.private_key_template_attribute.as_ref(),
-        req.private_key_attributes.as_ref(),
-    )?;
-    let public = request_attributes(
-        req.public_key_template_attribute.as_ref(),
-        req.public_key_attributes.as_ref(),
+    let (common, private, public) = key_pair_attributes(
+        (
+            req.common_template_attribute.as_ref(),
+            req.common_attributes.as_ref(),
+        ),
+        (
+            req.private_key_template_attribute.as_ref(),
+            req.private_key_attributes.as_ref(),
+        ),
+        (
+            req.public_key_template_attribute.as_ref(),
+            req.public_key_attributes.as_ref(),
+        ),
     )?;
     let offset = super::rekey::offset(&req.offset)?;
     let (p, q) = ctx
