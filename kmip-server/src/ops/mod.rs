@@ -142,13 +142,18 @@ pub fn request_attributes(
     Ok(out)
 }
 
-/// The common, private-key and public-key attributes of Create Key Pair and Re-key Key Pair,
-/// each from its 1.x Template-Attribute or 2.x Attributes.
+/// A 1.x Template-Attribute and a 2.x Attributes structure, either of which may be present.
+pub type AttributeSources<'a> = (Option<&'a Ttlv>, Option<&'a Ttlv>);
+
+/// The common, private-key and public-key attributes of Create Key Pair and Re-key Key Pair.
+pub type KeyPairAttributes = (Vec<Ttlv>, Vec<Ttlv>, Vec<Ttlv>);
+
+/// [`KeyPairAttributes`] from each part's Template-Attribute or Attributes.
 pub fn key_pair_attributes(
-    common: (Option<&Ttlv>, Option<&Ttlv>),
-    private: (Option<&Ttlv>, Option<&Ttlv>),
-    public: (Option<&Ttlv>, Option<&Ttlv>),
-) -> Result<(Vec<Ttlv>, Vec<Ttlv>, Vec<Ttlv>), OpError> {
+    common: AttributeSources<'_>,
+    private: AttributeSources<'_>,
+    public: AttributeSources<'_>,
+) -> Result<KeyPairAttributes, OpError> {
     Ok((
         request_attributes(common.0, common.1)?,
         request_attributes(private.0, private.1)?,
