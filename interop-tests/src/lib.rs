@@ -1,6 +1,8 @@
 //! Shared helpers for the interoperability tests: where the workspace is, and the Python
 //! interpreter that has PyKMIP installed.
 
+pub mod replay;
+
 use std::path::PathBuf;
 use std::process::Command;
 

@@ -134,11 +134,12 @@ fn failed(op: Option<Enum>, id: Option<Bytes>, e: OpError, major: i32) -> Respon
     }
 }
 
-fn header(version: (i32, i32), now: i64, count: usize, corr: Option<String>) -> ResponseHeader {
+/// A response header. The Client Correlation Value is not echoed: KMIP 2.1 §9.5 has it in the
+/// request for client-to-server operations and in the response only for server-to-client ones.
+fn header(version: (i32, i32), now: i64, count: usize) -> ResponseHeader {
     ResponseHeader {
         protocol_version: Req(ProtocolVersion::new(version.0, version.1)),
         time_stamp: Req(DateTime(now)),
-        client_correlation_value: corr,
         batch_count: Req(count as i32),
         ..Default::default()
     }
@@ -148,7 +149,7 @@ fn header(version: (i32, i32), now: i64, count: usize, corr: Option<String>) -> 
 pub fn message_error(version: (i32, i32), now: i64, e: OpError) -> Ttlv {
     let item = failed(None, None, e, version.0);
     ResponseMessage {
-        header: Req(header(version, now, 1, None)),
+        header: Req(header(version, now, 1)),
         batch_item: vec![item],
     }
     .to_ttlv()
@@ -252,12 +253,7 @@ pub fn handle(manager: &Manager, identity: &str, tree: &Ttlv, limits: &Settings,
         run_items(base, &req.batch_item, continuation == beco::STOP).0
     };
     let mut resp = ResponseMessage {
-        header: Req(header(
-            version,
-            now,
-            items.len(),
-            req.header.client_correlation_value.clone(),
-        )),
+        header: Req(header(version, now, items.len())),
         batch_item: items,
     };
     if let Some(max) = req.header.maximum_response_size {

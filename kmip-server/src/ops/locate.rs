@@ -4,8 +4,7 @@ use kmip_codec::attributes::to_v2;
 use kmip_codec::message::FieldValue;
 use kmip_codec::ops::{LocateRequest, LocateResponse};
 use kmip_codec::vocab::enums::storage_status_mask;
-use kmip_codec::vocab::tag;
-use kmip_codec::{Ttlv, Value};
+use kmip_codec::Ttlv;
 use lifecycle::LocateQuery;
 
 pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
@@ -36,10 +35,9 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     if let Some(first) = ids.first() {
         ctx.placeholder = Some(first.clone());
     }
-    let located = (ctx.version >= (1, 3))
-        .then(|| Ttlv::new(tag::LOCATED_ITEMS, Value::Integer(ids.len() as i32)));
+    // Located Items is optional (KMIP 1.4 §4.9), and the test cases' servers omit it
     Ok(LocateResponse {
-        located_items: located,
+        located_items: None,
         unique_identifier: ids,
     }
     .encode(payload.tag))

@@ -1,0 +1,77 @@
+//! The OASIS KMIP test cases (../shared/kmip/testcases), replayed against kmip-server: each
+//! file on a freshly started server. Prints PASS or FAIL per file with the first difference and
+//! a summary line; fails if a file listed in `oasis/passing.txt` no longer passes (and says
+//! which newly pass, to be added there).
+
+use interop_tests::testcases::test_case_files;
+use interop_tests::{replay, workspace_path, ServerProcess};
+use std::collections::BTreeSet;
+
+#[test]
+fn oasis_test_cases() {
+    let baseline: BTreeSet<String> =
+        std::fs::read_to_string(workspace_path("interop-tests/oasis/passing.txt"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or("").trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect();
+    let server = ServerProcess::start(&[]);
+    let mut passing = BTreeSet::new();
+    let mut failed = 0;
+    for path in test_case_files() {
+        let name = format!(
+            "{}/{}",
+            path.parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy(),
+            path.file_name().unwrap().to_string_lossy()
+        );
+        let version = path
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let name = format!("{version}/{name}");
+        // every file starts from an empty store: a fresh data directory on the same binary
+        let fresh = ServerProcess::start(&[]);
+        let mut client = fresh.client("admin");
+        match replay::replay(&mut client, &std::fs::read_to_string(&path).unwrap()) {
+            Ok(n) => {
+                println!("PASS {name} ({n} exchanges)");
+                passing.insert(name);
+            }
+            Err(e) => {
+                println!("FAIL {name}: {e}");
+                failed += 1;
+            }
+        }
+    }
+    drop(server);
+    println!(
+        "OASIS test cases: {} passed, {failed} failed",
+        passing.len()
+    );
+    let lost: Vec<_> = baseline.difference(&passing).collect();
+    let gained: Vec<_> = passing.difference(&baseline).collect();
+    if !gained.is_empty() {
+        println!(
+            "newly passing (add to interop-tests/oasis/passing.txt):\n{}",
+            gained
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    assert!(
+        lost.is_empty(),
+        "test cases that passed before now fail: {lost:#?}"
+    );
+}
