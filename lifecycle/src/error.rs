@@ -67,6 +67,8 @@ impl LifecycleError {
             LifecycleError::IncompatibleUsageMask => rr::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK,
             LifecycleError::Store(_) => rr::GENERAL_FAILURE,
             LifecycleError::Core(CoreError::KeyFormat { .. }) => rr::KEY_FORMAT_TYPE_NOT_SUPPORTED,
+            // the OASIS test cases (CS-BC-M-11) answer a missing IV with Invalid Message
+            LifecycleError::Core(CoreError::MissingIv) => rr::INVALID_MESSAGE,
             LifecycleError::Core(CoreError::Unsupported(_)) => rr::FEATURE_NOT_SUPPORTED,
             LifecycleError::Core(_) => rr::CRYPTOGRAPHIC_FAILURE,
         }

@@ -280,6 +280,37 @@ impl Manager {
                 ));
             }
         }
+        // the Digest of a key: SHA-256 of its key material as stored (not for Secret Data,
+        // where a digest of a password would invite a dictionary attack)
+        if matches!(
+            object_type,
+            ot::SYMMETRIC_KEY | ot::PRIVATE_KEY | ot::PUBLIC_KEY
+        ) {
+            let kb = obj.child(tag::KEY_BLOCK);
+            let km = kb
+                .and_then(|k| k.child(tag::KEY_VALUE))
+                .and_then(|v| v.child(tag::KEY_MATERIAL))
+                .and_then(Ttlv::as_bytes);
+            let format = kb.and_then(|k| k.child(tag::KEY_FORMAT_TYPE)).cloned();
+            if let (Some(km), Some(format)) = (km, format) {
+                attrs.push(Ttlv::structure(
+                    tag::DIGEST,
+                    vec![
+                        Ttlv::new(
+                            tag::HASHING_ALGORITHM,
+                            Value::Enumeration(
+                                kmip_codec::vocab::enums::hashing_algorithm::SHA_256,
+                            ),
+                        ),
+                        Ttlv::new(
+                            tag::DIGEST_VALUE,
+                            Value::ByteString(openssl::sha::sha256(km).to_vec()),
+                        ),
+                        format,
+                    ],
+                ));
+            }
+        }
         if let Some(kb) = obj.child(tag::KEY_BLOCK) {
             for t in [tag::CRYPTOGRAPHIC_ALGORITHM, tag::CRYPTOGRAPHIC_LENGTH] {
                 if let (Some(v), None) = (kb.child(t), attrs.iter().find(|a| a.tag == t)) {

@@ -30,6 +30,9 @@ pub enum CoreError {
     MasterKeyFile { path: String, reason: String },
     #[error("unsupported key: {0}")]
     Unsupported(String),
+    /// A mode that needs an IV/Counter/Nonce was asked to decrypt without one.
+    #[error("an IV/Counter/Nonce is required")]
+    MissingIv,
     #[error("no conversion from key format 0x{from:X} to 0x{to:X}")]
     KeyFormat { from: u32, to: u32 },
 }
