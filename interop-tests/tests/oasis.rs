@@ -16,7 +16,6 @@ fn oasis_test_cases() {
             .map(|l| l.split('#').next().unwrap_or("").trim().to_owned())
             .filter(|l| !l.is_empty())
             .collect();
-    let server = ServerProcess::start(&[]);
     let mut passing = BTreeSet::new();
     let mut failed = 0;
     for path in test_case_files() {
@@ -40,7 +39,7 @@ fn oasis_test_cases() {
             .into_owned();
         let name = format!("{version}/{name}");
         // every file starts from an empty store: a fresh data directory on the same binary
-        let fresh = ServerProcess::start(&[]);
+        let fresh = ServerProcess::start(&["--interop"]);
         let mut client = fresh.client("admin");
         match replay::replay(&mut client, &std::fs::read_to_string(&path).unwrap()) {
             Ok(n) => {
@@ -53,7 +52,6 @@ fn oasis_test_cases() {
             }
         }
     }
-    drop(server);
     println!(
         "OASIS test cases: {} passed, {failed} failed",
         passing.len()

@@ -78,6 +78,10 @@ pub struct Config {
     /// names, and Grant / ListGrants). Repeat for more identities.
     #[arg(long = "policy", env = "KMIP_POLICIES", value_delimiter = ';')]
     pub policies: Vec<String>,
+    /// Test mode: answer the Interop operation (test harnesses mark test cases with it). KMIP
+    /// says a production server SHALL NOT offer it.
+    #[arg(long, env = "KMIP_INTEROP")]
+    pub interop: bool,
     /// Shamir shares of the master key (after `master-split`): at least the threshold of them
     /// must be given at every start. Repeat the option, or separate shares with commas in the
     /// environment variable.

@@ -24,6 +24,8 @@ pub struct Settings {
     pub credentials: crate::policy::Credentials,
     /// Operations each listed identity is limited to; identities not listed may do anything.
     pub policies: std::collections::HashMap<String, Vec<u32>>,
+    /// Test mode: the Interop operation answers.
+    pub interop: bool,
 }
 
 /// A failed operation: a Result Reason (as KMIP 2.1 numbers it) and a message.
@@ -67,6 +69,8 @@ pub struct Ctx<'a> {
     pub placeholder: Option<String>,
     /// The operations the caller's policy allows, if it has one.
     pub allowed: Option<&'a [u32]>,
+    /// Test mode (Interop answers).
+    pub interop: bool,
 }
 
 impl Ctx<'_> {
@@ -243,6 +247,7 @@ pub fn handle(manager: &Manager, identity: &str, tree: &Ttlv, limits: &Settings,
         version,
         placeholder: None,
         allowed: limits.policies.get(identity).map(Vec::as_slice),
+        interop: limits.interop,
     };
     let items = if continuation == beco::UNDO {
         match run_atomically(base, &req.batch_item) {
@@ -308,7 +313,8 @@ fn run_atomically(
             Abort::Store(e)
         }
     }
-    let (now, version, identity, allowed) = (ctx.now, ctx.version, ctx.identity, ctx.allowed);
+    let (now, version, identity, allowed, interop) =
+        (ctx.now, ctx.version, ctx.identity, ctx.allowed, ctx.interop);
     let outcome = ctx.manager.atomically(|m| {
         let inner = Ctx {
             manager: m,
@@ -317,6 +323,7 @@ fn run_atomically(
             version,
             placeholder: None,
             allowed,
+            interop,
         };
         match run_items(inner, batch, true) {
             (items, false) => Ok(items),
@@ -357,6 +364,7 @@ fn run_item(ctx: &mut Ctx<'_>, item: &RequestBatchItem) -> ResponseBatchItem {
             version: ctx.version,
             placeholder: ctx.placeholder.take(),
             allowed: ctx.allowed,
+            interop: ctx.interop,
         };
         let r = ops::apply(&mut sub, op.0, payload);
         ctx.placeholder = sub.placeholder;

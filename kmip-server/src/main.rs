@@ -278,6 +278,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
             },
             credentials: kmip_server::policy::Credentials::parse(&cfg.passwords)?,
             policies: kmip_server::policy::parse_policies(&cfg.policies)?,
+            interop: cfg.interop,
         },
     });
     let tcp = tokio::net::TcpListener::bind(&cfg.listen)

@@ -19,6 +19,7 @@ mod get_attribute_list;
 mod get_attributes;
 mod grant;
 mod hash;
+mod interop;
 mod locate;
 mod mac;
 mod mac_verify;
@@ -112,6 +113,7 @@ pub fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, 
         op::CANCEL => cancel::apply(ctx, payload),
         op::ARCHIVE => archive::apply(ctx, payload),
         op::RECOVER => recover::apply(ctx, payload),
+        op::INTEROP => interop::apply(ctx, payload),
         crate::policy::vendor::GRANT => grant::grant(ctx, payload),
         crate::policy::vendor::LIST_GRANTS => grant::list(ctx, payload),
         other => Err(OpError::new(
