@@ -8,7 +8,8 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let (mut host, mut port) = ("localhost".to_owned(), 5696u16);
-    let (mut ca, mut cert, mut key): (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>) = (None, None, None);
+    let (mut ca, mut cert, mut key): (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>) =
+        (None, None, None);
     let mut files = Vec::new();
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_default();
@@ -35,7 +36,8 @@ fn main() -> ExitCode {
         let result = std::fs::read_to_string(f)
             .map_err(|e| e.to_string())
             .and_then(|text| {
-                let mut c = kmip_client::Client::connect(&host, port, &id).map_err(|e| e.to_string())?;
+                let mut c =
+                    kmip_client::Client::connect(&host, port, &id).map_err(|e| e.to_string())?;
                 interop_tests::replay::replay(&mut c, &text)
             });
         match result {

@@ -412,7 +412,9 @@ pub fn verify(
     let mut v = Verifier::new(md.unwrap_or(MessageDigest::sha256()), &k)?;
     if pss {
         v.set_rsa_padding(Padding::PKCS1_PSS)?;
-        v.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
+        // signers choose the salt length (we use the digest's); when verifying OpenSSL reads
+        // it from the signature (-2, "maximum" when signing, means "auto" when verifying)
+        v.set_rsa_pss_saltlen(RsaPssSaltlen::MAXIMUM_LENGTH)?;
     }
     v.update(data)?;
     Ok(v.verify(signature).unwrap_or(false))
