@@ -165,7 +165,7 @@ fn owner_stranger_and_administrator() {
     // the stranger: every operation on alice's key is Item Not Found, and changes nothing
     for (name, operation, payload) in requests(&key) {
         let e = bob.call(operation, payload).unwrap_err();
-        assert_eq!(e.reason(), Some(rr::ITEM_NOT_FOUND), "bob {name}: {e}");
+        assert_eq!(e.reason(), Some(rr::OBJECT_NOT_FOUND), "bob {name}: {e}");
     }
     // Locate never shows another identity's objects
     let locate = |c: &mut Client| -> Vec<String> {
@@ -257,7 +257,7 @@ fn every_request_is_audited_without_secrets_and_tampering_is_named() {
             }),
         )
         .unwrap_err();
-    assert_eq!(e.reason(), Some(rr::ITEM_NOT_FOUND));
+    assert_eq!(e.reason(), Some(rr::OBJECT_NOT_FOUND));
     drop(c);
     let path = server.data_dir.path().join("audit.jsonl");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -272,7 +272,7 @@ fn every_request_is_audited_without_secrets_and_tampering_is_named() {
     assert_eq!(recs[0]["items"][0]["objects"][0], id.as_str());
     assert_eq!(recs[1]["items"][0]["operation"], "Get");
     assert_eq!(recs[2]["items"][0]["result"], "OperationFailed");
-    assert_eq!(recs[2]["items"][0]["reason"], "ItemNotFound");
+    assert_eq!(recs[2]["items"][0]["reason"], "ObjectNotFound");
     assert!(recs[0]["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
     let hex = kmip_codec::text::hex(&key);
     assert!(
@@ -434,7 +434,7 @@ fn grants_and_operation_policies() {
     };
     assert_eq!(
         get(&mut bob).unwrap_err().reason(),
-        Some(rr::ITEM_NOT_FOUND)
+        Some(rr::OBJECT_NOT_FOUND)
     );
     // the administrative command, against the running server, as the owner
     let admin_cmd = |args: &[&str]| {
@@ -501,7 +501,7 @@ fn grants_and_operation_policies() {
     admin_cmd(&["revoke-grant", &key, "--from", "bob"]);
     assert_eq!(
         get(&mut bob).unwrap_err().reason(),
-        Some(rr::ITEM_NOT_FOUND),
+        Some(rr::OBJECT_NOT_FOUND),
         "revoked: hidden again"
     );
     assert!(admin_cmd(&["grants", &key]).trim().is_empty());

@@ -50,7 +50,8 @@ impl LifecycleError {
     /// not define (see `kmip-server`).
     pub fn result_reason(&self) -> u32 {
         match self {
-            LifecycleError::NotFound => rr::ITEM_NOT_FOUND,
+            // 2.x says Object Not Found (OASIS BL-M-4); 1.x clients get Item Not Found
+            LifecycleError::NotFound => rr::OBJECT_NOT_FOUND,
             LifecycleError::WrongState(t) => t.result_reason(),
             LifecycleError::Destroyed => rr::OBJECT_DESTROYED,
             LifecycleError::Archived => rr::OBJECT_ARCHIVED,

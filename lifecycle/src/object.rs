@@ -270,7 +270,11 @@ impl Manager {
         let (obj, _) = kmip_codec::decode(material.expose(), &Limits::default())
             .map_err(|_| LifecycleError::InvalidField("object".into()))?;
         if obj.tag == tag::CERTIFICATE {
-            if let Some(t) = obj.child(tag::CERTIFICATE_TYPE) {
+            // 2.x clients may name the Certificate Type among the attributes (OASIS BL-M-10)
+            if let (Some(t), false) = (
+                obj.child(tag::CERTIFICATE_TYPE),
+                attrs.iter().any(|a| a.tag == tag::CERTIFICATE_TYPE),
+            ) {
                 attrs.push(t.clone());
             }
             if let Some(v) = obj.child(tag::CERTIFICATE_VALUE).and_then(Ttlv::as_bytes) {

@@ -21,6 +21,7 @@ mod grant;
 mod hash;
 mod interop;
 mod locate;
+mod log;
 mod mac;
 mod mac_verify;
 mod poll;
@@ -77,6 +78,7 @@ pub const IMPLEMENTED: &[u32] = &[
     op::CANCEL,
     op::ARCHIVE,
     op::RECOVER,
+    op::LOG,
 ];
 
 pub fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, OpError> {
@@ -114,6 +116,7 @@ pub fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, 
         op::ARCHIVE => archive::apply(ctx, payload),
         op::RECOVER => recover::apply(ctx, payload),
         op::INTEROP => interop::apply(ctx, payload),
+        op::LOG => log::apply(ctx, payload),
         crate::policy::vendor::GRANT => grant::grant(ctx, payload),
         crate::policy::vendor::LIST_GRANTS => grant::list(ctx, payload),
         other => Err(OpError::new(
