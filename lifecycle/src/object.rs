@@ -1126,6 +1126,21 @@ pub mod usage {
             if !may_use(r.state, usage) {
                 return Err(LifecycleError::NotUsable(r.state));
             }
+            // the Protect Stop Date ends protection, the Process Start Date begins processing
+            // (KMIP 1.4 §3.25-26); the OASIS test cases answer Permission Denied
+            let window = match usage {
+                Usage::Protect => {
+                    get_date(&r.attributes, tag::PROTECT_STOP_DATE).is_none_or(|d| now < d)
+                }
+                Usage::Process => {
+                    get_date(&r.attributes, tag::PROCESS_START_DATE).is_none_or(|d| now >= d)
+                }
+            };
+            if !window {
+                return Err(LifecycleError::PermissionDenied(
+                    "outside the key's Process Start Date / Protect Stop Date window".into(),
+                ));
+            }
             if let Some(mask) = r
                 .attribute(tag::CRYPTOGRAPHIC_USAGE_MASK)
                 .and_then(Ttlv::as_i32)
