@@ -1155,6 +1155,47 @@ pub mod usage {
             Ok((r, key))
         }
 
+        /// Count one protecting use of `bytes` bytes against the key's Usage Limits, if it has
+        /// any: the count goes down by the bytes or by one object; a use that would exceed it
+        /// is refused (Permission Denied, as the OASIS test cases say).
+        fn count_use(&self, mut r: Record, bytes: usize) -> Result<Record, LifecycleError> {
+            use kmip_codec::vocab::enums::usage_limits_unit;
+            let Some(pos) = r.attributes.iter().position(|a| a.tag == tag::USAGE_LIMITS) else {
+                return Ok(r);
+            };
+            let limits = &r.attributes[pos];
+            let long = |t| match limits.child(t).map(|v| &v.value) {
+                Some(Value::LongInteger(n)) => Some(*n),
+                _ => None,
+            };
+            let total = long(tag::USAGE_LIMITS_TOTAL).unwrap_or(0);
+            let left = long(tag::USAGE_LIMITS_COUNT).unwrap_or(total);
+            let unit = limits.child(tag::USAGE_LIMITS_UNIT).and_then(Ttlv::as_enum);
+            let cost = if unit == Some(usage_limits_unit::BYTE) {
+                bytes as i64
+            } else {
+                1
+            };
+            if cost > left {
+                return Err(LifecycleError::PermissionDenied(
+                    "the key's usage limit is exhausted".into(),
+                ));
+            }
+            let mut children: Vec<Ttlv> = limits
+                .children()
+                .iter()
+                .filter(|c| c.tag != tag::USAGE_LIMITS_COUNT)
+                .cloned()
+                .collect();
+            children.push(Ttlv::new(
+                tag::USAGE_LIMITS_COUNT,
+                Value::LongInteger(left - cost),
+            ));
+            r.attributes[pos] = Ttlv::structure(tag::USAGE_LIMITS, children);
+            self.put(&r)?;
+            Ok(r)
+        }
+
         /// The request's parameters, completed from the key's Cryptographic Parameters.
         fn params(r: &Record, given: CryptoParams) -> CryptoParams {
             given.or(&CryptoParams::from_ttlv(
@@ -1172,6 +1213,7 @@ pub mod usage {
             now: i64,
         ) -> Result<Encrypted, LifecycleError> {
             let (r, key) = self.key_for(id, Usage::Protect, um::ENCRYPT, now)?;
+            let r = self.count_use(r, data.len())?;
             let p = Self::params(&r, params);
             Ok(crypto::encrypt(
                 &key,
@@ -1218,6 +1260,7 @@ pub mod usage {
             now: i64,
         ) -> Result<Vec<u8>, LifecycleError> {
             let (r, key) = self.key_for(id, Usage::Protect, um::SIGN, now)?;
+            let r = self.count_use(r, data.len())?;
             Ok(crypto::sign(&key, &Self::params(&r, params), data)?)
         }
 
@@ -1246,6 +1289,7 @@ pub mod usage {
             now: i64,
         ) -> Result<Vec<u8>, LifecycleError> {
             let (r, key) = self.key_for(id, Usage::Protect, um::MAC_GENERATE, now)?;
+            let r = self.count_use(r, data.len())?;
             Ok(crypto::mac(&key, &Self::params(&r, params), data)?)
         }
 
@@ -1849,5 +1893,64 @@ mod archive_tests {
         assert!(m.export(&r.id, 5).is_ok());
         assert!(m.locate(&archived, 5).unwrap().is_empty());
         assert_eq!(m.locate(&LocateQuery::default(), 5).unwrap(), vec![r.id]);
+    }
+}
+
+#[cfg(test)]
+mod usage_limit_tests {
+    use super::*;
+    use crate::core::crypto::CryptoParams;
+    use crate::core::MasterKey;
+    use crate::store::MemoryStore;
+    use kmip_codec::vocab::enums::{block_cipher_mode, usage_limits_unit};
+
+    #[test]
+    fn usage_limits_are_counted() {
+        let m = Manager::new(
+            Arc::new(MemoryStore::new()),
+            Core::new(MasterKey::generate().unwrap()),
+        );
+        let limits = Ttlv::structure(
+            tag::USAGE_LIMITS,
+            vec![
+                Ttlv::new(tag::USAGE_LIMITS_TOTAL, Value::LongInteger(2)),
+                Ttlv::new(
+                    tag::USAGE_LIMITS_UNIT,
+                    Value::Enumeration(usage_limits_unit::OBJECT),
+                ),
+            ],
+        );
+        let attrs = vec![
+            Ttlv::new(
+                tag::CRYPTOGRAPHIC_ALGORITHM,
+                Value::Enumeration(kmip_codec::vocab::enums::cryptographic_algorithm::AES),
+            ),
+            Ttlv::new(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(128)),
+            date(tag::ACTIVATION_DATE, 1),
+            limits,
+        ];
+        let r = m.create(ot::SYMMETRIC_KEY, attrs, 2).unwrap();
+        let p = || CryptoParams {
+            block_cipher_mode: Some(block_cipher_mode::ECB),
+            ..Default::default()
+        };
+        let block = [0u8; 16];
+        assert!(m.encrypt(&r.id, p(), &block, None, None, 3).is_ok());
+        assert!(m.encrypt(&r.id, p(), &block, None, None, 3).is_ok());
+        assert!(matches!(
+            m.encrypt(&r.id, p(), &block, None, None, 3),
+            Err(LifecycleError::PermissionDenied(_))
+        ));
+        // processing is not limited
+        let e = m.encrypt(&r.id, p(), &block, None, None, 3);
+        assert!(e.is_err());
+        let count = m
+            .get(&r.id, 4)
+            .unwrap()
+            .attribute(tag::USAGE_LIMITS)
+            .unwrap()
+            .child(tag::USAGE_LIMITS_COUNT)
+            .cloned();
+        assert_eq!(count.map(|c| c.value), Some(Value::LongInteger(0)));
     }
 }
