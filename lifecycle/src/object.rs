@@ -90,6 +90,24 @@ fn set_single(items: &mut Vec<Ttlv>, item: Ttlv) {
     items.push(item);
 }
 
+/// The Random Number Generator attribute of keys the server generates: OpenSSL 3's default,
+/// a CTR-DRBG over AES-256 (NIST SP 800-90A).
+fn rng_attribute() -> Ttlv {
+    use kmip_codec::vocab::enums::{cryptographic_algorithm, drbg_algorithm, rng_algorithm};
+    Ttlv::structure(
+        tag::RANDOM_NUMBER_GENERATOR,
+        vec![
+            Ttlv::new(tag::RNG_ALGORITHM, Value::Enumeration(rng_algorithm::DRBG)),
+            Ttlv::new(
+                tag::CRYPTOGRAPHIC_ALGORITHM,
+                Value::Enumeration(cryptographic_algorithm::AES),
+            ),
+            Ttlv::new(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)),
+            Ttlv::new(tag::DRBG_ALGORITHM, Value::Enumeration(drbg_algorithm::CTR)),
+        ],
+    )
+}
+
 /// What Locate matches on, besides attribute equality.
 #[derive(Clone, Debug, Default)]
 pub struct LocateQuery {
@@ -356,7 +374,8 @@ impl Manager {
         })?;
         let generated = self.core.generate(KeySpec::symmetric(alg, len)?)?;
         let id = self.new_ids(1)?.remove(0);
-        let record = self.new_record(&id, object_type, attrs, &generated.object, now)?;
+        let mut record = self.new_record(&id, object_type, attrs, &generated.object, now)?;
+        record.attributes.push(rng_attribute());
         self.store.commit(vec![Change::Put(record.clone())])?;
         Ok(record)
     }
@@ -391,6 +410,8 @@ impl Manager {
             self.new_record(&ids[0], ot::PRIVATE_KEY, private, &generated.object, now)?;
         let mut pub_rec =
             self.new_record(&ids[1], ot::PUBLIC_KEY, public, &public_material, now)?;
+        priv_rec.attributes.push(rng_attribute());
+        pub_rec.attributes.push(rng_attribute());
         priv_rec
             .attributes
             .push(link(link_type::PUBLIC_KEY_LINK, &ids[1]));
@@ -1127,7 +1148,7 @@ pub mod usage {
                 return Err(LifecycleError::NotUsable(r.state));
             }
             // the Protect Stop Date ends protection, the Process Start Date begins processing
-            // (KMIP 1.4 §3.25-26); the OASIS test cases answer Permission Denied
+            // (KMIP 1.4 §3.25-26)
             let window = match usage {
                 Usage::Protect => {
                     get_date(&r.attributes, tag::PROTECT_STOP_DATE).is_none_or(|d| now < d)
@@ -1137,9 +1158,9 @@ pub mod usage {
                 }
             };
             if !window {
-                return Err(LifecycleError::PermissionDenied(
-                    "outside the key's Process Start Date / Protect Stop Date window".into(),
-                ));
+                // Wrong Key Lifecycle State in 2.x, Permission Denied for 1.x clients (the OASIS
+                // test cases CS-BC-M-14 of both versions)
+                return Err(LifecycleError::NotUsable(r.state));
             }
             if let Some(mask) = r
                 .attribute(tag::CRYPTOGRAPHIC_USAGE_MASK)
