@@ -533,3 +533,50 @@ mod kmip_server_vendor {
     pub const GRANT: u32 = 0x8000_0001;
     pub const GRANTEE: kmip_codec::Tag = kmip_codec::Tag(0x54_FF04);
 }
+
+#[test]
+fn automatic_state_changes_are_audited() {
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 1;
+    let r: CreateResponse = c
+        .op(
+            op::CREATE,
+            &CreateRequest {
+                object_type: Req(Enum(ot::SYMMETRIC_KEY)),
+                attributes: Some(Ttlv::structure(
+                    tag::ATTRIBUTES,
+                    vec![
+                        item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
+                        item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(128)),
+                        item(tag::ACTIVATION_DATE, Value::DateTime(soon)),
+                    ],
+                )),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let _: GetAttributesResponse = c
+        .op(
+            op::GET_ATTRIBUTES,
+            &GetAttributesRequest {
+                unique_identifier: Some(r.unique_identifier.0.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let text = std::fs::read_to_string(server.data_dir.path().join("audit.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        last["automatic"][0]["object"],
+        r.unique_identifier.0.as_str(),
+        "{last}"
+    );
+    assert_eq!(last["automatic"][0]["from"], "PreActive");
+    assert_eq!(last["automatic"][0]["to"], "Active");
+}

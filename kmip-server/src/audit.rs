@@ -268,6 +268,22 @@ pub fn request_record(
     m
 }
 
+/// The state changes the server made on its own while serving the request (an Activation or
+/// Deactivation Date reached), as `automatic: [{object, from, to}]`.
+pub fn add_automatic_changes(
+    record: &mut Map<String, J>,
+    changes: &[lifecycle::object::AutomaticChange],
+) {
+    if changes.is_empty() {
+        return;
+    }
+    let list: Vec<J> = changes
+        .iter()
+        .map(|c| json!({"object": c.id, "from": format!("{:?}", c.from), "to": format!("{:?}", c.to)}))
+        .collect();
+    record.insert("automatic".into(), J::Array(list));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

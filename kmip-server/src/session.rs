@@ -124,7 +124,8 @@ pub fn answer(
             let manager = server.manager.for_caller(server.caller(identity));
             let result = manager.atomically(|m| {
                 let resp = dispatch::handle(m, identity, &tree, limits, now);
-                let record = crate::audit::request_record(now, identity, peer, &tree, &resp);
+                let mut record = crate::audit::request_record(now, identity, peer, &tree, &resp);
+                crate::audit::add_automatic_changes(&mut record, &manager.automatic_changes());
                 server.audit.record(record).map_err(Failed::Audit)?;
                 Ok(resp)
             });

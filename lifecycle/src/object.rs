@@ -18,6 +18,16 @@ pub struct Manager {
     store: Arc<dyn Store>,
     core: Arc<Core>,
     caller: Option<Caller>,
+    /// State changes the server made on its own (dates reached) while serving this caller.
+    automatic: Arc<std::sync::Mutex<Vec<AutomaticChange>>>,
+}
+
+/// A transition no request asked for: an Activation or Deactivation Date was reached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AutomaticChange {
+    pub id: String,
+    pub from: State,
+    pub to: State,
 }
 
 /// Who is asking. An object belongs to the identity that made it; another identity neither
@@ -135,7 +145,14 @@ impl Manager {
             store,
             core: Arc::new(core),
             caller: None,
+            automatic: Arc::default(),
         }
+    }
+
+    /// The automatic state changes made so far through this manager (and those derived from
+    /// it for the same caller), for the audit log.
+    pub fn automatic_changes(&self) -> Vec<AutomaticChange> {
+        self.automatic.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
     /// The same objects, seen by `caller`: what it creates is its own, and it reaches only its
@@ -145,6 +162,7 @@ impl Manager {
             store: self.store.clone(),
             core: self.core.clone(),
             caller: Some(caller),
+            automatic: Arc::default(),
         }
     }
 
@@ -157,6 +175,7 @@ impl Manager {
                 operation: Some(operation),
                 ..c
             }),
+            automatic: self.automatic.clone(),
         }
     }
 
@@ -233,6 +252,7 @@ impl Manager {
             store: overlay.clone(),
             core: self.core.clone(),
             caller: self.caller.clone(),
+            automatic: self.automatic.clone(),
         };
         let out = f(&inner)?;
         overlay.flush().map_err(LifecycleError::from)?;
@@ -500,6 +520,13 @@ impl Manager {
             now,
         );
         if due != r.state {
+            if let Ok(mut v) = self.automatic.lock() {
+                v.push(AutomaticChange {
+                    id: r.id.clone(),
+                    from: r.state,
+                    to: due,
+                });
+            }
             r.state = due;
             set_single(&mut r.attributes, date(tag::LAST_CHANGE_DATE, now));
             self.store.commit(vec![Change::Put(r.clone())])?;
@@ -964,6 +991,12 @@ mod tests {
         assert_eq!(r.state, State::PreActive);
         assert_eq!(m.get(&r.id, 250).unwrap().state, State::Active);
         assert_eq!(m.get(&r.id, 350).unwrap().state, State::Deactivated);
+        let changes = m.automatic_changes();
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert_eq!(
+            (changes[1].from, changes[1].to),
+            (State::Active, State::Deactivated)
+        );
     }
 
     #[test]
