@@ -580,3 +580,65 @@ fn automatic_state_changes_are_audited() {
     assert_eq!(last["automatic"][0]["from"], "PreActive");
     assert_eq!(last["automatic"][0]["to"], "Active");
 }
+
+#[test]
+fn a_tenant_is_given_a_whole_object_group() {
+    let server =
+        ServerProcess::start(&["--group-grant", "tenant-a=carol:Get GetAttributes Locate"]);
+    for n in ["alice", "carol"] {
+        server.issue_client_cert(n);
+    }
+    let mut alice = server.client("alice");
+    let mut carol = server.client("carol");
+    let make = |c: &mut Client, group: Option<&str>| -> String {
+        let mut attrs = vec![
+            item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
+            item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(128)),
+        ];
+        if let Some(g) = group {
+            attrs.push(item(tag::OBJECT_GROUP, Value::TextString(g.into())));
+        }
+        let r: CreateResponse = c
+            .op(
+                op::CREATE,
+                &CreateRequest {
+                    object_type: Req(Enum(ot::SYMMETRIC_KEY)),
+                    attributes: Some(Ttlv::structure(tag::ATTRIBUTES, attrs)),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        r.unique_identifier.0
+    };
+    let in_group = make(&mut alice, Some("tenant-a"));
+    let outside = make(&mut alice, Some("tenant-b"));
+    let get = |c: &mut Client, id: &str| {
+        c.op::<_, GetResponse>(
+            op::GET,
+            &GetRequest {
+                unique_identifier: Some(id.into()),
+                ..Default::default()
+            },
+        )
+    };
+    get(&mut carol, &in_group).unwrap();
+    assert_eq!(
+        get(&mut carol, &outside).unwrap_err().reason(),
+        Some(rr::OBJECT_NOT_FOUND)
+    );
+    let d = carol
+        .call(
+            op::DESTROY,
+            p(&DestroyRequest {
+                unique_identifier: Some(in_group.clone()),
+            }),
+        )
+        .unwrap_err();
+    assert_eq!(
+        d.reason(),
+        Some(rr::PERMISSION_DENIED),
+        "the group grant does not include Destroy"
+    );
+    let l: LocateResponse = carol.op(op::LOCATE, &LocateRequest::default()).unwrap();
+    assert_eq!(l.unique_identifier, vec![in_group]);
+}

@@ -78,6 +78,10 @@ pub struct Config {
     /// names, and Grant / ListGrants). Repeat for more identities.
     #[arg(long = "policy", env = "KMIP_POLICIES", value_delimiter = ';')]
     pub policies: Vec<String>,
+    /// Give an identity every object of an Object Group: `GROUP=IDENTITY:Get Encrypt Decrypt`.
+    /// Repeat, or separate with semicolons.
+    #[arg(long = "group-grant", env = "KMIP_GROUP_GRANTS", value_delimiter = ';')]
+    pub group_grants: Vec<String>,
     /// Test mode: answer the Interop operation (test harnesses mark test cases with it). KMIP
     /// says a production server SHALL NOT offer it.
     #[arg(long, env = "KMIP_INTEROP")]

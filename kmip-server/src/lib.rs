@@ -19,6 +19,8 @@ pub struct Server {
     pub limits: dispatch::Settings,
     /// Identities that reach every object.
     pub admins: Vec<String>,
+    /// Whole object groups given to identities: identity -> (Object Group, operations).
+    pub group_grants: std::collections::HashMap<String, Vec<(String, Vec<u32>)>>,
     pub audit: audit::Audit,
 }
 
@@ -29,6 +31,7 @@ impl Server {
             identity: identity.to_owned(),
             admin: self.admins.iter().any(|a| a == identity),
             operation: None,
+            groups: self.group_grants.get(identity).cloned().unwrap_or_default(),
         }
     }
 }

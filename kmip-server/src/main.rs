@@ -263,6 +263,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
     let server = Arc::new(Server {
         manager: Manager::new(Arc::new(store), Core::new(master)),
         admins: cfg.admins.clone(),
+        group_grants: kmip_server::policy::parse_group_grants(&cfg.group_grants)?,
         audit: kmip_server::audit::Audit::open(
             &cfg.audit_file
                 .clone()

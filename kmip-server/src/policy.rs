@@ -235,3 +235,27 @@ pub fn parse_policies(entries: &[String]) -> Result<HashMap<String, Vec<u32>>, S
     }
     Ok(out)
 }
+
+/// `GROUP=IDENTITY:Op Op ...` entries: identities given every object of an Object Group, for
+/// those operations (a tenant gets its group).
+pub fn parse_group_grants(
+    entries: &[String],
+) -> Result<HashMap<String, Vec<(String, Vec<u32>)>>, String> {
+    let mut out: HashMap<String, Vec<(String, Vec<u32>)>> = HashMap::new();
+    for e in entries {
+        let bad = || format!("group grant {e:?} is not GROUP=IDENTITY:Operation Operation ...");
+        let (group, rest) = e.split_once('=').ok_or_else(bad)?;
+        let (identity, ops) = rest.split_once(':').ok_or_else(bad)?;
+        let ops = ops
+            .split_whitespace()
+            .map(|o| {
+                operation_by_name(o)
+                    .ok_or_else(|| format!("group grant {group:?}: unknown operation {o:?}"))
+            })
+            .collect::<Result<Vec<u32>, String>>()?;
+        out.entry(identity.to_owned())
+            .or_default()
+            .push((group.to_owned(), ops));
+    }
+    Ok(out)
+}

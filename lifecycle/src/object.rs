@@ -39,6 +39,24 @@ pub struct Caller {
     pub admin: bool,
     /// The KMIP operation being performed, which a grant must name.
     pub operation: Option<u32>,
+    /// Whole object groups this caller was given: (Object Group, operations).
+    pub groups: Vec<(String, Vec<u32>)>,
+}
+
+impl Caller {
+    /// The operations a group grant gives this caller on `r`, if any.
+    fn group_ops<'a>(&'a self, r: &'a Record) -> impl Iterator<Item = &'a Vec<u32>> + 'a {
+        let groups: Vec<&str> = r
+            .attributes
+            .iter()
+            .filter(|a| a.tag == tag::OBJECT_GROUP)
+            .filter_map(Ttlv::as_text)
+            .collect();
+        self.groups
+            .iter()
+            .filter(move |(g, _)| groups.contains(&g.as_str()))
+            .map(|(_, ops)| ops)
+    }
 }
 
 fn text(t: Tag, s: &str) -> Ttlv {
@@ -201,6 +219,7 @@ impl Manager {
                 c.admin
                     || r.owner.as_deref() == Some(c.identity.as_str())
                     || r.grants.iter().any(|(who, _)| *who == c.identity)
+                    || c.group_ops(r).next().is_some()
             }
         }
     }
@@ -210,9 +229,13 @@ impl Manager {
         match &self.caller {
             None => true,
             Some(c) if c.admin || r.owner.as_deref() == Some(c.identity.as_str()) => true,
-            Some(c) => r.grants.iter().any(|(who, ops)| {
-                *who == c.identity && c.operation.is_some_and(|o| ops.contains(&o))
-            }),
+            Some(c) => {
+                let op_in = |ops: &Vec<u32>| c.operation.is_some_and(|o| ops.contains(&o));
+                r.grants
+                    .iter()
+                    .any(|(who, ops)| *who == c.identity && op_in(ops))
+                    || c.group_ops(r).any(op_in)
+            }
         }
     }
 
@@ -764,7 +787,8 @@ impl Manager {
         // a Name criterion may omit the Name Type, which the index does not need
         let mut ids = match (q.attributes.iter().find_map(item_index_key), scoped) {
             (Some(k), _) => self.store.lookup(&k)?,
-            // only what the caller owns or was granted: two index lookups, not a scan
+            // only what the caller owns, was granted, or was given by group: index lookups, not
+            // a scan
             (None, Some(c)) => {
                 let mut v = self.store.lookup(&crate::store::index_key(
                     crate::store::OWNER,
@@ -774,6 +798,12 @@ impl Manager {
                     crate::store::GRANTEE,
                     c.identity.as_bytes(),
                 ))?);
+                for (g, _) in &c.groups {
+                    v.extend(
+                        self.store
+                            .lookup(&crate::store::index_key(tag::OBJECT_GROUP, g.as_bytes()))?,
+                    );
+                }
                 v.sort();
                 v.dedup();
                 v
@@ -1879,6 +1909,7 @@ mod ownership_tests {
                 identity: n.into(),
                 admin,
                 operation: None,
+                groups: Vec::new(),
             })
         };
         let (alice, bob, admin) = (who("alice", false), who("bob", false), who("root", true));
