@@ -20,7 +20,7 @@ pub struct Server {
     /// Identities that reach every object.
     pub admins: Vec<String>,
     /// Whole object groups given to identities: identity -> (Object Group, operations).
-    pub group_grants: std::collections::HashMap<String, Vec<(String, Vec<u32>)>>,
+    pub group_grants: policy::GroupGrants,
     pub audit: audit::Audit,
 }
 
