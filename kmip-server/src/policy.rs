@@ -236,12 +236,13 @@ pub fn parse_policies(entries: &[String]) -> Result<HashMap<String, Vec<u32>>, S
     Ok(out)
 }
 
+/// Per identity, the object groups it was given: (Object Group, operations).
+pub type GroupGrants = HashMap<String, Vec<(String, Vec<u32>)>>;
+
 /// `GROUP=IDENTITY:Op Op ...` entries: identities given every object of an Object Group, for
 /// those operations (a tenant gets its group).
-pub fn parse_group_grants(
-    entries: &[String],
-) -> Result<HashMap<String, Vec<(String, Vec<u32>)>>, String> {
-    let mut out: HashMap<String, Vec<(String, Vec<u32>)>> = HashMap::new();
+pub fn parse_group_grants(entries: &[String]) -> Result<GroupGrants, String> {
+    let mut out = GroupGrants::new();
     for e in entries {
         let bad = || format!("group grant {e:?} is not GROUP=IDENTITY:Operation Operation ...");
         let (group, rest) = e.split_once('=').ok_or_else(bad)?;
