@@ -1239,6 +1239,19 @@ pub mod usage {
             Ok((r, key))
         }
 
+        /// The key of `id` for a protecting use of `bytes` bytes (encrypt, sign, MAC): checked
+        /// as [`Manager::key_for`] does, then counted against its Usage Limits.
+        fn key_to_protect(
+            &self,
+            id: &str,
+            mask_bit: u32,
+            bytes: usize,
+            now: i64,
+        ) -> Result<(Record, KeyMaterial), LifecycleError> {
+            let (r, key) = self.key_for(id, Usage::Protect, mask_bit, now)?;
+            Ok((self.count_use(r, bytes)?, key))
+        }
+
         /// Count one protecting use of `bytes` bytes against the key's Usage Limits, if it has
         /// any: the count goes down by the bytes or by one object; a use that would exceed it
         /// is refused (Permission Denied, as the OASIS test cases say).
@@ -1296,8 +1309,7 @@ pub mod usage {
             aad: Option<&[u8]>,
             now: i64,
         ) -> Result<Encrypted, LifecycleError> {
-            let (r, key) = self.key_for(id, Usage::Protect, um::ENCRYPT, now)?;
-            let r = self.count_use(r, data.len())?;
+            let (r, key) = self.key_to_protect(id, um::ENCRYPT, data.len(), now)?;
             let p = Self::params(&r, params);
             Ok(crypto::encrypt(
                 &key,
@@ -1343,8 +1355,7 @@ pub mod usage {
             data: &[u8],
             now: i64,
         ) -> Result<Vec<u8>, LifecycleError> {
-            let (r, key) = self.key_for(id, Usage::Protect, um::SIGN, now)?;
-            let r = self.count_use(r, data.len())?;
+            let (r, key) = self.key_to_protect(id, um::SIGN, data.len(), now)?;
             Ok(crypto::sign(&key, &Self::params(&r, params), data)?)
         }
 
@@ -1372,8 +1383,7 @@ pub mod usage {
             data: &[u8],
             now: i64,
         ) -> Result<Vec<u8>, LifecycleError> {
-            let (r, key) = self.key_for(id, Usage::Protect, um::MAC_GENERATE, now)?;
-            let r = self.count_use(r, data.len())?;
+            let (r, key) = self.key_to_protect(id, um::MAC_GENERATE, data.len(), now)?;
             Ok(crypto::mac(&key, &Self::params(&r, params), data)?)
         }
 
