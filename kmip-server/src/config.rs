@@ -86,6 +86,11 @@ pub struct Config {
     /// says a production server SHALL NOT offer it.
     #[arg(long, env = "KMIP_INTEROP")]
     pub interop: bool,
+    /// Server policy: Derive Key may start from a Pre-Active key or password. KMIP forbids any
+    /// cryptographic use of a Pre-Active object; PyKMIP's server allows derivation, and its
+    /// client test suite relies on it.
+    #[arg(long, env = "KMIP_DERIVE_FROM_PRE_ACTIVE")]
+    pub derive_from_pre_active: bool,
     /// Shamir shares of the master key (after `master-split`): at least the threshold of them
     /// must be given at every start. Repeat the option, or separate shares with commas in the
     /// environment variable.

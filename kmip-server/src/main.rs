@@ -261,7 +261,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
     // file to ourselves: at every start, before serving
     while store.compact().context("compact the store")? {}
     let server = Arc::new(Server {
-        manager: Manager::new(Arc::new(store), Core::new(master)),
+        manager: Manager::new(Arc::new(store), Core::new(master))
+            .derive_from_pre_active(cfg.derive_from_pre_active),
         admins: cfg.admins.clone(),
         group_grants: kmip_server::policy::parse_group_grants(&cfg.group_grants)?,
         audit: kmip_server::audit::Audit::open(

@@ -20,6 +20,8 @@ pub struct Manager {
     caller: Option<Caller>,
     /// State changes the server made on its own (dates reached) while serving this caller.
     automatic: Arc<std::sync::Mutex<Vec<AutomaticChange>>>,
+    /// Server policy: Derive Key may start from a Pre-Active object.
+    derive_from_pre_active: bool,
 }
 
 /// A transition no request asked for: an Activation or Deactivation Date was reached.
@@ -164,7 +166,14 @@ impl Manager {
             core: Arc::new(core),
             caller: None,
             automatic: Arc::default(),
+            derive_from_pre_active: false,
         }
+    }
+
+    /// Let Derive Key start from a Pre-Active object (see [`state::Usage::DeriveFromPreActive`]).
+    pub fn derive_from_pre_active(mut self, allow: bool) -> Manager {
+        self.derive_from_pre_active = allow;
+        self
     }
 
     /// The automatic state changes made so far through this manager (and those derived from
@@ -176,24 +185,31 @@ impl Manager {
     /// The same objects, seen by `caller`: what it creates is its own, and it reaches only its
     /// own objects unless it is an administrator.
     pub fn for_caller(&self, caller: Caller) -> Manager {
-        Manager {
-            store: self.store.clone(),
-            core: self.core.clone(),
-            caller: Some(caller),
-            automatic: Arc::default(),
-        }
+        self.sibling(self.store.clone(), Some(caller), Arc::default())
     }
 
     /// This manager for one operation of the caller (grants name operations).
     pub fn with_operation(&self, operation: u32) -> Manager {
+        let caller = self.caller.clone().map(|c| Caller {
+            operation: Some(operation),
+            ..c
+        });
+        self.sibling(self.store.clone(), caller, self.automatic.clone())
+    }
+
+    /// A manager over the same core and policy.
+    fn sibling(
+        &self,
+        store: Arc<dyn Store>,
+        caller: Option<Caller>,
+        automatic: Arc<std::sync::Mutex<Vec<AutomaticChange>>>,
+    ) -> Manager {
         Manager {
-            store: self.store.clone(),
+            store,
             core: self.core.clone(),
-            caller: self.caller.clone().map(|c| Caller {
-                operation: Some(operation),
-                ..c
-            }),
-            automatic: self.automatic.clone(),
+            caller,
+            automatic,
+            derive_from_pre_active: self.derive_from_pre_active,
         }
     }
 
@@ -271,12 +287,7 @@ impl Manager {
         E: From<LifecycleError>,
     {
         let overlay = Arc::new(crate::store::Overlay::new(self.store.clone()));
-        let inner = Manager {
-            store: overlay.clone(),
-            core: self.core.clone(),
-            caller: self.caller.clone(),
-            automatic: self.automatic.clone(),
-        };
+        let inner = self.sibling(overlay.clone(), self.caller.clone(), self.automatic.clone());
         let out = f(&inner)?;
         overlay.flush().map_err(LifecycleError::from)?;
         Ok(out)
@@ -1213,7 +1224,7 @@ pub mod usage {
             // the Protect Stop Date ends protection, the Process Start Date begins processing
             // (KMIP 1.4 §3.25-26)
             let window = match usage {
-                Usage::Protect => {
+                Usage::Protect | Usage::DeriveFromPreActive => {
                     get_date(&r.attributes, tag::PROTECT_STOP_DATE).is_none_or(|d| now < d)
                 }
                 Usage::Process => {
@@ -1410,7 +1421,12 @@ pub mod usage {
             now: i64,
         ) -> Result<Record, LifecycleError> {
             attributes::check_client_attributes(&attrs)?;
-            let (_, key) = self.key_for(base, Usage::Protect, um::DERIVE_KEY, now)?;
+            let usage = if self.derive_from_pre_active {
+                Usage::DeriveFromPreActive
+            } else {
+                Usage::Protect
+            };
+            let (_, key) = self.key_for(base, usage, um::DERIVE_KEY, now)?;
             let bytes = crypto::derive(&key, d)?;
             let bits = (bytes.len() * 8) as u32;
             let material = match object_type {
@@ -2046,5 +2062,60 @@ mod usage_limit_tests {
             .child(tag::USAGE_LIMITS_COUNT)
             .cloned();
         assert_eq!(count.map(|c| c.value), Some(Value::LongInteger(0)));
+    }
+}
+
+#[cfg(test)]
+mod derive_policy_tests {
+    use super::*;
+    use crate::core::crypto::{CryptoParams, Derivation};
+    use crate::core::MasterKey;
+    use crate::store::MemoryStore;
+    use kmip_codec::vocab::enums::{
+        cryptographic_algorithm as alg, derivation_method, hashing_algorithm,
+    };
+
+    /// A Pre-Active base key is refused unless the server policy allows it.
+    #[test]
+    fn derive_from_pre_active_only_under_the_policy() {
+        let aes = |len: i32| {
+            vec![
+                Ttlv::new(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
+                Ttlv::new(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(len)),
+            ]
+        };
+        let d = Derivation {
+            method: derivation_method::HMAC,
+            params: CryptoParams {
+                hashing_algorithm: Some(hashing_algorithm::SHA_256),
+                ..Default::default()
+            },
+            iv: None,
+            data: Some(b"context"),
+            salt: None,
+            iterations: None,
+            length: 16,
+        };
+        for allow in [false, true] {
+            let m = Manager::new(
+                Arc::new(MemoryStore::new()),
+                Core::new(MasterKey::generate().unwrap()),
+            )
+            .derive_from_pre_active(allow);
+            let base = m.create(ot::SYMMETRIC_KEY, aes(256), 1).unwrap();
+            assert_eq!(base.state, State::PreActive);
+            let got = m.derive_key(ot::SYMMETRIC_KEY, &base.id, &d, aes(128), 2);
+            assert_eq!(got.is_ok(), allow, "policy {allow}: {got:?}");
+            // an Active base works either way; a Deactivated one never does
+            m.activate(&base.id, 3).unwrap();
+            assert!(m
+                .derive_key(ot::SYMMETRIC_KEY, &base.id, &d, aes(128), 4)
+                .is_ok());
+            m.revoke(&base.id, rrc::CESSATION_OF_OPERATION, None, None, 5)
+                .unwrap();
+            assert!(m
+                .derive_key(ot::SYMMETRIC_KEY, &base.id, &d, aes(128), 6)
+                .is_err());
+        }
     }
 }

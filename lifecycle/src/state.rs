@@ -136,6 +136,10 @@ pub enum Usage {
     Protect,
     /// Processes protected data: decrypt, verify, unwrap, MAC verify.
     Process,
+    /// Derivation under the server policy `derive-from-pre-active`: as Protect, and also from
+    /// a Pre-Active base object (PyKMIP's server and test suite expect this; the specification
+    /// does not allow it, so the policy is off by default).
+    DeriveFromPreActive,
 }
 
 /// Whether an object in `state` may be used so. Protection only while Active; processing also
@@ -143,6 +147,7 @@ pub enum Usage {
 pub fn may_use(state: State, usage: Usage) -> bool {
     match usage {
         Usage::Protect => state == State::Active,
+        Usage::DeriveFromPreActive => matches!(state, State::PreActive | State::Active),
         Usage::Process => matches!(
             state,
             State::Active | State::Deactivated | State::Compromised
@@ -197,6 +202,11 @@ mod tests {
     fn usage_by_state() {
         for s in State::ALL {
             assert_eq!(may_use(s, Usage::Protect), s == Active, "{s:?}");
+            assert_eq!(
+                may_use(s, Usage::DeriveFromPreActive),
+                matches!(s, PreActive | Active),
+                "{s:?}"
+            );
             assert_eq!(
                 may_use(s, Usage::Process),
                 matches!(s, Active | Deactivated | Compromised),

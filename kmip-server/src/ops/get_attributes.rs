@@ -5,16 +5,18 @@ use kmip_codec::ops::{GetAttributesRequest, GetAttributesResponse};
 use kmip_codec::vocab::tag;
 use kmip_codec::{Tag, Ttlv};
 
-/// Does attribute item `a` answer the request for `name` (1.x) or `reference` (2.x)?
-fn wanted(a: &Ttlv, names: &[String], refs: &[Ttlv]) -> bool {
+/// Which of the requested names (1.x) or references (2.x) attribute item `a` answers, by its
+/// position in the request: the answer lists attributes in the order they were asked for.
+/// `Some(0)` for every attribute when none were named.
+fn wanted(a: &Ttlv, names: &[String], refs: &[Ttlv]) -> Option<usize> {
     if names.is_empty() && refs.is_empty() {
-        return true;
+        return Some(0);
     }
     let name = kmip_codec::attributes::attribute_name(a).ok();
-    if names.iter().any(|n| Some(n) == name.as_ref()) {
-        return true;
+    if let Some(i) = names.iter().position(|n| Some(n) == name.as_ref()) {
+        return Some(i);
     }
-    refs.iter().any(|r| match r.as_enum() {
+    refs.iter().position(|r| match r.as_enum() {
         Some(t) => Tag(t) == a.tag,
         // a vendor attribute reference: Vendor Identification and Attribute Name
         None => {
@@ -30,10 +32,12 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let id = ctx.uid(req.unique_identifier.as_ref())?;
     let r = ctx.manager.get(&id, ctx.now)?;
     ctx.placeholder = Some(r.id.clone());
-    let items: Vec<Ttlv> = all_attributes(&r)
+    let mut ranked: Vec<(usize, Ttlv)> = all_attributes(&r)
         .into_iter()
-        .filter(|a| wanted(a, &req.attribute_name, &req.attribute_reference))
+        .filter_map(|a| Some((wanted(&a, &req.attribute_name, &req.attribute_reference)?, a)))
         .collect();
+    ranked.sort_by_key(|(rank, _)| *rank);
+    let items: Vec<Ttlv> = ranked.into_iter().map(|(_, a)| a).collect();
     let items = response_attributes(ctx, items);
     let mut resp = GetAttributesResponse {
         unique_identifier: Req(r.id),
