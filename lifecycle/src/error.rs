@@ -71,6 +71,8 @@ impl LifecycleError {
             // the OASIS test cases (CS-BC-M-11) answer a missing IV with Invalid Message
             LifecycleError::Core(CoreError::MissingIv) => rr::INVALID_MESSAGE,
             LifecycleError::Core(CoreError::Unsupported(_)) => rr::FEATURE_NOT_SUPPORTED,
+            LifecycleError::Core(CoreError::InvalidCorrelation) => rr::INVALID_CORRELATION_VALUE,
+            LifecycleError::Core(CoreError::StreamLimit(_)) => rr::SERVER_LIMIT_EXCEEDED,
             LifecycleError::Core(_) => rr::CRYPTOGRAPHIC_FAILURE,
         }
     }

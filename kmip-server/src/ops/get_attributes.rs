@@ -34,7 +34,12 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     ctx.placeholder = Some(r.id.clone());
     let mut ranked: Vec<(usize, Ttlv)> = all_attributes(&r)
         .into_iter()
-        .filter_map(|a| Some((wanted(&a, &req.attribute_name, &req.attribute_reference)?, a)))
+        .filter_map(|a| {
+            Some((
+                wanted(&a, &req.attribute_name, &req.attribute_reference)?,
+                a,
+            ))
+        })
         .collect();
     ranked.sort_by_key(|(rank, _)| *rank);
     let items: Vec<Ttlv> = ranked.into_iter().map(|(_, a)| a).collect();

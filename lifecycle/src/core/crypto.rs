@@ -13,7 +13,8 @@ use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private, Public};
 use openssl::rsa::{Padding, Rsa};
 use openssl::sign::{RsaPssSaltlen, Signer, Verifier};
-use openssl::symm::{Cipher, Crypter, Mode};
+pub use openssl::symm::Mode;
+use openssl::symm::{Cipher, Crypter};
 use std::sync::OnceLock;
 
 /// KMIP Cryptographic Parameters, the fields the core uses.
@@ -189,73 +190,123 @@ pub struct CipherInput<'a> {
     pub tag: Option<&'a [u8]>,
 }
 
+/// A symmetric cipher in progress: one request's data, or a multi-part stream's (KMIP 2.1
+/// section 6.1.20, Init and Final Indicators). Holds the key schedule, so it stays in the core.
+pub struct CipherStream {
+    crypter: Crypter,
+    mode: Mode,
+    gcm: bool,
+    tag_len: usize,
+    block: usize,
+}
+
+impl CipherStream {
+    /// Set the cipher up (key, IV, padding, AAD); also returns the IV the server generated.
+    pub fn start(
+        key: &KeyMaterial,
+        input: &CipherInput<'_>,
+        mode: Mode,
+    ) -> Result<(CipherStream, Option<Vec<u8>>), CoreError> {
+        load_legacy_provider();
+        let p = input.params;
+        let algorithm = p
+            .cryptographic_algorithm
+            .or(key.algorithm)
+            .ok_or_else(|| unsupported("no cryptographic algorithm"))?;
+        if algorithm == alg::RSA {
+            return Err(unsupported("multi-part RSA encryption"));
+        }
+        let block_mode = p.block_cipher_mode.unwrap_or(bcm::CBC);
+        let cipher = block_cipher(algorithm, key.bytes.len(), block_mode)?;
+        let mut generated = None;
+        let iv: Option<Vec<u8>> = match (input.iv, cipher.iv_len()) {
+            (Some(iv), _) => Some(iv.to_vec()),
+            (None, None) => None,
+            (None, Some(n)) if matches!(mode, Mode::Encrypt) && p.random_iv != Some(false) => {
+                let n = p.iv_length.map(|bits| (bits / 8) as usize).unwrap_or(n);
+                let mut iv = vec![0u8; n];
+                openssl::rand::rand_bytes(&mut iv)?;
+                generated = Some(iv.clone());
+                Some(iv)
+            }
+            (None, Some(_)) => return Err(CoreError::MissingIv),
+        };
+        let mut c = Crypter::new(cipher, mode, key.bytes.expose(), iv.as_deref())
+            .map_err(|_| CoreError::Crypto("cipher setup"))?;
+        // no Padding Method means none: the OASIS test cases (CS-BC-M-1) encrypt one block with
+        // ECB and expect one block back
+        let padding = match p.padding_method {
+            None | Some(pm::NONE) => false,
+            Some(pm::PKCS5) => true,
+            Some(other) => return Err(unsupported(format!("padding method 0x{other:X}"))),
+        };
+        c.pad(padding);
+        let gcm = block_mode == bcm::GCM;
+        if gcm {
+            if let Some(aad) = input.aad {
+                c.aad_update(aad).map_err(|_| CoreError::Crypto("aad"))?;
+            }
+        }
+        let stream = CipherStream {
+            crypter: c,
+            mode,
+            gcm,
+            tag_len: p.tag_length.unwrap_or(16).clamp(4, 16) as usize,
+            block: cipher.block_size(),
+        };
+        Ok((stream, generated))
+    }
+
+    pub fn update(&mut self, data: &[u8]) -> Result<Vec<u8>, CoreError> {
+        let mut out = vec![0u8; data.len() + self.block];
+        let n = self
+            .crypter
+            .update(data, &mut out)
+            .map_err(|_| CoreError::Crypto("cipher"))?;
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// The last output, and for GCM encryption the tag; GCM decryption needs the tag here.
+    pub fn finish(mut self, tag: Option<&[u8]>) -> Result<(Vec<u8>, Option<Vec<u8>>), CoreError> {
+        let decrypt = matches!(self.mode, Mode::Decrypt);
+        if self.gcm && decrypt {
+            let t = tag.ok_or_else(|| unsupported("the authentication tag is required"))?;
+            self.crypter
+                .set_tag(t)
+                .map_err(|_| CoreError::Crypto("tag"))?;
+        }
+        let mut out = vec![0u8; 2 * self.block];
+        let n = self
+            .crypter
+            .finalize(&mut out)
+            .map_err(|_| CoreError::Crypto("cipher"))?;
+        out.truncate(n);
+        let tag = if self.gcm && !decrypt {
+            let mut t = vec![0u8; self.tag_len];
+            self.crypter
+                .get_tag(&mut t)
+                .map_err(|_| CoreError::Crypto("tag"))?;
+            Some(t)
+        } else {
+            None
+        };
+        Ok((out, tag))
+    }
+}
+
 fn symmetric(
     key: &KeyMaterial,
     input: &CipherInput<'_>,
     mode: Mode,
 ) -> Result<Encrypted, CoreError> {
-    load_legacy_provider();
-    let p = input.params;
-    let algorithm = p
-        .cryptographic_algorithm
-        .or(key.algorithm)
-        .ok_or_else(|| unsupported("no cryptographic algorithm"))?;
-    let block_mode = p.block_cipher_mode.unwrap_or(bcm::CBC);
-    let cipher = block_cipher(algorithm, key.bytes.len(), block_mode)?;
-    let mut generated = None;
-    let iv: Option<Vec<u8>> = match (input.iv, cipher.iv_len()) {
-        (Some(iv), _) => Some(iv.to_vec()),
-        (None, None) => None,
-        (None, Some(n)) if matches!(mode, Mode::Encrypt) && p.random_iv != Some(false) => {
-            let n = p.iv_length.map(|bits| (bits / 8) as usize).unwrap_or(n);
-            let mut iv = vec![0u8; n];
-            openssl::rand::rand_bytes(&mut iv)?;
-            generated = Some(iv.clone());
-            Some(iv)
-        }
-        (None, Some(_)) => return Err(CoreError::MissingIv),
-    };
-    let mut c = Crypter::new(cipher, mode, key.bytes.expose(), iv.as_deref())
-        .map_err(|_| CoreError::Crypto("cipher setup"))?;
-    // no Padding Method means none: the OASIS test cases (CS-BC-M-1) encrypt one block with ECB
-    // and expect one block back
-    let padding = match p.padding_method {
-        None | Some(pm::NONE) => false,
-        Some(pm::PKCS5) => true,
-        Some(other) => return Err(unsupported(format!("padding method 0x{other:X}"))),
-    };
-    c.pad(padding);
-    let gcm = block_mode == bcm::GCM;
-    if gcm {
-        if let Some(aad) = input.aad {
-            c.aad_update(aad).map_err(|_| CoreError::Crypto("aad"))?;
-        }
-        if matches!(mode, Mode::Decrypt) {
-            let t = input
-                .tag
-                .ok_or_else(|| unsupported("the authentication tag is required"))?;
-            c.set_tag(t).map_err(|_| CoreError::Crypto("tag"))?;
-        }
-    }
-    let mut out = vec![0u8; input.data.len() + cipher.block_size() + 16];
-    let mut n = c
-        .update(input.data, &mut out)
-        .map_err(|_| CoreError::Crypto("cipher"))?;
-    n += c
-        .finalize(&mut out[n..])
-        .map_err(|_| CoreError::Crypto("cipher"))?;
-    out.truncate(n);
-    let tag = if gcm && matches!(mode, Mode::Encrypt) {
-        let len = p.tag_length.unwrap_or(16).clamp(4, 16) as usize;
-        let mut t = vec![0u8; len];
-        c.get_tag(&mut t).map_err(|_| CoreError::Crypto("tag"))?;
-        Some(t)
-    } else {
-        None
-    };
+    let (mut stream, generated_iv) = CipherStream::start(key, input, mode)?;
+    let mut data = stream.update(input.data)?;
+    let (last, tag) = stream.finish(input.tag)?;
+    data.extend_from_slice(&last);
     Ok(Encrypted {
-        data: out,
-        generated_iv: generated,
+        data,
+        generated_iv,
         tag,
     })
 }

@@ -10,6 +10,7 @@ pub mod crypto;
 mod generate;
 mod seal;
 pub mod shamir;
+pub mod stream;
 
 pub(crate) use generate::{key_object, secret_data_object};
 pub use generate::{zeroize_tree, Generated, KeySpec};
@@ -35,6 +36,11 @@ pub enum CoreError {
     MissingIv,
     #[error("no conversion from key format 0x{from:X} to 0x{to:X}")]
     KeyFormat { from: u32, to: u32 },
+    /// A Correlation Value that names no open multi-part operation of this client.
+    #[error("invalid correlation value")]
+    InvalidCorrelation,
+    #[error("limit reached: {0}")]
+    StreamLimit(&'static str),
 }
 
 impl From<openssl::error::ErrorStack> for CoreError {
@@ -73,11 +79,20 @@ impl std::fmt::Debug for Secret {
 /// The core: a master key and the operations that need plaintext.
 pub struct Core {
     master: MasterKey,
+    streams: stream::Streams,
 }
 
 impl Core {
     pub fn new(master: MasterKey) -> Core {
-        Core { master }
+        Core {
+            master,
+            streams: stream::Streams::default(),
+        }
+    }
+
+    /// The multi-part operations in progress.
+    pub fn streams(&self) -> &stream::Streams {
+        &self.streams
     }
 
     /// Seal the encoded object of record `id`.

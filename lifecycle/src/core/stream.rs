@@ -1,0 +1,174 @@
+//! Multi-part cryptographic operations in progress (KMIP 2.1 section 6.1.20): the state that
+//! lives between the request with the Init Indicator and the one with the Final Indicator,
+//! found again by the Correlation Value the server handed out. Held in the core because it
+//! holds key schedules and plaintext.
+
+use super::crypto::{CipherStream, CryptoParams};
+use super::CoreError;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+/// Streams open at once, over all clients; one more is refused (Server Limit Exceeded).
+pub const MAX_STREAMS: usize = 1024;
+/// Data one buffered stream (sign, verify, MAC) may gather before its final part.
+pub const MAX_BUFFERED: usize = 16 * 1024 * 1024;
+/// A stream nobody continued for this long is dropped.
+pub const STREAM_IDLE: Duration = Duration::from_secs(600);
+
+pub enum StreamState {
+    /// Encrypt or Decrypt: each part is processed as it arrives.
+    Cipher(CipherStream),
+    /// Sign, Signature Verify, MAC, MAC Verify: the data is gathered and processed at the end.
+    Buffer(Zeroizing<Vec<u8>>),
+}
+
+/// One open stream: whose it is, which key and operation it is for, and where it stands.
+pub struct Stream {
+    pub owner: Option<String>,
+    pub key_id: String,
+    pub operation: u32,
+    pub params: CryptoParams,
+    pub state: StreamState,
+    touched: Instant,
+}
+
+impl Stream {
+    pub fn new(
+        owner: Option<String>,
+        key_id: String,
+        operation: u32,
+        params: CryptoParams,
+        state: StreamState,
+    ) -> Stream {
+        Stream {
+            owner,
+            key_id,
+            operation,
+            params,
+            state,
+            touched: Instant::now(),
+        }
+    }
+
+    /// Gather one more part of a buffered stream, within [`MAX_BUFFERED`].
+    pub fn gather(&mut self, data: &[u8]) -> Result<(), CoreError> {
+        match &mut self.state {
+            StreamState::Buffer(b) if b.len() + data.len() <= MAX_BUFFERED => {
+                b.extend_from_slice(data);
+                Ok(())
+            }
+            StreamState::Buffer(_) => Err(CoreError::StreamLimit("the stream's data is too long")),
+            StreamState::Cipher(_) => Err(CoreError::InvalidCorrelation),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Streams {
+    open: Mutex<HashMap<Vec<u8>, Stream>>,
+}
+
+impl Streams {
+    /// Keep `stream` under a new Correlation Value, which is returned.
+    pub fn open(&self, stream: Stream) -> Result<Vec<u8>, CoreError> {
+        let mut correlation = vec![0u8; 16];
+        openssl::rand::rand_bytes(&mut correlation)?;
+        self.put(correlation.clone(), stream)?;
+        Ok(correlation)
+    }
+
+    /// Take the stream of `correlation` out, for `owner` and `operation` only: a value that is
+    /// unknown, expired, someone else's or another operation's is invalid. The caller puts it
+    /// back after a non-final part; a stream that fails is dropped.
+    pub fn take(
+        &self,
+        correlation: &[u8],
+        owner: Option<&str>,
+        operation: u32,
+    ) -> Result<Stream, CoreError> {
+        let mut open = self.open.lock().map_err(|_| CoreError::Crypto("streams"))?;
+        let fits = open.get(correlation).is_some_and(|s| {
+            s.owner.as_deref() == owner
+                && s.operation == operation
+                && s.touched.elapsed() < STREAM_IDLE
+        });
+        if !fits {
+            return Err(CoreError::InvalidCorrelation);
+        }
+        open.remove(correlation)
+            .ok_or(CoreError::InvalidCorrelation)
+    }
+
+    pub fn put(&self, correlation: Vec<u8>, mut stream: Stream) -> Result<(), CoreError> {
+        let mut open = self.open.lock().map_err(|_| CoreError::Crypto("streams"))?;
+        open.retain(|_, s| s.touched.elapsed() < STREAM_IDLE);
+        if open.len() >= MAX_STREAMS {
+            return Err(CoreError::StreamLimit(
+                "too many multi-part operations open",
+            ));
+        }
+        stream.touched = Instant::now();
+        open.insert(correlation, stream);
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.open.lock().map(|o| o.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buffered(owner: &str) -> Stream {
+        Stream::new(
+            Some(owner.into()),
+            "k".into(),
+            1,
+            CryptoParams::default(),
+            StreamState::Buffer(Zeroizing::new(Vec::new())),
+        )
+    }
+
+    #[test]
+    fn a_stream_is_found_only_by_its_owner_and_operation() {
+        let streams = Streams::default();
+        let c = streams.open(buffered("alice")).unwrap();
+        assert!(matches!(
+            streams.take(&c, Some("mallory"), 1),
+            Err(CoreError::InvalidCorrelation)
+        ));
+        assert!(matches!(
+            streams.take(&c, Some("alice"), 2),
+            Err(CoreError::InvalidCorrelation)
+        ));
+        let mut s = streams.take(&c, Some("alice"), 1).unwrap();
+        // taken out: a second take fails until it is put back
+        assert!(streams.take(&c, Some("alice"), 1).is_err());
+        s.gather(b"part").unwrap();
+        assert!(s.gather(&vec![0u8; MAX_BUFFERED]).is_err());
+        streams.put(c.clone(), s).unwrap();
+        assert!(streams.take(&c, Some("alice"), 1).is_ok());
+        assert!(streams.take(b"unknown", Some("alice"), 1).is_err());
+    }
+
+    #[test]
+    fn the_number_of_open_streams_is_bounded() {
+        let streams = Streams::default();
+        for _ in 0..MAX_STREAMS {
+            streams.open(buffered("a")).unwrap();
+        }
+        assert!(matches!(
+            streams.open(buffered("a")),
+            Err(CoreError::StreamLimit(_))
+        ));
+        assert_eq!(streams.len(), MAX_STREAMS);
+    }
+}

@@ -1,0 +1,458 @@
+//! Cryptographic use of stored keys: every use checks state and usage mask first.
+
+use super::*;
+use crate::core::crypto::{self, CipherInput, CryptoParams, Derivation, Encrypted, KeyMaterial};
+use crate::state::{may_use, Usage};
+use kmip_codec::vocab::enums::cryptographic_usage_mask as um;
+
+impl Manager {
+    /// The key of `id` for one use: it must exist, be in a state that allows the use, and
+    /// have the usage-mask bit (when it has a mask at all).
+    fn key_for(
+        &self,
+        id: &str,
+        usage: Usage,
+        mask_bit: u32,
+        now: i64,
+    ) -> Result<(Record, KeyMaterial), LifecycleError> {
+        let r = self.get(id, now)?;
+        if r.state.is_destroyed() {
+            return Err(LifecycleError::Destroyed);
+        }
+        if is_archived(&r) {
+            return Err(LifecycleError::Archived);
+        }
+        if !may_use(r.state, usage) {
+            return Err(LifecycleError::NotUsable(r.state));
+        }
+        // the Protect Stop Date ends protection, the Process Start Date begins processing
+        // (KMIP 1.4 §3.25-26)
+        let window = match usage {
+            Usage::Protect | Usage::DeriveFromPreActive => {
+                get_date(&r.attributes, tag::PROTECT_STOP_DATE).is_none_or(|d| now < d)
+            }
+            Usage::Process => {
+                get_date(&r.attributes, tag::PROCESS_START_DATE).is_none_or(|d| now >= d)
+            }
+        };
+        if !window {
+            // Wrong Key Lifecycle State in 2.x, Permission Denied for 1.x clients (the OASIS
+            // test cases CS-BC-M-14 of both versions)
+            return Err(LifecycleError::NotUsable(r.state));
+        }
+        if let Some(mask) = r
+            .attribute(tag::CRYPTOGRAPHIC_USAGE_MASK)
+            .and_then(Ttlv::as_i32)
+        {
+            if (mask as u32) & mask_bit == 0 {
+                return Err(LifecycleError::IncompatibleUsageMask);
+            }
+        }
+        let sealed = r.sealed.as_ref().ok_or(LifecycleError::Destroyed)?;
+        let plain = self.core.unseal(&r.id, sealed)?;
+        let key = crypto::key_material(&plain)?;
+        Ok((r, key))
+    }
+
+    /// The key of `id` for a protecting use of `bytes` bytes (encrypt, sign, MAC): checked
+    /// as [`Manager::key_for`] does, then counted against its Usage Limits.
+    fn key_to_protect(
+        &self,
+        id: &str,
+        mask_bit: u32,
+        bytes: usize,
+        now: i64,
+    ) -> Result<(Record, KeyMaterial), LifecycleError> {
+        let (r, key) = self.key_for(id, Usage::Protect, mask_bit, now)?;
+        Ok((self.count_use(r, bytes)?, key))
+    }
+
+    /// Count one protecting use of `bytes` bytes against the key's Usage Limits, if it has
+    /// any: the count goes down by the bytes or by one object; a use that would exceed it
+    /// is refused (Permission Denied, as the OASIS test cases say).
+    fn count_use(&self, mut r: Record, bytes: usize) -> Result<Record, LifecycleError> {
+        use kmip_codec::vocab::enums::usage_limits_unit;
+        let Some(pos) = r.attributes.iter().position(|a| a.tag == tag::USAGE_LIMITS) else {
+            return Ok(r);
+        };
+        let limits = &r.attributes[pos];
+        let long = |t| match limits.child(t).map(|v| &v.value) {
+            Some(Value::LongInteger(n)) => Some(*n),
+            _ => None,
+        };
+        let total = long(tag::USAGE_LIMITS_TOTAL).unwrap_or(0);
+        let left = long(tag::USAGE_LIMITS_COUNT).unwrap_or(total);
+        let unit = limits.child(tag::USAGE_LIMITS_UNIT).and_then(Ttlv::as_enum);
+        let cost = if unit == Some(usage_limits_unit::BYTE) {
+            bytes as i64
+        } else {
+            1
+        };
+        if cost > left {
+            return Err(LifecycleError::PermissionDenied(
+                "the key's usage limit is exhausted".into(),
+            ));
+        }
+        let mut children: Vec<Ttlv> = limits
+            .children()
+            .iter()
+            .filter(|c| c.tag != tag::USAGE_LIMITS_COUNT)
+            .cloned()
+            .collect();
+        children.push(Ttlv::new(
+            tag::USAGE_LIMITS_COUNT,
+            Value::LongInteger(left - cost),
+        ));
+        r.attributes[pos] = Ttlv::structure(tag::USAGE_LIMITS, children);
+        self.put(&r)?;
+        Ok(r)
+    }
+
+    /// The request's parameters, completed from the key's Cryptographic Parameters.
+    fn params(r: &Record, given: CryptoParams) -> CryptoParams {
+        given.or(&CryptoParams::from_ttlv(
+            r.attribute(tag::CRYPTOGRAPHIC_PARAMETERS),
+        ))
+    }
+
+    pub fn encrypt(
+        &self,
+        id: &str,
+        params: CryptoParams,
+        data: &[u8],
+        iv: Option<&[u8]>,
+        aad: Option<&[u8]>,
+        now: i64,
+    ) -> Result<Encrypted, LifecycleError> {
+        let (r, key) = self.key_to_protect(id, um::ENCRYPT, data.len(), now)?;
+        let p = Self::params(&r, params);
+        Ok(crypto::encrypt(
+            &key,
+            &CipherInput {
+                params: &p,
+                data,
+                iv,
+                aad,
+                tag: None,
+            },
+        )?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn decrypt(
+        &self,
+        id: &str,
+        params: CryptoParams,
+        data: &[u8],
+        iv: Option<&[u8]>,
+        aad: Option<&[u8]>,
+        auth_tag: Option<&[u8]>,
+        now: i64,
+    ) -> Result<Secret, LifecycleError> {
+        let (r, key) = self.key_for(id, Usage::Process, um::DECRYPT, now)?;
+        let p = Self::params(&r, params);
+        Ok(crypto::decrypt(
+            &key,
+            &CipherInput {
+                params: &p,
+                data,
+                iv,
+                aad,
+                tag: auth_tag,
+            },
+        )?)
+    }
+
+    pub fn sign(
+        &self,
+        id: &str,
+        params: CryptoParams,
+        data: &[u8],
+        now: i64,
+    ) -> Result<Vec<u8>, LifecycleError> {
+        let (r, key) = self.key_to_protect(id, um::SIGN, data.len(), now)?;
+        Ok(crypto::sign(&key, &Self::params(&r, params), data)?)
+    }
+
+    pub fn verify(
+        &self,
+        id: &str,
+        params: CryptoParams,
+        data: &[u8],
+        signature: &[u8],
+        now: i64,
+    ) -> Result<bool, LifecycleError> {
+        let (r, key) = self.key_for(id, Usage::Process, um::VERIFY, now)?;
+        Ok(crypto::verify(
+            &key,
+            &Self::params(&r, params),
+            data,
+            signature,
+        )?)
+    }
+
+    pub fn mac(
+        &self,
+        id: &str,
+        params: CryptoParams,
+        data: &[u8],
+        now: i64,
+    ) -> Result<Vec<u8>, LifecycleError> {
+        let (r, key) = self.key_to_protect(id, um::MAC_GENERATE, data.len(), now)?;
+        Ok(crypto::mac(&key, &Self::params(&r, params), data)?)
+    }
+
+    pub fn mac_verify(
+        &self,
+        id: &str,
+        params: CryptoParams,
+        data: &[u8],
+        expected: &[u8],
+        now: i64,
+    ) -> Result<bool, LifecycleError> {
+        let (r, key) = self.key_for(id, Usage::Process, um::MAC_VERIFY, now)?;
+        let got = crypto::mac(&key, &Self::params(&r, params), data)?;
+        Ok(got.len() == expected.len() && openssl::memcmp::eq(&got, expected))
+    }
+
+    /// Derive a new Symmetric Key or Secret Data from the key (or password) `base`.
+    pub fn derive_key(
+        &self,
+        object_type: u32,
+        base: &str,
+        d: &Derivation<'_>,
+        attrs: Vec<Ttlv>,
+        now: i64,
+    ) -> Result<Record, LifecycleError> {
+        attributes::check_client_attributes(&attrs)?;
+        let usage = if self.derive_from_pre_active {
+            Usage::DeriveFromPreActive
+        } else {
+            Usage::Protect
+        };
+        let (_, key) = self.key_for(base, usage, um::DERIVE_KEY, now)?;
+        let bytes = crypto::derive(&key, d)?;
+        let bits = (bytes.len() * 8) as u32;
+        let material = match object_type {
+            ot::SYMMETRIC_KEY => {
+                let algorithm = attrs
+                    .iter()
+                    .find(|a| a.tag == tag::CRYPTOGRAPHIC_ALGORITHM)
+                    .and_then(Ttlv::as_enum)
+                    .ok_or_else(|| {
+                        LifecycleError::InvalidField("Cryptographic Algorithm is required".into())
+                    })?;
+                crate::core::key_object(
+                    tag::SYMMETRIC_KEY,
+                    kmip_codec::vocab::enums::key_format_type::RAW,
+                    bytes.expose(),
+                    algorithm,
+                    bits,
+                )
+            }
+            ot::SECRET_DATA => crate::core::secret_data_object(bytes.expose()),
+            other => {
+                return Err(LifecycleError::InvalidField(format!(
+                    "Derive Key makes Symmetric Keys or Secret Data, not 0x{other:X}"
+                )))
+            }
+        };
+        let mut attrs = attrs;
+        if !attrs.iter().any(|a| a.tag == tag::CRYPTOGRAPHIC_LENGTH)
+            && object_type == ot::SYMMETRIC_KEY
+        {
+            attrs.push(Ttlv::new(
+                tag::CRYPTOGRAPHIC_LENGTH,
+                Value::Integer(bits as i32),
+            ));
+        }
+        let id = self.new_ids(1)?.remove(0);
+        let record = self.new_record(&id, object_type, attrs, &material, now)?;
+        self.store.commit(vec![Change::Put(record.clone())])?;
+        Ok(record)
+    }
+
+    /// Get with a Key Wrapping Specification (Encrypt): the object with its Key Value
+    /// wrapped under the wrapping key, and the Key Wrapping Data that says how.
+    pub fn export_wrapped(
+        &self,
+        id: &str,
+        wrapping_id: &str,
+        params: CryptoParams,
+        now: i64,
+    ) -> Result<(Record, Ttlv), LifecycleError> {
+        let r = self.get(id, now)?;
+        if r.state.is_destroyed() {
+            return Err(LifecycleError::Destroyed);
+        }
+        if r.attribute(tag::EXTRACTABLE).and_then(Ttlv::as_bool) == Some(false) {
+            return Err(LifecycleError::NotExtractable);
+        }
+        let (wr, wkey) = self.key_for(wrapping_id, Usage::Protect, um::WRAP_KEY, now)?;
+        let p = Self::params(&wr, params.clone());
+        let sealed = r.sealed.as_ref().ok_or(LifecycleError::Destroyed)?;
+        let plain = self.core.unseal(&r.id, sealed)?;
+        let inner = crypto::key_material(&plain)?;
+        let wrapped = crypto::wrap(&wkey, &p, inner.bytes.expose())?;
+        let (mut obj, _) = kmip_codec::decode(plain.expose(), &Limits::default())
+            .map_err(|_| LifecycleError::InvalidField("stored object".into()))?;
+        let mut cp = Vec::new();
+        if let Some(m) = p.block_cipher_mode {
+            cp.push(Ttlv::new(tag::BLOCK_CIPHER_MODE, Value::Enumeration(m)));
+        }
+        let wrapping_data = Ttlv::structure(
+            tag::KEY_WRAPPING_DATA,
+            vec![
+                Ttlv::new(
+                    tag::WRAPPING_METHOD,
+                    Value::Enumeration(kmip_codec::vocab::enums::wrapping_method::ENCRYPT),
+                ),
+                Ttlv::structure(
+                    tag::ENCRYPTION_KEY_INFORMATION,
+                    vec![
+                        text(tag::UNIQUE_IDENTIFIER, wrapping_id),
+                        Ttlv::structure(tag::CRYPTOGRAPHIC_PARAMETERS, cp),
+                    ],
+                ),
+                Ttlv::new(
+                    tag::ENCODING_OPTION,
+                    Value::Enumeration(kmip_codec::vocab::enums::encoding_option::NO_ENCODING),
+                ),
+            ],
+        );
+        if let Some(kb) = obj
+            .children_mut()
+            .and_then(|c| c.iter_mut().find(|c| c.tag == tag::KEY_BLOCK))
+        {
+            let children = kb.children_mut().expect("a key block is a structure");
+            // No Encoding (KMIP 1.4 §2.1.5): the Key Value stays a structure and only its
+            // Key Material is replaced by the wrapped bytes
+            for kv in children.iter_mut().filter(|c| c.tag == tag::KEY_VALUE) {
+                for km in kv
+                    .children_mut()
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c.tag == tag::KEY_MATERIAL)
+                {
+                    crate::core::zeroize_tree(km);
+                    *km = Ttlv::new(tag::KEY_MATERIAL, Value::ByteString(wrapped.clone()));
+                }
+            }
+            children.push(wrapping_data);
+        }
+        Ok((r, obj))
+    }
+}
+
+#[cfg(test)]
+mod usage_limit_tests {
+    use super::*;
+    use crate::core::crypto::CryptoParams;
+    use crate::core::MasterKey;
+    use crate::store::MemoryStore;
+    use kmip_codec::vocab::enums::{block_cipher_mode, usage_limits_unit};
+
+    #[test]
+    fn usage_limits_are_counted() {
+        let m = Manager::new(
+            Arc::new(MemoryStore::new()),
+            Core::new(MasterKey::generate().unwrap()),
+        );
+        let limits = Ttlv::structure(
+            tag::USAGE_LIMITS,
+            vec![
+                Ttlv::new(tag::USAGE_LIMITS_TOTAL, Value::LongInteger(2)),
+                Ttlv::new(
+                    tag::USAGE_LIMITS_UNIT,
+                    Value::Enumeration(usage_limits_unit::OBJECT),
+                ),
+            ],
+        );
+        let attrs = vec![
+            Ttlv::new(
+                tag::CRYPTOGRAPHIC_ALGORITHM,
+                Value::Enumeration(kmip_codec::vocab::enums::cryptographic_algorithm::AES),
+            ),
+            Ttlv::new(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(128)),
+            date(tag::ACTIVATION_DATE, 1),
+            limits,
+        ];
+        let r = m.create(ot::SYMMETRIC_KEY, attrs, 2).unwrap();
+        let p = || CryptoParams {
+            block_cipher_mode: Some(block_cipher_mode::ECB),
+            ..Default::default()
+        };
+        let block = [0u8; 16];
+        assert!(m.encrypt(&r.id, p(), &block, None, None, 3).is_ok());
+        assert!(m.encrypt(&r.id, p(), &block, None, None, 3).is_ok());
+        assert!(matches!(
+            m.encrypt(&r.id, p(), &block, None, None, 3),
+            Err(LifecycleError::PermissionDenied(_))
+        ));
+        // processing is not counted
+        assert!(m.decrypt(&r.id, p(), &block, None, None, None, 3).is_ok());
+        let count = m
+            .get(&r.id, 4)
+            .unwrap()
+            .attribute(tag::USAGE_LIMITS)
+            .unwrap()
+            .child(tag::USAGE_LIMITS_COUNT)
+            .cloned();
+        assert_eq!(count.map(|c| c.value), Some(Value::LongInteger(0)));
+    }
+}
+
+#[cfg(test)]
+mod derive_policy_tests {
+    use super::*;
+    use crate::core::crypto::{CryptoParams, Derivation};
+    use crate::core::MasterKey;
+    use crate::store::MemoryStore;
+    use kmip_codec::vocab::enums::{
+        cryptographic_algorithm as alg, derivation_method, hashing_algorithm,
+    };
+
+    /// A Pre-Active base key is refused unless the server policy allows it.
+    #[test]
+    fn derive_from_pre_active_only_under_the_policy() {
+        let aes = |len: i32| {
+            vec![
+                Ttlv::new(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
+                Ttlv::new(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(len)),
+            ]
+        };
+        let d = Derivation {
+            method: derivation_method::HMAC,
+            params: CryptoParams {
+                hashing_algorithm: Some(hashing_algorithm::SHA_256),
+                ..Default::default()
+            },
+            iv: None,
+            data: Some(b"context"),
+            salt: None,
+            iterations: None,
+            length: 16,
+        };
+        for allow in [false, true] {
+            let m = Manager::new(
+                Arc::new(MemoryStore::new()),
+                Core::new(MasterKey::generate().unwrap()),
+            )
+            .derive_from_pre_active(allow);
+            let base = m.create(ot::SYMMETRIC_KEY, aes(256), 1).unwrap();
+            assert_eq!(base.state, State::PreActive);
+            let got = m.derive_key(ot::SYMMETRIC_KEY, &base.id, &d, aes(128), 2);
+            assert_eq!(got.is_ok(), allow, "policy {allow}: {got:?}");
+            // an Active base works either way; a Deactivated one never does
+            m.activate(&base.id, 3).unwrap();
+            assert!(m
+                .derive_key(ot::SYMMETRIC_KEY, &base.id, &d, aes(128), 4)
+                .is_ok());
+            m.revoke(&base.id, rrc::CESSATION_OF_OPERATION, None, None, 5)
+                .unwrap();
+            assert!(m
+                .derive_key(ot::SYMMETRIC_KEY, &base.id, &d, aes(128), 6)
+                .is_err());
+        }
+    }
+}
