@@ -117,7 +117,8 @@ pub fn reason_for_version(reason: u32, major: i32) -> u32 {
         | rr::INVALID_DATA_TYPE
         | rr::INVALID_OBJECT_TYPE
         | rr::UNKNOWN_ENUMERATION
-        | rr::UNKNOWN_TAG => rr::INVALID_FIELD,
+        | rr::UNKNOWN_TAG
+        | rr::INVALID_CORRELATION_VALUE => rr::INVALID_FIELD,
         rr::OBJECT_NOT_FOUND | rr::OBJECT_DESTROYED => rr::ITEM_NOT_FOUND,
         rr::UNSUPPORTED_PROTOCOL_VERSION | rr::CODEC_ERROR => rr::INVALID_MESSAGE,
         rr::UNSUPPORTED_CRYPTOGRAPHIC_PARAMETERS | rr::BAD_CRYPTOGRAPHIC_PARAMETERS => {

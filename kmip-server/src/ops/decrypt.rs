@@ -1,34 +1,70 @@
-use super::{params, required, single_part};
+use super::multipart::StreamFields;
+use super::{params, required};
 use crate::dispatch::{Ctx, OpError};
 use kmip_codec::message::{Bytes, FieldValue, Req};
 use kmip_codec::ops::{DecryptRequest, DecryptResponse};
+use kmip_codec::vocab::enums::operation as op;
 use kmip_codec::Ttlv;
+use lifecycle::object::Part;
 
 pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = DecryptRequest::decode(payload)?;
-    single_part(
-        &req.correlation_value,
-        req.init_indicator,
-        req.final_indicator,
-    )?;
-    let id = ctx.uid(req.unique_identifier.as_ref())?;
-    let plain = ctx.manager.decrypt(
-        &id,
-        params(&req.cryptographic_parameters),
-        required(&req.data, "Data")?,
-        req.iv_counter_nonce.as_ref().map(|b| b.0.as_slice()),
-        req.authenticated_encryption_additional_data
-            .as_ref()
-            .map(|b| b.0.as_slice()),
-        req.authenticated_encryption_tag
-            .as_ref()
-            .map(|b| b.0.as_slice()),
-        ctx.now,
-    )?;
+    let part = StreamFields {
+        correlation: &req.correlation_value,
+        init: req.init_indicator,
+        last: req.final_indicator,
+    }
+    .part()?;
+    let iv = req.iv_counter_nonce.as_ref().map(|b| b.0.as_slice());
+    let aad = req
+        .authenticated_encryption_additional_data
+        .as_ref()
+        .map(|b| b.0.as_slice());
+    let tag = req
+        .authenticated_encryption_tag
+        .as_ref()
+        .map(|b| b.0.as_slice());
+    let streamed = req
+        .data
+        .as_ref()
+        .map(|b| b.0.as_slice())
+        .unwrap_or_default();
+    let (id, plain, correlation) = match part {
+        Part::Whole => {
+            let id = ctx.uid(req.unique_identifier.as_ref())?;
+            let plain = ctx.manager.decrypt(
+                &id,
+                params(&req.cryptographic_parameters),
+                required(&req.data, "Data")?,
+                iv,
+                aad,
+                tag,
+                ctx.now,
+            )?;
+            (id, plain.expose().to_vec(), None)
+        }
+        Part::First => {
+            let id = ctx.uid(req.unique_identifier.as_ref())?;
+            let (d, c) = ctx.manager.cipher_first(
+                op::DECRYPT,
+                &id,
+                params(&req.cryptographic_parameters),
+                (streamed, iv, aad),
+                ctx.now,
+            )?;
+            (id, d.data, Some(c))
+        }
+        Part::Next { correlation, last } => {
+            let (id, d) =
+                ctx.manager
+                    .cipher_next(op::DECRYPT, correlation, last, streamed, tag, ctx.now)?;
+            (id, d.data, (!last).then(|| correlation.to_vec()))
+        }
+    };
     Ok(DecryptResponse {
         unique_identifier: Req(id),
-        data: Some(Bytes(plain.expose().to_vec())),
-        ..Default::default()
+        data: Some(Bytes(plain)),
+        correlation_value: correlation.map(Bytes),
     }
     .encode(payload.tag))
 }

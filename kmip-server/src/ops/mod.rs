@@ -24,6 +24,7 @@ mod locate;
 mod log;
 mod mac;
 mod mac_verify;
+mod multipart;
 mod poll;
 mod query;
 mod recover;
@@ -218,8 +219,8 @@ pub fn text(t: kmip_codec::Tag, s: &str) -> Ttlv {
     Ttlv::new(t, Value::TextString(s.into()))
 }
 
-/// Multi-part (streaming) cryptography is not offered yet: a request that starts or continues
-/// a stream is refused rather than treated as single-part.
+/// For operations without multi-part support (Hash): a request that starts or continues a
+/// stream is refused rather than treated as single-part.
 pub fn single_part(
     correlation: &Option<kmip_codec::message::Bytes>,
     init: Option<bool>,

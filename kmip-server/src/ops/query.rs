@@ -56,6 +56,19 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
                     ));
                 }
             }
+            qf::QUERY_CAPABILITIES => {
+                let flag = |t, v| Ttlv::new(t, kmip_codec::Value::Boolean(v));
+                resp.capability_information = vec![Ttlv::structure(
+                    tag::CAPABILITY_INFORMATION,
+                    vec![
+                        flag(tag::STREAMING_CAPABILITY, true),
+                        flag(tag::ASYNCHRONOUS_CAPABILITY, false),
+                        flag(tag::ATTESTATION_CAPABILITY, false),
+                        flag(tag::BATCH_UNDO_CAPABILITY, true),
+                        flag(tag::BATCH_CONTINUE_CAPABILITY, true),
+                    ],
+                )];
+            }
             // namespaces, extensions, attestation, RNGs, profiles, capabilities...: we have
             // none to report, and an empty answer says so
             _ => {}

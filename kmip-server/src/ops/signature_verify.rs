@@ -1,35 +1,48 @@
-use super::{params, required, single_part, validity};
+use super::multipart::{gather, Gather, StreamFields};
 use crate::dispatch::{Ctx, OpError};
-use kmip_codec::message::{FieldValue, Req};
+use kmip_codec::message::{Bytes, FieldValue, Req};
 use kmip_codec::ops::{SignatureVerifyRequest, SignatureVerifyResponse};
-use kmip_codec::vocab::enums::result_reason as rr;
+use kmip_codec::vocab::enums::{operation as op, result_reason as rr};
 use kmip_codec::Ttlv;
 
 pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = SignatureVerifyRequest::decode(payload)?;
-    single_part(
-        &req.correlation_value,
-        req.init_indicator,
-        req.final_indicator,
-    )?;
     if req.digested_data.is_some() {
         return Err(OpError::new(
             rr::FEATURE_NOT_SUPPORTED,
             "verifying pre-digested data is not supported",
         ));
     }
-    let id = ctx.uid(req.unique_identifier.as_ref())?;
-    let ok = ctx.manager.verify(
-        &id,
-        params(&req.cryptographic_parameters),
-        required(&req.data, "Data")?,
-        required(&req.signature_data, "Signature Data")?,
-        ctx.now,
-    )?;
-    Ok(SignatureVerifyResponse {
-        unique_identifier: Req(id),
-        validity_indicator: Some(validity(ok)),
-        ..Default::default()
-    }
-    .encode(payload.tag))
+    let stream = StreamFields {
+        correlation: &req.correlation_value,
+        init: req.init_indicator,
+        last: req.final_indicator,
+    };
+    let answer = match gather(
+        ctx,
+        op::SIGNATURE_VERIFY,
+        req.unique_identifier.as_ref(),
+        &req.cryptographic_parameters,
+        &req.data,
+        stream,
+    )? {
+        Gather::Pending { id, correlation } => SignatureVerifyResponse {
+            unique_identifier: Req(id),
+            correlation_value: Some(Bytes(correlation)),
+            ..Default::default()
+        },
+        Gather::Ready { id, params, data } => {
+            // the signature comes with the last part
+            let signature = super::required(&req.signature_data, "Signature Data")?;
+            let ok = ctx
+                .manager
+                .verify(&id, params, data.expose(), signature, ctx.now)?;
+            SignatureVerifyResponse {
+                unique_identifier: Req(id),
+                validity_indicator: Some(super::validity(ok)),
+                ..Default::default()
+            }
+        }
+    };
+    Ok(answer.encode(payload.tag))
 }

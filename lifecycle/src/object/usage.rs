@@ -8,7 +8,7 @@ use kmip_codec::vocab::enums::cryptographic_usage_mask as um;
 impl Manager {
     /// The key of `id` for one use: it must exist, be in a state that allows the use, and
     /// have the usage-mask bit (when it has a mask at all).
-    fn key_for(
+    pub(super) fn key_for(
         &self,
         id: &str,
         usage: Usage,
@@ -56,7 +56,7 @@ impl Manager {
 
     /// The key of `id` for a protecting use of `bytes` bytes (encrypt, sign, MAC): checked
     /// as [`Manager::key_for`] does, then counted against its Usage Limits.
-    fn key_to_protect(
+    pub(super) fn key_to_protect(
         &self,
         id: &str,
         mask_bit: u32,
@@ -64,13 +64,19 @@ impl Manager {
         now: i64,
     ) -> Result<(Record, KeyMaterial), LifecycleError> {
         let (r, key) = self.key_for(id, Usage::Protect, mask_bit, now)?;
-        Ok((self.count_use(r, bytes)?, key))
+        Ok((self.count_use(r, bytes, true)?, key))
     }
 
     /// Count one protecting use of `bytes` bytes against the key's Usage Limits, if it has
     /// any: the count goes down by the bytes or by one object; a use that would exceed it
-    /// is refused (Permission Denied, as the OASIS test cases say).
-    fn count_use(&self, mut r: Record, bytes: usize) -> Result<Record, LifecycleError> {
+    /// is refused (Permission Denied, as the OASIS test cases say). A later part of a
+    /// multi-part operation (`new_use` false) counts its bytes only.
+    pub(super) fn count_use(
+        &self,
+        mut r: Record,
+        bytes: usize,
+        new_use: bool,
+    ) -> Result<Record, LifecycleError> {
         use kmip_codec::vocab::enums::usage_limits_unit;
         let Some(pos) = r.attributes.iter().position(|a| a.tag == tag::USAGE_LIMITS) else {
             return Ok(r);
@@ -86,8 +92,11 @@ impl Manager {
         let cost = if unit == Some(usage_limits_unit::BYTE) {
             bytes as i64
         } else {
-            1
+            i64::from(new_use)
         };
+        if cost == 0 {
+            return Ok(r);
+        }
         if cost > left {
             return Err(LifecycleError::PermissionDenied(
                 "the key's usage limit is exhausted".into(),
@@ -109,7 +118,7 @@ impl Manager {
     }
 
     /// The request's parameters, completed from the key's Cryptographic Parameters.
-    fn params(r: &Record, given: CryptoParams) -> CryptoParams {
+    pub(super) fn params(r: &Record, given: CryptoParams) -> CryptoParams {
         given.or(&CryptoParams::from_ttlv(
             r.attribute(tag::CRYPTOGRAPHIC_PARAMETERS),
         ))
