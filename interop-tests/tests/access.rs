@@ -2,6 +2,7 @@
 //! real TLS, every operation that names an object answers the owner, hides the object from the
 //! stranger (Item Not Found, so its existence does not leak), and serves the administrator.
 
+use interop_tests::kmip::item;
 use interop_tests::ServerProcess;
 use kmip_client::Client;
 use kmip_codec::message::{Bytes, Enum, FieldValue, Req};
@@ -11,10 +12,6 @@ use kmip_codec::vocab::enums::{
 };
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
-
-fn item(t: kmip_codec::Tag, v: Value) -> Ttlv {
-    Ttlv::new(t, v)
-}
 
 fn create(c: &mut Client, name: &str) -> String {
     let r: CreateResponse = c

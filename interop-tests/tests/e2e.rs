@@ -1,5 +1,6 @@
 //! End-to-end tests: a real kmip-server process, real TLS, our Rust client.
 
+use interop_tests::kmip::*;
 use interop_tests::ServerProcess;
 use kmip_client::{Client, ClientError, Identity};
 use kmip_codec::message::{Bytes, Enum, Req};
@@ -14,111 +15,6 @@ use std::io::{Read, Write};
 
 fn h(s: &str) -> Vec<u8> {
     kmip_codec::text::unhex(&s.replace(' ', "")).unwrap()
-}
-
-fn item(t: Tag, v: Value) -> Ttlv {
-    Ttlv::new(t, v)
-}
-
-fn name(n: &str) -> Ttlv {
-    Ttlv::structure(
-        tag::NAME,
-        vec![
-            item(tag::NAME_VALUE, Value::TextString(n.into())),
-            item(tag::NAME_TYPE, Value::Enumeration(1)),
-        ],
-    )
-}
-
-fn mask(bits: u32) -> Ttlv {
-    item(tag::CRYPTOGRAPHIC_USAGE_MASK, Value::Integer(bits as i32))
-}
-
-fn attributes(items: Vec<Ttlv>) -> Option<Ttlv> {
-    Some(Ttlv::structure(tag::ATTRIBUTES, items))
-}
-
-fn create_aes(c: &mut Client, bits: i32, extra: Vec<Ttlv>) -> String {
-    let mut a = vec![
-        item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
-        item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(bits)),
-    ];
-    a.extend(extra);
-    let r: CreateResponse = c
-        .op(
-            op::CREATE,
-            &CreateRequest {
-                object_type: Req(Enum(ot::SYMMETRIC_KEY)),
-                attributes: attributes(a),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    r.unique_identifier.0
-}
-
-fn uid(id: &str) -> Option<String> {
-    Some(id.to_owned())
-}
-
-fn key_object(object: Tag, format: u32, algorithm: u32, bits: i32, material: Vec<u8>) -> Ttlv {
-    Ttlv::structure(
-        object,
-        vec![Ttlv::structure(
-            tag::KEY_BLOCK,
-            vec![
-                item(tag::KEY_FORMAT_TYPE, Value::Enumeration(format)),
-                Ttlv::structure(
-                    tag::KEY_VALUE,
-                    vec![item(tag::KEY_MATERIAL, Value::ByteString(material))],
-                ),
-                item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(algorithm)),
-                item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(bits)),
-            ],
-        )],
-    )
-}
-
-fn register(c: &mut Client, object_type: u32, object: Ttlv, attrs: Vec<Ttlv>) -> String {
-    let mut req = RegisterRequest {
-        object_type: Req(Enum(object_type)),
-        attributes: attributes(attrs),
-        ..Default::default()
-    };
-    match object.tag {
-        tag::SYMMETRIC_KEY => req.symmetric_key = Some(object),
-        tag::SECRET_DATA => req.secret_data = Some(object),
-        _ => unreachable!(),
-    }
-    let r: RegisterResponse = c.op(op::REGISTER, &req).unwrap();
-    r.unique_identifier.0
-}
-
-fn activate(c: &mut Client, id: &str) {
-    let _: ActivateResponse = c
-        .op(
-            op::ACTIVATE,
-            &ActivateRequest {
-                unique_identifier: uid(id),
-            },
-        )
-        .unwrap();
-}
-
-fn get_attributes(c: &mut Client, id: &str) -> Vec<Ttlv> {
-    let r: GetAttributesResponse = c
-        .op(
-            op::GET_ATTRIBUTES,
-            &GetAttributesRequest {
-                unique_identifier: uid(id),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    match r.attributes {
-        Some(a) => a.children().to_vec(),
-        None => r.attribute,
-    }
 }
 
 #[test]

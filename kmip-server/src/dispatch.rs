@@ -108,7 +108,8 @@ pub fn reason_for_version(reason: u32, major: i32) -> u32 {
         | rr::READ_ONLY_ATTRIBUTE
         | rr::ATTRIBUTE_SINGLE_VALUED
         | rr::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK
-        | rr::NOT_AUTHORISED => rr::PERMISSION_DENIED,
+        | rr::NOT_AUTHORISED
+        | rr::USAGE_LIMIT_EXCEEDED => rr::PERMISSION_DENIED,
         rr::UNSUPPORTED_ATTRIBUTE
         | rr::ATTRIBUTE_NOT_FOUND
         | rr::ATTRIBUTE_INSTANCE_NOT_FOUND
@@ -300,7 +301,8 @@ fn run_items(
 
 /// Batch Error Continuation Option Undo: every change of the batch is held back and committed
 /// together; when an item fails nothing is kept, the items before it answer Operation Undone
-/// and those after it are not run.
+/// (with the payload they had produced, as the OASIS test case BL-M-2 expects) and those after
+/// it are not run.
 fn run_atomically(
     ctx: Ctx<'_>,
     batch: &[RequestBatchItem],
@@ -337,7 +339,6 @@ fn run_atomically(
             let last = items.len() - 1;
             for b in &mut items[..last] {
                 b.result_status = Req(Enum(result_status::OPERATION_UNDONE));
-                b.response_payload = None;
             }
             Ok(items)
         }

@@ -5,8 +5,8 @@ use kmip_codec::vocab::enums::result_reason as rr;
 use kmip_codec::vocab::tag;
 use kmip_codec::Ttlv;
 
-/// Check whether the object could be used as the request says. Usage limits and leases are not
-/// kept by this server, so a request that asks about them is refused rather than approved.
+/// Check whether the object could be used as the request says: usage mask, units left in its
+/// Usage Limits, and a lease no longer than the server grants.
 pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = CheckRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
@@ -18,11 +18,21 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
             "the object has been destroyed",
         ));
     }
-    if req.usage_limits_count.is_some() || req.lease_time.is_some() {
-        return Err(OpError::new(
-            rr::FEATURE_NOT_SUPPORTED,
-            "usage limits and leases are not supported",
-        ));
+    if let Some(want) = req.usage_limits_count {
+        if lifecycle::object::usage::usage_left(&r).is_some_and(|left| want > left) {
+            return Err(OpError::new(
+                rr::USAGE_LIMIT_EXCEEDED,
+                "fewer units are left in the object's Usage Limits",
+            ));
+        }
+    }
+    if let Some(want) = req.lease_time {
+        if i64::from(want.0) > lifecycle::object::usage::LEASE_TIME {
+            return Err(OpError::new(
+                rr::PERMISSION_DENIED,
+                "the server grants shorter leases",
+            ));
+        }
     }
     if let Some(want) = req.cryptographic_usage_mask {
         let have = r

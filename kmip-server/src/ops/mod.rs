@@ -17,6 +17,7 @@ mod encrypt;
 mod get;
 mod get_attribute_list;
 mod get_attributes;
+mod get_usage_allocation;
 mod grant;
 mod hash;
 mod interop;
@@ -25,6 +26,7 @@ mod log;
 mod mac;
 mod mac_verify;
 mod multipart;
+mod obtain_lease;
 mod poll;
 mod query;
 mod recover;
@@ -33,6 +35,7 @@ mod rekey;
 mod rekey_key_pair;
 mod revoke;
 mod rng_retrieve;
+mod rng_seed;
 mod sign;
 mod signature_verify;
 
@@ -71,6 +74,9 @@ pub const IMPLEMENTED: &[u32] = &[
     op::MAC_VERIFY,
     op::DERIVE_KEY,
     op::RNG_RETRIEVE,
+    op::RNG_SEED,
+    op::OBTAIN_LEASE,
+    op::GET_USAGE_ALLOCATION,
     op::HASH,
     op::RE_KEY,
     op::RE_KEY_KEY_PAIR,
@@ -108,6 +114,9 @@ pub fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, 
         op::MAC_VERIFY => mac_verify::apply(ctx, payload),
         op::DERIVE_KEY => derive_key::apply(ctx, payload),
         op::RNG_RETRIEVE => rng_retrieve::apply(ctx, payload),
+        op::RNG_SEED => rng_seed::apply(ctx, payload),
+        op::OBTAIN_LEASE => obtain_lease::apply(ctx, payload),
+        op::GET_USAGE_ALLOCATION => get_usage_allocation::apply(ctx, payload),
         op::HASH => hash::apply(ctx, payload),
         op::RE_KEY => rekey::apply(ctx, payload),
         op::RE_KEY_KEY_PAIR => rekey_key_pair::apply(ctx, payload),

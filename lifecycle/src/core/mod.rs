@@ -7,6 +7,7 @@
 
 pub mod convert;
 pub mod crypto;
+mod ffi;
 mod generate;
 mod seal;
 pub mod shamir;
@@ -102,6 +103,11 @@ impl Core {
 
     pub fn unseal(&self, id: &str, sealed: &[u8]) -> Result<Secret, CoreError> {
         self.master.unseal(id.as_bytes(), sealed)
+    }
+
+    /// Mix client seed material into the CSPRNG (KMIP RNG Seed); returns the bytes used.
+    pub fn seed(&self, data: &[u8]) -> usize {
+        ffi::rand_add(data)
     }
 
     /// Random bytes from OpenSSL's CSPRNG.

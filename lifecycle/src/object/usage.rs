@@ -5,6 +5,20 @@ use crate::core::crypto::{self, CipherInput, CryptoParams, Derivation, Encrypted
 use crate::state::{may_use, Usage};
 use kmip_codec::vocab::enums::cryptographic_usage_mask as um;
 
+/// The lease every Obtain Lease grants, in seconds: clients re-check an object's state at
+/// least this often, so a revocation reaches every client within the hour.
+pub const LEASE_TIME: i64 = 3600;
+
+/// The units left in an object's Usage Limits, if it has any.
+pub fn usage_left(r: &Record) -> Option<i64> {
+    let limits = r.attribute(tag::USAGE_LIMITS)?;
+    let long = |t| match limits.child(t).map(|v| &v.value) {
+        Some(Value::LongInteger(n)) => Some(*n),
+        _ => None,
+    };
+    long(tag::USAGE_LIMITS_COUNT).or(long(tag::USAGE_LIMITS_TOTAL))
+}
+
 impl Manager {
     /// The key of `id` for one use: it must exist, be in a state that allows the use, and
     /// have the usage-mask bit (when it has a mask at all).
@@ -68,41 +82,45 @@ impl Manager {
     }
 
     /// Count one protecting use of `bytes` bytes against the key's Usage Limits, if it has
-    /// any: the count goes down by the bytes or by one object; a use that would exceed it
-    /// is refused (Permission Denied, as the OASIS test cases say). A later part of a
-    /// multi-part operation (`new_use` false) counts its bytes only.
+    /// any: the count goes down by the bytes or by one object. A later part of a multi-part
+    /// operation (`new_use` false) counts its bytes only.
     pub(super) fn count_use(
         &self,
-        mut r: Record,
+        r: Record,
         bytes: usize,
         new_use: bool,
     ) -> Result<Record, LifecycleError> {
         use kmip_codec::vocab::enums::usage_limits_unit;
-        let Some(pos) = r.attributes.iter().position(|a| a.tag == tag::USAGE_LIMITS) else {
+        let Some(limits) = r.attribute(tag::USAGE_LIMITS) else {
             return Ok(r);
         };
-        let limits = &r.attributes[pos];
-        let long = |t| match limits.child(t).map(|v| &v.value) {
-            Some(Value::LongInteger(n)) => Some(*n),
-            _ => None,
-        };
-        let total = long(tag::USAGE_LIMITS_TOTAL).unwrap_or(0);
-        let left = long(tag::USAGE_LIMITS_COUNT).unwrap_or(total);
         let unit = limits.child(tag::USAGE_LIMITS_UNIT).and_then(Ttlv::as_enum);
         let cost = if unit == Some(usage_limits_unit::BYTE) {
             bytes as i64
         } else {
             i64::from(new_use)
         };
+        self.take_usage(r, cost)
+    }
+
+    /// Take `cost` units from the Usage Limits Count; more than is left is refused
+    /// (Permission Denied, as the OASIS test cases say).
+    fn take_usage(&self, mut r: Record, cost: i64) -> Result<Record, LifecycleError> {
+        let Some(left) = usage_left(&r) else {
+            return Ok(r);
+        };
         if cost == 0 {
             return Ok(r);
         }
-        if cost > left {
+        if cost < 0 || cost > left {
             return Err(LifecycleError::PermissionDenied(
                 "the key's usage limit is exhausted".into(),
             ));
         }
-        let mut children: Vec<Ttlv> = limits
+        let Some(pos) = r.attributes.iter().position(|a| a.tag == tag::USAGE_LIMITS) else {
+            return Ok(r);
+        };
+        let mut children: Vec<Ttlv> = r.attributes[pos]
             .children()
             .iter()
             .filter(|c| c.tag != tag::USAGE_LIMITS_COUNT)
@@ -115,6 +133,35 @@ impl Manager {
         r.attributes[pos] = Ttlv::structure(tag::USAGE_LIMITS, children);
         self.put(&r)?;
         Ok(r)
+    }
+
+    /// Get Usage Allocation: `count` units of the key's Usage Limits handed to the client,
+    /// which applies protection itself. Only for a key that may protect now and has limits.
+    pub fn allocate_usage(&self, id: &str, count: i64, now: i64) -> Result<Record, LifecycleError> {
+        let (r, _) = self.key_for(id, Usage::Protect, u32::MAX, now)?;
+        if usage_left(&r).is_none() {
+            return Err(LifecycleError::AttributeNotFound);
+        }
+        if count <= 0 {
+            return Err(LifecycleError::InvalidField(
+                "Usage Limits Count must be positive".into(),
+            ));
+        }
+        self.take_usage(r, count)
+    }
+
+    /// Obtain Lease: how long the client may use (and cache) the object before asking again:
+    /// [`LEASE_TIME`], for an object that may be used at all (Active, or Deactivated or
+    /// Compromised for processing).
+    pub fn lease(&self, id: &str, now: i64) -> Result<(Record, i64), LifecycleError> {
+        let r = self.get(id, now)?;
+        if r.state.is_destroyed() {
+            return Err(LifecycleError::Destroyed);
+        }
+        if !may_use(r.state, Usage::Process) {
+            return Err(LifecycleError::NotUsable(r.state));
+        }
+        Ok((r, LEASE_TIME))
     }
 
     /// The request's parameters, completed from the key's Cryptographic Parameters.
