@@ -72,19 +72,83 @@ pub fn key_object(object: Tag, format: u32, algorithm: u32, bits: i32, material:
     )
 }
 
-pub fn register(c: &mut Client, object_type: u32, object: Ttlv, attrs: Vec<Ttlv>) -> String {
+/// Register `object` (any object type, by its tag) with `attrs`.
+pub fn try_register(
+    c: &mut Client,
+    object_type: u32,
+    object: Ttlv,
+    attrs: Vec<Ttlv>,
+) -> Result<String, kmip_client::ClientError> {
     let mut req = RegisterRequest {
         object_type: Req(Enum(object_type)),
         attributes: attributes(attrs),
         ..Default::default()
     };
-    match object.tag {
-        tag::SYMMETRIC_KEY => req.symmetric_key = Some(object),
-        tag::SECRET_DATA => req.secret_data = Some(object),
-        _ => unreachable!(),
-    }
-    let r: RegisterResponse = c.op(op::REGISTER, &req).unwrap();
-    r.unique_identifier.0
+    let slot = match object.tag {
+        tag::SYMMETRIC_KEY => &mut req.symmetric_key,
+        tag::SECRET_DATA => &mut req.secret_data,
+        tag::PUBLIC_KEY => &mut req.public_key,
+        tag::PRIVATE_KEY => &mut req.private_key,
+        tag::CERTIFICATE => &mut req.certificate,
+        tag::SPLIT_KEY => &mut req.split_key,
+        tag::OPAQUE_OBJECT => &mut req.opaque_object,
+        tag::PGP_KEY => &mut req.pgp_key,
+        tag::CERTIFICATE_REQUEST => &mut req.certificate_request,
+        other => panic!("no Register slot for {other:?}"),
+    };
+    *slot = Some(object);
+    let r: RegisterResponse = c.op(op::REGISTER, &req)?;
+    Ok(r.unique_identifier.0)
+}
+
+pub fn register(c: &mut Client, object_type: u32, object: Ttlv, attrs: Vec<Ttlv>) -> String {
+    try_register(c, object_type, object, attrs).unwrap()
+}
+
+/// Get an object, in `format` when given; the object structure whatever its type.
+pub fn get_object(
+    c: &mut Client,
+    id: &str,
+    format: Option<u32>,
+) -> Result<Ttlv, kmip_client::ClientError> {
+    let g: GetResponse = c.op(
+        op::GET,
+        &GetRequest {
+            unique_identifier: uid(id),
+            key_format_type: format.map(Enum),
+            ..Default::default()
+        },
+    )?;
+    Ok([
+        g.symmetric_key,
+        g.public_key,
+        g.private_key,
+        g.certificate,
+        g.secret_data,
+        g.split_key,
+        g.opaque_object,
+        g.pgp_key,
+        g.certificate_request,
+        g.template,
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+    .expect("Get returned an object"))
+}
+
+/// The Key Format Type and Key Material of a key object.
+pub fn key_material(object: &Ttlv) -> (u32, Ttlv) {
+    let kb = object.child(tag::KEY_BLOCK).expect("Key Block");
+    let f = kb
+        .child(tag::KEY_FORMAT_TYPE)
+        .and_then(Ttlv::as_enum)
+        .expect("Key Format Type");
+    let km = kb
+        .child(tag::KEY_VALUE)
+        .and_then(|v| v.child(tag::KEY_MATERIAL))
+        .expect("Key Material");
+    (f, km.clone())
 }
 
 pub fn activate(c: &mut Client, id: &str) {

@@ -46,18 +46,96 @@ fn key_material_of(obj: &Ttlv) -> Option<(&Ttlv, u32)> {
     Some((km, format))
 }
 
-fn private_pkey(der: &[u8], format: u32) -> Result<PKey<Private>, CoreError> {
+fn bn(km: &Ttlv, t: Tag) -> Option<openssl::bn::BigNum> {
+    match &km.child(t)?.value {
+        Value::BigInteger(b) => openssl::bn::BigNum::from_slice(b).ok(),
+        _ => None,
+    }
+}
+
+fn group_of(km: &Ttlv) -> Result<openssl::ec::EcGroup, CoreError> {
+    let nid = match km.child(tag::RECOMMENDED_CURVE).and_then(Ttlv::as_enum) {
+        Some(rc::P_256) => Nid::X9_62_PRIME256V1,
+        Some(rc::P_384) => Nid::SECP384R1,
+        Some(rc::P_521) => Nid::SECP521R1,
+        Some(rc::SECP256K1) => Nid::SECP256K1,
+        _ => return Err(CoreError::Unsupported("curve".into())),
+    };
+    Ok(openssl::ec::EcGroup::from_curve_name(nid)?)
+}
+
+/// A private key from its Key Material: DER bytes (PKCS#1, SEC 1 or PKCS#8) or the
+/// Transparent RSA / EC structures.
+fn private_pkey(km: &Ttlv, format: u32) -> Result<PKey<Private>, CoreError> {
+    let missing = || unsupported(format, format);
     Ok(match format {
-        kft::PKCS_1 => PKey::from_rsa(Rsa::private_key_from_der(der)?)?,
-        kft::ECPRIVATEKEY => PKey::from_ec_key(EcKey::private_key_from_der(der)?)?,
-        _ => PKey::private_key_from_pkcs8(der)?,
+        kft::TRANSPARENT_RSA_PRIVATE_KEY => {
+            let part = |t| bn(km, t).ok_or_else(missing);
+            let mut b = openssl::rsa::RsaPrivateKeyBuilder::new(
+                part(tag::MODULUS)?,
+                part(tag::PUBLIC_EXPONENT)?,
+                part(tag::PRIVATE_EXPONENT)?,
+            )?;
+            if let (Some(p), Some(q)) = (bn(km, tag::P), bn(km, tag::Q)) {
+                b = b.set_factors(p, q)?;
+            }
+            if let (Some(dp), Some(dq), Some(qi)) = (
+                bn(km, tag::PRIME_EXPONENT_P),
+                bn(km, tag::PRIME_EXPONENT_Q),
+                bn(km, tag::CRT_COEFFICIENT),
+            ) {
+                b = b.set_crt_params(dp, dq, qi)?;
+            }
+            PKey::from_rsa(b.build())?
+        }
+        kft::TRANSPARENT_EC_PRIVATE_KEY => {
+            let group = group_of(km)?;
+            let d = bn(km, tag::D).ok_or_else(missing)?;
+            let mut ctx = BigNumContext::new()?;
+            let mut q = openssl::ec::EcPoint::new(&group)?;
+            q.mul_generator2(&group, &d, &mut ctx)?;
+            PKey::from_ec_key(EcKey::from_private_components(&group, &d, &q)?)?
+        }
+        _ => {
+            let der = km.as_bytes().ok_or_else(missing)?;
+            match format {
+                kft::PKCS_1 => PKey::from_rsa(Rsa::private_key_from_der(der)?)?,
+                kft::ECPRIVATEKEY => PKey::from_ec_key(EcKey::private_key_from_der(der)?)?,
+                _ => PKey::private_key_from_pkcs8(der)?,
+            }
+        }
     })
 }
 
-fn public_pkey(der: &[u8], format: u32) -> Result<PKey<Public>, CoreError> {
+/// A public key from its Key Material: DER bytes (PKCS#1 or SubjectPublicKeyInfo) or the
+/// Transparent RSA / EC structures.
+fn public_pkey(km: &Ttlv, format: u32) -> Result<PKey<Public>, CoreError> {
+    let missing = || unsupported(format, format);
     Ok(match format {
-        kft::PKCS_1 => PKey::from_rsa(Rsa::public_key_from_der_pkcs1(der)?)?,
-        _ => PKey::public_key_from_der(der)?,
+        kft::TRANSPARENT_RSA_PUBLIC_KEY => {
+            let part = |t| bn(km, t).ok_or_else(missing);
+            PKey::from_rsa(Rsa::from_public_components(
+                part(tag::MODULUS)?,
+                part(tag::PUBLIC_EXPONENT)?,
+            )?)?
+        }
+        kft::TRANSPARENT_EC_PUBLIC_KEY => {
+            let group = group_of(km)?;
+            let q = km
+                .child(tag::Q_STRING)
+                .and_then(Ttlv::as_bytes)
+                .ok_or_else(missing)?;
+            let mut ctx = BigNumContext::new()?;
+            let point = openssl::ec::EcPoint::from_bytes(&group, q, &mut ctx)?;
+            PKey::from_ec_key(EcKey::from_public_key(&group, &point)?)?
+        }
+        _ => {
+            let der = km.as_bytes().ok_or_else(missing)?;
+            match format {
+                kft::PKCS_1 => PKey::from_rsa(Rsa::public_key_from_der_pkcs1(der)?)?,
+                _ => PKey::public_key_from_der(der)?,
+            }
+        }
     })
 }
 
@@ -65,6 +143,7 @@ fn public_pkey(der: &[u8], format: u32) -> Result<PKey<Public>, CoreError> {
 fn material(object: Tag, km: &Ttlv, from: u32, want: u32) -> Result<Value, CoreError> {
     let bytes = || km.as_bytes().ok_or_else(|| unsupported(from, want));
     let der = |v: Vec<u8>| Ok(Value::ByteString(v));
+    // RSA and EC keys convert from any of their forms, transparent ones included
     match object {
         tag::SYMMETRIC_KEY => match (from, want) {
             (kft::RAW, kft::TRANSPARENT_SYMMETRIC_KEY) => Ok(Value::Structure(vec![Ttlv::new(
@@ -79,7 +158,7 @@ fn material(object: Tag, km: &Ttlv, from: u32, want: u32) -> Result<Value, CoreE
             _ => Err(unsupported(from, want)),
         },
         tag::PRIVATE_KEY => {
-            let k = private_pkey(bytes()?, from)?;
+            let k = private_pkey(km, from)?;
             match (k.id(), want) {
                 (Id::RSA, kft::PKCS_1) => der(k.rsa()?.private_key_to_der()?),
                 (_, kft::PKCS_8) => der(k.private_key_to_pkcs8()?),
@@ -117,7 +196,7 @@ fn material(object: Tag, km: &Ttlv, from: u32, want: u32) -> Result<Value, CoreE
             }
         }
         tag::PUBLIC_KEY => {
-            let k = public_pkey(bytes()?, from)?;
+            let k = public_pkey(km, from)?;
             match (k.id(), want) {
                 (Id::RSA, kft::PKCS_1) => der(k.rsa()?.public_key_to_der_pkcs1()?),
                 (_, kft::X_509) => der(k.public_key_to_der()?),

@@ -91,11 +91,32 @@ pub struct KeyMaterial {
     pub bytes: Secret,
 }
 
-/// The key block of an encoded object.
+/// The key block of an encoded object. Transparent RSA and EC keys are used in their DER form
+/// (PKCS#8 or SubjectPublicKeyInfo).
 pub fn key_material(object: &Secret) -> Result<KeyMaterial, CoreError> {
+    use kmip_codec::vocab::enums::key_format_type as kft;
     let limits = kmip_codec::Limits::default();
     let (mut t, _) =
         kmip_codec::decode(object.expose(), &limits).map_err(|_| CoreError::Crypto("object"))?;
+    let format = t
+        .child(tag::KEY_BLOCK)
+        .and_then(|kb| kb.child(tag::KEY_FORMAT_TYPE))
+        .and_then(Ttlv::as_enum);
+    let der_form = match (t.tag, format) {
+        (
+            tag::PRIVATE_KEY,
+            Some(kft::TRANSPARENT_RSA_PRIVATE_KEY | kft::TRANSPARENT_EC_PRIVATE_KEY),
+        ) => Some(kft::PKCS_8),
+        (
+            tag::PUBLIC_KEY,
+            Some(kft::TRANSPARENT_RSA_PUBLIC_KEY | kft::TRANSPARENT_EC_PUBLIC_KEY),
+        ) => Some(kft::X_509),
+        _ => None,
+    };
+    if let Some(want) = der_form {
+        super::zeroize_tree(&mut t);
+        return key_material(&super::convert::convert(object, want)?);
+    }
     let out = (|| {
         let kb = t.child(tag::KEY_BLOCK)?;
         let kv = kb.child(tag::KEY_VALUE)?;
