@@ -9,6 +9,11 @@ use kmip_codec::vocab::enums::{
 use kmip_codec::vocab::tag;
 use kmip_codec::{Tag, Ttlv, Value};
 
+/// Bytes from hex (spaces allowed), for known-answer vectors.
+pub fn h(s: &str) -> Vec<u8> {
+    kmip_codec::text::unhex(&s.replace(' ', "")).unwrap()
+}
+
 pub fn item(t: Tag, v: Value) -> Ttlv {
     Ttlv::new(t, v)
 }

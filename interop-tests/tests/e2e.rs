@@ -13,10 +13,6 @@ use kmip_codec::vocab::tag;
 use kmip_codec::{Tag, Ttlv, Value};
 use std::io::{Read, Write};
 
-fn h(s: &str) -> Vec<u8> {
-    kmip_codec::text::unhex(&s.replace(' ', "")).unwrap()
-}
-
 #[test]
 fn tls_is_mutual_and_garbage_is_refused() {
     let server = ServerProcess::start(&[]);
