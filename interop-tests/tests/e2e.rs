@@ -961,3 +961,142 @@ fn archive_and_recover() {
         )
         .unwrap();
 }
+
+fn state_of(c: &mut Client, id: &str) -> u32 {
+    get_attributes(c, id)
+        .into_iter()
+        .find(|a| a.tag == tag::STATE)
+        .and_then(|a| a.as_enum())
+        .expect("a State attribute")
+}
+
+fn revoke(c: &mut Client, id: &str, reason: u32) -> Result<RevokeResponse, ClientError> {
+    c.op(
+        op::REVOKE,
+        &RevokeRequest {
+            unique_identifier: uid(id),
+            revocation_reason: Req(Ttlv::structure(
+                tag::REVOCATION_REASON,
+                vec![item(
+                    tag::REVOCATION_REASON_CODE,
+                    Value::Enumeration(reason),
+                )],
+            )),
+            compromise_occurrence_date: (reason
+                == kmip_codec::vocab::enums::revocation_reason_code::KEY_COMPROMISE)
+                .then_some(kmip_codec::message::DateTime(1)),
+        },
+    )
+}
+
+fn destroy(c: &mut Client, id: &str) -> Result<DestroyResponse, ClientError> {
+    c.op(
+        op::DESTROY,
+        &DestroyRequest {
+            unique_identifier: uid(id),
+        },
+    )
+}
+
+/// Every transition of the state machine a client can cause, with the state read back after
+/// each step and the uses each state allows tried.
+#[test]
+fn the_whole_lifecycle_step_by_step() {
+    use kmip_codec::vocab::enums::revocation_reason_code as rrc;
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let ecb = || {
+        Some(Ttlv::structure(
+            tag::CRYPTOGRAPHIC_PARAMETERS,
+            vec![item(tag::BLOCK_CIPHER_MODE, Value::Enumeration(bcm::ECB))],
+        ))
+    };
+    let encrypt = |c: &mut Client, id: &str| {
+        c.op::<_, EncryptResponse>(
+            op::ENCRYPT,
+            &EncryptRequest {
+                unique_identifier: uid(id),
+                cryptographic_parameters: ecb(),
+                data: Some(Bytes(vec![0; 16])),
+                ..Default::default()
+            },
+        )
+    };
+    let decrypt = |c: &mut Client, id: &str| {
+        c.op::<_, DecryptResponse>(
+            op::DECRYPT,
+            &DecryptRequest {
+                unique_identifier: uid(id),
+                cryptographic_parameters: ecb(),
+                data: Some(Bytes(vec![0; 16])),
+                ..Default::default()
+            },
+        )
+    };
+    // 1: created Pre-Active; no use, no deactivation
+    let k = create_aes(&mut c, 128, vec![]);
+    assert_eq!(state_of(&mut c, &k), state::PRE_ACTIVE);
+    assert_eq!(
+        encrypt(&mut c, &k).unwrap_err().reason(),
+        Some(rr::WRONG_KEY_LIFECYCLE_STATE)
+    );
+    // 4: Activate
+    activate(&mut c, &k);
+    assert_eq!(state_of(&mut c, &k), state::ACTIVE);
+    assert!(encrypt(&mut c, &k).is_ok() && decrypt(&mut c, &k).is_ok());
+    // an Active key is not destroyed
+    assert_eq!(
+        destroy(&mut c, &k).unwrap_err().reason(),
+        Some(rr::WRONG_KEY_LIFECYCLE_STATE)
+    );
+    // 6: Revoke (not compromised) deactivates: it still decrypts, never encrypts
+    revoke(&mut c, &k, rrc::CESSATION_OF_OPERATION).unwrap();
+    assert_eq!(state_of(&mut c, &k), state::DEACTIVATED);
+    assert_eq!(
+        encrypt(&mut c, &k).unwrap_err().reason(),
+        Some(rr::WRONG_KEY_LIFECYCLE_STATE)
+    );
+    assert!(decrypt(&mut c, &k).is_ok());
+    // 8: Deactivated to Compromised
+    revoke(&mut c, &k, rrc::KEY_COMPROMISE).unwrap();
+    assert_eq!(state_of(&mut c, &k), state::COMPROMISED);
+    assert!(decrypt(&mut c, &k).is_ok());
+    // 9: Compromised to Destroyed Compromised; the material is gone, the metadata stays
+    destroy(&mut c, &k).unwrap();
+    assert_eq!(state_of(&mut c, &k), state::DESTROYED_COMPROMISED);
+    assert!(decrypt(&mut c, &k).is_err());
+    assert!(get_object(&mut c, &k, None).is_err());
+
+    // 2: Pre-Active to Destroyed, then 10: Destroyed to Destroyed Compromised
+    let p = create_aes(&mut c, 128, vec![]);
+    destroy(&mut c, &p).unwrap();
+    assert_eq!(state_of(&mut c, &p), state::DESTROYED);
+    revoke(&mut c, &p, rrc::KEY_COMPROMISE).unwrap();
+    assert_eq!(state_of(&mut c, &p), state::DESTROYED_COMPROMISED);
+    // 3: Pre-Active to Compromised; 5: Active to Compromised; 7: Deactivated to Destroyed
+    let q = create_aes(&mut c, 128, vec![]);
+    revoke(&mut c, &q, rrc::KEY_COMPROMISE).unwrap();
+    assert_eq!(state_of(&mut c, &q), state::COMPROMISED);
+    let r = create_aes(&mut c, 128, vec![]);
+    activate(&mut c, &r);
+    revoke(&mut c, &r, rrc::KEY_COMPROMISE).unwrap();
+    assert_eq!(state_of(&mut c, &r), state::COMPROMISED);
+    let s = create_aes(&mut c, 128, vec![]);
+    activate(&mut c, &s);
+    revoke(&mut c, &s, rrc::SUPERSEDED).unwrap();
+    destroy(&mut c, &s).unwrap();
+    assert_eq!(state_of(&mut c, &s), state::DESTROYED);
+    // a second Activate is refused
+    let t = create_aes(&mut c, 128, vec![]);
+    activate(&mut c, &t);
+    let again = c.op::<_, ActivateResponse>(
+        op::ACTIVATE,
+        &ActivateRequest {
+            unique_identifier: uid(&t),
+        },
+    );
+    assert_eq!(
+        again.unwrap_err().reason(),
+        Some(rr::WRONG_KEY_LIFECYCLE_STATE)
+    );
+}
