@@ -117,6 +117,14 @@ pub mod testcases {
 
 /// A `kmip-server` process on a free loopback port with its own data directory, stopped when
 /// dropped.
+/// A port nothing listens on now (for a server about to start).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 pub struct ServerProcess {
     pub port: u16,
     pub data_dir: tempfile::TempDir,
@@ -152,10 +160,7 @@ impl ServerProcess {
         data_dir: tempfile::TempDir,
         extra_args: &[&str],
     ) -> Result<ServerProcess, (tempfile::TempDir, String)> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let log = std::fs::File::create(data_dir.path().join("server.log")).expect("log file");
         let child = Command::new(Self::binary())
             .arg("--data-dir")
@@ -213,6 +218,63 @@ impl ServerProcess {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// One HTTPS request to `port` as identity `name` (mutual TLS with its certificate), on a
+    /// fresh connection: the status code, the Content-Type and the body of the answer. The
+    /// Content-Length is added unless `request_head` has one.
+    pub fn https(
+        &self,
+        port: u16,
+        name: &str,
+        request_head: &str,
+        body: &[u8],
+    ) -> std::io::Result<(u16, String, Vec<u8>)> {
+        use openssl::ssl::{SslConnector, SslFiletype, SslMethod};
+        use std::io::{Read, Write};
+        let d = self.tls_dir();
+        let io = |e: openssl::error::ErrorStack| std::io::Error::other(e.to_string());
+        let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(io)?;
+        b.set_ca_file(d.join("ca.pem")).map_err(io)?;
+        b.set_certificate_file(d.join(format!("{name}.pem")), SslFiletype::PEM)
+            .map_err(io)?;
+        b.set_private_key_file(d.join(format!("{name}.key")), SslFiletype::PEM)
+            .map_err(io)?;
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
+        let mut s = b
+            .build()
+            .connect("localhost", tcp)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        // a head that states its own Content-Length keeps it (to claim more than is sent)
+        let length = if request_head.contains("Content-Length") {
+            String::new()
+        } else {
+            format!("\r\nContent-Length: {}", body.len())
+        };
+        let mut req =
+            format!("{request_head}\r\nHost: localhost{length}\r\nConnection: close\r\n\r\n")
+                .into_bytes();
+        req.extend_from_slice(body);
+        s.write_all(&req)?;
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let end = out
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| std::io::Error::other("no HTTP answer"))?;
+        let head = String::from_utf8_lossy(&out[..end]).to_string();
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let content_type = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Type: "))
+            .unwrap_or("")
+            .to_owned();
+        Ok((status, content_type, out[end + 4..].to_vec()))
     }
 
     /// A `pykmip.conf` section for identity `name` (whose certificate must exist).

@@ -28,6 +28,10 @@ pub struct Config {
     /// Address and port to listen on.
     #[arg(long, env = "KMIP_LISTEN", default_value = "0.0.0.0:5696")]
     pub listen: String,
+    /// Also serve KMIP over HTTPS (`POST /kmip`, TTLV, XML or JSON bodies) on this address,
+    /// with the same certificates and client authentication. Off unless set.
+    #[arg(long, env = "KMIP_HTTPS_LISTEN")]
+    pub https_listen: Option<String>,
     /// Server certificate (PEM); with --tls-key and --client-ca it replaces the generated PKI.
     #[arg(long, env = "KMIP_TLS_CERT", requires_all = ["tls_key", "client_ca"])]
     pub tls_cert: Option<PathBuf>,

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod config;
 pub mod dispatch;
+pub mod https;
 pub mod listener;
 mod ops;
 pub mod pki;

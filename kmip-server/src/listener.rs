@@ -1,5 +1,6 @@
-//! The TLS listener: mutual TLS 1.2/1.3 with OpenSSL, a bound on concurrent connections, a
-//! handshake timeout, and a drain of in-flight connections on shutdown.
+//! The TLS listeners: mutual TLS 1.2/1.3 with OpenSSL, a bound on concurrent connections, a
+//! handshake timeout, and a drain of in-flight connections on shutdown. The KMIP port speaks
+//! framed TTLV; the optional HTTPS port carries the same messages in HTTP POSTs.
 
 use crate::session::{self, Timeouts};
 use crate::Server;
@@ -27,11 +28,20 @@ pub fn acceptor(
     Ok(b.build())
 }
 
+/// What a listening port speaks after the TLS handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// KMIP's own framing: TTLV messages back to back (port 5696).
+    Ttlv,
+    /// `POST /kmip` with TTLV, KMIP XML or KMIP JSON bodies.
+    Https,
+}
+
 /// Serve until `shutdown` resolves, then wait for open connections to finish their current
 /// message (they are told to stop reading new ones by the idle timeout or the client).
 pub async fn run(
     server: Arc<Server>,
-    listener: TcpListener,
+    listeners: Vec<(TcpListener, Transport)>,
     acceptor: SslAcceptor,
     timeouts: Timeouts,
     max_connections: usize,
@@ -46,7 +56,7 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => {
+            (accepted, transport) = accept_any(&listeners) => {
                 let Ok((tcp, peer)) = accepted else { continue };
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
                     tracing::warn!(%peer, "connection limit reached; closing");
@@ -75,7 +85,11 @@ pub async fn run(
                         })
                         .unwrap_or_default();
                     tracing::info!(%peer, identity, "client connected");
-                    let end = session::serve(&server, &mut stream, &identity, &peer.to_string(), timeouts, stopping).await;
+                    let peer_s = peer.to_string();
+                    let end = match transport {
+                        Transport::Ttlv => session::serve(&server, &mut stream, &identity, &peer_s, timeouts, stopping).await,
+                        Transport::Https => crate::https::serve(&server, &mut stream, &identity, &peer_s, timeouts, stopping).await,
+                    };
                     tracing::info!(%peer, identity, ?end, "client disconnected");
                     let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
                 });
@@ -84,10 +98,28 @@ pub async fn run(
         }
     }
     tracing::info!(open = tasks.len(), "shutting down: draining connections");
-    drop(listener);
+    drop(listeners);
     let _ = stop_tx.send(true);
     let drain = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(timeouts.read, drain).await.is_err() {
         tasks.abort_all();
     }
+}
+
+/// The next connection on any of the listeners.
+async fn accept_any(
+    listeners: &[(TcpListener, Transport)],
+) -> (
+    std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)>,
+    Transport,
+) {
+    std::future::poll_fn(|cx| {
+        for (l, t) in listeners {
+            if let std::task::Poll::Ready(r) = l.poll_accept(cx) {
+                return std::task::Poll::Ready((r, *t));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }

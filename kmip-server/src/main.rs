@@ -283,10 +283,20 @@ async fn serve(cfg: Config) -> Result<(), String> {
             interop: cfg.interop,
         },
     });
+    // HTTPS first: a client that can reach the KMIP port finds both ready
+    let mut listeners = Vec::new();
+    if let Some(addr) = &cfg.https_listen {
+        let https = tokio::net::TcpListener::bind(addr)
+            .await
+            .context(&format!("listen for HTTPS on {addr}"))?;
+        tracing::info!(address = %https.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening for KMIP over HTTPS");
+        listeners.push((https, listener::Transport::Https));
+    }
     let tcp = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .context(&format!("listen on {}", cfg.listen))?;
     tracing::info!(address = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
+    listeners.push((tcp, listener::Transport::Ttlv));
     let timeouts = Timeouts {
         idle: cfg.idle_timeout(),
         read: cfg.read_timeout(),
@@ -301,7 +311,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
     };
     listener::run(
         server,
-        tcp,
+        listeners,
         acceptor,
         timeouts,
         cfg.max_connections,

@@ -99,9 +99,6 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// The encoded response to one framed message; `None` when the bytes are not TTLV at all.
-///
-/// The message runs atomically with its audit record: its changes are held back until the
-/// record is written, and dropped when it cannot be.
 pub fn answer(
     server: &Server,
     identity: &str,
@@ -111,45 +108,9 @@ pub fn answer(
 ) -> Option<Vec<u8>> {
     let now = crate::now();
     match decode(buf, &limits.decode) {
-        Ok((tree, _)) => {
-            enum Failed {
-                Lifecycle(lifecycle::LifecycleError),
-                Audit(crate::audit::AuditError),
-            }
-            impl From<lifecycle::LifecycleError> for Failed {
-                fn from(e: lifecycle::LifecycleError) -> Failed {
-                    Failed::Lifecycle(e)
-                }
-            }
-            let manager = server.manager.for_caller(server.caller(identity));
-            let result = manager.atomically(|m| {
-                let resp = dispatch::handle(m, identity, &tree, limits, now);
-                let mut record = crate::audit::request_record(now, identity, peer, &tree, &resp);
-                crate::audit::add_automatic_changes(&mut record, &manager.automatic_changes());
-                server.audit.record(record).map_err(Failed::Audit)?;
-                Ok(resp)
-            });
-            let resp = match result {
-                Ok(r) => r,
-                Err(e) => {
-                    let why = match e {
-                        Failed::Audit(e) => {
-                            tracing::error!(error = %e, "audit log unavailable: request refused");
-                            "the audit log cannot be written: nothing was done".to_owned()
-                        }
-                        Failed::Lifecycle(e) => {
-                            tracing::error!(error = %e, "store failure");
-                            "the store failed: nothing was done".to_owned()
-                        }
-                    };
-                    let version = dispatch::claimed_version(&tree)
-                        .filter(|v| dispatch::VERSIONS.contains(v))
-                        .unwrap_or((1, 0));
-                    dispatch::message_error(version, now, OpError::new(rr::GENERAL_FAILURE, why))
-                }
-            };
-            Some(encode(&resp))
-        }
+        Ok((tree, _)) => Some(encode(&answer_message(
+            server, identity, peer, &tree, limits,
+        ))),
         Err(DecodeError::Invalid { offset, kind }) => {
             tracing::info!(identity, offset, %kind, "undecodable message");
             // a structure that decodes no further still earns an Invalid Message answer
@@ -164,5 +125,55 @@ pub fn answer(
             (offset > 0).then(|| encode(&resp))
         }
         Err(DecodeError::Incomplete { .. }) => None,
+    }
+}
+
+/// The response to one decoded request message, whatever encoding it came in.
+///
+/// The message runs atomically with its audit record: its changes are held back until the
+/// record is written, and dropped when it cannot be.
+pub fn answer_message(
+    server: &Server,
+    identity: &str,
+    peer: &str,
+    tree: &kmip_codec::Ttlv,
+    limits: &Settings,
+) -> kmip_codec::Ttlv {
+    let now = crate::now();
+    enum Failed {
+        Lifecycle(lifecycle::LifecycleError),
+        Audit(crate::audit::AuditError),
+    }
+    impl From<lifecycle::LifecycleError> for Failed {
+        fn from(e: lifecycle::LifecycleError) -> Failed {
+            Failed::Lifecycle(e)
+        }
+    }
+    let manager = server.manager.for_caller(server.caller(identity));
+    let result = manager.atomically(|m| {
+        let resp = dispatch::handle(m, identity, tree, limits, now);
+        let mut record = crate::audit::request_record(now, identity, peer, tree, &resp);
+        crate::audit::add_automatic_changes(&mut record, &manager.automatic_changes());
+        server.audit.record(record).map_err(Failed::Audit)?;
+        Ok(resp)
+    });
+    match result {
+        Ok(r) => r,
+        Err(e) => {
+            let why = match e {
+                Failed::Audit(e) => {
+                    tracing::error!(error = %e, "audit log unavailable: request refused");
+                    "the audit log cannot be written: nothing was done".to_owned()
+                }
+                Failed::Lifecycle(e) => {
+                    tracing::error!(error = %e, "store failure");
+                    "the store failed: nothing was done".to_owned()
+                }
+            };
+            let version = dispatch::claimed_version(tree)
+                .filter(|v| dispatch::VERSIONS.contains(v))
+                .unwrap_or((1, 0));
+            dispatch::message_error(version, now, OpError::new(rr::GENERAL_FAILURE, why))
+        }
     }
 }
