@@ -340,7 +340,7 @@ fn rsa_padding(p: &CryptoParams) -> Result<Padding, CoreError> {
     }
 }
 
-fn private_key(der: &[u8], format: Option<u32>) -> Result<PKey<Private>, CoreError> {
+pub(crate) fn private_key(der: &[u8], format: Option<u32>) -> Result<PKey<Private>, CoreError> {
     use kmip_codec::vocab::enums::key_format_type as kft;
     let k = match format {
         Some(kft::PKCS_1) => PKey::from_rsa(Rsa::private_key_from_der(der)?)?,
@@ -349,7 +349,7 @@ fn private_key(der: &[u8], format: Option<u32>) -> Result<PKey<Private>, CoreErr
     Ok(k)
 }
 
-fn public_key(der: &[u8], format: Option<u32>) -> Result<PKey<Public>, CoreError> {
+pub(crate) fn public_key(der: &[u8], format: Option<u32>) -> Result<PKey<Public>, CoreError> {
     use kmip_codec::vocab::enums::key_format_type as kft;
     let k = match format {
         Some(kft::PKCS_1) => PKey::from_rsa(Rsa::public_key_from_der_pkcs1(der)?)?,

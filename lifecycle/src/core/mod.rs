@@ -9,6 +9,7 @@ pub mod convert;
 pub mod crypto;
 mod ffi;
 mod generate;
+pub mod pki;
 mod seal;
 pub mod shamir;
 pub mod stream;
