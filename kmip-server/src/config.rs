@@ -95,6 +95,10 @@ pub struct Config {
     /// client test suite relies on it.
     #[arg(long, env = "KMIP_DERIVE_FROM_PRE_ACTIVE")]
     pub derive_from_pre_active: bool,
+    /// Certificate profiles for Certify (TOML; see `kmip_server::ca`): they change or add to
+    /// the built-in root, intermediate-ca, server, client, code-signing and email profiles.
+    #[arg(long, env = "KMIP_CA_PROFILES")]
+    pub ca_profiles: Option<PathBuf>,
     /// Shamir shares of the master key (after `master-split`): at least the threshold of them
     /// must be given at every start. Repeat the option, or separate shares with commas in the
     /// environment variable.

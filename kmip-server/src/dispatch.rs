@@ -26,6 +26,8 @@ pub struct Settings {
     pub policies: std::collections::HashMap<String, Vec<u32>>,
     /// Test mode: the Interop operation answers.
     pub interop: bool,
+    /// Certificate profiles for Certify.
+    pub profiles: crate::ca::Profiles,
 }
 
 /// A failed operation: a Result Reason (as KMIP 2.1 numbers it) and a message.
@@ -69,8 +71,7 @@ pub struct Ctx<'a> {
     pub placeholder: Option<String>,
     /// The operations the caller's policy allows, if it has one.
     pub allowed: Option<&'a [u32]>,
-    /// Test mode (Interop answers).
-    pub interop: bool,
+    pub settings: &'a Settings,
 }
 
 impl Ctx<'_> {
@@ -119,7 +120,8 @@ pub fn reason_for_version(reason: u32, major: i32) -> u32 {
         | rr::INVALID_OBJECT_TYPE
         | rr::UNKNOWN_ENUMERATION
         | rr::UNKNOWN_TAG
-        | rr::INVALID_CORRELATION_VALUE => rr::INVALID_FIELD,
+        | rr::INVALID_CORRELATION_VALUE
+        | rr::INVALID_CSR => rr::INVALID_FIELD,
         rr::OBJECT_NOT_FOUND | rr::OBJECT_DESTROYED => rr::ITEM_NOT_FOUND,
         rr::UNSUPPORTED_PROTOCOL_VERSION | rr::CODEC_ERROR => rr::INVALID_MESSAGE,
         rr::UNSUPPORTED_CRYPTOGRAPHIC_PARAMETERS | rr::BAD_CRYPTOGRAPHIC_PARAMETERS => {
@@ -249,7 +251,7 @@ pub fn handle(manager: &Manager, identity: &str, tree: &Ttlv, limits: &Settings,
         version,
         placeholder: None,
         allowed: limits.policies.get(identity).map(Vec::as_slice),
-        interop: limits.interop,
+        settings: limits,
     };
     let items = if continuation == beco::UNDO {
         match run_atomically(base, &req.batch_item) {
@@ -316,8 +318,8 @@ fn run_atomically(
             Abort::Store(e)
         }
     }
-    let (now, version, identity, allowed, interop) =
-        (ctx.now, ctx.version, ctx.identity, ctx.allowed, ctx.interop);
+    let (now, version, identity, allowed, settings) =
+        (ctx.now, ctx.version, ctx.identity, ctx.allowed, ctx.settings);
     let outcome = ctx.manager.atomically(|m| {
         let inner = Ctx {
             manager: m,
@@ -326,7 +328,7 @@ fn run_atomically(
             version,
             placeholder: None,
             allowed,
-            interop,
+            settings,
         };
         match run_items(inner, batch, true) {
             (items, false) => Ok(items),
@@ -366,7 +368,7 @@ fn run_item(ctx: &mut Ctx<'_>, item: &RequestBatchItem) -> ResponseBatchItem {
             version: ctx.version,
             placeholder: ctx.placeholder.take(),
             allowed: ctx.allowed,
-            interop: ctx.interop,
+            settings: ctx.settings,
         };
         let r = ops::apply(&mut sub, op.0, payload);
         ctx.placeholder = sub.placeholder;

@@ -3,6 +3,7 @@
 //! lifecycle crate does the work.
 
 pub mod audit;
+pub mod ca;
 pub mod config;
 pub mod dispatch;
 pub mod https;

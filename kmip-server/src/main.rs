@@ -281,6 +281,10 @@ async fn serve(cfg: Config) -> Result<(), String> {
             credentials: kmip_server::policy::Credentials::parse(&cfg.passwords)?,
             policies: kmip_server::policy::parse_policies(&cfg.policies)?,
             interop: cfg.interop,
+            profiles: match &cfg.ca_profiles {
+                Some(path) => kmip_server::ca::Profiles::load(path)?,
+                None => kmip_server::ca::Profiles::default(),
+            },
         },
     });
     // HTTPS first: a client that can reach the KMIP port finds both ready

@@ -202,6 +202,8 @@ pub mod vendor {
     pub const GRANT: u32 = 0x8000_0001;
     /// List Grants { Unique Identifier } -> { Unique Identifier, Grant { Grantee, Operation* }* }
     pub const LIST_GRANTS: u32 = 0x8000_0002;
+    /// CRL { Unique Identifier of a CA certificate } -> { Unique Identifier, Data (DER) }
+    pub const CRL: u32 = 0x8000_0003;
     pub const GRANT_TAG: Tag = Tag(0x54_FF03);
     pub const GRANTEE: Tag = Tag(0x54_FF04);
 }
@@ -211,6 +213,7 @@ pub fn operation_by_name(name: &str) -> Option<u32> {
     match name {
         "Grant" => Some(vendor::GRANT),
         "ListGrants" => Some(vendor::LIST_GRANTS),
+        "CRL" => Some(vendor::CRL),
         _ => kmip_codec::vocab::enum_def("Operation")?
             .by_xml(name)
             .map(|e| e.value),

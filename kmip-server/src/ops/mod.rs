@@ -6,9 +6,11 @@ mod activate;
 mod archive;
 mod attribute_changes;
 mod cancel;
+mod certify;
 mod check;
 mod create;
 mod create_key_pair;
+mod crl;
 mod decrypt;
 mod derive_key;
 mod destroy;
@@ -52,6 +54,7 @@ use lifecycle::store::Record;
 pub const IMPLEMENTED: &[u32] = &[
     op::CREATE,
     op::CREATE_KEY_PAIR,
+    op::CERTIFY,
     op::REGISTER,
     op::LOCATE,
     op::GET,
@@ -129,6 +132,8 @@ pub fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, 
         op::LOG => log::apply(ctx, payload),
         crate::policy::vendor::GRANT => grant::grant(ctx, payload),
         crate::policy::vendor::LIST_GRANTS => grant::list(ctx, payload),
+        crate::policy::vendor::CRL => crl::apply(ctx, payload),
+        op::CERTIFY => certify::apply(ctx, payload),
         other => Err(OpError::new(
             rr::OPERATION_NOT_SUPPORTED,
             format!("operation 0x{other:X} is not supported"),

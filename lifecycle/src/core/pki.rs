@@ -8,8 +8,8 @@ use super::CoreError;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{Id, PKey, Private, Public};
 use rcgen::{
-    CertificateParams, CertificateRevocationListParams, Issuer, PublicKeyData,
-    SignatureAlgorithm, SigningKey,
+    CertificateParams, CertificateRevocationListParams, Issuer, PublicKeyData, SignatureAlgorithm,
+    SigningKey,
 };
 
 fn rcgen_err(e: rcgen::Error) -> CoreError {
@@ -218,7 +218,8 @@ mod tests {
                 .unwrap();
             let leaf_key = SubjectKey::from_spki(&spki_of(&leaf.object)).unwrap();
             let mut lp = CertificateParams::new(vec!["leaf.example".to_owned()]).unwrap();
-            lp.distinguished_name.push(DnType::CommonName, "leaf.example");
+            lp.distinguished_name
+                .push(DnType::CommonName, "leaf.example");
             lp.is_ca = IsCa::ExplicitNoCa;
             lp.use_authority_key_identifier_extension = true;
             lp.key_identifier_method = KeyIdMethod::PreSpecified(leaf_key.key_id().unwrap());

@@ -1198,6 +1198,7 @@ pub mod usage;
 /// Rotation: Re-key and Re-key Key Pair (KMIP 2.1 sections 6.1.46-47).
 pub mod rotation;
 
+pub mod certify;
 pub mod multipart;
 pub use multipart::{Gathered, Part};
 

@@ -1,0 +1,532 @@
+//! A certificate authority whose keys never leave the core: Certify issues a certificate for a
+//! stored public key (or a PKCS#10 request) signed by a CA certificate's private key, and the
+//! CRL of a CA lists the certificates it issued that were revoked.
+//!
+//! The rules that hold whatever the profile: the issuer is an Active CA certificate whose
+//! private key has the Certificate Sign usage; a CA below a path length of 0 is refused and a
+//! sub-CA's path length is below its issuer's; every DNS name (and the permitted names of a
+//! sub-CA) lies inside the name constraints of every CA above it; a certificate never outlives
+//! its issuer; serial numbers are 127 random bits, unique per CA. What the server records for
+//! this (issuer, serial, subject, expiry, path length, permitted names) is kept in server-only
+//! `y-ca-*` attributes, so no client can forge them.
+
+use super::*;
+use crate::core::pki::{self, IssuerKey, SubjectKey};
+use crate::state::Usage;
+use kmip_codec::vocab::enums::{cryptographic_usage_mask as um, revocation_reason_code};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, GeneralSubtree, IsCa,
+    KeyIdMethod, SanType, SerialNumber,
+};
+
+/// What to certify: a public key the server holds, or a PKCS#10 request (DER) whose
+/// signature has been checked.
+pub enum ToCertify<'a> {
+    PublicKey(&'a str),
+    /// The request's SubjectPublicKeyInfo.
+    Request {
+        spki: &'a [u8],
+    },
+}
+
+/// The certificate as the server's profile decided it: subject, names, usages, CA-ness and
+/// validity are in `params`; `profile` is recorded.
+pub struct CertificateSpec {
+    pub params: CertificateParams,
+    pub profile: String,
+    /// The subject as the client wrote it (`CN=...,O=...`), recorded to rebuild the
+    /// certificate's name identically when it issues.
+    pub subject: String,
+}
+
+fn ca_attr(name: &str, value: Value) -> Ttlv {
+    Ttlv::structure(
+        tag::ATTRIBUTE,
+        vec![
+            text(tag::VENDOR_IDENTIFICATION, "y"),
+            text(tag::ATTRIBUTE_NAME, name),
+            Ttlv::new(tag::ATTRIBUTE_VALUE, value),
+        ],
+    )
+}
+
+/// The values of server attribute `y-NAME` on `r`.
+pub fn ca_values<'a>(r: &'a Record, name: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    r.attributes
+        .iter()
+        .filter(move |a| {
+            a.tag == tag::ATTRIBUTE
+                && a.child(tag::VENDOR_IDENTIFICATION).and_then(Ttlv::as_text) == Some("y")
+                && a.child(tag::ATTRIBUTE_NAME).and_then(Ttlv::as_text) == Some(name)
+        })
+        .filter_map(|a| a.child(tag::ATTRIBUTE_VALUE).map(|v| &v.value))
+}
+
+fn ca_text(r: &Record, name: &str) -> Option<String> {
+    ca_values(r, name).find_map(|v| match v {
+        Value::TextString(s) => Some(s.clone()),
+        _ => None,
+    })
+}
+
+/// `CN=Example Root,O=Example,C=GB` as a distinguished name, in the order written.
+pub fn parse_dn(s: &str) -> Result<DistinguishedName, LifecycleError> {
+    let bad = |why: &str| LifecycleError::InvalidField(format!("subject {s:?}: {why}"));
+    if s.contains('\\') || s.contains('+') {
+        return Err(bad("escapes and multi-valued names are not supported"));
+    }
+    let mut dn = DistinguishedName::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| bad("expected KEY=VALUE"))?;
+        let t = match k.trim().to_ascii_uppercase().as_str() {
+            "CN" => DnType::CommonName,
+            "O" => DnType::OrganizationName,
+            "OU" => DnType::OrganizationalUnitName,
+            "C" => DnType::CountryName,
+            "L" => DnType::LocalityName,
+            "ST" => DnType::StateOrProvinceName,
+            other => return Err(bad(&format!("unknown attribute {other}"))),
+        };
+        dn.push(t, v.trim());
+    }
+    if dn.iter().next().is_none() {
+        return Err(bad("empty"));
+    }
+    Ok(dn)
+}
+
+/// Whether DNS name `name` lies inside subtree `base` (RFC 5280: the base itself and any name
+/// below it; a leading dot means below only).
+fn dns_within(name: &str, base: &str) -> bool {
+    let (name, base) = (name.to_ascii_lowercase(), base.to_ascii_lowercase());
+    match base.strip_prefix('.') {
+        Some(suffix) => name.ends_with(&format!(".{suffix}")),
+        None => name == base || name.ends_with(&format!(".{base}")),
+    }
+}
+
+fn unix(t: i64) -> Result<time::OffsetDateTime, LifecycleError> {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .map_err(|_| LifecycleError::InvalidField("date out of range".into()))
+}
+
+/// The issuing CA: its certificate record, and the chain of CA records above it (itself
+/// first), each checked to be an Active CA.
+struct Ca {
+    cert: Record,
+    chain: Vec<Record>,
+    path_len: i64,
+}
+
+impl Manager {
+    /// The DER SubjectPublicKeyInfo of stored public key `id`, and its record.
+    fn spki(&self, id: &str, now: i64) -> Result<(Record, Vec<u8>), LifecycleError> {
+        let (r, obj) = self.export_as(
+            id,
+            Some(kmip_codec::vocab::enums::key_format_type::X_509),
+            now,
+        )?;
+        if r.object_type != ot::PUBLIC_KEY {
+            return Err(LifecycleError::InvalidField(format!(
+                "{id} is not a public key"
+            )));
+        }
+        let der = obj
+            .child(tag::KEY_BLOCK)
+            .and_then(|kb| kb.child(tag::KEY_VALUE))
+            .and_then(|kv| kv.child(tag::KEY_MATERIAL))
+            .and_then(Ttlv::as_bytes)
+            .ok_or_else(|| LifecycleError::InvalidField("public key".into()))?
+            .to_vec();
+        Ok((r, der))
+    }
+
+    /// A CA certificate as an issuer: its name, rebuilt from the subject it was issued with
+    /// (so the encoding is identical), and its key identifier.
+    fn issuer_params(&self, cert: &Record, now: i64) -> Result<CertificateParams, LifecycleError> {
+        let mut p = CertificateParams::default();
+        p.distinguished_name = parse_dn(&ca_text(cert, "ca-subject").unwrap_or_default())?;
+        let public = linked(cert, link_type::PUBLIC_KEY_LINK)
+            .ok_or_else(|| LifecycleError::InvalidField("the CA has no public key link".into()))?;
+        let (_, spki) = self.spki(&public, now)?;
+        p.key_identifier_method =
+            KeyIdMethod::PreSpecified(SubjectKey::from_spki(&spki)?.key_id()?);
+        Ok(p)
+    }
+
+    fn ca(&self, id: &str, now: i64) -> Result<Ca, LifecycleError> {
+        let mut chain = Vec::new();
+        let mut next = Some(id.to_owned());
+        while let Some(id) = next.take() {
+            if chain.len() > 16 {
+                return Err(LifecycleError::InvalidField(
+                    "certificate chain too long".into(),
+                ));
+            }
+            let r = self.get(&id, now)?;
+            if r.object_type != ot::CERTIFICATE || ca_values(&r, "ca-path-len").next().is_none() {
+                return Err(LifecycleError::InvalidField(format!(
+                    "{id} is not a CA certificate of this server"
+                )));
+            }
+            if r.state != State::Active {
+                return Err(LifecycleError::NotUsable(r.state));
+            }
+            let up = ca_text(&r, "ca-issuer").filter(|i| *i != r.id);
+            chain.push(r);
+            next = up;
+        }
+        let cert = chain[0].clone();
+        let path_len = ca_values(&cert, "ca-path-len")
+            .find_map(|v| match v {
+                Value::Integer(n) => Some(i64::from(*n)),
+                _ => None,
+            })
+            .unwrap_or(0);
+        Ok(Ca {
+            cert,
+            chain,
+            path_len,
+        })
+    }
+
+    /// The private key behind certificate `cert` (Public Key Link, then Private Key Link),
+    /// for one certificate or CRL signature.
+    fn ca_key(
+        &self,
+        cert: &Record,
+        mask_bit: u32,
+        now: i64,
+    ) -> Result<crate::core::crypto::KeyMaterial, LifecycleError> {
+        let public = linked(cert, link_type::PUBLIC_KEY_LINK)
+            .ok_or_else(|| LifecycleError::InvalidField("the CA has no public key link".into()))?;
+        let public = self.get(&public, now)?;
+        let private = linked(&public, link_type::PRIVATE_KEY_LINK)
+            .ok_or_else(|| LifecycleError::InvalidField("the CA has no private key".into()))?;
+        Ok(self.key_for(&private, Usage::Protect, mask_bit, now)?.1)
+    }
+
+    /// Issue a certificate: signed by CA certificate `issuer`, or self-signed by the subject
+    /// public key's own private key when `issuer` is `None`. The new Certificate object is
+    /// returned; the public key (when stored here) gains a Certificate Link to it.
+    pub fn certify(
+        &self,
+        subject: ToCertify<'_>,
+        issuer: Option<&str>,
+        spec: CertificateSpec,
+        now: i64,
+    ) -> Result<Record, LifecycleError> {
+        let mut params = spec.params;
+        let (spki, public) = match subject {
+            ToCertify::PublicKey(id) => {
+                let (r, der) = self.spki(id, now)?;
+                (der, Some(r))
+            }
+            ToCertify::Request { spki } => (spki.to_vec(), None),
+        };
+        let subject_key = SubjectKey::from_spki(&spki)?;
+        let new_path_len = match &params.is_ca {
+            IsCa::Ca(BasicConstraints::Constrained(n)) => Some(i64::from(*n)),
+            IsCa::Ca(BasicConstraints::Unconstrained) => Some(-1),
+            _ => None,
+        };
+        let permitted: Vec<String> = params
+            .name_constraints
+            .iter()
+            .flat_map(|nc| nc.permitted_subtrees.iter())
+            .filter_map(|s| match s {
+                GeneralSubtree::DnsName(d) => Some(d.clone()),
+                _ => None,
+            })
+            .collect();
+        let dns: Vec<String> = params
+            .subject_alt_names
+            .iter()
+            .filter_map(|s| match s {
+                SanType::DnsName(d) => Some(d.as_str().to_owned()),
+                _ => None,
+            })
+            .collect();
+
+        let (ca, signing_key) = match issuer {
+            None => {
+                let public = public.as_ref().ok_or_else(|| {
+                    LifecycleError::InvalidField(
+                        "a self-signed certificate needs a stored key".into(),
+                    )
+                })?;
+                let private = linked(public, link_type::PRIVATE_KEY_LINK).ok_or_else(|| {
+                    LifecycleError::InvalidField("the public key has no private key".into())
+                })?;
+                let key = self
+                    .key_for(&private, Usage::Protect, um::CERTIFICATE_SIGN, now)?
+                    .1;
+                (None, key)
+            }
+            Some(id) => {
+                let ca = self.ca(id, now)?;
+                if new_path_len.is_some() {
+                    if ca.path_len == 0 {
+                        return Err(LifecycleError::PermissionDenied(
+                            "the issuer's path length allows no CA below it".into(),
+                        ));
+                    }
+                    if ca.path_len > 0 {
+                        let cap = (ca.path_len - 1) as u8;
+                        let n = match new_path_len {
+                            Some(n) if n >= 0 => (n as u8).min(cap),
+                            _ => cap,
+                        };
+                        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(n));
+                    }
+                }
+                // every name (and every permitted subtree of a new CA) inside every CA's
+                // constraints
+                for up in &ca.chain {
+                    let bases: Vec<String> = ca_values(up, "ca-permitted")
+                        .filter_map(|v| match v {
+                            Value::TextString(s) => Some(s.clone()),
+                            _ => None,
+                        })
+                        .collect();
+                    if bases.is_empty() {
+                        continue;
+                    }
+                    for name in dns.iter().chain(permitted.iter()) {
+                        if !bases
+                            .iter()
+                            .any(|b| dns_within(name.trim_start_matches('.'), b))
+                        {
+                            return Err(LifecycleError::PermissionDenied(format!(
+                                "{name} is outside the name constraints of CA {}",
+                                up.id
+                            )));
+                        }
+                    }
+                }
+                if let Some(limit) = ca_values(&ca.cert, "ca-not-after").find_map(|v| match v {
+                    Value::DateTime(t) => Some(*t),
+                    _ => None,
+                }) {
+                    params.not_after = params.not_after.min(unix(limit)?);
+                }
+                let key = self.ca_key(&ca.cert, um::CERTIFICATE_SIGN, now)?;
+                (Some(ca), key)
+            }
+        };
+        if params.not_after <= params.not_before {
+            return Err(LifecycleError::InvalidField(
+                "the validity period is empty".into(),
+            ));
+        }
+
+        let id = self.new_ids(1)?.remove(0);
+        let issuer_id = ca
+            .as_ref()
+            .map(|c| c.cert.id.clone())
+            .unwrap_or_else(|| id.clone());
+        // 127 random bits, unique among this CA's certificates
+        let serial = loop {
+            let mut s = self.core.random(16)?.expose().to_vec();
+            s[0] &= 0x7F;
+            s[0] |= 0x01;
+            let hex = kmip_codec::text::hex(&s);
+            let key = item_index_key(&ca_attr("ca-serial", Value::TextString(hex.clone())))
+                .ok_or_else(|| LifecycleError::InvalidField("serial".into()))?;
+            let taken = self.store.lookup(&key)?.into_iter().any(|other| {
+                self.store
+                    .get(&other)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|r| ca_text(&r, "ca-issuer").as_deref() == Some(&issuer_id))
+            });
+            if !taken {
+                break (s, hex);
+            }
+        };
+        params.serial_number = Some(SerialNumber::from_slice(&serial.0));
+        params.key_identifier_method = KeyIdMethod::PreSpecified(subject_key.key_id()?);
+        params.use_authority_key_identifier_extension = ca.is_some();
+        let issuer_params = match &ca {
+            None => None,
+            Some(ca) => Some(self.issuer_params(&ca.cert, now)?),
+        };
+        let der = pki::sign_certificate(
+            IssuerKey {
+                key: &signing_key,
+                params: issuer_params,
+            },
+            &subject_key,
+            &params,
+        )?;
+
+        let not_after = params.not_after.unix_timestamp();
+        let mut attrs = vec![
+            Ttlv::new(
+                tag::CERTIFICATE_TYPE,
+                Value::Enumeration(kmip_codec::vocab::enums::certificate_type::X_509),
+            ),
+            date(
+                tag::ACTIVATION_DATE,
+                now.min(params.not_before.unix_timestamp()),
+            ),
+            date(tag::DEACTIVATION_DATE, not_after),
+            ca_attr("ca-issuer", Value::TextString(issuer_id.clone())),
+            ca_attr("ca-serial", Value::TextString(serial.1)),
+            ca_attr("ca-subject", Value::TextString(spec.subject)),
+            ca_attr("ca-profile", Value::TextString(spec.profile)),
+            ca_attr("ca-not-after", Value::DateTime(not_after)),
+        ];
+        if issuer_id != id {
+            attrs.push(link(link_type::CERTIFICATE_LINK, &issuer_id));
+        }
+        if let IsCa::Ca(bc) = &params.is_ca {
+            let n = match bc {
+                BasicConstraints::Constrained(n) => i32::from(*n),
+                BasicConstraints::Unconstrained => -1,
+            };
+            attrs.push(ca_attr("ca-path-len", Value::Integer(n)));
+            for p in &permitted {
+                attrs.push(ca_attr("ca-permitted", Value::TextString(p.clone())));
+            }
+        }
+        let mut changes = Vec::new();
+        if let Some(mut p) = public {
+            attrs.push(link(link_type::PUBLIC_KEY_LINK, &p.id));
+            p.attributes.push(link(link_type::CERTIFICATE_LINK, &id));
+            set_single(&mut p.attributes, date(tag::LAST_CHANGE_DATE, now));
+            changes.push(Change::Put(p));
+        }
+        let object = Ttlv::structure(
+            tag::CERTIFICATE,
+            vec![
+                Ttlv::new(
+                    tag::CERTIFICATE_TYPE,
+                    Value::Enumeration(kmip_codec::vocab::enums::certificate_type::X_509),
+                ),
+                Ttlv::new(tag::CERTIFICATE_VALUE, Value::ByteString(der)),
+            ],
+        );
+        let material = Secret::new(kmip_codec::encode(&object));
+        let record = self.new_record(&id, ot::CERTIFICATE, attrs, &material, now)?;
+        changes.push(Change::Put(record.clone()));
+        self.store.commit(changes)?;
+        Ok(record)
+    }
+
+    /// The CRL of CA certificate `issuer`: every certificate it issued that was revoked, with
+    /// its reason; signed by the CA's key (CRL Sign usage). Each CRL gets the next CRL Number.
+    pub fn crl(&self, issuer: &str, now: i64) -> Result<Vec<u8>, LifecycleError> {
+        let ca = self.ca(issuer, now)?;
+        let key = self.ca_key(&ca.cert, um::CRL_SIGN, now)?;
+        let index = item_index_key(&ca_attr("ca-issuer", Value::TextString(ca.cert.id.clone())))
+            .ok_or_else(|| LifecycleError::InvalidField("issuer".into()))?;
+        let mut revoked = Vec::new();
+        for id in self.store.lookup(&index)? {
+            let Some(r) = self.store.get(&id)? else {
+                continue;
+            };
+            if r.id == ca.cert.id {
+                continue;
+            }
+            let Some(reason) = r.attribute(tag::REVOCATION_REASON) else {
+                continue;
+            };
+            let code = reason
+                .child(tag::REVOCATION_REASON_CODE)
+                .and_then(Ttlv::as_enum)
+                .unwrap_or(revocation_reason_code::UNSPECIFIED);
+            use rcgen::RevocationReason as R;
+            let reason_code = match code {
+                revocation_reason_code::KEY_COMPROMISE => R::KeyCompromise,
+                revocation_reason_code::CA_COMPROMISE => R::CaCompromise,
+                revocation_reason_code::AFFILIATION_CHANGED => R::AffiliationChanged,
+                revocation_reason_code::SUPERSEDED => R::Superseded,
+                revocation_reason_code::CESSATION_OF_OPERATION => R::CessationOfOperation,
+                revocation_reason_code::PRIVILEGE_WITHDRAWN => R::PrivilegeWithdrawn,
+                _ => R::Unspecified,
+            };
+            let when = get_date(&r.attributes, tag::COMPROMISE_DATE)
+                .or(get_date(&r.attributes, tag::DEACTIVATION_DATE))
+                .unwrap_or(now)
+                .min(now);
+            let serial = ca_text(&r, "ca-serial")
+                .and_then(|h| kmip_codec::text::unhex(&h))
+                .unwrap_or_default();
+            revoked.push(rcgen::RevokedCertParams {
+                serial_number: SerialNumber::from_slice(&serial),
+                revocation_time: unix(when)?,
+                reason_code: Some(reason_code),
+                invalidity_date: None,
+            });
+        }
+        let mut cert = ca.cert;
+        let number = ca_values(&cert, "ca-crl-number")
+            .find_map(|v| match v {
+                Value::LongInteger(n) => Some(*n),
+                _ => None,
+            })
+            .unwrap_or(0)
+            + 1;
+        let p = self.issuer_params(&cert, now)?;
+        let key_id = match &p.key_identifier_method {
+            KeyIdMethod::PreSpecified(k) => k.clone(),
+            _ => Vec::new(),
+        };
+        let der = pki::sign_crl(
+            IssuerKey {
+                key: &key,
+                params: Some(p),
+            },
+            &rcgen::CertificateRevocationListParams {
+                this_update: unix(now)?,
+                next_update: unix(now + 7 * 86_400)?,
+                crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
+                issuing_distribution_point: None,
+                revoked_certs: revoked,
+                key_identifier_method: KeyIdMethod::PreSpecified(key_id),
+            },
+        )?;
+        cert.attributes.retain(|a| {
+            !(a.tag == tag::ATTRIBUTE
+                && a.child(tag::ATTRIBUTE_NAME).and_then(Ttlv::as_text) == Some("ca-crl-number"))
+        });
+        cert.attributes
+            .push(ca_attr("ca-crl-number", Value::LongInteger(number)));
+        self.put(&cert)?;
+        Ok(der)
+    }
+}
+
+/// The identifier a record links to with link type `kind`.
+pub(crate) fn linked(r: &Record, kind: u32) -> Option<String> {
+    r.attributes
+        .iter()
+        .filter(|a| a.tag == tag::LINK)
+        .find(|l| l.child(tag::LINK_TYPE).and_then(Ttlv::as_enum) == Some(kind))
+        .and_then(|l| {
+            l.child(tag::LINKED_OBJECT_IDENTIFIER)?
+                .as_text()
+                .map(str::to_owned)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_constraints() {
+        assert!(parse_dn("CN=Root CA, O=Example, C=GB").is_ok());
+        assert!(parse_dn("CN=a\\,b").is_err());
+        assert!(parse_dn("XX=1").is_err());
+        assert!(parse_dn("").is_err());
+        assert!(dns_within("www.example.com", "example.com"));
+        assert!(dns_within("example.com", "example.com"));
+        assert!(!dns_within("example.com", ".example.com"));
+        assert!(!dns_within("badexample.com", "example.com"));
+        assert!(!dns_within("example.org", "example.com"));
+    }
+}
