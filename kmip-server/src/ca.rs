@@ -299,8 +299,9 @@ pub fn parse_csr(der: &[u8]) -> Result<Csr, OpError> {
             continue;
         }
         for v in attr.values.iter() {
-            let exts: Vec<x509_cert::ext::Extension> =
-                v.decode_as().map_err(|_| bad("malformed extension request"))?;
+            let exts: Vec<x509_cert::ext::Extension> = v
+                .decode_as()
+                .map_err(|_| bad("malformed extension request"))?;
             for e in exts {
                 let body = e.extn_value.as_bytes();
                 if e.extn_id == oid_basic_constraints() {
@@ -393,7 +394,9 @@ pub fn request(
         _ => {}
     }
     if profile.self_signed && csr.is_some() {
-        return Err(invalid("a self-signed certificate is made for a stored key"));
+        return Err(invalid(
+            "a self-signed certificate is made for a stored key",
+        ));
     }
     let subject = text_values(attrs, "ca-subject")
         .into_iter()
@@ -505,7 +508,8 @@ mod tests {
                 exts.push(Bc::new().ca().build().unwrap()).unwrap();
             }
             b.add_extensions(&exts).unwrap();
-            b.sign(&key, openssl::hash::MessageDigest::sha256()).unwrap();
+            b.sign(&key, openssl::hash::MessageDigest::sha256())
+                .unwrap();
             b.build().to_der().unwrap()
         };
         let csr = parse_csr(&make(false)).unwrap();

@@ -318,8 +318,13 @@ fn run_atomically(
             Abort::Store(e)
         }
     }
-    let (now, version, identity, allowed, settings) =
-        (ctx.now, ctx.version, ctx.identity, ctx.allowed, ctx.settings);
+    let (now, version, identity, allowed, settings) = (
+        ctx.now,
+        ctx.version,
+        ctx.identity,
+        ctx.allowed,
+        ctx.settings,
+    );
     let outcome = ctx.manager.atomically(|m| {
         let inner = Ctx {
             manager: m,

@@ -483,7 +483,16 @@ impl Manager {
             &rcgen::CertificateRevocationListParams {
                 this_update: unix(now)?,
                 next_update: unix(now + 7 * 86_400)?,
-                crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
+                crl_number: {
+                    // DER INTEGERs are minimal: no leading zero bytes
+                    let b = number.to_be_bytes();
+                    let first = b.iter().position(|x| *x != 0).unwrap_or(7);
+                    let mut v = b[first..].to_vec();
+                    if v[0] & 0x80 != 0 {
+                        v.insert(0, 0);
+                    }
+                    SerialNumber::from_slice(&v)
+                },
                 issuing_distribution_point: None,
                 revoked_certs: revoked,
                 key_identifier_method: KeyIdMethod::PreSpecified(key_id),

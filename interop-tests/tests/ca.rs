@@ -1,0 +1,503 @@
+//! kmip-ca against a real server, checked by the openssl command line: a root and an
+//! intermediate whose keys stay in the server, leaves of every profile that `openssl verify`
+//! accepts, a CRL that names a revoked leaf, refusals (CA:TRUE requests, names outside the
+//! constraints, a CA key asked for or used to sign arbitrary data), and `list --expiring`.
+
+use interop_tests::kmip::uid;
+use interop_tests::ServerProcess;
+use kmip_codec::ops::*;
+use kmip_codec::vocab::enums::{link_type, operation as op, result_reason as rr};
+use kmip_codec::vocab::tag;
+use kmip_codec::Ttlv;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn kmip_ca() -> PathBuf {
+    ServerProcess::binary().with_file_name("kmip-ca")
+}
+
+struct Ca<'a> {
+    server: &'a ServerProcess,
+    dir: &'a Path,
+}
+
+impl Ca<'_> {
+    fn run_as(&self, identity: &str, args: &[&str]) -> Output {
+        Command::new(kmip_ca())
+            .current_dir(self.dir)
+            .args(["--server", &format!("127.0.0.1:{}", self.server.port)])
+            .arg("--data-dir")
+            .arg(self.server.data_dir.path())
+            .args(["--as", identity, "--json"])
+            .args(args)
+            .output()
+            .expect("run kmip-ca")
+    }
+
+    /// Run, expect success, and return the JSON it printed.
+    fn ok(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.run_as("admin", args);
+        assert!(
+            out.status.success(),
+            "kmip-ca {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(text.lines().last().unwrap_or("null")).expect("JSON output")
+    }
+
+    /// Run, expect failure, and return what it said.
+    fn refused(&self, identity: &str, args: &[&str]) -> String {
+        let out = self.run_as(identity, args);
+        assert!(!out.status.success(), "kmip-ca {args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> Output {
+    Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl")
+}
+
+fn openssl_ok(dir: &Path, args: &[&str]) -> String {
+    let out = openssl(dir, args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "openssl {args:?}: {text}");
+    text
+}
+
+fn id(v: &serde_json::Value) -> String {
+    v["id"].as_str().expect("an id").to_owned()
+}
+
+#[test]
+fn a_pki_whose_keys_never_leave_the_server() {
+    let server = ServerProcess::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let ca = Ca {
+        server: &server,
+        dir,
+    };
+
+    let root = ca.ok(&[
+        "init-root",
+        "--subject",
+        "CN=Test Root CA,O=Example,C=GB",
+        "--key",
+        "rsa:2048",
+        "--path-len",
+        "1",
+        "--out",
+        "root.pem",
+    ]);
+    let int = ca.ok(&[
+        "init-intermediate",
+        "--issuer",
+        &id(&root),
+        "--subject",
+        "CN=Test Issuing CA,O=Example",
+        "--permit",
+        "example.com",
+        "--path-len",
+        "0",
+        "--out",
+        "int.pem",
+    ]);
+    let text = openssl_ok(dir, &["x509", "-in", "int.pem", "-noout", "-text"]);
+    assert!(text.contains("CA:TRUE, pathlen:0"), "{text}");
+    assert!(
+        text.contains("Permitted:") && text.contains("DNS:example.com"),
+        "{text}"
+    );
+    openssl_ok(dir, &["verify", "-CAfile", "root.pem", "int.pem"]);
+
+    // a leaf of every profile verifies, and shows that profile's extended key usage
+    for (profile, eku, san) in [
+        (
+            "server",
+            "TLS Web Server Authentication",
+            "dns:www.example.com",
+        ),
+        (
+            "client",
+            "TLS Web Client Authentication",
+            "dns:client.example.com",
+        ),
+        ("code-signing", "Code Signing", "dns:build.example.com"),
+        ("email", "E-mail Protection", "email:pki@example.com"),
+    ] {
+        let file = format!("{profile}.pem");
+        ca.ok(&[
+            "issue",
+            "--issuer",
+            &id(&int),
+            "--profile",
+            profile,
+            "--subject",
+            &format!("CN={profile} leaf"),
+            "--san",
+            san,
+            "--out",
+            &file,
+        ]);
+        openssl_ok(
+            dir,
+            &[
+                "verify",
+                "-CAfile",
+                "root.pem",
+                "-untrusted",
+                "int.pem",
+                &file,
+            ],
+        );
+        let text = openssl_ok(dir, &["x509", "-in", &file, "-noout", "-text"]);
+        assert!(text.contains(eku), "{profile}: {text}");
+        assert!(text.contains("CA:FALSE"), "{profile}: {text}");
+    }
+
+    // a PKCS#10 request: made by openssl, signed by the server
+    openssl_ok(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "csr.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=csr.example.com",
+            "-addext",
+            "subjectAltName=DNS:csr.example.com",
+        ],
+    );
+    let signed = ca.ok(&[
+        "sign",
+        "leaf.csr",
+        "--issuer",
+        &id(&int),
+        "--profile",
+        "server",
+        "--out",
+        "csr.pem",
+    ]);
+    assert_eq!(signed["sans"][0], "dns:csr.example.com");
+    openssl_ok(
+        dir,
+        &[
+            "verify",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "int.pem",
+            "csr.pem",
+        ],
+    );
+
+    // refusals: a request for CA:TRUE, a name outside the constraints, a CA below pathlen 0
+    openssl_ok(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.csr",
+            "-subj",
+            "/CN=sneaky.example.com",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+        ],
+    );
+    let why = ca.refused(
+        "admin",
+        &[
+            "sign",
+            "ca.csr",
+            "--issuer",
+            &id(&int),
+            "--profile",
+            "server",
+        ],
+    );
+    assert!(why.contains("CA:TRUE"), "{why}");
+    let why = ca.refused(
+        "admin",
+        &[
+            "issue",
+            "--issuer",
+            &id(&int),
+            "--profile",
+            "server",
+            "--subject",
+            "CN=evil",
+            "--san",
+            "dns:www.evil.org",
+        ],
+    );
+    assert!(why.contains("outside the name constraints"), "{why}");
+    let why = ca.refused(
+        "admin",
+        &[
+            "init-intermediate",
+            "--issuer",
+            &id(&int),
+            "--subject",
+            "CN=Too Deep",
+        ],
+    );
+    assert!(why.contains("path length"), "{why}");
+
+    // revocation: the next CRL names the leaf, openssl accepts the CRL and rejects the leaf
+    let victim = ca.ok(&[
+        "issue",
+        "--issuer",
+        &id(&int),
+        "--profile",
+        "server",
+        "--subject",
+        "CN=victim",
+        "--san",
+        "dns:victim.example.com",
+        "--out",
+        "victim.pem",
+    ]);
+    ca.ok(&["revoke", &id(&victim), "--reason", "key-compromise"]);
+    ca.ok(&["crl", "--issuer", &id(&int), "--out", "crl1.pem"]);
+    ca.ok(&["crl", "--issuer", &id(&int), "--out", "crl.pem"]);
+    let text = openssl_ok(
+        dir,
+        &[
+            "crl", "-in", "crl.pem", "-CAfile", "int.pem", "-noout", "-verify", "-text",
+        ],
+    );
+    assert!(text.contains("verify OK"), "{text}");
+    assert!(text.contains("Key Compromise"), "{text}");
+    let serial = victim["serial"].as_str().unwrap().to_uppercase();
+    assert!(
+        text.to_uppercase().contains(&serial),
+        "serial {serial} in {text}"
+    );
+    let number = |f: &str| {
+        openssl_ok(dir, &["crl", "-in", f, "-noout", "-crlnumber"])
+            .trim()
+            .trim_start_matches("crlNumber=")
+            .trim_start_matches("0x")
+            .to_owned()
+    };
+    let (n1, n2) = (number("crl1.pem"), number("crl.pem"));
+    assert!(
+        u64::from_str_radix(&n2, 16).unwrap() > u64::from_str_radix(&n1, 16).unwrap(),
+        "CRL numbers increase: {n1} then {n2}"
+    );
+    let rejected = openssl(
+        dir,
+        &[
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "int.pem",
+            "-CRLfile",
+            "crl.pem",
+            "victim.pem",
+        ],
+    );
+    let text = String::from_utf8_lossy(&rejected.stdout).to_string()
+        + &String::from_utf8_lossy(&rejected.stderr);
+    assert!(
+        !rejected.status.success() && text.contains("revoked"),
+        "{text}"
+    );
+    openssl_ok(
+        dir,
+        &[
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "int.pem",
+            "-CRLfile",
+            "crl.pem",
+            "server.pem",
+        ],
+    );
+
+    // list --expiring finds the short-lived certificate only
+    let short = ca.ok(&[
+        "issue",
+        "--issuer",
+        &id(&int),
+        "--profile",
+        "client",
+        "--subject",
+        "CN=short",
+        "--days",
+        "10",
+        "--out",
+        "short.pem",
+    ]);
+    let long = ca.ok(&[
+        "issue",
+        "--issuer",
+        &id(&int),
+        "--profile",
+        "client",
+        "--subject",
+        "CN=long",
+        "--days",
+        "200",
+        "--out",
+        "long.pem",
+    ]);
+    let listed = ca.ok(&["list", "--expiring", "30d"]);
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert!(ids.contains(&id(&short).as_str()), "{listed}");
+    assert!(!ids.contains(&id(&long).as_str()), "{listed}");
+
+    // renew: a new serial for the same key and names
+    let renewed = ca.ok(&["renew", &id(&long), "--out", "renewed.pem"]);
+    assert_ne!(renewed["serial"], long["serial"]);
+    assert_eq!(renewed["subject"], long["subject"]);
+    openssl_ok(
+        dir,
+        &[
+            "verify",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "int.pem",
+            "renewed.pem",
+        ],
+    );
+
+    // a leaf's PKCS#12 carries its key; a CA's never does, for the administrator either
+    let p12 = ca.ok(&[
+        "export",
+        &id(&short),
+        "--format",
+        "p12",
+        "--chain",
+        "--password",
+        "pw",
+        "--out",
+        "short.p12",
+    ]);
+    assert_eq!(p12["private_key"], true, "{p12}");
+    let p12 = ca.ok(&[
+        "export",
+        &id(&int),
+        "--format",
+        "p12",
+        "--password",
+        "pw",
+        "--out",
+        "int.p12",
+    ]);
+    assert_eq!(p12["private_key"], false, "{p12}");
+    let refused = p12["private_key_refused"].as_str().unwrap_or_default();
+    assert!(
+        refused.contains(&format!("reason 0x{:X}", rr::NOT_EXTRACTABLE)),
+        "{p12}"
+    );
+
+    // over KMIP: the CA private key is Not Extractable for the administrator, and it signs
+    // nothing but certificates and CRLs
+    let mut admin = server.client("admin");
+    let attrs = |c: &mut kmip_client::Client, id: &str| -> Vec<Ttlv> {
+        let r: GetAttributesResponse = c
+            .op(
+                op::GET_ATTRIBUTES,
+                &GetAttributesRequest {
+                    unique_identifier: uid(id),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        r.attributes
+            .map(|a| a.children().to_vec())
+            .unwrap_or(r.attribute)
+    };
+    let link = |a: &[Ttlv], kind: u32| {
+        a.iter()
+            .filter(|l| l.tag == tag::LINK)
+            .find(|l| l.child(tag::LINK_TYPE).and_then(Ttlv::as_enum) == Some(kind))
+            .and_then(|l| {
+                l.child(tag::LINKED_OBJECT_IDENTIFIER)?
+                    .as_text()
+                    .map(str::to_owned)
+            })
+            .unwrap()
+    };
+    let public = link(&attrs(&mut admin, &id(&root)), link_type::PUBLIC_KEY_LINK);
+    let private = link(&attrs(&mut admin, &public), link_type::PRIVATE_KEY_LINK);
+    let get = admin.op::<_, GetResponse>(
+        op::GET,
+        &GetRequest {
+            unique_identifier: uid(&private),
+            ..Default::default()
+        },
+    );
+    assert_eq!(get.unwrap_err().reason(), Some(rr::NOT_EXTRACTABLE));
+    let sign = admin.op::<_, SignResponse>(
+        op::SIGN,
+        &SignRequest {
+            unique_identifier: uid(&private),
+            data: Some(kmip_codec::message::Bytes(b"arbitrary bytes".to_vec())),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        sign.unwrap_err().reason(),
+        Some(rr::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK)
+    );
+
+    // another identity cannot issue from this CA: it does not even see it
+    server.issue_client_cert("mallory");
+    let why = ca.refused(
+        "mallory",
+        &[
+            "issue",
+            "--issuer",
+            &id(&int),
+            "--profile",
+            "server",
+            "--subject",
+            "CN=mallory",
+            "--san",
+            "dns:m.example.com",
+        ],
+    );
+    assert!(
+        why.contains(&format!("reason 0x{:X}", rr::OBJECT_NOT_FOUND)),
+        "{why}"
+    );
+}
