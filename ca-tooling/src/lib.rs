@@ -16,8 +16,10 @@ use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
 use std::path::PathBuf;
 
-/// Our CRL operation (see kmip-server's `ops/crl.rs`).
+/// Our vendor operations (see kmip-server's `policy::vendor`).
 pub const CRL_OPERATION: u32 = 0x8000_0003;
+pub const CERTIFICATE_REQUEST_OPERATION: u32 = 0x8000_0004;
+pub const IMPORT_CA_OPERATION: u32 = 0x8000_0005;
 
 /// What went wrong, said for a PKI administrator.
 #[derive(Debug)]
@@ -507,6 +509,46 @@ impl Kmip {
             .and_then(Ttlv::as_bytes)
             .ok_or_else(|| Error("the server sent no CRL".into()))?
             .to_vec())
+    }
+
+    /// A PKCS#10 request for a stored CA key, signed in the server, DER.
+    pub fn certificate_request(&mut self, public_key: &str, subject: &str) -> Result<Vec<u8>> {
+        let r = self.0.call(
+            CERTIFICATE_REQUEST_OPERATION,
+            Ttlv::structure(
+                tag::REQUEST_PAYLOAD,
+                vec![
+                    text(tag::UNIQUE_IDENTIFIER, public_key),
+                    Ttlv::structure(
+                        tag::ATTRIBUTES,
+                        vec![custom("ca-subject", Value::TextString(subject.into()))],
+                    ),
+                ],
+            ),
+        )?;
+        Ok(r.child(tag::DATA)
+            .and_then(Ttlv::as_bytes)
+            .ok_or_else(|| Error("the server sent no request".into()))?
+            .to_vec())
+    }
+
+    /// Hand the server the certificate an external root issued for its CA key; the new
+    /// certificate's identifier.
+    pub fn import_ca(&mut self, public_key: &str, der: &[u8]) -> Result<String> {
+        let r = self.0.call(
+            IMPORT_CA_OPERATION,
+            Ttlv::structure(
+                tag::REQUEST_PAYLOAD,
+                vec![
+                    text(tag::UNIQUE_IDENTIFIER, public_key),
+                    item(tag::CERTIFICATE_VALUE, Value::ByteString(der.to_vec())),
+                ],
+            ),
+        )?;
+        r.child(tag::UNIQUE_IDENTIFIER)
+            .and_then(Ttlv::as_text)
+            .map(str::to_owned)
+            .ok_or_else(|| Error("no identifier".into()))
     }
 
     /// The private key of a stored public key, as PKCS#8 DER, when the server lets it out.

@@ -501,3 +501,141 @@ fn a_pki_whose_keys_never_leave_the_server() {
         "{why}"
     );
 }
+
+/// An intermediate whose key is in the server, issued by a root outside it (openssl here):
+/// the server writes the request, takes the certificate back, and issues under it.
+#[test]
+fn an_intermediate_under_an_external_root() {
+    let server = ServerProcess::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let ca = Ca {
+        server: &server,
+        dir,
+    };
+    openssl_ok(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ext.key",
+            "-out",
+            "ext.pem",
+            "-subj",
+            "/CN=External Root",
+            "-days",
+            "3650",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    let req = ca.ok(&[
+        "init-intermediate",
+        "--subject",
+        "CN=Issuing CA under an external root,O=Example",
+        "--csr-out",
+        "int.csr",
+    ]);
+    let public = req["public_key"].as_str().unwrap().to_owned();
+    openssl_ok(dir, &["req", "-in", "int.csr", "-noout", "-verify"]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n\
+         nameConstraints=critical,permitted;DNS:example.com\n",
+    )
+    .unwrap();
+    openssl_ok(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "int.csr",
+            "-CA",
+            "ext.pem",
+            "-CAkey",
+            "ext.key",
+            "-CAcreateserial",
+            "-days",
+            "365",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "int-signed.pem",
+        ],
+    );
+    let int = ca.ok(&[
+        "init-intermediate",
+        "--import",
+        "int-signed.pem",
+        "--public-key",
+        &public,
+        "--out",
+        "int.pem",
+    ]);
+    ca.ok(&[
+        "issue",
+        "--issuer",
+        &id(&int),
+        "--profile",
+        "server",
+        "--subject",
+        "CN=www",
+        "--san",
+        "dns:www.example.com",
+        "--out",
+        "leaf.pem",
+    ]);
+    openssl_ok(
+        dir,
+        &[
+            "verify",
+            "-CAfile",
+            "ext.pem",
+            "-untrusted",
+            "int.pem",
+            "leaf.pem",
+        ],
+    );
+    // the root's constraints hold here too
+    let why = ca.refused(
+        "admin",
+        &[
+            "issue",
+            "--issuer",
+            &id(&int),
+            "--profile",
+            "server",
+            "--subject",
+            "CN=x",
+            "--san",
+            "dns:www.example.net",
+        ],
+    );
+    assert!(why.contains("outside the name constraints"), "{why}");
+    // a certificate for some other key is not taken
+    let other = ca.ok(&[
+        "init-intermediate",
+        "--subject",
+        "CN=Other",
+        "--csr-out",
+        "other.csr",
+    ]);
+    let why = ca.refused(
+        "admin",
+        &[
+            "init-intermediate",
+            "--import",
+            "int-signed.pem",
+            "--public-key",
+            other["public_key"].as_str().unwrap(),
+        ],
+    );
+    assert!(why.contains("another key"), "{why}");
+}

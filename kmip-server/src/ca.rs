@@ -355,6 +355,46 @@ pub fn parse_csr(der: &[u8]) -> Result<Csr, OpError> {
     })
 }
 
+/// Read a CA certificate issued elsewhere, for import: it must say CA:TRUE.
+pub fn parse_ca_certificate(der: &[u8]) -> Result<lifecycle::object::certify::ImportedCa, OpError> {
+    let bad = |why: &str| invalid(format!("CA certificate: {why}"));
+    let c = x509_cert::Certificate::from_der(der).map_err(|_| bad("not an X.509 certificate"))?;
+    let tbs = c.tbs_certificate();
+    let bc = tbs
+        .get_extension::<x509_cert::ext::pkix::BasicConstraints>()
+        .map_err(|_| bad("malformed basic constraints"))?
+        .map(|(_, bc)| bc);
+    let Some(bc) = bc.filter(|b| b.ca) else {
+        return Err(bad("it is not a CA (no CA:TRUE)"));
+    };
+    let mut permitted = Vec::new();
+    if let Ok(Some((_, nc))) = tbs.get_extension::<x509_cert::ext::pkix::NameConstraints>() {
+        for sub in nc.permitted_subtrees.unwrap_or_default() {
+            if let x509_cert::ext::pkix::name::GeneralName::DnsName(d) = sub.base {
+                permitted.push(d.as_str().to_owned());
+            }
+        }
+    }
+    let subject = tbs
+        .subject()
+        .iter()
+        .map(|atv| atv.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok(lifecycle::object::certify::ImportedCa {
+        der: der.to_vec(),
+        subject,
+        not_after: tbs.validity().not_after.to_unix_duration().as_secs() as i64,
+        path_len: bc.path_len_constraint.map(i64::from).unwrap_or(-1),
+        permitted,
+    })
+}
+
+/// The subject (`x-ca-subject`) a request names.
+pub fn subject_of(attrs: &[Ttlv]) -> Option<String> {
+    text_values(attrs, "ca-subject").into_iter().next()
+}
+
 fn const_oid_extension_req() -> der::asn1::ObjectIdentifier {
     der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14")
 }

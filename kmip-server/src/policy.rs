@@ -204,6 +204,12 @@ pub mod vendor {
     pub const LIST_GRANTS: u32 = 0x8000_0002;
     /// CRL { Unique Identifier of a CA certificate } -> { Unique Identifier, Data (DER) }
     pub const CRL: u32 = 0x8000_0003;
+    /// Certificate Request { Unique Identifier of a public key, Attributes (x-ca-subject) } ->
+    /// { Unique Identifier, Data: PKCS#10 DER signed by its private key }
+    pub const CERTIFICATE_REQUEST: u32 = 0x8000_0004;
+    /// Import CA { Unique Identifier of a public key, Certificate Value } -> { Unique
+    /// Identifier of the new Certificate }: a CA certificate an external root issued.
+    pub const IMPORT_CA: u32 = 0x8000_0005;
     pub const GRANT_TAG: Tag = Tag(0x54_FF03);
     pub const GRANTEE: Tag = Tag(0x54_FF04);
 }
@@ -214,6 +220,8 @@ pub fn operation_by_name(name: &str) -> Option<u32> {
         "Grant" => Some(vendor::GRANT),
         "ListGrants" => Some(vendor::LIST_GRANTS),
         "CRL" => Some(vendor::CRL),
+        "CertificateRequest" => Some(vendor::CERTIFICATE_REQUEST),
+        "ImportCA" => Some(vendor::IMPORT_CA),
         _ => kmip_codec::vocab::enum_def("Operation")?
             .by_xml(name)
             .map(|e| e.value),

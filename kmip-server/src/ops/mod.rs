@@ -6,6 +6,7 @@ mod activate;
 mod archive;
 mod attribute_changes;
 mod cancel;
+mod certificate_request;
 mod certify;
 mod check;
 mod create;
@@ -22,6 +23,7 @@ mod get_attributes;
 mod get_usage_allocation;
 mod grant;
 mod hash;
+mod import_ca;
 mod interop;
 mod locate;
 mod log;
@@ -133,6 +135,8 @@ pub fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, 
         crate::policy::vendor::GRANT => grant::grant(ctx, payload),
         crate::policy::vendor::LIST_GRANTS => grant::list(ctx, payload),
         crate::policy::vendor::CRL => crl::apply(ctx, payload),
+        crate::policy::vendor::CERTIFICATE_REQUEST => certificate_request::apply(ctx, payload),
+        crate::policy::vendor::IMPORT_CA => import_ca::apply(ctx, payload),
         op::CERTIFY => certify::apply(ctx, payload),
         other => Err(OpError::new(
             rr::OPERATION_NOT_SUPPORTED,

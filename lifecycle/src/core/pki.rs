@@ -153,6 +153,19 @@ pub fn sign_certificate(
     Ok(cert.der().to_vec())
 }
 
+/// A PKCS#10 request for the key's own public key, signed by it (for a CA whose certificate an
+/// external root will issue); its DER.
+pub fn sign_request(key: &KeyMaterial, params: &CertificateParams) -> Result<Vec<u8>, CoreError> {
+    let signer = CoreSigner::new(key)?;
+    let csr = params.serialize_request(&signer).map_err(rcgen_err)?;
+    Ok(csr.der().to_vec())
+}
+
+/// The SubjectPublicKeyInfo a private key belongs with.
+pub fn public_key_of(key: &KeyMaterial) -> Result<Vec<u8>, CoreError> {
+    Ok(private_key(key.bytes.expose(), key.format)?.public_key_to_der()?)
+}
+
 /// Sign a CRL; its DER.
 pub fn sign_crl(
     issuer: IssuerKey<'_>,

@@ -362,6 +362,9 @@ impl Manager {
             &params,
         )?;
 
+        if let Some(ca) = &ca {
+            same_issuer_name(&der, &ca.cert, self, now)?;
+        }
         let not_after = params.not_after.unix_timestamp();
         let mut attrs = vec![
             Ttlv::new(
@@ -506,6 +509,141 @@ impl Manager {
             .push(ca_attr("ca-crl-number", Value::LongInteger(number)));
         self.put(&cert)?;
         Ok(der)
+    }
+}
+
+/// The DER certificate a Certificate record holds.
+fn certificate_der(m: &Manager, r: &Record, now: i64) -> Result<Vec<u8>, LifecycleError> {
+    let (_, obj) = m.export_as(&r.id, None, now)?;
+    obj.child(tag::CERTIFICATE_VALUE)
+        .and_then(Ttlv::as_bytes)
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| LifecycleError::InvalidField("certificate".into()))
+}
+
+/// The issuer name of a new certificate must be byte for byte its CA's subject name, or chain
+/// building fails: a CA certificate issued elsewhere may encode its name in other string types
+/// than the ones rebuilt here.
+fn same_issuer_name(der: &[u8], ca: &Record, m: &Manager, now: i64) -> Result<(), LifecycleError> {
+    let issued = openssl::x509::X509::from_der(der).map_err(crate::core::CoreError::from)?;
+    let ca_der = certificate_der(m, ca, now)?;
+    let ca_x = openssl::x509::X509::from_der(&ca_der).map_err(crate::core::CoreError::from)?;
+    let a = issued
+        .issuer_name()
+        .to_der()
+        .map_err(crate::core::CoreError::from)?;
+    let b = ca_x
+        .subject_name()
+        .to_der()
+        .map_err(crate::core::CoreError::from)?;
+    if a != b {
+        return Err(LifecycleError::InvalidField(format!(
+            "CA {}'s name does not encode as written; it cannot issue",
+            ca.id
+        )));
+    }
+    Ok(())
+}
+
+/// What a CA certificate issued elsewhere says of itself, read by the server at import.
+pub struct ImportedCa {
+    pub der: Vec<u8>,
+    /// `CN=...,O=...` in the certificate's order.
+    pub subject: String,
+    pub not_after: i64,
+    /// Path length (-1 for none).
+    pub path_len: i64,
+    pub permitted: Vec<String>,
+}
+
+impl Manager {
+    /// A PKCS#10 request for stored public key `public` with `subject`, signed by its private
+    /// key in the core: a CA whose certificate an external root will issue.
+    pub fn certificate_request(
+        &self,
+        public: &str,
+        subject: &str,
+        now: i64,
+    ) -> Result<Vec<u8>, LifecycleError> {
+        let (r, _) = self.spki(public, now)?;
+        let private = linked(&r, link_type::PRIVATE_KEY_LINK).ok_or_else(|| {
+            LifecycleError::InvalidField("the public key has no private key".into())
+        })?;
+        let key = self
+            .key_for(&private, Usage::Protect, um::CERTIFICATE_SIGN, now)?
+            .1;
+        let mut p = CertificateParams::default();
+        p.distinguished_name = parse_dn(subject)?;
+        Ok(pki::sign_request(&key, &p)?)
+    }
+
+    /// Take in a CA certificate an external root issued for stored public key `public`: it
+    /// must certify exactly that key, and be a CA. It then issues like a CA made here.
+    pub fn import_ca(
+        &self,
+        public: &str,
+        ca: ImportedCa,
+        now: i64,
+    ) -> Result<Record, LifecycleError> {
+        let (mut p, spki) = self.spki(public, now)?;
+        let x = openssl::x509::X509::from_der(&ca.der).map_err(crate::core::CoreError::from)?;
+        let theirs = x
+            .public_key()
+            .and_then(|k| k.public_key_to_der())
+            .map_err(crate::core::CoreError::from)?;
+        if theirs != spki {
+            return Err(LifecycleError::InvalidField(
+                "the certificate is for another key".into(),
+            ));
+        }
+        let id = self.new_ids(1)?.remove(0);
+        let serial = kmip_codec::text::hex(
+            &x.serial_number()
+                .to_bn()
+                .and_then(|b| Ok(b.to_vec()))
+                .map_err(crate::core::CoreError::from)?,
+        );
+        let mut attrs = vec![
+            Ttlv::new(
+                tag::CERTIFICATE_TYPE,
+                Value::Enumeration(kmip_codec::vocab::enums::certificate_type::X_509),
+            ),
+            date(tag::ACTIVATION_DATE, now),
+            date(tag::DEACTIVATION_DATE, ca.not_after),
+            // the chain ends here: its issuer is outside this server
+            ca_attr("ca-issuer", Value::TextString(id.clone())),
+            ca_attr("ca-serial", Value::TextString(serial)),
+            ca_attr("ca-subject", Value::TextString(ca.subject)),
+            ca_attr("ca-profile", Value::TextString("imported".into())),
+            ca_attr("ca-not-after", Value::DateTime(ca.not_after)),
+            ca_attr("ca-path-len", Value::Integer(ca.path_len as i32)),
+            link(link_type::PUBLIC_KEY_LINK, &p.id),
+        ];
+        for name in ca.permitted {
+            attrs.push(ca_attr("ca-permitted", Value::TextString(name)));
+        }
+        let object = Ttlv::structure(
+            tag::CERTIFICATE,
+            vec![
+                Ttlv::new(
+                    tag::CERTIFICATE_TYPE,
+                    Value::Enumeration(kmip_codec::vocab::enums::certificate_type::X_509),
+                ),
+                Ttlv::new(tag::CERTIFICATE_VALUE, Value::ByteString(ca.der)),
+            ],
+        );
+        let record = self.new_record(
+            &id,
+            ot::CERTIFICATE,
+            attrs,
+            &Secret::new(kmip_codec::encode(&object)),
+            now,
+        )?;
+        p.attributes.push(link(link_type::CERTIFICATE_LINK, &id));
+        set_single(&mut p.attributes, date(tag::LAST_CHANGE_DATE, now));
+        self.store
+            .commit(vec![Change::Put(p), Change::Put(record.clone())])?;
+        Ok(record)
     }
 }
 
