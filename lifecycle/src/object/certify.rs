@@ -600,7 +600,7 @@ impl Manager {
         let serial = kmip_codec::text::hex(
             &x.serial_number()
                 .to_bn()
-                .and_then(|b| Ok(b.to_vec()))
+                .map(|b| b.to_vec())
                 .map_err(crate::core::CoreError::from)?,
         );
         let mut attrs = vec![
