@@ -1,6 +1,7 @@
 //! Shared helpers for the interoperability tests: where the workspace is, and the Python
 //! interpreter that has PyKMIP installed.
 
+pub mod bench;
 pub mod kmip;
 pub mod replay;
 

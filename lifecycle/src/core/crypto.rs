@@ -340,7 +340,7 @@ fn rsa_padding(p: &CryptoParams) -> Result<Padding, CoreError> {
     }
 }
 
-pub(crate) fn private_key(der: &[u8], format: Option<u32>) -> Result<PKey<Private>, CoreError> {
+fn parse_private(der: &[u8], format: Option<u32>) -> Result<PKey<Private>, CoreError> {
     use kmip_codec::vocab::enums::key_format_type as kft;
     let k = match format {
         Some(kft::PKCS_1) => PKey::from_rsa(Rsa::private_key_from_der(der)?)?,
@@ -349,13 +349,93 @@ pub(crate) fn private_key(der: &[u8], format: Option<u32>) -> Result<PKey<Privat
     Ok(k)
 }
 
-pub(crate) fn public_key(der: &[u8], format: Option<u32>) -> Result<PKey<Public>, CoreError> {
+fn parse_public(der: &[u8], format: Option<u32>) -> Result<PKey<Public>, CoreError> {
     use kmip_codec::vocab::enums::key_format_type as kft;
     let k = match format {
         Some(kft::PKCS_1) => PKey::from_rsa(Rsa::public_key_from_der_pkcs1(der)?)?,
         _ => PKey::public_key_from_der(der)?,
     };
     Ok(k)
+}
+
+/// Parsed asymmetric keys, by the SHA-256 of their encoding. OpenSSL 3's decoders spend
+/// hundreds of microseconds per parse (provider lookups under locks), far more than an ECDSA
+/// signature; a key in use is parsed once. Bounded; a destroyed key is forgotten at once.
+struct Parsed<T> {
+    keys: std::sync::Mutex<std::collections::HashMap<[u8; 32], PKey<T>>>,
+}
+
+const PARSED_MAX: usize = 4096;
+
+impl<T> Parsed<T> {
+    fn new() -> Parsed<T> {
+        Parsed {
+            keys: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn get_or(
+        &self,
+        der: &[u8],
+        format: Option<u32>,
+        parse: impl FnOnce(&[u8], Option<u32>) -> Result<PKey<T>, CoreError>,
+    ) -> Result<PKey<T>, CoreError> {
+        let id = parsed_id(der, format)?;
+        if let Some(k) = self.keys.lock().ok().and_then(|m| m.get(&id).cloned()) {
+            return Ok(k);
+        }
+        let k = parse(der, format)?;
+        if let Ok(mut m) = self.keys.lock() {
+            if m.len() >= PARSED_MAX {
+                if let Some(first) = m.keys().next().copied() {
+                    m.remove(&first);
+                }
+            }
+            m.insert(id, k.clone());
+        }
+        Ok(k)
+    }
+
+    fn forget(&self, id: &[u8; 32]) {
+        if let Ok(mut m) = self.keys.lock() {
+            m.remove(id);
+        }
+    }
+}
+
+fn parsed_id(der: &[u8], format: Option<u32>) -> Result<[u8; 32], CoreError> {
+    let mut h = openssl::sha::Sha256::new();
+    h.update(&format.unwrap_or(0).to_be_bytes());
+    h.update(der);
+    Ok(h.finish())
+}
+
+fn private_keys() -> &'static Parsed<Private> {
+    static P: OnceLock<Parsed<Private>> = OnceLock::new();
+    P.get_or_init(Parsed::new)
+}
+
+fn public_keys() -> &'static Parsed<Public> {
+    static P: OnceLock<Parsed<Public>> = OnceLock::new();
+    P.get_or_init(Parsed::new)
+}
+
+pub(crate) fn private_key(der: &[u8], format: Option<u32>) -> Result<PKey<Private>, CoreError> {
+    private_keys().get_or(der, format, parse_private)
+}
+
+pub(crate) fn public_key(der: &[u8], format: Option<u32>) -> Result<PKey<Public>, CoreError> {
+    public_keys().get_or(der, format, parse_public)
+}
+
+/// Drop the parsed form of a key object that is being destroyed.
+pub(crate) fn forget_parsed(object: &Secret) {
+    if let Ok(m) = key_material(object) {
+        if let Ok(id) = parsed_id(m.bytes.expose(), m.format) {
+            private_keys().forget(&id);
+            public_keys().forget(&id);
+        }
+    }
 }
 
 fn rsa_crypt(

@@ -699,7 +699,12 @@ impl Manager {
         let mut r = self.get(id, now)?;
         self.change_state(&mut r, Event::Destroy, now)?;
         set_single(&mut r.attributes, date(tag::DESTROY_DATE, now));
-        r.sealed = None;
+        if let Some(sealed) = r.sealed.take() {
+            // the core's parsed copy goes with the material
+            if let Ok(plain) = self.core.unseal(&r.id, &sealed) {
+                crate::core::crypto::forget_parsed(&plain);
+            }
+        }
         self.put(&r)?;
         Ok(r)
     }
