@@ -99,17 +99,28 @@ fn key_pair(c: &mut Client, rsa: bool) -> Result<String, ClientError> {
     let major = c.protocol_version().0;
     let mut common = Vec::new();
     if rsa {
-        common.push(item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::RSA)));
+        common.push(item(
+            tag::CRYPTOGRAPHIC_ALGORITHM,
+            Value::Enumeration(alg::RSA),
+        ));
         common.push(item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(2048)));
     } else {
-        common.push(item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::EC)));
+        common.push(item(
+            tag::CRYPTOGRAPHIC_ALGORITHM,
+            Value::Enumeration(alg::EC),
+        ));
         common.push(item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)));
         common.push(Ttlv::structure(
             tag::CRYPTOGRAPHIC_DOMAIN_PARAMETERS,
             vec![item(tag::RECOMMENDED_CURVE, Value::Enumeration(rc::P_256))],
         ));
     }
-    let mask = |m: u32| vec![item(tag::CRYPTOGRAPHIC_USAGE_MASK, Value::Integer(m as i32))];
+    let mask = |m: u32| {
+        vec![item(
+            tag::CRYPTOGRAPHIC_USAGE_MASK,
+            Value::Integer(m as i32),
+        )]
+    };
     let (ct, pt, ut) = if major >= 2 {
         (
             tag::COMMON_ATTRIBUTES,
@@ -192,7 +203,10 @@ pub fn prepare(c: &mut Client, workload: &str, objects: usize) -> Result<Step, C
                 op::ENCRYPT,
                 payload(vec![
                     text(tag::UNIQUE_IDENTIFIER, &k),
-                    params(vec![item(tag::BLOCK_CIPHER_MODE, Value::Enumeration(bcm::GCM))]),
+                    params(vec![item(
+                        tag::BLOCK_CIPHER_MODE,
+                        Value::Enumeration(bcm::GCM),
+                    )]),
                     item(tag::DATA, Value::ByteString(vec![0x42; 64])),
                 ]),
             )])
@@ -302,7 +316,9 @@ pub fn populate(c: &mut Client, n: usize) -> Result<(), ClientError> {
             .iter()
             .any(|b| b.result_status.0 .0 != kmip_codec::vocab::enums::result_status::SUCCESS)
         {
-            return Err(ClientError::Decode("a Create of the population failed".into()));
+            return Err(ClientError::Decode(
+                "a Create of the population failed".into(),
+            ));
         }
         i += 100;
     }
@@ -317,9 +333,10 @@ pub fn run_step(c: &mut Client, step: &Step) -> Result<(), ClientError> {
         }
         Step::Message(items) => {
             let r = c.batch(items.clone())?;
-            let ok = r.batch_item.iter().all(|b| {
-                b.result_status.0 .0 == kmip_codec::vocab::enums::result_status::SUCCESS
-            });
+            let ok = r
+                .batch_item
+                .iter()
+                .all(|b| b.result_status.0 .0 == kmip_codec::vocab::enums::result_status::SUCCESS);
             if ok {
                 Ok(())
             } else {
@@ -341,7 +358,12 @@ pub fn run_step(c: &mut Client, step: &Step) -> Result<(), ClientError> {
                 op::GET_ATTRIBUTES,
                 payload(vec![text(tag::UNIQUE_IDENTIFIER, &k), state]),
             )?;
-            let gcm = || params(vec![item(tag::BLOCK_CIPHER_MODE, Value::Enumeration(bcm::GCM))]);
+            let gcm = || {
+                params(vec![item(
+                    tag::BLOCK_CIPHER_MODE,
+                    Value::Enumeration(bcm::GCM),
+                )])
+            };
             let e = c.call(
                 op::ENCRYPT,
                 payload(vec![
@@ -531,7 +553,9 @@ pub fn run(
 
 /// The message `Get` sends, encoded: the echo workload sends it to an echo server.
 pub fn get_message(id: &str) -> Vec<u8> {
-    use kmip_codec::message::{Enum, FieldValue, ProtocolVersion, Req, RequestBatchItem, RequestHeader, RequestMessage};
+    use kmip_codec::message::{
+        Enum, FieldValue, ProtocolVersion, Req, RequestBatchItem, RequestHeader, RequestMessage,
+    };
     let m = RequestMessage {
         header: Req(RequestHeader {
             protocol_version: Req(ProtocolVersion::new(2, 1)),
@@ -546,4 +570,3 @@ pub fn get_message(id: &str) -> Vec<u8> {
     };
     kmip_codec::encode(&m.encode(tag::REQUEST_MESSAGE))
 }
-

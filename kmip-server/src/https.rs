@@ -9,7 +9,7 @@
 //! trusted any more, a close.
 
 use crate::dispatch::OpError;
-use crate::session::{answer, answer_message, End, Timeouts};
+use crate::session::{End, Timeouts};
 use crate::Server;
 use kmip_codec::vocab::enums::result_reason as rr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -115,8 +115,8 @@ fn plain(status: &str, why: &str) -> Vec<u8> {
 
 /// The KMIP answer to one body, in its encoding; an HTTP error when the body is not a message
 /// in that encoding at all.
-fn kmip_answer(
-    server: &Server,
+async fn kmip_answer(
+    server: &std::sync::Arc<Server>,
     identity: &str,
     peer: &str,
     encoding: Encoding,
@@ -126,14 +126,18 @@ fn kmip_answer(
     let text = || std::str::from_utf8(body).map_err(|_| plain("400 Bad Request", "not UTF-8"));
     let tree = match encoding {
         Encoding::Ttlv => {
-            return answer(server, identity, peer, body, limits)
-                .ok_or_else(|| plain("400 Bad Request", "not a TTLV message"))
+            return match crate::session::decode_request(body, identity, limits) {
+                Ok(tree) => Ok(kmip_codec::encode(
+                    &crate::session::respond(server, identity, peer, tree).await,
+                )),
+                Err(early) => early.ok_or_else(|| plain("400 Bad Request", "not a TTLV message")),
+            }
         }
         Encoding::Xml => kmip_codec::xml::from_xml(text()?, &limits.decode),
         Encoding::Json => kmip_codec::json::from_json(text()?, &limits.decode),
     };
     let resp = match tree {
-        Ok(tree) => answer_message(server, identity, peer, &tree, limits),
+        Ok(tree) => crate::session::respond(server, identity, peer, tree).await,
         Err(e) => {
             tracing::info!(identity, error = %e, "undecodable message");
             crate::dispatch::message_error(
@@ -151,7 +155,7 @@ fn kmip_answer(
 
 /// Serve one HTTPS connection until it ends.
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
-    server: &Server,
+    server: &std::sync::Arc<Server>,
     stream: &mut S,
     identity: &str,
     peer: &str,
@@ -197,10 +201,12 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     "415 Unsupported Media Type",
                     "application/octet-stream, text/xml or application/json",
                 ),
-                Some(encoding) => match kmip_answer(server, identity, peer, encoding, &body) {
-                    Ok(out) => response("200 OK", encoding.content_type(), &out, head.close),
-                    Err(reply) => reply,
-                },
+                Some(encoding) => {
+                    match kmip_answer(server, identity, peer, encoding, &body).await {
+                        Ok(out) => response("200 OK", encoding.content_type(), &out, head.close),
+                        Err(reply) => reply,
+                    }
+                }
             }
         };
         // every error reply above says Connection: close

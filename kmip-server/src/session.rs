@@ -3,7 +3,7 @@
 
 use crate::dispatch::{self, OpError, Settings};
 use crate::Server;
-use kmip_codec::vocab::enums::result_reason as rr;
+use kmip_codec::vocab::enums::{operation as op, result_reason as rr};
 use kmip_codec::{decode, encode, frame_length, DecodeError};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -33,7 +33,7 @@ pub enum End {
 
 /// Serve one connection until it ends.
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
-    server: &Server,
+    server: &std::sync::Arc<Server>,
     stream: &mut S,
     identity: &str,
     peer: &str,
@@ -88,13 +88,42 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Ok(Ok(Some(b))) => b,
         };
-        let response = answer(server, identity, peer, &buf, limits);
+        let response = match decode_request(&buf, identity, limits) {
+            Ok(tree) => Some(encode(&respond(server, identity, peer, tree).await)),
+            Err(early) => early,
+        };
         let Some(response) = response else {
             return End::Garbage;
         };
         if stream.write_all(&response).await.is_err() || stream.flush().await.is_err() {
             return End::Io;
         }
+    }
+}
+
+/// A framed message decoded, or what to answer instead: an Invalid Message response, or
+/// nothing (close) for bytes that are not TTLV at all.
+pub fn decode_request(
+    buf: &[u8],
+    identity: &str,
+    limits: &Settings,
+) -> Result<kmip_codec::Ttlv, Option<Vec<u8>>> {
+    match decode(buf, &limits.decode) {
+        Ok((tree, _)) => Ok(tree),
+        Err(DecodeError::Invalid { offset, kind }) => {
+            tracing::info!(identity, offset, %kind, "undecodable message");
+            // a structure that decodes no further still earns an Invalid Message answer
+            let resp = dispatch::message_error(
+                (1, 0),
+                crate::now(),
+                OpError::new(
+                    rr::INVALID_MESSAGE,
+                    format!("invalid TTLV at offset {offset}: {kind}"),
+                ),
+            );
+            Err((offset > 0).then(|| encode(&resp)))
+        }
+        Err(DecodeError::Incomplete { .. }) => Err(None),
     }
 }
 
@@ -106,26 +135,73 @@ pub fn answer(
     buf: &[u8],
     limits: &Settings,
 ) -> Option<Vec<u8>> {
-    let now = crate::now();
-    match decode(buf, &limits.decode) {
-        Ok((tree, _)) => Some(encode(&answer_message(
+    match decode_request(buf, identity, limits) {
+        Ok(tree) => Some(encode(&answer_message(
             server, identity, peer, &tree, limits,
         ))),
-        Err(DecodeError::Invalid { offset, kind }) => {
-            tracing::info!(identity, offset, %kind, "undecodable message");
-            // a structure that decodes no further still earns an Invalid Message answer
-            let resp = dispatch::message_error(
-                (1, 0),
-                now,
-                OpError::new(
-                    rr::INVALID_MESSAGE,
-                    format!("invalid TTLV at offset {offset}: {kind}"),
-                ),
-            );
-            (offset > 0).then(|| encode(&resp))
-        }
-        Err(DecodeError::Incomplete { .. }) => None,
+        Err(early) => early,
     }
+}
+
+/// The response to a decoded message, computed where it does not hold up other connections:
+/// a message that writes waits for its group commit's fsync (and key generation takes long),
+/// so it runs on the blocking pool, where concurrent commits gather into one transaction; a
+/// read runs on the async worker itself, which is cheaper than a thread handoff.
+pub async fn respond(
+    server: &std::sync::Arc<Server>,
+    identity: &str,
+    peer: &str,
+    tree: kmip_codec::Ttlv,
+) -> kmip_codec::Ttlv {
+    if !writes(&tree) {
+        return answer_message(server, identity, peer, &tree, &server.limits);
+    }
+    let (s, i, p) = (server.clone(), identity.to_owned(), peer.to_owned());
+    let version = dispatch::claimed_version(&tree)
+        .filter(|v| dispatch::VERSIONS.contains(v))
+        .unwrap_or((1, 0));
+    tokio::task::spawn_blocking(move || answer_message(&s, &i, &p, &tree, &s.limits))
+        .await
+        .unwrap_or_else(|_| {
+            dispatch::message_error(
+                version,
+                crate::now(),
+                OpError::new(rr::GENERAL_FAILURE, "the request failed"),
+            )
+        })
+}
+
+/// Operations that only read the store (a Usage Limits count aside): answered on the async
+/// worker itself, which is cheaper than handing the worker's other tasks to a new thread.
+const READS: &[u32] = &[
+    op::GET,
+    op::GET_ATTRIBUTES,
+    op::GET_ATTRIBUTE_LIST,
+    op::LOCATE,
+    op::CHECK,
+    op::QUERY,
+    op::DISCOVER_VERSIONS,
+    op::ENCRYPT,
+    op::DECRYPT,
+    op::SIGN,
+    op::SIGNATURE_VERIFY,
+    op::MAC,
+    op::MAC_VERIFY,
+    op::HASH,
+    op::RNG_RETRIEVE,
+    op::POLL,
+    op::CANCEL,
+    op::OBTAIN_LEASE,
+];
+
+/// Whether a request message has an operation that writes (or is not known to only read).
+pub fn writes(tree: &kmip_codec::Ttlv) -> bool {
+    use kmip_codec::vocab::tag;
+    tree.children_with(tag::BATCH_ITEM).any(|b| {
+        b.child(tag::OPERATION)
+            .and_then(kmip_codec::Ttlv::as_enum)
+            .is_none_or(|o| !READS.contains(&o))
+    })
 }
 
 /// The response to one decoded request message, whatever encoding it came in.

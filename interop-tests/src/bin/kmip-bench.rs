@@ -59,9 +59,7 @@ fn main() -> ExitCode {
     let a = Args::parse();
     let tls = a.data_dir.as_ref().map(|d| d.join("tls"));
     let pick = |given: &Option<PathBuf>, file: &str| {
-        given
-            .clone()
-            .or_else(|| tls.as_ref().map(|t| t.join(file)))
+        given.clone().or_else(|| tls.as_ref().map(|t| t.join(file)))
     };
     let (Some(ca), Some(cert), Some(key)) = (
         pick(&a.ca, "ca.pem"),

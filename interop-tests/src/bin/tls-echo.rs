@@ -3,7 +3,9 @@
 //! with the same certificates); each framed TTLV request is answered at once with a response
 //! the size of a Get of an AES-256 key, without decoding, dispatch, store or crypto.
 
-use kmip_codec::message::{Enum, FieldValue, ProtocolVersion, Req, ResponseBatchItem, ResponseHeader, ResponseMessage};
+use kmip_codec::message::{
+    Enum, FieldValue, ProtocolVersion, Req, ResponseBatchItem, ResponseHeader, ResponseMessage,
+};
 use kmip_codec::vocab::enums::{
     cryptographic_algorithm as alg, object_type as ot, operation as op, result_status,
 };
@@ -55,7 +57,10 @@ fn get_response() -> Vec<u8> {
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let (mut listen, mut dir) = ("127.0.0.1:5697".to_owned(), std::path::PathBuf::from("kmip-data"));
+    let (mut listen, mut dir) = (
+        "127.0.0.1:5697".to_owned(),
+        std::path::PathBuf::from("kmip-data"),
+    );
     while let Some(a) = args.next() {
         match a.as_str() {
             "--listen" => listen = args.next().unwrap_or(listen),
@@ -65,19 +70,31 @@ async fn main() {
     }
     let tls = dir.join("tls");
     let acceptor = Arc::new(
-        kmip_server::listener::acceptor(&tls.join("server.pem"), &tls.join("server.key"), &tls.join("ca.pem"))
-            .expect("TLS material in DIR/tls"),
+        kmip_server::listener::acceptor(
+            &tls.join("server.pem"),
+            &tls.join("server.key"),
+            &tls.join("ca.pem"),
+        )
+        .expect("TLS material in DIR/tls"),
     );
     let reply = Arc::new(get_response());
-    let l = tokio::net::TcpListener::bind(&listen).await.expect("listen");
+    let l = tokio::net::TcpListener::bind(&listen)
+        .await
+        .expect("listen");
     eprintln!("tls-echo listening on {listen}");
     loop {
-        let Ok((tcp, _)) = l.accept().await else { continue };
+        let Ok((tcp, _)) = l.accept().await else {
+            continue;
+        };
         let (acceptor, reply) = (acceptor.clone(), reply.clone());
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
-            let Ok(ssl) = openssl::ssl::Ssl::new(acceptor.context()) else { return };
-            let Ok(mut s) = tokio_openssl::SslStream::new(ssl, tcp) else { return };
+            let Ok(ssl) = openssl::ssl::Ssl::new(acceptor.context()) else {
+                return;
+            };
+            let Ok(mut s) = tokio_openssl::SslStream::new(ssl, tcp) else {
+                return;
+            };
             if std::pin::Pin::new(&mut s).accept().await.is_err() {
                 return;
             }

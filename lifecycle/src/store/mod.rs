@@ -20,7 +20,7 @@ use thiserror::Error;
 /// The layout version of stored data, written on creation and checked on open.
 pub const SCHEMA_VERSION: u64 = 1;
 
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum StoreError {
     #[error("storage backend: {0}")]
     Backend(String),
