@@ -191,6 +191,11 @@ pub fn prepare(c: &mut Client, workload: &str, objects: usize) -> Result<Step, C
                         vec![
                             item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
                             item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)),
+                            // PyKMIP's server insists on a usage mask
+                            item(
+                                tag::CRYPTOGRAPHIC_USAGE_MASK,
+                                Value::Integer((um::ENCRYPT | um::DECRYPT) as i32),
+                            ),
                         ],
                     ),
                 ]),
@@ -480,8 +485,14 @@ pub fn run(
     step: Arc<Step>,
     warmup: Duration,
     duration: Duration,
-    server_pid: Option<u32>,
+    server_pids: &[u32],
 ) -> Report {
+    let cpu = || -> Option<u64> {
+        if server_pids.is_empty() {
+            return None;
+        }
+        server_pids.iter().map(|p| process_cpu_us(*p)).sum()
+    };
     let n = clients.len();
     let start = Arc::new(Barrier::new(n + 1));
     let measuring = Arc::new(AtomicBool::new(false));
@@ -509,13 +520,13 @@ pub fn run(
         .collect();
     start.wait();
     std::thread::sleep(warmup);
-    let cpu0 = server_pid.and_then(process_cpu_us);
+    let cpu0 = cpu();
     let t0 = Instant::now();
     measuring.store(true, Ordering::Relaxed);
     std::thread::sleep(duration);
     measuring.store(false, Ordering::Relaxed);
     let seconds = t0.elapsed().as_secs_f64();
-    let cpu1 = server_pid.and_then(process_cpu_us);
+    let cpu1 = cpu();
     stop.store(true, Ordering::Relaxed);
     let mut all = Vec::new();
     let mut errors = 0;

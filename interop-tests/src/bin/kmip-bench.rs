@@ -44,9 +44,10 @@ struct Args {
     /// Objects to create first (named bench-N) for `locate`.
     #[arg(long, default_value_t = 0)]
     objects: usize,
-    /// The server's process ID, for its CPU time per operation.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// The server's process IDs (repeat, or separate with commas), for its CPU time per
+    /// operation: the sum over all of them.
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Protocol version, e.g. 2.1 or 1.2 (for servers that speak only 1.x).
     #[arg(long, default_value = "2.1")]
     kmip_version: String,
@@ -108,7 +109,7 @@ fn main() -> ExitCode {
             Arc::new(step),
             Duration::from_secs_f64(a.warmup),
             Duration::from_secs_f64(a.duration),
-            a.server_pid,
+            &a.server_pid,
         ))
     })();
     match result {

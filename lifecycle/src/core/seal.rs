@@ -4,12 +4,23 @@
 //! identifier. The version byte lets a later release change the scheme.
 
 use super::{CoreError, Secret};
-use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
+use openssl::cipher::Cipher;
+use openssl::cipher_ctx::CipherCtx;
 use std::io::Write;
 use std::path::Path;
+use std::sync::OnceLock;
 use zeroize::Zeroizing;
 
 const VERSION: u8 = 1;
+
+/// AES-256-GCM fetched from the provider once: OpenSSL 3 otherwise looks the cipher up, under
+/// locks, at every use, and every request unseals an object.
+fn aes_gcm() -> Result<&'static Cipher, CoreError> {
+    static C: OnceLock<Option<Cipher>> = OnceLock::new();
+    C.get_or_init(|| Cipher::fetch(None, "AES-256-GCM", None).ok())
+        .as_ref()
+        .ok_or(CoreError::Crypto("AES-256-GCM"))
+}
 const NONCE: usize = 12;
 const TAG: usize = 16;
 
@@ -93,15 +104,15 @@ impl MasterKey {
         let mut nonce = [0u8; NONCE];
         openssl::rand::rand_bytes(&mut nonce)?;
         let mut tag = [0u8; TAG];
-        let ct = encrypt_aead(
-            Cipher::aes_256_gcm(),
-            self.0.as_ref(),
-            Some(&nonce),
-            aad,
-            plaintext,
-            &mut tag,
-        )
-        .map_err(|_| CoreError::Crypto("seal"))?;
+        let mut ct = Vec::with_capacity(plaintext.len() + 16);
+        let fail = |_| CoreError::Crypto("seal");
+        let mut ctx = CipherCtx::new().map_err(fail)?;
+        ctx.encrypt_init(Some(aes_gcm()?), Some(self.0.as_ref()), Some(&nonce))
+            .map_err(fail)?;
+        ctx.cipher_update(aad, None).map_err(fail)?;
+        ctx.cipher_update_vec(plaintext, &mut ct).map_err(fail)?;
+        ctx.cipher_final_vec(&mut ct).map_err(fail)?;
+        ctx.tag(&mut tag).map_err(fail)?;
         let mut out = Vec::with_capacity(1 + NONCE + ct.len() + TAG);
         out.push(VERSION);
         out.extend_from_slice(&nonce);
@@ -116,16 +127,17 @@ impl MasterKey {
         }
         let nonce = &sealed[1..1 + NONCE];
         let (ct, tag) = sealed[1 + NONCE..].split_at(sealed.len() - 1 - NONCE - TAG);
-        decrypt_aead(
-            Cipher::aes_256_gcm(),
-            self.0.as_ref(),
-            Some(nonce),
-            aad,
-            ct,
-            tag,
-        )
-        .map(Secret::new)
-        .map_err(|_| CoreError::Unseal)
+        let fail = |_| CoreError::Unseal;
+        let cipher = aes_gcm().map_err(|_| CoreError::Unseal)?;
+        let mut ctx = CipherCtx::new().map_err(fail)?;
+        ctx.decrypt_init(Some(cipher), Some(self.0.as_ref()), Some(nonce))
+            .map_err(fail)?;
+        ctx.set_tag(tag).map_err(fail)?;
+        ctx.cipher_update(aad, None).map_err(fail)?;
+        let mut plain = Zeroizing::new(Vec::with_capacity(ct.len() + 16));
+        ctx.cipher_update_vec(ct, &mut plain).map_err(fail)?;
+        ctx.cipher_final_vec(&mut plain).map_err(fail)?;
+        Ok(Secret::new(std::mem::take(&mut *plain)))
     }
 }
 
