@@ -213,6 +213,10 @@ impl ServerProcess {
         std::mem::replace(&mut self.data_dir, dir)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn tls_dir(&self) -> PathBuf {
         self.data_dir.path().join("tls")
     }
