@@ -47,6 +47,9 @@ pub struct Config {
     /// Most batch items in one message.
     #[arg(long, env = "KMIP_MAX_BATCH_ITEMS", default_value_t = 1000)]
     pub max_batch_items: usize,
+    /// Memory for the store's page cache, in MiB.
+    #[arg(long, env = "KMIP_STORE_CACHE_MB", default_value_t = 64)]
+    pub store_cache_mb: usize,
     /// Most connections served at once; more are closed on arrival.
     #[arg(long, env = "KMIP_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,

@@ -256,7 +256,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
     let acceptor = listener::acceptor(&cert, &key, &ca).context("TLS configuration")?;
     let master = master_key(&cfg)?;
     let store_path = cfg.data_dir.join("kmip.redb");
-    let mut store = RedbStore::open(&store_path).context("store")?;
+    let mut store =
+        RedbStore::open_with_cache(&store_path, cfg.store_cache_mb << 20).context("store")?;
     // destroyed keys' sealed bytes leave the file only when it is compacted, which needs the
     // file to ourselves: at every start, before serving
     while store.compact().context("compact the store")? {}

@@ -40,6 +40,9 @@ struct Ids {
 
 const ID_RESERVATION: u64 = 1024;
 
+/// The page cache unless configured: enough for the indexes of a million objects.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
@@ -58,9 +61,19 @@ fn entry(key: &[u8], id: &str) -> Vec<u8> {
 }
 
 impl RedbStore {
-    /// Open the file, creating it (and its schema version) when it does not exist.
+    /// Open the file, creating it (and its schema version) when it does not exist, with the
+    /// default page cache ([`DEFAULT_CACHE_BYTES`]).
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
-        let db = Database::create(path).map_err(backend)?;
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Open with a page cache of `cache_bytes`: the store's share of the server's memory
+    /// (redb's own default, 1 GiB, would grow the server's resident size with the data).
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<RedbStore, StoreError> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(backend)?;
         let tx = db.begin_write().map_err(backend)?;
         {
             let mut meta = tx.open_table(META).map_err(backend)?;
