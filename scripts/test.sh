@@ -52,10 +52,10 @@ if [ -d ../shared/kmip/spec ]; then
   diff -q target/attributes.rs lifecycle/src/attributes/generated.rs
 fi
 
-step "fuzz smoke run (stable harness, ${FUZZ_SECONDS:-20}s per target)"
+step "fuzz run (stable harness, ${FUZZ_SECONDS:-60}s per target)"
 cargo build --release --locked -p interop-tests --bin kmip-fuzz
-for t in ttlv xml json message; do
-  target/release/kmip-fuzz "$t" --seconds "${FUZZ_SECONDS:-20}"
+for t in ttlv xml json message dispatch; do
+  target/release/kmip-fuzz "$t" --seconds "${FUZZ_SECONDS:-60}"
 done
 
 step "tests"
