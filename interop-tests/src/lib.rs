@@ -225,6 +225,40 @@ impl ServerProcess {
         std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default()
     }
 
+    /// A raw mutual-TLS stream to the KMIP port as identity `name`, for sending bytes that
+    /// are not (or not yet) a message.
+    pub fn tls_stream(
+        &self,
+        name: &str,
+    ) -> std::io::Result<openssl::ssl::SslStream<std::net::TcpStream>> {
+        use openssl::ssl::{SslConnector, SslFiletype, SslMethod};
+        let d = self.tls_dir();
+        let io = |e: openssl::error::ErrorStack| std::io::Error::other(e.to_string());
+        let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(io)?;
+        b.set_ca_file(d.join("ca.pem")).map_err(io)?;
+        b.set_certificate_file(d.join(format!("{name}.pem")), SslFiletype::PEM)
+            .map_err(io)?;
+        b.set_private_key_file(d.join(format!("{name}.key")), SslFiletype::PEM)
+            .map_err(io)?;
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", self.port))?;
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+        b.build()
+            .connect("localhost", tcp)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    /// The server's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
     /// One HTTPS request to `port` as identity `name` (mutual TLS with its certificate), on a
     /// fresh connection: the status code, the Content-Type and the body of the answer. The
     /// Content-Length is added unless `request_head` has one.

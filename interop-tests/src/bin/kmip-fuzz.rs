@@ -256,11 +256,13 @@ fn run_dispatch(server: &kmip_server::Server, tree: &Ttlv) -> bool {
         .expect("a well-formed message gets an answer");
     let (resp, _) = decode(&out, &Limits::default()).expect("the answer decodes");
     assert_eq!(resp.tag, kmip_codec::vocab::tag::RESPONSE_MESSAGE);
-    let all_ok = resp.children_with(kmip_codec::vocab::tag::BATCH_ITEM).all(|b| {
-        b.child(kmip_codec::vocab::tag::RESULT_STATUS)
-            .and_then(Ttlv::as_enum)
-            == Some(0)
-    });
+    let all_ok = resp
+        .children_with(kmip_codec::vocab::tag::BATCH_ITEM)
+        .all(|b| {
+            b.child(kmip_codec::vocab::tag::RESULT_STATUS)
+                .and_then(Ttlv::as_enum)
+                == Some(0)
+        });
     all_ok
 }
 
