@@ -242,6 +242,8 @@ fn print_quick_start(cfg: &Config, paths: &pki::Paths) {
 }
 
 async fn serve(cfg: Config) -> Result<(), String> {
+    // the server holds keys: none in a core file, no debugger of the same user
+    lifecycle::core::harden_process()?;
     std::fs::create_dir_all(&cfg.data_dir).context("data directory")?;
     let paths = pki::Paths::new(&cfg.data_dir);
     let (cert, key, ca) = match (&cfg.tls_cert, &cfg.tls_key, &cfg.client_ca) {

@@ -228,6 +228,22 @@ pub fn answer_message(
     let manager = server.manager.for_caller(server.caller(identity));
     let result = manager.atomically(|m| {
         let resp = dispatch::handle(m, identity, tree, limits, now);
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            // operations and outcomes only: payloads may hold keys and plaintext
+            let enums = |t: &kmip_codec::Ttlv, field| -> Vec<u32> {
+                t.children_with(kmip_codec::vocab::tag::BATCH_ITEM)
+                    .filter_map(|b| b.child(field).and_then(kmip_codec::Ttlv::as_enum))
+                    .collect()
+            };
+            tracing::debug!(
+                identity,
+                peer,
+                operations = ?enums(tree, kmip_codec::vocab::tag::OPERATION),
+                results = ?enums(&resp, kmip_codec::vocab::tag::RESULT_STATUS),
+                reasons = ?enums(&resp, kmip_codec::vocab::tag::RESULT_REASON),
+                "request"
+            );
+        }
         let mut record = crate::audit::request_record(now, identity, peer, tree, &resp);
         crate::audit::add_automatic_changes(&mut record, &manager.automatic_changes());
         server.audit.record(record).map_err(Failed::Audit)?;

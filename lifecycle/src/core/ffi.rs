@@ -2,7 +2,9 @@
 //!
 //! Why: KMIP's RNG Seed operation asks the server to mix client data into its random number
 //! generator, which is OpenSSL's DRBG; only `RAND_add` does that. Each call passes a pointer and
-//! length taken from one live slice, and OpenSSL only reads from it during the call.
+//! length taken from one live slice, and OpenSSL only reads from it during the call. And the
+//! process that holds keys must never write them to a core file: `setrlimit` and `prctl` are
+//! plain system calls on values owned here.
 #![allow(unsafe_code)]
 
 use std::os::raw::{c_double, c_int, c_void};
@@ -24,6 +26,37 @@ pub fn rand_add(data: &[u8]) -> usize {
         used += chunk.len();
     }
     used
+}
+
+/// Keep key memory out of core dumps: no core file at all (RLIMIT_CORE 0), and the process
+/// marked not dumpable (which also keeps other processes of the same user from attaching a
+/// debugger to read it). Also lifts the open-file limit to its hard maximum, so that the
+/// configured number of connections can be served.
+pub fn harden_process() -> Result<(), String> {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `none` is a valid rlimit that outlives the call.
+    if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) } != 0 {
+        return Err("setrlimit(RLIMIT_CORE, 0) failed".into());
+    }
+    // SAFETY: PR_SET_DUMPABLE takes integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err("prctl(PR_SET_DUMPABLE, 0) failed".into());
+    }
+    let mut files = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `files` is a valid rlimit the call fills in, then reads.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut files) == 0 {
+            files.rlim_cur = files.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &files);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
