@@ -104,8 +104,14 @@ impl Audit {
         let line = J::Object(fields).to_string();
         let mut bytes = line.clone().into_bytes();
         bytes.push(b'\n');
-        g.file.write_all(&bytes).map_err(io(&self.path))?;
-        g.file.flush().map_err(io(&self.path))?;
+        let written = g.file.write_all(&bytes).and_then(|_| g.file.flush());
+        if let Err(e) = written {
+            // a full disk may have taken part of the line: cut it off, so that the chain stays
+            // verifiable and the next record follows the last whole one
+            let size = g.size;
+            let _ = g.file.set_len(size);
+            return Err(io(&self.path)(e));
+        }
         g.size += bytes.len() as u64;
         g.last = sha256_hex(line.as_bytes());
         Ok(())

@@ -252,20 +252,36 @@ pub fn answer_message(
     match result {
         Ok(r) => r,
         Err(e) => {
-            let why = match e {
+            let (why, audited) = match e {
                 Failed::Audit(e) => {
                     tracing::error!(error = %e, "audit log unavailable: request refused");
-                    "the audit log cannot be written: nothing was done".to_owned()
+                    ("the audit log cannot be written: nothing was done", false)
                 }
                 Failed::Lifecycle(e) => {
                     tracing::error!(error = %e, "store failure");
-                    "the store failed: nothing was done".to_owned()
+                    ("the store failed: nothing was done", true)
                 }
             };
             let version = dispatch::claimed_version(tree)
                 .filter(|v| dispatch::VERSIONS.contains(v))
                 .unwrap_or((1, 0));
-            dispatch::message_error(version, now, OpError::new(rr::GENERAL_FAILURE, why))
+            let resp =
+                dispatch::message_error(version, now, OpError::new(rr::GENERAL_FAILURE, why));
+            if audited {
+                // the record written before the commit says what would have been done: this
+                // one says what was (nothing)
+                let mut record = crate::audit::request_record(now, identity, peer, tree, &resp);
+                record.insert(
+                    "commit".into(),
+                    serde_json::Value::String(
+                        "failed: the previous record did not take effect".into(),
+                    ),
+                );
+                if let Err(e) = server.audit.record(record) {
+                    tracing::error!(error = %e, "audit log unavailable");
+                }
+            }
+            resp
         }
     }
 }

@@ -45,6 +45,10 @@ pub fn harden_process() -> Result<(), String> {
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
         return Err("prctl(PR_SET_DUMPABLE, 0) failed".into());
     }
+    // a write past a file-size limit fails with EFBIG, as a full disk fails with ENOSPC,
+    // instead of killing the process
+    // SAFETY: SIG_IGN is a valid disposition for SIGXFSZ.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let mut files = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -18,7 +18,12 @@ const INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("index");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 pub struct RedbStore {
-    db: Database,
+    /// Replaced (reopened) after an I/O error: redb refuses every transaction after one until
+    /// the database is opened again, and a full disk that has room again must not need a
+    /// restart.
+    db: std::sync::RwLock<Database>,
+    path: std::path::PathBuf,
+    cache_bytes: usize,
     group: Mutex<Group>,
     written: Condvar,
     ids: Mutex<Ids>,
@@ -105,7 +110,9 @@ impl RedbStore {
             last.unwrap_or(0)
         };
         Ok(RedbStore {
-            db,
+            db: std::sync::RwLock::new(db),
+            path: path.to_owned(),
+            cache_bytes,
             group: Mutex::default(),
             written: Condvar::new(),
             ids: Mutex::new(Ids {
@@ -113,6 +120,37 @@ impl RedbStore {
                 reserved: last,
             }),
         })
+    }
+
+    /// Run `f` against the database; after an I/O error (a full disk, say) that left redb
+    /// refusing all work, open the file again and run `f` once more.
+    fn with_db<T>(&self, f: impl Fn(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let first = {
+            let db = self.db.read().unwrap_or_else(|p| p.into_inner());
+            f(&db)
+        };
+        match first {
+            Err(StoreError::Backend(m)) if m.contains("Previous I/O") => {
+                self.reopen()?;
+                let db = self.db.read().unwrap_or_else(|p| p.into_inner());
+                f(&db)
+            }
+            other => other,
+        }
+    }
+
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
+        // redb allows one open handle per file: a placeholder while the old one closes
+        let placeholder = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(backend)?;
+        drop(std::mem::replace(&mut *db, placeholder));
+        *db = Database::builder()
+            .set_cache_size(self.cache_bytes)
+            .create(&self.path)
+            .map_err(backend)?;
+        Ok(())
     }
 
     fn write(tx: &WriteTransaction, changes: Vec<Change>) -> Result<(), StoreError> {
@@ -149,13 +187,13 @@ impl RedbStore {
     /// Write the commits of `batch` in one transaction; if that fails, each on its own, so
     /// that one bad commit does not fail the others.
     fn write_group(&self, batch: Vec<(u64, Vec<Change>)>) -> Vec<(u64, Result<(), StoreError>)> {
-        let together = (|| {
-            let tx = self.db.begin_write().map_err(backend)?;
+        let together = self.with_db(|db| {
+            let tx = db.begin_write().map_err(backend)?;
             for (_, changes) in &batch {
                 Self::write(&tx, changes.clone())?;
             }
             tx.commit().map_err(backend)
-        })();
+        });
         if together.is_ok() || batch.len() == 1 {
             return batch
                 .into_iter()
@@ -165,11 +203,11 @@ impl RedbStore {
         batch
             .into_iter()
             .map(|(t, changes)| {
-                let one = (|| {
-                    let tx = self.db.begin_write().map_err(backend)?;
-                    Self::write(&tx, changes)?;
+                let one = self.with_db(|db| {
+                    let tx = db.begin_write().map_err(backend)?;
+                    Self::write(&tx, changes.clone())?;
                     tx.commit().map_err(backend)
-                })();
+                });
                 (t, one)
             })
             .collect()
@@ -180,16 +218,22 @@ impl RedbStore {
     /// Rewrite the file without free pages, so that the bytes of deleted or replaced records
     /// (a destroyed key's sealed material) no longer lie in it. Needs exclusive access.
     pub fn compact(&mut self) -> Result<bool, StoreError> {
-        self.db.compact().map_err(backend)
+        self.db
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .compact()
+            .map_err(backend)
     }
 }
 
 impl Store for RedbStore {
     fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
-        let tx = self.db.begin_read().map_err(backend)?;
-        let t = tx.open_table(OBJECTS).map_err(backend)?;
-        let got = t.get(id).map_err(backend)?;
-        got.map(|v| Record::decode(id, v.value())).transpose()
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(backend)?;
+            let t = tx.open_table(OBJECTS).map_err(backend)?;
+            let got = t.get(id).map_err(backend)?;
+            got.map(|v| Record::decode(id, v.value())).transpose()
+        })
     }
 
     fn commit(&self, changes: Vec<Change>) -> Result<(), StoreError> {
@@ -218,30 +262,34 @@ impl Store for RedbStore {
     }
 
     fn lookup(&self, index_key: &[u8]) -> Result<Vec<String>, StoreError> {
-        let tx = self.db.begin_read().map_err(backend)?;
-        let t = tx.open_table(INDEX).map_err(backend)?;
-        let p = prefix(index_key);
-        let mut out = Vec::new();
-        for row in t.range(p.as_slice()..).map_err(backend)? {
-            let (k, _) = row.map_err(backend)?;
-            let k = k.value();
-            if !k.starts_with(&p) {
-                break;
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(backend)?;
+            let t = tx.open_table(INDEX).map_err(backend)?;
+            let p = prefix(index_key);
+            let mut out = Vec::new();
+            for row in t.range(p.as_slice()..).map_err(backend)? {
+                let (k, _) = row.map_err(backend)?;
+                let k = k.value();
+                if !k.starts_with(&p) {
+                    break;
+                }
+                out.push(String::from_utf8_lossy(&k[p.len()..]).into_owned());
             }
-            out.push(String::from_utf8_lossy(&k[p.len()..]).into_owned());
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn all_ids(&self) -> Result<Vec<String>, StoreError> {
-        let tx = self.db.begin_read().map_err(backend)?;
-        let t = tx.open_table(OBJECTS).map_err(backend)?;
-        let mut out = Vec::new();
-        for row in t.iter().map_err(backend)? {
-            let (k, _) = row.map_err(backend)?;
-            out.push(k.value().to_owned());
-        }
-        Ok(out)
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(backend)?;
+            let t = tx.open_table(OBJECTS).map_err(backend)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(backend)? {
+                let (k, _) = row.map_err(backend)?;
+                out.push(k.value().to_owned());
+            }
+            Ok(out)
+        })
     }
 
     fn allocate_ids(&self, n: u64) -> Result<u64, StoreError> {
@@ -250,12 +298,14 @@ impl Store for RedbStore {
         let last = first + n - 1;
         if last > ids.reserved {
             let upto = last + ID_RESERVATION;
-            let tx = self.db.begin_write().map_err(backend)?;
-            {
-                let mut meta = tx.open_table(META).map_err(backend)?;
-                meta.insert("last_id", upto).map_err(backend)?;
-            }
-            tx.commit().map_err(backend)?;
+            self.with_db(|db| {
+                let tx = db.begin_write().map_err(backend)?;
+                {
+                    let mut meta = tx.open_table(META).map_err(backend)?;
+                    meta.insert("last_id", upto).map_err(backend)?;
+                }
+                tx.commit().map_err(backend)
+            })?;
             ids.reserved = upto;
         }
         ids.next = last + 1;
