@@ -24,7 +24,7 @@ fn a_full_disk_fails_operations_cleanly_and_recovers() {
     let server = ServerProcess::start(&[]);
     let mut c = server.client("admin");
     let mut stored = Vec::new();
-    let mut register_one = |c: &mut kmip_client::Client, i: u32| {
+    let register_one = |c: &mut kmip_client::Client, i: u32| {
         let m: Vec<u8> = (0..16).map(|j| (i as u8).wrapping_mul(31) ^ j).collect();
         try_register(
             c,
