@@ -9,7 +9,7 @@
 //! cases in that encoding; each round mutates one seed (bit flips, interesting bytes and
 //! lengths, truncation, splicing, repetition) and checks that decoding returns (never panics)
 //! and that whatever decodes re-encodes to something that decodes to the same tree. It is not
-//! coverage-guided; `fuzz/` holds the cargo-fuzz targets for that.
+//! coverage-guided.
 
 use kmip_codec::message::Message;
 use kmip_codec::ops::{RequestPayload, ResponsePayload};
