@@ -52,6 +52,7 @@ fn request_path(c: &mut Criterion) {
         },
         admins: vec!["admin".into()],
         group_grants: Default::default(),
+        namespace_grants: Default::default(),
         audit: kmip_server::audit::Audit::open(&dir.path().join("audit.jsonl"), 1 << 30).unwrap(),
     };
     let create = message(

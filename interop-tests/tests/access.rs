@@ -639,3 +639,133 @@ fn a_tenant_is_given_a_whole_object_group() {
     let l: LocateResponse = carol.op(op::LOCATE, &LocateRequest::default()).unwrap();
     assert_eq!(l.unique_identifier, vec![in_group]);
 }
+
+/// An application namespace (Application Specific Information) given to an identity in the
+/// configuration: it finds and uses that namespace's objects, and no others.
+#[test]
+fn a_tenant_is_given_a_whole_application_namespace() {
+    let server = ServerProcess::start(&[
+        "--namespace-grant",
+        "ssl.example.com=dave:Get GetAttributes Locate",
+    ]);
+    for n in ["alice", "dave"] {
+        server.issue_client_cert(n);
+    }
+    let mut alice = server.client("alice");
+    let mut dave = server.client("dave");
+    let make = |c: &mut Client, namespace: &str| -> String {
+        let attrs = vec![
+            item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
+            item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(128)),
+            Ttlv::structure(
+                tag::APPLICATION_SPECIFIC_INFORMATION,
+                vec![
+                    item(
+                        tag::APPLICATION_NAMESPACE,
+                        Value::TextString(namespace.into()),
+                    ),
+                    item(tag::APPLICATION_DATA, Value::TextString("www".into())),
+                ],
+            ),
+        ];
+        let r: CreateResponse = c
+            .op(
+                op::CREATE,
+                &CreateRequest {
+                    object_type: Req(Enum(ot::SYMMETRIC_KEY)),
+                    attributes: Some(Ttlv::structure(tag::ATTRIBUTES, attrs)),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        r.unique_identifier.0
+    };
+    let inside = make(&mut alice, "ssl.example.com");
+    let outside = make(&mut alice, "smime.example.com");
+    let get = |c: &mut Client, id: &str| {
+        c.op::<_, GetResponse>(
+            op::GET,
+            &GetRequest {
+                unique_identifier: Some(id.into()),
+                ..Default::default()
+            },
+        )
+    };
+    get(&mut dave, &inside).unwrap();
+    assert_eq!(
+        get(&mut dave, &outside).unwrap_err().reason(),
+        Some(rr::OBJECT_NOT_FOUND)
+    );
+    let d = dave
+        .call(
+            op::DESTROY,
+            p(&DestroyRequest {
+                unique_identifier: Some(inside.clone()),
+            }),
+        )
+        .unwrap_err();
+    assert_eq!(d.reason(), Some(rr::PERMISSION_DENIED));
+    let l: LocateResponse = dave.op(op::LOCATE, &LocateRequest::default()).unwrap();
+    assert_eq!(l.unique_identifier, vec![inside]);
+}
+
+/// A storage array that must present its Device credential: right serial, wrong serial,
+/// none, and a device credential from an identity without a configured device.
+#[test]
+fn device_credentials_on_top_of_certificates() {
+    use kmip_codec::message::{
+        Authentication, Credential, ProtocolVersion, RequestBatchItem, RequestHeader,
+        RequestMessage,
+    };
+    use kmip_codec::vocab::enums::{credential_type, result_status};
+    let server = ServerProcess::start(&["--device", "array=SN-0042-7781"]);
+    server.issue_client_cert("array");
+    let query = |c: &mut Client, serial: Option<&str>| -> Result<(), u32> {
+        let req = RequestMessage {
+            header: Req(RequestHeader {
+                protocol_version: Req(ProtocolVersion::new(1, 2)),
+                authentication: serial.map(|s| Authentication {
+                    credential: vec![Credential {
+                        credential_type: Req(Enum(credential_type::DEVICE)),
+                        credential_value: Req(Ttlv::structure(
+                            tag::CREDENTIAL_VALUE,
+                            vec![item(tag::DEVICE_SERIAL_NUMBER, Value::TextString(s.into()))],
+                        )),
+                    }],
+                }),
+                batch_count: Req(1),
+                ..Default::default()
+            }),
+            batch_item: vec![RequestBatchItem {
+                operation: Req(Enum(op::QUERY)),
+                request_payload: Some(p(&QueryRequest::default())),
+                ..Default::default()
+            }],
+        };
+        let resp = c.send(&req).unwrap();
+        let b = &resp.batch_item[0];
+        if b.result_status.0 .0 == result_status::SUCCESS {
+            Ok(())
+        } else {
+            Err(b.result_reason.unwrap().0)
+        }
+    };
+    let mut array = server.client("array");
+    assert_eq!(query(&mut array, Some("SN-0042-7781")), Ok(()));
+    assert_eq!(
+        query(&mut array, Some("SN-0042-7782")),
+        Err(rr::AUTHENTICATION_NOT_SUCCESSFUL)
+    );
+    assert_eq!(
+        query(&mut array, None),
+        Err(rr::AUTHENTICATION_NOT_SUCCESSFUL),
+        "required for the array"
+    );
+    let mut admin = server.client("admin");
+    assert_eq!(query(&mut admin, None), Ok(()));
+    assert_eq!(
+        query(&mut admin, Some("SN-0042-7781")),
+        Err(rr::AUTHENTICATION_NOT_SUCCESSFUL),
+        "never ignored"
+    );
+}

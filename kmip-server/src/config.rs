@@ -81,6 +81,11 @@ pub struct Config {
     /// commas.
     #[arg(long = "password", env = "KMIP_PASSWORDS", value_delimiter = ',')]
     pub passwords: Vec<String>,
+    /// Identities that must also send a KMIP Device credential: `IDENTITY=SERIAL` (the Device
+    /// Serial Number) or `IDENTITY=SERIAL:HASH` (and the device's password, hashed with
+    /// `kmip-server hash-password`). Repeat, or separate with commas.
+    #[arg(long = "device", env = "KMIP_DEVICES", value_delimiter = ',')]
+    pub devices: Vec<String>,
     /// Limit an identity to some operations: `IDENTITY=Create Get Encrypt Decrypt` (KMIP XML
     /// names, and Grant / ListGrants). Repeat for more identities.
     #[arg(long = "policy", env = "KMIP_POLICIES", value_delimiter = ';')]
@@ -89,6 +94,15 @@ pub struct Config {
     /// Repeat, or separate with semicolons.
     #[arg(long = "group-grant", env = "KMIP_GROUP_GRANTS", value_delimiter = ';')]
     pub group_grants: Vec<String>,
+    /// Give an identity every object in an application namespace (the Application Namespace
+    /// of its Application Specific Information): `NAMESPACE=IDENTITY:Get Encrypt`. Repeat, or
+    /// separate with semicolons.
+    #[arg(
+        long = "namespace-grant",
+        env = "KMIP_NAMESPACE_GRANTS",
+        value_delimiter = ';'
+    )]
+    pub namespace_grants: Vec<String>,
     /// Test mode: answer the Interop operation (test harnesses mark test cases with it). KMIP
     /// says a production server SHALL NOT offer it.
     #[arg(long, env = "KMIP_INTEROP")]

@@ -23,6 +23,8 @@ pub struct Server {
     pub admins: Vec<String>,
     /// Whole object groups given to identities: identity -> (Object Group, operations).
     pub group_grants: policy::GroupGrants,
+    /// Whole application namespaces given to identities: identity -> (namespace, operations).
+    pub namespace_grants: policy::GroupGrants,
     pub audit: audit::Audit,
 }
 
@@ -34,6 +36,11 @@ impl Server {
             admin: self.admins.iter().any(|a| a == identity),
             operation: None,
             groups: self.group_grants.get(identity).cloned().unwrap_or_default(),
+            namespaces: self
+                .namespace_grants
+                .get(identity)
+                .cloned()
+                .unwrap_or_default(),
         }
     }
 }

@@ -268,6 +268,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
             .derive_from_pre_active(cfg.derive_from_pre_active),
         admins: cfg.admins.clone(),
         group_grants: kmip_server::policy::parse_group_grants(&cfg.group_grants)?,
+        namespace_grants: kmip_server::policy::parse_group_grants(&cfg.namespace_grants)?,
         audit: kmip_server::audit::Audit::open(
             &cfg.audit_file
                 .clone()
@@ -281,7 +282,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
                 max_message_bytes: cfg.max_message_bytes,
                 ..kmip_codec::Limits::default()
             },
-            credentials: kmip_server::policy::Credentials::parse(&cfg.passwords)?,
+            credentials: kmip_server::policy::Credentials::parse(&cfg.passwords)?
+                .with_devices(&cfg.devices)?,
             policies: kmip_server::policy::parse_policies(&cfg.policies)?,
             interop: cfg.interop,
             profiles: match &cfg.ca_profiles {

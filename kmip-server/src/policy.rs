@@ -1,8 +1,10 @@
 //! Who may do what: the KMIP Authentication credential on top of the client certificate.
 //!
 //! An identity with a configured password must send a Username and Password credential whose
-//! username is its certificate's identity and whose password matches; a request that carries a
-//! credential is always checked, never ignored. Passwords are kept as scrypt hashes.
+//! username is its certificate's identity and whose password matches; an identity with a
+//! configured device must send a Device credential with that Device Serial Number (and, when
+//! one is configured, the device's password). A request that carries a credential is always
+//! checked, never ignored. Passwords are kept as scrypt hashes.
 
 use crate::dispatch::OpError;
 use kmip_codec::message::Authentication;
@@ -56,12 +58,20 @@ fn verify(password: &str, stored: &str) -> bool {
         && scrypt(password, &salt, log_n, r, p).is_ok_and(|h| openssl::memcmp::eq(&h, &hash))
 }
 
-/// The configured passwords, by identity.
+/// A device an identity must present (KMIP Device credential).
+struct Device {
+    serial: String,
+    /// scrypt hash of the device's password, when it has one.
+    password: Option<String>,
+}
+
+/// The configured passwords and devices, by identity.
 #[derive(Default)]
 pub struct Credentials {
     by_identity: HashMap<String, String>,
-    /// SHA-256 of (identity, password) pairs already verified, so that a client sending its
-    /// credential on every message does not pay scrypt every time.
+    devices: HashMap<String, Device>,
+    /// SHA-256 of (identity, password, hash) triples already verified, so that a client sending
+    /// its credential on every message does not pay scrypt every time.
     verified: Mutex<HashSet<[u8; 32]>>,
 }
 
@@ -82,55 +92,115 @@ impl Credentials {
         }
         Ok(Credentials {
             by_identity,
+            devices: HashMap::new(),
             verified: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Add `IDENTITY=SERIAL` or `IDENTITY=SERIAL:HASH` device entries.
+    pub fn with_devices(mut self, entries: &[String]) -> Result<Credentials, String> {
+        for e in entries {
+            let (id, rest) = e
+                .split_once('=')
+                .ok_or_else(|| format!("device entry {e:?} is not IDENTITY=SERIAL[:HASH]"))?;
+            let (serial, password) = match rest.split_once(':') {
+                Some((s, h)) if h.starts_with("scrypt$") => (s, Some(h.to_owned())),
+                Some(_) => {
+                    return Err(format!(
+                        "device of {id:?}: the password must be an scrypt hash"
+                    ))
+                }
+                None => (rest, None),
+            };
+            if serial.is_empty() {
+                return Err(format!("device of {id:?} has no serial number"));
+            }
+            self.devices.insert(
+                id.to_owned(),
+                Device {
+                    serial: serial.to_owned(),
+                    password,
+                },
+            );
+        }
+        Ok(self)
+    }
+
+    /// Whether `password` matches `stored` (scrypt), remembering successes.
+    fn password_ok(&self, identity: &str, password: &str, stored: &str) -> bool {
+        let mut key = Vec::with_capacity(identity.len() + password.len() + stored.len() + 3);
+        for part in [identity, password, stored] {
+            key.extend_from_slice(part.as_bytes());
+            key.push(0);
+        }
+        let digest = openssl::sha::sha256(&key);
+        if self
+            .verified
+            .lock()
+            .map(|s| s.contains(&digest))
+            .unwrap_or(false)
+        {
+            return true;
+        }
+        if !verify(password, stored) {
+            return false;
+        }
+        if let Ok(mut s) = self.verified.lock() {
+            s.insert(digest);
+        }
+        true
     }
 
     /// Check a request's Authentication for `identity`.
     pub fn check(&self, identity: &str, auth: Option<&Authentication>) -> Result<(), OpError> {
         let denied = |m: &str| OpError::new(rr::AUTHENTICATION_NOT_SUCCESSFUL, m);
-        let configured = self.by_identity.get(identity);
         let credentials = auth.map(|a| a.credential.as_slice()).unwrap_or(&[]);
-        if credentials.is_empty() {
-            return match configured {
-                Some(_) => Err(denied("this identity must authenticate with its password")),
-                None => Ok(()),
-            };
-        }
+        let (mut password_given, mut device_given) = (false, false);
         for c in credentials {
-            if c.credential_type.0 .0 != credential_type::USERNAME_AND_PASSWORD {
-                return Err(denied(
-                    "only Username and Password credentials are supported",
-                ));
-            }
             let v: &Ttlv = &c.credential_value.0;
-            let user = v.child(tag::USERNAME).and_then(Ttlv::as_text).unwrap_or("");
-            let password = v.child(tag::PASSWORD).and_then(Ttlv::as_text).unwrap_or("");
-            if user != identity {
-                return Err(denied("the username is not the certificate's identity"));
-            }
-            let Some(stored) = configured else {
-                return Err(denied("no password is configured for this identity"));
-            };
-            let mut key = Vec::with_capacity(identity.len() + password.len() + stored.len() + 2);
-            for part in [identity, password, stored.as_str()] {
-                key.extend_from_slice(part.as_bytes());
-                key.push(0);
-            }
-            let digest = openssl::sha::sha256(&key);
-            let cached = self
-                .verified
-                .lock()
-                .map(|s| s.contains(&digest))
-                .unwrap_or(false);
-            if !cached {
-                if !verify(password, stored) {
-                    return Err(denied("wrong password"));
+            let text = |t| v.child(t).and_then(Ttlv::as_text).unwrap_or("");
+            match c.credential_type.0 .0 {
+                credential_type::USERNAME_AND_PASSWORD => {
+                    if text(tag::USERNAME) != identity {
+                        return Err(denied("the username is not the certificate's identity"));
+                    }
+                    let Some(stored) = self.by_identity.get(identity) else {
+                        return Err(denied("no password is configured for this identity"));
+                    };
+                    if !self.password_ok(identity, text(tag::PASSWORD), stored) {
+                        return Err(denied("wrong password"));
+                    }
+                    password_given = true;
                 }
-                if let Ok(mut s) = self.verified.lock() {
-                    s.insert(digest);
+                credential_type::DEVICE => {
+                    let Some(device) = self.devices.get(identity) else {
+                        return Err(denied("no device is configured for this identity"));
+                    };
+                    let serial = text(tag::DEVICE_SERIAL_NUMBER);
+                    if serial.len() != device.serial.len()
+                        || !openssl::memcmp::eq(serial.as_bytes(), device.serial.as_bytes())
+                    {
+                        return Err(denied("wrong device"));
+                    }
+                    if let Some(stored) = &device.password {
+                        if !self.password_ok(identity, text(tag::PASSWORD), stored) {
+                            return Err(denied("wrong device password"));
+                        }
+                    }
+                    device_given = true;
+                }
+                _ => {
+                    return Err(denied(
+                        "only Username and Password and Device credentials are supported",
+                    ))
                 }
             }
+        }
+        if self.by_identity.contains_key(identity) && !password_given {
+            return Err(denied("this identity must authenticate with its password"));
+        }
+        if self.devices.contains_key(identity) && !device_given {
+            return Err(denied("this identity must present its device"));
         }
         Ok(())
     }
@@ -155,6 +225,56 @@ mod tests {
                 )),
             }],
         }
+    }
+
+    fn device(serial: &str, pw: Option<&str>) -> Authentication {
+        let mut v = vec![Ttlv::new(
+            tag::DEVICE_SERIAL_NUMBER,
+            Value::TextString(serial.into()),
+        )];
+        if let Some(p) = pw {
+            v.push(Ttlv::new(tag::PASSWORD, Value::TextString(p.into())));
+        }
+        Authentication {
+            credential: vec![Credential {
+                credential_type: Req(Enum(credential_type::DEVICE)),
+                credential_value: Req(Ttlv::structure(tag::CREDENTIAL_VALUE, v)),
+            }],
+        }
+    }
+
+    #[test]
+    fn devices() {
+        let h = hash_password("pin").unwrap();
+        let c = Credentials::parse(&[])
+            .unwrap()
+            .with_devices(&["array=SN-1234".into(), format!("tape=SN-9:{h}")])
+            .unwrap();
+        let reason = |r: Result<(), OpError>| r.unwrap_err().reason;
+        assert!(c.check("array", Some(&device("SN-1234", None))).is_ok());
+        assert_eq!(
+            reason(c.check("array", Some(&device("SN-1235", None)))),
+            rr::AUTHENTICATION_NOT_SUCCESSFUL
+        );
+        assert_eq!(
+            reason(c.check("array", None)),
+            rr::AUTHENTICATION_NOT_SUCCESSFUL,
+            "required"
+        );
+        assert!(c.check("tape", Some(&device("SN-9", Some("pin")))).is_ok());
+        assert_eq!(
+            reason(c.check("tape", Some(&device("SN-9", Some("nip"))))),
+            rr::AUTHENTICATION_NOT_SUCCESSFUL
+        );
+        assert_eq!(
+            reason(c.check("other", Some(&device("SN-1234", None)))),
+            rr::AUTHENTICATION_NOT_SUCCESSFUL,
+            "a device credential is never ignored"
+        );
+        assert!(Credentials::parse(&[])
+            .unwrap()
+            .with_devices(&["x=SN:plain".into()])
+            .is_err());
     }
 
     #[test]

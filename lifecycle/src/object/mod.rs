@@ -43,10 +43,13 @@ pub struct Caller {
     pub operation: Option<u32>,
     /// Whole object groups this caller was given: (Object Group, operations).
     pub groups: Vec<(String, Vec<u32>)>,
+    /// Whole application namespaces this caller was given: (the Application Namespace of
+    /// Application Specific Information, operations).
+    pub namespaces: Vec<(String, Vec<u32>)>,
 }
 
 impl Caller {
-    /// The operations a group grant gives this caller on `r`, if any.
+    /// The operations a group or namespace grant gives this caller on `r`, if any.
     fn group_ops<'a>(&'a self, r: &'a Record) -> impl Iterator<Item = &'a Vec<u32>> + 'a {
         let groups: Vec<&str> = r
             .attributes
@@ -54,10 +57,23 @@ impl Caller {
             .filter(|a| a.tag == tag::OBJECT_GROUP)
             .filter_map(Ttlv::as_text)
             .collect();
-        self.groups
+        let namespaces: Vec<&str> = r
+            .attributes
+            .iter()
+            .filter(|a| a.tag == tag::APPLICATION_SPECIFIC_INFORMATION)
+            .filter_map(|a| a.child(tag::APPLICATION_NAMESPACE).and_then(Ttlv::as_text))
+            .collect();
+        let by_group = self
+            .groups
             .iter()
             .filter(move |(g, _)| groups.contains(&g.as_str()))
-            .map(|(_, ops)| ops)
+            .map(|(_, ops)| ops);
+        let by_namespace = self
+            .namespaces
+            .iter()
+            .filter(move |(n, _)| namespaces.contains(&n.as_str()))
+            .map(|(_, ops)| ops);
+        by_group.chain(by_namespace)
     }
 }
 
@@ -820,6 +836,12 @@ impl Manager {
                             .lookup(&crate::store::index_key(tag::OBJECT_GROUP, g.as_bytes()))?,
                     );
                 }
+                for (n, _) in &c.namespaces {
+                    v.extend(self.store.lookup(&crate::store::index_key(
+                        tag::APPLICATION_SPECIFIC_INFORMATION,
+                        n.as_bytes(),
+                    ))?);
+                }
                 v.sort();
                 v.dedup();
                 v
@@ -1298,6 +1320,7 @@ mod ownership_tests {
                 admin,
                 operation: None,
                 groups: Vec::new(),
+                namespaces: Vec::new(),
             })
         };
         let (alice, bob, admin) = (who("alice", false), who("bob", false), who("root", true));

@@ -255,6 +255,7 @@ mod tests {
             admin: false,
             operation: None,
             groups: vec![],
+            namespaces: vec![],
         })
     }
 
@@ -377,6 +378,7 @@ mod tests {
             admin: false,
             operation: None,
             groups: vec![],
+            namespaces: vec![],
         });
         let err = mallory
             .cipher_next(op::ENCRYPT, &corr, true, b"d", None, 3)

@@ -131,6 +131,10 @@ pub fn item_index_key(item: &Ttlv) -> Option<Vec<u8>> {
         }
         tag::CRYPTOGRAPHIC_LENGTH => item.as_i32().map(|v| index_key(item.tag, &v.to_be_bytes())),
         tag::OBJECT_GROUP => item.as_text().map(|g| index_key(item.tag, g.as_bytes())),
+        tag::APPLICATION_SPECIFIC_INFORMATION => item
+            .child(tag::APPLICATION_NAMESPACE)
+            .and_then(Ttlv::as_text)
+            .map(|n| index_key(item.tag, n.as_bytes())),
         tag::ATTRIBUTE => {
             let vendor = item
                 .child(tag::VENDOR_IDENTIFICATION)

@@ -45,6 +45,9 @@ struct Ids {
 
 const ID_RESERVATION: u64 = 1024;
 
+/// Version 2 indexes the Application Namespace of Application Specific Information.
+const INDEX_VERSION: u64 = 2;
+
 /// The page cache unless configured: enough for the indexes of a million objects.
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
@@ -101,6 +104,17 @@ impl RedbStore {
             }
             tx.open_table(OBJECTS).map_err(backend)?;
             tx.open_table(INDEX).map_err(backend)?;
+            // a release that indexes more than the one that wrote the file rebuilds the index
+            let indexed = meta
+                .get("index_version")
+                .map_err(backend)?
+                .map(|v| v.value())
+                .unwrap_or(1);
+            if indexed < INDEX_VERSION {
+                Self::reindex(&tx)?;
+                meta.insert("index_version", INDEX_VERSION)
+                    .map_err(backend)?;
+            }
         }
         tx.commit().map_err(backend)?;
         let last = {
@@ -150,6 +164,23 @@ impl RedbStore {
             .set_cache_size(self.cache_bytes)
             .create(&self.path)
             .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Every index entry again, from the records.
+    fn reindex(tx: &WriteTransaction) -> Result<(), StoreError> {
+        let objects = tx.open_table(OBJECTS).map_err(backend)?;
+        let mut index = tx.open_table(INDEX).map_err(backend)?;
+        index.retain(|_, _| false).map_err(backend)?;
+        for row in objects.iter().map_err(backend)? {
+            let (k, v) = row.map_err(backend)?;
+            let id = k.value();
+            for key in index_keys(&Record::decode(id, v.value())?) {
+                index
+                    .insert(entry(&key, id).as_slice(), ())
+                    .map_err(backend)?;
+            }
+        }
         Ok(())
     }
 
@@ -310,5 +341,61 @@ impl Store for RedbStore {
         }
         ids.next = last + 1;
         Ok(first)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::State;
+    use kmip_codec::vocab::{enums, tag};
+    use kmip_codec::{Ttlv, Value};
+
+    /// A file written before namespaces were indexed gets its index rebuilt when opened.
+    #[test]
+    fn an_older_index_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kmip.redb");
+        let asi = Ttlv::structure(
+            tag::APPLICATION_SPECIFIC_INFORMATION,
+            vec![Ttlv::new(
+                tag::APPLICATION_NAMESPACE,
+                Value::TextString("ssl".into()),
+            )],
+        );
+        let key = super::super::item_index_key(&asi).unwrap();
+        {
+            let s = RedbStore::open(&path).unwrap();
+            s.commit(vec![Change::Put(Record {
+                id: "7".into(),
+                object_type: enums::object_type::SYMMETRIC_KEY,
+                state: State::Active,
+                attributes: vec![asi.clone()],
+                sealed: None,
+                owner: Some("alice".into()),
+                grants: vec![],
+            })])
+            .unwrap();
+            assert_eq!(s.lookup(&key).unwrap(), vec!["7"]);
+        }
+        // as an older release left it: no index entries for it, index version 1
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut index = tx.open_table(INDEX).unwrap();
+                index.retain(|_, _| false).unwrap();
+                let mut meta = tx.open_table(META).unwrap();
+                meta.insert("index_version", 1).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let s = RedbStore::open(&path).unwrap();
+        assert_eq!(s.lookup(&key).unwrap(), vec!["7"]);
+        assert_eq!(
+            s.lookup(&crate::store::index_key(crate::store::OWNER, b"alice"))
+                .unwrap(),
+            vec!["7"]
+        );
     }
 }
