@@ -437,12 +437,14 @@ pub struct Report {
     pub p999_us: u64,
     /// Server CPU microseconds per operation, when its PID was given.
     pub server_cpu_us_per_op: Option<f64>,
+    /// What the first failed operation said, if one failed.
+    pub first_error: Option<String>,
 }
 
 impl Report {
     pub fn json(&self) -> String {
         format!(
-            "{{\"workload\":\"{}\",\"connections\":{},\"seconds\":{:.2},\"operations\":{},\"errors\":{},\"ops_per_second\":{:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"server_cpu_us_per_op\":{}}}",
+            "{{\"workload\":\"{}\",\"connections\":{},\"seconds\":{:.2},\"operations\":{},\"errors\":{},\"ops_per_second\":{:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"server_cpu_us_per_op\":{},\"first_error\":{}}}",
             self.workload,
             self.connections,
             self.seconds,
@@ -454,6 +456,10 @@ impl Report {
             self.p999_us,
             self.server_cpu_us_per_op
                 .map(|v| format!("{v:.1}"))
+                .unwrap_or_else(|| "null".into()),
+            self.first_error
+                .as_ref()
+                .map(|e| format!("{:?}", e))
                 .unwrap_or_else(|| "null".into())
         )
     }
@@ -470,6 +476,11 @@ pub fn process_cpu_us(pid: u32) -> Option<u64> {
 }
 
 fn clock_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(ask_clock_ticks)
+}
+
+fn ask_clock_ticks() -> u64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -505,16 +516,20 @@ pub fn run(
             std::thread::spawn(move || {
                 let mut lat = Vec::with_capacity(1 << 16);
                 let mut errors = 0u64;
+                let mut first_error = None;
                 start.wait();
                 while !stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
-                    let ok = run_step(&mut c, &step).is_ok();
+                    let outcome = run_step(&mut c, &step);
                     if measuring.load(Ordering::Relaxed) {
                         lat.push(t.elapsed().as_micros() as u32);
-                        errors += u64::from(!ok);
+                        if let Err(e) = outcome {
+                            errors += 1;
+                            first_error.get_or_insert_with(|| e.to_string());
+                        }
                     }
                 }
-                (lat, errors)
+                (lat, errors, first_error)
             })
         })
         .collect();
@@ -530,10 +545,12 @@ pub fn run(
     stop.store(true, Ordering::Relaxed);
     let mut all = Vec::new();
     let mut errors = 0;
+    let mut first_error = None;
     for t in threads {
-        if let Ok((lat, e)) = t.join() {
+        if let Ok((lat, e, first)) = t.join() {
             all.extend(lat);
             errors += e;
+            first_error = first_error.or(first);
         }
     }
     all.sort_unstable();
@@ -559,6 +576,7 @@ pub fn run(
             (Some(a), Some(b)) if operations > 0 => Some((b - a) as f64 / operations as f64),
             _ => None,
         },
+        first_error,
     }
 }
 

@@ -120,6 +120,8 @@ impl Client {
             match self.stream.read(&mut buf[done..]) {
                 Ok(0) => return Err(ClientError::Closed),
                 Ok(n) => done += n,
+                // a signal arrived during the read: nothing was lost, read again
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
             }
         }
