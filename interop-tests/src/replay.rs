@@ -16,7 +16,8 @@
 //! of cryptography that is random by design, which must only have the expected length: Data,
 //! Signature Data and MAC Data made with a key the server generated (Create, Create Key Pair,
 //! Derive Key, Re-key), that key's own Key Material and Digest, Data encrypted with RSA (OAEP
-//! and PKCS#1 v1.5 padding are randomised), and RNG Retrieve output.
+//! and PKCS#1 v1.5 padding are randomised), Data encrypted under an IV the server chose (the
+//! request gave none and the response returns one: a Random IV), and RNG Retrieve output.
 
 use kmip_client::Client;
 use kmip_codec::text;
@@ -394,9 +395,15 @@ pub fn replay(client: &mut Client, file_text: &str) -> Result<usize, String> {
             let (Some(e), Some(a)) = (expected.first(), got.first()) else {
                 return Err(format!("message {n}: empty"));
             };
-            let random_output = last_request
-                .as_ref()
-                .is_some_and(|q| uses_random_key(q, &random_keys));
+            // an IV the server chose makes the ciphertext random too
+            let server_iv = msg.contains("<IVCounterNonce")
+                && last_request
+                    .as_ref()
+                    .is_some_and(|q| !xml::to_xml(q).contains("<IVCounterNonce"));
+            let random_output = server_iv
+                || last_request
+                    .as_ref()
+                    .is_some_and(|q| uses_random_key(q, &random_keys));
             Compare {
                 bound: &mut bound,
                 random_output,

@@ -73,6 +73,8 @@ impl LifecycleError {
             LifecycleError::Core(CoreError::Unsupported(_)) => rr::FEATURE_NOT_SUPPORTED,
             LifecycleError::Core(CoreError::InvalidCorrelation) => rr::INVALID_CORRELATION_VALUE,
             LifecycleError::Core(CoreError::StreamLimit(_)) => rr::SERVER_LIMIT_EXCEEDED,
+            // the OASIS test cases (CS-BC-M-GCM-1) answer an invalid tag length so
+            LifecycleError::Core(CoreError::TagLength(_)) => rr::GENERAL_FAILURE,
             LifecycleError::Core(_) => rr::CRYPTOGRAPHIC_FAILURE,
         }
     }

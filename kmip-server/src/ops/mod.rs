@@ -211,6 +211,13 @@ pub fn all_attributes(r: &Record) -> Vec<Ttlv> {
         Ttlv::new(tag::STATE, Value::Enumeration(r.state.to_kmip())),
     ];
     v.extend(r.attributes.iter().cloned());
+    // 2.x names a key's Key Format Type among its attributes: the one its Digest was taken in
+    if let Some(f) = r
+        .attribute(tag::DIGEST)
+        .and_then(|d| d.child(tag::KEY_FORMAT_TYPE))
+    {
+        v.push(f.clone());
+    }
     v
 }
 

@@ -183,6 +183,7 @@ fn block_cipher(algorithm: u32, key_len: usize, mode: u32) -> Result<Cipher, Cor
         (alg::CAMELLIA, 16, bcm::CBC) => Cipher::camellia_128_cbc(),
         (alg::CAMELLIA, 32, bcm::CBC) => Cipher::camellia_256_cbc(),
         (alg::CHACHA20, 32, _) => Cipher::chacha20(),
+        (alg::CHACHA20POLY1305, 32, _) => Cipher::chacha20_poly1305(),
         _ => {
             return Err(unsupported(format!(
                 "algorithm 0x{algorithm:X} with a {}-bit key in mode 0x{mode:X}",
@@ -216,7 +217,8 @@ pub struct CipherInput<'a> {
 pub struct CipherStream {
     crypter: Crypter,
     mode: Mode,
-    gcm: bool,
+    /// GCM or ChaCha20-Poly1305: additional data and a tag.
+    aead: bool,
     tag_len: usize,
     block: usize,
 }
@@ -239,6 +241,12 @@ impl CipherStream {
         }
         let block_mode = p.block_cipher_mode.unwrap_or(bcm::CBC);
         let cipher = block_cipher(algorithm, key.bytes.len(), block_mode)?;
+        let aead = block_mode == bcm::GCM || algorithm == alg::CHACHA20POLY1305;
+        // GCM tags are 4, 8 or 12 to 16 bytes (SP 800-38D 5.2.1.2); anything else is refused
+        let tag_len = p.tag_length.unwrap_or(16);
+        if aead && !matches!(tag_len, 4 | 8 | 12..=16) {
+            return Err(CoreError::TagLength(tag_len));
+        }
         let mut generated = None;
         let iv: Option<Vec<u8>> = match (input.iv, cipher.iv_len()) {
             (Some(iv), _) => Some(iv.to_vec()),
@@ -252,6 +260,16 @@ impl CipherStream {
             }
             (None, Some(_)) => return Err(CoreError::MissingIv),
         };
+        // ChaCha20's 16-byte IV is a block counter then a nonce: KMIP gives the nonce alone,
+        // 8 bytes (the original 64-bit-counter form) or 12 (RFC 8439); the counter starts at 0
+        let iv = match (algorithm, iv) {
+            (alg::CHACHA20, Some(n)) if n.len() == 8 || n.len() == 12 => {
+                let mut full = vec![0u8; 16 - n.len()];
+                full.extend_from_slice(&n);
+                Some(full)
+            }
+            (_, iv) => iv,
+        };
         let mut c = Crypter::new(cipher, mode, key.bytes.expose(), iv.as_deref())
             .map_err(|_| CoreError::Crypto("cipher setup"))?;
         // no Padding Method means none: the OASIS test cases (CS-BC-M-1) encrypt one block with
@@ -262,8 +280,7 @@ impl CipherStream {
             Some(other) => return Err(unsupported(format!("padding method 0x{other:X}"))),
         };
         c.pad(padding);
-        let gcm = block_mode == bcm::GCM;
-        if gcm {
+        if aead {
             if let Some(aad) = input.aad {
                 c.aad_update(aad).map_err(|_| CoreError::Crypto("aad"))?;
             }
@@ -271,8 +288,8 @@ impl CipherStream {
         let stream = CipherStream {
             crypter: c,
             mode,
-            gcm,
-            tag_len: p.tag_length.unwrap_or(16).clamp(4, 16) as usize,
+            aead,
+            tag_len: tag_len as usize,
             block: cipher.block_size(),
         };
         Ok((stream, generated))
@@ -291,7 +308,7 @@ impl CipherStream {
     /// The last output, and for GCM encryption the tag; GCM decryption needs the tag here.
     pub fn finish(mut self, tag: Option<&[u8]>) -> Result<(Vec<u8>, Option<Vec<u8>>), CoreError> {
         let decrypt = matches!(self.mode, Mode::Decrypt);
-        if self.gcm && decrypt {
+        if self.aead && decrypt {
             let t = tag.ok_or_else(|| unsupported("the authentication tag is required"))?;
             self.crypter
                 .set_tag(t)
@@ -303,7 +320,7 @@ impl CipherStream {
             .finalize(&mut out)
             .map_err(|_| CoreError::Crypto("cipher"))?;
         out.truncate(n);
-        let tag = if self.gcm && !decrypt {
+        let tag = if self.aead && !decrypt {
             let mut t = vec![0u8; self.tag_len];
             self.crypter
                 .get_tag(&mut t)

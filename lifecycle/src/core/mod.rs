@@ -44,6 +44,8 @@ pub enum CoreError {
     InvalidCorrelation,
     #[error("limit reached: {0}")]
     StreamLimit(&'static str),
+    #[error("invalid authentication tag length {0}")]
+    TagLength(i32),
 }
 
 impl From<openssl::error::ErrorStack> for CoreError {
