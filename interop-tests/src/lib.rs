@@ -225,10 +225,11 @@ impl ServerProcess {
         std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default()
     }
 
-    /// A raw mutual-TLS stream to the KMIP port as identity `name`, for sending bytes that
-    /// are not (or not yet) a message.
-    pub fn tls_stream(
+    /// A mutual-TLS stream to `port` as identity `name`, for bytes that are not (or not yet)
+    /// a KMIP message: the KMIP port, or the HTTPS one.
+    pub fn tls_stream_to(
         &self,
+        port: u16,
         name: &str,
     ) -> std::io::Result<openssl::ssl::SslStream<std::net::TcpStream>> {
         use openssl::ssl::{SslConnector, SslFiletype, SslMethod};
@@ -240,11 +241,19 @@ impl ServerProcess {
             .map_err(io)?;
         b.set_private_key_file(d.join(format!("{name}.key")), SslFiletype::PEM)
             .map_err(io)?;
-        let tcp = std::net::TcpStream::connect(("127.0.0.1", self.port))?;
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", port))?;
         tcp.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
         b.build()
             .connect("localhost", tcp)
             .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    /// A raw mutual-TLS stream to the KMIP port as identity `name`.
+    pub fn tls_stream(
+        &self,
+        name: &str,
+    ) -> std::io::Result<openssl::ssl::SslStream<std::net::TcpStream>> {
+        self.tls_stream_to(self.port, name)
     }
 
     /// The server's resident memory, in KiB.
@@ -269,22 +278,10 @@ impl ServerProcess {
         request_head: &str,
         body: &[u8],
     ) -> std::io::Result<(u16, String, Vec<u8>)> {
-        use openssl::ssl::{SslConnector, SslFiletype, SslMethod};
         use std::io::{Read, Write};
-        let d = self.tls_dir();
-        let io = |e: openssl::error::ErrorStack| std::io::Error::other(e.to_string());
-        let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(io)?;
-        b.set_ca_file(d.join("ca.pem")).map_err(io)?;
-        b.set_certificate_file(d.join(format!("{name}.pem")), SslFiletype::PEM)
-            .map_err(io)?;
-        b.set_private_key_file(d.join(format!("{name}.key")), SslFiletype::PEM)
-            .map_err(io)?;
-        let tcp = std::net::TcpStream::connect(("127.0.0.1", port))?;
-        tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
-        let mut s = b
-            .build()
-            .connect("localhost", tcp)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut s = self.tls_stream_to(port, name)?;
+        s.get_ref()
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
         // a head that states its own Content-Length keeps it (to claim more than is sent)
         let length = if request_head.contains("Content-Length") {
             String::new()

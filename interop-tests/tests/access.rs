@@ -333,11 +333,8 @@ fn an_unwritable_audit_log_stops_operations() {
 
 #[test]
 fn password_credentials_on_top_of_certificates() {
-    use kmip_codec::message::{
-        Authentication, Credential, ProtocolVersion, RequestBatchItem, RequestHeader,
-        RequestMessage,
-    };
-    use kmip_codec::vocab::enums::{credential_type, result_status};
+    use kmip_codec::message::Credential;
+    use kmip_codec::vocab::enums::credential_type;
     let hash = {
         let mut child = std::process::Command::new(ServerProcess::binary())
             .arg("hash-password")
@@ -358,38 +355,21 @@ fn password_credentials_on_top_of_certificates() {
     let server = ServerProcess::start(&["--password", &format!("alice={hash}")]);
     server.issue_client_cert("alice");
     let mut alice = server.client("alice");
-    let query = |c: &mut Client, auth: Option<(&str, &str)>| -> Result<(), u32> {
-        let req = RequestMessage {
-            header: Req(RequestHeader {
-                protocol_version: Req(ProtocolVersion::new(2, 1)),
-                authentication: auth.map(|(u, pw)| Authentication {
-                    credential: vec![Credential {
-                        credential_type: Req(Enum(credential_type::USERNAME_AND_PASSWORD)),
-                        credential_value: Req(Ttlv::structure(
-                            tag::CREDENTIAL_VALUE,
-                            vec![
-                                item(tag::USERNAME, Value::TextString(u.into())),
-                                item(tag::PASSWORD, Value::TextString(pw.into())),
-                            ],
-                        )),
-                    }],
-                }),
-                batch_count: Req(1),
-                ..Default::default()
+    let query = |c: &mut Client, auth: Option<(&str, &str)>| {
+        query_with(
+            c,
+            (2, 1),
+            auth.map(|(u, pw)| Credential {
+                credential_type: Req(Enum(credential_type::USERNAME_AND_PASSWORD)),
+                credential_value: Req(Ttlv::structure(
+                    tag::CREDENTIAL_VALUE,
+                    vec![
+                        item(tag::USERNAME, Value::TextString(u.into())),
+                        item(tag::PASSWORD, Value::TextString(pw.into())),
+                    ],
+                )),
             }),
-            batch_item: vec![RequestBatchItem {
-                operation: Req(Enum(op::QUERY)),
-                request_payload: Some(p(&QueryRequest::default())),
-                ..Default::default()
-            }],
-        };
-        let resp = c.send(&req).unwrap();
-        let b = &resp.batch_item[0];
-        if b.result_status.0 .0 == result_status::SUCCESS {
-            Ok(())
-        } else {
-            Err(b.result_reason.unwrap().0)
-        }
+        )
     };
     assert_eq!(query(&mut alice, Some(("alice", "correct horse"))), Ok(()));
     assert_eq!(
@@ -713,42 +693,22 @@ fn a_tenant_is_given_a_whole_application_namespace() {
 /// none, and a device credential from an identity without a configured device.
 #[test]
 fn device_credentials_on_top_of_certificates() {
-    use kmip_codec::message::{
-        Authentication, Credential, ProtocolVersion, RequestBatchItem, RequestHeader,
-        RequestMessage,
-    };
-    use kmip_codec::vocab::enums::{credential_type, result_status};
+    use kmip_codec::message::Credential;
+    use kmip_codec::vocab::enums::credential_type;
     let server = ServerProcess::start(&["--device", "array=SN-0042-7781"]);
     server.issue_client_cert("array");
-    let query = |c: &mut Client, serial: Option<&str>| -> Result<(), u32> {
-        let req = RequestMessage {
-            header: Req(RequestHeader {
-                protocol_version: Req(ProtocolVersion::new(1, 2)),
-                authentication: serial.map(|s| Authentication {
-                    credential: vec![Credential {
-                        credential_type: Req(Enum(credential_type::DEVICE)),
-                        credential_value: Req(Ttlv::structure(
-                            tag::CREDENTIAL_VALUE,
-                            vec![item(tag::DEVICE_SERIAL_NUMBER, Value::TextString(s.into()))],
-                        )),
-                    }],
-                }),
-                batch_count: Req(1),
-                ..Default::default()
+    let query = |c: &mut Client, serial: Option<&str>| {
+        query_with(
+            c,
+            (1, 2),
+            serial.map(|s| Credential {
+                credential_type: Req(Enum(credential_type::DEVICE)),
+                credential_value: Req(Ttlv::structure(
+                    tag::CREDENTIAL_VALUE,
+                    vec![item(tag::DEVICE_SERIAL_NUMBER, Value::TextString(s.into()))],
+                )),
             }),
-            batch_item: vec![RequestBatchItem {
-                operation: Req(Enum(op::QUERY)),
-                request_payload: Some(p(&QueryRequest::default())),
-                ..Default::default()
-            }],
-        };
-        let resp = c.send(&req).unwrap();
-        let b = &resp.batch_item[0];
-        if b.result_status.0 .0 == result_status::SUCCESS {
-            Ok(())
-        } else {
-            Err(b.result_reason.unwrap().0)
-        }
+        )
     };
     let mut array = server.client("array");
     assert_eq!(query(&mut array, Some("SN-0042-7781")), Ok(()));
@@ -768,4 +728,38 @@ fn device_credentials_on_top_of_certificates() {
         Err(rr::AUTHENTICATION_NOT_SUCCESSFUL),
         "never ignored"
     );
+}
+
+/// A Query with this credential in the request header: Ok, or the Result Reason.
+fn query_with(
+    c: &mut Client,
+    version: (i32, i32),
+    credential: Option<kmip_codec::message::Credential>,
+) -> Result<(), u32> {
+    use kmip_codec::message::{
+        Authentication, ProtocolVersion, RequestBatchItem, RequestHeader, RequestMessage,
+    };
+    use kmip_codec::vocab::enums::result_status;
+    let req = RequestMessage {
+        header: Req(RequestHeader {
+            protocol_version: Req(ProtocolVersion::new(version.0, version.1)),
+            authentication: credential.map(|c| Authentication {
+                credential: vec![c],
+            }),
+            batch_count: Req(1),
+            ..Default::default()
+        }),
+        batch_item: vec![RequestBatchItem {
+            operation: Req(Enum(op::QUERY)),
+            request_payload: Some(p(&QueryRequest::default())),
+            ..Default::default()
+        }],
+    };
+    let resp = c.send(&req).unwrap();
+    let b = &resp.batch_item[0];
+    if b.result_status.0 .0 == result_status::SUCCESS {
+        Ok(())
+    } else {
+        Err(b.result_reason.unwrap().0)
+    }
 }

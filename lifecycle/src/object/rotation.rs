@@ -191,20 +191,9 @@ impl Manager {
 mod tests {
     use super::*;
     use crate::core::MasterKey;
+    use crate::object::certify::linked;
     use crate::store::MemoryStore;
     use kmip_codec::vocab::enums::cryptographic_algorithm as alg;
-
-    fn linked(r: &Record, kind: u32) -> Option<String> {
-        r.attributes
-            .iter()
-            .filter(|a| a.tag == tag::LINK)
-            .find(|l| l.child(tag::LINK_TYPE).and_then(Ttlv::as_enum) == Some(kind))
-            .and_then(|l| {
-                l.child(tag::LINKED_OBJECT_IDENTIFIER)?
-                    .as_text()
-                    .map(str::to_owned)
-            })
-    }
 
     #[test]
     fn rekey_moves_names_links_and_dates() {
