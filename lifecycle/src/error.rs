@@ -39,6 +39,8 @@ pub enum LifecycleError {
     Sensitive,
     #[error("the cryptographic usage mask does not allow this operation")]
     IncompatibleUsageMask,
+    #[error("the key asked for would not be quantum safe")]
+    NotQuantumSafe,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -66,6 +68,8 @@ impl LifecycleError {
             LifecycleError::NotExtractable => rr::NOT_EXTRACTABLE,
             LifecycleError::Sensitive => rr::SENSITIVE,
             LifecycleError::IncompatibleUsageMask => rr::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK,
+            // the OASIS test case QS-M-2 answers so
+            LifecycleError::NotQuantumSafe => rr::GENERAL_FAILURE,
             LifecycleError::Store(_) => rr::GENERAL_FAILURE,
             LifecycleError::Core(CoreError::KeyFormat { .. }) => rr::KEY_FORMAT_TYPE_NOT_SUPPORTED,
             // the OASIS test cases (CS-BC-M-11) answer a missing IV with Invalid Message

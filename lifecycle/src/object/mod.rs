@@ -442,6 +442,16 @@ impl Manager {
         let len = get_int(&attrs, tag::CRYPTOGRAPHIC_LENGTH).ok_or_else(|| {
             LifecycleError::InvalidField("Cryptographic Length is required".into())
         })?;
+        // Quantum Safe asks for a key that resists a quantum computer: of symmetric keys, AES
+        // of 256 bits (Grover's search halves the strength of 128)
+        let quantum_safe = attrs
+            .iter()
+            .any(|a| a.tag == tag::QUANTUM_SAFE && a.as_bool() == Some(true));
+        if quantum_safe
+            && !(alg == kmip_codec::vocab::enums::cryptographic_algorithm::AES && len >= 256)
+        {
+            return Err(LifecycleError::NotQuantumSafe);
+        }
         let generated = self.core.generate(KeySpec::symmetric(alg, len)?)?;
         let id = self.new_ids(1)?.remove(0);
         let mut record = self.new_record(&id, object_type, attrs, &generated.object, now)?;
@@ -459,6 +469,15 @@ impl Manager {
         public: Vec<Ttlv>,
         now: i64,
     ) -> Result<(Record, Record), LifecycleError> {
+        // no key pair this server makes (RSA, EC) resists a quantum computer
+        if common
+            .iter()
+            .chain(private.iter())
+            .chain(public.iter())
+            .any(|a| a.tag == tag::QUANTUM_SAFE && a.as_bool() == Some(true))
+        {
+            return Err(LifecycleError::NotQuantumSafe);
+        }
         let merge = |specific: Vec<Ttlv>| {
             let mut all: Vec<Ttlv> = common
                 .iter()
@@ -1389,5 +1408,42 @@ mod archive_tests {
         assert!(m.export(&r.id, 5).is_ok());
         assert!(m.locate(&archived, 5).unwrap().is_empty());
         assert_eq!(m.locate(&LocateQuery::default(), 5).unwrap(), vec![r.id]);
+    }
+}
+
+#[cfg(test)]
+mod quantum_safe_tests {
+    use super::*;
+    use crate::core::MasterKey;
+    use crate::store::MemoryStore;
+    use kmip_codec::vocab::enums::cryptographic_algorithm as alg;
+
+    #[test]
+    fn only_keys_that_resist_a_quantum_computer_are_made_quantum_safe() {
+        let m = Manager::new(
+            Arc::new(MemoryStore::new()),
+            Core::new(MasterKey::generate().unwrap()),
+        );
+        let aes = |bits: i32| {
+            vec![
+                Ttlv::new(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
+                Ttlv::new(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(bits)),
+                boolean(tag::QUANTUM_SAFE, true),
+            ]
+        };
+        assert!(m.create(ot::SYMMETRIC_KEY, aes(256), 1).is_ok());
+        assert!(matches!(
+            m.create(ot::SYMMETRIC_KEY, aes(128), 1),
+            Err(LifecycleError::NotQuantumSafe)
+        ));
+        let rsa = vec![
+            Ttlv::new(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::RSA)),
+            Ttlv::new(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(2048)),
+            boolean(tag::QUANTUM_SAFE, true),
+        ];
+        assert!(matches!(
+            m.create_key_pair(rsa, vec![], vec![], 1),
+            Err(LifecycleError::NotQuantumSafe)
+        ));
     }
 }
