@@ -647,19 +647,6 @@ impl Manager {
     }
 }
 
-/// The identifier a record links to with link type `kind`.
-pub(crate) fn linked(r: &Record, kind: u32) -> Option<String> {
-    r.attributes
-        .iter()
-        .filter(|a| a.tag == tag::LINK)
-        .find(|l| l.child(tag::LINK_TYPE).and_then(Ttlv::as_enum) == Some(kind))
-        .and_then(|l| {
-            l.child(tag::LINKED_OBJECT_IDENTIFIER)?
-                .as_text()
-                .map(str::to_owned)
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

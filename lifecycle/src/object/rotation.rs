@@ -132,19 +132,9 @@ impl Manager {
                 "Re-key Key Pair names a private key".into(),
             ));
         }
-        let public_id = old_priv
-            .attributes
-            .iter()
-            .filter(|a| a.tag == tag::LINK)
-            .find(|l| {
-                l.child(tag::LINK_TYPE).and_then(Ttlv::as_enum) == Some(link_type::PUBLIC_KEY_LINK)
-            })
-            .and_then(|l| l.child(tag::LINKED_OBJECT_IDENTIFIER))
-            .and_then(Ttlv::as_text)
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                LifecycleError::InvalidField("the private key has no Public Key Link".into())
-            })?;
+        let public_id = linked(&old_priv, link_type::PUBLIC_KEY_LINK).ok_or_else(|| {
+            LifecycleError::InvalidField("the private key has no Public Key Link".into())
+        })?;
         let mut old_pub = self.get(&public_id, now)?;
         let with_common = |c: Vec<Ttlv>| {
             let mut all = common.clone();
@@ -191,7 +181,6 @@ impl Manager {
 mod tests {
     use super::*;
     use crate::core::MasterKey;
-    use crate::object::certify::linked;
     use crate::store::MemoryStore;
     use kmip_codec::vocab::enums::cryptographic_algorithm as alg;
 

@@ -184,32 +184,30 @@ impl RedbStore {
         Ok(())
     }
 
-    fn write(tx: &WriteTransaction, changes: Vec<Change>) -> Result<(), StoreError> {
+    fn write(tx: &WriteTransaction, changes: &[Change]) -> Result<(), StoreError> {
         let mut objects = tx.open_table(OBJECTS).map_err(backend)?;
         let mut index = tx.open_table(INDEX).map_err(backend)?;
         for c in changes {
-            let id = match &c {
-                Change::Put(r) => r.id.clone(),
-                Change::Delete(id) => id.clone(),
+            let id = match c {
+                Change::Put(r) => r.id.as_str(),
+                Change::Delete(id) => id.as_str(),
             };
             let old = objects
-                .remove(id.as_str())
+                .remove(id)
                 .map_err(backend)?
                 .map(|v| v.value().to_vec());
             if let Some(old) = old {
-                for k in index_keys(&Record::decode(&id, &old)?) {
-                    index.remove(entry(&k, &id).as_slice()).map_err(backend)?;
+                for k in index_keys(&Record::decode(id, &old)?) {
+                    index.remove(entry(&k, id).as_slice()).map_err(backend)?;
                 }
             }
             if let Change::Put(r) = c {
-                for k in index_keys(&r) {
+                for k in index_keys(r) {
                     index
-                        .insert(entry(&k, &id).as_slice(), ())
+                        .insert(entry(&k, id).as_slice(), ())
                         .map_err(backend)?;
                 }
-                objects
-                    .insert(id.as_str(), r.encode().as_slice())
-                    .map_err(backend)?;
+                objects.insert(id, r.encode().as_slice()).map_err(backend)?;
             }
         }
         Ok(())
@@ -221,7 +219,7 @@ impl RedbStore {
         let together = self.with_db(|db| {
             let tx = db.begin_write().map_err(backend)?;
             for (_, changes) in &batch {
-                Self::write(&tx, changes.clone())?;
+                Self::write(&tx, changes)?;
             }
             tx.commit().map_err(backend)
         });
@@ -236,7 +234,7 @@ impl RedbStore {
             .map(|(t, changes)| {
                 let one = self.with_db(|db| {
                     let tx = db.begin_write().map_err(backend)?;
-                    Self::write(&tx, changes.clone())?;
+                    Self::write(&tx, &changes)?;
                     tx.commit().map_err(backend)
                 });
                 (t, one)
