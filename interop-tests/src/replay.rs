@@ -174,6 +174,11 @@ fn substitute(msg: &str, bound: &HashMap<String, String>, now: i64) -> Result<St
     Ok(out)
 }
 
+/// Whether `tag` occurs anywhere in `t`.
+fn contains_tag(t: &Ttlv, tag: kmip_codec::Tag) -> bool {
+    t.tag == tag || t.children().iter().any(|c| contains_tag(c, tag))
+}
+
 /// The `$NAME`s of a message that nothing has bound (not `$NOW`).
 fn unbound_placeholders(msg: &str, bound: &HashMap<String, String>) -> Vec<String> {
     msg.match_indices("value=\"$")
@@ -475,7 +480,7 @@ pub fn replay_continuing(
             let server_iv = msg.contains("<IVCounterNonce")
                 && last_request
                     .as_ref()
-                    .is_some_and(|q| !xml::to_xml(q).contains("<IVCounterNonce"));
+                    .is_some_and(|q| !contains_tag(q, kmip_codec::vocab::tag::IV_COUNTER_NONCE));
             // the response names a key the server generated (found through the ID Placeholder,
             // by Locate, ...)
             let names_random_key = actual
