@@ -130,6 +130,9 @@ pub struct ServerProcess {
     pub port: u16,
     pub data_dir: tempfile::TempDir,
     child: std::process::Child,
+    // beside the data directory, not in it: a directory the server cannot write is a case
+    // the tests make
+    log: tempfile::NamedTempFile,
 }
 
 impl ServerProcess {
@@ -162,21 +165,22 @@ impl ServerProcess {
         extra_args: &[&str],
     ) -> Result<ServerProcess, (tempfile::TempDir, String)> {
         let port = free_port();
-        let log = std::fs::File::create(data_dir.path().join("server.log")).expect("log file");
+        let log = tempfile::NamedTempFile::new().expect("log file");
         let child = Command::new(Self::binary())
             .arg("--data-dir")
             .arg(data_dir.path())
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .args(extra_args)
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
+            .stdout(log.as_file().try_clone().expect("log file"))
+            .stderr(log.as_file().try_clone().expect("log file"))
             .spawn()
             .expect("start kmip-server");
         let mut server = ServerProcess {
             port,
             data_dir,
             child,
+            log,
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -222,7 +226,7 @@ impl ServerProcess {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
     /// A mutual-TLS stream to `port` as identity `name`, for bytes that are not (or not yet)

@@ -241,10 +241,30 @@ fn print_quick_start(cfg: &Config, paths: &pki::Paths) {
     );
 }
 
+/// Refuse to start, saying why, on a data directory the server could read but never write:
+/// every operation writes the store or the audit log, so it could serve nothing.
+fn check_writable(dir: &std::path::Path) -> Result<(), String> {
+    let probe = dir.join(".write-check");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            let why = if e.raw_os_error() == Some(30) {
+                "is read-only"
+            } else {
+                "is not writable"
+            };
+            format!(
+                "the data directory {} {why} (the store and the audit log are written there): {e}",
+                dir.display()
+            )
+        })
+}
+
 async fn serve(cfg: Config) -> Result<(), String> {
     // the server holds keys: none in a core file, no debugger of the same user
     lifecycle::core::harden_process()?;
     std::fs::create_dir_all(&cfg.data_dir).context("data directory")?;
+    check_writable(&cfg.data_dir)?;
     let paths = pki::Paths::new(&cfg.data_dir);
     let (cert, key, ca) = match (&cfg.tls_cert, &cfg.tls_key, &cfg.client_ca) {
         (Some(c), Some(k), Some(a)) => (c.clone(), k.clone(), a.clone()),
