@@ -36,6 +36,23 @@ struct Node {
     children: Vec<Node>,
 }
 
+impl Node {
+    /// A short name for a difference report: the element and its value, or its first leaf's.
+    fn label(&self) -> String {
+        let mut n = self;
+        while n.value.is_none() {
+            match n.children.first() {
+                Some(c) => n = c,
+                None => break,
+            }
+        }
+        match &n.value {
+            Some(v) => format!("{}={v}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
 fn parse_nodes(s: &str) -> Result<Vec<Node>, String> {
     let mut r = quick_xml::Reader::from_str(s);
     r.config_mut().trim_text(true);
@@ -306,9 +323,9 @@ impl Compare<'_> {
                     a.children.len(),
                     a.children
                         .iter()
-                        .map(|c| c.name.as_str())
+                        .map(Node::label)
                         .collect::<Vec<_>>()
-                        .join(" ")
+                        .join(", ")
                 ));
             }
             for ec in &e.children {

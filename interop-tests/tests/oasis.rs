@@ -6,7 +6,7 @@
 
 use interop_tests::testcases::test_case_files;
 use interop_tests::{replay, workspace_path, ServerProcess};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Files that continue others: they run after these, on the same server.
 const CONTINUES: &[(&str, &[&str])] = &[
@@ -15,17 +15,26 @@ const CONTINUES: &[(&str, &[&str])] = &[
     ("TL-M-3", &["TL-M-1", "TL-M-2"]),
 ];
 
+/// A list in interop-tests/oasis: one file name per line, then an optional `# reason`.
+fn list(file: &str) -> BTreeMap<String, String> {
+    std::fs::read_to_string(workspace_path(&format!("interop-tests/oasis/{file}")))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (name, why) = l.split_once('#').unwrap_or((l, ""));
+            let name = name.trim();
+            (!name.is_empty()).then(|| (name.to_owned(), why.trim().to_owned()))
+        })
+        .collect()
+}
+
 #[test]
 fn oasis_test_cases() {
-    let baseline: BTreeSet<String> =
-        std::fs::read_to_string(workspace_path("interop-tests/oasis/passing.txt"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| l.split('#').next().unwrap_or("").trim().to_owned())
-            .filter(|l| !l.is_empty())
-            .collect();
+    let baseline: BTreeSet<String> = list("passing.txt").into_keys().collect();
+    let excused = list("excused.txt");
     let mut passing = BTreeSet::new();
     let mut failed = 0;
+    let mut excused_failing = 0;
     for path in test_case_files() {
         let name = format!(
             "{}/{}",
@@ -85,16 +94,29 @@ fn oasis_test_cases() {
                 println!("PASS {name} ({n} exchanges)");
                 passing.insert(name);
             }
-            Err(e) => {
-                println!("FAIL {name}: {e}");
-                failed += 1;
-            }
+            Err(e) => match excused.get(&name) {
+                Some(why) => {
+                    println!("EXCUSED {name} ({why}): {e}");
+                    excused_failing += 1;
+                }
+                None => {
+                    println!("FAIL {name}: {e}");
+                    failed += 1;
+                }
+            },
         }
     }
+    let mandatory =
+        |set: &BTreeSet<String>| set.iter().filter(|n| n.contains("/mandatory/")).count();
     println!(
-        "OASIS test cases: {} passed, {failed} failed",
-        passing.len()
+        "OASIS test cases: {} passed, {failed} failed, {excused_failing} excused \
+         (mandatory: {} passed)",
+        passing.len(),
+        mandatory(&passing),
     );
+    for name in excused.keys().filter(|n| passing.contains(*n)) {
+        println!("{name} passes: take it off interop-tests/oasis/excused.txt");
+    }
     let lost: Vec<_> = baseline.difference(&passing).collect();
     let gained: Vec<_> = passing.difference(&baseline).collect();
     if !gained.is_empty() {

@@ -61,9 +61,11 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
         }
     };
     ctx.placeholder = Some(r.id.clone());
+    let (object_type, id) = (r.object_type, r.id.clone());
+    ctx.manager.served(r, ctx.now)?;
     let mut resp = GetResponse {
-        object_type: Req(Enum(r.object_type)),
-        unique_identifier: Req(r.id),
+        object_type: Req(Enum(object_type)),
+        unique_identifier: Req(id),
         ..Default::default()
     };
     let slot = match object.tag {

@@ -211,6 +211,7 @@ pub fn all_attributes(r: &Record) -> Vec<Ttlv> {
         Ttlv::new(tag::STATE, Value::Enumeration(r.state.to_kmip())),
     ];
     v.extend(r.attributes.iter().cloned());
+    v.extend(lifecycle::object::implicit_attributes(r));
     // 2.x names a key's Key Format Type among its attributes: the one its Digest was taken in
     if let Some(f) = r
         .attribute(tag::DIGEST)

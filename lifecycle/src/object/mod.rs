@@ -361,11 +361,6 @@ impl Manager {
             boolean(tag::ALWAYS_SENSITIVE, sensitive),
             boolean(tag::NEVER_EXTRACTABLE, !extractable),
         ];
-        // 1.x clients expect every object to name the policy that governs it; ours is the
-        // server's access policy, which 1.x calls "default" (2.x dropped the attribute)
-        if !client.iter().any(|a| a.tag == tag::OPERATION_POLICY_NAME) {
-            attrs.push(text(tag::OPERATION_POLICY_NAME, "default"));
-        }
         attrs.extend(client);
         // algorithm and length from the key block when the client did not say
         let (obj, _) = kmip_codec::decode(material.expose(), &Limits::default())
@@ -975,7 +970,7 @@ fn matches(r: &Record, criteria: &[Ttlv]) -> bool {
                 }
             }
             _ => {
-                if !r.attributes.iter().any(|a| a == c) {
+                if !implicit::has_attribute(r, c) {
                     return false;
                 }
             }
@@ -1260,6 +1255,8 @@ pub mod rotation;
 pub mod certify;
 pub mod multipart;
 pub use multipart::{Gathered, Part};
+pub mod implicit;
+pub use implicit::implicit_attributes;
 
 #[cfg(test)]
 mod erase_tests {

@@ -16,6 +16,7 @@ const NOT_COPIED: &[Tag] = &[
     tag::RANDOM_NUMBER_GENERATOR,
     tag::ALWAYS_SENSITIVE,
     tag::NEVER_EXTRACTABLE,
+    tag::FRESH,
     tag::ACTIVATION_DATE,
     tag::PROCESS_START_DATE,
     tag::PROTECT_STOP_DATE,
