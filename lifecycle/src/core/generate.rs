@@ -37,6 +37,12 @@ pub enum KeySpec {
     },
 }
 
+/// `b` with its low bit set so that it has an odd number of ones.
+fn odd_parity(b: u8) -> u8 {
+    let high = b & 0xFE;
+    high | u8::from(high.count_ones() % 2 == 0)
+}
+
 impl KeySpec {
     /// A symmetric key of `algorithm` and `bits`, if we can generate it.
     pub fn symmetric(algorithm: u32, bits: i32) -> Result<KeySpec, CoreError> {
@@ -199,7 +205,15 @@ impl Core {
     pub fn generate(&self, spec: KeySpec) -> Result<Generated, CoreError> {
         match spec {
             KeySpec::Symmetric { algorithm, bits } => {
-                let raw = self.random(bits.div_ceil(8) as usize)?;
+                let raw = if algorithm == alg::DES3 {
+                    // the DES layout: 8 bytes per key of 56 bits, each byte's low bit making
+                    // its parity odd (SP 800-67); two keys for 112 bits, three otherwise
+                    let keys = if bits == 112 { 2 } else { 3 };
+                    let raw = self.random(8 * keys)?;
+                    Secret::new(raw.expose().iter().map(|b| odd_parity(*b)).collect())
+                } else {
+                    self.random(bits.div_ceil(8) as usize)?
+                };
                 Ok(Generated {
                     object_type: object_type::SYMMETRIC_KEY,
                     object: key_object(tag::SYMMETRIC_KEY, fmt::RAW, raw.expose(), algorithm, bits),
@@ -301,6 +315,34 @@ mod tests {
             .as_bytes()
             .unwrap()
             .to_vec()
+    }
+
+    #[test]
+    fn triple_des_keys_have_the_des_layout_and_work() {
+        let core = Core::new(MasterKey::generate().unwrap());
+        for (bits, len) in [(112, 16), (168, 24), (192, 24)] {
+            let k = core
+                .generate(KeySpec::symmetric(alg::DES3, bits).unwrap())
+                .unwrap();
+            let m = material(&k.object);
+            assert_eq!(m.len(), len, "{bits} bits");
+            assert!(
+                m.iter().all(|b| b.count_ones() % 2 == 1),
+                "odd parity: {m:02x?}"
+            );
+        }
+        let k = core
+            .generate(KeySpec::symmetric(alg::DES3, 168).unwrap())
+            .unwrap();
+        let m = material(&k.object);
+        let ct = openssl::symm::encrypt(
+            openssl::symm::Cipher::des_ede3_cbc(),
+            &m,
+            Some(&[0; 8]),
+            b"x",
+        )
+        .unwrap();
+        assert_eq!(ct.len(), 8);
     }
 
     #[test]
