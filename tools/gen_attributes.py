@@ -60,17 +60,31 @@ def main(specdir):
         r14.setdefault(n, r14.get(src)) if src in r14 else None
         r21.setdefault(n, r21.get(src)) if src in r21 else None
         if n not in by_name:
-            w(f"    // not a tag: {n}")
+            # a group of attributes under one rules table (2.1's Certificate Attributes): a
+            # rule for each item of the group that is a tag
+            r = r21.get(n) or r14.get(n)
+            items = [i for i, enc in r.items() if i in by_name and enc in ENCODINGS]
+            if not items:
+                w(f"    // not a tag: {n}")
+            for i in items:
+                emit(w, i, r, n in r14, n in r21)
             continue
-        r = r21.get(n) or r14.get(n)
-        modify = yes(r.get("Modifiable by client", "No"))
-        delete = yes(r.get("Deletable by client", "No"))
-        multi = yes(r.get("Multiple instances permitted", "No"))
-        first = 1 if n in r14 else 2
-        last = 2 if n in r21 else 1
-        w(f"    SpecRule {{ tag: tag::{const_name(n, set())}, client_modifies: {str(modify).lower()}, "
-          f"client_deletes: {str(delete).lower()}, multiple: {str(multi).lower()}, first: {first}, last: {last} }},")
+        emit(w, n, r21.get(n) or r14.get(n), n in r14, n in r21)
     w("];")
+
+
+ENCODINGS = {"Text String", "Byte String", "Integer", "Enumeration", "Boolean", "Date-Time",
+             "Interval", "Long Integer", "Structure"}
+
+
+def emit(w, n, r, in14, in21):
+    modify = yes(r.get("Modifiable by client", "No"))
+    delete = yes(r.get("Deletable by client", "No"))
+    multi = yes(r.get("Multiple instances permitted", "No"))
+    first = 1 if in14 else 2
+    last = 2 if in21 else 1
+    w(f"    SpecRule {{ tag: tag::{const_name(n, set())}, client_modifies: {str(modify).lower()}, "
+      f"client_deletes: {str(delete).lower()}, multiple: {str(multi).lower()}, first: {first}, last: {last} }},")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ pub struct CryptoParams {
     pub iv_length: Option<i32>,
     pub tag_length: Option<i32>,
     pub mask_generator_hashing_algorithm: Option<u32>,
+    /// The OAEP label (KMIP's P Source): public, bound to the ciphertext.
+    pub p_source: Option<Vec<u8>>,
 }
 
 impl CryptoParams {
@@ -48,6 +50,10 @@ impl CryptoParams {
             iv_length: i(tag::IV_LENGTH),
             tag_length: i(tag::TAG_LENGTH),
             mask_generator_hashing_algorithm: e(tag::MASK_GENERATOR_HASHING_ALGORITHM),
+            p_source: t
+                .child(tag::P_SOURCE)
+                .and_then(Ttlv::as_bytes)
+                .map(<[u8]>::to_vec),
         }
     }
 
@@ -69,6 +75,7 @@ impl CryptoParams {
             mask_generator_hashing_algorithm: self
                 .mask_generator_hashing_algorithm
                 .or(defaults.mask_generator_hashing_algorithm),
+            p_source: self.p_source.or_else(|| defaults.p_source.clone()),
         }
     }
 }
@@ -472,6 +479,9 @@ fn rsa_crypt(
         if padding == Padding::PKCS1_OAEP {
             ctx.set_rsa_oaep_md(md)?;
             ctx.set_rsa_mgf1_md(mgf)?;
+            if let Some(label) = &p.p_source {
+                ctx.set_rsa_oaep_label(label)?;
+            }
         }
         out = vec![0u8; ctx.encrypt_len(data)?];
         let n = ctx
@@ -485,6 +495,9 @@ fn rsa_crypt(
         if padding == Padding::PKCS1_OAEP {
             ctx.set_rsa_oaep_md(md)?;
             ctx.set_rsa_mgf1_md(mgf)?;
+            if let Some(label) = &p.p_source {
+                ctx.set_rsa_oaep_label(label)?;
+            }
         }
         out = vec![0u8; ctx.decrypt_len(data)?];
         let n = ctx

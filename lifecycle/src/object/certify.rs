@@ -647,6 +647,90 @@ impl Manager {
     }
 }
 
+/// The 2.1 Certificate Attributes (Certificate Subject CN, ..., Issuer DN Qualifier) of an
+/// X.509 certificate, one item per name component; none for what does not parse as X.509.
+pub(super) fn name_attributes(der: &[u8]) -> Vec<Ttlv> {
+    use openssl::nid::Nid;
+    let Ok(cert) = openssl::x509::X509::from_der(der) else {
+        return Vec::new();
+    };
+    const PARTS: [(Nid, Tag, Tag); 12] = [
+        (
+            Nid::COMMONNAME,
+            tag::CERTIFICATE_SUBJECT_CN,
+            tag::CERTIFICATE_ISSUER_CN,
+        ),
+        (
+            Nid::ORGANIZATIONNAME,
+            tag::CERTIFICATE_SUBJECT_O,
+            tag::CERTIFICATE_ISSUER_O,
+        ),
+        (
+            Nid::ORGANIZATIONALUNITNAME,
+            tag::CERTIFICATE_SUBJECT_OU,
+            tag::CERTIFICATE_ISSUER_OU,
+        ),
+        (
+            Nid::PKCS9_EMAILADDRESS,
+            tag::CERTIFICATE_SUBJECT_EMAIL,
+            tag::CERTIFICATE_ISSUER_EMAIL,
+        ),
+        (
+            Nid::COUNTRYNAME,
+            tag::CERTIFICATE_SUBJECT_C,
+            tag::CERTIFICATE_ISSUER_C,
+        ),
+        (
+            Nid::STATEORPROVINCENAME,
+            tag::CERTIFICATE_SUBJECT_ST,
+            tag::CERTIFICATE_ISSUER_ST,
+        ),
+        (
+            Nid::LOCALITYNAME,
+            tag::CERTIFICATE_SUBJECT_L,
+            tag::CERTIFICATE_ISSUER_L,
+        ),
+        (
+            Nid::USERID,
+            tag::CERTIFICATE_SUBJECT_UID,
+            tag::CERTIFICATE_ISSUER_UID,
+        ),
+        (
+            Nid::SERIALNUMBER,
+            tag::CERTIFICATE_SUBJECT_SERIAL_NUMBER,
+            tag::CERTIFICATE_ISSUER_SERIAL_NUMBER,
+        ),
+        (
+            Nid::TITLE,
+            tag::CERTIFICATE_SUBJECT_TITLE,
+            tag::CERTIFICATE_ISSUER_TITLE,
+        ),
+        (
+            Nid::DOMAINCOMPONENT,
+            tag::CERTIFICATE_SUBJECT_DC,
+            tag::CERTIFICATE_ISSUER_DC,
+        ),
+        (
+            Nid::DNQUALIFIER,
+            tag::CERTIFICATE_SUBJECT_DN_QUALIFIER,
+            tag::CERTIFICATE_ISSUER_DN_QUALIFIER,
+        ),
+    ];
+    let mut out = Vec::new();
+    for (name, is_subject) in [(cert.subject_name(), true), (cert.issuer_name(), false)] {
+        for (nid, subject, issuer) in PARTS {
+            for v in name
+                .entries_by_nid(nid)
+                .filter_map(|e| e.data().to_string().ok())
+            {
+                let t = if is_subject { subject } else { issuer };
+                out.push(Ttlv::new(t, Value::TextString(v)));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -378,6 +378,7 @@ impl Manager {
                     tag::CERTIFICATE_LENGTH,
                     Value::Integer(v.len() as i32),
                 ));
+                attrs.extend(certify::name_attributes(v));
             }
         }
         // the Digest of a key: SHA-256 of its key material as stored (not for Secret Data,
