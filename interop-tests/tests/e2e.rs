@@ -414,34 +414,50 @@ fn non_extractable_keys_never_leave() {
             .reason(),
         Some(rr::NOT_EXTRACTABLE)
     );
-    // an extractable key leaves wrapped under the KEK: RFC 3394 output is 8 bytes longer
+    // an extractable key leaves wrapped under the KEK (RFC 3394), by default as its whole
+    // Key Value structure TTLV-encoded, with No Encoding as its Key Material alone
     let open = create_aes(&mut c, 256, vec![]);
-    let g: GetResponse = c
-        .op(
-            op::GET,
-            &GetRequest {
-                unique_identifier: uid(&open),
-                key_wrapping_specification: Some(spec),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let kb = g
-        .symmetric_key
-        .unwrap()
-        .child(tag::KEY_BLOCK)
-        .unwrap()
-        .clone();
-    assert!(kb.child(tag::KEY_WRAPPING_DATA).is_some());
-    let km = kb
-        .child(tag::KEY_VALUE)
-        .unwrap()
-        .child(tag::KEY_MATERIAL)
-        .unwrap()
-        .as_bytes()
-        .unwrap()
-        .len();
-    assert_eq!(km, 40);
+    let plain = key_material(&get_object(&mut c, &open, None).unwrap()).1;
+    let kek_bytes = key_material(&get_object(&mut c, &kek, None).unwrap()).1;
+    let unwrap = |wrapped: &[u8]| {
+        let k = openssl::aes::AesKey::new_decrypt(kek_bytes.as_bytes().unwrap()).unwrap();
+        let mut out = vec![0u8; wrapped.len() - 8];
+        openssl::aes::unwrap_key(&k, None, &mut out, wrapped).expect("unwraps under the KEK");
+        out
+    };
+    let get_wrapped = |c: &mut Client, encoding: Option<u32>| {
+        let mut spec = spec.clone();
+        if let (Some(e), Some(children)) = (encoding, spec.children_mut()) {
+            children.push(item(tag::ENCODING_OPTION, Value::Enumeration(e)));
+        }
+        let g: GetResponse = c
+            .op(
+                op::GET,
+                &GetRequest {
+                    unique_identifier: uid(&open),
+                    key_wrapping_specification: Some(spec),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let kb = g
+            .symmetric_key
+            .unwrap()
+            .child(tag::KEY_BLOCK)
+            .unwrap()
+            .clone();
+        assert!(kb.child(tag::KEY_WRAPPING_DATA).is_some());
+        kb.child(tag::KEY_VALUE).unwrap().clone()
+    };
+    let ttlv = get_wrapped(&mut c, None);
+    let encoded = unwrap(ttlv.as_bytes().expect("the Key Value is a Byte String"));
+    let (kv, _) = kmip_codec::decode(&encoded, &kmip_codec::Limits::default()).unwrap();
+    assert_eq!(kv.tag, tag::KEY_VALUE);
+    assert_eq!(kv.child(tag::KEY_MATERIAL), Some(&plain));
+    let raw = get_wrapped(&mut c, Some(1));
+    let km = raw.child(tag::KEY_MATERIAL).unwrap().as_bytes().unwrap();
+    assert_eq!(km.len(), 40);
+    assert_eq!(Some(unwrap(km).as_slice()), plain.as_bytes());
 }
 
 #[test]

@@ -6,9 +6,9 @@ use kmip_codec::vocab::tag;
 use kmip_codec::Ttlv;
 use lifecycle::core::crypto::CryptoParams;
 
-/// The wrapping key and parameters of a Key Wrapping Specification. Only the Encrypt method
-/// without encoding is offered: MAC/sign wrapping and TTLV-encoded key values are refused.
-fn wrapping(spec: &Ttlv) -> Result<(String, CryptoParams), OpError> {
+/// The wrapping key, parameters and Encoding Option of a Key Wrapping Specification. Only the
+/// Encrypt method is offered: MAC/sign wrapping is refused.
+fn wrapping(spec: &Ttlv) -> Result<(String, CryptoParams, u32), OpError> {
     use kmip_codec::vocab::enums::{encoding_option, wrapping_method};
     let method = spec.child(tag::WRAPPING_METHOD).and_then(Ttlv::as_enum);
     if method != Some(wrapping_method::ENCRYPT)
@@ -19,14 +19,15 @@ fn wrapping(spec: &Ttlv) -> Result<(String, CryptoParams), OpError> {
             "only the Encrypt wrapping method is supported",
         ));
     }
-    if spec
+    // absent, it is TTLV Encoding (KMIP 2.1 §2.1.5)
+    let encoding = spec
         .child(tag::ENCODING_OPTION)
         .and_then(Ttlv::as_enum)
-        .is_some_and(|e| e != encoding_option::NO_ENCODING)
-    {
+        .unwrap_or(encoding_option::TTLV_ENCODING);
+    if ![encoding_option::NO_ENCODING, encoding_option::TTLV_ENCODING].contains(&encoding) {
         return Err(OpError::new(
             rr::ENCODING_OPTION_ERROR,
-            "only No Encoding is supported",
+            "the Encoding Option is No Encoding or TTLV Encoding",
         ));
     }
     let info = spec
@@ -39,6 +40,7 @@ fn wrapping(spec: &Ttlv) -> Result<(String, CryptoParams), OpError> {
     Ok((
         id.to_owned(),
         CryptoParams::from_ttlv(info.child(tag::CRYPTOGRAPHIC_PARAMETERS)),
+        encoding,
     ))
 }
 
@@ -55,9 +57,9 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
                     "a key is wrapped in its stored format",
                 ));
             }
-            let (wrapping_id, params) = wrapping(spec)?;
+            let (wrapping_id, params, encoding) = wrapping(spec)?;
             ctx.manager
-                .export_wrapped(&id, &wrapping_id, params, ctx.now)?
+                .export_wrapped(&id, &wrapping_id, params, encoding, ctx.now)?
         }
     };
     ctx.placeholder = Some(r.id.clone());

@@ -329,14 +329,18 @@ impl Manager {
     }
 
     /// Get with a Key Wrapping Specification (Encrypt): the object with its Key Value
-    /// wrapped under the wrapping key, and the Key Wrapping Data that says how.
+    /// wrapped under the wrapping key, and the Key Wrapping Data that says how. `encoding` is
+    /// the Encoding Option: TTLV Encoding (the default) wraps the whole Key Value structure,
+    /// which then travels as a Byte String; No Encoding wraps only the Key Material.
     pub fn export_wrapped(
         &self,
         id: &str,
         wrapping_id: &str,
         params: CryptoParams,
+        encoding: u32,
         now: i64,
     ) -> Result<(Record, Ttlv), LifecycleError> {
+        use kmip_codec::vocab::enums::encoding_option;
         let r = self.get(id, now)?;
         if r.state.is_destroyed() {
             return Err(LifecycleError::Destroyed);
@@ -348,10 +352,20 @@ impl Manager {
         let p = Self::params(&wr, params.clone());
         let sealed = r.sealed.as_ref().ok_or(LifecycleError::Destroyed)?;
         let plain = self.core.unseal(&r.id, sealed)?;
-        let inner = crypto::key_material(&plain)?;
-        let wrapped = crypto::wrap(&wkey, &p, inner.bytes.expose())?;
         let (mut obj, _) = kmip_codec::decode(plain.expose(), &Limits::default())
             .map_err(|_| LifecycleError::InvalidField("stored object".into()))?;
+        let ttlv = encoding != encoding_option::NO_ENCODING;
+        let wrapped = if ttlv {
+            let kv = obj
+                .child(tag::KEY_BLOCK)
+                .and_then(|kb| kb.child(tag::KEY_VALUE))
+                .ok_or_else(|| LifecycleError::InvalidField("a key value to wrap".into()))?;
+            let encoded = Secret::new(kmip_codec::encode(kv));
+            crypto::wrap(&wkey, &p, encoded.expose())?
+        } else {
+            let inner = crypto::key_material(&plain)?;
+            crypto::wrap(&wkey, &p, inner.bytes.expose())?
+        };
         let mut cp = Vec::new();
         if let Some(m) = p.block_cipher_mode {
             cp.push(Ttlv::new(tag::BLOCK_CIPHER_MODE, Value::Enumeration(m)));
@@ -370,20 +384,30 @@ impl Manager {
                         Ttlv::structure(tag::CRYPTOGRAPHIC_PARAMETERS, cp),
                     ],
                 ),
+            ]
+            .into_iter()
+            // an absent Encoding Option means TTLV Encoding
+            .chain((!ttlv).then(|| {
                 Ttlv::new(
                     tag::ENCODING_OPTION,
-                    Value::Enumeration(kmip_codec::vocab::enums::encoding_option::NO_ENCODING),
-                ),
-            ],
+                    Value::Enumeration(encoding_option::NO_ENCODING),
+                )
+            }))
+            .collect(),
         );
         if let Some(kb) = obj
             .children_mut()
             .and_then(|c| c.iter_mut().find(|c| c.tag == tag::KEY_BLOCK))
         {
             let children = kb.children_mut().expect("a key block is a structure");
-            // No Encoding (KMIP 1.4 §2.1.5): the Key Value stays a structure and only its
-            // Key Material is replaced by the wrapped bytes
             for kv in children.iter_mut().filter(|c| c.tag == tag::KEY_VALUE) {
+                if ttlv {
+                    crate::core::zeroize_tree(kv);
+                    *kv = Ttlv::new(tag::KEY_VALUE, Value::ByteString(wrapped.clone()));
+                    continue;
+                }
+                // No Encoding (KMIP 1.4 §2.1.5): the Key Value stays a structure and only its
+                // Key Material is replaced by the wrapped bytes
                 for km in kv
                     .children_mut()
                     .into_iter()
