@@ -112,6 +112,11 @@ pub struct Config {
     /// client test suite relies on it.
     #[arg(long, env = "KMIP_DERIVE_FROM_PRE_ACTIVE")]
     pub derive_from_pre_active: bool,
+    /// Server policy: objects may share a Name. KMIP says names are unique within a server
+    /// (Non Unique Name Attribute otherwise; a destroyed object's name may be taken again);
+    /// PyKMIP's server does not enforce it, and its client test suite relies on that.
+    #[arg(long, env = "KMIP_DUPLICATE_NAMES")]
+    pub duplicate_names: bool,
     /// Certificate profiles for Certify (TOML; see `kmip_server::ca`): they change or add to
     /// the built-in root, intermediate-ca, server, client, code-signing and email profiles.
     #[arg(long, env = "KMIP_CA_PROFILES")]

@@ -284,8 +284,12 @@ async fn serve(cfg: Config) -> Result<(), String> {
     // file to ourselves: at every start, before serving
     while store.compact().context("compact the store")? {}
     let server = Arc::new(Server {
-        manager: Manager::new(Arc::new(store), Core::new(master))
-            .derive_from_pre_active(cfg.derive_from_pre_active),
+        manager: Manager::new(Arc::new(store), Core::new(master)).policy(
+            lifecycle::object::Policy {
+                derive_from_pre_active: cfg.derive_from_pre_active,
+                duplicate_names: cfg.duplicate_names,
+            },
+        ),
         admins: cfg.admins.clone(),
         group_grants: kmip_server::policy::parse_group_grants(&cfg.group_grants)?,
         namespace_grants: kmip_server::policy::parse_group_grants(&cfg.namespace_grants)?,

@@ -29,6 +29,8 @@ pub enum LifecycleError {
     UnsupportedAttribute(Tag),
     #[error("attribute not found")]
     AttributeNotFound,
+    #[error("the name {0:?} is taken: names are unique within the server")]
+    NonUniqueName(String),
     #[error("not supported: {0}")]
     NotSupported(String),
     #[error("permission denied: {0}")]
@@ -63,6 +65,7 @@ impl LifecycleError {
             LifecycleError::SingleValuedAttribute(_) => rr::ATTRIBUTE_SINGLE_VALUED,
             LifecycleError::UnsupportedAttribute(_) => rr::UNSUPPORTED_ATTRIBUTE,
             LifecycleError::AttributeNotFound => rr::ATTRIBUTE_NOT_FOUND,
+            LifecycleError::NonUniqueName(_) => rr::NON_UNIQUE_NAME_ATTRIBUTE,
             LifecycleError::NotSupported(_) => rr::FEATURE_NOT_SUPPORTED,
             LifecycleError::PermissionDenied(_) => rr::PERMISSION_DENIED,
             LifecycleError::NotExtractable => rr::NOT_EXTRACTABLE,

@@ -37,10 +37,19 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// The reference: states by the specification's list of transitions, names as a multiset.
+/// The reference: states by the specification's list of transitions, names unique among
+/// objects not destroyed.
 #[derive(Default)]
 struct Model {
     objects: BTreeMap<String, (State, Vec<u8>)>,
+}
+
+impl Model {
+    fn name_taken(&self, name: u8) -> bool {
+        self.objects
+            .values()
+            .any(|(st, names)| !st.is_destroyed() && names.contains(&name))
+    }
 }
 
 fn name_item(n: u8) -> Ttlv {
@@ -92,7 +101,12 @@ proptest! {
                     if active {
                         attrs.push(Ttlv::new(tag::ACTIVATION_DATE, Value::DateTime(now - 1)));
                     }
-                    let r = m.create(ot::SYMMETRIC_KEY, attrs, now).unwrap();
+                    let got = m.create(ot::SYMMETRIC_KEY, attrs, now);
+                    if model.name_taken(name) {
+                        prop_assert!(got.is_err(), "name-{} taken twice", name);
+                        continue;
+                    }
+                    let r = got.unwrap();
                     let st = if active { State::Active } else { State::PreActive };
                     prop_assert_eq!(r.state, st);
                     model.objects.insert(r.id, (st, vec![name]));
@@ -116,7 +130,12 @@ proptest! {
                 }
                 Step::AddName { which, name } => {
                     let Some(id) = pick(&model, which) else { continue };
-                    m.add_attribute(&id, name_item(name), now).unwrap();
+                    let got = m.add_attribute(&id, name_item(name), now);
+                    if model.name_taken(name) || model.objects[&id].1.contains(&name) {
+                        prop_assert!(got.is_err(), "name-{} taken twice", name);
+                        continue;
+                    }
+                    got.unwrap();
                     model.objects.get_mut(&id).unwrap().1.push(name);
                 }
                 Step::DeleteName { which, name } => {

@@ -413,6 +413,7 @@ impl Manager {
             ],
         );
         let material = Secret::new(kmip_codec::encode(&object));
+        self.check_names(&id, &[], &attrs)?;
         let record = self.new_record(&id, ot::CERTIFICATE, attrs, &material, now)?;
         changes.push(Change::Put(record.clone()));
         self.store.commit(changes)?;

@@ -20,8 +20,17 @@ pub struct Manager {
     caller: Option<Caller>,
     /// State changes the server made on its own (dates reached) while serving this caller.
     automatic: Arc<std::sync::Mutex<Vec<AutomaticChange>>>,
-    /// Server policy: Derive Key may start from a Pre-Active object.
-    derive_from_pre_active: bool,
+    policy: Policy,
+}
+
+/// Where a server departs from the specification because clients rely on it (PyKMIP's own
+/// server and suite): off by default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Policy {
+    /// Derive Key may start from a Pre-Active object (see [`state::Usage::DeriveFromPreActive`]).
+    pub derive_from_pre_active: bool,
+    /// Objects may share a Name (KMIP says names are unique within a server).
+    pub duplicate_names: bool,
 }
 
 /// A transition no request asked for: an Activation or Deactivation Date was reached.
@@ -195,13 +204,12 @@ impl Manager {
             core: Arc::new(core),
             caller: None,
             automatic: Arc::default(),
-            derive_from_pre_active: false,
+            policy: Policy::default(),
         }
     }
 
-    /// Let Derive Key start from a Pre-Active object (see [`state::Usage::DeriveFromPreActive`]).
-    pub fn derive_from_pre_active(mut self, allow: bool) -> Manager {
-        self.derive_from_pre_active = allow;
+    pub fn policy(mut self, policy: Policy) -> Manager {
+        self.policy = policy;
         self
     }
 
@@ -238,7 +246,7 @@ impl Manager {
             core: self.core.clone(),
             caller,
             automatic,
-            derive_from_pre_active: self.derive_from_pre_active,
+            policy: self.policy,
         }
     }
 
@@ -329,6 +337,49 @@ impl Manager {
     fn new_ids(&self, n: u64) -> Result<Vec<String>, LifecycleError> {
         let first = self.store.allocate_ids(n)?;
         Ok((first..first + n).map(|i| i.to_string()).collect())
+    }
+
+    /// Names are unique within the server (KMIP 2.1 §4.32): the Names in `new`, given to
+    /// object `id` whose other attributes are `own`, may not repeat one of its names nor each
+    /// other, nor be held by another object that is not destroyed (a destroyed object's name
+    /// may be taken again).
+    fn check_names(&self, id: &str, own: &[Ttlv], new: &[Ttlv]) -> Result<(), LifecycleError> {
+        let value = |n: &Ttlv| {
+            n.child(tag::NAME_VALUE)
+                .and_then(Ttlv::as_text)
+                .map(str::to_owned)
+        };
+        let names = |items: &[Ttlv]| -> Vec<String> {
+            items
+                .iter()
+                .filter(|a| a.tag == tag::NAME)
+                .filter_map(value)
+                .collect()
+        };
+        let mut seen = names(own);
+        for n in new.iter().filter(|a| a.tag == tag::NAME) {
+            let Some(v) = value(n) else { continue };
+            if seen.contains(&v) {
+                return Err(LifecycleError::NonUniqueName(v));
+            }
+            seen.push(v.clone());
+            let Some(key) = item_index_key(n).filter(|_| !self.policy.duplicate_names) else {
+                continue;
+            };
+            for other in self.store.lookup(&key)? {
+                if other == id {
+                    continue;
+                }
+                let taken = self
+                    .store
+                    .get(&other)?
+                    .is_some_and(|r| !r.state.is_destroyed() && names(&r.attributes).contains(&v));
+                if taken {
+                    return Err(LifecycleError::NonUniqueName(v));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The server-set attributes of a new object, then the client's.
@@ -461,6 +512,7 @@ impl Manager {
         {
             return Err(LifecycleError::NotQuantumSafe);
         }
+        self.check_names("", &[], &attrs)?;
         let generated = self.core.generate(KeySpec::symmetric(alg, len)?)?;
         let id = self.new_ids(1)?.remove(0);
         let mut record = self.new_record(&id, object_type, attrs, &generated.object, now)?;
@@ -502,6 +554,7 @@ impl Manager {
         let (private, public) = (merge(private), merge(public));
         attributes::check_client_attributes(&private)?;
         attributes::check_client_attributes(&public)?;
+        self.check_names("", &[], &[private.as_slice(), public.as_slice()].concat())?;
         let (generated, public_material) = self.generate_pair(&private)?;
         let ids = self.new_ids(2)?;
         let mut priv_rec =
@@ -563,6 +616,7 @@ impl Manager {
                 "the object does not match the Object Type".into(),
             ));
         }
+        self.check_names("", &[], &attrs)?;
         let material = Secret::new(kmip_codec::encode(object));
         let id = self.new_ids(1)?.remove(0);
         let record = self.new_record(&id, object_type, attrs, &material, now)?;
@@ -763,6 +817,7 @@ impl Manager {
         if !rule.multiple && r.attributes.iter().any(|a| same_attribute(a, &item)) {
             return Err(LifecycleError::SingleValuedAttribute(item.tag));
         }
+        self.check_names(id, &r.attributes, std::slice::from_ref(&item))?;
         r.attributes.push(item);
         set_single(&mut r.attributes, date(tag::LAST_CHANGE_DATE, now));
         self.put(&r)?;
@@ -801,6 +856,9 @@ impl Manager {
         {
             return Err(LifecycleError::NotUsable(r.state));
         }
+        let mut others = r.attributes.clone();
+        others.remove(pos);
+        self.check_names(id, &others, std::slice::from_ref(&new))?;
         r.attributes[pos] = new;
         set_single(&mut r.attributes, date(tag::LAST_CHANGE_DATE, now));
         self.put(&r)?;
@@ -1192,10 +1250,41 @@ mod tests {
     }
 
     #[test]
+    fn names_are_unique_among_objects_not_destroyed() {
+        let m = manager();
+        let taken = |r: Result<Record, LifecycleError>| matches!(r, Err(LifecycleError::NonUniqueName(n)) if n == "a");
+        let a = m.create(ot::SYMMETRIC_KEY, aes(128, "a"), 10).unwrap();
+        assert!(taken(m.create(ot::SYMMETRIC_KEY, aes(128, "a"), 11)));
+        let b = m.create(ot::SYMMETRIC_KEY, aes(128, "b"), 12).unwrap();
+        assert!(taken(m.add_attribute(&b.id, name("a"), 13)));
+        assert!(
+            taken(m.add_attribute(&a.id, name("a"), 13)),
+            "twice on one object"
+        );
+        assert!(taken(m.modify_attribute(&b.id, None, name("a"), 0, 14)));
+        // a replacement takes the name over from the key it replaces
+        let a2 = m.rekey(&a.id, None, vec![], 15).unwrap();
+        assert!(a2.attributes.contains(&name("a")));
+        m.destroy(&a2.id, 16).unwrap();
+        m.create(ot::SYMMETRIC_KEY, aes(128, "a"), 17)
+            .expect("a destroyed object's name may be taken again");
+        let lax = manager().policy(Policy {
+            duplicate_names: true,
+            ..Policy::default()
+        });
+        lax.create(ot::SYMMETRIC_KEY, aes(128, "a"), 10).unwrap();
+        lax.create(ot::SYMMETRIC_KEY, aes(128, "a"), 10)
+            .expect("shared names under the policy");
+    }
+
+    #[test]
     fn locate_filters_and_orders() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(RedbStore::open(&dir.path().join("k.redb")).unwrap());
-        let m = Manager::new(store, Core::new(MasterKey::generate().unwrap()));
+        let m = Manager::new(store, Core::new(MasterKey::generate().unwrap())).policy(Policy {
+            duplicate_names: true,
+            ..Policy::default()
+        });
         let a = m.create(ot::SYMMETRIC_KEY, aes(128, "a"), 10).unwrap();
         let b = m.create(ot::SYMMETRIC_KEY, aes(256, "b"), 20).unwrap();
         let c = m.create(ot::SYMMETRIC_KEY, aes(256, "a"), 30).unwrap();

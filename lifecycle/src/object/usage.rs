@@ -281,7 +281,7 @@ impl Manager {
         now: i64,
     ) -> Result<Record, LifecycleError> {
         attributes::check_client_attributes(&attrs)?;
-        let usage = if self.derive_from_pre_active {
+        let usage = if self.policy.derive_from_pre_active {
             Usage::DeriveFromPreActive
         } else {
             Usage::Protect
@@ -322,6 +322,7 @@ impl Manager {
                 Value::Integer(bits as i32),
             ));
         }
+        self.check_names("", &[], &attrs)?;
         let id = self.new_ids(1)?.remove(0);
         let record = self.new_record(&id, object_type, attrs, &material, now)?;
         self.store.commit(vec![Change::Put(record.clone())])?;
@@ -518,7 +519,10 @@ mod derive_policy_tests {
                 Arc::new(MemoryStore::new()),
                 Core::new(MasterKey::generate().unwrap()),
             )
-            .derive_from_pre_active(allow);
+            .policy(Policy {
+                derive_from_pre_active: allow,
+                ..Policy::default()
+            });
             let base = m.create(ot::SYMMETRIC_KEY, aes(256), 1).unwrap();
             assert_eq!(base.state, State::PreActive);
             let got = m.derive_key(ot::SYMMETRIC_KEY, &base.id, &d, aes(128), 2);
