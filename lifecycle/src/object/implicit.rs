@@ -1,8 +1,10 @@
 //! Attributes the server maintains without storing them in every record: their value follows
-//! from the record (Short Unique Identifier, a hash of the Unique Identifier) or from server
-//! policy (Lease Time, Protection Storage Mask), or they hold their default until something
-//! changes them (Sensitive, Extractable, Fresh), and only a changed value is stored. A million
-//! objects do not carry a million copies of the same defaults.
+//! from the record (Short Unique Identifier, a hash of the Unique Identifier; Original Creation
+//! Date, the Initial Date; Random Number Generator, ours when we generated the material) or
+//! from server policy (Lease Time, Protection Storage Mask), or they hold their default until
+//! something changes them (Sensitive, Extractable, Fresh, Always Sensitive, Never Extractable),
+//! and only a value other than the default is stored. A million objects do not carry a million
+//! copies of the same defaults.
 
 use super::*;
 use kmip_codec::vocab::enums::protection_storage_mask;
@@ -17,10 +19,24 @@ pub fn implicit_attributes(r: &Record) -> Vec<Ttlv> {
         (tag::SENSITIVE, false),
         (tag::EXTRACTABLE, true),
         (tag::FRESH, true),
+        (tag::ALWAYS_SENSITIVE, false),
+        (tag::NEVER_EXTRACTABLE, false),
     ] {
         if r.attribute(t).is_none() {
             v.push(boolean(t, default));
         }
+    }
+    if let (None, Some(initial)) = (
+        r.attribute(tag::ORIGINAL_CREATION_DATE),
+        r.attribute(tag::INITIAL_DATE),
+    ) {
+        v.push(Ttlv::new(
+            tag::ORIGINAL_CREATION_DATE,
+            initial.value.clone(),
+        ));
+    }
+    if r.generated && r.attribute(tag::RANDOM_NUMBER_GENERATOR).is_none() {
+        v.push(our_rng());
     }
     // the lease Obtain Lease grants
     v.push(Ttlv::new(
@@ -37,6 +53,36 @@ pub fn implicit_attributes(r: &Record) -> Vec<Ttlv> {
         Value::ByteString(openssl::sha::sha256(r.id.as_bytes()).to_vec()),
     ));
     v
+}
+
+/// The generator of every key this server makes: OpenSSL 3's default, a CTR-DRBG over
+/// AES-256 (NIST SP 800-90A).
+fn our_rng() -> Ttlv {
+    use kmip_codec::vocab::enums::{cryptographic_algorithm, drbg_algorithm, rng_algorithm};
+    Ttlv::structure(
+        tag::RANDOM_NUMBER_GENERATOR,
+        vec![
+            Ttlv::new(tag::RNG_ALGORITHM, Value::Enumeration(rng_algorithm::DRBG)),
+            Ttlv::new(
+                tag::CRYPTOGRAPHIC_ALGORITHM,
+                Value::Enumeration(cryptographic_algorithm::AES),
+            ),
+            Ttlv::new(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)),
+            Ttlv::new(tag::DRBG_ALGORITHM, Value::Enumeration(drbg_algorithm::CTR)),
+        ],
+    )
+}
+
+/// Always Sensitive and Never Extractable hold only while Sensitive stays true and
+/// Extractable false: called after a client changes either.
+pub(super) fn follow_flags(attrs: &mut Vec<Ttlv>) {
+    let flag = |attrs: &[Ttlv], t| attrs.iter().find(|a| a.tag == t).and_then(Ttlv::as_bool);
+    if flag(attrs, tag::SENSITIVE) != Some(true) {
+        attrs.retain(|a| a.tag != tag::ALWAYS_SENSITIVE);
+    }
+    if flag(attrs, tag::EXTRACTABLE) != Some(false) {
+        attrs.retain(|a| a.tag != tag::NEVER_EXTRACTABLE);
+    }
 }
 
 /// Whether the object has `criterion` among its attributes, stored or implicit.
@@ -71,6 +117,7 @@ mod tests {
             state: State::Active,
             attributes,
             sealed: None,
+            generated: false,
             owner: None,
             grants: vec![],
         }
@@ -89,6 +136,58 @@ mod tests {
             .and_then(Ttlv::as_bytes)
             .unwrap();
         assert_eq!(short, openssl::sha::sha256(b"42"));
+    }
+
+    #[test]
+    fn always_sensitive_and_never_extractable_hold_only_while_true() {
+        let m = Manager::new(
+            Arc::new(crate::store::MemoryStore::new()),
+            Core::new(crate::core::MasterKey::generate().unwrap()),
+        );
+        let mut attrs = vec![
+            Ttlv::new(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(3)),
+            Ttlv::new(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(128)),
+            boolean(tag::SENSITIVE, true),
+        ];
+        let r = m.create(ot::SYMMETRIC_KEY, attrs.clone(), 10).unwrap();
+        let all = |r: &Record| [r.attributes.clone(), implicit_attributes(r)].concat();
+        assert!(all(&r).contains(&boolean(tag::ALWAYS_SENSITIVE, true)));
+        assert!(all(&r).contains(&boolean(tag::NEVER_EXTRACTABLE, false)));
+        assert!(all(&r)
+            .iter()
+            .any(|a| a.tag == tag::RANDOM_NUMBER_GENERATOR));
+        assert!(all(&r).contains(&date(tag::ORIGINAL_CREATION_DATE, 10)));
+        let r = m
+            .modify_attribute(&r.id, None, boolean(tag::SENSITIVE, false), 0, 11)
+            .unwrap();
+        assert!(all(&r).contains(&boolean(tag::ALWAYS_SENSITIVE, false)));
+        let r = m
+            .modify_attribute(&r.id, None, boolean(tag::SENSITIVE, true), 0, 12)
+            .unwrap();
+        assert!(
+            all(&r).contains(&boolean(tag::ALWAYS_SENSITIVE, false)),
+            "not always"
+        );
+        // registered material is not ours: no generator is claimed for it
+        attrs.push(boolean(tag::EXTRACTABLE, false));
+        let key = Ttlv::structure(
+            tag::SYMMETRIC_KEY,
+            vec![Ttlv::structure(
+                tag::KEY_BLOCK,
+                vec![
+                    Ttlv::new(tag::KEY_FORMAT_TYPE, Value::Enumeration(1)),
+                    Ttlv::structure(
+                        tag::KEY_VALUE,
+                        vec![Ttlv::new(tag::KEY_MATERIAL, Value::ByteString(vec![7; 16]))],
+                    ),
+                ],
+            )],
+        );
+        let r = m.register(ot::SYMMETRIC_KEY, &key, attrs, 13).unwrap();
+        assert!(!all(&r)
+            .iter()
+            .any(|a| a.tag == tag::RANDOM_NUMBER_GENERATOR));
+        assert!(all(&r).contains(&boolean(tag::NEVER_EXTRACTABLE, true)));
     }
 
     #[test]

@@ -158,24 +158,6 @@ fn set_single(items: &mut Vec<Ttlv>, item: Ttlv) {
     items.push(item);
 }
 
-/// The Random Number Generator attribute of keys the server generates: OpenSSL 3's default,
-/// a CTR-DRBG over AES-256 (NIST SP 800-90A).
-fn rng_attribute() -> Ttlv {
-    use kmip_codec::vocab::enums::{cryptographic_algorithm, drbg_algorithm, rng_algorithm};
-    Ttlv::structure(
-        tag::RANDOM_NUMBER_GENERATOR,
-        vec![
-            Ttlv::new(tag::RNG_ALGORITHM, Value::Enumeration(rng_algorithm::DRBG)),
-            Ttlv::new(
-                tag::CRYPTOGRAPHIC_ALGORITHM,
-                Value::Enumeration(cryptographic_algorithm::AES),
-            ),
-            Ttlv::new(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)),
-            Ttlv::new(tag::DRBG_ALGORITHM, Value::Enumeration(drbg_algorithm::CTR)),
-        ],
-    )
-}
-
 /// What Locate matches on, besides attribute equality.
 #[derive(Clone, Debug, Default)]
 pub struct LocateQuery {
@@ -405,13 +387,18 @@ impl Manager {
             .find(|a| a.tag == tag::EXTRACTABLE)
             .and_then(Ttlv::as_bool)
             .unwrap_or(true);
+        // Original Creation Date is the Initial Date unless a client says otherwise, and
+        // Always Sensitive and Never Extractable are false unless stored (implicit.rs)
         let mut attrs = vec![
             date(tag::INITIAL_DATE, now),
             date(tag::LAST_CHANGE_DATE, now),
-            date(tag::ORIGINAL_CREATION_DATE, now),
-            boolean(tag::ALWAYS_SENSITIVE, sensitive),
-            boolean(tag::NEVER_EXTRACTABLE, !extractable),
         ];
+        if sensitive {
+            attrs.push(boolean(tag::ALWAYS_SENSITIVE, true));
+        }
+        if !extractable {
+            attrs.push(boolean(tag::NEVER_EXTRACTABLE, true));
+        }
         attrs.extend(client);
         // algorithm and length from the key block when the client did not say
         let (obj, _) = kmip_codec::decode(material.expose(), &Limits::default())
@@ -480,6 +467,7 @@ impl Manager {
             sealed: Some(self.core.seal(id, material)?),
             owner: self.caller.as_ref().map(|c| c.identity.clone()),
             grants: Vec::new(),
+            generated: false,
         })
     }
 
@@ -516,7 +504,7 @@ impl Manager {
         let generated = self.core.generate(KeySpec::symmetric(alg, len)?)?;
         let id = self.new_ids(1)?.remove(0);
         let mut record = self.new_record(&id, object_type, attrs, &generated.object, now)?;
-        record.attributes.push(rng_attribute());
+        record.generated = true;
         self.store.commit(vec![Change::Put(record.clone())])?;
         Ok(record)
     }
@@ -561,8 +549,8 @@ impl Manager {
             self.new_record(&ids[0], ot::PRIVATE_KEY, private, &generated.object, now)?;
         let mut pub_rec =
             self.new_record(&ids[1], ot::PUBLIC_KEY, public, &public_material, now)?;
-        priv_rec.attributes.push(rng_attribute());
-        pub_rec.attributes.push(rng_attribute());
+        priv_rec.generated = true;
+        pub_rec.generated = true;
         priv_rec
             .attributes
             .push(link(link_type::PUBLIC_KEY_LINK, &ids[1]));
@@ -819,6 +807,7 @@ impl Manager {
         }
         self.check_names(id, &r.attributes, std::slice::from_ref(&item))?;
         r.attributes.push(item);
+        implicit::follow_flags(&mut r.attributes);
         set_single(&mut r.attributes, date(tag::LAST_CHANGE_DATE, now));
         self.put(&r)?;
         Ok(r)
@@ -860,6 +849,7 @@ impl Manager {
         others.remove(pos);
         self.check_names(id, &others, std::slice::from_ref(&new))?;
         r.attributes[pos] = new;
+        implicit::follow_flags(&mut r.attributes);
         set_single(&mut r.attributes, date(tag::LAST_CHANGE_DATE, now));
         self.put(&r)?;
         self.get(id, now)

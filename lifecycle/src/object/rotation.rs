@@ -98,6 +98,7 @@ impl Manager {
         let generated = self.core.generate(KeySpec::symmetric(alg, len)?)?;
         let new_id = self.new_ids(1)?.remove(0);
         let mut new = self.new_record(&new_id, ot::SYMMETRIC_KEY, attrs, &generated.object, now)?;
+        new.generated = true;
         new.state = state::apply_dates(
             new.state,
             get_date(&new.attributes, tag::ACTIVATION_DATE),
@@ -152,6 +153,8 @@ impl Manager {
         let mut np =
             self.new_record(&ids[0], ot::PRIVATE_KEY, priv_attrs, &generated.object, now)?;
         let mut nq = self.new_record(&ids[1], ot::PUBLIC_KEY, pub_attrs, &public_material, now)?;
+        np.generated = true;
+        nq.generated = true;
         np.owner = old_priv.owner.clone();
         nq.owner = old_pub.owner.clone();
         np.attributes

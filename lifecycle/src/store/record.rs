@@ -14,6 +14,9 @@ pub const OWNER: Tag = Tag(0x54_FF02);
 const GRANT: Tag = Tag(0x54_FF03);
 /// The identity a grant is for (also its index key).
 pub const GRANTEE: Tag = Tag(0x54_FF04);
+/// Present when the server generated the object's material (its random number generator
+/// made it).
+const GENERATED: Tag = Tag(0x54_FF05);
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
@@ -29,6 +32,9 @@ pub struct Record {
     pub owner: Option<String>,
     /// Other identities' rights: (identity, KMIP Operation values).
     pub grants: Vec<(String, Vec<u32>)>,
+    /// The server generated the material (Create, Create Key Pair, Re-key, Certify of a key
+    /// it made), rather than a client supplying it.
+    pub generated: bool,
 }
 
 impl Record {
@@ -44,6 +50,9 @@ impl Record {
         }
         if let Some(o) = &self.owner {
             items.push(Ttlv::new(OWNER, Value::TextString(o.clone())));
+        }
+        if self.generated {
+            items.push(Ttlv::new(GENERATED, Value::Boolean(true)));
         }
         for (who, ops) in &self.grants {
             let mut g = vec![Ttlv::new(GRANTEE, Value::TextString(who.clone()))];
@@ -85,6 +94,7 @@ impl Record {
                 .to_vec(),
             sealed: t.child(SEALED).and_then(Ttlv::as_bytes).map(<[u8]>::to_vec),
             owner: t.child(OWNER).and_then(Ttlv::as_text).map(str::to_owned),
+            generated: t.child(GENERATED).is_some(),
             grants: t
                 .children_with(GRANT)
                 .map(|g| {

@@ -370,6 +370,7 @@ mod tests {
                 state: State::Active,
                 attributes: vec![asi.clone()],
                 sealed: None,
+                generated: false,
                 owner: Some("alice".into()),
                 grants: vec![],
             })])

@@ -28,6 +28,7 @@ fn record(id: &str, n: &str, state: State) -> Record {
             ),
         ],
         sealed: Some(vec![1, 2, 3]),
+        generated: false,
         owner: Some("alice".into()),
         grants: vec![("bob".into(), vec![0x0A, 0x1F])],
     }
