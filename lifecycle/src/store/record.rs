@@ -120,8 +120,10 @@ impl Record {
 }
 
 /// An index key: the attribute's tag (3 bytes) then a value key. What is indexed: Name,
-/// Object Type, State, Cryptographic Algorithm, Cryptographic Length, Object Group,
-/// Certificate Type and custom (vendor) attributes with text values.
+/// Object Type, Object Group, Certificate Type, Application Namespace and custom (vendor)
+/// attributes with text values. Not State, Cryptographic Algorithm or Length: with a few
+/// values shared by most objects they rarely narrow a search, and cost an entry per object
+/// (and a rewrite at every state change).
 pub fn index_key(t: Tag, value: &[u8]) -> Vec<u8> {
     let mut k = t.0.to_be_bytes()[1..].to_vec();
     k.extend_from_slice(value);
@@ -135,11 +137,9 @@ pub fn item_index_key(item: &Ttlv) -> Option<Vec<u8>> {
             .child(tag::NAME_VALUE)
             .and_then(Ttlv::as_text)
             .map(|n| index_key(tag::NAME, n.as_bytes())),
-        tag::CRYPTOGRAPHIC_ALGORITHM | tag::CERTIFICATE_TYPE | tag::OBJECT_TYPE | tag::STATE => {
-            item.as_enum()
-                .map(|v| index_key(item.tag, &v.to_be_bytes()))
-        }
-        tag::CRYPTOGRAPHIC_LENGTH => item.as_i32().map(|v| index_key(item.tag, &v.to_be_bytes())),
+        tag::CERTIFICATE_TYPE | tag::OBJECT_TYPE => item
+            .as_enum()
+            .map(|v| index_key(item.tag, &v.to_be_bytes())),
         tag::OBJECT_GROUP => item.as_text().map(|g| index_key(item.tag, g.as_bytes())),
         tag::APPLICATION_SPECIFIC_INFORMATION => item
             .child(tag::APPLICATION_NAMESPACE)
@@ -162,10 +162,7 @@ pub fn item_index_key(item: &Ttlv) -> Option<Vec<u8>> {
 
 /// Every index key of a record.
 pub fn index_keys(r: &Record) -> Vec<Vec<u8>> {
-    let mut keys = vec![
-        index_key(tag::OBJECT_TYPE, &r.object_type.to_be_bytes()),
-        index_key(tag::STATE, &r.state.to_kmip().to_be_bytes()),
-    ];
+    let mut keys = vec![index_key(tag::OBJECT_TYPE, &r.object_type.to_be_bytes())];
     keys.extend(r.attributes.iter().filter_map(item_index_key));
     if let Some(o) = &r.owner {
         keys.push(index_key(OWNER, o.as_bytes()));

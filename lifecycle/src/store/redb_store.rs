@@ -45,8 +45,9 @@ struct Ids {
 
 const ID_RESERVATION: u64 = 1024;
 
-/// Version 2 indexes the Application Namespace of Application Specific Information.
-const INDEX_VERSION: u64 = 2;
+/// Version 2 indexes the Application Namespace of Application Specific Information; version 3
+/// no longer indexes State, Cryptographic Algorithm and Length.
+const INDEX_VERSION: u64 = 3;
 
 /// The page cache unless configured: enough for the indexes of a million objects.
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
