@@ -143,6 +143,18 @@ pub fn get_object(
 }
 
 /// The Key Format Type and Key Material of a key object.
+/// Every acknowledged (identifier, key material) pair reads back with that material.
+pub fn assert_keys_intact(c: &mut Client, stored: &[(String, Vec<u8>)]) {
+    for (id, m) in stored {
+        let obj = get_object(c, id, None).unwrap_or_else(|e| panic!("{id} lost: {e}"));
+        assert_eq!(
+            key_material(&obj).1.as_bytes(),
+            Some(m.as_slice()),
+            "{id} changed"
+        );
+    }
+}
+
 pub fn key_material(object: &Ttlv) -> (u32, Ttlv) {
     let kb = object.child(tag::KEY_BLOCK).expect("Key Block");
     let f = kb

@@ -5,7 +5,7 @@ pub mod bench;
 pub mod kmip;
 pub mod replay;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub fn workspace_path(rel: &str) -> PathBuf {
@@ -350,6 +350,26 @@ impl ServerProcess {
         assert!(
             out.status.success(),
             "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `kmip-server audit verify` on an audit file: its output, for the status and the reason.
+    pub fn verify_audit(file: &Path) -> std::process::Output {
+        Command::new(Self::binary())
+            .args(["audit", "verify"])
+            .arg(file)
+            .output()
+            .expect("run kmip-server audit verify")
+    }
+
+    /// The audit chain of the server's default log is whole.
+    pub fn assert_audit_chain(&self) {
+        let out = Self::verify_audit(&self.data_dir.path().join("audit.jsonl"));
+        assert!(
+            out.status.success(),
+            "the audit chain survived: {}{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
     }

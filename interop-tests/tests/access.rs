@@ -277,13 +277,7 @@ fn every_request_is_audited_without_secrets_and_tampering_is_named() {
         "key material in the audit log"
     );
     // the verifier accepts the chain and names a changed line
-    let verify = |file: &std::path::Path| {
-        std::process::Command::new(ServerProcess::binary())
-            .args(["audit", "verify"])
-            .arg(file)
-            .output()
-            .unwrap()
-    };
+    let verify = ServerProcess::verify_audit;
     let ok = verify(&path);
     assert!(
         ok.status.success(),

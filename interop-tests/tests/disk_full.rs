@@ -66,26 +66,9 @@ fn a_full_disk_fails_operations_cleanly_and_recovers() {
     let mut c = server.client("admin");
     let (id, m) = register_one(&mut c, 20_000).expect("works again once there is room");
     stored.push((id, m));
-    for (id, m) in &stored {
-        let obj = get_object(&mut c, id, None).unwrap_or_else(|e| panic!("{id} lost: {e}"));
-        assert_eq!(
-            key_material(&obj).1.as_bytes(),
-            Some(m.as_slice()),
-            "{id} changed"
-        );
-    }
+    assert_keys_intact(&mut c, &stored);
     drop(c);
-    let out = Command::new(ServerProcess::binary())
-        .args(["audit", "verify"])
-        .arg(dir.join("audit.jsonl"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the audit chain survived: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.assert_audit_chain();
     println!(
         "{} keys stored before and after the disk filled; the failure said: {failure}",
         stored.len()

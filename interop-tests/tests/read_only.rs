@@ -123,7 +123,6 @@ fn a_data_directory_gone_read_only_fails_cleanly_and_loses_nothing() {
             return;
         }
     };
-    let data_path = data.path().to_owned();
     let server = ServerProcess::try_start_in(data, &[])
         .unwrap_or_else(|(_, log)| panic!("kmip-server did not start: {log}"));
     let mut c = server.client("admin");
@@ -169,27 +168,10 @@ fn a_data_directory_gone_read_only_fails_cleanly_and_loses_nothing() {
     let server = ServerProcess::try_start_in(data, &[])
         .unwrap_or_else(|(_, log)| panic!("kmip-server did not start after repair: {log}"));
     let mut c = server.client("admin");
-    for (id, m) in &stored {
-        let obj = get_object(&mut c, id, None).unwrap_or_else(|e| panic!("{id} lost: {e}"));
-        assert_eq!(
-            key_material(&obj).1.as_bytes(),
-            Some(m.as_slice()),
-            "{id} changed"
-        );
-    }
+    assert_keys_intact(&mut c, &stored);
     register_one(&mut c, 200).expect("writes again");
     drop(c);
-    let out = Command::new(ServerProcess::binary())
-        .args(["audit", "verify"])
-        .arg(data_path.join("audit.jsonl"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the audit chain survived: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.assert_audit_chain();
     drop(server);
     println!(
         "{} keys intact after the file system went read-only; refused with: {write} / {read}; \
