@@ -429,3 +429,27 @@ fn every_other_object_type_comes_back_as_registered() {
             .any(|a| a.tag == tag::OBJECT_TYPE && a.as_enum() == Some(object_type)));
     }
 }
+
+/// Fresh (KMIP 2.1 §4.24): true until the object is first served by Get, then false for good,
+/// across a restart (a Get is a read, but this one commits before it is answered).
+#[test]
+fn the_first_get_clears_fresh_durably() {
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let id = create_aes(&mut c, 128, vec![]);
+    let fresh = |c: &mut Client| {
+        get_attributes(c, &id)
+            .iter()
+            .find(|a| a.tag == tag::FRESH)
+            .and_then(Ttlv::as_bool)
+    };
+    assert_eq!(fresh(&mut c), Some(true));
+    get_object(&mut c, &id, None).unwrap();
+    assert_eq!(fresh(&mut c), Some(false));
+    get_object(&mut c, &id, None).unwrap();
+    drop(c);
+    let server = ServerProcess::try_start_in(server.stop(), &[])
+        .unwrap_or_else(|(_, log)| panic!("restart: {log}"));
+    let mut c = server.client("admin");
+    assert_eq!(fresh(&mut c), Some(false));
+}

@@ -146,29 +146,40 @@ pub fn answer(
 /// The response to a decoded message, computed where it does not hold up other connections:
 /// a message that writes waits for its group commit's fsync (and key generation takes long),
 /// so it runs on the blocking pool, where concurrent commits gather into one transaction; a
-/// read runs on the async worker itself, which is cheaper than a thread handoff.
+/// read runs on the async worker itself, which is cheaper than a thread handoff, and hands
+/// only its commit over when it turned out to change something.
 pub async fn respond(
     server: &std::sync::Arc<Server>,
     identity: &str,
     peer: &str,
     tree: kmip_codec::Ttlv,
 ) -> kmip_codec::Ttlv {
-    if !writes(&tree) {
-        return answer_message(server, identity, peer, &tree, &server.limits);
-    }
-    let (s, i, p) = (server.clone(), identity.to_owned(), peer.to_owned());
+    let prepared = if writes(&tree) {
+        None
+    } else {
+        let prepared = prepare_message(server, identity, peer, &tree, &server.limits);
+        if !prepared.commits() {
+            return finish_message(server, identity, peer, &tree, prepared);
+        }
+        // a read that changed something (a first Get clears Fresh; a usage count): its
+        // commit waits for an fsync, which is not the async worker's to wait for
+        Some(prepared)
+    };
     let version = dispatch::claimed_version(&tree)
         .filter(|v| dispatch::VERSIONS.contains(v))
         .unwrap_or((1, 0));
-    tokio::task::spawn_blocking(move || answer_message(&s, &i, &p, &tree, &s.limits))
-        .await
-        .unwrap_or_else(|_| {
-            dispatch::message_error(
-                version,
-                crate::now(),
-                OpError::new(rr::GENERAL_FAILURE, "the request failed"),
-            )
-        })
+    let (s, i, p) = (server.clone(), identity.to_owned(), peer.to_owned());
+    let blocking = tokio::task::spawn_blocking(move || match prepared {
+        None => answer_message(&s, &i, &p, &tree, &s.limits),
+        Some(prepared) => finish_message(&s, &i, &p, &tree, prepared),
+    });
+    blocking.await.unwrap_or_else(|_| {
+        dispatch::message_error(
+            version,
+            crate::now(),
+            OpError::new(rr::GENERAL_FAILURE, "the request failed"),
+        )
+    })
 }
 
 /// Operations that only read the store (a Usage Limits count aside): answered on the async
@@ -215,18 +226,45 @@ pub fn answer_message(
     tree: &kmip_codec::Ttlv,
     limits: &Settings,
 ) -> kmip_codec::Ttlv {
+    let prepared = prepare_message(server, identity, peer, tree, limits);
+    finish_message(server, identity, peer, tree, prepared)
+}
+
+enum Failed {
+    Lifecycle(lifecycle::LifecycleError),
+    Audit(crate::audit::AuditError),
+}
+
+impl From<lifecycle::LifecycleError> for Failed {
+    fn from(e: lifecycle::LifecycleError) -> Failed {
+        Failed::Lifecycle(e)
+    }
+}
+
+/// A message answered and audited, its changes not yet committed.
+pub struct Prepared {
+    now: i64,
+    outcome: Result<(kmip_codec::Ttlv, lifecycle::object::Pending), Failed>,
+}
+
+impl Prepared {
+    /// Whether finishing it waits for a commit (and its fsync).
+    pub fn commits(&self) -> bool {
+        matches!(&self.outcome, Ok((_, pending)) if !pending.is_empty())
+    }
+}
+
+/// The response and the audit record, without the commit ([`finish_message`] makes it).
+pub fn prepare_message(
+    server: &Server,
+    identity: &str,
+    peer: &str,
+    tree: &kmip_codec::Ttlv,
+    limits: &Settings,
+) -> Prepared {
     let now = crate::now();
-    enum Failed {
-        Lifecycle(lifecycle::LifecycleError),
-        Audit(crate::audit::AuditError),
-    }
-    impl From<lifecycle::LifecycleError> for Failed {
-        fn from(e: lifecycle::LifecycleError) -> Failed {
-            Failed::Lifecycle(e)
-        }
-    }
     let manager = server.manager.for_caller(server.caller(identity));
-    let result = manager.atomically(|m| {
+    let outcome = manager.prepare(|m| {
         let resp = dispatch::handle(m, identity, tree, limits, now);
         if tracing::enabled!(tracing::Level::DEBUG) {
             // operations and outcomes only: payloads may hold keys and plaintext
@@ -249,6 +287,21 @@ pub fn answer_message(
         server.audit.record(record).map_err(Failed::Audit)?;
         Ok(resp)
     });
+    Prepared { now, outcome }
+}
+
+/// Commit a prepared message's changes: its response, or the error that nothing was done.
+pub fn finish_message(
+    server: &Server,
+    identity: &str,
+    peer: &str,
+    tree: &kmip_codec::Ttlv,
+    prepared: Prepared,
+) -> kmip_codec::Ttlv {
+    let now = prepared.now;
+    let result = prepared
+        .outcome
+        .and_then(|(resp, pending)| pending.commit().map(|()| resp).map_err(Failed::from));
     match result {
         Ok(r) => r,
         Err(e) => {

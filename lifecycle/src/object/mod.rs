@@ -33,6 +33,20 @@ pub struct Policy {
     pub duplicate_names: bool,
 }
 
+/// Changes made under [`Manager::prepare`], not yet in the store.
+pub struct Pending(Arc<crate::store::Overlay>);
+
+impl Pending {
+    /// Nothing to commit: a read that changed nothing.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn commit(self) -> Result<(), LifecycleError> {
+        Ok(self.0.flush()?)
+    }
+}
+
 /// A transition no request asked for: an Activation or Deactivation Date was reached.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AutomaticChange {
@@ -305,11 +319,21 @@ impl Manager {
     where
         E: From<LifecycleError>,
     {
+        let (out, pending) = self.prepare(f)?;
+        pending.commit()?;
+        Ok(out)
+    }
+
+    /// [`Manager::atomically`] up to the commit, which the caller makes (where waiting for it
+    /// holds nobody up) or drops.
+    pub fn prepare<T, E>(&self, f: impl FnOnce(&Manager) -> Result<T, E>) -> Result<(T, Pending), E>
+    where
+        E: From<LifecycleError>,
+    {
         let overlay = Arc::new(crate::store::Overlay::new(self.store.clone()));
         let inner = self.sibling(overlay.clone(), self.caller.clone(), self.automatic.clone());
         let out = f(&inner)?;
-        overlay.flush().map_err(LifecycleError::from)?;
-        Ok(out)
+        Ok((out, Pending(overlay)))
     }
 
     pub fn core(&self) -> &Core {

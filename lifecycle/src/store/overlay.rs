@@ -29,6 +29,11 @@ impl Overlay {
     }
 
     /// Commit every held-back change in one transaction of the base store.
+    /// Whether anything waits to be committed.
+    pub fn is_empty(&self) -> bool {
+        self.pending().map(|p| p.is_empty()).unwrap_or(false)
+    }
+
     pub fn flush(&self) -> Result<(), StoreError> {
         let changes: Vec<Change> = std::mem::take(&mut *self.pending()?)
             .into_iter()
