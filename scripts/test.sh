@@ -10,7 +10,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "system packages"
 missing=()
-for p in pkg-config libssl-dev openssl python3-venv; do
+for p in pkg-config libssl-dev openssl python3-venv e2fsprogs mount util-linux; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
