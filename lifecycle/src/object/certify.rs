@@ -748,4 +748,50 @@ mod tests {
         assert!(!dns_within("badexample.com", "example.com"));
         assert!(!dns_within("example.org", "example.com"));
     }
+
+    #[test]
+    fn certificate_attributes_name_subject_and_issuer() {
+        use openssl::x509::{X509Builder, X509NameBuilder};
+        let name = |parts: &[(&str, &str)]| {
+            let mut b = X509NameBuilder::new().unwrap();
+            for (k, v) in parts {
+                b.append_entry_by_text(k, v).unwrap();
+            }
+            b.build()
+        };
+        let key = openssl::pkey::PKey::from_ec_key(
+            openssl::ec::EcKey::generate(
+                &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
+                    .unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let mut b = X509Builder::new().unwrap();
+        b.set_subject_name(&name(&[
+            ("CN", "db.example.com"),
+            ("OU", "Storage"),
+            ("C", "GB"),
+        ]))
+        .unwrap();
+        b.set_issuer_name(&name(&[("CN", "Issuing CA"), ("O", "Example")]))
+            .unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        b.sign(&key, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        let der = b.build().to_der().unwrap();
+        let attrs = name_attributes(&der);
+        let has = |t: Tag, v: &str| attrs.contains(&Ttlv::new(t, Value::TextString(v.into())));
+        assert!(has(tag::CERTIFICATE_SUBJECT_CN, "db.example.com"));
+        assert!(has(tag::CERTIFICATE_SUBJECT_OU, "Storage"));
+        assert!(has(tag::CERTIFICATE_SUBJECT_C, "GB"));
+        assert!(has(tag::CERTIFICATE_ISSUER_CN, "Issuing CA"));
+        assert!(has(tag::CERTIFICATE_ISSUER_O, "Example"));
+        assert_eq!(attrs.len(), 5, "{attrs:?}");
+        assert!(name_attributes(b"not a certificate").is_empty());
+    }
 }
