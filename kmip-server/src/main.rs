@@ -278,8 +278,9 @@ async fn serve(cfg: Config) -> Result<(), String> {
     let acceptor = listener::acceptor(&cert, &key, &ca).context("TLS configuration")?;
     let master = master_key(&cfg)?;
     let store_path = cfg.data_dir.join("kmip.redb");
-    let mut store =
-        RedbStore::open_with_cache(&store_path, cfg.store_cache_mb << 20).context("store")?;
+    let mut store = RedbStore::open_with_cache(&store_path, cfg.store_cache_mb << 20)
+        .context("store")?
+        .allow_duplicate_names(cfg.duplicate_names);
     // destroyed keys' sealed bytes leave the file only when it is compacted, which needs the
     // file to ourselves: at every start, before serving
     while store.compact().context("compact the store")? {}
@@ -287,7 +288,6 @@ async fn serve(cfg: Config) -> Result<(), String> {
         manager: Manager::new(Arc::new(store), Core::new(master)).policy(
             lifecycle::object::Policy {
                 derive_from_pre_active: cfg.derive_from_pre_active,
-                duplicate_names: cfg.duplicate_names,
             },
         ),
         admins: cfg.admins.clone(),

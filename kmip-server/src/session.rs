@@ -305,21 +305,27 @@ pub fn finish_message(
     match result {
         Ok(r) => r,
         Err(e) => {
-            let (why, audited) = match e {
+            let (reason, why, audited) = match e {
                 Failed::Audit(e) => {
                     tracing::error!(error = %e, "audit log unavailable: request refused");
-                    ("the audit log cannot be written: nothing was done", false)
+                    let why = "the audit log cannot be written: nothing was done";
+                    (rr::GENERAL_FAILURE, why.to_owned(), false)
+                }
+                // refused by the store's own check at commit (a name another request took
+                // meanwhile): the client's error, not the store's
+                Failed::Lifecycle(e) if e.result_reason() != rr::GENERAL_FAILURE => {
+                    (e.result_reason(), format!("{e}: nothing was done"), true)
                 }
                 Failed::Lifecycle(e) => {
                     tracing::error!(error = %e, "store failure");
-                    ("the store failed: nothing was done", true)
+                    let why = "the store failed: nothing was done";
+                    (rr::GENERAL_FAILURE, why.to_owned(), true)
                 }
             };
             let version = dispatch::claimed_version(tree)
                 .filter(|v| dispatch::VERSIONS.contains(v))
                 .unwrap_or((1, 0));
-            let resp =
-                dispatch::message_error(version, now, OpError::new(rr::GENERAL_FAILURE, why));
+            let resp = dispatch::message_error(version, now, OpError::new(reason, why));
             if audited {
                 // the record written before the commit says what would have been done: this
                 // one says what was (nothing)

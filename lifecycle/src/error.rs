@@ -73,6 +73,7 @@ impl LifecycleError {
             LifecycleError::IncompatibleUsageMask => rr::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK,
             // the OASIS test case QS-M-2 answers so
             LifecycleError::NotQuantumSafe => rr::GENERAL_FAILURE,
+            LifecycleError::Store(StoreError::NameTaken(_)) => rr::NON_UNIQUE_NAME_ATTRIBUTE,
             LifecycleError::Store(_) => rr::GENERAL_FAILURE,
             LifecycleError::Core(CoreError::KeyFormat { .. }) => rr::KEY_FORMAT_TYPE_NOT_SUPPORTED,
             // the OASIS test cases (CS-BC-M-11) answer a missing IV with Invalid Message

@@ -29,8 +29,6 @@ pub struct Manager {
 pub struct Policy {
     /// Derive Key may start from a Pre-Active object (see [`state::Usage::DeriveFromPreActive`]).
     pub derive_from_pre_active: bool,
-    /// Objects may share a Name (KMIP says names are unique within a server).
-    pub duplicate_names: bool,
 }
 
 /// Changes made under [`Manager::prepare`], not yet in the store.
@@ -369,7 +367,9 @@ impl Manager {
                 return Err(LifecycleError::NonUniqueName(v));
             }
             seen.push(v.clone());
-            let Some(key) = item_index_key(n).filter(|_| !self.policy.duplicate_names) else {
+            // checked here for a clear answer per batch item; the store checks again inside its
+            // write transaction, for requests that raced past this check
+            let Some(key) = item_index_key(n).filter(|_| self.store.names_unique()) else {
                 continue;
             };
             for other in self.store.lookup(&key)? {
@@ -1282,23 +1282,60 @@ mod tests {
         m.destroy(&a2.id, 16).unwrap();
         m.create(ot::SYMMETRIC_KEY, aes(128, "a"), 17)
             .expect("a destroyed object's name may be taken again");
-        let lax = manager().policy(Policy {
-            duplicate_names: true,
-            ..Policy::default()
-        });
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("k.redb")).unwrap();
+        let lax = Manager::new(
+            Arc::new(store.allow_duplicate_names(true)),
+            Core::new(MasterKey::generate().unwrap()),
+        );
         lax.create(ot::SYMMETRIC_KEY, aes(128, "a"), 10).unwrap();
         lax.create(ot::SYMMETRIC_KEY, aes(128, "a"), 10)
             .expect("shared names under the policy");
     }
 
+    /// Requests that each find a name free before either commits: the store's check inside
+    /// the write transaction lets one of them have it.
+    #[test]
+    fn concurrent_creates_of_one_name_leave_one_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(RedbStore::open(&dir.path().join("k.redb")).unwrap());
+        let m = Manager::new(store, Core::new(MasterKey::generate().unwrap()));
+        for round in 0..5 {
+            let n = format!("race-{round}");
+            let outcomes: Vec<Result<Record, LifecycleError>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| s.spawn(|| m.create(ot::SYMMETRIC_KEY, aes(128, &n), 10)))
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1, "{n}");
+            for e in outcomes.into_iter().filter_map(Result::err) {
+                assert_eq!(
+                    e.result_reason(),
+                    kmip_codec::vocab::enums::result_reason::NON_UNIQUE_NAME_ATTRIBUTE,
+                    "{e}"
+                );
+            }
+            let holders = m
+                .locate(
+                    &LocateQuery {
+                        attributes: vec![name(&n)],
+                        ..Default::default()
+                    },
+                    11,
+                )
+                .unwrap();
+            assert_eq!(holders.len(), 1);
+        }
+    }
+
     #[test]
     fn locate_filters_and_orders() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(RedbStore::open(&dir.path().join("k.redb")).unwrap());
-        let m = Manager::new(store, Core::new(MasterKey::generate().unwrap())).policy(Policy {
-            duplicate_names: true,
-            ..Policy::default()
-        });
+        let store = RedbStore::open(&dir.path().join("k.redb"))
+            .unwrap()
+            .allow_duplicate_names(true);
+        let m = Manager::new(Arc::new(store), Core::new(MasterKey::generate().unwrap()));
         let a = m.create(ot::SYMMETRIC_KEY, aes(128, "a"), 10).unwrap();
         let b = m.create(ot::SYMMETRIC_KEY, aes(256, "b"), 20).unwrap();
         let c = m.create(ot::SYMMETRIC_KEY, aes(256, "a"), 30).unwrap();

@@ -521,7 +521,6 @@ mod derive_policy_tests {
             )
             .policy(Policy {
                 derive_from_pre_active: allow,
-                ..Policy::default()
             });
             let base = m.create(ot::SYMMETRIC_KEY, aes(256), 1).unwrap();
             assert_eq!(base.state, State::PreActive);

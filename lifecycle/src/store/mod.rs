@@ -28,6 +28,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("data file has schema version {found}, this release reads {expected}")]
     Schema { found: u64, expected: u64 },
+    #[error("the name {0:?} is taken: names are unique within the server")]
+    NameTaken(String),
 }
 
 /// One change of a transaction.
@@ -48,6 +50,12 @@ pub trait Store: Send + Sync {
     fn all_ids(&self) -> Result<Vec<String>, StoreError>;
     /// Reserve `n` consecutive new identifiers and return the first.
     fn allocate_ids(&self, n: u64) -> Result<u64, StoreError>;
+    /// Whether a Name may belong to one object not destroyed only (KMIP says so; the server
+    /// policy `--duplicate-names` says otherwise). A store that enforces it refuses, with
+    /// [`StoreError::NameTaken`], a commit that would break it.
+    fn names_unique(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -50,6 +50,10 @@ impl Overlay {
 }
 
 impl Store for Overlay {
+    fn names_unique(&self) -> bool {
+        self.base.names_unique()
+    }
+
     fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
         if let Some(r) = self.pending()?.get(id) {
             return Ok(r.clone());

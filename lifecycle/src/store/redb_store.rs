@@ -27,6 +27,10 @@ pub struct RedbStore {
     group: Mutex<Group>,
     written: Condvar,
     ids: Mutex<Ids>,
+    /// Names are unique among objects not destroyed, checked again inside the write
+    /// transaction: two requests that each found a name free before either committed must
+    /// not both take it.
+    unique_names: bool,
 }
 
 /// Commits waiting for the next write transaction, and the outcome of those written.
@@ -57,6 +61,11 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// `len(key) | key`: the prefix under which every identifier with that key is found.
+/// Whether an index key is a Name's.
+fn is_name_key(k: &[u8]) -> bool {
+    k.starts_with(&kmip_codec::vocab::tag::NAME.0.to_be_bytes()[1..])
+}
+
 fn prefix(key: &[u8]) -> Vec<u8> {
     let mut p = (key.len() as u32).to_be_bytes().to_vec();
     p.extend_from_slice(key);
@@ -134,7 +143,14 @@ impl RedbStore {
                 next: last + 1,
                 reserved: last,
             }),
+            unique_names: true,
         })
+    }
+
+    /// Let objects share names (the server policy `--duplicate-names`).
+    pub fn allow_duplicate_names(mut self, allow: bool) -> RedbStore {
+        self.unique_names = !allow;
+        self
     }
 
     /// Run `f` against the database; after an I/O error (a full disk, say) that left redb
@@ -185,9 +201,11 @@ impl RedbStore {
         Ok(())
     }
 
-    fn write(tx: &WriteTransaction, changes: &[Change]) -> Result<(), StoreError> {
+    fn write(&self, tx: &WriteTransaction, changes: &[Change]) -> Result<(), StoreError> {
         let mut objects = tx.open_table(OBJECTS).map_err(backend)?;
         let mut index = tx.open_table(INDEX).map_err(backend)?;
+        // (record, name) for every name a live record gains in this commit
+        let mut gained: Vec<(&str, Vec<u8>)> = Vec::new();
         for c in changes {
             let id = match c {
                 Change::Put(r) => r.id.as_str(),
@@ -197,18 +215,54 @@ impl RedbStore {
                 .remove(id)
                 .map_err(backend)?
                 .map(|v| v.value().to_vec());
-            if let Some(old) = old {
-                for k in index_keys(&Record::decode(id, &old)?) {
-                    index.remove(entry(&k, id).as_slice()).map_err(backend)?;
-                }
+            let old_keys = match old {
+                Some(old) => index_keys(&Record::decode(id, &old)?),
+                None => Vec::new(),
+            };
+            for k in &old_keys {
+                index.remove(entry(k, id).as_slice()).map_err(backend)?;
             }
             if let Change::Put(r) = c {
                 for k in index_keys(r) {
                     index
                         .insert(entry(&k, id).as_slice(), ())
                         .map_err(backend)?;
+                    if self.unique_names
+                        && !r.state.is_destroyed()
+                        && is_name_key(&k)
+                        && !old_keys.contains(&k)
+                    {
+                        gained.push((id, k));
+                    }
                 }
                 objects.insert(id, r.encode().as_slice()).map_err(backend)?;
+            }
+        }
+        // after all of the commit's changes, so that a name moving from one record to another
+        // (Re-key) is seen where it ends up
+        for (id, k) in gained {
+            let p = prefix(&k);
+            let mut holders = Vec::new();
+            for row in index.range(p.as_slice()..).map_err(backend)? {
+                let (e, _) = row.map_err(backend)?;
+                let e = e.value();
+                if !e.starts_with(&p) {
+                    break;
+                }
+                let other = String::from_utf8_lossy(&e[p.len()..]).into_owned();
+                if other != id {
+                    holders.push(other);
+                }
+            }
+            for other in holders {
+                let Some(bytes) = objects.get(other.as_str()).map_err(backend)? else {
+                    continue;
+                };
+                let r = Record::decode(&other, bytes.value())?;
+                if !r.state.is_destroyed() && index_keys(&r).contains(&k) {
+                    let name = String::from_utf8_lossy(&k[3..]).into_owned();
+                    return Err(StoreError::NameTaken(name));
+                }
             }
         }
         Ok(())
@@ -220,7 +274,7 @@ impl RedbStore {
         let together = self.with_db(|db| {
             let tx = db.begin_write().map_err(backend)?;
             for (_, changes) in &batch {
-                Self::write(&tx, changes)?;
+                self.write(&tx, changes)?;
             }
             tx.commit().map_err(backend)
         });
@@ -235,7 +289,7 @@ impl RedbStore {
             .map(|(t, changes)| {
                 let one = self.with_db(|db| {
                     let tx = db.begin_write().map_err(backend)?;
-                    Self::write(&tx, &changes)?;
+                    self.write(&tx, &changes)?;
                     tx.commit().map_err(backend)
                 });
                 (t, one)
@@ -257,6 +311,10 @@ impl RedbStore {
 }
 
 impl Store for RedbStore {
+    fn names_unique(&self) -> bool {
+        self.unique_names
+    }
+
     fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
         self.with_db(|db| {
             let tx = db.begin_read().map_err(backend)?;
