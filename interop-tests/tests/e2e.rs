@@ -1116,3 +1116,49 @@ fn the_whole_lifecycle_step_by_step() {
         Some(rr::WRONG_KEY_LIFECYCLE_STATE)
     );
 }
+
+/// Clients that change one object at the same moment: every acknowledged change is kept (a
+/// request that lost the race for the object runs again on the object as it now is).
+#[test]
+fn concurrent_changes_to_one_object_are_all_kept() {
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let id = create_aes(&mut c, 128, vec![]);
+    let per_client = 10;
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (server, id) = (&server, &id);
+            s.spawn(move || {
+                let mut c = server.client("admin");
+                for i in 0..per_client {
+                    let group = Ttlv::structure(
+                        tag::NEW_ATTRIBUTE,
+                        vec![item(
+                            tag::OBJECT_GROUP,
+                            Value::TextString(format!("g-{t}-{i}")),
+                        )],
+                    );
+                    let _: AddAttributeResponse = c
+                        .op(
+                            op::ADD_ATTRIBUTE,
+                            &AddAttributeRequest {
+                                unique_identifier: uid(id),
+                                new_attribute: Some(group),
+                                ..Default::default()
+                            },
+                        )
+                        .unwrap_or_else(|e| panic!("{e}: {}", server.log()));
+                }
+            });
+        }
+    });
+    let groups = get_attributes(&mut c, &id)
+        .into_iter()
+        .filter(|a| a.tag == tag::OBJECT_GROUP)
+        .count();
+    assert_eq!(
+        groups,
+        8 * per_client,
+        "every acknowledged Add Attribute is there"
+    );
+}

@@ -159,7 +159,7 @@ pub async fn respond(
     } else {
         let prepared = prepare_message(server, identity, peer, &tree, &server.limits);
         if !prepared.commits() {
-            return finish_message(server, identity, peer, &tree, prepared);
+            return finish_message(server, identity, peer, &tree, &server.limits, prepared);
         }
         // a read that changed something (a first Get clears Fresh; a usage count): its
         // commit waits for an fsync, which is not the async worker's to wait for
@@ -171,7 +171,7 @@ pub async fn respond(
     let (s, i, p) = (server.clone(), identity.to_owned(), peer.to_owned());
     let blocking = tokio::task::spawn_blocking(move || match prepared {
         None => answer_message(&s, &i, &p, &tree, &s.limits),
-        Some(prepared) => finish_message(&s, &i, &p, &tree, prepared),
+        Some(prepared) => finish_message(&s, &i, &p, &tree, &s.limits, prepared),
     });
     blocking.await.unwrap_or_else(|_| {
         dispatch::message_error(
@@ -227,7 +227,7 @@ pub fn answer_message(
     limits: &Settings,
 ) -> kmip_codec::Ttlv {
     let prepared = prepare_message(server, identity, peer, tree, limits);
-    finish_message(server, identity, peer, tree, prepared)
+    finish_message(server, identity, peer, tree, limits, prepared)
 }
 
 enum Failed {
@@ -291,56 +291,90 @@ pub fn prepare_message(
 }
 
 /// Commit a prepared message's changes: its response, or the error that nothing was done.
+/// A message that lost a race for an object (another request changed it between this one's
+/// read and its commit) is run again on the object as it now is, a few times at most.
 pub fn finish_message(
     server: &Server,
     identity: &str,
     peer: &str,
     tree: &kmip_codec::Ttlv,
-    prepared: Prepared,
+    limits: &Settings,
+    mut prepared: Prepared,
 ) -> kmip_codec::Ttlv {
-    let now = prepared.now;
-    let result = prepared
-        .outcome
-        .and_then(|(resp, pending)| pending.commit().map(|()| resp).map_err(Failed::from));
-    match result {
-        Ok(r) => r,
-        Err(e) => {
-            let (reason, why, audited) = match e {
-                Failed::Audit(e) => {
-                    tracing::error!(error = %e, "audit log unavailable: request refused");
-                    let why = "the audit log cannot be written: nothing was done";
-                    (rr::GENERAL_FAILURE, why.to_owned(), false)
-                }
-                // refused by the store's own check at commit (a name another request took
-                // meanwhile): the client's error, not the store's
-                Failed::Lifecycle(e) if e.result_reason() != rr::GENERAL_FAILURE => {
-                    (e.result_reason(), format!("{e}: nothing was done"), true)
-                }
-                Failed::Lifecycle(e) => {
-                    tracing::error!(error = %e, "store failure");
-                    let why = "the store failed: nothing was done";
-                    (rr::GENERAL_FAILURE, why.to_owned(), true)
-                }
-            };
-            let version = dispatch::claimed_version(tree)
-                .filter(|v| dispatch::VERSIONS.contains(v))
-                .unwrap_or((1, 0));
-            let resp = dispatch::message_error(version, now, OpError::new(reason, why));
-            if audited {
-                // the record written before the commit says what would have been done: this
-                // one says what was (nothing)
-                let mut record = crate::audit::request_record(now, identity, peer, tree, &resp);
-                record.insert(
-                    "commit".into(),
-                    serde_json::Value::String(
-                        "failed: the previous record did not take effect".into(),
-                    ),
+    const ATTEMPTS: usize = 32;
+    // after two lost races a message runs again under this lock, so that requests running
+    // again do not keep losing to each other (8 clients changing one object at once)
+    static AGAIN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let mut _again = None;
+    let version = || {
+        dispatch::claimed_version(tree)
+            .filter(|v| dispatch::VERSIONS.contains(v))
+            .unwrap_or((1, 0))
+    };
+    for attempt in 1.. {
+        let now = prepared.now;
+        let result = prepared
+            .outcome
+            .and_then(|(resp, pending)| pending.commit().map(|()| resp).map_err(Failed::from));
+        let (reason, why, audited) = match result {
+            Ok(r) => return r,
+            Err(Failed::Lifecycle(lifecycle::LifecycleError::Store(
+                lifecycle::store::StoreError::Conflict(id),
+            ))) if attempt < ATTEMPTS => {
+                tracing::debug!(identity, object = %id, attempt, "lost a race: run again");
+                let resp = dispatch::message_error(
+                    version(),
+                    now,
+                    OpError::new(rr::GENERAL_FAILURE, "object changed meanwhile: run again"),
                 );
-                if let Err(e) = server.audit.record(record) {
-                    tracing::error!(error = %e, "audit log unavailable");
+                no_effect(server, now, identity, peer, tree, &resp);
+                if attempt >= 2 && _again.is_none() {
+                    _again = Some(AGAIN.lock().unwrap_or_else(|p| p.into_inner()));
                 }
+                prepared = prepare_message(server, identity, peer, tree, limits);
+                continue;
             }
-            resp
+            Err(Failed::Audit(e)) => {
+                tracing::error!(error = %e, "audit log unavailable: request refused");
+                let why = "the audit log cannot be written: nothing was done";
+                (rr::GENERAL_FAILURE, why.to_owned(), false)
+            }
+            // refused by the store's own check at commit (a name another request took
+            // meanwhile): the client's error, not the store's
+            Err(Failed::Lifecycle(e)) if e.result_reason() != rr::GENERAL_FAILURE => {
+                (e.result_reason(), format!("{e}: nothing was done"), true)
+            }
+            Err(Failed::Lifecycle(e)) => {
+                tracing::error!(error = %e, "store failure");
+                let why = "the store failed: nothing was done";
+                (rr::GENERAL_FAILURE, why.to_owned(), true)
+            }
+        };
+        let resp = dispatch::message_error(version(), now, OpError::new(reason, why));
+        if audited {
+            no_effect(server, now, identity, peer, tree, &resp);
         }
+        return resp;
+    }
+    unreachable!("the loop returns")
+}
+
+/// The record written before a commit that failed says what would have been done: this one
+/// says what was (nothing).
+fn no_effect(
+    server: &Server,
+    now: i64,
+    identity: &str,
+    peer: &str,
+    tree: &kmip_codec::Ttlv,
+    resp: &kmip_codec::Ttlv,
+) {
+    let mut record = crate::audit::request_record(now, identity, peer, tree, resp);
+    record.insert(
+        "commit".into(),
+        serde_json::Value::String("failed: the previous record did not take effect".into()),
+    );
+    if let Err(e) = server.audit.record(record) {
+        tracing::error!(error = %e, "audit log unavailable");
     }
 }

@@ -1329,6 +1329,38 @@ mod tests {
         }
     }
 
+    /// Two requests read one object, each changes it: the second to commit is refused
+    /// (Conflict) rather than writing over the first one's change.
+    #[test]
+    fn a_racing_read_modify_write_is_refused_not_lost() {
+        for store in [
+            Arc::new(MemoryStore::new()) as Arc<dyn crate::store::Store>,
+            Arc::new(RedbStore::open(&tempfile::tempdir().unwrap().keep().join("k.redb")).unwrap()),
+        ] {
+            let m = Manager::new(store, Core::new(MasterKey::generate().unwrap()));
+            let r = m.create(ot::SYMMETRIC_KEY, aes(128, "shared"), 10).unwrap();
+            let add = |n: &str| {
+                m.prepare(|m| m.add_attribute(&r.id, text(tag::OBJECT_GROUP, n), 11))
+                    .unwrap()
+                    .1
+            };
+            let (first, second) = (add("g1"), add("g2"));
+            first.commit().unwrap();
+            assert!(matches!(
+                second.commit(),
+                Err(LifecycleError::Store(crate::store::StoreError::Conflict(_)))
+            ));
+            let groups: Vec<_> = m
+                .get(&r.id, 12)
+                .unwrap()
+                .attributes
+                .into_iter()
+                .filter(|a| a.tag == tag::OBJECT_GROUP)
+                .collect();
+            assert_eq!(groups, vec![text(tag::OBJECT_GROUP, "g1")]);
+        }
+    }
+
     #[test]
     fn locate_filters_and_orders() {
         let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,6 @@
 //! The in-memory backend, for tests: the same behaviour as the redb one, nothing durable.
 
-use super::{index_keys, Change, Record, Store, StoreError};
+use super::{fingerprint, index_keys, Change, Expected, Record, Store, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::RwLock;
 
@@ -32,8 +32,21 @@ impl Store for MemoryStore {
         g.objects.get(id).map(|b| Record::decode(id, b)).transpose()
     }
 
-    fn commit(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+    fn get_versioned(&self, id: &str) -> Result<Option<(Record, u64)>, StoreError> {
+        let g = self.inner.read().map_err(poisoned)?;
+        g.objects
+            .get(id)
+            .map(|b| Ok((Record::decode(id, b)?, fingerprint(b))))
+            .transpose()
+    }
+
+    fn commit_if(&self, expected: Expected, changes: Vec<Change>) -> Result<(), StoreError> {
         let mut g = self.inner.write().map_err(poisoned)?;
+        for (id, f) in expected {
+            if g.objects.get(&id).map(|b| fingerprint(b)) != f {
+                return Err(StoreError::Conflict(id));
+            }
+        }
         for c in changes {
             let id = match &c {
                 Change::Put(r) => r.id.clone(),

@@ -30,7 +30,20 @@ pub enum StoreError {
     Schema { found: u64, expected: u64 },
     #[error("the name {0:?} is taken: names are unique within the server")]
     NameTaken(String),
+    #[error("object {0} changed since it was read")]
+    Conflict(String),
 }
+
+/// A fingerprint of a record's stored bytes: equal fingerprints, the same record.
+pub fn fingerprint(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+/// What a commit expects to find: the record it read, by its fingerprint (`None`: absent).
+pub type Expected = Vec<(String, Option<u64>)>;
 
 /// One change of a transaction.
 #[derive(Clone, Debug)]
@@ -43,7 +56,20 @@ pub enum Change {
 /// its changes or none, and is durable when it returns; readers never see part of a commit.
 pub trait Store: Send + Sync {
     fn get(&self, id: &str) -> Result<Option<Record>, StoreError>;
-    fn commit(&self, changes: Vec<Change>) -> Result<(), StoreError>;
+    /// The record and the [`fingerprint`] of its stored form, for [`Store::commit_if`].
+    fn get_versioned(&self, id: &str) -> Result<Option<(Record, u64)>, StoreError> {
+        Ok(self.get(id)?.map(|r| {
+            let f = fingerprint(&r.encode());
+            (r, f)
+        }))
+    }
+    fn commit(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        self.commit_if(Vec::new(), changes)
+    }
+    /// [`Store::commit`] if every record in `expected` is still as it was read, else
+    /// [`StoreError::Conflict`] and nothing is written: a read-modify-write that raced
+    /// another writer of the same object loses nothing, it is refused (and retried).
+    fn commit_if(&self, expected: Expected, changes: Vec<Change>) -> Result<(), StoreError>;
     /// Identifiers whose record has this index key (see [`index_keys`]), in no order.
     fn lookup(&self, index_key: &[u8]) -> Result<Vec<String>, StoreError>;
     /// Every identifier, in no order.

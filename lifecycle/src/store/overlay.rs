@@ -2,14 +2,17 @@
 //! until [`Overlay::flush`] commits them all in one transaction. It makes a KMIP batch atomic
 //! (Batch Error Continuation Option Undo).
 
-use super::{index_keys, Change, Record, Store, StoreError};
-use std::collections::BTreeMap;
+use super::{index_keys, Change, Expected, Record, Store, StoreError};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 pub struct Overlay {
     base: Arc<dyn Store>,
     /// Identifier -> the record as it will be, or `None` for a deletion.
     pending: Mutex<BTreeMap<String, Option<Record>>>,
+    /// Identifier -> the fingerprint of the base's record when first read (`None`: absent):
+    /// what the commit expects still to find.
+    read: Mutex<HashMap<String, Option<u64>>>,
 }
 
 impl Overlay {
@@ -17,6 +20,7 @@ impl Overlay {
         Overlay {
             base,
             pending: Mutex::new(BTreeMap::new()),
+            read: Mutex::new(HashMap::new()),
         }
     }
 
@@ -35,17 +39,27 @@ impl Overlay {
     }
 
     pub fn flush(&self) -> Result<(), StoreError> {
-        let changes: Vec<Change> = std::mem::take(&mut *self.pending()?)
+        let pending = std::mem::take(&mut *self.pending()?);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let read = self
+            .read
+            .lock()
+            .map_err(|_| StoreError::Backend("lock poisoned".into()))?;
+        let expected: Expected = pending
+            .keys()
+            .filter_map(|id| read.get(id).map(|f| (id.clone(), *f)))
+            .collect();
+        drop(read);
+        let changes: Vec<Change> = pending
             .into_iter()
             .map(|(id, r)| match r {
                 Some(r) => Change::Put(r),
                 None => Change::Delete(id),
             })
             .collect();
-        if changes.is_empty() {
-            return Ok(());
-        }
-        self.base.commit(changes)
+        self.base.commit_if(expected, changes)
     }
 }
 
@@ -58,10 +72,23 @@ impl Store for Overlay {
         if let Some(r) = self.pending()?.get(id) {
             return Ok(r.clone());
         }
-        self.base.get(id)
+        let got = self.base.get_versioned(id)?;
+        let mut read = self
+            .read
+            .lock()
+            .map_err(|_| StoreError::Backend("lock poisoned".into()))?;
+        read.entry(id.to_owned())
+            .or_insert(got.as_ref().map(|(_, f)| *f));
+        Ok(got.map(|(r, _)| r))
     }
 
-    fn commit(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+    /// A nested overlay (an undoable batch inside a message) expects nothing: see below.
+    fn get_versioned(&self, id: &str) -> Result<Option<(Record, u64)>, StoreError> {
+        Ok(self.get(id)?.map(|r| (r, 0)))
+    }
+
+    /// Changes of the same message (a nested, undoable batch): nothing to race with.
+    fn commit_if(&self, _expected: Expected, changes: Vec<Change>) -> Result<(), StoreError> {
         let mut p = self.pending()?;
         for c in changes {
             match c {

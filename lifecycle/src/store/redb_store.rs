@@ -8,7 +8,7 @@
 //! out from memory against a reservation kept in `meta` (raised 1,024 at a time), so creating
 //! an object costs no transaction of its own and no identifier is ever handed out twice.
 
-use super::{index_keys, Change, Record, Store, StoreError, SCHEMA_VERSION};
+use super::{fingerprint, index_keys, Change, Expected, Record, Store, StoreError, SCHEMA_VERSION};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
@@ -36,7 +36,7 @@ pub struct RedbStore {
 /// Commits waiting for the next write transaction, and the outcome of those written.
 #[derive(Default)]
 struct Group {
-    queue: Vec<(u64, Vec<Change>)>,
+    queue: Vec<(u64, Expected, Vec<Change>)>,
     next_ticket: u64,
     writing: bool,
     done: std::collections::HashMap<u64, Result<(), StoreError>>,
@@ -201,9 +201,25 @@ impl RedbStore {
         Ok(())
     }
 
-    fn write(&self, tx: &WriteTransaction, changes: &[Change]) -> Result<(), StoreError> {
+    fn write(
+        &self,
+        tx: &WriteTransaction,
+        expected: &Expected,
+        changes: &[Change],
+    ) -> Result<(), StoreError> {
         let mut objects = tx.open_table(OBJECTS).map_err(backend)?;
         let mut index = tx.open_table(INDEX).map_err(backend)?;
+        // the records as this commit's request read them: else it lost a race, and writing
+        // would undo the other writer's change
+        for (id, f) in expected {
+            let now = objects
+                .get(id.as_str())
+                .map_err(backend)?
+                .map(|v| fingerprint(v.value()));
+            if now != *f {
+                return Err(StoreError::Conflict(id.clone()));
+            }
+        }
         // (record, name) for every name a live record gains in this commit
         let mut gained: Vec<(&str, Vec<u8>)> = Vec::new();
         for c in changes {
@@ -270,26 +286,29 @@ impl RedbStore {
 
     /// Write the commits of `batch` in one transaction; if that fails, each on its own, so
     /// that one bad commit does not fail the others.
-    fn write_group(&self, batch: Vec<(u64, Vec<Change>)>) -> Vec<(u64, Result<(), StoreError>)> {
+    fn write_group(
+        &self,
+        batch: Vec<(u64, Expected, Vec<Change>)>,
+    ) -> Vec<(u64, Result<(), StoreError>)> {
         let together = self.with_db(|db| {
             let tx = db.begin_write().map_err(backend)?;
-            for (_, changes) in &batch {
-                self.write(&tx, changes)?;
+            for (_, expected, changes) in &batch {
+                self.write(&tx, expected, changes)?;
             }
             tx.commit().map_err(backend)
         });
         if together.is_ok() || batch.len() == 1 {
             return batch
                 .into_iter()
-                .map(|(t, _)| (t, together.clone()))
+                .map(|(t, _, _)| (t, together.clone()))
                 .collect();
         }
         batch
             .into_iter()
-            .map(|(t, changes)| {
+            .map(|(t, expected, changes)| {
                 let one = self.with_db(|db| {
                     let tx = db.begin_write().map_err(backend)?;
-                    self.write(&tx, &changes)?;
+                    self.write(&tx, &expected, &changes)?;
                     tx.commit().map_err(backend)
                 });
                 (t, one)
@@ -324,11 +343,21 @@ impl Store for RedbStore {
         })
     }
 
-    fn commit(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+    fn get_versioned(&self, id: &str) -> Result<Option<(Record, u64)>, StoreError> {
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(backend)?;
+            let t = tx.open_table(OBJECTS).map_err(backend)?;
+            let got = t.get(id).map_err(backend)?;
+            got.map(|v| Ok((Record::decode(id, v.value())?, fingerprint(v.value()))))
+                .transpose()
+        })
+    }
+
+    fn commit_if(&self, expected: Expected, changes: Vec<Change>) -> Result<(), StoreError> {
         let mut g = self.group.lock().unwrap_or_else(|p| p.into_inner());
         let ticket = g.next_ticket;
         g.next_ticket += 1;
-        g.queue.push((ticket, changes));
+        g.queue.push((ticket, expected, changes));
         loop {
             if let Some(result) = g.done.remove(&ticket) {
                 return result;
