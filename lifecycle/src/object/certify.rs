@@ -759,14 +759,7 @@ mod tests {
             }
             b.build()
         };
-        let key = openssl::pkey::PKey::from_ec_key(
-            openssl::ec::EcKey::generate(
-                &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
-                    .unwrap(),
-            )
-            .unwrap(),
-        )
-        .unwrap();
+        let key = openssl::pkey::PKey::ec_gen("prime256v1").unwrap();
         let mut b = X509Builder::new().unwrap();
         b.set_subject_name(&name(&[
             ("CN", "db.example.com"),
