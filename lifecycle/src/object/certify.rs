@@ -429,7 +429,7 @@ impl Manager {
             .ok_or_else(|| LifecycleError::InvalidField("issuer".into()))?;
         let mut revoked = Vec::new();
         for id in self.store.lookup(&index)? {
-            let Some(r) = self.store.get(&id)? else {
+            let Some(r) = self.store.peek(&id)? else {
                 continue;
             };
             if r.id == ca.cert.id {

@@ -378,7 +378,7 @@ impl Manager {
                 }
                 let taken = self
                     .store
-                    .get(&other)?
+                    .peek(&other)?
                     .is_some_and(|r| !r.state.is_destroyed() && names(&r.attributes).contains(&v));
                 if taken {
                     return Err(LifecycleError::NonUniqueName(v));
@@ -656,13 +656,22 @@ impl Manager {
 
     /// The date-driven transitions (Activation and Deactivation Date reached) that are due,
     /// applied and stored.
-    fn apply_due_dates(&self, r: &mut Record, now: i64) -> Result<(), LifecycleError> {
-        let due = state::apply_dates(
+    /// The state the record's Activation and Deactivation Dates call for at `now`.
+    fn due_state(r: &Record, now: i64) -> State {
+        state::apply_dates(
             r.state,
             get_date(&r.attributes, tag::ACTIVATION_DATE),
             get_date(&r.attributes, tag::DEACTIVATION_DATE),
             now,
-        );
+        )
+    }
+
+    fn dates_due(&self, r: &Record, now: i64) -> bool {
+        Self::due_state(r, now) != r.state
+    }
+
+    fn apply_due_dates(&self, r: &mut Record, now: i64) -> Result<(), LifecycleError> {
+        let due = Self::due_state(r, now);
         if due != r.state {
             if let Ok(mut v) = self.automatic.lock() {
                 v.push(AutomaticChange {
@@ -952,11 +961,17 @@ impl Manager {
         let mut out = Vec::new();
         let mut skipped = 0;
         for id in ids {
-            let Some(r) = self.store.get(&id)? else {
+            let Some(mut r) = self.store.peek(&id)? else {
                 continue;
             };
-            let mut r = r;
-            self.apply_due_dates(&mut r, now)?;
+            if self.dates_due(&r, now) {
+                // written back: read as a change's base
+                let Some(fresh) = self.store.get(&id)? else {
+                    continue;
+                };
+                r = fresh;
+                self.apply_due_dates(&mut r, now)?;
+            }
             let storage_ok = if r.state.is_destroyed() {
                 q.include_destroyed
             } else if is_archived(&r) {

@@ -56,6 +56,11 @@ pub enum Change {
 /// its changes or none, and is durable when it returns; readers never see part of a commit.
 pub trait Store: Send + Sync {
     fn get(&self, id: &str) -> Result<Option<Record>, StoreError>;
+    /// [`Store::get`] for a read that will not be written back (a search, a check): it takes
+    /// no part in the commit's expectations, so a scan of many records costs no memory.
+    fn peek(&self, id: &str) -> Result<Option<Record>, StoreError> {
+        self.get(id)
+    }
     /// The record and the [`fingerprint`] of its stored form, for [`Store::commit_if`].
     fn get_versioned(&self, id: &str) -> Result<Option<(Record, u64)>, StoreError> {
         Ok(self.get(id)?.map(|r| {

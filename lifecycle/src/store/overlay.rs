@@ -82,6 +82,13 @@ impl Store for Overlay {
         Ok(got.map(|(r, _)| r))
     }
 
+    fn peek(&self, id: &str) -> Result<Option<Record>, StoreError> {
+        if let Some(r) = self.pending()?.get(id) {
+            return Ok(r.clone());
+        }
+        self.base.peek(id)
+    }
+
     /// A nested overlay (an undoable batch inside a message) expects nothing: see below.
     fn get_versioned(&self, id: &str) -> Result<Option<(Record, u64)>, StoreError> {
         Ok(self.get(id)?.map(|r| (r, 0)))
