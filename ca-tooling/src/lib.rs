@@ -451,7 +451,7 @@ impl Kmip {
             state,
             issuer_id: server("y-ca-issuer"),
             profile: server("y-ca-profile"),
-            public_key_id: linked(&attrs, link_type::PUBLIC_KEY_LINK),
+            public_key_id: kmip_codec::attributes::linked(&attrs, link_type::PUBLIC_KEY_LINK),
             serial,
             subject,
             issuer,
@@ -554,7 +554,7 @@ impl Kmip {
     /// The private key of a stored public key, as PKCS#8 DER, when the server lets it out.
     pub fn private_key(&mut self, public_key: &str) -> Result<Vec<u8>> {
         let attrs = self.attributes(public_key)?;
-        let private = linked(&attrs, link_type::PRIVATE_KEY_LINK)
+        let private = kmip_codec::attributes::linked(&attrs, link_type::PRIVATE_KEY_LINK)
             .ok_or_else(|| Error("the public key has no private key here".into()))?;
         let g: GetResponse = self.0.op(
             op::GET,
@@ -573,18 +573,6 @@ impl Kmip {
             .map(<[u8]>::to_vec)
             .ok_or_else(|| Error("no key material".into()))
     }
-}
-
-fn linked(attrs: &[Ttlv], kind: u32) -> Option<String> {
-    attrs
-        .iter()
-        .filter(|a| a.tag == tag::LINK)
-        .find(|l| l.child(tag::LINK_TYPE).and_then(Ttlv::as_enum) == Some(kind))
-        .and_then(|l| {
-            l.child(tag::LINKED_OBJECT_IDENTIFIER)?
-                .as_text()
-                .map(str::to_owned)
-        })
 }
 
 /// `30d`, `12h` or a number of days, in seconds.

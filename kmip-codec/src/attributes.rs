@@ -27,6 +27,19 @@ pub enum AttributeError {
 }
 
 /// The 2.x item for one 1.x Attribute structure.
+/// The Linked Object Identifier of the first 2.x Link item of type `kind` among `items`.
+pub fn linked(items: &[Ttlv], kind: u32) -> Option<String> {
+    items
+        .iter()
+        .filter(|a| a.tag == tag::LINK)
+        .find(|l| l.child(tag::LINK_TYPE).and_then(Ttlv::as_enum) == Some(kind))
+        .and_then(|l| {
+            l.child(tag::LINKED_OBJECT_IDENTIFIER)?
+                .as_text()
+                .map(str::to_owned)
+        })
+}
+
 pub fn attribute_to_v2(attr: &Ttlv) -> Result<Ttlv, AttributeError> {
     let name = attr
         .child(tag::ATTRIBUTE_NAME)

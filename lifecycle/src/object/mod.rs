@@ -122,15 +122,7 @@ fn link(kind: u32, id: &str) -> Ttlv {
 
 /// The identifier a record links to with link type `kind`.
 pub(crate) fn linked(r: &Record, kind: u32) -> Option<String> {
-    r.attributes
-        .iter()
-        .filter(|a| a.tag == tag::LINK)
-        .find(|l| l.child(tag::LINK_TYPE).and_then(Ttlv::as_enum) == Some(kind))
-        .and_then(|l| {
-            l.child(tag::LINKED_OBJECT_IDENTIFIER)?
-                .as_text()
-                .map(str::to_owned)
-        })
+    kmip_codec::attributes::linked(&r.attributes, kind)
 }
 
 /// The object structure tag of an Object Type.
