@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value as J};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -35,14 +35,37 @@ fn sha256_hex(b: &[u8]) -> String {
 struct Inner {
     file: File,
     size: u64,
-    /// Hash of the last line written.
     last: String,
 }
 
+/// Records appended but not yet written, and the outcome their tickets will see.
+struct Queue {
+    records: Vec<Map<String, J>>,
+    done: Arc<Done>,
+}
+
+/// The outcome of writing one group of records: the error's kind and text, shared by every
+/// request in the group.
+#[derive(Default)]
+struct Done(OnceLock<Result<(), (std::io::ErrorKind, String)>>);
+
+/// A record appended to the log; the request it describes may take effect, and be answered,
+/// only once [`Audit::wait`] or [`Audit::wait_blocking`] says the record was written.
+#[derive(Clone)]
+#[must_use = "a request may take effect only once its record is written"]
+pub struct Ticket(Arc<Done>);
+
+/// Requests are recorded in groups: whoever finds the file free writes every record queued
+/// so far in one system call, and those who queued meanwhile wait for that write (a task
+/// without blocking its worker thread). One write per request, under a lock, had two
+/// workers sleeping on each other for a third of all requests.
 pub struct Audit {
     path: PathBuf,
     max_bytes: u64,
-    inner: Mutex<Inner>,
+    queue: Mutex<Queue>,
+    /// Held only by the one writing.
+    file: Mutex<Inner>,
+    written: tokio::sync::Notify,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
@@ -53,12 +76,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
 }
 
 impl Audit {
-    /// Open (or create) the log at `path`, continuing the chain from its last line.
     pub fn open(path: &Path, max_bytes: u64) -> Result<Audit, AuditError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
-        // only a regular file has a chain to continue (a device such as /dev/full has none)
         let regular = std::fs::metadata(path)
             .map(|m| m.is_file())
             .unwrap_or(false);
@@ -86,38 +107,123 @@ impl Audit {
         Ok(Audit {
             path: path.to_owned(),
             max_bytes,
-            inner: Mutex::new(Inner { file, size, last }),
+            queue: Mutex::new(Queue {
+                records: Vec::new(),
+                done: Arc::default(),
+            }),
+            file: Mutex::new(Inner { file, size, last }),
+            written: tokio::sync::Notify::new(),
         })
     }
 
-    /// Append one record (a JSON object). Returns only once it is written; an error means the
-    /// record is not in the log and the operation it describes must not take effect.
-    pub fn record(&self, mut fields: Map<String, J>) -> Result<(), AuditError> {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if g.size >= self.max_bytes {
-            self.rotate(&mut g)?;
+    /// Append a record and wait until it is written.
+    pub fn record(&self, fields: Map<String, J>) -> Result<(), AuditError> {
+        let t = self.append(fields);
+        self.wait_blocking(&t)
+    }
+
+    /// Queue a record; it is written by the next [`Audit::wait`] or [`Audit::wait_blocking`].
+    pub fn append(&self, fields: Map<String, J>) -> Ticket {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        q.records.push(fields);
+        Ticket(q.done.clone())
+    }
+
+    fn outcome(&self, t: &Ticket) -> Option<Result<(), AuditError>> {
+        t.0 .0.get().map(|r| {
+            r.clone().map_err(|(kind, text)| AuditError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::new(kind, text),
+            })
+        })
+    }
+
+    /// Wait for a record to be written, writing it (and all queued with it) if no one is.
+    pub fn wait_blocking(&self, t: &Ticket) -> Result<(), AuditError> {
+        loop {
+            if let Some(r) = self.outcome(t) {
+                return r;
+            }
+            let mut g = self.file.lock().unwrap_or_else(|p| p.into_inner());
+            self.write_queued(&mut g);
+            drop(g);
+            self.written.notify_waiters();
         }
-        fields.insert("prev".into(), J::String(g.last.clone()));
-        fields.remove("hash");
-        let body = J::Object(fields.clone()).to_string();
-        fields.insert("hash".into(), J::String(sha256_hex(body.as_bytes())));
-        let line = J::Object(fields).to_string();
-        let mut bytes = line.clone().into_bytes();
-        bytes.push(b'\n');
+    }
+
+    /// [`Audit::wait_blocking`] for a task on an async worker: while another writes, the
+    /// worker serves other connections.
+    pub async fn wait(&self, t: &Ticket) -> Result<(), AuditError> {
+        loop {
+            let notified = self.written.notified();
+            tokio::pin!(notified);
+            // registered before looking, so a write that ends in between still wakes us
+            notified.as_mut().enable();
+            if let Some(r) = self.outcome(t) {
+                return r;
+            }
+            if self.try_write_queued() {
+                self.written.notify_waiters();
+            } else {
+                notified.await;
+            }
+        }
+    }
+
+    /// Whether the file was free: then what was queued is written.
+    fn try_write_queued(&self) -> bool {
+        match self.file.try_lock() {
+            Ok(mut g) => self.write_queued(&mut g),
+            Err(std::sync::TryLockError::Poisoned(p)) => self.write_queued(&mut p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        }
+        true
+    }
+
+    /// Write every queued record in one system call, chained on from the last one written.
+    /// A failed write leaves the file as it was, and fails the whole group.
+    fn write_queued(&self, g: &mut Inner) {
+        let (records, done) = {
+            let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            if q.records.is_empty() {
+                return;
+            }
+            (std::mem::take(&mut q.records), std::mem::take(&mut q.done))
+        };
+        let result = self
+            .write_group(g, records)
+            .map_err(|e| (e.kind(), e.to_string()));
+        let _ = done.0.set(result);
+    }
+
+    fn write_group(&self, g: &mut Inner, records: Vec<Map<String, J>>) -> std::io::Result<()> {
+        if g.size >= self.max_bytes {
+            self.rotate(g)?;
+        }
+        let mut bytes = Vec::with_capacity(512 * records.len());
+        let mut last = g.last.clone();
+        for mut fields in records {
+            fields.insert("prev".into(), J::String(last));
+            fields.remove("hash");
+            let hash = sha256_hex(&serde_json::to_vec(&fields)?);
+            fields.insert("hash".into(), J::String(hash));
+            let line = serde_json::to_string(&fields)?;
+            last = sha256_hex(line.as_bytes());
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+        }
         let written = g.file.write_all(&bytes).and_then(|_| g.file.flush());
         if let Err(e) = written {
-            // a full disk may have taken part of the line: cut it off, so that the chain stays
-            // verifiable and the next record follows the last whole one
             let size = g.size;
             let _ = g.file.set_len(size);
-            return Err(io(&self.path)(e));
+            return Err(e);
         }
         g.size += bytes.len() as u64;
-        g.last = sha256_hex(line.as_bytes());
+        g.last = last;
         Ok(())
     }
 
-    fn rotate(&self, g: &mut Inner) -> Result<(), AuditError> {
+    fn rotate(&self, g: &mut Inner) -> std::io::Result<()> {
         let mut n = 1;
         let rotated = loop {
             let p = PathBuf::from(format!("{}.{n}", self.path.display()));
@@ -126,12 +232,11 @@ impl Audit {
             }
             n += 1;
         };
-        std::fs::rename(&self.path, &rotated).map_err(io(&self.path))?;
+        std::fs::rename(&self.path, &rotated)?;
         g.file = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.path)
-            .map_err(io(&self.path))?;
+            .open(&self.path)?;
         g.size = 0;
         Ok(())
     }
@@ -334,6 +439,66 @@ mod tests {
         let mut garbage = lines;
         garbage[4] = "not json".into();
         assert_eq!(check(garbage), 5);
+    }
+
+    #[test]
+    fn records_from_many_threads_and_tasks_all_land_in_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let a = Arc::new(Audit::open(&path, 1 << 30).unwrap());
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let a = a.clone();
+                std::thread::spawn(move || {
+                    for n in 0..100 {
+                        a.record(rec(t * 1000 + n)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..8)
+                .map(|t| {
+                    let a = a.clone();
+                    tokio::spawn(async move {
+                        for n in 0..100 {
+                            let ticket = a.append(rec(10_000 + t * 1000 + n));
+                            a.wait(&ticket).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(verify(std::slice::from_ref(&path)), Ok(1200));
+        let text = std::fs::read_to_string(&path).unwrap();
+        for n in [0, 3099, 10_000, 17_099] {
+            assert!(
+                text.contains(&format!("\"n\":{n},")),
+                "record {n} is missing"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_write_fails_every_request_of_its_group_and_is_not_chained_on() {
+        let a = Audit::open(Path::new("/dev/full"), u64::MAX).unwrap();
+        let tickets: Vec<Ticket> = (0..3).map(|n| a.append(rec(n))).collect();
+        for t in &tickets {
+            let e = a.wait_blocking(t).unwrap_err();
+            assert!(e.to_string().contains("No space left"), "{e}");
+        }
+        let g = a.file.lock().unwrap();
+        assert_eq!((g.size, g.last.as_str()), (0, ZERO));
     }
 
     #[test]

@@ -158,6 +158,7 @@ pub async fn respond(
         None
     } else {
         let prepared = prepare_message(server, identity, peer, &tree, &server.limits);
+        prepared.audited(server).await;
         if !prepared.commits() {
             return finish_message(server, identity, peer, &tree, &server.limits, prepared);
         }
@@ -241,16 +242,30 @@ impl From<lifecycle::LifecycleError> for Failed {
     }
 }
 
-/// A message answered and audited, its changes not yet committed.
+/// A message answered and its audit record queued, its changes not yet committed.
 pub struct Prepared {
     now: i64,
-    outcome: Result<(kmip_codec::Ttlv, lifecycle::object::Pending), Failed>,
+    outcome: Result<
+        (
+            (kmip_codec::Ttlv, crate::audit::Ticket),
+            lifecycle::object::Pending,
+        ),
+        Failed,
+    >,
 }
 
 impl Prepared {
     /// Whether finishing it waits for a commit (and its fsync).
     pub fn commits(&self) -> bool {
         matches!(&self.outcome, Ok((_, pending)) if !pending.is_empty())
+    }
+
+    /// Wait, without blocking the worker, until its audit record is written; finishing it
+    /// then finds the record's outcome at once.
+    pub async fn audited(&self, server: &Server) {
+        if let Ok(((_, ticket), _)) = &self.outcome {
+            let _ = server.audit.wait(ticket).await;
+        }
     }
 }
 
@@ -284,8 +299,7 @@ pub fn prepare_message(
         }
         let mut record = crate::audit::request_record(now, identity, peer, tree, &resp);
         crate::audit::add_automatic_changes(&mut record, &manager.automatic_changes());
-        server.audit.record(record).map_err(Failed::Audit)?;
-        Ok(resp)
+        Ok((resp, server.audit.append(record)))
     });
     Prepared { now, outcome }
 }
@@ -313,9 +327,11 @@ pub fn finish_message(
     };
     for attempt in 1.. {
         let now = prepared.now;
-        let result = prepared
-            .outcome
-            .and_then(|(resp, pending)| pending.commit().map(|()| resp).map_err(Failed::from));
+        // the changes take effect only once the record saying so is written
+        let result = prepared.outcome.and_then(|((resp, ticket), pending)| {
+            server.audit.wait_blocking(&ticket).map_err(Failed::Audit)?;
+            pending.commit().map(|()| resp).map_err(Failed::from)
+        });
         let (reason, why, audited) = match result {
             Ok(r) => return r,
             Err(Failed::Lifecycle(lifecycle::LifecycleError::Store(
