@@ -162,13 +162,18 @@ fn params(items: Vec<Ttlv>) -> Ttlv {
 
 /// What one connection does, prepared once before the clock starts.
 pub enum Step {
-    /// One message, one or more batch items, answered as a whole.
-    Message(Vec<(u32, Ttlv)>),
+    /// One message, one or more batch items, answered as a whole: encoded once, as the echo
+    /// ceiling's message is, so that the client's work per request is the same in both.
+    Message(Vec<u8>),
     /// A client sequence: several messages in a row, each depending on the one before.
     Mongodb,
     Vsphere,
     /// The framing ceiling: a message of the Get's size to a TLS echo server.
     Echo(Vec<u8>),
+}
+
+fn message(c: &Client, items: Vec<(u32, Ttlv)>) -> Step {
+    Step::Message(kmip_codec::encode(&c.batch_request(items).to_ttlv()))
 }
 
 /// Set up what `workload` needs on the server (keys, objects) and say what each iteration
@@ -178,43 +183,49 @@ pub fn prepare(c: &mut Client, workload: &str, objects: usize) -> Result<Step, C
         "get" | "batch-get" => {
             let k = create_aes(c, None)?;
             let n = if workload == "get" { 1 } else { 10 };
-            Step::Message(vec![(op::GET, by_id(&k)); n])
+            message(c, vec![(op::GET, by_id(&k)); n])
         }
         "create" => {
             let major = c.protocol_version().0;
-            Step::Message(vec![(
-                op::CREATE,
-                payload(vec![
-                    item(tag::OBJECT_TYPE, Value::Enumeration(ot::SYMMETRIC_KEY)),
-                    attributes(
-                        major,
-                        vec![
-                            item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
-                            item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)),
-                            // PyKMIP's server insists on a usage mask
-                            item(
-                                tag::CRYPTOGRAPHIC_USAGE_MASK,
-                                Value::Integer((um::ENCRYPT | um::DECRYPT) as i32),
-                            ),
-                        ],
-                    ),
-                ]),
-            )])
+            message(
+                c,
+                vec![(
+                    op::CREATE,
+                    payload(vec![
+                        item(tag::OBJECT_TYPE, Value::Enumeration(ot::SYMMETRIC_KEY)),
+                        attributes(
+                            major,
+                            vec![
+                                item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
+                                item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)),
+                                // PyKMIP's server insists on a usage mask
+                                item(
+                                    tag::CRYPTOGRAPHIC_USAGE_MASK,
+                                    Value::Integer((um::ENCRYPT | um::DECRYPT) as i32),
+                                ),
+                            ],
+                        ),
+                    ]),
+                )],
+            )
         }
         "encrypt" => {
             let k = create_aes(c, None)?;
             activate(c, &k)?;
-            Step::Message(vec![(
-                op::ENCRYPT,
-                payload(vec![
-                    text(tag::UNIQUE_IDENTIFIER, &k),
-                    params(vec![item(
-                        tag::BLOCK_CIPHER_MODE,
-                        Value::Enumeration(bcm::GCM),
-                    )]),
-                    item(tag::DATA, Value::ByteString(vec![0x42; 64])),
-                ]),
-            )])
+            message(
+                c,
+                vec![(
+                    op::ENCRYPT,
+                    payload(vec![
+                        text(tag::UNIQUE_IDENTIFIER, &k),
+                        params(vec![item(
+                            tag::BLOCK_CIPHER_MODE,
+                            Value::Enumeration(bcm::GCM),
+                        )]),
+                        item(tag::DATA, Value::ByteString(vec![0x42; 64])),
+                    ]),
+                )],
+            )
         }
         "sign-rsa" | "sign-ecdsa" => {
             let rsa = workload == "sign-rsa";
@@ -237,44 +248,50 @@ pub fn prepare(c: &mut Client, workload: &str, objects: usize) -> Result<Step, C
                     ),
                 ])
             };
-            Step::Message(vec![(
-                op::SIGN,
-                payload(vec![
-                    text(tag::UNIQUE_IDENTIFIER, &sk),
-                    p,
-                    item(tag::DATA, Value::ByteString(vec![0x17; 32])),
-                ]),
-            )])
+            message(
+                c,
+                vec![(
+                    op::SIGN,
+                    payload(vec![
+                        text(tag::UNIQUE_IDENTIFIER, &sk),
+                        p,
+                        item(tag::DATA, Value::ByteString(vec![0x17; 32])),
+                    ]),
+                )],
+            )
         }
         "locate" => {
             let major = c.protocol_version().0;
             // objects are named bench-0 .. bench-(N-1), created by `populate`
             let name = format!("bench-{}", objects / 2);
-            Step::Message(vec![(
-                op::LOCATE,
-                payload(vec![if major >= 2 {
-                    Ttlv::structure(
-                        tag::ATTRIBUTES,
-                        vec![Ttlv::structure(
+            message(
+                c,
+                vec![(
+                    op::LOCATE,
+                    payload(vec![if major >= 2 {
+                        Ttlv::structure(
+                            tag::ATTRIBUTES,
+                            vec![Ttlv::structure(
+                                tag::NAME,
+                                vec![
+                                    text(tag::NAME_VALUE, &name),
+                                    item(tag::NAME_TYPE, Value::Enumeration(1)),
+                                ],
+                            )],
+                        )
+                    } else {
+                        to_v1(&[Ttlv::structure(
                             tag::NAME,
                             vec![
                                 text(tag::NAME_VALUE, &name),
                                 item(tag::NAME_TYPE, Value::Enumeration(1)),
                             ],
-                        )],
-                    )
-                } else {
-                    to_v1(&[Ttlv::structure(
-                        tag::NAME,
-                        vec![
-                            text(tag::NAME_VALUE, &name),
-                            item(tag::NAME_TYPE, Value::Enumeration(1)),
-                        ],
-                    )])
-                    .unwrap_or_default()
-                    .remove(0)
-                }]),
-            )])
+                        )])
+                        .unwrap_or_default()
+                        .remove(0)
+                    }]),
+                )],
+            )
         }
         "mongodb" => Step::Mongodb,
         "vsphere" => Step::Vsphere,
@@ -333,19 +350,25 @@ pub fn populate(c: &mut Client, n: usize) -> Result<(), ClientError> {
 /// One iteration of a step; Ok when every response succeeded.
 pub fn run_step(c: &mut Client, step: &Step) -> Result<(), ClientError> {
     match step {
-        Step::Message(items) if items.len() == 1 => {
-            c.call(items[0].0, items[0].1.clone()).map(|_| ())
-        }
-        Step::Message(items) => {
-            let r = c.batch(items.clone())?;
-            let ok = r
-                .batch_item
-                .iter()
-                .all(|b| b.result_status.0 .0 == kmip_codec::vocab::enums::result_status::SUCCESS);
-            if ok {
-                Ok(())
-            } else {
-                Err(ClientError::Decode("a batch item failed".into()))
+        Step::Message(bytes) => {
+            let r = c.raw(bytes)?;
+            let failed = r.children_with(tag::BATCH_ITEM).find(|b| {
+                b.child(tag::RESULT_STATUS).and_then(Ttlv::as_enum)
+                    != Some(kmip_codec::vocab::enums::result_status::SUCCESS)
+            });
+            match failed {
+                None => Ok(()),
+                Some(b) => Err(ClientError::Failed {
+                    reason: b
+                        .child(tag::RESULT_REASON)
+                        .and_then(Ttlv::as_enum)
+                        .unwrap_or(0),
+                    message: b
+                        .child(tag::RESULT_MESSAGE)
+                        .and_then(Ttlv::as_text)
+                        .unwrap_or_default()
+                        .to_owned(),
+                }),
             }
         }
         Step::Mongodb => {
@@ -437,6 +460,9 @@ pub struct Report {
     pub p999_us: u64,
     /// Server CPU microseconds per operation, when its PID was given.
     pub server_cpu_us_per_op: Option<f64>,
+    /// This load generator's own CPU microseconds per operation: on a shared machine it is
+    /// taken from the server's share.
+    pub client_cpu_us_per_op: Option<f64>,
     /// What the first failed operation said, if one failed.
     pub first_error: Option<String>,
 }
@@ -444,7 +470,7 @@ pub struct Report {
 impl Report {
     pub fn json(&self) -> String {
         format!(
-            "{{\"workload\":\"{}\",\"connections\":{},\"seconds\":{:.2},\"operations\":{},\"errors\":{},\"ops_per_second\":{:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"server_cpu_us_per_op\":{},\"first_error\":{}}}",
+            "{{\"workload\":\"{}\",\"connections\":{},\"seconds\":{:.2},\"operations\":{},\"errors\":{},\"ops_per_second\":{:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"server_cpu_us_per_op\":{},\"client_cpu_us_per_op\":{},\"first_error\":{}}}",
             self.workload,
             self.connections,
             self.seconds,
@@ -455,6 +481,9 @@ impl Report {
             self.p99_us,
             self.p999_us,
             self.server_cpu_us_per_op
+                .map(|v| format!("{v:.1}"))
+                .unwrap_or_else(|| "null".into()),
+            self.client_cpu_us_per_op
                 .map(|v| format!("{v:.1}"))
                 .unwrap_or_else(|| "null".into()),
             self.first_error
@@ -536,12 +565,14 @@ pub fn run(
     start.wait();
     std::thread::sleep(warmup);
     let cpu0 = cpu();
+    let own0 = process_cpu_us(std::process::id());
     let t0 = Instant::now();
     measuring.store(true, Ordering::Relaxed);
     std::thread::sleep(duration);
     measuring.store(false, Ordering::Relaxed);
     let seconds = t0.elapsed().as_secs_f64();
     let cpu1 = cpu();
+    let own1 = process_cpu_us(std::process::id());
     stop.store(true, Ordering::Relaxed);
     let mut all = Vec::new();
     let mut errors = 0;
@@ -573,6 +604,10 @@ pub fn run(
         p99_us: pct(0.99),
         p999_us: pct(0.999),
         server_cpu_us_per_op: match (cpu0, cpu1) {
+            (Some(a), Some(b)) if operations > 0 => Some((b - a) as f64 / operations as f64),
+            _ => None,
+        },
+        client_cpu_us_per_op: match (own0, own1) {
             (Some(a), Some(b)) if operations > 0 => Some((b - a) as f64 / operations as f64),
             _ => None,
         },

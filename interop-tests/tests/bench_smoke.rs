@@ -51,6 +51,7 @@ fn every_workload_runs() {
         assert!(r["operations"].as_u64().unwrap() > 0, "{w}: {r}");
         assert_eq!(r["errors"], 0, "{w}: {r}");
         assert!(r["server_cpu_us_per_op"].as_f64().is_some(), "{w}: {r}");
+        assert!(r["client_cpu_us_per_op"].as_f64().is_some(), "{w}: {r}");
     }
     let r = bench(&server, server.port, "locate", &["--objects", "300"]);
     assert!(r["operations"].as_u64().unwrap() > 0, "{r}");

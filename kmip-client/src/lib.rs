@@ -136,8 +136,14 @@ impl Client {
 
     /// A request of several operations in one message.
     pub fn batch(&mut self, items: Vec<(u32, Ttlv)>) -> Result<ResponseMessage, ClientError> {
+        let req = self.batch_request(items);
+        self.send(&req)
+    }
+
+    /// The message [`Client::batch`] sends, in this client's protocol version.
+    pub fn batch_request(&self, items: Vec<(u32, Ttlv)>) -> RequestMessage {
         let n = items.len();
-        let req = RequestMessage {
+        RequestMessage {
             header: Req(RequestHeader {
                 protocol_version: Req(ProtocolVersion::new(self.version.0, self.version.1)),
                 batch_count: Req(n as i32),
@@ -153,8 +159,7 @@ impl Client {
                     ..Default::default()
                 })
                 .collect(),
-        };
-        self.send(&req)
+        }
     }
 
     /// One operation: its response payload, or the server's failure.

@@ -118,7 +118,7 @@ fn main() -> ExitCode {
                 println!("{}", r.json());
             } else {
                 println!(
-                    "{}: {} connections, {:.0} ops/s, p50 {} us, p99 {} us, p99.9 {} us, {} errors{}",
+                    "{}: {} connections, {:.0} ops/s, p50 {} us, p99 {} us, p99.9 {} us, {} errors{}{}",
                     r.workload,
                     r.connections,
                     r.ops_per_second,
@@ -128,6 +128,9 @@ fn main() -> ExitCode {
                     r.errors,
                     r.server_cpu_us_per_op
                         .map(|c| format!(", server CPU {c:.1} us/op"))
+                        .unwrap_or_default(),
+                    r.client_cpu_us_per_op
+                        .map(|c| format!(", client CPU {c:.1} us/op"))
                         .unwrap_or_default()
                 );
             }
