@@ -471,3 +471,9 @@ fn main() -> ExitCode {
         }
     }
 }
+
+// A request allocates and frees a few hundred small buffers (TTLV trees, the record, the audit
+// line); mimalloc's per-thread free lists cut the server's CPU per Get from about 40 to 34 us
+// (kmip-bench, 16 connections). OpenSSL keeps the C library's malloc.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;

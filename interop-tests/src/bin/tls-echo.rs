@@ -113,3 +113,7 @@ async fn main() {
         });
     }
 }
+
+// the server's allocator, so that the ceiling runs the same stack
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
