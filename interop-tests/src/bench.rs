@@ -57,34 +57,43 @@ fn uid_of(resp: &Ttlv) -> Result<String, ClientError> {
         .ok_or_else(|| ClientError::Decode("no Unique Identifier".into()))
 }
 
-/// Create an AES-256 key, Active from now; its identifier.
-pub fn create_aes(c: &mut Client, name: Option<&str>) -> Result<String, ClientError> {
-    let major = c.protocol_version().0;
+/// The payload of a Create of an AES-256 key with `more` attributes.
+fn aes_key(major: i32, more: Vec<Ttlv>) -> Ttlv {
     let mut a = vec![
         item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
         item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)),
-        item(
-            tag::CRYPTOGRAPHIC_USAGE_MASK,
-            Value::Integer((um::ENCRYPT | um::DECRYPT) as i32),
-        ),
     ];
-    if let Some(n) = name {
-        a.push(Ttlv::structure(
-            tag::NAME,
-            vec![
-                text(tag::NAME_VALUE, n),
-                item(tag::NAME_TYPE, Value::Enumeration(1)),
-            ],
-        ));
-    }
-    let r = c.call(
-        op::CREATE,
-        payload(vec![
-            item(tag::OBJECT_TYPE, Value::Enumeration(ot::SYMMETRIC_KEY)),
-            attributes(major, a),
-        ]),
-    )?;
-    uid_of(&r)
+    a.extend(more);
+    payload(vec![
+        item(tag::OBJECT_TYPE, Value::Enumeration(ot::SYMMETRIC_KEY)),
+        attributes(major, a),
+    ])
+}
+
+fn name(n: &str) -> Ttlv {
+    Ttlv::structure(
+        tag::NAME,
+        vec![
+            text(tag::NAME_VALUE, n),
+            item(tag::NAME_TYPE, Value::Enumeration(1)),
+        ],
+    )
+}
+
+/// Encrypt and Decrypt: PyKMIP's server insists on a usage mask.
+fn encrypt_decrypt() -> Ttlv {
+    item(
+        tag::CRYPTOGRAPHIC_USAGE_MASK,
+        Value::Integer((um::ENCRYPT | um::DECRYPT) as i32),
+    )
+}
+
+/// Create an AES-256 key, Active from now; its identifier.
+pub fn create_aes(c: &mut Client, n: Option<&str>) -> Result<String, ClientError> {
+    let major = c.protocol_version().0;
+    let mut more = vec![encrypt_decrypt()];
+    more.extend(n.map(name));
+    uid_of(&c.call(op::CREATE, aes_key(major, more))?)
 }
 
 fn by_id(id: &str) -> Ttlv {
@@ -189,24 +198,7 @@ pub fn prepare(c: &mut Client, workload: &str, objects: usize) -> Result<Step, C
             let major = c.protocol_version().0;
             message(
                 c,
-                vec![(
-                    op::CREATE,
-                    payload(vec![
-                        item(tag::OBJECT_TYPE, Value::Enumeration(ot::SYMMETRIC_KEY)),
-                        attributes(
-                            major,
-                            vec![
-                                item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
-                                item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)),
-                                // PyKMIP's server insists on a usage mask
-                                item(
-                                    tag::CRYPTOGRAPHIC_USAGE_MASK,
-                                    Value::Integer((um::ENCRYPT | um::DECRYPT) as i32),
-                                ),
-                            ],
-                        ),
-                    ]),
-                )],
+                vec![(op::CREATE, aes_key(major, vec![encrypt_decrypt()]))],
             )
         }
         "encrypt" => {
@@ -263,35 +255,13 @@ pub fn prepare(c: &mut Client, workload: &str, objects: usize) -> Result<Step, C
         "locate" => {
             let major = c.protocol_version().0;
             // objects are named bench-0 .. bench-(N-1), created by `populate`
-            let name = format!("bench-{}", objects / 2);
-            message(
-                c,
-                vec![(
-                    op::LOCATE,
-                    payload(vec![if major >= 2 {
-                        Ttlv::structure(
-                            tag::ATTRIBUTES,
-                            vec![Ttlv::structure(
-                                tag::NAME,
-                                vec![
-                                    text(tag::NAME_VALUE, &name),
-                                    item(tag::NAME_TYPE, Value::Enumeration(1)),
-                                ],
-                            )],
-                        )
-                    } else {
-                        to_v1(&[Ttlv::structure(
-                            tag::NAME,
-                            vec![
-                                text(tag::NAME_VALUE, &name),
-                                item(tag::NAME_TYPE, Value::Enumeration(1)),
-                            ],
-                        )])
-                        .unwrap_or_default()
-                        .remove(0)
-                    }]),
-                )],
-            )
+            let wanted = name(&format!("bench-{}", objects / 2));
+            let attrs = if major >= 2 {
+                Ttlv::structure(tag::ATTRIBUTES, vec![wanted])
+            } else {
+                to_v1(&[wanted]).unwrap_or_default().remove(0)
+            };
+            message(c, vec![(op::LOCATE, payload(vec![attrs]))])
         }
         "mongodb" => Step::Mongodb,
         "vsphere" => Step::Vsphere,
@@ -313,23 +283,7 @@ pub fn populate(c: &mut Client, n: usize) -> Result<(), ClientError> {
             .map(|j| {
                 (
                     op::CREATE,
-                    payload(vec![
-                        item(tag::OBJECT_TYPE, Value::Enumeration(ot::SYMMETRIC_KEY)),
-                        attributes(
-                            major,
-                            vec![
-                                item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
-                                item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)),
-                                Ttlv::structure(
-                                    tag::NAME,
-                                    vec![
-                                        text(tag::NAME_VALUE, &format!("bench-{j}")),
-                                        item(tag::NAME_TYPE, Value::Enumeration(1)),
-                                    ],
-                                ),
-                            ],
-                        ),
-                    ]),
+                    aes_key(major, vec![name(&format!("bench-{j}"))]),
                 )
             })
             .collect();
