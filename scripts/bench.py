@@ -155,6 +155,13 @@ database_path={d}/pykmip.db
     return out
 
 
+def stolen_seconds():
+    """CPU time the hypervisor gave to other guests (the steal column of /proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
 def ratio(a, b):
     if not a or not b:
         return "n/a"
@@ -212,13 +219,17 @@ def targets(ours, echo, ceiling_of, py):
         "  commit has made Create CPU-bound (key generation, sealing, the record, the audit",
         "  line), not fsync-bound.",
         "- Tail latency at 16 connections is the kernel scheduling 16 load-generator threads",
-        "  beside the server on two cores: every workload's p99, `get` included, is several",
-        "  milliseconds while its p50 is tens of microseconds.",
+        f"  beside the server on two cores: `get`'s p99 is {g('get', 'p99_us')} us while its p50 is",
+        f"  {g('get', 'p50_us')} us and the server spends {g('get', 'server_cpu_us_per_op')} us of CPU on it.",
+        f"  `locate` among {OBJECTS:,} objects has the same shape (p50 {loc.get('p50_us')} us,",
+        f"  p99 {loc.get('p99_us')} us, {loc.get('server_cpu_us_per_op')} us of server CPU): the",
+        "  index answers in microseconds; the tail is the wait for a core.",
     ]
     return rows
 
 
 def main():
+    stolen0, started = stolen_seconds(), time.time()
     work = tempfile.mkdtemp(prefix="kmip-bench-")
     data = os.path.join(work, "data")
     port = free_port()
@@ -251,6 +262,8 @@ def main():
     echo = echo_ceiling(data)
     py = pykmip(work, data)
     shutil.rmtree(work, ignore_errors=True)
+    stolen = stolen_seconds() - stolen0
+    elapsed = time.time() - started
     with open(os.path.splitext(OUT)[0] + ".json", "w") as f:
         json.dump({"ours": ours, "echo": echo, "ceilings": ceil, "pykmip": py}, f, indent=1)
 
@@ -270,6 +283,9 @@ def main():
         f"- {CONNS} connections, {WARMUP:g} s warm-up, {DURATION:g} s measured per workload; "
         f"Locate among {OBJECTS:,} objects",
         f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"- CPU time the hypervisor gave other guests during the run (steal): {stolen:.1f} s of "
+        f"{elapsed * os.cpu_count():.0f} s ({100 * stolen / max(elapsed * os.cpu_count(), 1):.1f}%); "
+        "a run with more is slower throughout, and its ratios are less even",
         "",
         "| workload | ours ops/s | p50 / p99 / p99.9 (us) | server CPU us/op | client CPU us/op | ceiling ops/s | ours / ceiling | PyKMIP ops/s | PyKMIP CPU us/op | ours / PyKMIP (ops) | PyKMIP CPU / ours |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
