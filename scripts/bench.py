@@ -275,7 +275,7 @@ def main():
         "Measured by `scripts/bench.sh` in one run on one machine: our server, the ceilings it",
         "cannot beat, and PyKMIP's server. Client and server share the machine (loopback), so",
         "the client's CPU counts against the server's; ratios are what to compare, not absolute",
-        "numbers, and runs on this shared VM vary by about 15%.",
+        "numbers. Runs on this shared VM vary by up to 30% (three runs of 2026-11-27 gave Get 0.33, 0.40 and 0.47 of the echo ceiling): compare runs only side by side.",
         "",
         f"- Machine: {os.cpu_count()} cores, {model.group(1) if model else platform.processor()}, "
         f"Linux {platform.release()}",
