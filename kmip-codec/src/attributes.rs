@@ -26,7 +26,6 @@ pub enum AttributeError {
     NotAnAttribute(Tag),
 }
 
-/// The 2.x item for one 1.x Attribute structure.
 /// The Linked Object Identifier of the first 2.x Link item of type `kind` among `items`.
 pub fn linked(items: &[Ttlv], kind: u32) -> Option<String> {
     items
@@ -40,6 +39,7 @@ pub fn linked(items: &[Ttlv], kind: u32) -> Option<String> {
         })
 }
 
+/// The 2.x item for one 1.x Attribute structure.
 pub fn attribute_to_v2(attr: &Ttlv) -> Result<Ttlv, AttributeError> {
     let name = attr
         .child(tag::ATTRIBUTE_NAME)

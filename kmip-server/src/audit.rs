@@ -35,6 +35,7 @@ fn sha256_hex(b: &[u8]) -> String {
 struct Inner {
     file: File,
     size: u64,
+    /// Hash of the last line written.
     last: String,
 }
 
@@ -76,10 +77,12 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
 }
 
 impl Audit {
+    /// Open (or create) the log at `path`, continuing the chain from its last line.
     pub fn open(path: &Path, max_bytes: u64) -> Result<Audit, AuditError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
+        // only a regular file has a chain to continue (a device such as /dev/full has none)
         let regular = std::fs::metadata(path)
             .map(|m| m.is_file())
             .unwrap_or(false);
@@ -116,7 +119,8 @@ impl Audit {
         })
     }
 
-    /// Append a record and wait until it is written.
+    /// Append one record (a JSON object) and wait until it is written; an error means the
+    /// record is not in the log and the operation it describes must not take effect.
     pub fn record(&self, fields: Map<String, J>) -> Result<(), AuditError> {
         let t = self.append(fields);
         self.wait_blocking(&t)
@@ -214,6 +218,8 @@ impl Audit {
         }
         let written = g.file.write_all(&bytes).and_then(|_| g.file.flush());
         if let Err(e) = written {
+            // a full disk may have taken part of the group: cut it off, so that the chain
+            // stays verifiable and the next record follows the last whole one
             let size = g.size;
             let _ = g.file.set_len(size);
             return Err(e);

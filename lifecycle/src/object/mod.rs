@@ -646,8 +646,6 @@ impl Manager {
         Ok(r)
     }
 
-    /// The date-driven transitions (Activation and Deactivation Date reached) that are due,
-    /// applied and stored.
     /// The state the record's Activation and Deactivation Dates call for at `now`.
     fn due_state(r: &Record, now: i64) -> State {
         state::apply_dates(
@@ -662,6 +660,8 @@ impl Manager {
         Self::due_state(r, now) != r.state
     }
 
+    /// The date-driven transitions (Activation and Deactivation Date reached) that are due,
+    /// applied and stored.
     fn apply_due_dates(&self, r: &mut Record, now: i64) -> Result<(), LifecycleError> {
         let due = Self::due_state(r, now);
         if due != r.state {
