@@ -174,11 +174,17 @@ pub fn claimed_version(tree: &Ttlv) -> Option<(i32, i32)> {
     ))
 }
 
+/// The version to answer a tree in when no batch item says otherwise: the one it claims if
+/// we speak it, else 1.0.
+pub fn reply_version(tree: &Ttlv) -> (i32, i32) {
+    claimed_version(tree)
+        .filter(|v| VERSIONS.contains(v))
+        .unwrap_or((1, 0))
+}
+
 /// Answer one decoded request tree.
 pub fn handle(manager: &Manager, identity: &str, tree: &Ttlv, limits: &Settings, now: i64) -> Ttlv {
-    let fallback = claimed_version(tree)
-        .filter(|v| VERSIONS.contains(v))
-        .unwrap_or((1, 0));
+    let fallback = reply_version(tree);
     if tree.tag != tag::REQUEST_MESSAGE {
         return message_error(
             fallback,

@@ -166,9 +166,7 @@ pub async fn respond(
         // commit waits for an fsync, which is not the async worker's to wait for
         Some(prepared)
     };
-    let version = dispatch::claimed_version(&tree)
-        .filter(|v| dispatch::VERSIONS.contains(v))
-        .unwrap_or((1, 0));
+    let version = dispatch::reply_version(&tree);
     let (s, i, p) = (server.clone(), identity.to_owned(), peer.to_owned());
     let blocking = tokio::task::spawn_blocking(move || match prepared {
         None => answer_message(&s, &i, &p, &tree, &s.limits),
@@ -320,11 +318,6 @@ pub fn finish_message(
     // again do not keep losing to each other (8 clients changing one object at once)
     static AGAIN: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let mut _again = None;
-    let version = || {
-        dispatch::claimed_version(tree)
-            .filter(|v| dispatch::VERSIONS.contains(v))
-            .unwrap_or((1, 0))
-    };
     for attempt in 1.. {
         let now = prepared.now;
         // the changes take effect only once the record saying so is written
@@ -339,7 +332,7 @@ pub fn finish_message(
             ))) if attempt < ATTEMPTS => {
                 tracing::debug!(identity, object = %id, attempt, "lost a race: run again");
                 let resp = dispatch::message_error(
-                    version(),
+                    dispatch::reply_version(tree),
                     now,
                     OpError::new(rr::GENERAL_FAILURE, "object changed meanwhile: run again"),
                 );
@@ -366,7 +359,11 @@ pub fn finish_message(
                 (rr::GENERAL_FAILURE, why.to_owned(), true)
             }
         };
-        let resp = dispatch::message_error(version(), now, OpError::new(reason, why));
+        let resp = dispatch::message_error(
+            dispatch::reply_version(tree),
+            now,
+            OpError::new(reason, why),
+        );
         if audited {
             no_effect(server, now, identity, peer, tree, &resp);
         }
