@@ -60,16 +60,34 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-/// `len(key) | key`: the prefix under which every identifier with that key is found.
 /// Whether an index key is a Name's.
 fn is_name_key(k: &[u8]) -> bool {
     k.starts_with(&kmip_codec::vocab::tag::NAME.0.to_be_bytes()[1..])
 }
 
+/// `len(key) | key`: the prefix under which every identifier with that key is found.
 fn prefix(key: &[u8]) -> Vec<u8> {
     let mut p = (key.len() as u32).to_be_bytes().to_vec();
     p.extend_from_slice(key);
     p
+}
+
+/// The identifiers filed under an index key, read in a read or a write transaction.
+fn ids_with(
+    index: &impl ReadableTable<&'static [u8], ()>,
+    key: &[u8],
+) -> Result<Vec<String>, StoreError> {
+    let p = prefix(key);
+    let mut out = Vec::new();
+    for row in index.range(p.as_slice()..).map_err(backend)? {
+        let (k, _) = row.map_err(backend)?;
+        let k = k.value();
+        if !k.starts_with(&p) {
+            break;
+        }
+        out.push(String::from_utf8_lossy(&k[p.len()..]).into_owned());
+    }
+    Ok(out)
 }
 
 fn entry(key: &[u8], id: &str) -> Vec<u8> {
@@ -257,20 +275,7 @@ impl RedbStore {
         // after all of the commit's changes, so that a name moving from one record to another
         // (Re-key) is seen where it ends up
         for (id, k) in gained {
-            let p = prefix(&k);
-            let mut holders = Vec::new();
-            for row in index.range(p.as_slice()..).map_err(backend)? {
-                let (e, _) = row.map_err(backend)?;
-                let e = e.value();
-                if !e.starts_with(&p) {
-                    break;
-                }
-                let other = String::from_utf8_lossy(&e[p.len()..]).into_owned();
-                if other != id {
-                    holders.push(other);
-                }
-            }
-            for other in holders {
+            for other in ids_with(&index, &k)?.into_iter().filter(|o| o != id) {
                 let Some(bytes) = objects.get(other.as_str()).map_err(backend)? else {
                     continue;
                 };
@@ -381,18 +386,7 @@ impl Store for RedbStore {
     fn lookup(&self, index_key: &[u8]) -> Result<Vec<String>, StoreError> {
         self.with_db(|db| {
             let tx = db.begin_read().map_err(backend)?;
-            let t = tx.open_table(INDEX).map_err(backend)?;
-            let p = prefix(index_key);
-            let mut out = Vec::new();
-            for row in t.range(p.as_slice()..).map_err(backend)? {
-                let (k, _) = row.map_err(backend)?;
-                let k = k.value();
-                if !k.starts_with(&p) {
-                    break;
-                }
-                out.push(String::from_utf8_lossy(&k[p.len()..]).into_owned());
-            }
-            Ok(out)
+            ids_with(&tx.open_table(INDEX).map_err(backend)?, index_key)
         })
     }
 
