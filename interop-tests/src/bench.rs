@@ -571,20 +571,6 @@ pub fn run(
 
 /// The message `Get` sends, encoded: the echo workload sends it to an echo server.
 pub fn get_message(id: &str) -> Vec<u8> {
-    use kmip_codec::message::{
-        Enum, FieldValue, ProtocolVersion, Req, RequestBatchItem, RequestHeader, RequestMessage,
-    };
-    let m = RequestMessage {
-        header: Req(RequestHeader {
-            protocol_version: Req(ProtocolVersion::new(2, 1)),
-            batch_count: Req(1),
-            ..Default::default()
-        }),
-        batch_item: vec![RequestBatchItem {
-            operation: Req(Enum(op::GET)),
-            request_payload: Some(by_id(id)),
-            ..Default::default()
-        }],
-    };
-    kmip_codec::encode(&m.encode(tag::REQUEST_MESSAGE))
+    let m = kmip_client::request_message((2, 1), vec![(op::GET, by_id(id))]);
+    kmip_codec::encode(&m.to_ttlv())
 }

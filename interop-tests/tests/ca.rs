@@ -7,7 +7,6 @@ use interop_tests::kmip::uid;
 use interop_tests::ServerProcess;
 use kmip_codec::ops::*;
 use kmip_codec::vocab::enums::{link_type, operation as op, result_reason as rr};
-use kmip_codec::vocab::tag;
 use kmip_codec::Ttlv;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -446,17 +445,7 @@ fn a_pki_whose_keys_never_leave_the_server() {
             .map(|a| a.children().to_vec())
             .unwrap_or(r.attribute)
     };
-    let link = |a: &[Ttlv], kind: u32| {
-        a.iter()
-            .filter(|l| l.tag == tag::LINK)
-            .find(|l| l.child(tag::LINK_TYPE).and_then(Ttlv::as_enum) == Some(kind))
-            .and_then(|l| {
-                l.child(tag::LINKED_OBJECT_IDENTIFIER)?
-                    .as_text()
-                    .map(str::to_owned)
-            })
-            .unwrap()
-    };
+    let link = |a: &[Ttlv], kind: u32| kmip_codec::attributes::linked(a, kind).unwrap();
     let public = link(&attrs(&mut admin, &id(&root)), link_type::PUBLIC_KEY_LINK);
     let private = link(&attrs(&mut admin, &public), link_type::PRIVATE_KEY_LINK);
     let get = admin.op::<_, GetResponse>(

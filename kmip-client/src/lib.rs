@@ -142,24 +142,7 @@ impl Client {
 
     /// The message [`Client::batch`] sends, in this client's protocol version.
     pub fn batch_request(&self, items: Vec<(u32, Ttlv)>) -> RequestMessage {
-        let n = items.len();
-        RequestMessage {
-            header: Req(RequestHeader {
-                protocol_version: Req(ProtocolVersion::new(self.version.0, self.version.1)),
-                batch_count: Req(n as i32),
-                ..Default::default()
-            }),
-            batch_item: items
-                .into_iter()
-                .enumerate()
-                .map(|(i, (op, payload))| RequestBatchItem {
-                    operation: Req(Enum(op)),
-                    unique_batch_item_id: (n > 1).then(|| Bytes(vec![i as u8])),
-                    request_payload: Some(payload),
-                    ..Default::default()
-                })
-                .collect(),
-        }
+        request_message(self.version, items)
     }
 
     /// One operation: its response payload, or the server's failure.
@@ -189,5 +172,28 @@ impl Client {
     ) -> Result<R, ClientError> {
         let p = self.call(operation, request.encode(tag::REQUEST_PAYLOAD))?;
         R::decode(&p).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+}
+
+/// A request message of `items` (operation, payload) in protocol `version`; the items are
+/// numbered when there are several.
+pub fn request_message(version: (i32, i32), items: Vec<(u32, Ttlv)>) -> RequestMessage {
+    let n = items.len();
+    RequestMessage {
+        header: Req(RequestHeader {
+            protocol_version: Req(ProtocolVersion::new(version.0, version.1)),
+            batch_count: Req(n as i32),
+            ..Default::default()
+        }),
+        batch_item: items
+            .into_iter()
+            .enumerate()
+            .map(|(i, (op, payload))| RequestBatchItem {
+                operation: Req(Enum(op)),
+                unique_batch_item_id: (n > 1).then(|| Bytes(vec![i as u8])),
+                request_payload: Some(payload),
+                ..Default::default()
+            })
+            .collect(),
     }
 }
