@@ -7,8 +7,16 @@
 //! sub-CA's path length is below its issuer's; every DNS name (and the permitted names of a
 //! sub-CA) lies inside the name constraints of every CA above it; a certificate never outlives
 //! its issuer; serial numbers are 127 random bits, unique per CA. What the server records for
-//! this (issuer, serial, subject, expiry, path length, permitted names) is kept in server-only
-//! `y-ca-*` attributes, so no client can forge them.
+//! this (issuer, serial, subject, expiry, path length, permitted names, the private key) is
+//! kept in server-only `y-ca-*` attributes, so no client can forge them.
+//!
+//! A CA's authority comes only from those records, made here for a key pair the server
+//! generated: a CA certificate (self-signed, issued or imported) is made only for a public key
+//! generated together with its private key (both linked to each other), never from a request
+//! or a registered copy of a public key; it names the private key it is bound to
+//! (`y-ca-key`), which then signs for it whatever links a client adds. Only the owner of a
+//! private key self-signs with it or imports a CA certificate for it: a grant of Certify
+//! issues under the owner's CA records, under their rules.
 
 use super::*;
 use crate::core::pki::{self, IssuerKey, SubjectKey};
@@ -148,9 +156,12 @@ impl Manager {
     fn issuer_params(&self, cert: &Record, now: i64) -> Result<CertificateParams, LifecycleError> {
         let mut p = CertificateParams::default();
         p.distinguished_name = parse_dn(&ca_text(cert, "ca-subject").unwrap_or_default())?;
-        let public = linked(cert, link_type::PUBLIC_KEY_LINK)
-            .ok_or_else(|| LifecycleError::InvalidField("the CA has no public key link".into()))?;
-        let (_, spki) = self.spki(&public, now)?;
+        // the key of the certificate itself, not of whatever its links name
+        let der = certificate_der(self, cert, now)?;
+        let spki = openssl::x509::X509::from_der(&der)
+            .and_then(|x| x.public_key())
+            .and_then(|k| k.public_key_to_der())
+            .map_err(crate::core::CoreError::from)?;
         p.key_identifier_method =
             KeyIdMethod::PreSpecified(SubjectKey::from_spki(&spki)?.key_id()?);
         Ok(p)
@@ -165,7 +176,15 @@ impl Manager {
                     "certificate chain too long".into(),
                 ));
             }
-            let r = self.get(&id, now)?;
+            // the caller must be allowed to use the issuing CA; the CAs above it are read by
+            // the server for their rules, whoever may see them
+            let r = if chain.is_empty() {
+                self.get(&id, now)?
+            } else {
+                let mut r = self.store.get(&id)?.ok_or(LifecycleError::NotFound)?;
+                r.state = Self::due_state(&r, now);
+                r
+            };
             if r.object_type != ot::CERTIFICATE || ca_values(&r, "ca-path-len").next().is_none() {
                 return Err(LifecycleError::InvalidField(format!(
                     "{id} is not a CA certificate of this server"
@@ -192,20 +211,62 @@ impl Manager {
         })
     }
 
-    /// The private key behind certificate `cert` (Public Key Link, then Private Key Link),
-    /// for one certificate or CRL signature.
+    /// The private key behind CA certificate `cert`, for one certificate or CRL signature:
+    /// the key the server bound the record to when it made it (`y-ca-key`). A record made
+    /// before that binding existed falls back to its links, and only when they name a key
+    /// pair the server generated.
     fn ca_key(
         &self,
         cert: &Record,
         mask_bit: u32,
         now: i64,
     ) -> Result<crate::core::crypto::KeyMaterial, LifecycleError> {
-        let public = linked(cert, link_type::PUBLIC_KEY_LINK)
-            .ok_or_else(|| LifecycleError::InvalidField("the CA has no public key link".into()))?;
-        let public = self.get(&public, now)?;
-        let private = linked(&public, link_type::PRIVATE_KEY_LINK)
-            .ok_or_else(|| LifecycleError::InvalidField("the CA has no private key".into()))?;
+        let private = match ca_text(cert, "ca-key") {
+            Some(k) => k,
+            None => {
+                let public = linked(cert, link_type::PUBLIC_KEY_LINK).ok_or_else(|| {
+                    LifecycleError::InvalidField("the CA has no public key link".into())
+                })?;
+                let public = self.store.get(&public)?.ok_or(LifecycleError::NotFound)?;
+                self.generated_pair(&public)?
+            }
+        };
         Ok(self.key_for(&private, Usage::Protect, mask_bit, now)?.1)
+    }
+
+    /// The private key the server generated together with `public`: both made here (Create
+    /// Key Pair), each linked to the other. A client's registered copy of a public key, or a
+    /// link a client added to one, never stands for a CA's key pair.
+    fn generated_pair(&self, public: &Record) -> Result<String, LifecycleError> {
+        let refuse = || {
+            LifecycleError::PermissionDenied(format!(
+                "public key {} is not one half of a key pair this server generated; a CA's \
+                 key pair must be",
+                public.id
+            ))
+        };
+        if !public.generated || public.object_type != ot::PUBLIC_KEY {
+            return Err(refuse());
+        }
+        let private = linked(public, link_type::PRIVATE_KEY_LINK).ok_or_else(refuse)?;
+        let p = self.store.get(&private)?.ok_or_else(refuse)?;
+        if !p.generated
+            || p.object_type != ot::PRIVATE_KEY
+            || linked(&p, link_type::PUBLIC_KEY_LINK).as_deref() != Some(public.id.as_str())
+        {
+            return Err(refuse());
+        }
+        Ok(private)
+    }
+
+    /// Whether the caller owns `r` (or is an administrator, or the server itself): a grant on
+    /// a key lets its grantee issue under the CA records the owner made, never make new ones
+    /// (a self-signed root, an imported CA certificate) for that key.
+    fn owns(&self, r: &Record) -> bool {
+        match &self.caller {
+            None => true,
+            Some(c) => c.admin || r.owner.as_deref() == Some(c.identity.as_str()),
+        }
     }
 
     /// Issue a certificate: signed by CA certificate `issuer`, or self-signed by the subject
@@ -250,6 +311,8 @@ impl Manager {
             })
             .collect();
 
+        // the private key a new CA certificate is bound to
+        let mut ca_private = None;
         let (ca, signing_key) = match issuer {
             None => {
                 let public = public.as_ref().ok_or_else(|| {
@@ -260,12 +323,31 @@ impl Manager {
                 let private = linked(public, link_type::PRIVATE_KEY_LINK).ok_or_else(|| {
                     LifecycleError::InvalidField("the public key has no private key".into())
                 })?;
+                let owner = self.store.get(&private)?.ok_or(LifecycleError::NotFound)?;
+                if !self.owns(&owner) {
+                    return Err(LifecycleError::PermissionDenied(
+                        "only the owner of a private key self-signs with it".into(),
+                    ));
+                }
+                if new_path_len.is_some() {
+                    ca_private = Some(self.generated_pair(public)?);
+                }
                 let key = self
                     .key_for(&private, Usage::Protect, um::CERTIFICATE_SIGN, now)?
                     .1;
                 (None, key)
             }
             Some(id) => {
+                if new_path_len.is_some() {
+                    let public = public.as_ref().ok_or_else(|| {
+                        LifecycleError::PermissionDenied(
+                            "a CA is never made from a certificate request: its key pair must \
+                             be generated here"
+                                .into(),
+                        )
+                    })?;
+                    ca_private = Some(self.generated_pair(public)?);
+                }
                 let ca = self.ca(id, now)?;
                 if new_path_len.is_some() {
                     if ca.path_len == 0 {
@@ -391,6 +473,9 @@ impl Manager {
                 BasicConstraints::Unconstrained => -1,
             };
             attrs.push(ca_attr("ca-path-len", Value::Integer(n)));
+            if let Some(k) = &ca_private {
+                attrs.push(ca_attr("ca-key", Value::TextString(k.clone())));
+            }
             for p in &permitted {
                 attrs.push(ca_attr("ca-permitted", Value::TextString(p.clone())));
             }
@@ -587,6 +672,13 @@ impl Manager {
         now: i64,
     ) -> Result<Record, LifecycleError> {
         let (mut p, spki) = self.spki(public, now)?;
+        let private = self.generated_pair(&p)?;
+        let owner = self.store.get(&private)?.ok_or(LifecycleError::NotFound)?;
+        if !self.owns(&owner) {
+            return Err(LifecycleError::PermissionDenied(
+                "only the owner of a CA's private key imports a certificate for it".into(),
+            ));
+        }
         let x = openssl::x509::X509::from_der(&ca.der).map_err(crate::core::CoreError::from)?;
         let theirs = x
             .public_key()
@@ -618,6 +710,7 @@ impl Manager {
             ca_attr("ca-profile", Value::TextString("imported".into())),
             ca_attr("ca-not-after", Value::DateTime(ca.not_after)),
             ca_attr("ca-path-len", Value::Integer(ca.path_len as i32)),
+            ca_attr("ca-key", Value::TextString(private)),
             link(link_type::PUBLIC_KEY_LINK, &p.id),
         ];
         for name in ca.permitted {

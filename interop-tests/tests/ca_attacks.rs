@@ -1,0 +1,394 @@
+//! Attacks on the CA rules of kmip-ca's server side, each through a real server process and
+//! checked with the openssl command line where a certificate comes out:
+//!
+//! - a grantee of Certify on a CA's private key cannot make a CA of its own for that key (a
+//!   registered copy of the public key linked to it, self-signed or imported, or the real
+//!   public key self-signed again), so the CA's path length and name constraints hold;
+//! - name constraints bind every name type (IP addresses, e-mail addresses, URIs and the
+//!   subject's CN too), in the server and in the NameConstraints extension it writes;
+//! - a refused issuance leaves no key pair behind;
+//! - a PKCS#12 export needs a password, never from the command line, and is written 0600.
+
+use interop_tests::kmip::{item, key_object, mask, register, uid};
+use interop_tests::ServerProcess;
+use kmip_client::Client;
+use kmip_codec::ops::*;
+use kmip_codec::vocab::enums::{
+    cryptographic_algorithm as alg, cryptographic_usage_mask as um, key_format_type as kft,
+    link_type, object_type as ot, operation as op,
+};
+use kmip_codec::vocab::tag;
+use kmip_codec::{Ttlv, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn kmip_ca() -> PathBuf {
+    ServerProcess::binary().with_file_name("kmip-ca")
+}
+
+struct Ca<'a> {
+    server: &'a ServerProcess,
+    dir: &'a Path,
+}
+
+impl Ca<'_> {
+    fn command(&self, identity: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(kmip_ca());
+        c.current_dir(self.dir)
+            .args(["--server", &format!("127.0.0.1:{}", self.server.port)])
+            .arg("--data-dir")
+            .arg(self.server.data_dir.path())
+            .args(["--as", identity, "--json"])
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run_as(&self, identity: &str, args: &[&str]) -> Output {
+        self.command(identity, args).output().expect("run kmip-ca")
+    }
+
+    fn ok_as(&self, identity: &str, args: &[&str]) -> serde_json::Value {
+        let out = self.run_as(identity, args);
+        assert!(
+            out.status.success(),
+            "kmip-ca {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(text.lines().last().unwrap_or("null")).expect("JSON output")
+    }
+
+    fn ok(&self, args: &[&str]) -> serde_json::Value {
+        self.ok_as("admin", args)
+    }
+
+    fn refused(&self, identity: &str, args: &[&str]) -> String {
+        let out = self.run_as(identity, args);
+        assert!(
+            !out.status.success(),
+            "kmip-ca {args:?} should fail: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> Output {
+    Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl")
+}
+
+fn openssl_ok(dir: &Path, args: &[&str]) -> String {
+    let out = openssl(dir, args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "openssl {args:?}: {text}");
+    text
+}
+
+fn id(v: &serde_json::Value) -> String {
+    v["id"].as_str().expect("an id").to_owned()
+}
+
+fn attributes(c: &mut Client, id: &str) -> Vec<Ttlv> {
+    let r: GetAttributesResponse = c
+        .op(
+            op::GET_ATTRIBUTES,
+            &GetAttributesRequest {
+                unique_identifier: uid(id),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    r.attributes
+        .map(|a| a.children().to_vec())
+        .unwrap_or(r.attribute)
+}
+
+fn linked(c: &mut Client, id: &str, kind: u32) -> String {
+    kmip_codec::attributes::linked(&attributes(c, id), kind).expect("a link")
+}
+
+fn link(kind: u32, to: &str) -> Ttlv {
+    Ttlv::structure(
+        tag::LINK,
+        vec![
+            item(tag::LINK_TYPE, Value::Enumeration(kind)),
+            item(tag::LINKED_OBJECT_IDENTIFIER, Value::TextString(to.into())),
+        ],
+    )
+}
+
+fn custom(name: &str, value: &str) -> Ttlv {
+    Ttlv::structure(
+        tag::ATTRIBUTE,
+        vec![
+            item(tag::VENDOR_IDENTIFICATION, Value::TextString("x".into())),
+            item(tag::ATTRIBUTE_NAME, Value::TextString(name.into())),
+            item(tag::ATTRIBUTE_VALUE, Value::TextString(value.into())),
+        ],
+    )
+}
+
+/// Certify stored public key `key` with `x-ca-*` attributes (name, value).
+fn certify(c: &mut Client, key: &str, attrs: &[(&str, &str)]) -> Result<String, String> {
+    c.op::<_, CertifyResponse>(
+        op::CERTIFY,
+        &CertifyRequest {
+            unique_identifier: uid(key),
+            attributes: Some(Ttlv::structure(
+                tag::ATTRIBUTES,
+                attrs.iter().map(|(n, v)| custom(n, v)).collect(),
+            )),
+            ..Default::default()
+        },
+    )
+    .map(|r| r.unique_identifier.0)
+    .map_err(|e| e.to_string())
+}
+
+/// `kmip-server grant` against the running server, as the owner.
+fn grant(server: &ServerProcess, id: &str, to: &str, operations: &str) {
+    let out = Command::new(ServerProcess::binary())
+        .args([
+            "grant",
+            id,
+            "--to",
+            to,
+            "--operations",
+            operations,
+            "--as",
+            "admin",
+        ])
+        .arg("--data-dir")
+        .arg(server.data_dir.path())
+        .arg("--connect")
+        .arg(format!("localhost:{}", server.port))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "grant: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A root (path length 1) and an intermediate under it (path length 0, `permit`), made by the
+/// administrator; root.pem and int.pem in `dir`.
+fn pki(ca: &Ca<'_>, permit: &[&str]) -> (String, String) {
+    let root = ca.ok(&[
+        "init-root",
+        "--subject",
+        "CN=Test Root CA,O=Example",
+        "--path-len",
+        "1",
+        "--out",
+        "root.pem",
+    ]);
+    let mut args = vec![
+        "init-intermediate",
+        "--issuer",
+        &id(&root),
+        "--subject",
+        "CN=Test Issuing CA,O=Example",
+        "--path-len",
+        "0",
+        "--out",
+        "int.pem",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect::<Vec<_>>();
+    for p in permit {
+        args.push("--permit".into());
+        args.push((*p).into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let int = ca.ok(&args);
+    (id(&root), id(&int))
+}
+
+/// Finding: a grantee of Certify on a CA's private key registered its own copy of the CA's
+/// public key, linked to that private key, self-certified it as a root and named it as the
+/// issuer: path length and name constraints then came from that forged record. The server
+/// takes a CA's authority only from the CA records it made for a key pair it generated, and
+/// only the key's owner makes new ones.
+#[test]
+fn a_certify_grant_never_makes_a_ca_of_its_own() {
+    let server = ServerProcess::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let ca = Ca {
+        server: &server,
+        dir,
+    };
+    let (_, int) = pki(&ca, &["example.com"]);
+    let mut admin = server.client("admin");
+    let int_public = linked(&mut admin, &int, link_type::PUBLIC_KEY_LINK);
+    let int_private = linked(&mut admin, &int_public, link_type::PRIVATE_KEY_LINK);
+    server.issue_client_cert("mallory");
+    // what the owner delegates: issuing under the intermediate
+    grant(&server, &int_private, "mallory", "Certify");
+    grant(&server, &int, "mallory", "Certify GetAttributes Get");
+    let mut mallory = server.client("mallory");
+
+    // the intermediate's public key, from its certificate, registered by mallory and linked
+    // to the intermediate's private key
+    let pem = std::fs::read(dir.join("int.pem")).unwrap();
+    let spki = openssl::x509::X509::from_pem(&pem)
+        .unwrap()
+        .public_key()
+        .unwrap()
+        .public_key_to_der()
+        .unwrap();
+    let copy = register(
+        &mut mallory,
+        ot::PUBLIC_KEY,
+        key_object(tag::PUBLIC_KEY, kft::X_509, alg::EC, 384, spki.clone()),
+        vec![
+            mask(um::VERIFY),
+            link(link_type::PRIVATE_KEY_LINK, &int_private),
+        ],
+    );
+
+    // (1) the copy self-certified as an unconstrained root under the intermediate's name
+    let forged = certify(
+        &mut mallory,
+        &copy,
+        &[
+            ("ca-profile", "root"),
+            ("ca-subject", "CN=Test Issuing CA,O=Example"),
+        ],
+    );
+    assert!(
+        forged.is_err(),
+        "a registered copy of a CA's public key became a root signed by the CA's key: {forged:?}"
+    );
+
+    // (2) the copy given a CA certificate from mallory's own root, imported as a CA
+    let ext_key = openssl::pkey::PKey::ec_gen("prime256v1").unwrap();
+    let name = |cn: &str, o: Option<&str>| {
+        let mut b = openssl::x509::X509NameBuilder::new().unwrap();
+        b.append_entry_by_text("CN", cn).unwrap();
+        if let Some(o) = o {
+            b.append_entry_by_text("O", o).unwrap();
+        }
+        b.build()
+    };
+    let mut b = openssl::x509::X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name("Test Issuing CA", Some("Example")))
+        .unwrap();
+    b.set_issuer_name(&name("Mallory Root", None)).unwrap();
+    b.set_pubkey(&openssl::pkey::PKey::public_key_from_der(&spki).unwrap())
+        .unwrap();
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
+    b.append_extension(
+        openssl::x509::extension::BasicConstraints::new()
+            .critical()
+            .ca()
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    b.sign(&ext_key, openssl::hash::MessageDigest::sha256())
+        .unwrap();
+    let imported = mallory.call(
+        0x8000_0005,
+        Ttlv::structure(
+            tag::REQUEST_PAYLOAD,
+            vec![
+                item(tag::UNIQUE_IDENTIFIER, Value::TextString(copy.clone())),
+                item(
+                    tag::CERTIFICATE_VALUE,
+                    Value::ByteString(b.build().to_der().unwrap()),
+                ),
+            ],
+        ),
+    );
+    assert!(
+        imported.is_err(),
+        "a CA certificate for a registered copy of a CA's public key was imported: {imported:?}"
+    );
+
+    // (3) the real public key, granted too, self-signed again by the grantee
+    grant(&server, &int_public, "mallory", "Certify Get GetAttributes");
+    let again = certify(
+        &mut mallory,
+        &int_public,
+        &[
+            ("ca-profile", "root"),
+            ("ca-subject", "CN=Test Issuing CA,O=Example"),
+        ],
+    );
+    assert!(
+        again.is_err(),
+        "a grantee made a new root of a CA's own key pair: {again:?}"
+    );
+
+    // what was delegated still works, inside the intermediate's rules
+    ca.ok_as(
+        "mallory",
+        &[
+            "issue",
+            "--issuer",
+            &int,
+            "--profile",
+            "server",
+            "--subject",
+            "CN=m.example.com",
+            "--san",
+            "dns:m.example.com",
+            "--out",
+            "m.pem",
+        ],
+    );
+    openssl_ok(
+        dir,
+        &[
+            "verify",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "int.pem",
+            "m.pem",
+        ],
+    );
+    let why = ca.refused(
+        "mallory",
+        &[
+            "issue",
+            "--issuer",
+            &int,
+            "--profile",
+            "server",
+            "--subject",
+            "CN=m.evil.org",
+            "--san",
+            "dns:m.evil.org",
+        ],
+    );
+    assert!(why.contains("outside the name constraints"), "{why}");
+    let why = ca.refused(
+        "mallory",
+        &[
+            "init-intermediate",
+            "--issuer",
+            &int,
+            "--subject",
+            "CN=Mallory CA",
+        ],
+    );
+    assert!(why.contains("path length"), "{why}");
+}
