@@ -6,7 +6,7 @@ pub mod commands;
 
 use der::Decode;
 use kmip_client::Client;
-use kmip_codec::message::{Enum, Req};
+use kmip_codec::message::{Enum, FieldValue, Req};
 use kmip_codec::ops::*;
 use kmip_codec::vocab::enums::{
     cryptographic_algorithm as alg, cryptographic_usage_mask as um, link_type, object_type as ot,
@@ -310,68 +310,151 @@ impl Kmip {
         name: &str,
         ca: bool,
     ) -> Result<(String, String)> {
-        let mut common = vec![item(tag::ACTIVATION_DATE, Value::DateTime(now()))];
-        match key {
-            KeyType::Rsa(bits) => {
-                common.push(item(
-                    tag::CRYPTOGRAPHIC_ALGORITHM,
-                    Value::Enumeration(alg::RSA),
-                ));
-                common.push(item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(bits)));
+        let r: CreateKeyPairResponse = self
+            .0
+            .op(op::CREATE_KEY_PAIR, &key_pair_request(key, name, ca))?;
+        Ok(key_pair_ids(&r))
+    }
+
+    /// Generate a key pair in the server and, in the same message, certify it (or ask for a
+    /// certificate request for it): one transaction (Batch Error Continuation Option Undo), so
+    /// a refused certificate leaves no key pair behind. The second operation names the key
+    /// pair by the ID Placeholder (its private key). The key pair's identifiers (private,
+    /// public) and the second operation's response payload.
+    pub fn with_new_key_pair(
+        &mut self,
+        key: KeyType,
+        name: &str,
+        ca: bool,
+        then: (u32, Ttlv),
+    ) -> Result<(String, String, Ttlv)> {
+        let create = key_pair_request(key, name, ca).encode(tag::REQUEST_PAYLOAD);
+        let mut req = self
+            .0
+            .batch_request(vec![(op::CREATE_KEY_PAIR, create), then]);
+        req.header.0.batch_error_continuation_option = Some(Enum(
+            kmip_codec::vocab::enums::batch_error_continuation_option::UNDO,
+        ));
+        let resp = self.0.send(&req)?;
+        let ok = kmip_codec::vocab::enums::result_status::SUCCESS;
+        if let Some(bad) = resp
+            .batch_item
+            .iter()
+            .find(|b| {
+                b.result_status.0 .0 == kmip_codec::vocab::enums::result_status::OPERATION_FAILED
+            })
+            .or_else(|| resp.batch_item.iter().find(|b| b.result_status.0 .0 != ok))
+        {
+            return Err(kmip_client::ClientError::Failed {
+                reason: bad.result_reason.map(|r| r.0).unwrap_or(0),
+                message: bad.result_message.clone().unwrap_or_default(),
             }
-            KeyType::Ec(curve, bits) => {
-                common.push(item(
-                    tag::CRYPTOGRAPHIC_ALGORITHM,
-                    Value::Enumeration(alg::EC),
-                ));
-                common.push(item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(bits)));
-                common.push(Ttlv::structure(
-                    tag::CRYPTOGRAPHIC_DOMAIN_PARAMETERS,
-                    vec![item(tag::RECOMMENDED_CURVE, Value::Enumeration(curve))],
-                ));
-            }
+            .into());
         }
-        let named = |suffix: &str| {
-            Ttlv::structure(
-                tag::NAME,
-                vec![
-                    text(tag::NAME_VALUE, &format!("{name} {suffix}")),
-                    item(tag::NAME_TYPE, Value::Enumeration(1)),
-                ],
-            )
+        let mut items = resp.batch_item.into_iter();
+        let (Some(first), Some(second), None) = (items.next(), items.next(), items.next()) else {
+            return fail("the server did not answer both operations");
         };
-        let mask = |m: u32| item(tag::CRYPTOGRAPHIC_USAGE_MASK, Value::Integer(m as i32));
-        let private = if ca {
-            vec![
-                named("private key"),
-                mask(um::CERTIFICATE_SIGN | um::CRL_SIGN),
-                item(tag::SENSITIVE, Value::Boolean(true)),
-                item(tag::EXTRACTABLE, Value::Boolean(false)),
-            ]
-        } else {
-            let m = match key {
-                KeyType::Rsa(_) => um::SIGN | um::DECRYPT | um::UNWRAP_KEY,
-                KeyType::Ec(..) => um::SIGN,
-            };
-            vec![named("private key"), mask(m)]
-        };
-        let attrs = |v: Vec<Ttlv>| Some(Ttlv::structure(tag::ATTRIBUTES, v));
-        let r: CreateKeyPairResponse = self.0.op(
-            op::CREATE_KEY_PAIR,
-            &CreateKeyPairRequest {
-                common_attributes: attrs(common),
-                private_key_attributes: attrs(private),
-                public_key_attributes: attrs(vec![named("public key"), mask(um::VERIFY)]),
-                ..Default::default()
-            },
-        )?;
-        let id = |t: &Ttlv| t.as_text().map(str::to_owned).unwrap_or_default();
+        let empty = || Ttlv::structure(tag::RESPONSE_PAYLOAD, Vec::new());
+        let pair = CreateKeyPairResponse::decode(&first.response_payload.unwrap_or_else(empty))
+            .map_err(|e| Error(format!("Create Key Pair response: {e}")))?;
+        let (private, public) = key_pair_ids(&pair);
         Ok((
-            id(&r.private_key_unique_identifier),
-            id(&r.public_key_unique_identifier),
+            private,
+            public,
+            second.response_payload.unwrap_or_else(empty),
         ))
     }
 
+    /// [`Kmip::with_new_key_pair`] for a certificate: the key pair's identifiers and the
+    /// certificate's.
+    pub fn certify_new_key_pair(
+        &mut self,
+        key: KeyType,
+        name: &str,
+        ca: bool,
+        req: &CertRequest,
+    ) -> Result<(String, String, String)> {
+        let certify = CertifyRequest {
+            attributes: Some(Ttlv::structure(tag::ATTRIBUTES, req.attributes())),
+            ..Default::default()
+        }
+        .encode(tag::REQUEST_PAYLOAD);
+        let (private, public, payload) =
+            self.with_new_key_pair(key, name, ca, (op::CERTIFY, certify))?;
+        let r = CertifyResponse::decode(&payload)
+            .map_err(|e| Error(format!("Certify response: {e}")))?;
+        Ok((private, public, r.unique_identifier.0))
+    }
+}
+
+/// The Create Key Pair request for a key of `key` type named `name`. A CA key is Sensitive and
+/// not Extractable, and may only sign certificates and CRLs; a leaf key signs (and, for RSA,
+/// decrypts).
+fn key_pair_request(key: KeyType, name: &str, ca: bool) -> CreateKeyPairRequest {
+    let mut common = vec![item(tag::ACTIVATION_DATE, Value::DateTime(now()))];
+    match key {
+        KeyType::Rsa(bits) => {
+            common.push(item(
+                tag::CRYPTOGRAPHIC_ALGORITHM,
+                Value::Enumeration(alg::RSA),
+            ));
+            common.push(item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(bits)));
+        }
+        KeyType::Ec(curve, bits) => {
+            common.push(item(
+                tag::CRYPTOGRAPHIC_ALGORITHM,
+                Value::Enumeration(alg::EC),
+            ));
+            common.push(item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(bits)));
+            common.push(Ttlv::structure(
+                tag::CRYPTOGRAPHIC_DOMAIN_PARAMETERS,
+                vec![item(tag::RECOMMENDED_CURVE, Value::Enumeration(curve))],
+            ));
+        }
+    }
+    let named = |suffix: &str| {
+        Ttlv::structure(
+            tag::NAME,
+            vec![
+                text(tag::NAME_VALUE, &format!("{name} {suffix}")),
+                item(tag::NAME_TYPE, Value::Enumeration(1)),
+            ],
+        )
+    };
+    let mask = |m: u32| item(tag::CRYPTOGRAPHIC_USAGE_MASK, Value::Integer(m as i32));
+    let private = if ca {
+        vec![
+            named("private key"),
+            mask(um::CERTIFICATE_SIGN | um::CRL_SIGN),
+            item(tag::SENSITIVE, Value::Boolean(true)),
+            item(tag::EXTRACTABLE, Value::Boolean(false)),
+        ]
+    } else {
+        let m = match key {
+            KeyType::Rsa(_) => um::SIGN | um::DECRYPT | um::UNWRAP_KEY,
+            KeyType::Ec(..) => um::SIGN,
+        };
+        vec![named("private key"), mask(m)]
+    };
+    let attrs = |v: Vec<Ttlv>| Some(Ttlv::structure(tag::ATTRIBUTES, v));
+    CreateKeyPairRequest {
+        common_attributes: attrs(common),
+        private_key_attributes: attrs(private),
+        public_key_attributes: attrs(vec![named("public key"), mask(um::VERIFY)]),
+        ..Default::default()
+    }
+}
+
+fn key_pair_ids(r: &CreateKeyPairResponse) -> (String, String) {
+    let id = |t: &Ttlv| t.as_text().map(str::to_owned).unwrap_or_default();
+    (
+        id(&r.private_key_unique_identifier),
+        id(&r.public_key_unique_identifier),
+    )
+}
+
+impl Kmip {
     /// Certify a stored public key, or a PKCS#10 request (DER); the new certificate's id.
     pub fn certify(
         &mut self,
@@ -509,6 +592,36 @@ impl Kmip {
             .and_then(Ttlv::as_bytes)
             .ok_or_else(|| Error("the server sent no CRL".into()))?
             .to_vec())
+    }
+
+    /// A new CA key pair and a PKCS#10 request for it, signed in the server (DER), in one
+    /// transaction: the key pair's identifiers (private, public) and the request.
+    pub fn request_for_new_key_pair(
+        &mut self,
+        key: KeyType,
+        subject: &str,
+    ) -> Result<(String, String, Vec<u8>)> {
+        let (private, public, r) = self.with_new_key_pair(
+            key,
+            subject,
+            true,
+            (
+                CERTIFICATE_REQUEST_OPERATION,
+                Ttlv::structure(
+                    tag::REQUEST_PAYLOAD,
+                    vec![Ttlv::structure(
+                        tag::ATTRIBUTES,
+                        vec![custom("ca-subject", Value::TextString(subject.into()))],
+                    )],
+                ),
+            ),
+        )?;
+        let der = r
+            .child(tag::DATA)
+            .and_then(Ttlv::as_bytes)
+            .ok_or_else(|| Error("the server sent no request".into()))?
+            .to_vec();
+        Ok((private, public, der))
     }
 
     /// A PKCS#10 request for a stored CA key, signed in the server, DER.

@@ -392,3 +392,154 @@ fn a_certify_grant_never_makes_a_ca_of_its_own() {
     );
     assert!(why.contains("path length"), "{why}");
 }
+
+/// How many objects of `object_type` the administrator finds.
+fn count(c: &mut Client, object_type: u32) -> usize {
+    let r: LocateResponse = c
+        .op(
+            op::LOCATE,
+            &LocateRequest {
+                attributes: Some(Ttlv::structure(
+                    tag::ATTRIBUTES,
+                    vec![item(tag::OBJECT_TYPE, Value::Enumeration(object_type))],
+                )),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    r.unique_identifier.len()
+}
+
+/// Finding: `kmip-ca issue` created a key pair, then asked for its certificate; when the
+/// server refused the certificate the key pair stayed. Key pair and certificate are now one
+/// transaction, for every command that generates a key to certify.
+#[test]
+fn a_refused_issuance_leaves_no_key_pair() {
+    let server = ServerProcess::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let ca = Ca {
+        server: &server,
+        dir,
+    };
+    let (root, int) = pki(&ca, &["example.com"]);
+    let mut admin = server.client("admin");
+    let objects = |c: &mut Client| {
+        (
+            count(c, ot::PRIVATE_KEY),
+            count(c, ot::PUBLIC_KEY),
+            count(c, ot::CERTIFICATE),
+        )
+    };
+    let before = objects(&mut admin);
+    assert_eq!(before, (2, 2, 2), "the root's and the intermediate's");
+
+    let refusals: [(&[&str], &str); 4] = [
+        (
+            &[
+                "issue",
+                "--issuer",
+                &int,
+                "--profile",
+                "server",
+                "--subject",
+                "CN=www.evil.org",
+                "--san",
+                "dns:www.evil.org",
+            ],
+            "outside the name constraints",
+        ),
+        (
+            &[
+                "init-intermediate",
+                "--issuer",
+                &int,
+                "--subject",
+                "CN=Too Deep",
+            ],
+            "path length",
+        ),
+        (
+            &[
+                "issue",
+                "--issuer",
+                &root,
+                "--profile",
+                "server",
+                "--subject",
+                "CN=www.example.com",
+                "--days",
+                "100000",
+            ],
+            "days",
+        ),
+        (
+            &["init-root", "--subject", "XX=not a name"],
+            "unknown attribute",
+        ),
+    ];
+    for (args, why) in refusals {
+        let said = ca.refused("admin", args);
+        assert!(said.contains(why), "{args:?}: {said}");
+        assert_eq!(
+            objects(&mut admin),
+            before,
+            "kmip-ca {args:?} was refused and left objects behind"
+        );
+    }
+    // an issuer the caller cannot see: refused, and nothing of the caller's stays either
+    server.issue_client_cert("mallory");
+    let mut mallory = server.client("mallory");
+    ca.refused(
+        "mallory",
+        &[
+            "issue",
+            "--issuer",
+            &int,
+            "--profile",
+            "server",
+            "--subject",
+            "CN=m.example.com",
+            "--san",
+            "dns:m.example.com",
+        ],
+    );
+    assert_eq!(objects(&mut mallory), (0, 0, 0));
+
+    // a success makes exactly one key pair and one certificate
+    ca.ok(&[
+        "issue",
+        "--issuer",
+        &int,
+        "--profile",
+        "server",
+        "--subject",
+        "CN=www.example.com",
+        "--san",
+        "dns:www.example.com",
+        "--out",
+        "www.pem",
+    ]);
+    assert_eq!(objects(&mut admin), (3, 3, 3));
+    openssl_ok(
+        dir,
+        &[
+            "verify",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "int.pem",
+            "www.pem",
+        ],
+    );
+    // and an external root's request: one key pair, no certificate yet
+    ca.ok(&[
+        "init-intermediate",
+        "--subject",
+        "CN=External Issuing CA",
+        "--csr-out",
+        "ext.csr",
+    ]);
+    assert_eq!(objects(&mut admin), (4, 4, 3));
+    openssl_ok(dir, &["req", "-in", "ext.csr", "-noout", "-verify"]);
+}

@@ -53,9 +53,8 @@ pub fn run(a: Args, conn: &Connection, json: bool) -> Result<()> {
         .subject
         .clone()
         .ok_or_else(|| crate::Error("init-intermediate needs --subject".into()))?;
-    let (_, public) = kmip.create_key_pair(a.key, &subject, true)?;
     if let Some(out) = &a.csr_out {
-        let der = kmip.certificate_request(&public, &subject)?;
+        let (_, public, der) = kmip.request_for_new_key_pair(a.key, &subject)?;
         let pem = openssl::x509::X509Req::from_der(&der)?.to_pem()?;
         crate::output(Some(out), &pem)?;
         if json {
@@ -71,13 +70,14 @@ pub fn run(a: Args, conn: &Connection, json: bool) -> Result<()> {
     let issuer = a
         .issuer
         .ok_or_else(|| crate::Error("give --issuer, --csr-out, or --import".into()))?;
-    let id = kmip.certify(
-        Some(&public),
-        None,
+    let (_, _, id) = kmip.certify_new_key_pair(
+        a.key,
+        &subject,
+        true,
         &CertRequest {
             profile: a.profile,
             issuer: Some(issuer),
-            subject: Some(subject),
+            subject: Some(subject.clone()),
             sans: a.naming.sans,
             days: a.naming.days,
             path_len: a.path_len,

@@ -25,13 +25,13 @@ pub fn run(a: Args, conn: &Connection, json: bool) -> Result<()> {
         .clone()
         .ok_or_else(|| crate::Error("init-root needs --subject".into()))?;
     let mut kmip = conn.connect()?;
-    let (_, public) = kmip.create_key_pair(a.key, &subject, true)?;
-    let id = kmip.certify(
-        Some(&public),
-        None,
+    let (_, _, id) = kmip.certify_new_key_pair(
+        a.key,
+        &subject,
+        true,
         &CertRequest {
             profile: "root".into(),
-            subject: Some(subject),
+            subject: Some(subject.clone()),
             sans: a.naming.sans,
             days: a.naming.days,
             path_len: a.path_len,

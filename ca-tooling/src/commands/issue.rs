@@ -24,14 +24,15 @@ pub fn run(a: Args, conn: &Connection, json: bool) -> Result<()> {
         .clone()
         .ok_or_else(|| crate::Error("issue needs --subject".into()))?;
     let mut kmip = conn.connect()?;
-    let (_, public) = kmip.create_key_pair(a.key, &subject, false)?;
-    let id = kmip.certify(
-        Some(&public),
-        None,
+    // the key pair and its certificate in one transaction: a refusal leaves no key behind
+    let (_, _, id) = kmip.certify_new_key_pair(
+        a.key,
+        &subject,
+        false,
         &CertRequest {
             profile: a.profile,
             issuer: Some(a.issuer),
-            subject: Some(subject),
+            subject: Some(subject.clone()),
             sans: a.naming.sans,
             days: a.naming.days,
             ..Default::default()

@@ -151,6 +151,21 @@ impl Manager {
         Ok((r, der))
     }
 
+    /// The public key to certify when a request names key `id`: `id` itself, or the public
+    /// half of private key `id`. The ID Placeholder after Create Key Pair names the private
+    /// key, so a batch (Create Key Pair, then Certify of the placeholder) issues in one
+    /// transaction: with Batch Error Continuation Option Undo a refused Certify leaves no key
+    /// pair behind.
+    fn public_half(&self, id: &str, now: i64) -> Result<String, LifecycleError> {
+        let r = self.get(id, now)?;
+        if r.object_type == ot::PRIVATE_KEY {
+            return linked(&r, link_type::PUBLIC_KEY_LINK).ok_or_else(|| {
+                LifecycleError::InvalidField(format!("private key {id} has no public key"))
+            });
+        }
+        Ok(r.id)
+    }
+
     /// A CA certificate as an issuer: its name, rebuilt from the subject it was issued with
     /// (so the encoding is identical), and its key identifier.
     fn issuer_params(&self, cert: &Record, now: i64) -> Result<CertificateParams, LifecycleError> {
@@ -282,7 +297,7 @@ impl Manager {
         let mut params = spec.params;
         let (spki, public) = match subject {
             ToCertify::PublicKey(id) => {
-                let (r, der) = self.spki(id, now)?;
+                let (r, der) = self.spki(&self.public_half(id, now)?, now)?;
                 (der, Some(r))
             }
             ToCertify::Request { spki } => (spki.to_vec(), None),
@@ -651,7 +666,7 @@ impl Manager {
         subject: &str,
         now: i64,
     ) -> Result<Vec<u8>, LifecycleError> {
-        let (r, _) = self.spki(public, now)?;
+        let (r, _) = self.spki(&self.public_half(public, now)?, now)?;
         let private = linked(&r, link_type::PRIVATE_KEY_LINK).ok_or_else(|| {
             LifecycleError::InvalidField("the public key has no private key".into())
         })?;
