@@ -712,6 +712,60 @@ pub fn output(path: Option<&std::path::Path>, bytes: &[u8]) -> Result<()> {
     }
 }
 
+/// Write `bytes` to `path` readable and writable by its owner only: a new file created with
+/// mode 0600 in the same directory, then renamed over `path` (an existing file's mode never
+/// lets anyone read the new content).
+pub fn output_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |e: std::io::Error| Error(format!("{}: {e}", path.display()));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error(format!("{}: not a file name", path.display())))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(err)
+}
+
+/// Ask for a secret at the terminal without echoing it (`stty -echo` around the read).
+pub fn prompt_hidden(prompt: &str) -> Result<String> {
+    use std::io::Write;
+    let stty = |arg: &str| {
+        std::process::Command::new("stty")
+            .arg(arg)
+            .stdin(std::process::Stdio::inherit())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
+    if !stty("-echo") {
+        return fail("cannot turn off the terminal's echo to read a password");
+    }
+    let mut line = String::new();
+    let read = std::io::stdin().read_line(&mut line);
+    stty("echo");
+    eprintln!();
+    read?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
 pub fn now_unix() -> i64 {
     now()
 }

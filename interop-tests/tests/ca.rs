@@ -399,14 +399,15 @@ fn a_pki_whose_keys_never_leave_the_server() {
     );
 
     // a leaf's PKCS#12 carries its key; a CA's never does, for the administrator either
+    std::fs::write(dir.join("pw.txt"), "pw\n").unwrap();
     let p12 = ca.ok(&[
         "export",
         &id(&short),
         "--format",
         "p12",
         "--chain",
-        "--password",
-        "pw",
+        "--password-file",
+        "pw.txt",
         "--out",
         "short.p12",
     ]);
@@ -416,8 +417,8 @@ fn a_pki_whose_keys_never_leave_the_server() {
         &id(&int),
         "--format",
         "p12",
-        "--password",
-        "pw",
+        "--password-file",
+        "pw.txt",
         "--out",
         "int.p12",
     ]);

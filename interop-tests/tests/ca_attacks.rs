@@ -543,3 +543,144 @@ fn a_refused_issuance_leaves_no_key_pair() {
     assert_eq!(objects(&mut admin), (4, 4, 3));
     openssl_ok(dir, &["req", "-in", "ext.csr", "-noout", "-verify"]);
 }
+
+/// Finding: `kmip-ca export --format p12` wrote a PKCS#12 with an empty password by default,
+/// with mode 0644. A password is now required (from a file or typed at the terminal, never on
+/// the command line) and the file is created 0600.
+#[test]
+fn a_pkcs12_needs_a_password_and_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = ServerProcess::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let ca = Ca {
+        server: &server,
+        dir,
+    };
+    let (_, int) = pki(&ca, &["example.com"]);
+    let leaf = ca.ok(&[
+        "issue",
+        "--issuer",
+        &int,
+        "--profile",
+        "client",
+        "--subject",
+        "CN=alice.example.com",
+        "--san",
+        "dns:alice.example.com",
+        "--out",
+        "alice.pem",
+    ]);
+    let leaf = id(&leaf);
+    let mode = |f: &str| std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
+
+    // no password: refused, nothing written (standard input is no terminal here)
+    let why = ca.refused(
+        "admin",
+        &["export", &leaf, "--format", "p12", "--out", "none.p12"],
+    );
+    assert!(why.contains("password"), "{why}");
+    assert!(!dir.join("none.p12").exists());
+    // on the command line: refused
+    let why = ca.refused(
+        "admin",
+        &[
+            "export",
+            &leaf,
+            "--format",
+            "p12",
+            "--password",
+            "s3cret-on-argv",
+            "--out",
+            "argv.p12",
+        ],
+    );
+    assert!(why.contains("--password-file"), "{why}");
+    assert!(!dir.join("argv.p12").exists());
+    // an empty password file: refused
+    std::fs::write(dir.join("empty.txt"), "\n").unwrap();
+    ca.refused(
+        "admin",
+        &[
+            "export",
+            &leaf,
+            "--format",
+            "p12",
+            "--password-file",
+            "empty.txt",
+            "--out",
+            "empty.p12",
+        ],
+    );
+    assert!(!dir.join("empty.p12").exists());
+
+    // from a file: the PKCS#12 opens with it only, and only its owner may read it, even
+    // where a world-readable file stood before
+    std::fs::write(dir.join("pw.txt"), "correct horse\n").unwrap();
+    std::fs::write(dir.join("alice.p12"), b"old").unwrap();
+    std::fs::set_permissions(
+        dir.join("alice.p12"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let out = ca.run_as(
+        "admin",
+        &[
+            "export",
+            &leaf,
+            "--format",
+            "p12",
+            "--chain",
+            "--password-file",
+            "pw.txt",
+            "--out",
+            "alice.p12",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!said.contains("correct horse"), "{said}");
+    assert_eq!(mode("alice.p12"), 0o600);
+    let text = openssl_ok(
+        dir,
+        &[
+            "pkcs12",
+            "-in",
+            "alice.p12",
+            "-passin",
+            "file:pw.txt",
+            "-nodes",
+            "-info",
+        ],
+    );
+    assert!(text.contains("PRIVATE KEY"), "{text}");
+    let empty = openssl(
+        dir,
+        &[
+            "pkcs12",
+            "-in",
+            "alice.p12",
+            "-passin",
+            "pass:",
+            "-nodes",
+            "-noout",
+        ],
+    );
+    assert!(!empty.status.success(), "an empty password opens it");
+    // a new file too
+    ca.ok(&[
+        "export",
+        &leaf,
+        "--format",
+        "p12",
+        "--password-file",
+        "pw.txt",
+        "--out",
+        "new.p12",
+    ]);
+    assert_eq!(mode("new.p12"), 0o600);
+}
