@@ -117,6 +117,12 @@ pub struct Config {
     /// PyKMIP's server does not enforce it, and its client test suite relies on that.
     #[arg(long, env = "KMIP_DUPLICATE_NAMES")]
     pub duplicate_names: bool,
+    /// Server policy, beyond KMIP (as PKCS#11's CKA_WRAP_WITH_TRUSTED): a Sensitive key
+    /// leaves only wrapped by a key an administrator marked trusted (`kmip-server
+    /// trust-wrapping-key ID`). KMIP lets it leave wrapped by any key the caller may use,
+    /// including one it registered itself and can unwrap with at home; that stays the default.
+    #[arg(long, env = "KMIP_WRAP_TRUSTED_ONLY")]
+    pub wrap_trusted_only: bool,
     /// Certificate profiles for Certify (TOML; see `kmip_server::ca`): they change or add to
     /// the built-in root, intermediate-ca, server, client, code-signing and email profiles.
     #[arg(long, env = "KMIP_CA_PROFILES")]

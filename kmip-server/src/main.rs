@@ -63,6 +63,17 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Mark a key as a trusted wrapping key (an administrator only): under
+    /// --wrap-trusted-only, Sensitive keys leave wrapped by trusted keys only. A symmetric or
+    /// private key must be non-extractable; a public key qualifies as it is.
+    TrustWrappingKey {
+        object: String,
+        /// Withdraw the mark instead.
+        #[arg(long)]
+        withdraw: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Read a password on standard input and print its scrypt hash, for --password.
     HashPassword,
     /// Work with the audit log.
@@ -288,6 +299,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
         manager: Manager::new(Arc::new(store), Core::new(master)).policy(
             lifecycle::object::Policy {
                 derive_from_pre_active: cfg.derive_from_pre_active,
+                wrap_trusted_only: cfg.wrap_trusted_only,
             },
         ),
         admins: cfg.admins.clone(),
@@ -399,6 +411,26 @@ fn main() -> ExitCode {
             from,
             remote,
         }) => grant_command(&cli.config.data_dir, &remote, &object, &from, &[]),
+        Some(Command::TrustWrappingKey {
+            object,
+            withdraw,
+            remote,
+        }) => (|| {
+            use kmip_codec::vocab::tag;
+            use kmip_codec::{Ttlv, Value};
+            use kmip_server::policy::vendor;
+            let mut c = remote.client(&cli.config.data_dir)?;
+            let payload = vec![
+                Ttlv::new(tag::UNIQUE_IDENTIFIER, Value::TextString(object.clone())),
+                Ttlv::new(vendor::TRUSTED, Value::Boolean(!withdraw)),
+            ];
+            c.call(
+                vendor::TRUST_WRAPPING_KEY,
+                Ttlv::structure(tag::REQUEST_PAYLOAD, payload),
+            )
+            .context("trust wrapping key")?;
+            Ok(())
+        })(),
         Some(Command::Grants { object, remote }) => (|| {
             use kmip_codec::vocab::tag;
             use kmip_codec::{Ttlv, Value};

@@ -330,6 +330,11 @@ pub mod vendor {
     /// Import CA { Unique Identifier of a public key, Certificate Value } -> { Unique
     /// Identifier of the new Certificate }: a CA certificate an external root issued.
     pub const IMPORT_CA: u32 = 0x8000_0005;
+    /// Trust Wrapping Key { Unique Identifier, Trusted (Boolean) } -> { Unique Identifier }:
+    /// an administrator marks (or unmarks) a key that Sensitive keys may leave wrapped by
+    /// under `--wrap-trusted-only`.
+    pub const TRUST_WRAPPING_KEY: u32 = 0x8000_0006;
+    pub const TRUSTED: Tag = Tag(0x54_FF06);
     pub const GRANT_TAG: Tag = Tag(0x54_FF03);
     pub const GRANTEE: Tag = Tag(0x54_FF04);
 }
@@ -342,6 +347,7 @@ pub fn operation_by_name(name: &str) -> Option<u32> {
         "CRL" => Some(vendor::CRL),
         "CertificateRequest" => Some(vendor::CERTIFICATE_REQUEST),
         "ImportCA" => Some(vendor::IMPORT_CA),
+        "TrustWrappingKey" => Some(vendor::TRUST_WRAPPING_KEY),
         _ => kmip_codec::vocab::enum_def("Operation")?
             .by_xml(name)
             .map(|e| e.value),

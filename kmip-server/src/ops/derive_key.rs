@@ -36,6 +36,16 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
             "Cryptographic Length must be a positive number of bytes, at most 8192 bits",
         ));
     }
+    // the base object is always given here, so HASH may not also take Derivation Data
+    // (KMIP 1.4 §4.15 and its error table: Invalid Message)
+    if method == kmip_codec::vocab::enums::derivation_method::HASH
+        && dp.child(tag::DERIVATION_DATA).is_some()
+    {
+        return Err(OpError::new(
+            rr::INVALID_MESSAGE,
+            "HASH derivation takes a base object or Derivation Data, not both",
+        ));
+    }
     let d = Derivation {
         method,
         params: CryptoParams::from_ttlv(dp.child(tag::CRYPTOGRAPHIC_PARAMETERS)),

@@ -1,4 +1,5 @@
-//! Our vendor operations for grants: Grant and List Grants (see `policy::vendor`).
+//! Our vendor operations for who may do what: Grant, List Grants and Trust Wrapping Key (see
+//! `policy::vendor`).
 
 use crate::dispatch::{Ctx, OpError};
 use crate::policy::vendor;
@@ -44,4 +45,17 @@ pub fn list(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
         out.push(Ttlv::structure(vendor::GRANT_TAG, g));
     }
     Ok(Ttlv::structure(payload.tag, out))
+}
+
+pub fn trust_wrapping_key(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+    let id = uid(ctx, payload)?;
+    let trusted = payload
+        .child(vendor::TRUSTED)
+        .and_then(Ttlv::as_bool)
+        .ok_or_else(|| OpError::invalid("Trust Wrapping Key needs Trusted (a Boolean)"))?;
+    let r = ctx.manager.trust_wrapping_key(&id, trusted, ctx.now)?;
+    Ok(Ttlv::structure(
+        payload.tag,
+        vec![Ttlv::new(tag::UNIQUE_IDENTIFIER, Value::TextString(r.id))],
+    ))
 }

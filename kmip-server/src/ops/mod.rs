@@ -137,6 +137,7 @@ pub fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, 
         crate::policy::vendor::CRL => crl::apply(ctx, payload),
         crate::policy::vendor::CERTIFICATE_REQUEST => certificate_request::apply(ctx, payload),
         crate::policy::vendor::IMPORT_CA => import_ca::apply(ctx, payload),
+        crate::policy::vendor::TRUST_WRAPPING_KEY => grant::trust_wrapping_key(ctx, payload),
         op::CERTIFY => certify::apply(ctx, payload),
         other => Err(OpError::new(
             rr::OPERATION_NOT_SUPPORTED,

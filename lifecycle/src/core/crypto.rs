@@ -702,8 +702,15 @@ pub fn derive(key: &KeyMaterial, d: &Derivation<'_>) -> Result<Secret, CoreError
             }
         }
         dm::HASH => {
+            // KMIP 2.1 §6.1.12: the base object or Derivation Data, never both (a hash of the
+            // data alone would be the same for every key, and computable by anyone)
+            if d.data.is_some() {
+                return Err(unsupported(
+                    "HASH derivation takes a base object or Derivation Data, not both",
+                ));
+            }
             let md = digest(d.params.hashing_algorithm, MessageDigest::sha256())?;
-            let h = openssl::hash::hash(md, d.data.unwrap_or(key.bytes.expose()))?;
+            let h = openssl::hash::hash(md, key.bytes.expose())?;
             let n = h.len().min(out.len());
             out.truncate(n);
             out.copy_from_slice(&h[..n]);

@@ -157,10 +157,16 @@ mod tests {
             .iter()
             .any(|a| a.tag == tag::RANDOM_NUMBER_GENERATOR));
         assert!(all(&r).contains(&date(tag::ORIGINAL_CREATION_DATE, 10)));
-        let r = m
+        // Sensitive never goes back (protection.rs), so Always Sensitive stays true
+        assert!(m
             .modify_attribute(&r.id, None, boolean(tag::SENSITIVE, false), 0, 11)
-            .unwrap();
-        assert!(all(&r).contains(&boolean(tag::ALWAYS_SENSITIVE, false)));
+            .is_err());
+        assert!(all(&m.get(&r.id, 11).unwrap()).contains(&boolean(tag::ALWAYS_SENSITIVE, true)));
+        // a key made Sensitive later was not always so
+        let mut later = attrs.clone();
+        later.retain(|a| a.tag != tag::SENSITIVE);
+        later.push(boolean(tag::SENSITIVE, false));
+        let r = m.create(ot::SYMMETRIC_KEY, later, 11).unwrap();
         let r = m
             .modify_attribute(&r.id, None, boolean(tag::SENSITIVE, true), 0, 12)
             .unwrap();

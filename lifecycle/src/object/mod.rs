@@ -29,6 +29,10 @@ pub struct Manager {
 pub struct Policy {
     /// Derive Key may start from a Pre-Active object (see [`state::Usage::DeriveFromPreActive`]).
     pub derive_from_pre_active: bool,
+    /// Beyond KMIP (as PKCS#11's CKA_WRAP_WITH_TRUSTED): a Sensitive key leaves only wrapped
+    /// by a key an administrator marked trusted (see `protection.rs`). KMIP lets a Sensitive
+    /// key leave wrapped by any key the caller may use, one it registered itself included.
+    pub wrap_trusted_only: bool,
 }
 
 /// Changes made under [`Manager::prepare`], not yet in the store.
@@ -830,8 +834,11 @@ impl Manager {
         if !rule.multiple && r.attributes.iter().any(|a| same_attribute(a, &item)) {
             return Err(LifecycleError::SingleValuedAttribute(item.tag));
         }
+        self.may_change_access(&r, item.tag)?;
         self.check_names(id, &r.attributes, std::slice::from_ref(&item))?;
+        let before = r.attributes.clone();
         r.attributes.push(item);
+        protection::only_tightens(&before, &r.attributes)?;
         implicit::follow_flags(&mut r.attributes);
         set_single(&mut r.attributes, date(tag::LAST_CHANGE_DATE, now));
         self.put(&r)?;
@@ -870,10 +877,13 @@ impl Manager {
         {
             return Err(LifecycleError::NotUsable(r.state));
         }
+        self.may_change_access(&r, new.tag)?;
         let mut others = r.attributes.clone();
         others.remove(pos);
         self.check_names(id, &others, std::slice::from_ref(&new))?;
+        let before = r.attributes.clone();
         r.attributes[pos] = new;
+        protection::only_tightens(&before, &r.attributes)?;
         implicit::follow_flags(&mut r.attributes);
         set_single(&mut r.attributes, date(tag::LAST_CHANGE_DATE, now));
         self.put(&r)?;
@@ -906,51 +916,72 @@ impl Manager {
                 .map(|(i, _)| i)
         }
         .ok_or(LifecycleError::AttributeNotFound)?;
+        self.may_change_access(&r, target.tag)?;
+        let before = r.attributes.clone();
         r.attributes.remove(pos);
+        protection::only_tightens(&before, &r.attributes)?;
         set_single(&mut r.attributes, date(tag::LAST_CHANGE_DATE, now));
         self.put(&r)?;
         Ok(r)
+    }
+
+    /// The identifiers a caller that is not an administrator may know of, from the owner,
+    /// grantee, group and namespace indexes; `None` when the caller reaches everything.
+    fn reachable(&self) -> Result<Option<Vec<String>>, LifecycleError> {
+        use crate::store::{index_key, GRANTEE, OWNER};
+        let Some(c) = self.caller.as_ref().filter(|c| !c.admin) else {
+            return Ok(None);
+        };
+        let mut keys = vec![
+            index_key(OWNER, c.identity.as_bytes()),
+            index_key(GRANTEE, c.identity.as_bytes()),
+        ];
+        keys.extend(
+            c.groups
+                .iter()
+                .map(|(g, _)| index_key(tag::OBJECT_GROUP, g.as_bytes())),
+        );
+        keys.extend(
+            c.namespaces
+                .iter()
+                .map(|(n, _)| index_key(tag::APPLICATION_SPECIFIC_INFORMATION, n.as_bytes())),
+        );
+        let mut v = Vec::new();
+        for k in keys {
+            v.extend(self.store.lookup(&k)?);
+        }
+        v.sort();
+        v.dedup();
+        Ok(Some(v))
     }
 
     /// Identifiers of the objects that match every criterion, newest first. An indexed
     /// criterion (Name, Object Type, State, algorithm, length, group, certificate type, custom
     /// attribute) narrows the candidates through the index before any record is read.
     pub fn locate(&self, q: &LocateQuery, now: i64) -> Result<Vec<String>, LifecycleError> {
-        let scoped = self.caller.as_ref().filter(|c| !c.admin);
         // a Name criterion may omit the Name Type, which the index does not need
-        let mut ids = match (q.attributes.iter().find_map(item_index_key), scoped) {
-            (Some(k), _) => self.store.lookup(&k)?,
-            // only what the caller owns, was granted, or was given by group: index lookups, not
-            // a scan
-            (None, Some(c)) => {
-                let mut v = self.store.lookup(&crate::store::index_key(
-                    crate::store::OWNER,
-                    c.identity.as_bytes(),
-                ))?;
-                v.extend(self.store.lookup(&crate::store::index_key(
-                    crate::store::GRANTEE,
-                    c.identity.as_bytes(),
-                ))?);
-                for (g, _) in &c.groups {
-                    v.extend(
-                        self.store
-                            .lookup(&crate::store::index_key(tag::OBJECT_GROUP, g.as_bytes()))?,
-                    );
-                }
-                for (n, _) in &c.namespaces {
-                    v.extend(self.store.lookup(&crate::store::index_key(
-                        tag::APPLICATION_SPECIFIC_INFORMATION,
-                        n.as_bytes(),
-                    ))?);
-                }
-                v.sort();
-                v.dedup();
-                v
+        let narrowed = match q.attributes.iter().find_map(item_index_key) {
+            Some(k) => Some(self.store.lookup(&k)?),
+            None => None,
+        };
+        // a caller that is not an administrator reaches only what it owns, was granted, or
+        // was given by group: its candidates are cut to those through the indexes, so a
+        // foreign record is never read, matched or counted (no oracle on others' values,
+        // nor on their existence through time)
+        let mut ids = match (self.reachable()?, narrowed) {
+            (Some(reach), Some(found)) => {
+                let reach: std::collections::HashSet<String> = reach.into_iter().collect();
+                found.into_iter().filter(|id| reach.contains(id)).collect()
             }
+            (Some(reach), None) => reach,
+            (None, Some(found)) => found,
             (None, None) => self.store.all_ids()?,
         };
         ids.sort_by_key(|id| std::cmp::Reverse(id.parse::<u64>().unwrap_or(0)));
         let mut out = Vec::new();
+        if q.maximum_items == Some(0) {
+            return Ok(out);
+        }
         let mut skipped = 0;
         for id in ids {
             let Some(mut r) = self.store.peek(&id)? else {
@@ -971,7 +1002,7 @@ impl Manager {
             } else {
                 !q.exclude_online
             };
-            if !storage_ok || !matches(&r, &q.attributes) {
+            if !self.visible(&r) || !storage_ok || !matches(&r, &q.attributes) {
                 continue;
             }
             if skipped < q.offset_items {
@@ -1436,6 +1467,7 @@ pub mod certify;
 pub mod multipart;
 pub use multipart::{Gathered, Part};
 pub mod implicit;
+mod protection;
 pub use implicit::implicit_attributes;
 
 #[cfg(test)]

@@ -89,6 +89,7 @@ impl Manager {
             return Err(LifecycleError::Destroyed);
         }
         let attrs = inherited(&old, offset, client, now);
+        protection::inherit_protection(&old.attributes, &attrs)?;
         let alg = get_enum(&attrs, tag::CRYPTOGRAPHIC_ALGORITHM).ok_or_else(|| {
             LifecycleError::InvalidField("the key has no Cryptographic Algorithm".into())
         })?;
@@ -148,6 +149,8 @@ impl Manager {
         attributes::check_client_attributes(&public)?;
         let priv_attrs = inherited(&old_priv, offset, private, now);
         let pub_attrs = inherited(&old_pub, offset, public, now);
+        protection::inherit_protection(&old_priv.attributes, &priv_attrs)?;
+        protection::inherit_protection(&old_pub.attributes, &pub_attrs)?;
         let (generated, public_material) = self.generate_pair(&priv_attrs)?;
         let ids = self.new_ids(2)?;
         let mut np =

@@ -346,10 +346,15 @@ impl Manager {
         if r.state.is_destroyed() {
             return Err(LifecycleError::Destroyed);
         }
+        // archived: neither used nor fetched, in any form, until it is recovered
+        if is_archived(&r) {
+            return Err(LifecycleError::Archived);
+        }
         if r.attribute(tag::EXTRACTABLE).and_then(Ttlv::as_bool) == Some(false) {
             return Err(LifecycleError::NotExtractable);
         }
         let (wr, wkey) = self.key_for(wrapping_id, Usage::Protect, um::WRAP_KEY, now)?;
+        self.may_wrap(&r, &wr)?;
         let p = Self::params(&wr, params.clone());
         let sealed = r.sealed.as_ref().ok_or(LifecycleError::Destroyed)?;
         let plain = self.core.unseal(&r.id, sealed)?;
@@ -521,6 +526,7 @@ mod derive_policy_tests {
             )
             .policy(Policy {
                 derive_from_pre_active: allow,
+                ..Policy::default()
             });
             let base = m.create(ot::SYMMETRIC_KEY, aes(256), 1).unwrap();
             assert_eq!(base.state, State::PreActive);

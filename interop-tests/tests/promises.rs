@@ -1,0 +1,597 @@
+//! The promises the README makes, attacked through the network with valid credentials: each
+//! test is one attack from the security review (SECURITY.md) and fails on a server that
+//! breaks the promise.
+
+use interop_tests::kmip::{activate, create_aes, get_attributes, item, mask, name, uid};
+use interop_tests::ServerProcess;
+use kmip_client::{Client, ClientError};
+use kmip_codec::attributes::attribute_to_v1;
+use kmip_codec::message::{Enum, FieldValue, Req};
+use kmip_codec::ops::*;
+use kmip_codec::vocab::enums::{
+    cryptographic_algorithm as alg, derivation_method, object_type as ot, operation as op,
+    result_reason as rr,
+};
+use kmip_codec::vocab::tag;
+use kmip_codec::{Ttlv, Value};
+
+const GRANT: u32 = 0x8000_0001;
+const GRANTEE: kmip_codec::Tag = kmip_codec::Tag(0x54_FF04);
+
+fn p<T: FieldValue>(f: &T) -> Ttlv {
+    f.encode(tag::REQUEST_PAYLOAD)
+}
+
+fn get(c: &mut Client, id: &str) -> Result<GetResponse, ClientError> {
+    c.op(
+        op::GET,
+        &GetRequest {
+            unique_identifier: uid(id),
+            ..Default::default()
+        },
+    )
+}
+
+fn reason<T: std::fmt::Debug>(r: Result<T, ClientError>) -> Option<u32> {
+    r.expect_err("refused").reason()
+}
+
+/// `owner` lets `grantee` perform `operations` on `id` (the vendor Grant operation).
+fn grant(owner: &mut Client, id: &str, grantee: &str, operations: &[u32]) {
+    let mut items = vec![
+        item(tag::UNIQUE_IDENTIFIER, Value::TextString(id.into())),
+        item(GRANTEE, Value::TextString(grantee.into())),
+    ];
+    items.extend(
+        operations
+            .iter()
+            .map(|o| item(tag::OPERATION, Value::Enumeration(*o))),
+    );
+    owner
+        .call(GRANT, Ttlv::structure(tag::REQUEST_PAYLOAD, items))
+        .unwrap();
+}
+
+/// Every way a 2.1 or 1.4 client can set one attribute of `id` to `value`.
+fn set_attempts(id: &str, value: Ttlv) -> Vec<(&'static str, (i32, i32), u32, Ttlv)> {
+    let new = || Ttlv::structure(tag::NEW_ATTRIBUTE, vec![value.clone()]);
+    vec![
+        (
+            "2.1 Modify Attribute",
+            (2, 1),
+            op::MODIFY_ATTRIBUTE,
+            p(&ModifyAttributeRequest {
+                unique_identifier: uid(id),
+                new_attribute: Some(new()),
+                ..Default::default()
+            }),
+        ),
+        (
+            "2.1 Set Attribute",
+            (2, 1),
+            op::SET_ATTRIBUTE,
+            p(&SetAttributeRequest {
+                unique_identifier: uid(id),
+                new_attribute: Req(new()),
+            }),
+        ),
+        (
+            "1.4 Modify Attribute",
+            (1, 4),
+            op::MODIFY_ATTRIBUTE,
+            p(&ModifyAttributeRequest {
+                unique_identifier: uid(id),
+                attribute: Some(attribute_to_v1(&value, 0).unwrap()),
+                ..Default::default()
+            }),
+        ),
+        (
+            "2.1 Delete Attribute",
+            (2, 1),
+            op::DELETE_ATTRIBUTE,
+            p(&DeleteAttributeRequest {
+                unique_identifier: uid(id),
+                attribute_reference: Some(item(
+                    tag::ATTRIBUTE_REFERENCE,
+                    Value::Enumeration(value.tag.0),
+                )),
+                ..Default::default()
+            }),
+        ),
+    ]
+}
+
+#[test]
+fn extractable_and_sensitive_never_go_back() {
+    let server = ServerProcess::start(&[]);
+    for n in ["alice", "bob"] {
+        server.issue_client_cert(n);
+    }
+    let mut alice = server.client("alice");
+    let locked = create_aes(
+        &mut alice,
+        256,
+        vec![item(tag::EXTRACTABLE, Value::Boolean(false))],
+    );
+    let sensitive = create_aes(
+        &mut alice,
+        256,
+        vec![item(tag::SENSITIVE, Value::Boolean(true))],
+    );
+    // bob holds Get and every attribute-changing operation on both
+    for id in [&locked, &sensitive] {
+        grant(
+            &mut alice,
+            id,
+            "bob",
+            &[
+                op::GET,
+                op::GET_ATTRIBUTES,
+                op::MODIFY_ATTRIBUTE,
+                op::SET_ATTRIBUTE,
+                op::ADD_ATTRIBUTE,
+                op::DELETE_ATTRIBUTE,
+            ],
+        );
+    }
+    let cases = [
+        (&locked, tag::EXTRACTABLE, true, rr::NOT_EXTRACTABLE),
+        (&sensitive, tag::SENSITIVE, false, rr::SENSITIVE),
+    ];
+    for who in ["alice", "bob", "admin"] {
+        for (id, t, weaker, refusal) in &cases {
+            for (how, version, operation, payload) in
+                set_attempts(id, item(*t, Value::Boolean(*weaker)))
+            {
+                let mut c = server.client(who).version(version.0, version.1);
+                let e = c.call(operation, payload).expect_err(how);
+                assert!(
+                    matches!(
+                        e.reason(),
+                        Some(rr::PERMISSION_DENIED | rr::ATTRIBUTE_READ_ONLY)
+                    ),
+                    "{who} {how} {t:?} -> {weaker}: {e}"
+                );
+                let mut c = server.client(who);
+                assert_eq!(
+                    reason(get(&mut c, id)),
+                    Some(*refusal),
+                    "{who} {how}: the key still does not leave"
+                );
+            }
+        }
+    }
+    // the history attributes still say the key was always protected
+    let attrs = get_attributes(&mut alice, &locked);
+    assert!(attrs.contains(&item(tag::NEVER_EXTRACTABLE, Value::Boolean(true))));
+    let attrs = get_attributes(&mut alice, &sensitive);
+    assert!(attrs.contains(&item(tag::ALWAYS_SENSITIVE, Value::Boolean(true))));
+    // tightening is allowed: an extractable key may become non-extractable
+    let open = create_aes(&mut alice, 128, vec![]);
+    let _: SetAttributeResponse = alice
+        .op(
+            op::SET_ATTRIBUTE,
+            &SetAttributeRequest {
+                unique_identifier: uid(&open),
+                new_attribute: Req(Ttlv::structure(
+                    tag::NEW_ATTRIBUTE,
+                    vec![item(tag::EXTRACTABLE, Value::Boolean(false))],
+                )),
+            },
+        )
+        .unwrap();
+    assert_eq!(reason(get(&mut alice, &open)), Some(rr::NOT_EXTRACTABLE));
+    let attrs = get_attributes(&mut alice, &open);
+    assert!(
+        !attrs.contains(&item(tag::NEVER_EXTRACTABLE, Value::Boolean(true))),
+        "it was extractable once"
+    );
+    // a replacement is no weaker than the key it replaces
+    let rekey = alice.op::<_, ReKeyResponse>(
+        op::RE_KEY,
+        &ReKeyRequest {
+            unique_identifier: uid(&locked),
+            attributes: Some(Ttlv::structure(
+                tag::ATTRIBUTES,
+                vec![item(tag::EXTRACTABLE, Value::Boolean(true))],
+            )),
+            ..Default::default()
+        },
+    );
+    assert_eq!(reason(rekey), Some(rr::PERMISSION_DENIED));
+}
+
+#[test]
+fn archived_keys_do_not_leave_wrapped() {
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let key = create_aes(&mut c, 256, vec![]);
+    let kek = create_aes(&mut c, 256, vec![mask(0x10 | 0x20)]);
+    activate(&mut c, &kek);
+    let _: ArchiveResponse = c
+        .op(
+            op::ARCHIVE,
+            &ArchiveRequest {
+                unique_identifier: uid(&key),
+            },
+        )
+        .unwrap();
+    let wrapped = GetRequest {
+        unique_identifier: uid(&key),
+        key_wrapping_specification: Some(Ttlv::structure(
+            tag::KEY_WRAPPING_SPECIFICATION,
+            vec![
+                item(tag::WRAPPING_METHOD, Value::Enumeration(1)),
+                Ttlv::structure(
+                    tag::ENCRYPTION_KEY_INFORMATION,
+                    vec![item(tag::UNIQUE_IDENTIFIER, Value::TextString(kek.clone()))],
+                ),
+            ],
+        )),
+        ..Default::default()
+    };
+    assert_eq!(
+        reason(c.op::<_, GetResponse>(op::GET, &wrapped)),
+        Some(rr::OBJECT_ARCHIVED)
+    );
+    let _: RecoverResponse = c
+        .op(
+            op::RECOVER,
+            &RecoverRequest {
+                unique_identifier: uid(&key),
+            },
+        )
+        .unwrap();
+    c.op::<_, GetResponse>(op::GET, &wrapped)
+        .expect("recovered, it leaves wrapped");
+}
+
+#[test]
+fn hash_derivation_takes_the_key_or_the_data_not_both() {
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let derive = |c: &mut Client, base: &str, data: Option<&[u8]>| {
+        let mut params = vec![Ttlv::structure(
+            tag::CRYPTOGRAPHIC_PARAMETERS,
+            vec![item(tag::HASHING_ALGORITHM, Value::Enumeration(6))],
+        )];
+        if let Some(d) = data {
+            params.push(item(tag::DERIVATION_DATA, Value::ByteString(d.to_vec())));
+        }
+        c.op::<_, DeriveKeyResponse>(
+            op::DERIVE_KEY,
+            &DeriveKeyRequest {
+                object_type: Req(Enum(ot::SYMMETRIC_KEY)),
+                unique_identifier: vec![base.to_owned()],
+                derivation_method: Req(item(
+                    tag::DERIVATION_METHOD,
+                    Value::Enumeration(derivation_method::HASH),
+                )),
+                derivation_parameters: Req(Ttlv::structure(tag::DERIVATION_PARAMETERS, params)),
+                attributes: Some(Ttlv::structure(
+                    tag::ATTRIBUTES,
+                    vec![
+                        item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
+                        item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)),
+                    ],
+                )),
+                ..Default::default()
+            },
+        )
+    };
+    let a = create_aes(&mut c, 256, vec![mask(0x200)]);
+    let b = create_aes(&mut c, 256, vec![mask(0x200)]);
+    activate(&mut c, &a);
+    activate(&mut c, &b);
+    assert_eq!(
+        reason(derive(&mut c, &a, Some(b"public data"))),
+        Some(rr::INVALID_MESSAGE)
+    );
+    // from the key alone: two keys give two different results
+    let da = derive(&mut c, &a, None).unwrap().unique_identifier.0;
+    let db = derive(&mut c, &b, None).unwrap().unique_identifier.0;
+    let material = |c: &mut Client, id: &str| {
+        interop_tests::kmip::key_material(&get(c, id).unwrap().symmetric_key.unwrap()).1
+    };
+    assert_ne!(material(&mut c, &da), material(&mut c, &db));
+}
+
+fn locate(c: &mut Client, criteria: Vec<Ttlv>, max: Option<i32>) -> Vec<String> {
+    let l: LocateResponse = c
+        .op(
+            op::LOCATE,
+            &LocateRequest {
+                attributes: Some(Ttlv::structure(tag::ATTRIBUTES, criteria)),
+                maximum_items: max.map(|m| item(tag::MAXIMUM_ITEMS, Value::Integer(m))),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    l.unique_identifier
+}
+
+fn custom(value: &str) -> Ttlv {
+    Ttlv::structure(
+        tag::ATTRIBUTE,
+        vec![
+            item(tag::VENDOR_IDENTIFICATION, Value::TextString("x".into())),
+            item(tag::ATTRIBUTE_NAME, Value::TextString("tenant".into())),
+            item(tag::ATTRIBUTE_VALUE, Value::TextString(value.into())),
+        ],
+    )
+}
+
+#[test]
+fn locate_never_crosses_owners() {
+    let server = ServerProcess::start(&[]);
+    for n in ["alice", "bob"] {
+        server.issue_client_cert(n);
+    }
+    let mut alice = server.client("alice");
+    let mut bob = server.client("bob");
+    let group = |g: &str| item(tag::OBJECT_GROUP, Value::TextString(g.into()));
+    let asi = Ttlv::structure(
+        tag::APPLICATION_SPECIFIC_INFORMATION,
+        vec![
+            item(tag::APPLICATION_NAMESPACE, Value::TextString("ssl".into())),
+            item(tag::APPLICATION_DATA, Value::TextString("bob".into())),
+        ],
+    );
+    let bobs = create_aes(
+        &mut bob,
+        256,
+        vec![
+            name("bob-secret"),
+            group("shared"),
+            custom("acme"),
+            asi.clone(),
+            item(tag::SENSITIVE, Value::Boolean(true)),
+        ],
+    );
+    let alices = create_aes(
+        &mut alice,
+        256,
+        vec![name("alice-key"), group("shared"), custom("acme")],
+    );
+    let object_type = item(tag::OBJECT_TYPE, Value::Enumeration(ot::SYMMETRIC_KEY));
+    for (what, criteria) in [
+        ("Object Type", vec![object_type.clone()]),
+        ("Object Group", vec![group("shared")]),
+        ("custom attribute", vec![custom("acme")]),
+        ("nothing", vec![]),
+    ] {
+        assert_eq!(
+            locate(&mut alice, criteria.clone(), None),
+            vec![alices.clone()],
+            "alice by {what}"
+        );
+        assert_eq!(
+            locate(&mut bob, criteria, None),
+            vec![bobs.clone()],
+            "bob by {what}"
+        );
+    }
+    // no oracle on another identity's names and values
+    for criteria in [
+        vec![name("bob-secret")],
+        vec![
+            name("bob-secret"),
+            item(tag::SENSITIVE, Value::Boolean(true)),
+        ],
+        vec![asi.clone()],
+        vec![
+            object_type.clone(),
+            item(tag::SENSITIVE, Value::Boolean(true)),
+        ],
+    ] {
+        assert!(
+            locate(&mut alice, criteria.clone(), None).is_empty(),
+            "{criteria:?}"
+        );
+    }
+    // the administrator sees both
+    let mut admin = server.client("admin");
+    assert_eq!(locate(&mut admin, vec![group("shared")], None).len(), 2);
+    // Maximum Items 0 asks for no identifiers
+    assert!(locate(&mut admin, vec![], Some(0)).is_empty());
+    assert!(locate(&mut alice, vec![], Some(0)).is_empty());
+    assert_eq!(locate(&mut admin, vec![], Some(1)).len(), 1);
+}
+
+#[test]
+fn grants_do_not_widen_through_groups() {
+    let server = ServerProcess::start(&[
+        "--group-grant",
+        "tenant-a=bob:Get Encrypt Locate",
+        "--namespace-grant",
+        "ns-a=bob:Get Encrypt Locate",
+    ]);
+    for n in ["alice", "bob"] {
+        server.issue_client_cert(n);
+    }
+    let mut alice = server.client("alice");
+    let mut bob = server.client("bob");
+    let key = create_aes(&mut alice, 256, vec![]);
+    grant(
+        &mut alice,
+        &key,
+        "bob",
+        &[op::ADD_ATTRIBUTE, op::SET_ATTRIBUTE, op::MODIFY_ATTRIBUTE],
+    );
+    let into_group = item(tag::OBJECT_GROUP, Value::TextString("tenant-a".into()));
+    let into_namespace = Ttlv::structure(
+        tag::APPLICATION_SPECIFIC_INFORMATION,
+        vec![
+            item(tag::APPLICATION_NAMESPACE, Value::TextString("ns-a".into())),
+            item(tag::APPLICATION_DATA, Value::TextString("x".into())),
+        ],
+    );
+    for attr in [into_group.clone(), into_namespace.clone()] {
+        let add = bob.call(
+            op::ADD_ATTRIBUTE,
+            p(&AddAttributeRequest {
+                unique_identifier: uid(&key),
+                new_attribute: Some(Ttlv::structure(tag::NEW_ATTRIBUTE, vec![attr.clone()])),
+                ..Default::default()
+            }),
+        );
+        assert_eq!(
+            reason(add),
+            Some(rr::PERMISSION_DENIED),
+            "{attr:?} by a grantee"
+        );
+        let set = bob.call(
+            op::SET_ATTRIBUTE,
+            p(&SetAttributeRequest {
+                unique_identifier: uid(&key),
+                new_attribute: Req(Ttlv::structure(tag::NEW_ATTRIBUTE, vec![attr.clone()])),
+            }),
+        );
+        assert_eq!(reason(set), Some(rr::PERMISSION_DENIED));
+        assert_eq!(
+            reason(get(&mut bob, &key)),
+            Some(rr::PERMISSION_DENIED),
+            "bob still may not Get"
+        );
+    }
+    // the grantee may still change what does not decide access
+    let _: AddAttributeResponse = bob
+        .op(
+            op::ADD_ATTRIBUTE,
+            &AddAttributeRequest {
+                unique_identifier: uid(&key),
+                new_attribute: Some(Ttlv::structure(
+                    tag::NEW_ATTRIBUTE,
+                    vec![item(tag::DESCRIPTION, Value::TextString("ok".into()))],
+                )),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    // the owner may hand the object to the group: bob then gets it
+    let _: AddAttributeResponse = alice
+        .op(
+            op::ADD_ATTRIBUTE,
+            &AddAttributeRequest {
+                unique_identifier: uid(&key),
+                new_attribute: Some(Ttlv::structure(tag::NEW_ATTRIBUTE, vec![into_group])),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    get(&mut bob, &key).expect("the owner's decision");
+}
+
+fn wrapped_get(c: &mut Client, id: &str, kek: &str) -> Result<GetResponse, ClientError> {
+    c.op(
+        op::GET,
+        &GetRequest {
+            unique_identifier: uid(id),
+            key_wrapping_specification: Some(Ttlv::structure(
+                tag::KEY_WRAPPING_SPECIFICATION,
+                vec![
+                    item(tag::WRAPPING_METHOD, Value::Enumeration(1)),
+                    Ttlv::structure(
+                        tag::ENCRYPTION_KEY_INFORMATION,
+                        vec![item(tag::UNIQUE_IDENTIFIER, Value::TextString(kek.into()))],
+                    ),
+                ],
+            )),
+            ..Default::default()
+        },
+    )
+}
+
+#[test]
+fn sensitive_keys_leave_only_under_trusted_keys_when_the_policy_says_so() {
+    let server = ServerProcess::start(&["--wrap-trusted-only"]);
+    server.issue_client_cert("alice");
+    let mut alice = server.client("alice");
+    let mut admin = server.client("admin");
+    let secret = create_aes(
+        &mut alice,
+        256,
+        vec![item(tag::SENSITIVE, Value::Boolean(true))],
+    );
+    // a KEK alice made herself, and could unwrap with at home
+    let own = create_aes(&mut alice, 256, vec![mask(0x10 | 0x20)]);
+    activate(&mut alice, &own);
+    assert_eq!(
+        reason(wrapped_get(&mut alice, &secret, &own)),
+        Some(rr::PERMISSION_DENIED)
+    );
+    // only an administrator marks a key trusted, and only a non-extractable one
+    let trust = |c: &mut Client, id: &str| {
+        c.call(
+            0x8000_0006,
+            Ttlv::structure(
+                tag::REQUEST_PAYLOAD,
+                vec![
+                    item(tag::UNIQUE_IDENTIFIER, Value::TextString(id.into())),
+                    item(kmip_codec::Tag(0x54_FF06), Value::Boolean(true)),
+                ],
+            ),
+        )
+    };
+    assert_eq!(reason(trust(&mut alice, &own)), Some(rr::PERMISSION_DENIED));
+    assert_eq!(reason(trust(&mut admin, &own)), Some(rr::INVALID_FIELD));
+    let hsm = create_aes(
+        &mut admin,
+        256,
+        vec![
+            mask(0x10 | 0x20),
+            item(tag::EXTRACTABLE, Value::Boolean(false)),
+        ],
+    );
+    activate(&mut admin, &hsm);
+    grant(&mut admin, &hsm, "alice", &[op::GET]);
+    assert_eq!(
+        reason(wrapped_get(&mut alice, &secret, &hsm)),
+        Some(rr::PERMISSION_DENIED),
+        "not trusted yet"
+    );
+    // the administrator's command, against the running server
+    let out = std::process::Command::new(ServerProcess::binary())
+        .args(["trust-wrapping-key", &hsm, "--data-dir"])
+        .arg(server.data_dir.path())
+        .arg("--connect")
+        .arg(format!("localhost:{}", server.port))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wrapped_get(&mut alice, &secret, &hsm).expect("wrapped by a trusted key");
+    assert_eq!(
+        reason(get(&mut alice, &secret)),
+        Some(rr::SENSITIVE),
+        "still never in the clear"
+    );
+    // the mark is the server's: a client can neither set nor remove it
+    let forged = Ttlv::structure(
+        tag::ATTRIBUTE,
+        vec![
+            item(tag::VENDOR_IDENTIFICATION, Value::TextString("y".into())),
+            item(
+                tag::ATTRIBUTE_NAME,
+                Value::TextString("trusted-wrapping-key".into()),
+            ),
+            item(tag::ATTRIBUTE_VALUE, Value::Boolean(true)),
+        ],
+    );
+    let add = alice.call(
+        op::ADD_ATTRIBUTE,
+        p(&AddAttributeRequest {
+            unique_identifier: uid(&own),
+            new_attribute: Some(Ttlv::structure(tag::NEW_ATTRIBUTE, vec![forged])),
+            ..Default::default()
+        }),
+    );
+    assert_eq!(reason(add), Some(rr::ATTRIBUTE_READ_ONLY));
+    assert_eq!(
+        reason(wrapped_get(&mut alice, &secret, &own)),
+        Some(rr::PERMISSION_DENIED)
+    );
+}
