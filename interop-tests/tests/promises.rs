@@ -595,3 +595,49 @@ fn sensitive_keys_leave_only_under_trusted_keys_when_the_policy_says_so() {
         Some(rr::PERMISSION_DENIED)
     );
 }
+
+/// Two keys wrapped under one KEK in a counter mode with a fixed IV XOR into each other: with
+/// one of them known, the other leaves. The server wraps under a fresh random IV, or refuses.
+#[test]
+fn wrapping_never_reuses_an_iv() {
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let secret = create_aes(&mut c, 256, vec![item(tag::SENSITIVE, Value::Boolean(true))]);
+    let kek = create_aes(&mut c, 256, vec![mask(0x10 | 0x20)]);
+    activate(&mut c, &kek);
+    let spec = |mode: u32, random_iv: Option<bool>| {
+        let mut params = vec![item(tag::BLOCK_CIPHER_MODE, Value::Enumeration(mode))];
+        if let Some(r) = random_iv {
+            params.push(item(tag::RANDOM_IV, Value::Boolean(r)));
+        }
+        Ttlv::structure(
+            tag::KEY_WRAPPING_SPECIFICATION,
+            vec![
+                item(tag::WRAPPING_METHOD, Value::Enumeration(1)),
+                Ttlv::structure(
+                    tag::ENCRYPTION_KEY_INFORMATION,
+                    vec![
+                        item(tag::UNIQUE_IDENTIFIER, Value::TextString(kek.clone())),
+                        Ttlv::structure(tag::CRYPTOGRAPHIC_PARAMETERS, params),
+                    ],
+                ),
+            ],
+        )
+    };
+    use kmip_codec::vocab::enums::block_cipher_mode as bcm;
+    for (mode, random_iv) in [
+        (bcm::CTR, Some(false)),
+        (bcm::GCM, Some(false)),
+        (bcm::ECB, None),
+    ] {
+        let r = c.op::<_, GetResponse>(
+            op::GET,
+            &GetRequest {
+                unique_identifier: uid(&secret),
+                key_wrapping_specification: Some(spec(mode, random_iv)),
+                ..Default::default()
+            },
+        );
+        assert!(r.is_err(), "mode {mode}, Random IV {random_iv:?}: {r:?}");
+    }
+}

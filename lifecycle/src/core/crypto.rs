@@ -740,8 +740,9 @@ pub fn derive(key: &KeyMaterial, d: &Derivation<'_>) -> Result<Secret, CoreError
 }
 
 /// Wrap `material` (a key's raw bytes) under `wrapping`: AES Key Wrap (RFC 3394) for whole
-/// blocks, with padding (RFC 5649) otherwise, when the mode is NIST Key Wrap or unset; AES-GCM;
-/// RSA-OAEP for an RSA public wrapping key.
+/// blocks, with padding (RFC 5649) otherwise, when the mode is NIST Key Wrap or unset; other
+/// AES modes but ECB under a random IV (AES-GCM); RSA-OAEP or PKCS#1 v1.5 for an RSA public
+/// wrapping key.
 pub fn wrap(
     wrapping: &KeyMaterial,
     p: &CryptoParams,
@@ -755,6 +756,13 @@ pub fn wrap(
                 material,
                 p.block_cipher_mode == Some(bcm::AESKEYWRAPPADDING),
             ),
+            // ECB is deterministic: equal key blocks would show through
+            Some(bcm::ECB) => Err(unsupported("wrapping in ECB mode")),
+            // a fixed or short IV would let two wrappings under one key be XORed into each
+            // other (CTR, GCM, OFB): a key leaves wrapped under a fresh full-length random IV
+            Some(_) if p.random_iv == Some(false) || p.iv_length.is_some() => Err(unsupported(
+                "a wrapped key takes a random IV of the mode's length",
+            )),
             Some(_) => {
                 let e = symmetric(
                     wrapping,
@@ -865,6 +873,34 @@ mod tests {
             format: None,
             bytes: Secret::new(bytes),
         }
+    }
+
+    /// A key leaves wrapped under a fresh random IV, never a fixed or short one, and never in
+    /// ECB: otherwise two keys wrapped under one KEK (CTR, GCM) XOR into each other.
+    #[test]
+    fn wrapping_never_reuses_an_iv() {
+        let kek = key(alg::AES, vec![7; 32]);
+        let secret = [0x42u8; 32];
+        let with = |mode, random_iv, iv_length| CryptoParams {
+            block_cipher_mode: Some(mode),
+            random_iv,
+            iv_length,
+            ..Default::default()
+        };
+        for (mode, random_iv, iv_length) in [
+            (bcm::CTR, Some(false), None),
+            (bcm::GCM, Some(false), None),
+            (bcm::GCM, None, Some(8)),
+            (bcm::ECB, None, None),
+        ] {
+            assert!(
+                wrap(&kek, &with(mode, random_iv, iv_length), &secret).is_err(),
+                "mode {mode} random {random_iv:?} length {iv_length:?}"
+            );
+        }
+        let a = wrap(&kek, &with(bcm::CTR, None, None), &secret).unwrap();
+        let b = wrap(&kek, &with(bcm::CTR, None, None), &secret).unwrap();
+        assert_ne!(a, b, "a fresh IV each time");
     }
 
     /// RFC 3394 section 4.1 and 4.6; RFC 5649 section 6.
