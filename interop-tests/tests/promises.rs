@@ -602,7 +602,11 @@ fn sensitive_keys_leave_only_under_trusted_keys_when_the_policy_says_so() {
 fn wrapping_never_reuses_an_iv() {
     let server = ServerProcess::start(&[]);
     let mut c = server.client("admin");
-    let secret = create_aes(&mut c, 256, vec![item(tag::SENSITIVE, Value::Boolean(true))]);
+    let secret = create_aes(
+        &mut c,
+        256,
+        vec![item(tag::SENSITIVE, Value::Boolean(true))],
+    );
     let kek = create_aes(&mut c, 256, vec![mask(0x10 | 0x20)]);
     activate(&mut c, &kek);
     let spec = |mode: u32, random_iv: Option<bool>| {
