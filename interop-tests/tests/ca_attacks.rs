@@ -684,3 +684,227 @@ fn a_pkcs12_needs_a_password_and_is_private() {
     ]);
     assert_eq!(mode("new.p12"), 0o600);
 }
+
+/// Finding: a CA made with `--permit example.com` constrained DNS names only. It issued for
+/// any IP address, e-mail address and URI, and its NameConstraints extension did not exclude
+/// them; a certificate named by its CN alone was not checked, and a server certificate with
+/// only a CN had no subject alternative name.
+#[test]
+fn name_constraints_bind_every_name_type() {
+    let server = ServerProcess::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let ca = Ca {
+        server: &server,
+        dir,
+    };
+    let (root, int) = pki(&ca, &["example.com"]);
+    // the extension closes every name type the operator did not permit
+    let text = openssl_ok(dir, &["x509", "-in", "int.pem", "-noout", "-text"]);
+    for shown in [
+        "DNS:example.com",
+        "email:example.com",
+        "email:.example.com",
+        "URI:example.com",
+        "URI:.example.com",
+        "Excluded:",
+        "IP:0.0.0.0/0.0.0.0",
+        "IP:0:0:0:0:0:0:0:0/0:0:0:0:0:0:0:0",
+    ] {
+        assert!(text.contains(shown), "{shown} in {text}");
+    }
+    let issue = |profile: &str, subject: &str, sans: &[&str], out: &str| {
+        let mut args = vec![
+            "issue",
+            "--issuer",
+            &int,
+            "--profile",
+            profile,
+            "--subject",
+            subject,
+            "--out",
+            out,
+        ];
+        for s in sans {
+            args.push("--san");
+            args.push(s);
+        }
+        ca.run_as("admin", &args)
+    };
+    let verify = |file: &str| {
+        openssl_ok(
+            dir,
+            &[
+                "verify",
+                "-CAfile",
+                "root.pem",
+                "-untrusted",
+                "int.pem",
+                file,
+            ],
+        )
+    };
+
+    // refused: every name type outside the constraints, and a CN outside them with no SAN
+    for (profile, subject, sans) in [
+        (
+            "server",
+            "CN=www",
+            &["dns:www.example.com", "ip:10.0.0.1"][..],
+        ),
+        ("server", "CN=www", &["ip:::1"][..]),
+        ("email", "CN=mail", &["email:pki@evil.org"][..]),
+        ("client", "CN=app", &["uri:https://evil.org/app"][..]),
+        ("client", "CN=app", &["uri:urn:no-host"][..]),
+        ("client", "CN=www.evil.org", &[][..]),
+        ("server", "CN=www.evil.org", &[][..]),
+        ("server", "CN=10.0.0.1", &[][..]),
+        ("client", "CN=www.evil.org", &["dns:www.example.com"][..]),
+    ] {
+        let out = issue(profile, subject, sans, "refused.pem");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && said.contains("outside the name constraints"),
+            "{profile} {subject} {sans:?} was issued: {said}"
+        );
+    }
+
+    // inside them: issued, and openssl agrees
+    for (profile, subject, sans, file) in [
+        (
+            "email",
+            "CN=mail",
+            &["email:pki@example.com"][..],
+            "mail.pem",
+        ),
+        (
+            "client",
+            "CN=app",
+            &[
+                "uri:https://app.example.com:8443/x",
+                "email:a@mail.example.com",
+            ][..],
+            "app.pem",
+        ),
+        ("client", "CN=db.example.com", &[][..], "db.pem"),
+    ] {
+        let out = issue(profile, subject, sans, file);
+        assert!(out.status.success(), "{profile} {sans:?}: {out:?}");
+        verify(file);
+    }
+
+    // a server certificate named by its CN alone carries it as its DNS name
+    let out = issue("server", "CN=www.example.com", &[], "www.pem");
+    assert!(out.status.success(), "{out:?}");
+    let text = openssl_ok(
+        dir,
+        &["x509", "-in", "www.pem", "-noout", "-ext", "subjectAltName"],
+    );
+    assert!(text.contains("DNS:www.example.com"), "{text}");
+    verify("www.pem");
+    // and one whose CN is no host name is refused, for it would name no server
+    let out = issue("server", "CN=Web Server", &[], "none.pem");
+    assert!(!out.status.success(), "{out:?}");
+
+    // a CA permitted an address range: those addresses only, and only DNS names of its domain
+    let ranged = ca.ok(&[
+        "init-intermediate",
+        "--issuer",
+        &root,
+        "--subject",
+        "CN=Ranged CA",
+        "--permit",
+        "example.com",
+        "--permit",
+        "ip:10.0.0.0/8",
+        "--path-len",
+        "0",
+        "--out",
+        "ranged.pem",
+    ]);
+    let text = openssl_ok(dir, &["x509", "-in", "ranged.pem", "-noout", "-text"]);
+    assert!(text.contains("IP:10.0.0.0/255.0.0.0"), "{text}");
+    assert!(!text.contains("Excluded:"), "{text}");
+    ca.ok(&[
+        "issue",
+        "--issuer",
+        &id(&ranged),
+        "--profile",
+        "server",
+        "--subject",
+        "CN=Device",
+        "--san",
+        "ip:10.1.2.3",
+        "--out",
+        "ip.pem",
+    ]);
+    openssl_ok(
+        dir,
+        &[
+            "verify",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "ranged.pem",
+            "ip.pem",
+        ],
+    );
+    let why = ca.refused(
+        "admin",
+        &[
+            "issue",
+            "--issuer",
+            &id(&ranged),
+            "--profile",
+            "server",
+            "--subject",
+            "CN=www",
+            "--san",
+            "ip:192.168.1.1",
+        ],
+    );
+    assert!(why.contains("outside the name constraints"), "{why}");
+
+    // a sub-CA's constraints lie inside its issuer's, type by type
+    let constrained_root = ca.ok(&[
+        "init-root",
+        "--subject",
+        "CN=Constrained Root",
+        "--permit",
+        "example.com",
+        "--path-len",
+        "1",
+        "--out",
+        "croot.pem",
+    ]);
+    for permit in ["evil.org", "ip:10.0.0.0/8", "email:pki@evil.org"] {
+        let why = ca.refused(
+            "admin",
+            &[
+                "init-intermediate",
+                "--issuer",
+                &id(&constrained_root),
+                "--subject",
+                "CN=Sub",
+                "--permit",
+                permit,
+            ],
+        );
+        assert!(
+            why.contains("outside the name constraints"),
+            "{permit}: {why}"
+        );
+    }
+    ca.ok(&[
+        "init-intermediate",
+        "--issuer",
+        &id(&constrained_root),
+        "--subject",
+        "CN=Sub",
+        "--permit",
+        "www.example.com",
+        "--out",
+        "sub.pem",
+    ]);
+    openssl_ok(dir, &["verify", "-CAfile", "croot.pem", "sub.pem"]);
+}

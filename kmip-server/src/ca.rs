@@ -17,16 +17,19 @@
 //! A request names its profile and the rest with attributes: `x-ca-profile`, `x-ca-issuer`
 //! (the issuing CA certificate's identifier), `x-ca-subject` (`CN=...,O=...`), `x-ca-san`
 //! (`dns:`, `ip:`, `email:` or `uri:` and a value; repeated), `x-ca-days`, `x-ca-path-len`
-//! and `x-ca-permitted` (a permitted DNS subtree of a CA; repeated).
+//! and `x-ca-permitted` (a permitted subtree of a CA, repeated: `example.com` for DNS names,
+//! e-mail addresses and URIs in that domain, `ip:10.0.0.0/8` for addresses; every name type
+//! not permitted is closed, see `lifecycle::object::certify::Permit`). A server certificate
+//! named by its CN only gets that CN as its subject alternative name.
 
 use crate::dispatch::OpError;
 use der::{Decode, Encode};
 use kmip_codec::vocab::enums::result_reason as rr;
 use kmip_codec::{Ttlv, Value};
-use lifecycle::object::certify::{parse_dn, CertificateSpec};
+use lifecycle::object::certify::{parse_dn, CertificateSpec, Permit};
 use rcgen::{
-    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose as Eku, GeneralSubtree, IsCa,
-    KeyUsagePurpose as Ku, NameConstraints, SanType,
+    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose as Eku, IsCa,
+    KeyUsagePurpose as Ku, SanType,
 };
 use std::collections::BTreeMap;
 
@@ -367,12 +370,42 @@ pub fn parse_ca_certificate(der: &[u8]) -> Result<lifecycle::object::certify::Im
     let Some(bc) = bc.filter(|b| b.ca) else {
         return Err(bad("it is not a CA (no CA:TRUE)"));
     };
+    // its permitted subtrees, type by type; the server then permits no name of a type it
+    // lists none of
     let mut permitted = Vec::new();
     if let Ok(Some((_, nc))) = tbs.get_extension::<x509_cert::ext::pkix::NameConstraints>() {
+        use x509_cert::ext::pkix::name::GeneralName as G;
         for sub in nc.permitted_subtrees.unwrap_or_default() {
-            if let x509_cert::ext::pkix::name::GeneralName::DnsName(d) = sub.base {
-                permitted.push(d.as_str().to_owned());
-            }
+            let p = match sub.base {
+                G::DnsName(d) => format!("dns:{}", d.as_str()),
+                G::Rfc822Name(d) => format!("email:{}", d.as_str()),
+                G::UniformResourceIdentifier(d) => format!("uri:{}", d.as_str()),
+                G::IpAddress(ip) => {
+                    let b = ip.as_bytes();
+                    let (addr, mask): (std::net::IpAddr, &[u8]) = match b.len() {
+                        8 => (
+                            <[u8; 4]>::try_from(&b[..4]).map_err(|_| bad("IP"))?.into(),
+                            &b[4..],
+                        ),
+                        32 => (
+                            <[u8; 16]>::try_from(&b[..16])
+                                .map_err(|_| bad("IP"))?
+                                .into(),
+                            &b[16..],
+                        ),
+                        _ => return Err(bad("malformed IP address constraint")),
+                    };
+                    let len: u32 = mask.iter().map(|m| m.count_ones()).sum();
+                    format!("ip:{addr}/{len}")
+                }
+                _ => {
+                    return Err(bad(
+                        "a name constraint of a type this server does not check",
+                    ))
+                }
+            };
+            Permit::parse(&p)?;
+            permitted.push(p);
         }
     }
     let subject = tbs
@@ -405,6 +438,24 @@ fn oid_basic_constraints() -> der::asn1::ObjectIdentifier {
 
 fn oid_san() -> der::asn1::ObjectIdentifier {
     der::asn1::ObjectIdentifier::new_unwrap("2.5.29.17")
+}
+
+/// The subject alternative name a server certificate's CN stands for: `ip:` for an IP
+/// address, `dns:` for a host name (a leading `*.` allowed); `None` for anything else.
+fn cn_as_san(subject: &str) -> Option<String> {
+    let cn = subject.split(',').find_map(|part| {
+        let (k, v) = part.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("CN").then(|| v.trim())
+    })?;
+    if let Ok(a) = cn.parse::<std::net::IpAddr>() {
+        return Some(format!("ip:{a}"));
+    }
+    let host = cn.strip_prefix("*.").unwrap_or(cn);
+    let ok = !host.is_empty()
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    ok.then(|| format!("dns:{cn}"))
 }
 
 /// What a Certify request asks for, checked against its profile.
@@ -448,6 +499,15 @@ pub fn request(
     if names.is_empty() && profile.csr_names {
         names = csr.map(|c| c.names.clone()).unwrap_or_default();
     }
+    // a TLS server is found by its subject alternative names: with none given, the CN is one
+    if names.is_empty() && profile.extended_key_usage.contains(&Eku::ServerAuth) {
+        names.push(cn_as_san(&subject).ok_or_else(|| {
+            invalid(format!(
+                "a {name} certificate needs a DNS name or an IP address: give x-ca-san \
+                 (--san), or a subject CN that is one"
+            ))
+        })?);
+    }
     let days = int_value(attrs, "ca-days").unwrap_or(profile.default_days);
     if days <= 0 || days > profile.max_days {
         return Err(invalid(format!(
@@ -473,14 +533,8 @@ pub fn request(
             Some(_) => return Err(invalid("x-ca-path-len is 0 to 255")),
             None => BasicConstraints::Unconstrained,
         });
-        if !permitted.is_empty() {
-            params.name_constraints = Some(NameConstraints {
-                permitted_subtrees: permitted
-                    .iter()
-                    .map(|p| GeneralSubtree::DnsName(p.clone()))
-                    .collect(),
-                excluded_subtrees: vec![],
-            });
+        for p in &permitted {
+            Permit::parse(p)?;
         }
     } else {
         if !permitted.is_empty() || int_value(attrs, "ca-path-len").is_some() {
@@ -494,6 +548,7 @@ pub fn request(
             params,
             profile: name,
             subject,
+            permitted,
         },
     })
 }
@@ -514,6 +569,21 @@ mod tests {
         assert!(p.0.contains_key("root"));
         assert!(Profiles::parse("[x]\nkey-usage = [\"everything\"]\n").is_err());
         assert!(Profiles::parse("[x]\ncolour = \"blue\"\n").is_err());
+    }
+
+    #[test]
+    fn a_server_cn_as_its_name() {
+        assert_eq!(
+            cn_as_san("CN=www.example.com,O=Example").as_deref(),
+            Some("dns:www.example.com")
+        );
+        assert_eq!(
+            cn_as_san("O=Example, cn=*.example.com").as_deref(),
+            Some("dns:*.example.com")
+        );
+        assert_eq!(cn_as_san("CN=10.0.0.1").as_deref(), Some("ip:10.0.0.1"));
+        assert_eq!(cn_as_san("CN=Web Server"), None);
+        assert_eq!(cn_as_san("O=Example"), None);
     }
 
     #[test]

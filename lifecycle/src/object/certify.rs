@@ -23,8 +23,8 @@ use crate::core::pki::{self, IssuerKey, SubjectKey};
 use crate::state::Usage;
 use kmip_codec::vocab::enums::{cryptographic_usage_mask as um, revocation_reason_code};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, GeneralSubtree, IsCa,
-    KeyIdMethod, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyIdMethod, SanType,
+    SerialNumber,
 };
 
 /// What to certify: a public key the server holds, or a PKCS#10 request (DER) whose
@@ -45,6 +45,11 @@ pub struct CertificateSpec {
     /// The subject as the client wrote it (`CN=...,O=...`), recorded to rebuild the
     /// certificate's name identically when it issues.
     pub subject: String,
+    /// A new CA's name constraints, as [`Permit`] reads them (`example.com`,
+    /// `ip:10.0.0.0/8`, ...); empty for none. They become the certificate's NameConstraints
+    /// extension (every name type not permitted is excluded) and bind every certificate
+    /// below it.
+    pub permitted: Vec<String>,
 }
 
 fn ca_attr(name: &str, value: Value) -> Ttlv {
@@ -113,6 +118,298 @@ fn dns_within(name: &str, base: &str) -> bool {
         Some(suffix) => name.ends_with(&format!(".{suffix}")),
         None => name == base || name.ends_with(&format!(".{base}")),
     }
+}
+
+/// One permitted subtree of a CA's name constraints, as an operator writes it (and the server
+/// records it in `y-ca-permitted`): `example.com` permits DNS names, e-mail addresses and URI
+/// hosts at or below that domain (only below it with a leading dot); `dns:`, `email:` and
+/// `uri:` permit names of one type (as a CA certificate from elsewhere says them); `ip:` a
+/// range of addresses (`ip:10.0.0.0/8`, `ip:2001:db8::/32`, or one address). A type with no
+/// permitted subtree is not permitted at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Permit {
+    Domain(String),
+    Dns(String),
+    Email(String),
+    Uri(String),
+    Ip(std::net::IpAddr, u8),
+}
+
+/// `example.com`, `.example.com` or `*.example.com`-free host names: letters, digits and
+/// hyphens in non-empty labels.
+fn host_name(h: &str) -> bool {
+    !h.is_empty()
+        && h.split('.')
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+}
+
+impl Permit {
+    pub fn parse(s: &str) -> Result<Permit, LifecycleError> {
+        let bad = |why: &str| LifecycleError::InvalidField(format!("permitted name {s:?}: {why}"));
+        let domain = |v: &str| {
+            let v = v.to_ascii_lowercase();
+            if host_name(v.strip_prefix('.').unwrap_or(&v)) {
+                Ok(v)
+            } else {
+                Err(bad("not a domain name"))
+            }
+        };
+        Ok(match s.split_once(':') {
+            None => Permit::Domain(domain(s)?),
+            Some(("dns", v)) => Permit::Dns(domain(v)?),
+            Some(("uri", v)) => Permit::Uri(domain(v)?),
+            Some(("email", v)) => match v.rsplit_once('@') {
+                Some((local, host)) if !local.is_empty() && host_name(host) => {
+                    Permit::Email(format!("{local}@{}", host.to_ascii_lowercase()))
+                }
+                Some(_) => return Err(bad("not an e-mail address")),
+                None => Permit::Email(domain(v)?),
+            },
+            Some(("ip", v)) => {
+                let (addr, len) = match v.split_once('/') {
+                    Some((a, l)) => (a, Some(l)),
+                    None => (v, None),
+                };
+                let addr: std::net::IpAddr = addr.parse().map_err(|_| bad("not an IP address"))?;
+                let max = if addr.is_ipv4() { 32 } else { 128 };
+                let len = match len {
+                    None => max,
+                    Some(l) => l
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|l| *l <= max)
+                        .ok_or_else(|| bad("prefix length out of range"))?,
+                };
+                Permit::Ip(mask_ip(addr, len), len)
+            }
+            Some((kind, _)) => {
+                return Err(bad(&format!("unknown kind {kind}: dns, email, uri, ip")))
+            }
+        })
+    }
+
+    /// The form recorded (and parsed back).
+    pub fn stored(&self) -> String {
+        match self {
+            Permit::Domain(d) => d.clone(),
+            Permit::Dns(d) => format!("dns:{d}"),
+            Permit::Email(d) => format!("email:{d}"),
+            Permit::Uri(d) => format!("uri:{d}"),
+            Permit::Ip(a, l) => format!("ip:{a}/{l}"),
+        }
+    }
+
+    /// Whether this subtree of a new CA lies inside `bases`, its issuer's.
+    fn within(&self, bases: &[Permit]) -> bool {
+        let bare = |d: &str| d.trim_start_matches('.').to_owned();
+        match self {
+            Permit::Domain(d) | Permit::Dns(d) => Name::Dns(bare(d)).within(bases),
+            Permit::Email(e) if e.contains('@') => Name::Email(e.clone()).within(bases),
+            Permit::Email(d) => Name::Email(format!("x@{}", bare(d))).within(bases),
+            Permit::Uri(d) => Name::Uri(format!("https://{}/", bare(d))).within(bases),
+            Permit::Ip(a, l) => bases.iter().any(|b| match b {
+                Permit::Ip(n, bl) => l >= bl && ip_within(*a, *n, *bl),
+                _ => false,
+            }),
+        }
+    }
+}
+
+/// `addr` with the bits past `len` cleared.
+fn mask_ip(addr: std::net::IpAddr, len: u8) -> std::net::IpAddr {
+    use std::net::IpAddr;
+    match addr {
+        IpAddr::V4(a) => {
+            let m = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            IpAddr::V4((u32::from(a) & m).into())
+        }
+        IpAddr::V6(a) => {
+            let m = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            IpAddr::V6((u128::from(a) & m).into())
+        }
+    }
+}
+
+fn ip_within(addr: std::net::IpAddr, net: std::net::IpAddr, len: u8) -> bool {
+    addr.is_ipv4() == net.is_ipv4() && mask_ip(addr, len) == net
+}
+
+/// A name a certificate binds: a subject alternative name, or its subject's CN when that
+/// reads as a host name or an IP address (as verifiers take it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Name {
+    Dns(String),
+    Email(String),
+    Uri(String),
+    Ip(std::net::IpAddr),
+}
+
+/// The host of a URI (`scheme://[user@]host[:port]/...`), lowercase; `None` when it has none
+/// a name constraint can judge.
+fn uri_host(u: &str) -> Option<String> {
+    let (_, rest) = u.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = host.split(':').next()?;
+    host_name(host).then(|| host.to_ascii_lowercase())
+}
+
+impl Name {
+    fn within(&self, bases: &[Permit]) -> bool {
+        bases.iter().any(|b| match (self, b) {
+            (Name::Dns(n), Permit::Domain(d) | Permit::Dns(d)) => dns_within(n, d),
+            (Name::Email(a), Permit::Domain(d)) => a
+                .rsplit_once('@')
+                .is_some_and(|(_, h)| host_name(h) && dns_within(h, d)),
+            (Name::Email(a), Permit::Email(e)) => match (a.rsplit_once('@'), e.rsplit_once('@')) {
+                (Some((al, ah)), Some((el, eh))) => al == el && ah.eq_ignore_ascii_case(eh),
+                (Some((_, ah)), None) => match e.strip_prefix('.') {
+                    Some(_) => dns_within(ah, e),
+                    None => ah.eq_ignore_ascii_case(e),
+                },
+                _ => false,
+            },
+            (Name::Uri(u), Permit::Domain(d)) => uri_host(u).is_some_and(|h| dns_within(&h, d)),
+            (Name::Uri(u), Permit::Uri(e)) => {
+                uri_host(u).is_some_and(|h| match e.strip_prefix('.') {
+                    Some(_) => dns_within(&h, e),
+                    None => h == *e,
+                })
+            }
+            (Name::Ip(a), Permit::Ip(n, l)) => ip_within(*a, *n, *l),
+            _ => false,
+        })
+    }
+}
+
+/// Every name certificate `params` binds, with how it was written: its subject alternative
+/// names, and its CN when that is a host name (with a dot, as verifiers check it; an IPv4
+/// address reads as one too) or an IPv6 address.
+fn names_of(params: &CertificateParams) -> Result<Vec<(String, Name)>, LifecycleError> {
+    let mut out = Vec::new();
+    for san in &params.subject_alt_names {
+        out.push(match san {
+            SanType::DnsName(d) => (
+                format!("dns:{}", d.as_str()),
+                Name::Dns(d.as_str().to_ascii_lowercase()),
+            ),
+            SanType::Rfc822Name(e) => (
+                format!("email:{}", e.as_str()),
+                Name::Email(e.as_str().into()),
+            ),
+            SanType::URI(u) => (format!("uri:{}", u.as_str()), Name::Uri(u.as_str().into())),
+            SanType::IpAddress(a) => (format!("ip:{a}"), Name::Ip(*a)),
+            _ => {
+                return Err(LifecycleError::InvalidField(
+                    "a subject alternative name of an unsupported type".into(),
+                ))
+            }
+        });
+    }
+    for (t, v) in params.distinguished_name.iter() {
+        if *t != DnType::CommonName {
+            continue;
+        }
+        let cn = match v {
+            rcgen::DnValue::Utf8String(s) => s.as_str(),
+            rcgen::DnValue::PrintableString(s) => s.as_str(),
+            rcgen::DnValue::Ia5String(s) => s.as_str(),
+            _ => continue,
+        };
+        // as openssl reads a CN: anything of letters, digits, hyphens and dots (an IPv4
+        // address too) is a DNS name
+        if cn.contains('.') && host_name(cn.strip_prefix("*.").unwrap_or(cn)) {
+            out.push((format!("CN={cn}"), Name::Dns(cn.to_ascii_lowercase())));
+        } else if let Ok(a) = cn.parse::<std::net::IpAddr>() {
+            out.push((format!("CN={cn}"), Name::Ip(a)));
+        }
+    }
+    Ok(out)
+}
+
+/// DER: tag, length, content.
+fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let bytes = n.to_be_bytes();
+        let first = bytes
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(bytes.len() - 1);
+        out.push(0x80 | (bytes.len() - first) as u8);
+        out.extend_from_slice(&bytes[first..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// The NameConstraints extension (critical) of a CA permitted `permits`: each permitted
+/// subtree in the form verifiers read it, and every name type the CA was not permitted
+/// closed: IP addresses excluded (0.0.0.0/0 and ::/0) unless a range is permitted, DNS names,
+/// e-mail addresses and URIs permitted only under the reserved `invalid` domain when no
+/// subtree of their type is.
+fn name_constraints_extension(permits: &[Permit]) -> rcgen::CustomExtension {
+    const EMAIL: u8 = 0x81;
+    const DNS: u8 = 0x82;
+    const URI: u8 = 0x86;
+    const IP: u8 = 0x87;
+    let mut permitted: Vec<(u8, Vec<u8>)> = Vec::new();
+    let text = |t: u8, s: &str| (t, s.as_bytes().to_vec());
+    for p in permits {
+        match p {
+            Permit::Domain(d) => {
+                permitted.push(text(DNS, d));
+                for t in [EMAIL, URI] {
+                    permitted.push(text(t, d));
+                    if !d.starts_with('.') {
+                        permitted.push(text(t, &format!(".{d}")));
+                    }
+                }
+            }
+            Permit::Dns(d) => permitted.push(text(DNS, d)),
+            Permit::Email(e) => permitted.push(text(EMAIL, e)),
+            Permit::Uri(u) => permitted.push(text(URI, u)),
+            Permit::Ip(a, l) => {
+                let (addr, width) = match a {
+                    std::net::IpAddr::V4(v) => (v.octets().to_vec(), 32u32),
+                    std::net::IpAddr::V6(v) => (v.octets().to_vec(), 128u32),
+                };
+                let mask: Vec<u8> = (0..width / 8)
+                    .map(|i| {
+                        let bits = u32::from(*l).saturating_sub(i * 8).min(8);
+                        (0xFF00u16 >> bits) as u8
+                    })
+                    .collect();
+                permitted.push((IP, [addr, mask].concat()));
+            }
+        }
+    }
+    for t in [DNS, EMAIL, URI] {
+        if !permitted.iter().any(|(k, _)| *k == t) {
+            permitted.push(text(t, "invalid"));
+        }
+    }
+    let mut excluded = Vec::new();
+    if !permitted.iter().any(|(k, _)| *k == IP) {
+        excluded.push((IP, vec![0u8; 8]));
+        excluded.push((IP, vec![0u8; 32]));
+    }
+    let subtrees = |names: &[(u8, Vec<u8>)]| -> Vec<u8> {
+        names
+            .iter()
+            .flat_map(|(t, v)| der_tlv(0x30, &der_tlv(*t, v)))
+            .collect()
+    };
+    let mut body = der_tlv(0xA0, &subtrees(&permitted));
+    if !excluded.is_empty() {
+        body.extend(der_tlv(0xA1, &subtrees(&excluded)));
+    }
+    let mut ext = rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 30], der_tlv(0x30, &body));
+    ext.set_criticality(true);
+    ext
 }
 
 fn unix(t: i64) -> Result<time::OffsetDateTime, LifecycleError> {
@@ -308,24 +605,23 @@ impl Manager {
             IsCa::Ca(BasicConstraints::Unconstrained) => Some(-1),
             _ => None,
         };
-        let permitted: Vec<String> = params
-            .name_constraints
+        let permitted: Vec<Permit> = spec
+            .permitted
             .iter()
-            .flat_map(|nc| nc.permitted_subtrees.iter())
-            .filter_map(|s| match s {
-                GeneralSubtree::DnsName(d) => Some(d.clone()),
-                _ => None,
-            })
-            .collect();
-        let dns: Vec<String> = params
-            .subject_alt_names
-            .iter()
-            .filter_map(|s| match s {
-                SanType::DnsName(d) => Some(d.as_str().to_owned()),
-                _ => None,
-            })
-            .collect();
-
+            .map(|p| Permit::parse(p))
+            .collect::<Result<_, _>>()?;
+        if !permitted.is_empty() {
+            if new_path_len.is_none() {
+                return Err(LifecycleError::InvalidField(
+                    "name constraints are for a CA".into(),
+                ));
+            }
+            params.name_constraints = None;
+            params
+                .custom_extensions
+                .push(name_constraints_extension(&permitted));
+        }
+        let names = names_of(&params)?;
         // the private key a new CA certificate is bound to
         let mut ca_private = None;
         let (ca, signing_key) = match issuer {
@@ -379,27 +675,32 @@ impl Manager {
                         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(n));
                     }
                 }
-                // every name (and every permitted subtree of a new CA) inside every CA's
-                // constraints
+                // every name (the subject's CN too) and every permitted subtree of a new CA
+                // inside every CA's constraints, name type by name type
                 for up in &ca.chain {
-                    let bases: Vec<String> = ca_values(up, "ca-permitted")
+                    let bases: Vec<Permit> = ca_values(up, "ca-permitted")
                         .filter_map(|v| match v {
-                            Value::TextString(s) => Some(s.clone()),
+                            Value::TextString(s) => Some(Permit::parse(s)),
                             _ => None,
                         })
-                        .collect();
+                        .collect::<Result<_, _>>()?;
                     if bases.is_empty() {
                         continue;
                     }
-                    for name in dns.iter().chain(permitted.iter()) {
-                        if !bases
-                            .iter()
-                            .any(|b| dns_within(name.trim_start_matches('.'), b))
-                        {
-                            return Err(LifecycleError::PermissionDenied(format!(
-                                "{name} is outside the name constraints of CA {}",
-                                up.id
-                            )));
+                    let outside = |shown: &str| {
+                        LifecycleError::PermissionDenied(format!(
+                            "{shown} is outside the name constraints of CA {}",
+                            up.id
+                        ))
+                    };
+                    for (shown, name) in &names {
+                        if !name.within(&bases) {
+                            return Err(outside(shown));
+                        }
+                    }
+                    for p in &permitted {
+                        if !p.within(&bases) {
+                            return Err(outside(&p.stored()));
                         }
                     }
                 }
@@ -492,7 +793,7 @@ impl Manager {
                 attrs.push(ca_attr("ca-key", Value::TextString(k.clone())));
             }
             for p in &permitted {
-                attrs.push(ca_attr("ca-permitted", Value::TextString(p.clone())));
+                attrs.push(ca_attr("ca-permitted", Value::TextString(p.stored())));
             }
         }
         let mut changes = Vec::new();
@@ -729,7 +1030,8 @@ impl Manager {
             link(link_type::PUBLIC_KEY_LINK, &p.id),
         ];
         for name in ca.permitted {
-            attrs.push(ca_attr("ca-permitted", Value::TextString(name)));
+            let p = Permit::parse(&name)?;
+            attrs.push(ca_attr("ca-permitted", Value::TextString(p.stored())));
         }
         let object = Ttlv::structure(
             tag::CERTIFICATE,
@@ -855,6 +1157,46 @@ mod tests {
         assert!(!dns_within("example.com", ".example.com"));
         assert!(!dns_within("badexample.com", "example.com"));
         assert!(!dns_within("example.org", "example.com"));
+    }
+
+    #[test]
+    fn permitted_names_by_type() {
+        let p = |s: &str| Permit::parse(s).unwrap();
+        let bases = [p("example.com"), p("ip:10.0.0.0/8")];
+        let ok = |n: Name| n.within(&bases);
+        assert!(ok(Name::Dns("www.example.com".into())));
+        assert!(!ok(Name::Dns("www.example.org".into())));
+        assert!(ok(Name::Email("a@example.com".into())));
+        assert!(ok(Name::Email("a@mail.example.com".into())));
+        assert!(!ok(Name::Email("a@evil.org".into())));
+        assert!(ok(Name::Uri("https://u:p@www.example.com:443/x?y".into())));
+        assert!(!ok(Name::Uri("https://evil.org/".into())));
+        assert!(!ok(Name::Uri("urn:example.com".into())));
+        assert!(ok(Name::Ip("10.200.0.1".parse().unwrap())));
+        assert!(!ok(Name::Ip("11.0.0.1".parse().unwrap())));
+        assert!(!ok(Name::Ip("::1".parse().unwrap())));
+        // a DNS-only CA permits no e-mail address
+        assert!(!Name::Email("a@example.com".into()).within(&[p("dns:example.com")]));
+        assert!(Name::Email("a@example.com".into()).within(&[p("email:a@example.com")]));
+        assert!(!Name::Email("b@example.com".into()).within(&[p("email:a@example.com")]));
+        assert!(!Name::Email("a@sub.example.com".into()).within(&[p("email:example.com")]));
+        assert!(Name::Email("a@sub.example.com".into()).within(&[p("email:.example.com")]));
+        // sub-CA subtrees
+        assert!(p("www.example.com").within(&bases));
+        assert!(p("ip:10.1.0.0/16").within(&bases));
+        assert!(!p("ip:10.0.0.0/7").within(&bases));
+        assert!(!p("evil.org").within(&bases));
+        assert_eq!(p("ip:10.1.2.3/8").stored(), "ip:10.0.0.0/8");
+        assert_eq!(p("ip:2001:db8::1/32").stored(), "ip:2001:db8::/32");
+        for bad in [
+            "ip:10.0.0.0/33",
+            "bad domain",
+            "ftp:x",
+            "email:@x",
+            "ip:nope",
+        ] {
+            assert!(Permit::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
