@@ -224,6 +224,10 @@ pub struct CertInfo {
     pub sans: Vec<String>,
     pub not_before: i64,
     pub not_after: i64,
+    /// A CA's path length as the server recorded it (-1: none).
+    pub path_len: Option<i64>,
+    /// A CA's permitted subtrees as the server recorded them.
+    pub permitted: Vec<String>,
 }
 
 impl CertInfo {
@@ -527,6 +531,18 @@ impl Kmip {
                     .map(|e| e.xml.to_owned())
             })
             .unwrap_or_default();
+        let named = |name: &'static str| {
+            attrs.iter().filter(move |a| {
+                kmip_codec::attributes::attribute_name(a).ok().as_deref() == Some(name)
+            })
+        };
+        let path_len = named("y-ca-path-len")
+            .find_map(|a| a.child(tag::ATTRIBUTE_VALUE).and_then(Ttlv::as_i32))
+            .map(i64::from);
+        let permitted = named("y-ca-permitted")
+            .filter_map(|a| a.child(tag::ATTRIBUTE_VALUE).and_then(Ttlv::as_text))
+            .map(str::to_owned)
+            .collect();
         let (serial, subject, issuer, sans, not_before, not_after) = describe(&der)?;
         Ok(CertInfo {
             id: id.to_owned(),
@@ -541,6 +557,8 @@ impl Kmip {
             sans,
             not_before,
             not_after,
+            path_len,
+            permitted,
         })
     }
 

@@ -865,6 +865,15 @@ fn name_constraints_bind_every_name_type() {
     );
     assert!(why.contains("outside the name constraints"), "{why}");
 
+    // a renewed CA keeps its own path length and constraints
+    ca.ok(&["renew", &int, "--out", "int2.pem"]);
+    let text = openssl_ok(dir, &["x509", "-in", "int2.pem", "-noout", "-text"]);
+    assert!(text.contains("CA:TRUE, pathlen:0"), "{text}");
+    assert!(
+        text.contains("DNS:example.com") && text.contains("IP:0.0.0.0/0.0.0.0"),
+        "{text}"
+    );
+
     // a sub-CA's constraints lie inside its issuer's, type by type
     let constrained_root = ca.ok(&[
         "init-root",

@@ -27,7 +27,9 @@ pub struct Args {
     pub key: KeyType,
     #[arg(long)]
     pub path_len: Option<i64>,
-    /// Permitted DNS subtree (name constraints); repeat for more.
+    /// Permitted subtree (name constraints): `example.com` for DNS names, e-mail addresses
+    /// and URIs in that domain, `ip:10.0.0.0/8` for addresses; repeat for more. Every name
+    /// type not permitted is excluded.
     #[arg(long = "permit")]
     pub permitted: Vec<String>,
     /// Profile to issue with.

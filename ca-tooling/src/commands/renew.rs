@@ -38,7 +38,9 @@ pub fn run(a: Args, conn: &Connection, json: bool) -> Result<()> {
             subject: Some(old.subject.clone()),
             sans: old.sans.clone(),
             days: a.days,
-            ..Default::default()
+            // a CA keeps its own path length and name constraints
+            path_len: old.path_len.filter(|n| *n >= 0),
+            permitted: old.permitted.clone(),
         },
     )?;
     super::issued(&mut kmip, &id, &super::default_out(&a.out, &id), json)?;
