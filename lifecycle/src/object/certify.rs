@@ -540,7 +540,17 @@ impl Manager {
                     LifecycleError::InvalidField("the CA has no public key link".into())
                 })?;
                 let public = self.store.get(&public)?.ok_or(LifecycleError::NotFound)?;
-                self.generated_pair(&public)?
+                let private = self.generated_pair(&public)?;
+                // and only a record its key's owner made: a grantee's own record for someone
+                // else's key was never a CA
+                let key = self.store.get(&private)?.ok_or(LifecycleError::NotFound)?;
+                if cert.owner.is_some() && cert.owner != key.owner {
+                    return Err(LifecycleError::PermissionDenied(format!(
+                        "CA certificate {} was not made by its key's owner",
+                        cert.id
+                    )));
+                }
+                private
             }
         };
         Ok(self.key_for(&private, Usage::Protect, mask_bit, now)?.1)
