@@ -16,7 +16,7 @@ fn pykmip_integration_suite() {
     );
     // PyKMIP's derivation tests derive from keys they never activate; its own server allows
     // that, ours only under this policy (see kmip-server --help)
-    let server = ServerProcess::start(&["--derive-from-pre-active", "--duplicate-names"]);
+    let server = ServerProcess::start(&["--derive-from-pre-active"]);
     let home = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(home.path().join(".pykmip")).unwrap();
     std::fs::write(

@@ -112,10 +112,17 @@ pub struct Config {
     /// client test suite relies on it.
     #[arg(long, env = "KMIP_DERIVE_FROM_PRE_ACTIVE")]
     pub derive_from_pre_active: bool,
-    /// Server policy: objects may share a Name. KMIP says names are unique within a server
-    /// (Non Unique Name Attribute otherwise; a destroyed object's name may be taken again);
-    /// PyKMIP's server does not enforce it, and its client test suite relies on that.
-    #[arg(long, env = "KMIP_DUPLICATE_NAMES")]
+    /// Server policy: a Name belongs to one object not destroyed among each owner's objects
+    /// (Non Unique Name Attribute otherwise; a destroyed object's name may be taken again).
+    /// KMIP says names are unique within a server; by default objects may share names, as
+    /// every other KMIP server lets them and deployed clients expect (PyKMIP names every key
+    /// "Symmetric Key", Create Key Pair's common Name names both halves). The rule is kept
+    /// within one owner so that no identity can probe for, or squat, another's names. One
+    /// object never carries the same name twice, whatever the policy.
+    #[arg(long, env = "KMIP_UNIQUE_NAMES")]
+    pub unique_names: bool,
+    /// Deprecated, no effect: objects share names by default (see --unique-names).
+    #[arg(long, env = "KMIP_DUPLICATE_NAMES", hide = true)]
     pub duplicate_names: bool,
     /// Server policy, beyond KMIP (as PKCS#11's CKA_WRAP_WITH_TRUSTED): a Sensitive key
     /// leaves only wrapped by a key an administrator marked trusted (`kmip-server

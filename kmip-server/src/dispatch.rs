@@ -93,10 +93,15 @@ impl Ctx<'_> {
     }
 }
 
-/// A Result Reason the client's version defines. 1.x lacks many of 2.x's reasons; each maps to
-/// the nearest 1.x one (the 1.4 error tables answer state and attribute errors with Permission
-/// Denied or Invalid Field).
-pub fn reason_for_version(reason: u32, major: i32) -> u32 {
+/// A Result Reason as the client's version answers it. 1.x lacks many of 2.x's reasons; each
+/// maps to the nearest 1.x one (the 1.4 error tables answer state and attribute errors with
+/// Permission Denied or Invalid Field). 2.0 defines Wrong Key Lifecycle State but its test
+/// cases answer a key used outside its state or window, and an attribute change its state
+/// forbids, with Permission Denied, as 1.x does; 2.1's answer Wrong Key Lifecycle State.
+pub fn reason_for_version(reason: u32, (major, minor): (i32, i32)) -> u32 {
+    if (major, minor) == (2, 0) && reason == rr::WRONG_KEY_LIFECYCLE_STATE {
+        return rr::PERMISSION_DENIED;
+    }
     let defined = vocab::enum_def("ResultReason")
         .and_then(|d| d.by_value(reason))
         .is_some_and(|e| e.in_major(major));
@@ -131,12 +136,17 @@ pub fn reason_for_version(reason: u32, major: i32) -> u32 {
     }
 }
 
-fn failed(op: Option<Enum>, id: Option<Bytes>, e: OpError, major: i32) -> ResponseBatchItem {
+fn failed(
+    op: Option<Enum>,
+    id: Option<Bytes>,
+    e: OpError,
+    version: (i32, i32),
+) -> ResponseBatchItem {
     ResponseBatchItem {
         operation: op,
         unique_batch_item_id: id,
         result_status: Req(Enum(result_status::OPERATION_FAILED)),
-        result_reason: Some(Enum(reason_for_version(e.reason, major))),
+        result_reason: Some(Enum(reason_for_version(e.reason, version))),
         result_message: Some(e.message),
         ..Default::default()
     }
@@ -155,7 +165,7 @@ fn header(version: (i32, i32), now: i64, count: usize) -> ResponseHeader {
 
 /// A whole-message failure (the request could not be read as a request).
 pub fn message_error(version: (i32, i32), now: i64, e: OpError) -> Ttlv {
-    let item = failed(None, None, e, version.0);
+    let item = failed(None, None, e, version);
     ResponseMessage {
         header: Req(header(version, now, 1)),
         batch_item: vec![item],
@@ -281,7 +291,7 @@ pub fn handle(manager: &Manager, identity: &str, tree: &Ttlv, limits: &Settings,
                         rr::RESPONSE_TOO_LARGE,
                         "the response exceeds the Maximum Response Size",
                     ),
-                    version.0,
+                    version,
                 );
             }
         }
@@ -395,7 +405,7 @@ fn run_item(ctx: &mut Ctx<'_>, item: &RequestBatchItem) -> ResponseBatchItem {
         },
         Err(e) => {
             tracing::debug!(operation = op.0, reason = e.reason, "operation failed");
-            failed(Some(op), id, e, ctx.major())
+            failed(Some(op), id, e, ctx.version)
         }
     }
 }

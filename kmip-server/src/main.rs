@@ -291,7 +291,10 @@ async fn serve(cfg: Config) -> Result<(), String> {
     let store_path = cfg.data_dir.join("kmip.redb");
     let mut store = RedbStore::open_with_cache(&store_path, cfg.store_cache_mb << 20)
         .context("store")?
-        .allow_duplicate_names(cfg.duplicate_names);
+        .unique_names(cfg.unique_names);
+    if cfg.duplicate_names {
+        tracing::warn!("--duplicate-names is deprecated and has no effect: objects share names by default (--unique-names for the specification's rule)");
+    }
     // destroyed keys' sealed bytes leave the file only when it is compacted, which needs the
     // file to ourselves: at every start, before serving
     while store.compact().context("compact the store")? {}

@@ -167,6 +167,24 @@ pub fn request_attributes(
     Ok(out)
 }
 
+/// `attrs` without an Object Type among them: EDB's 2.1 client repeats the request's Object
+/// Type inside the Attributes of Create. The same value is accepted (and dropped: it is the
+/// request's field); another is Invalid Field.
+pub fn without_object_type(attrs: Vec<Ttlv>, object_type: u32) -> Result<Vec<Ttlv>, OpError> {
+    if attrs
+        .iter()
+        .any(|a| a.tag == tag::OBJECT_TYPE && a.as_enum() != Some(object_type))
+    {
+        return Err(OpError::invalid(
+            "the Object Type among the attributes differs from the request's",
+        ));
+    }
+    Ok(attrs
+        .into_iter()
+        .filter(|a| a.tag != tag::OBJECT_TYPE)
+        .collect())
+}
+
 /// A 1.x Template-Attribute and a 2.x Attributes structure, either of which may be present.
 pub type AttributeSources<'a> = (Option<&'a Ttlv>, Option<&'a Ttlv>);
 

@@ -6,7 +6,10 @@ use kmip_codec::Ttlv;
 
 pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = RegisterRequest::decode(payload)?;
-    let attrs = request_attributes(req.template_attribute.as_ref(), req.attributes.as_ref())?;
+    let attrs = super::without_object_type(
+        request_attributes(req.template_attribute.as_ref(), req.attributes.as_ref())?,
+        req.object_type.0 .0,
+    )?;
     let object = [
         &req.certificate,
         &req.symmetric_key,

@@ -339,11 +339,23 @@ impl Manager {
         Ok((first..first + n).map(|i| i.to_string()).collect())
     }
 
-    /// Names are unique within the server (KMIP 2.1 §4.32): the Names in `new`, given to
-    /// object `id` whose other attributes are `own`, may not repeat one of its names nor each
-    /// other, nor be held by another object that is not destroyed (a destroyed object's name
-    /// may be taken again).
+    /// The Names in `new`, given to object `id` whose other attributes are `own`, may not
+    /// repeat one of its names nor each other. Under `--unique-names` (KMIP 2.1 §4.32, within
+    /// one owner's objects) nor may another object of the same owner that is not destroyed
+    /// hold one (a destroyed object's name may be taken again); by default objects may share
+    /// names, as deployed clients expect.
     fn check_names(&self, id: &str, own: &[Ttlv], new: &[Ttlv]) -> Result<(), LifecycleError> {
+        if !new.iter().any(|a| a.tag == tag::NAME) {
+            return Ok(());
+        }
+        // the owner of `id`, or, for an object not yet stored, the caller who makes it
+        let owner = match self.store.names_unique() {
+            true => match self.store.peek(id)? {
+                Some(r) => r.owner,
+                None => self.caller.as_ref().map(|c| c.identity.clone()),
+            },
+            false => None,
+        };
         let value = |n: &Ttlv| {
             n.child(tag::NAME_VALUE)
                 .and_then(Ttlv::as_text)
@@ -372,10 +384,9 @@ impl Manager {
                 if other == id {
                     continue;
                 }
-                let taken = self
-                    .store
-                    .peek(&other)?
-                    .is_some_and(|r| !r.state.is_destroyed() && names(&r.attributes).contains(&v));
+                let taken = self.store.peek(&other)?.is_some_and(|r| {
+                    !r.state.is_destroyed() && r.owner == owner && names(&r.attributes).contains(&v)
+                });
                 if taken {
                     return Err(LifecycleError::NonUniqueName(v));
                 }
@@ -562,7 +573,10 @@ impl Manager {
         let (private, public) = (merge(private), merge(public));
         attributes::check_client_attributes(&private)?;
         attributes::check_client_attributes(&public)?;
-        self.check_names("", &[], &[private.as_slice(), public.as_slice()].concat())?;
+        // each half on its own: one Name in the common attributes names both (a Go client
+        // does so); under --unique-names the store refuses the pair
+        self.check_names("", &[], &private)?;
+        self.check_names("", &[], &public)?;
         let (generated, public_material) = self.generate_pair(&private)?;
         let ids = self.new_ids(2)?;
         let mut priv_rec =
@@ -832,6 +846,11 @@ impl Manager {
             return Err(LifecycleError::ReadOnlyAttribute(item.tag));
         }
         if !rule.multiple && r.attributes.iter().any(|a| same_attribute(a, &item)) {
+            // VAST adds the Operation Policy Name it created the key with: adding the value
+            // the object already has changes nothing and succeeds
+            if r.attributes.contains(&item) {
+                return Ok(r);
+            }
             return Err(LifecycleError::SingleValuedAttribute(item.tag));
         }
         self.may_change_access(&r, item.tag)?;
@@ -1301,9 +1320,18 @@ mod tests {
         ));
     }
 
+    /// A manager over a redb store whose names are unique per owner (`--unique-names`).
+    fn unique_names_manager() -> Manager {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let store = RedbStore::open(&dir.join("k.redb"))
+            .unwrap()
+            .unique_names(true);
+        Manager::new(Arc::new(store), Core::new(MasterKey::generate().unwrap()))
+    }
+
     #[test]
     fn names_are_unique_among_objects_not_destroyed() {
-        let m = manager();
+        let m = unique_names_manager();
         let taken = |r: Result<Record, LifecycleError>| matches!(r, Err(LifecycleError::NonUniqueName(n)) if n == "a");
         let a = m.create(ot::SYMMETRIC_KEY, aes(128, "a"), 10).unwrap();
         assert!(taken(m.create(ot::SYMMETRIC_KEY, aes(128, "a"), 11)));
@@ -1320,15 +1348,34 @@ mod tests {
         m.destroy(&a2.id, 16).unwrap();
         m.create(ot::SYMMETRIC_KEY, aes(128, "a"), 17)
             .expect("a destroyed object's name may be taken again");
-        let dir = tempfile::tempdir().unwrap();
-        let store = RedbStore::open(&dir.path().join("k.redb")).unwrap();
-        let lax = Manager::new(
-            Arc::new(store.allow_duplicate_names(true)),
-            Core::new(MasterKey::generate().unwrap()),
-        );
-        lax.create(ot::SYMMETRIC_KEY, aes(128, "a"), 10).unwrap();
+        // by default objects share names; one object still may not carry a name twice
+        let lax = manager();
+        let first = lax.create(ot::SYMMETRIC_KEY, aes(128, "a"), 10).unwrap();
         lax.create(ot::SYMMETRIC_KEY, aes(128, "a"), 10)
-            .expect("shared names under the policy");
+            .expect("shared names by default");
+        assert!(taken(lax.add_attribute(&first.id, name("a"), 11)));
+    }
+
+    /// Under --unique-names a name is unique among one owner's objects: another identity may
+    /// use it, and learns nothing of it.
+    #[test]
+    fn unique_names_are_per_owner() {
+        let m = unique_names_manager();
+        let caller = |who: &str| Caller {
+            identity: who.into(),
+            admin: false,
+            operation: None,
+            groups: vec![],
+            namespaces: vec![],
+        };
+        let (alice, bob) = (m.for_caller(caller("alice")), m.for_caller(caller("bob")));
+        alice.create(ot::SYMMETRIC_KEY, aes(128, "db"), 10).unwrap();
+        bob.create(ot::SYMMETRIC_KEY, aes(128, "db"), 10)
+            .expect("bob's own name space");
+        assert!(matches!(
+            alice.create(ot::SYMMETRIC_KEY, aes(128, "db"), 11),
+            Err(LifecycleError::NonUniqueName(_))
+        ));
     }
 
     /// Requests that each find a name free before either commits: the store's check inside
@@ -1336,7 +1383,11 @@ mod tests {
     #[test]
     fn concurrent_creates_of_one_name_leave_one_holder() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(RedbStore::open(&dir.path().join("k.redb")).unwrap());
+        let store = Arc::new(
+            RedbStore::open(&dir.path().join("k.redb"))
+                .unwrap()
+                .unique_names(true),
+        );
         let m = Manager::new(store, Core::new(MasterKey::generate().unwrap()));
         for round in 0..5 {
             let n = format!("race-{round}");
@@ -1402,9 +1453,7 @@ mod tests {
     #[test]
     fn locate_filters_and_orders() {
         let dir = tempfile::tempdir().unwrap();
-        let store = RedbStore::open(&dir.path().join("k.redb"))
-            .unwrap()
-            .allow_duplicate_names(true);
+        let store = RedbStore::open(&dir.path().join("k.redb")).unwrap();
         let m = Manager::new(Arc::new(store), Core::new(MasterKey::generate().unwrap()));
         let a = m.create(ot::SYMMETRIC_KEY, aes(128, "a"), 10).unwrap();
         let b = m.create(ot::SYMMETRIC_KEY, aes(256, "b"), 20).unwrap();

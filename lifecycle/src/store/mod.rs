@@ -81,11 +81,12 @@ pub trait Store: Send + Sync {
     fn all_ids(&self) -> Result<Vec<String>, StoreError>;
     /// Reserve `n` consecutive new identifiers and return the first.
     fn allocate_ids(&self, n: u64) -> Result<u64, StoreError>;
-    /// Whether a Name may belong to one object not destroyed only (KMIP says so; the server
-    /// policy `--duplicate-names` says otherwise). A store that enforces it refuses, with
+    /// Whether a Name may belong to only one of an owner's objects not destroyed (the server
+    /// policy `--unique-names`: KMIP's rule, kept within one owner so that it says nothing of
+    /// other identities' names). A store that enforces it refuses, with
     /// [`StoreError::NameTaken`], a commit that would break it.
     fn names_unique(&self) -> bool {
-        true
+        false
     }
 }
 

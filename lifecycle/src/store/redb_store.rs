@@ -161,13 +161,14 @@ impl RedbStore {
                 next: last + 1,
                 reserved: last,
             }),
-            unique_names: true,
+            unique_names: false,
         })
     }
 
-    /// Let objects share names (the server policy `--duplicate-names`).
-    pub fn allow_duplicate_names(mut self, allow: bool) -> RedbStore {
-        self.unique_names = !allow;
+    /// Names unique among one owner's objects (the server policy `--unique-names`); by
+    /// default objects may share names, as deployed clients expect.
+    pub fn unique_names(mut self, unique: bool) -> RedbStore {
+        self.unique_names = unique;
         self
     }
 
@@ -238,8 +239,8 @@ impl RedbStore {
                 return Err(StoreError::Conflict(id.clone()));
             }
         }
-        // (record, name) for every name a live record gains in this commit
-        let mut gained: Vec<(&str, Vec<u8>)> = Vec::new();
+        // (record, owner, name) for every name a live record gains in this commit
+        let mut gained: Vec<(&str, Option<&str>, Vec<u8>)> = Vec::new();
         for c in changes {
             let id = match c {
                 Change::Put(r) => r.id.as_str(),
@@ -266,7 +267,7 @@ impl RedbStore {
                         && is_name_key(&k)
                         && !old_keys.contains(&k)
                     {
-                        gained.push((id, k));
+                        gained.push((id, r.owner.as_deref(), k));
                     }
                 }
                 objects.insert(id, r.encode().as_slice()).map_err(backend)?;
@@ -274,13 +275,18 @@ impl RedbStore {
         }
         // after all of the commit's changes, so that a name moving from one record to another
         // (Re-key) is seen where it ends up
-        for (id, k) in gained {
+        for (id, owner, k) in gained {
             for other in ids_with(&index, &k)?.into_iter().filter(|o| o != id) {
                 let Some(bytes) = objects.get(other.as_str()).map_err(backend)? else {
                     continue;
                 };
                 let r = Record::decode(&other, bytes.value())?;
-                if !r.state.is_destroyed() && index_keys(&r).contains(&k) {
+                // among one owner's objects only: another identity's names are neither
+                // probed nor squatted through this refusal
+                if !r.state.is_destroyed()
+                    && r.owner.as_deref() == owner
+                    && index_keys(&r).contains(&k)
+                {
                     let name = String::from_utf8_lossy(&k[3..]).into_owned();
                     return Err(StoreError::NameTaken(name));
                 }
