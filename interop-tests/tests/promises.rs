@@ -250,10 +250,10 @@ fn archived_keys_do_not_leave_wrapped() {
 fn hash_derivation_takes_the_key_or_the_data_not_both() {
     let server = ServerProcess::start(&[]);
     let mut c = server.client("admin");
-    let derive = |c: &mut Client, base: &str, data: Option<&[u8]>| {
+    let derive = |c: &mut Client, base: &str, data: Option<&[u8]>, hash: u32| {
         let mut params = vec![Ttlv::structure(
             tag::CRYPTOGRAPHIC_PARAMETERS,
-            vec![item(tag::HASHING_ALGORITHM, Value::Enumeration(6))],
+            vec![item(tag::HASHING_ALGORITHM, Value::Enumeration(hash))],
         )];
         if let Some(d) = data {
             params.push(item(tag::DERIVATION_DATA, Value::ByteString(d.to_vec())));
@@ -283,13 +283,26 @@ fn hash_derivation_takes_the_key_or_the_data_not_both() {
     let b = create_aes(&mut c, 256, vec![mask(0x200)]);
     activate(&mut c, &a);
     activate(&mut c, &b);
+    const SHA_256: u32 = 6;
+    const SHA_512: u32 = 8;
     assert_eq!(
-        reason(derive(&mut c, &a, Some(b"public data"))),
+        reason(derive(&mut c, &a, Some(b"public data"), SHA_512)),
         Some(rr::INVALID_MESSAGE)
     );
+    // SHA-256 of a key is its Digest attribute: such a "derived key" is no secret
+    assert_eq!(
+        reason(derive(&mut c, &a, None, SHA_256)),
+        Some(rr::INVALID_FIELD)
+    );
     // from the key alone: two keys give two different results
-    let da = derive(&mut c, &a, None).unwrap().unique_identifier.0;
-    let db = derive(&mut c, &b, None).unwrap().unique_identifier.0;
+    let da = derive(&mut c, &a, None, SHA_512)
+        .unwrap()
+        .unique_identifier
+        .0;
+    let db = derive(&mut c, &b, None, SHA_512)
+        .unwrap()
+        .unique_identifier
+        .0;
     let material = |c: &mut Client, id: &str| {
         interop_tests::kmip::key_material(&get(c, id).unwrap().symmetric_key.unwrap()).1
     };
@@ -535,16 +548,26 @@ fn sensitive_keys_leave_only_under_trusted_keys_when_the_policy_says_so() {
     };
     assert_eq!(reason(trust(&mut alice, &own)), Some(rr::PERMISSION_DENIED));
     assert_eq!(reason(trust(&mut admin, &own)), Some(rr::INVALID_FIELD));
-    let hsm = create_aes(
+    // a key that can also decrypt (or unwrap, encrypt, derive) would undo what it wraps
+    let decrypts = create_aes(
         &mut admin,
         256,
         vec![
-            mask(0x10 | 0x20),
+            mask(0x10 | 0x8),
             item(tag::EXTRACTABLE, Value::Boolean(false)),
         ],
     );
+    assert_eq!(
+        reason(trust(&mut admin, &decrypts)),
+        Some(rr::INVALID_FIELD)
+    );
+    let hsm = create_aes(
+        &mut admin,
+        256,
+        vec![mask(0x10), item(tag::EXTRACTABLE, Value::Boolean(false))],
+    );
     activate(&mut admin, &hsm);
-    grant(&mut admin, &hsm, "alice", &[op::GET]);
+    grant(&mut admin, &hsm, "alice", &[op::ENCRYPT]);
     assert_eq!(
         reason(wrapped_get(&mut alice, &secret, &hsm)),
         Some(rr::PERMISSION_DENIED),
@@ -644,4 +667,143 @@ fn wrapping_never_reuses_an_iv() {
         );
         assert!(r.is_err(), "mode {mode}, Random IV {random_iv:?}: {r:?}");
     }
+}
+
+/// A grant of Get on a key-encryption key is not a grant to wrap with it: wrapping encrypts
+/// under the KEK, and takes a grant of Encrypt.
+#[test]
+fn a_get_grant_on_a_kek_is_not_a_grant_to_wrap_with_it() {
+    let server = ServerProcess::start(&[]);
+    for n in ["alice", "bob"] {
+        server.issue_client_cert(n);
+    }
+    let mut alice = server.client("alice");
+    let mut bob = server.client("bob");
+    let kek = create_aes(
+        &mut alice,
+        256,
+        vec![
+            mask(0x10 | 0x20),
+            item(tag::EXTRACTABLE, Value::Boolean(false)),
+        ],
+    );
+    activate(&mut alice, &kek);
+    grant(&mut alice, &kek, "bob", &[op::GET]);
+    let bobs = create_aes(&mut bob, 256, vec![]);
+    assert_eq!(
+        reason(wrapped_get(&mut bob, &bobs, &kek)),
+        Some(rr::PERMISSION_DENIED)
+    );
+    grant(&mut alice, &kek, "bob", &[op::GET, op::ENCRYPT]);
+    wrapped_get(&mut bob, &bobs, &kek).expect("granted Encrypt, bob wraps");
+}
+
+/// A grantee allowed only to Re-key cannot steer the replacement into a group it holds, nor
+/// widen its usage mask.
+#[test]
+fn a_rekey_grantee_cannot_steer_the_replacement() {
+    let server = ServerProcess::start(&["--group-grant", "bobgrp=bob:Get GetAttributes Locate"]);
+    for n in ["alice", "bob"] {
+        server.issue_client_cert(n);
+    }
+    let mut alice = server.client("alice");
+    let mut bob = server.client("bob");
+    let key = create_aes(&mut alice, 256, vec![mask(0x4 | 0x8), name("alice-db-key")]);
+    grant(&mut alice, &key, "bob", &[op::RE_KEY]);
+    let rekey = |c: &mut Client, attrs: Vec<Ttlv>| {
+        c.op::<_, ReKeyResponse>(
+            op::RE_KEY,
+            &ReKeyRequest {
+                unique_identifier: uid(&key),
+                attributes: Some(Ttlv::structure(tag::ATTRIBUTES, attrs)),
+                ..Default::default()
+            },
+        )
+    };
+    let into_group = item(tag::OBJECT_GROUP, Value::TextString("bobgrp".into()));
+    assert_eq!(
+        reason(rekey(&mut bob, vec![into_group])),
+        Some(rr::PERMISSION_DENIED)
+    );
+    // the owner may not widen the mask through a replacement either
+    assert_eq!(
+        reason(rekey(&mut alice, vec![mask(0x4 | 0x8 | 0x40)])),
+        Some(rr::PERMISSION_DENIED)
+    );
+    let r = rekey(&mut bob, vec![]).expect("a plain Re-key is what bob was granted");
+    assert_eq!(
+        reason(get(&mut bob, &r.unique_identifier.0)),
+        Some(rr::OBJECT_NOT_FOUND),
+        "the replacement is alice's, outside bob's group"
+    );
+}
+
+/// Derive Key by ENCRYPT is an encryption of the caller's data under the base key: a grantee
+/// needs Encrypt as well as Derive Key, or Derive Key would be an encryption oracle.
+#[test]
+fn a_derive_key_grant_is_not_an_encryption_oracle() {
+    let server = ServerProcess::start(&[]);
+    for n in ["alice", "bob"] {
+        server.issue_client_cert(n);
+    }
+    let mut alice = server.client("alice");
+    let mut bob = server.client("bob");
+    let key = create_aes(&mut alice, 128, vec![mask(0x4 | 0x8 | 0x200)]);
+    activate(&mut alice, &key);
+    grant(&mut alice, &key, "bob", &[op::DERIVE_KEY]);
+    let derive = |c: &mut Client| {
+        c.op::<_, DeriveKeyResponse>(
+            op::DERIVE_KEY,
+            &DeriveKeyRequest {
+                object_type: Req(Enum(ot::SECRET_DATA)),
+                unique_identifier: vec![key.clone()],
+                derivation_method: Req(item(
+                    tag::DERIVATION_METHOD,
+                    Value::Enumeration(derivation_method::ENCRYPT),
+                )),
+                derivation_parameters: Req(Ttlv::structure(
+                    tag::DERIVATION_PARAMETERS,
+                    vec![
+                        Ttlv::structure(
+                            tag::CRYPTOGRAPHIC_PARAMETERS,
+                            vec![item(tag::BLOCK_CIPHER_MODE, Value::Enumeration(2))],
+                        ),
+                        item(tag::DERIVATION_DATA, Value::ByteString(vec![0; 16])),
+                    ],
+                )),
+                attributes: Some(Ttlv::structure(
+                    tag::ATTRIBUTES,
+                    vec![item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(128))],
+                )),
+                ..Default::default()
+            },
+        )
+    };
+    assert_eq!(reason(derive(&mut bob)), Some(rr::PERMISSION_DENIED));
+    derive(&mut alice).expect("the owner derives");
+}
+
+/// Usage Limits count every use of a key: wrapping with it and deriving from it too.
+#[test]
+fn wrapping_and_derivation_count_against_usage_limits() {
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let once = || {
+        Ttlv::structure(
+            tag::USAGE_LIMITS,
+            vec![
+                item(tag::USAGE_LIMITS_TOTAL, Value::LongInteger(1)),
+                item(tag::USAGE_LIMITS_UNIT, Value::Enumeration(2)),
+            ],
+        )
+    };
+    let kek = create_aes(&mut c, 256, vec![mask(0x10 | 0x20), once()]);
+    activate(&mut c, &kek);
+    let a = create_aes(&mut c, 256, vec![]);
+    wrapped_get(&mut c, &a, &kek).expect("the one use");
+    assert_eq!(
+        reason(wrapped_get(&mut c, &a, &kek)),
+        Some(rr::PERMISSION_DENIED),
+        "used up"
+    );
 }

@@ -12,6 +12,7 @@
 //!   widen its own grant, silently, without the owner's grant list changing.
 
 use super::*;
+use kmip_codec::vocab::enums::cryptographic_usage_mask as um;
 
 fn flag(attrs: &[Ttlv], t: Tag) -> Option<bool> {
     attrs.iter().find(|a| a.tag == t).and_then(Ttlv::as_bool)
@@ -46,15 +47,22 @@ pub(super) fn only_tightens(before: &[Ttlv], after: &[Ttlv]) -> Result<(), Lifec
     Ok(())
 }
 
-/// The Extractable and Sensitive a replacement made from `old` must keep: a client's own
-/// attributes for the replacement may tighten them, never loosen them.
+/// The Extractable, Sensitive and usage mask a replacement made from `old` must keep: a
+/// client's own attributes for the replacement may tighten them, never loosen them.
 pub(super) fn inherit_protection(old: &[Ttlv], new: &[Ttlv]) -> Result<(), LifecycleError> {
     let keep = |t: Tag, v: bool| flag(old, t) != Some(v) || flag(new, t) == Some(v);
-    if keep(tag::EXTRACTABLE, false) && keep(tag::SENSITIVE, true) {
+    let mask_kept = match (usage_mask(old), usage_mask(new)) {
+        (Some(was), Some(now)) => now & !was == 0,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    if keep(tag::EXTRACTABLE, false) && keep(tag::SENSITIVE, true) && mask_kept {
         Ok(())
     } else {
         Err(LifecycleError::PermissionDenied(
-            "a replacement may not be less protected than the key it replaces".into(),
+            "a replacement may not be less protected than the key it replaces (Extractable, \
+             Sensitive, Cryptographic Usage Mask)"
+                .into(),
         ))
     }
 }
@@ -104,17 +112,21 @@ impl Manager {
         }
         let mut r = self.get(id, now)?;
         if trusted {
+            // a key that can also decrypt, unwrap, encrypt chosen data (CTR keystreams) or
+            // derive would let its holders undo what it wrapped: a symmetric or private
+            // trusted key only wraps, and its mask can never widen again (only_tightens)
+            let wrap_only = usage_mask(&r.attributes).is_some_and(|m| m & !um::WRAP_KEY == 0);
             let kind_ok = match r.object_type {
                 ot::PUBLIC_KEY => true,
                 ot::SYMMETRIC_KEY | ot::PRIVATE_KEY => {
-                    flag(&r.attributes, tag::EXTRACTABLE) == Some(false)
+                    flag(&r.attributes, tag::EXTRACTABLE) == Some(false) && wrap_only
                 }
                 _ => false,
             };
             if !kind_ok {
                 return Err(LifecycleError::InvalidField(
                     "a trusted wrapping key is a public key, or a symmetric or private key with \
-                     Extractable = False"
+                     Extractable = False whose Cryptographic Usage Mask is Wrap Key alone"
                         .into(),
                 ));
             }
@@ -140,6 +152,38 @@ impl Manager {
             ));
         }
         Ok(())
+    }
+
+    /// What Derive Key may not be made into. HASH of a key under SHA-256 is the key's own
+    /// Digest attribute, readable by whoever reads its attributes, so it derives nothing
+    /// secret. ENCRYPT derivation is an encryption of the caller's data under the base key
+    /// (ECB or CBC blocks, from which CTR and GCM keystreams follow): a grantee needs a grant
+    /// of Encrypt too, or a Derive Key grant would be an encryption oracle. The usage mask
+    /// needs only Derive Key, as KMIP says (PyKMIP's suite derives so).
+    pub(super) fn may_derive(
+        &self,
+        base: &Record,
+        d: &crate::core::crypto::Derivation<'_>,
+        now: i64,
+    ) -> Result<(), LifecycleError> {
+        use kmip_codec::vocab::enums::{derivation_method as dm, hashing_algorithm as ha};
+        match d.method {
+            dm::HASH
+                if d.params.hashing_algorithm.unwrap_or(ha::SHA_256) == ha::SHA_256
+                    && base.attribute(tag::DIGEST).is_some() =>
+            {
+                Err(LifecycleError::InvalidField(
+                    "the SHA-256 of this key is its Digest attribute: HASH derivation would \
+                     make a key that is not secret (choose another Hashing Algorithm)"
+                        .into(),
+                ))
+            }
+            dm::ENCRYPT => self
+                .with_operation(kmip_codec::vocab::enums::operation::ENCRYPT)
+                .get(&base.id, now)
+                .map(|_| ()),
+            _ => Ok(()),
+        }
     }
 
     /// Changing an attribute of `r` that confers access (see [`confers_access`]) takes the

@@ -88,6 +88,9 @@ impl Manager {
         if old.state.is_destroyed() {
             return Err(LifecycleError::Destroyed);
         }
+        for c in &client {
+            self.may_change_access(&old, c.tag)?;
+        }
         let attrs = inherited(&old, offset, client, now);
         protection::inherit_protection(&old.attributes, &attrs)?;
         let alg = get_enum(&attrs, tag::CRYPTOGRAPHIC_ALGORITHM).ok_or_else(|| {
@@ -145,6 +148,9 @@ impl Manager {
             all
         };
         let (private, public) = (with_common(private), with_common(public));
+        for c in private.iter().chain(public.iter()) {
+            self.may_change_access(&old_priv, c.tag)?;
+        }
         attributes::check_client_attributes(&private)?;
         attributes::check_client_attributes(&public)?;
         let priv_attrs = inherited(&old_priv, offset, private, now);

@@ -286,7 +286,10 @@ impl Manager {
         } else {
             Usage::Protect
         };
-        let (_, key) = self.key_for(base, usage, um::DERIVE_KEY, now)?;
+        let (r, key) = self.key_for(base, usage, um::DERIVE_KEY, now)?;
+        self.may_derive(&r, d, now)?;
+        // a derivation is a use of the base key, counted as an encryption is
+        self.count_use(r, d.data.map_or(0, <[u8]>::len), true)?;
         let bytes = crypto::derive(&key, d)?;
         let bits = (bytes.len() * 8) as u32;
         let material = match object_type {
@@ -353,10 +356,14 @@ impl Manager {
         if r.attribute(tag::EXTRACTABLE).and_then(Ttlv::as_bool) == Some(false) {
             return Err(LifecycleError::NotExtractable);
         }
-        let (wr, wkey) = self.key_for(wrapping_id, Usage::Protect, um::WRAP_KEY, now)?;
+        // wrapping encrypts under the wrapping key: a grantee needs Encrypt on it (a grant of
+        // Get on a KEK is not a grant to wrap with it), and the use counts against its limits
+        let sealed = r.sealed.as_ref().ok_or(LifecycleError::Destroyed)?;
+        let (wr, wkey) = self
+            .with_operation(kmip_codec::vocab::enums::operation::ENCRYPT)
+            .key_to_protect(wrapping_id, um::WRAP_KEY, sealed.len(), now)?;
         self.may_wrap(&r, &wr)?;
         let p = Self::params(&wr, params.clone());
-        let sealed = r.sealed.as_ref().ok_or(LifecycleError::Destroyed)?;
         let plain = self.core.unseal(&r.id, sealed)?;
         let (mut obj, _) = kmip_codec::decode(plain.expose(), &Limits::default())
             .map_err(|_| LifecycleError::InvalidField("stored object".into()))?;
