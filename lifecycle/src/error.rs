@@ -83,6 +83,8 @@ impl LifecycleError {
             LifecycleError::Core(CoreError::StreamLimit(_)) => rr::SERVER_LIMIT_EXCEEDED,
             // the OASIS test cases (CS-BC-M-GCM-1) answer an invalid tag length so
             LifecycleError::Core(CoreError::TagLength(_)) => rr::GENERAL_FAILURE,
+            LifecycleError::Core(CoreError::BadParameters(_)) => rr::BAD_CRYPTOGRAPHIC_PARAMETERS,
+            LifecycleError::Core(CoreError::InvalidField(_)) => rr::INVALID_FIELD,
             LifecycleError::Core(_) => rr::CRYPTOGRAPHIC_FAILURE,
         }
     }

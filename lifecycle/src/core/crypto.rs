@@ -201,6 +201,91 @@ fn block_cipher(algorithm: u32, key_len: usize, mode: u32) -> Result<Cipher, Cor
     Ok(c)
 }
 
+/// GCM tags are 4, 8 or 12 to 16 bytes (SP 800-38D 5.2.1.2).
+fn tag_length_ok(n: i32) -> bool {
+    matches!(n, 4 | 8 | 12..=16)
+}
+
+/// The IV/Counter/Nonce sizes a cipher takes, in bytes.
+struct IvSizes {
+    min: usize,
+    max: usize,
+    /// ChaCha20 also takes 8 or 12 bytes (a nonce without its counter).
+    also: &'static [usize],
+    /// What the server makes when it makes the IV.
+    default: usize,
+}
+
+impl IvSizes {
+    fn fits(&self, n: usize) -> bool {
+        (self.min..=self.max).contains(&n) || self.also.contains(&n)
+    }
+}
+
+impl std::fmt::Display for IvSizes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for n in self.also {
+            write!(f, "{n} or ")?;
+        }
+        if self.min == self.max {
+            write!(f, "{} bytes", self.min)
+        } else {
+            write!(f, "{} to {} bytes", self.min, self.max)
+        }
+    }
+}
+
+/// The longest GCM IV taken (GCM hashes any length down to 16 bytes; the OASIS test cases use
+/// 8, 12 and 60), so that an IV Length never makes the server build a large IV.
+const MAX_GCM_IV: usize = 128;
+
+/// The IV sizes of `cipher` (none for ECB). OpenSSL asserts, and so kills the thread, on an
+/// IV shorter than the mode's; a longer one would be cut silently: both are refused before.
+fn iv_sizes(algorithm: u32, cipher: &Cipher) -> Option<IvSizes> {
+    let n = cipher.iv_len()?;
+    let exact = |n| IvSizes {
+        min: n,
+        max: n,
+        also: &[],
+        default: n,
+    };
+    Some(match algorithm {
+        // the 16-byte IV is a block counter and a nonce (see CipherStream::start)
+        alg::CHACHA20 => IvSizes {
+            also: &[8, 12],
+            ..exact(16)
+        },
+        alg::CHACHA20POLY1305 => exact(12),
+        _ if cipher.nid() == Cipher::aes_128_gcm().nid()
+            || cipher.nid() == Cipher::aes_192_gcm().nid()
+            || cipher.nid() == Cipher::aes_256_gcm().nid() =>
+        {
+            IvSizes {
+                min: 1,
+                max: MAX_GCM_IV,
+                also: &[],
+                default: n,
+            }
+        }
+        _ => exact(n),
+    })
+}
+
+/// The algorithm the parameters name must be the key's own (the EC family aside, where EC,
+/// ECDSA, ECDH and ECMQV name one kind of key): an HMAC key is not an AES key.
+fn check_algorithm(key: &KeyMaterial, p: &CryptoParams) -> Result<(), CoreError> {
+    let family = |a: u32| match a {
+        alg::EC | alg::ECDSA | alg::ECDH | alg::ECMQV => alg::EC,
+        a => a,
+    };
+    match (p.cryptographic_algorithm, key.algorithm) {
+        (Some(asked), Some(own)) if family(asked) != family(own) => Err(CoreError::BadParameters(
+            format!("Cryptographic Algorithm 0x{asked:X} for a key of algorithm 0x{own:X}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The result of an encryption.
 #[derive(Debug, Default)]
 pub struct Encrypted {
@@ -246,20 +331,56 @@ impl CipherStream {
         if algorithm == alg::RSA {
             return Err(unsupported("multi-part RSA encryption"));
         }
+        check_algorithm(key, p)?;
         let block_mode = p.block_cipher_mode.unwrap_or(bcm::CBC);
         let cipher = block_cipher(algorithm, key.bytes.len(), block_mode)?;
-        let aead = block_mode == bcm::GCM || algorithm == alg::CHACHA20POLY1305;
+        let aead = algorithm == alg::CHACHA20POLY1305
+            || (algorithm != alg::CHACHA20 && block_mode == bcm::GCM);
         // GCM tags are 4, 8 or 12 to 16 bytes (SP 800-38D 5.2.1.2); anything else is refused
         let tag_len = p.tag_length.unwrap_or(16);
-        if aead && !matches!(tag_len, 4 | 8 | 12..=16) {
+        if aead && !tag_length_ok(tag_len) {
             return Err(CoreError::TagLength(tag_len));
         }
+        // no Padding Method means none: the OASIS test cases (CS-BC-M-1) encrypt one block with
+        // ECB and expect one block back; padding fills blocks, so only the block modes take it
+        let padding = match p.padding_method {
+            None | Some(pm::NONE) => false,
+            Some(pm::PKCS5)
+                if cipher.block_size() > 1 && matches!(block_mode, bcm::ECB | bcm::CBC) =>
+            {
+                true
+            }
+            Some(pm::PKCS5) => {
+                return Err(CoreError::BadParameters(
+                    "PKCS5 padding is for the block modes (ECB, CBC) only".into(),
+                ))
+            }
+            Some(other) => return Err(unsupported(format!("padding method 0x{other:X}"))),
+        };
+        let sizes = iv_sizes(algorithm, &cipher);
         let mut generated = None;
-        let iv: Option<Vec<u8>> = match (input.iv, cipher.iv_len()) {
-            (Some(iv), _) => Some(iv.to_vec()),
-            (None, None) => None,
-            (None, Some(n)) if matches!(mode, Mode::Encrypt) && p.random_iv != Some(false) => {
-                let n = p.iv_length.map(|bits| (bits / 8) as usize).unwrap_or(n);
+        let iv: Option<Vec<u8>> = match (input.iv, sizes) {
+            // ECB takes none: a given one is not used
+            (_, None) => None,
+            (Some(iv), Some(sizes)) if sizes.fits(iv.len()) => Some(iv.to_vec()),
+            (Some(iv), Some(sizes)) => {
+                return Err(CoreError::InvalidField(format!(
+                    "a {}-byte IV/Counter/Nonce; this cipher takes {sizes}",
+                    iv.len()
+                )))
+            }
+            (None, Some(sizes)) if matches!(mode, Mode::Encrypt) && p.random_iv != Some(false) => {
+                let n = match p.iv_length {
+                    None => sizes.default,
+                    Some(bits) if bits > 0 && bits % 8 == 0 && sizes.fits((bits / 8) as usize) => {
+                        (bits / 8) as usize
+                    }
+                    Some(bits) => {
+                        return Err(CoreError::BadParameters(format!(
+                            "IV Length {bits} bits; this cipher takes {sizes}"
+                        )))
+                    }
+                };
                 let mut iv = vec![0u8; n];
                 openssl::rand::rand_bytes(&mut iv)?;
                 generated = Some(iv.clone());
@@ -279,13 +400,6 @@ impl CipherStream {
         };
         let mut c = Crypter::new(cipher, mode, key.bytes.expose(), iv.as_deref())
             .map_err(|_| CoreError::Crypto("cipher setup"))?;
-        // no Padding Method means none: the OASIS test cases (CS-BC-M-1) encrypt one block with
-        // ECB and expect one block back
-        let padding = match p.padding_method {
-            None | Some(pm::NONE) => false,
-            Some(pm::PKCS5) => true,
-            Some(other) => return Err(unsupported(format!("padding method 0x{other:X}"))),
-        };
         c.pad(padding);
         if aead {
             if let Some(aad) = input.aad {
@@ -317,6 +431,15 @@ impl CipherStream {
         let decrypt = matches!(self.mode, Mode::Decrypt);
         if self.aead && decrypt {
             let t = tag.ok_or_else(|| unsupported("the authentication tag is required"))?;
+            // a short tag is a cheap forgery (one byte: one try in 256); the tag is as long
+            // as the parameters say (16 bytes unless Tag Length says otherwise)
+            if !tag_length_ok(t.len() as i32) || t.len() != self.tag_len {
+                return Err(CoreError::InvalidField(format!(
+                    "a {}-byte authentication tag; the parameters say {} bytes",
+                    t.len(),
+                    self.tag_len
+                )));
+            }
             self.crypter
                 .set_tag(t)
                 .map_err(|_| CoreError::Crypto("tag"))?;
@@ -509,6 +632,7 @@ fn rsa_crypt(
 }
 
 pub fn encrypt(key: &KeyMaterial, input: &CipherInput<'_>) -> Result<Encrypted, CoreError> {
+    check_algorithm(key, input.params)?;
     match input.params.cryptographic_algorithm.or(key.algorithm) {
         Some(alg::RSA) => Ok(Encrypted {
             data: rsa_crypt(key, input.params, input.data, true)?,
@@ -519,6 +643,7 @@ pub fn encrypt(key: &KeyMaterial, input: &CipherInput<'_>) -> Result<Encrypted, 
 }
 
 pub fn decrypt(key: &KeyMaterial, input: &CipherInput<'_>) -> Result<Secret, CoreError> {
+    check_algorithm(key, input.params)?;
     match input.params.cryptographic_algorithm.or(key.algorithm) {
         Some(alg::RSA) => Ok(Secret::new(rsa_crypt(
             key,
@@ -560,6 +685,7 @@ fn signature_scheme(p: &CryptoParams) -> Result<(Option<MessageDigest>, bool), C
 }
 
 pub fn sign(key: &KeyMaterial, p: &CryptoParams, data: &[u8]) -> Result<Vec<u8>, CoreError> {
+    check_algorithm(key, p)?;
     let k = private_key(key.bytes.expose(), key.format)?;
     let ed = k.id() == openssl::pkey::Id::ED25519 || k.id() == openssl::pkey::Id::ED448;
     if ed {
@@ -584,6 +710,7 @@ pub fn verify(
     data: &[u8],
     signature: &[u8],
 ) -> Result<bool, CoreError> {
+    check_algorithm(key, p)?;
     let k = public_key(key.bytes.expose(), key.format)?;
     let ed = k.id() == openssl::pkey::Id::ED25519 || k.id() == openssl::pkey::Id::ED448;
     if ed {
@@ -638,6 +765,25 @@ pub fn mac(key: &KeyMaterial, p: &CryptoParams, data: &[u8]) -> Result<Vec<u8>, 
     s.sign_to_vec().map_err(|_| CoreError::Crypto("MAC"))
 }
 
+/// The default of [`max_pbkdf2_iterations`]: above the 1,300,000 and 600,000 iterations OWASP
+/// (2023) asks of PBKDF2 with SHA-1 and SHA-256, a few seconds of one core at most.
+pub const DEFAULT_MAX_PBKDF2_ITERATIONS: u32 = 5_000_000;
+
+static MAX_PBKDF2_ITERATIONS: std::sync::atomic::AtomicU32 =
+    std::sync::atomic::AtomicU32::new(DEFAULT_MAX_PBKDF2_ITERATIONS);
+
+/// The most PBKDF2 iterations one derivation may run: Iteration Count times the number of
+/// hash-sized blocks of the derived key (one for a key no longer than the hash). A small
+/// request must not buy hours of a core.
+pub fn max_pbkdf2_iterations() -> u32 {
+    MAX_PBKDF2_ITERATIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Set [`max_pbkdf2_iterations`] for the process (the server's `--max-pbkdf2-iterations`).
+pub fn set_max_pbkdf2_iterations(max: u32) {
+    MAX_PBKDF2_ITERATIONS.store(max, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Key derivation inputs (KMIP Derivation Parameters).
 #[derive(Default)]
 pub struct Derivation<'a> {
@@ -661,8 +807,16 @@ pub fn derive(key: &KeyMaterial, d: &Derivation<'_>) -> Result<Secret, CoreError
             let salt = d.salt.ok_or_else(|| unsupported("PBKDF2 needs a salt"))?;
             let it = d
                 .iterations
-                .filter(|i| *i > 0)
                 .ok_or_else(|| unsupported("PBKDF2 needs an iteration count"))?;
+            // each hash-sized block of output costs Iteration Count HMACs
+            let blocks = out.len().div_ceil(md.size().max(1)).max(1) as u64;
+            let max = u64::from(max_pbkdf2_iterations());
+            if it <= 0 || (it as u64).saturating_mul(blocks) > max {
+                return Err(CoreError::InvalidField(format!(
+                    "Iteration Count {it}: PBKDF2 runs 1 to {max} iterations per hash-sized \
+                     block of the derived key (here {blocks} block(s))"
+                )));
+            }
             openssl::pkcs5::pbkdf2_hmac(key.bytes.expose(), salt, it as usize, md, &mut out)?;
         }
         dm::HMAC => {
@@ -901,6 +1055,174 @@ mod tests {
         let a = wrap(&kek, &with(bcm::CTR, None, None), &secret).unwrap();
         let b = wrap(&kek, &with(bcm::CTR, None, None), &secret).unwrap();
         assert_ne!(a, b, "a fresh IV each time");
+    }
+
+    /// IVs the mode does not take are refused before they reach OpenSSL, which asserts on an
+    /// IV shorter than the mode's (a panic that cost the client its connection), and an IV
+    /// Length never makes the server build a large IV.
+    #[test]
+    fn odd_ivs_and_parameters_are_refused_not_asserted() {
+        let cases = [
+            (bcm::CBC, 32, 16),
+            (bcm::CTR, 32, 16),
+            (bcm::CFB, 32, 16),
+            (bcm::OFB, 32, 16),
+            (bcm::XTS, 64, 16),
+        ];
+        for (mode, key_len, iv_len) in cases {
+            let k = key(alg::AES, vec![7; key_len]);
+            let p = CryptoParams {
+                block_cipher_mode: Some(mode),
+                ..Default::default()
+            };
+            for n in [0, 1, iv_len - 1, iv_len + 1] {
+                let iv = vec![0u8; n];
+                let input = CipherInput {
+                    params: &p,
+                    data: &[0u8; 32],
+                    iv: Some(&iv),
+                    aad: None,
+                    tag: None,
+                };
+                for result in [
+                    encrypt(&k, &input).map(|_| ()),
+                    decrypt(&k, &input).map(|_| ()),
+                ] {
+                    assert!(
+                        matches!(result, Err(CoreError::InvalidField(_))),
+                        "mode {mode} IV {n} bytes: {result:?}"
+                    );
+                }
+            }
+            for bits in [-8, 0, 4, 8 * iv_len as i32 + 8, i32::MAX - 7, i32::MIN] {
+                let p = CryptoParams {
+                    iv_length: Some(bits),
+                    ..p.clone()
+                };
+                let input = CipherInput {
+                    params: &p,
+                    data: &[0u8; 32],
+                    iv: None,
+                    aad: None,
+                    tag: None,
+                };
+                assert!(
+                    matches!(encrypt(&k, &input), Err(CoreError::BadParameters(_))),
+                    "mode {mode} IV Length {bits}"
+                );
+            }
+        }
+        // padding fills blocks: a counter mode takes none
+        let k = key(alg::AES, vec![7; 32]);
+        let p = CryptoParams {
+            block_cipher_mode: Some(bcm::CTR),
+            padding_method: Some(pm::PKCS5),
+            ..Default::default()
+        };
+        let input = CipherInput {
+            params: &p,
+            data: b"x",
+            iv: None,
+            aad: None,
+            tag: None,
+        };
+        assert!(matches!(
+            encrypt(&k, &input),
+            Err(CoreError::BadParameters(_))
+        ));
+        // an HMAC key is not an AES key
+        let hmac = key(alg::HMAC_SHA256, vec![7; 32]);
+        let p = CryptoParams {
+            cryptographic_algorithm: Some(alg::AES),
+            ..Default::default()
+        };
+        let input = CipherInput {
+            params: &p,
+            data: b"x",
+            iv: Some(&[0u8; 12]),
+            aad: None,
+            tag: None,
+        };
+        assert!(matches!(
+            encrypt(&hmac, &input),
+            Err(CoreError::BadParameters(_))
+        ));
+    }
+
+    /// A GCM tag shorter than the parameters say is refused: a one-byte tag would be forged
+    /// in 256 tries.
+    #[test]
+    fn a_short_gcm_tag_is_refused() {
+        let k = key(alg::AES, vec![7; 32]);
+        let p = CryptoParams {
+            block_cipher_mode: Some(bcm::GCM),
+            ..Default::default()
+        };
+        let iv = [1u8; 12];
+        let e = encrypt(
+            &k,
+            &CipherInput {
+                params: &p,
+                data: b"attack at dawn",
+                iv: Some(&iv),
+                aad: None,
+                tag: None,
+            },
+        )
+        .unwrap();
+        let full = e.tag.unwrap();
+        for t in [&full[..1], &full[..4], &full[..12], &[0u8; 17][..]] {
+            let r = decrypt(
+                &k,
+                &CipherInput {
+                    params: &p,
+                    data: &e.data,
+                    iv: Some(&iv),
+                    aad: None,
+                    tag: Some(t),
+                },
+            );
+            assert!(
+                matches!(r, Err(CoreError::InvalidField(_))),
+                "a {}-byte tag",
+                t.len()
+            );
+        }
+    }
+
+    /// PBKDF2 runs at most the server's maximum of iterations per block of output.
+    #[test]
+    fn pbkdf2_iterations_are_bounded() {
+        use kmip_codec::vocab::enums::derivation_method as dm;
+        let pw = key(alg::AES, b"password".to_vec());
+        let d = |iterations, length| Derivation {
+            method: dm::PBKDF2,
+            params: CryptoParams {
+                hashing_algorithm: Some(ha::SHA_256),
+                ..Default::default()
+            },
+            salt: Some(b"salt"),
+            iterations: Some(iterations),
+            length,
+            ..Default::default()
+        };
+        let max = DEFAULT_MAX_PBKDF2_ITERATIONS as i32;
+        for (iterations, length) in [
+            (i32::MAX, 32),
+            (max + 1, 32),
+            (max / 2 + 1, 64),
+            (0, 32),
+            (-1, 32),
+        ] {
+            assert!(
+                matches!(
+                    derive(&pw, &d(iterations, length)),
+                    Err(CoreError::InvalidField(_))
+                ),
+                "{iterations} iterations for {length} bytes"
+            );
+        }
+        assert!(derive(&pw, &d(1000, 64)).is_ok());
     }
 
     /// RFC 3394 section 4.1 and 4.6; RFC 5649 section 6.

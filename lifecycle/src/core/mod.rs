@@ -46,6 +46,14 @@ pub enum CoreError {
     StreamLimit(&'static str),
     #[error("invalid authentication tag length {0}")]
     TagLength(i32),
+    /// Cryptographic Parameters that do not fit the key, the mode or each other (an IV Length
+    /// the mode does not take, padding in a mode without blocks, another algorithm's key).
+    #[error("bad cryptographic parameters: {0}")]
+    BadParameters(String),
+    /// A request field of a size or value the parameters do not allow (an IV or tag of the
+    /// wrong length, an Iteration Count beyond the server's maximum).
+    #[error("invalid field: {0}")]
+    InvalidField(String),
 }
 
 impl From<openssl::error::ErrorStack> for CoreError {
