@@ -242,3 +242,144 @@ fn each_version_gets_its_own_reasons() {
         assert_eq!(reason(e), Some(want), "{major}.{minor}");
     }
 }
+
+fn hash_password(pw: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(ServerProcess::binary())
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{pw}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// One batch item with a Username and Password credential in the header; the Credential Type
+/// as FortiOS sometimes sends it, a bare Integer, when `bare`.
+fn with_credential(
+    c: &mut Client,
+    user: &str,
+    pw: &str,
+    bare: bool,
+    operation: u32,
+    payload: Ttlv,
+) -> Result<Ttlv, u32> {
+    use kmip_codec::message::{Authentication, Credential};
+    use kmip_codec::vocab::enums::{credential_type, result_status};
+    let mut req = kmip_client::request_message((1, 2), vec![(operation, payload)]);
+    req.header.0.authentication = Some(Authentication {
+        credential: vec![Credential {
+            credential_type: Req(Enum(credential_type::USERNAME_AND_PASSWORD)),
+            credential_value: Req(Ttlv::structure(
+                tag::CREDENTIAL_VALUE,
+                vec![
+                    item(tag::USERNAME, Value::TextString(user.into())),
+                    item(tag::PASSWORD, Value::TextString(pw.into())),
+                ],
+            )),
+        }],
+    });
+    let mut tree = req.to_ttlv();
+    if bare {
+        fn rewrite(t: &mut Ttlv) {
+            if t.tag == tag::CREDENTIAL_TYPE {
+                if let Value::Enumeration(v) = t.value {
+                    t.value = Value::Integer(v as i32);
+                }
+            }
+            for c in t.children_mut().into_iter().flatten() {
+                rewrite(c);
+            }
+        }
+        rewrite(&mut tree);
+    }
+    let resp = c.raw(&kmip_codec::encode(&tree)).unwrap();
+    let b = resp.child(tag::BATCH_ITEM).unwrap();
+    if b.child(tag::RESULT_STATUS).and_then(Ttlv::as_enum) == Some(result_status::SUCCESS) {
+        Ok(b.child(tag::RESPONSE_PAYLOAD).cloned().unwrap_or_default())
+    } else {
+        Err(b
+            .child(tag::RESULT_REASON)
+            .and_then(Ttlv::as_enum)
+            .unwrap_or(0))
+    }
+}
+
+/// FortiOS sends its own KMIP user's credential on every Locate, sometimes with a bare
+/// Integer Credential Type. An unknown user is not verified (the request acts as the
+/// certificate, and the audit record says so); a configured one is always verified, and may
+/// be bound, on one certificate, to the identity it acts as.
+#[test]
+fn credentials_as_fortios_sends_them() {
+    let hash = hash_password("fortinet");
+    let server = ServerProcess::start(&[
+        "--password",
+        &format!("fg-client={hash}"),
+        "--bind-user",
+        "fg-client@fortigate-1=firewalls",
+    ]);
+    for n in ["fortigate-1", "bob"] {
+        server.issue_client_cert(n);
+    }
+    let mut bob = server.client("bob").version(1, 2);
+    let bobs = create_aes(&mut bob, 128, vec![name("bob-key")]);
+    let locate = || Ttlv::structure(tag::REQUEST_PAYLOAD, vec![template(&[name("bob-key")])]);
+    for bare in [false, true] {
+        let found = with_credential(&mut bob, "fortigate-kmip", "x", bare, op::LOCATE, locate())
+            .expect("an unknown user is not an error");
+        assert_eq!(
+            LocateResponse::decode(&found).unwrap().unique_identifier,
+            vec![bobs.clone()],
+            "acts as the certificate, bob"
+        );
+    }
+    assert_eq!(
+        with_credential(&mut bob, "fg-client", "guess", true, op::LOCATE, locate()),
+        Err(rr::AUTHENTICATION_NOT_SUCCESSFUL)
+    );
+    // the bound user acts as the identity the operator chose: its objects are not the
+    // certificate's own
+    let mut fg = server.client("fortigate-1").version(1, 2);
+    let create = Ttlv::structure(
+        tag::REQUEST_PAYLOAD,
+        vec![
+            item(tag::OBJECT_TYPE, Value::Enumeration(ot::SYMMETRIC_KEY)),
+            template(&aes_attrs(vec![name("fw-key")])),
+        ],
+    );
+    with_credential(&mut fg, "fg-client", "fortinet", true, op::CREATE, create).unwrap();
+    let by_name = || Ttlv::structure(tag::REQUEST_PAYLOAD, vec![template(&[name("fw-key")])]);
+    let as_bound = with_credential(
+        &mut fg,
+        "fg-client",
+        "fortinet",
+        false,
+        op::LOCATE,
+        by_name(),
+    )
+    .unwrap();
+    assert_eq!(
+        LocateResponse::decode(&as_bound)
+            .unwrap()
+            .unique_identifier
+            .len(),
+        1
+    );
+    let plain = LocateResponse::decode(&fg.call(op::LOCATE, by_name()).unwrap()).unwrap();
+    assert!(
+        plain.unique_identifier.is_empty(),
+        "the certificate alone acts as fortigate-1"
+    );
+    // the audit log says which credential was not verified, and who acted for whom
+    let audit = std::fs::read_to_string(server.data_dir.path().join("audit.jsonl")).unwrap();
+    assert!(audit.contains("not verified"), "{audit}");
+    assert!(audit.contains("\"certificate\":\"fortigate-1\""), "{audit}");
+    server.assert_audit_chain();
+}

@@ -76,11 +76,19 @@ pub struct Config {
         default_value = "admin"
     )]
     pub admins: Vec<String>,
-    /// Identities that must also send a KMIP Username and Password credential:
-    /// `IDENTITY=HASH`, the hash from `kmip-server hash-password`. Repeat, or separate with
-    /// commas.
+    /// KMIP users: `NAME=HASH`, the hash from `kmip-server hash-password`. A Username and
+    /// Password credential for NAME is always verified; a certificate whose identity is NAME
+    /// must send it. A credential for a username with no entry here is not an error: the
+    /// request acts as the certificate's identity and the audit record says so. Repeat, or
+    /// separate with commas.
     #[arg(long = "password", env = "KMIP_PASSWORDS", value_delimiter = ',')]
     pub passwords: Vec<String>,
+    /// Bind a KMIP user, on one certificate, to the identity it acts as:
+    /// `USERNAME@CERTIFICATE=IDENTITY` (a FortiGate logging in as `fg-client` over the
+    /// certificate `fortigate-1`: `fg-client@fortigate-1=firewalls`). The user needs a
+    /// `--password`. Repeat, or separate with commas.
+    #[arg(long = "bind-user", env = "KMIP_BIND_USERS", value_delimiter = ',')]
+    pub user_bindings: Vec<String>,
     /// Identities that must also send a KMIP Device credential: `IDENTITY=SERIAL` (the Device
     /// Serial Number) or `IDENTITY=SERIAL:HASH` (and the device's password, hashed with
     /// `kmip-server hash-password`). Repeat, or separate with commas.

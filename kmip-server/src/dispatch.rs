@@ -192,7 +192,59 @@ pub fn reply_version(tree: &Ttlv) -> (i32, i32) {
         .unwrap_or((1, 0))
 }
 
-/// Answer one decoded request tree.
+/// Who a request acts as, from its certificate identity and the Authentication in its header
+/// (see `policy::Credentials`); the refusal, answered in the request's version, otherwise.
+pub fn verdict(
+    identity: &str,
+    tree: &Ttlv,
+    limits: &Settings,
+    now: i64,
+) -> Result<crate::policy::Verdict, Ttlv> {
+    let auth = tree
+        .child(tag::REQUEST_HEADER)
+        .and_then(|h| h.child(tag::AUTHENTICATION));
+    let checked = match auth.map(kmip_codec::message::Authentication::decode) {
+        Some(Err(e)) => Err(OpError::from(e)),
+        Some(Ok(a)) => limits.credentials.check(identity, Some(&a)),
+        None => limits.credentials.check(identity, None),
+    };
+    checked.map_err(|e| message_error(reply_version(tree), now, e))
+}
+
+/// FortiOS sends the Credential Type of its Username and Password credential as an Integer,
+/// not an Enumeration: the same value, read as the Enumeration it stands for. `None` when the
+/// request needs no change.
+pub fn lenient(tree: &Ttlv) -> Option<Ttlv> {
+    let bare = |c: &Ttlv| {
+        c.child(tag::CREDENTIAL_TYPE)
+            .is_some_and(|t| matches!(t.value, kmip_codec::Value::Integer(_)))
+    };
+    let auth = tree
+        .child(tag::REQUEST_HEADER)
+        .and_then(|h| h.child(tag::AUTHENTICATION))?;
+    if !auth.children_with(tag::CREDENTIAL).any(bare) {
+        return None;
+    }
+    let mut fixed = tree.clone();
+    let header = fixed
+        .children_mut()?
+        .iter_mut()
+        .find(|c| c.tag == tag::REQUEST_HEADER)?;
+    let auth = header
+        .children_mut()?
+        .iter_mut()
+        .find(|c| c.tag == tag::AUTHENTICATION)?;
+    for cred in auth.children_mut()?.iter_mut() {
+        for t in cred.children_mut().into_iter().flatten() {
+            if let (tag::CREDENTIAL_TYPE, kmip_codec::Value::Integer(v)) = (t.tag, &t.value) {
+                t.value = kmip_codec::Value::Enumeration(*v as u32);
+            }
+        }
+    }
+    Some(fixed)
+}
+
+/// Answer one decoded request tree (its credentials already checked: [`verdict`]).
 pub fn handle(manager: &Manager, identity: &str, tree: &Ttlv, limits: &Settings, now: i64) -> Ttlv {
     let fallback = reply_version(tree);
     if tree.tag != tag::REQUEST_MESSAGE {
@@ -208,17 +260,6 @@ pub fn handle(manager: &Manager, identity: &str, tree: &Ttlv, limits: &Settings,
     };
     let pv = &req.header.protocol_version;
     let version = (pv.major.0, pv.minor.0);
-    if let Err(e) = limits
-        .credentials
-        .check(identity, req.header.authentication.as_ref())
-    {
-        let v = if VERSIONS.contains(&version) {
-            version
-        } else {
-            fallback
-        };
-        return message_error(v, now, e);
-    }
     if !VERSIONS.contains(&version) {
         // answer in the highest version we share with the client's major, else 1.0
         let v = VERSIONS

@@ -322,7 +322,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
                 ..kmip_codec::Limits::default()
             },
             credentials: kmip_server::policy::Credentials::parse(&cfg.passwords)?
-                .with_devices(&cfg.devices)?,
+                .with_devices(&cfg.devices)?
+                .with_bindings(&cfg.user_bindings)?,
             policies: kmip_server::policy::parse_policies(&cfg.policies)?,
             interop: cfg.interop,
             profiles: match &cfg.ca_profiles {

@@ -1,10 +1,20 @@
 //! Who may do what: the KMIP Authentication credential on top of the client certificate.
 //!
+//! The certificate authenticates the connection; its identity (the CN) is who a request acts
+//! as. A Username and Password credential is then:
+//! - for a username with a configured password (`--password NAME=HASH`): always verified; a
+//!   wrong password is Authentication Not Successful. If the operator bound that username, on
+//!   that certificate, to an identity (`--bind-user USERNAME@CERTIFICATE=IDENTITY`), the
+//!   request acts as that identity: a FortiGate logging in as `fg-client` over the
+//!   certificate `fortigate-1` acts as whom the operator chose;
+//! - for a username the server has no entry for: not an error (FortiOS sends its own KMIP
+//!   user on every Locate); the request acts as the certificate's identity and its audit
+//!   record says the credential was not verified.
+//!
 //! An identity with a configured password must send a Username and Password credential whose
 //! username is its certificate's identity and whose password matches; an identity with a
 //! configured device must send a Device credential with that Device Serial Number (and, when
-//! one is configured, the device's password). A request that carries a credential is always
-//! checked, never ignored. Passwords are kept as scrypt hashes.
+//! one is configured, the device's password). Passwords are kept as scrypt hashes.
 
 use crate::dispatch::OpError;
 use kmip_codec::message::Authentication;
@@ -65,10 +75,21 @@ struct Device {
     password: Option<String>,
 }
 
+/// Who a request acts as, after its credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// The identity the request acts as: the certificate's, or a bound username's.
+    pub identity: String,
+    /// What the audit record says of the credential, when there is something to say.
+    pub note: Option<String>,
+}
+
 /// The configured passwords and devices, by identity.
 #[derive(Default)]
 pub struct Credentials {
     by_identity: HashMap<String, String>,
+    /// (username, certificate identity) -> the identity the request acts as.
+    bindings: HashMap<(String, String), String>,
     devices: HashMap<String, Device>,
     /// SHA-256 of (identity, password, hash) triples already verified, so that a client sending
     /// its credential on every message does not pay scrypt every time.
@@ -92,9 +113,30 @@ impl Credentials {
         }
         Ok(Credentials {
             by_identity,
+            bindings: HashMap::new(),
             devices: HashMap::new(),
             verified: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Add `USERNAME@CERTIFICATE=IDENTITY` bindings; each username needs a configured password.
+    pub fn with_bindings(mut self, entries: &[String]) -> Result<Credentials, String> {
+        for e in entries {
+            let bad = || format!("user binding {e:?} is not USERNAME@CERTIFICATE=IDENTITY");
+            let (who, identity) = e.split_once('=').ok_or_else(bad)?;
+            let (user, cert) = who.rsplit_once('@').ok_or_else(bad)?;
+            if user.is_empty() || cert.is_empty() || identity.is_empty() {
+                return Err(bad());
+            }
+            if !self.by_identity.contains_key(user) {
+                return Err(format!(
+                    "user binding {e:?}: {user:?} has no --password, so it could not be verified"
+                ));
+            }
+            self.bindings
+                .insert((user.to_owned(), cert.to_owned()), identity.to_owned());
+        }
+        Ok(self)
     }
 
     /// Add `IDENTITY=SERIAL` or `IDENTITY=SERIAL:HASH` device entries.
@@ -151,26 +193,43 @@ impl Credentials {
         true
     }
 
-    /// Check a request's Authentication for `identity`.
-    pub fn check(&self, identity: &str, auth: Option<&Authentication>) -> Result<(), OpError> {
+    /// Check a request's Authentication for the certificate identity `identity`: who the
+    /// request acts as, or why it is refused.
+    pub fn check(&self, identity: &str, auth: Option<&Authentication>) -> Result<Verdict, OpError> {
         let denied = |m: &str| OpError::new(rr::AUTHENTICATION_NOT_SUCCESSFUL, m);
         let credentials = auth.map(|a| a.credential.as_slice()).unwrap_or(&[]);
         let (mut password_given, mut device_given) = (false, false);
+        let mut verdict = Verdict {
+            identity: identity.to_owned(),
+            note: None,
+        };
         for c in credentials {
             let v: &Ttlv = &c.credential_value.0;
             let text = |t| v.child(t).and_then(Ttlv::as_text).unwrap_or("");
             match c.credential_type.0 .0 {
                 credential_type::USERNAME_AND_PASSWORD => {
-                    if text(tag::USERNAME) != identity {
-                        return Err(denied("the username is not the certificate's identity"));
-                    }
-                    let Some(stored) = self.by_identity.get(identity) else {
-                        return Err(denied("no password is configured for this identity"));
+                    let user = text(tag::USERNAME);
+                    let Some(stored) = self.by_identity.get(user) else {
+                        verdict.note = Some(format!(
+                            "credential of user {user:?} not verified (no such user): acting as \
+                             the certificate's identity"
+                        ));
+                        continue;
                     };
-                    if !self.password_ok(identity, text(tag::PASSWORD), stored) {
+                    if !self.password_ok(user, text(tag::PASSWORD), stored) {
                         return Err(denied("wrong password"));
                     }
-                    password_given = true;
+                    if user == identity {
+                        password_given = true;
+                    }
+                    let bound = self.bindings.get(&(user.to_owned(), identity.to_owned()));
+                    verdict.note = Some(match bound {
+                        Some(to) => {
+                            verdict.identity = to.clone();
+                            format!("user {user:?} verified, bound to {to:?} on this certificate")
+                        }
+                        None => format!("user {user:?} verified"),
+                    });
                 }
                 credential_type::DEVICE => {
                     let Some(device) = self.devices.get(identity) else {
@@ -202,7 +261,7 @@ impl Credentials {
         if self.devices.contains_key(identity) && !device_given {
             return Err(denied("this identity must present its device"));
         }
-        Ok(())
+        Ok(verdict)
     }
 }
 
@@ -250,7 +309,7 @@ mod tests {
             .unwrap()
             .with_devices(&["array=SN-1234".into(), format!("tape=SN-9:{h}")])
             .unwrap();
-        let reason = |r: Result<(), OpError>| r.unwrap_err().reason;
+        let reason = |r: Result<Verdict, OpError>| r.unwrap_err().reason;
         assert!(c.check("array", Some(&device("SN-1234", None))).is_ok());
         assert_eq!(
             reason(c.check("array", Some(&device("SN-1235", None)))),
@@ -287,7 +346,7 @@ mod tests {
             c.check("alice", Some(&auth("alice", "s3cret"))).is_ok(),
             "cached"
         );
-        let reason = |r: Result<(), OpError>| r.unwrap_err().reason;
+        let reason = |r: Result<Verdict, OpError>| r.unwrap_err().reason;
         assert_eq!(
             reason(c.check("alice", Some(&auth("alice", "wrong")))),
             rr::AUTHENTICATION_NOT_SUCCESSFUL
@@ -305,12 +364,44 @@ mod tests {
             c.check("bob", None).is_ok(),
             "no password configured, none sent"
         );
+        // a user the server has no entry for: not verified, acts as the certificate
+        let v = c.check("bob", Some(&auth("fg-client", "x"))).unwrap();
+        assert_eq!(v.identity, "bob");
+        assert!(v.note.unwrap().contains("not verified"));
+        // a configured user is always verified, whoever's certificate carries it
         assert_eq!(
-            reason(c.check("bob", Some(&auth("bob", "x")))),
-            rr::AUTHENTICATION_NOT_SUCCESSFUL,
-            "never ignored"
+            reason(c.check("bob", Some(&auth("alice", "x")))),
+            rr::AUTHENTICATION_NOT_SUCCESSFUL
         );
         assert!(Credentials::parse(&["alice=plaintext".into()]).is_err());
+    }
+
+    #[test]
+    fn a_bound_user_acts_as_the_identity_the_operator_chose() {
+        let h = hash_password("fortinet").unwrap();
+        let c = Credentials::parse(&[format!("fg-client={h}")])
+            .unwrap()
+            .with_bindings(&["fg-client@fortigate-1=firewalls".into()])
+            .unwrap();
+        let v = c
+            .check("fortigate-1", Some(&auth("fg-client", "fortinet")))
+            .unwrap();
+        assert_eq!(v.identity, "firewalls");
+        // on another certificate the binding does not apply
+        let v = c
+            .check("laptop", Some(&auth("fg-client", "fortinet")))
+            .unwrap();
+        assert_eq!(v.identity, "laptop");
+        assert_eq!(
+            c.check("fortigate-1", Some(&auth("fg-client", "guess")))
+                .unwrap_err()
+                .reason,
+            rr::AUTHENTICATION_NOT_SUCCESSFUL
+        );
+        assert!(Credentials::parse(&[])
+            .unwrap()
+            .with_bindings(&["nobody@x=y".into()])
+            .is_err());
     }
 }
 

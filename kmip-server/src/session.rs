@@ -276,9 +276,22 @@ pub fn prepare_message(
     limits: &Settings,
 ) -> Prepared {
     let now = crate::now();
+    let fixed = dispatch::lenient(tree);
+    let tree = fixed.as_ref().unwrap_or(tree);
+    // the certificate authenticates the connection; a bound username may make the request
+    // act as another identity (policy::Credentials)
+    let verdict = dispatch::verdict(identity, tree, limits, now);
+    let certificate = identity;
+    let identity = match &verdict {
+        Ok(v) => v.identity.as_str(),
+        Err(_) => certificate,
+    };
     let manager = server.manager.for_caller(server.caller(identity));
     let outcome = manager.prepare(|m| {
-        let resp = dispatch::handle(m, identity, tree, limits, now);
+        let resp = match &verdict {
+            Ok(_) => dispatch::handle(m, identity, tree, limits, now),
+            Err(refusal) => refusal.clone(),
+        };
         if tracing::enabled!(tracing::Level::DEBUG) {
             // operations and outcomes only: payloads may hold keys and plaintext
             let enums = |t: &kmip_codec::Ttlv, field| -> Vec<u32> {
@@ -296,6 +309,12 @@ pub fn prepare_message(
             );
         }
         let mut record = crate::audit::request_record(now, identity, peer, tree, &resp);
+        if identity != certificate {
+            record.insert("certificate".into(), certificate.into());
+        }
+        if let Some(note) = verdict.as_ref().ok().and_then(|v| v.note.clone()) {
+            record.insert("credential".into(), note.into());
+        }
         crate::audit::add_automatic_changes(&mut record, &manager.automatic_changes());
         Ok((resp, server.audit.append(record)))
     });
