@@ -138,6 +138,17 @@ pub struct Config {
     /// including one it registered itself and can unwrap with at home; that stays the default.
     #[arg(long, env = "KMIP_WRAP_TRUSTED_ONLY")]
     pub wrap_trusted_only: bool,
+    /// The most PBKDF2 iterations one Derive Key may run: its Iteration Count times the number
+    /// of hash-sized blocks of the derived key (one block for a key no longer than the hash).
+    /// Above it Derive Key is refused with Invalid Field, so that a small request cannot buy
+    /// hours of a core (an Iteration Count of 2^31-1 is about eight). The default, 5,000,000,
+    /// is above what OWASP asks of PBKDF2 (1,300,000 with SHA-1, 600,000 with SHA-256).
+    #[arg(
+        long,
+        env = "KMIP_MAX_PBKDF2_ITERATIONS",
+        default_value_t = lifecycle::core::crypto::DEFAULT_MAX_PBKDF2_ITERATIONS
+    )]
+    pub max_pbkdf2_iterations: u32,
     /// Certificate profiles for Certify (TOML; see `kmip_server::ca`): they change or add to
     /// the built-in root, intermediate-ca, server, client, code-signing and email profiles.
     #[arg(long, env = "KMIP_CA_PROFILES")]

@@ -288,6 +288,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
     };
     let acceptor = listener::acceptor(&cert, &key, &ca).context("TLS configuration")?;
     let master = master_key(&cfg)?;
+    lifecycle::core::crypto::set_max_pbkdf2_iterations(cfg.max_pbkdf2_iterations);
     let store_path = cfg.data_dir.join("kmip.redb");
     let mut store = RedbStore::open_with_cache(&store_path, cfg.store_cache_mb << 20)
         .context("store")?

@@ -12,8 +12,16 @@ use zeroize::Zeroizing;
 
 /// Streams open at once, over all clients; one more is refused (Server Limit Exceeded).
 pub const MAX_STREAMS: usize = 1024;
+/// Streams one identity may have open at once, so that one identity cannot take every slot
+/// and lock the others out for [`STREAM_IDLE`].
+pub const MAX_STREAMS_PER_OWNER: usize = 64;
 /// Data one buffered stream (sign, verify, MAC) may gather before its final part.
 pub const MAX_BUFFERED: usize = 16 * 1024 * 1024;
+/// Data all of one identity's buffered streams may hold together.
+pub const MAX_BUFFERED_PER_OWNER: usize = 2 * MAX_BUFFERED;
+/// Data all buffered streams may hold together, whoever opened them: without it, the slots
+/// could hold [`MAX_STREAMS`] times [`MAX_BUFFERED`] (16 GiB).
+pub const MAX_BUFFERED_TOTAL: usize = 16 * MAX_BUFFERED;
 /// A stream nobody continued for this long is dropped.
 pub const STREAM_IDLE: Duration = Duration::from_secs(600);
 
@@ -49,6 +57,14 @@ impl Stream {
             params,
             state,
             touched: Instant::now(),
+        }
+    }
+
+    /// The data a buffered stream holds.
+    fn buffered(&self) -> usize {
+        match &self.state {
+            StreamState::Buffer(b) => b.len(),
+            StreamState::Cipher(_) => 0,
         }
     }
 
@@ -88,7 +104,7 @@ impl Streams {
         owner: Option<&str>,
         operation: u32,
     ) -> Result<Stream, CoreError> {
-        let mut open = self.open.lock().map_err(|_| CoreError::Crypto("streams"))?;
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let fits = open.get(correlation).is_some_and(|s| {
             s.owner.as_deref() == owner
                 && s.operation == operation
@@ -102,11 +118,35 @@ impl Streams {
     }
 
     pub fn put(&self, correlation: Vec<u8>, mut stream: Stream) -> Result<(), CoreError> {
-        let mut open = self.open.lock().map_err(|_| CoreError::Crypto("streams"))?;
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         open.retain(|_, s| s.touched.elapsed() < STREAM_IDLE);
         if open.len() >= MAX_STREAMS {
             return Err(CoreError::StreamLimit(
                 "too many multi-part operations open",
+            ));
+        }
+        // the stream is out of the map while a part is processed: it counts here once
+        let (mut own, mut own_bytes, mut all_bytes) = (0, stream.buffered(), stream.buffered());
+        for s in open.values() {
+            all_bytes += s.buffered();
+            if s.owner == stream.owner {
+                own += 1;
+                own_bytes += s.buffered();
+            }
+        }
+        if own >= MAX_STREAMS_PER_OWNER {
+            return Err(CoreError::StreamLimit(
+                "this identity has too many multi-part operations open",
+            ));
+        }
+        if own_bytes > MAX_BUFFERED_PER_OWNER {
+            return Err(CoreError::StreamLimit(
+                "this identity's multi-part operations hold too much data",
+            ));
+        }
+        if all_bytes > MAX_BUFFERED_TOTAL {
+            return Err(CoreError::StreamLimit(
+                "the multi-part operations hold too much data",
             ));
         }
         stream.touched = Instant::now();
@@ -162,13 +202,80 @@ mod tests {
     #[test]
     fn the_number_of_open_streams_is_bounded() {
         let streams = Streams::default();
-        for _ in 0..MAX_STREAMS {
-            streams.open(buffered("a")).unwrap();
+        for i in 0..MAX_STREAMS {
+            streams.open(buffered(&format!("owner{}", i % 32))).unwrap();
         }
         assert!(matches!(
-            streams.open(buffered("a")),
+            streams.open(buffered("another")),
             Err(CoreError::StreamLimit(_))
         ));
         assert_eq!(streams.len(), MAX_STREAMS);
+    }
+
+    /// One identity cannot take every slot: the others still open streams.
+    #[test]
+    fn one_identity_has_a_quota_of_streams() {
+        let streams = Streams::default();
+        for _ in 0..MAX_STREAMS_PER_OWNER {
+            streams.open(buffered("mallory")).unwrap();
+        }
+        assert!(matches!(
+            streams.open(buffered("mallory")),
+            Err(CoreError::StreamLimit(_))
+        ));
+        assert!(streams.open(buffered("alice")).is_ok());
+    }
+
+    /// The data buffered streams gather is bounded per identity and in all.
+    #[test]
+    fn gathered_data_is_bounded() {
+        let streams = Streams::default();
+        let full = |owner: &str| {
+            let mut s = buffered(owner);
+            s.gather(&vec![0u8; MAX_BUFFERED]).unwrap();
+            s
+        };
+        let half = |owner: &str| {
+            let mut s = buffered(owner);
+            s.gather(&vec![0u8; MAX_BUFFERED / 2]).unwrap();
+            s
+        };
+        let mut open = Vec::new();
+        for _ in 0..2 * MAX_BUFFERED_PER_OWNER / MAX_BUFFERED {
+            open.push(streams.open(half("mallory")).unwrap());
+        }
+        // a new stream, or a part added to an open one, beyond the identity's share
+        let mut one_more = buffered("mallory");
+        one_more.gather(b"x").unwrap();
+        assert!(matches!(
+            streams.open(one_more),
+            Err(CoreError::StreamLimit(_))
+        ));
+        let mut s = streams.take(&open[0], Some("mallory"), 1).unwrap();
+        s.gather(b"").unwrap();
+        streams.put(open[0].clone(), s).unwrap();
+        let mut s = streams.take(&open[1], Some("mallory"), 1).unwrap();
+        s.gather(b"x")
+            .unwrap_or_else(|_| panic!("within the stream's own bound"));
+        assert!(matches!(
+            streams.put(open[1].clone(), s),
+            Err(CoreError::StreamLimit(_))
+        ));
+        // others still gather, up to the bound over everyone
+        let mut owners = 0;
+        loop {
+            match streams.open(full(&format!("owner{owners}"))) {
+                Ok(_) => owners += 1,
+                Err(e) => {
+                    assert!(matches!(e, CoreError::StreamLimit(_)));
+                    break;
+                }
+            }
+            assert!(owners < MAX_STREAMS, "the total is unbounded");
+        }
+        assert_eq!(
+            (owners + MAX_BUFFERED_PER_OWNER / MAX_BUFFERED) * MAX_BUFFERED,
+            MAX_BUFFERED_TOTAL
+        );
     }
 }

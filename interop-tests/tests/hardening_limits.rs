@@ -1,0 +1,224 @@
+//! Small requests must not buy large work: an IV Length makes no large IV, PBKDF2 runs at
+//! most the server's maximum of iterations, and one identity's multi-part streams can take
+//! neither every slot nor unbounded memory. Over mutual TLS against a real server.
+
+use interop_tests::kmip::*;
+use interop_tests::ServerProcess;
+use kmip_client::{Client, ClientError};
+use kmip_codec::message::{Bytes, Enum, Req};
+use kmip_codec::ops::*;
+use kmip_codec::vocab::enums::{
+    block_cipher_mode as bcm, cryptographic_algorithm as alg, derivation_method as dm,
+    hashing_algorithm as ha, object_type as ot, operation as op, result_reason as rr,
+};
+use kmip_codec::vocab::tag;
+use kmip_codec::{Ttlv, Value};
+use std::time::Duration;
+
+fn active() -> Ttlv {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    item(tag::ACTIVATION_DATE, Value::DateTime(now - 3600))
+}
+
+fn params(mode: u32, iv_length: i32) -> Option<Ttlv> {
+    Some(Ttlv::structure(
+        tag::CRYPTOGRAPHIC_PARAMETERS,
+        vec![
+            item(tag::BLOCK_CIPHER_MODE, Value::Enumeration(mode)),
+            item(tag::IV_LENGTH, Value::Integer(iv_length)),
+        ],
+    ))
+}
+
+/// Run `f` on its own thread and give up after `limit`: the old server would have worked on
+/// some of these requests for hours.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("no answer within {limit:?}"))
+}
+
+/// IV Length 2^31-8 made the server build and return a 268 MB IV; -8 panicked (the
+/// connection was lost). Only the mode's IV sizes are taken.
+#[test]
+fn an_iv_length_is_bounded() {
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let key = create_aes(&mut c, 256, vec![active()]);
+    let encrypt = |c: &mut Client, mode, iv_length| {
+        c.op::<_, EncryptResponse>(
+            op::ENCRYPT,
+            &EncryptRequest {
+                unique_identifier: uid(&key),
+                cryptographic_parameters: params(mode, iv_length),
+                data: Some(Bytes(vec![1; 16])),
+                ..Default::default()
+            },
+        )
+    };
+    for (mode, iv_length) in [
+        (bcm::CBC, i32::MAX - 7),
+        (bcm::CBC, -8),
+        (bcm::CBC, 64),
+        (bcm::CTR, 8),
+        (bcm::GCM, i32::MAX - 7),
+        (bcm::GCM, -8),
+        (bcm::GCM, 0),
+        (bcm::GCM, 1032),
+    ] {
+        let r = encrypt(&mut c, mode, iv_length);
+        assert_eq!(
+            r.as_ref().err().and_then(ClientError::reason),
+            Some(rr::BAD_CRYPTOGRAPHIC_PARAMETERS),
+            "mode {mode} IV Length {iv_length}: {r:?}"
+        );
+    }
+    // the mode's own sizes still make an IV of that length
+    for (mode, iv_length, bytes) in [
+        (bcm::GCM, 96, 12),
+        (bcm::GCM, 1024, 128),
+        (bcm::CBC, 128, 16),
+    ] {
+        let e = encrypt(&mut c, mode, iv_length).unwrap();
+        assert_eq!(e.iv_counter_nonce.unwrap().0.len(), bytes);
+    }
+}
+
+fn derive(c: &mut Client, base: &str, iterations: i32, bits: i32) -> Result<String, ClientError> {
+    let r: DeriveKeyResponse = c.op(
+        op::DERIVE_KEY,
+        &DeriveKeyRequest {
+            object_type: Req(Enum(ot::SYMMETRIC_KEY)),
+            unique_identifier: vec![base.to_owned()],
+            derivation_method: Req(item(tag::DERIVATION_METHOD, Value::Enumeration(dm::PBKDF2))),
+            derivation_parameters: Req(Ttlv::structure(
+                tag::DERIVATION_PARAMETERS,
+                vec![
+                    Ttlv::structure(
+                        tag::CRYPTOGRAPHIC_PARAMETERS,
+                        vec![item(
+                            tag::HASHING_ALGORITHM,
+                            Value::Enumeration(ha::SHA_256),
+                        )],
+                    ),
+                    item(tag::SALT, Value::ByteString(b"salt".to_vec())),
+                    item(tag::ITERATION_COUNT, Value::Integer(iterations)),
+                ],
+            )),
+            attributes: attributes(vec![
+                item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
+                item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(bits)),
+            ]),
+            ..Default::default()
+        },
+    )?;
+    Ok(r.unique_identifier.0)
+}
+
+/// Derive Key took any Iteration Count (2^31-1 is eight hours of a core); now at most
+/// --max-pbkdf2-iterations per hash-sized block of output, Invalid Field above.
+#[test]
+fn pbkdf2_iterations_have_a_configurable_maximum() {
+    let server = ServerProcess::start(&["--max-pbkdf2-iterations", "20000"]);
+    let mut c = server.client("admin");
+    let base = create_aes(&mut c, 256, vec![active()]);
+    assert!(derive(&mut c, &base, 20_000, 256).is_ok());
+    assert!(derive(&mut c, &base, 10_000, 512).is_ok(), "two blocks");
+    for (iterations, bits) in [(20_001, 256), (10_001, 512), (i32::MAX, 256)] {
+        assert_eq!(
+            derive(&mut c, &base, iterations, bits)
+                .unwrap_err()
+                .reason(),
+            Some(rr::INVALID_FIELD),
+            "{iterations} iterations for {bits} bits"
+        );
+    }
+    // the default maximum: 2^31-1 iterations are refused at once
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let base = create_aes(&mut c, 256, vec![active()]);
+    let r = within(Duration::from_secs(30), move || {
+        derive(&mut c, &base, i32::MAX, 256).map_err(|e| e.reason())
+    });
+    assert_eq!(r.unwrap_err(), Some(rr::INVALID_FIELD));
+    drop(server);
+}
+
+fn mac_part(
+    c: &mut Client,
+    key: Option<&str>,
+    correlation: Option<&[u8]>,
+    data: Vec<u8>,
+) -> Result<MACResponse, ClientError> {
+    c.op(
+        op::MAC,
+        &MACRequest {
+            unique_identifier: key.map(str::to_owned),
+            data: Some(Bytes(data)),
+            correlation_value: correlation.map(|c| Bytes(c.to_vec())),
+            init_indicator: key.map(|_| true),
+            ..Default::default()
+        },
+    )
+}
+
+/// One identity could take all 1,024 stream slots, and every other identity was refused
+/// for ten minutes; now each identity has a quota of open streams.
+#[test]
+fn one_identity_cannot_take_every_stream() {
+    let server = ServerProcess::start(&[]);
+    server.issue_client_cert("bob");
+    let mut admin = server.client("admin");
+    let key = create_aes(&mut admin, 256, vec![active()]);
+    let mut opened = 0;
+    let refusal = loop {
+        match mac_part(&mut admin, Some(&key), None, vec![1; 16]) {
+            Ok(_) => opened += 1,
+            Err(e) => break e,
+        }
+        assert!(opened < 200, "one identity opened {opened} streams");
+    };
+    assert_eq!(
+        refusal.reason(),
+        Some(rr::SERVER_LIMIT_EXCEEDED),
+        "{refusal}"
+    );
+    let mut bob = server.client("bob");
+    let bobs = create_aes(&mut bob, 256, vec![active()]);
+    let r = mac_part(&mut bob, Some(&bobs), None, vec![1; 16]).unwrap();
+    assert!(
+        r.correlation_value.is_some(),
+        "another identity still opens a stream"
+    );
+}
+
+/// The gathered data of Sign and MAC streams could reach 1,024 x 16 MiB; one identity now
+/// holds at most 32 MiB, and others keep gathering.
+#[test]
+fn gathered_data_is_bounded_per_identity() {
+    let server = ServerProcess::start(&["--max-message-bytes", "9000000"]);
+    server.issue_client_cert("bob");
+    let mut admin = server.client("admin");
+    let key = create_aes(&mut admin, 256, vec![active()]);
+    let part = 8 * 1024 * 1024;
+    for _ in 0..2 {
+        let first = mac_part(&mut admin, Some(&key), None, vec![2; part]).unwrap();
+        let corr = first.correlation_value.unwrap().0;
+        mac_part(&mut admin, None, Some(&corr), vec![3; part]).unwrap();
+    }
+    let refused = mac_part(&mut admin, Some(&key), None, vec![4; 1024 * 1024]).unwrap_err();
+    assert_eq!(
+        refused.reason(),
+        Some(rr::SERVER_LIMIT_EXCEEDED),
+        "{refused}"
+    );
+    let mut bob = server.client("bob");
+    let bobs = create_aes(&mut bob, 256, vec![active()]);
+    assert!(mac_part(&mut bob, Some(&bobs), None, vec![5; 1024 * 1024]).is_ok());
+}
