@@ -432,7 +432,7 @@ fn run_item(ctx: &mut Ctx<'_>, item: &RequestBatchItem) -> ResponseBatchItem {
             allowed: ctx.allowed,
             settings: ctx.settings,
         };
-        let r = ops::apply(&mut sub, op.0, payload);
+        let r = guarded(|| ops::apply(&mut sub, op.0, payload));
         ctx.placeholder = sub.placeholder;
         r
     };
@@ -448,5 +448,61 @@ fn run_item(ctx: &mut Ctx<'_>, item: &RequestBatchItem) -> ResponseBatchItem {
             tracing::debug!(operation = op.0, reason = e.reason, "operation failed");
             failed(Some(op), id, e, ctx.version)
         }
+    }
+}
+
+/// Run one operation; a panic in it (a bug, or an assertion in a library such as OpenSSL's
+/// bindings) becomes a General Failure for this batch item, logged with its backtrace, and
+/// the connection and the rest of the batch go on.
+pub fn guarded<T>(operation: impl FnOnce() -> Result<T, OpError>) -> Result<T, OpError> {
+    log_panics();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(operation))
+        .unwrap_or_else(|_| Err(panic_error()))
+}
+
+fn panic_error() -> OpError {
+    OpError::new(
+        rr::GENERAL_FAILURE,
+        "the operation failed inside the server (logged)",
+    )
+}
+
+/// The answer to a whole message whose handling panicked outside any one operation.
+pub fn panicked(version: (i32, i32), now: i64) -> Ttlv {
+    message_error(version, now, panic_error())
+}
+
+/// Log every panic (the thread, the message, the backtrace) as an error, once installed; a
+/// caught panic still leaves its trace in the log.
+pub fn log_panics() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let backtrace = std::backtrace::Backtrace::force_capture();
+            let thread = std::thread::current();
+            tracing::error!(
+                thread = thread.name().unwrap_or("unnamed"),
+                %backtrace,
+                "{info}"
+            );
+        }));
+    });
+}
+
+#[cfg(test)]
+mod panic_tests {
+    use super::*;
+
+    /// OpenSSL's bindings assert on an IV shorter than the mode's: such a panic answers
+    /// General Failure for its item instead of ending the connection.
+    #[test]
+    fn a_panic_becomes_a_general_failure() {
+        let r: Result<(), OpError> = guarded(|| {
+            use openssl::symm::{Cipher, Crypter, Mode};
+            let _c = Crypter::new(Cipher::aes_128_cbc(), Mode::Encrypt, &[0u8; 16], Some(&[]));
+            Ok(())
+        });
+        assert_eq!(r.unwrap_err().reason, rr::GENERAL_FAILURE);
+        assert_eq!(guarded(|| Ok(7)).unwrap(), 7);
     }
 }

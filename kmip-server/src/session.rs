@@ -157,10 +157,22 @@ pub async fn respond(
     let prepared = if writes(&tree) {
         None
     } else {
-        let prepared = prepare_message(server, identity, peer, &tree, &server.limits);
+        // a panic here would end the connection's task, and the connection, silently: it
+        // answers General Failure instead (each operation is guarded on its own as well)
+        dispatch::log_panics();
+        let caught = || dispatch::panicked(dispatch::reply_version(&tree), crate::now());
+        let prepared = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            prepare_message(server, identity, peer, &tree, &server.limits)
+        })) {
+            Ok(p) => p,
+            Err(_) => return caught(),
+        };
         prepared.audited(server).await;
         if !prepared.commits() {
-            return finish_message(server, identity, peer, &tree, &server.limits, prepared);
+            return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                finish_message(server, identity, peer, &tree, &server.limits, prepared)
+            }))
+            .unwrap_or_else(|_| caught());
         }
         // a read that changed something (a first Get clears Fresh; a usage count): its
         // commit waits for an fsync, which is not the async worker's to wait for
