@@ -917,3 +917,93 @@ fn name_constraints_bind_every_name_type() {
     ]);
     openssl_ok(dir, &["verify", "-CAfile", "croot.pem", "sub.pem"]);
 }
+
+/// Finding: the owner of a CA key pair the server had made an intermediate of imported a
+/// certificate made outside (CA:TRUE, any names) for the same key, and the server then issued
+/// under that record, with the constrained intermediate's key, names outside the root's
+/// constraints and sub-CAs below a path length of 0. A key pair that is a CA of this server
+/// takes no certificate from outside.
+#[test]
+fn a_ca_of_this_server_takes_no_certificate_from_outside() {
+    let server = ServerProcess::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let ca = Ca {
+        server: &server,
+        dir,
+    };
+    let (_, int) = pki(&ca, &["example.com"]);
+    let mut admin = server.client("admin");
+    let int_public = linked(&mut admin, &int, link_type::PUBLIC_KEY_LINK);
+    // a CA:TRUE certificate for the intermediate's public key, signed by a key of our own
+    openssl_ok(
+        dir,
+        &[
+            "x509", "-in", "int.pem", "-pubkey", "-noout", "-out", "pub.pem",
+        ],
+    );
+    openssl_ok(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "other.key",
+        ],
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n",
+    )
+    .unwrap();
+    openssl_ok(
+        dir,
+        &[
+            "x509",
+            "-new",
+            "-subj",
+            "/CN=Test Issuing CA/O=Example",
+            "-force_pubkey",
+            "pub.pem",
+            "-key",
+            "other.key",
+            "-days",
+            "30",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "outside.pem",
+        ],
+    );
+    let refused = ca.refused(
+        "admin",
+        &[
+            "init-intermediate",
+            "--import",
+            "outside.pem",
+            "--public-key",
+            &int_public,
+            "--out",
+            "imported.pem",
+        ],
+    );
+    assert!(refused.contains("CA of this server"), "{refused}");
+    // issuing still follows the root's constraints
+    ca.refused(
+        "admin",
+        &[
+            "issue",
+            "--issuer",
+            &int,
+            "--profile",
+            "server",
+            "--subject",
+            "CN=www.evil.org",
+            "--out",
+            "evil.pem",
+        ],
+    );
+}

@@ -807,3 +807,125 @@ fn wrapping_and_derivation_count_against_usage_limits() {
         "used up"
     );
 }
+
+/// An Undo batch rolls back a key's Usage Limits count: an undone item must not keep its
+/// result, or each rolled-back batch would buy one more use.
+#[test]
+fn an_undone_item_keeps_no_result() {
+    use kmip_codec::vocab::enums::{batch_error_continuation_option as beco, result_status};
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let limited = create_aes(
+        &mut c,
+        128,
+        vec![
+            mask(0x4 | 0x8),
+            Ttlv::structure(
+                tag::USAGE_LIMITS,
+                vec![
+                    item(tag::USAGE_LIMITS_TOTAL, Value::LongInteger(1)),
+                    item(tag::USAGE_LIMITS_UNIT, Value::Enumeration(2)),
+                ],
+            ),
+        ],
+    );
+    activate(&mut c, &limited);
+    let encrypt = p(&EncryptRequest {
+        unique_identifier: uid(&limited),
+        data: Some(kmip_codec::message::Bytes(vec![7; 16])),
+        ..Default::default()
+    });
+    let missing = p(&GetRequest {
+        unique_identifier: uid("no-such-object"),
+        ..Default::default()
+    });
+    for _ in 0..3 {
+        let mut req = kmip_client::request_message(
+            (2, 1),
+            vec![(op::ENCRYPT, encrypt.clone()), (op::GET, missing.clone())],
+        );
+        req.header.0.batch_error_continuation_option = Some(Enum(beco::UNDO));
+        let resp = c.send(&req).unwrap();
+        let undone = &resp.batch_item[0];
+        assert_eq!(undone.result_status.0 .0, result_status::OPERATION_UNDONE);
+        let payload = undone.response_payload.clone().unwrap_or_default();
+        assert!(
+            payload.child(tag::DATA).is_none(),
+            "no ciphertext from an undone Encrypt"
+        );
+    }
+    // the one use is still there, and only one
+    c.call(op::ENCRYPT, encrypt.clone()).expect("the one use");
+    assert_eq!(
+        reason(c.call(op::ENCRYPT, encrypt)),
+        Some(rr::PERMISSION_DENIED)
+    );
+}
+
+/// NIST 800-108 counter mode and PBKDF2 are HMACs under the base key of the caller's data: a
+/// grantee with Derive Key alone would forge MAC tags.
+#[test]
+fn a_derive_key_grant_is_not_a_mac_oracle() {
+    let server = ServerProcess::start(&[]);
+    for n in ["alice", "bob"] {
+        server.issue_client_cert(n);
+    }
+    let mut alice = server.client("alice");
+    let mut bob = server.client("bob");
+    let key = create_aes(&mut alice, 256, vec![mask(0x80 | 0x100 | 0x200)]);
+    activate(&mut alice, &key);
+    grant(&mut alice, &key, "bob", &[op::DERIVE_KEY]);
+    let derive = |c: &mut Client, method: u32| {
+        let mut params = vec![
+            Ttlv::structure(
+                tag::CRYPTOGRAPHIC_PARAMETERS,
+                vec![item(tag::HASHING_ALGORITHM, Value::Enumeration(6))],
+            ),
+            item(tag::DERIVATION_DATA, Value::ByteString(b"message".to_vec())),
+        ];
+        if method == derivation_method::PBKDF2 {
+            params.push(item(tag::SALT, Value::ByteString(b"message".to_vec())));
+            params.push(item(tag::ITERATION_COUNT, Value::Integer(1)));
+        }
+        c.op::<_, DeriveKeyResponse>(
+            op::DERIVE_KEY,
+            &DeriveKeyRequest {
+                object_type: Req(Enum(ot::SECRET_DATA)),
+                unique_identifier: vec![key.clone()],
+                derivation_method: Req(item(tag::DERIVATION_METHOD, Value::Enumeration(method))),
+                derivation_parameters: Req(Ttlv::structure(tag::DERIVATION_PARAMETERS, params)),
+                attributes: Some(Ttlv::structure(
+                    tag::ATTRIBUTES,
+                    vec![item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256))],
+                )),
+                ..Default::default()
+            },
+        )
+    };
+    for method in [derivation_method::NIST800_108_C, derivation_method::PBKDF2] {
+        assert_eq!(
+            reason(derive(&mut bob, method)),
+            Some(rr::PERMISSION_DENIED),
+            "method {method}"
+        );
+        derive(&mut alice, method).expect("the owner derives");
+    }
+}
+
+/// Locate matches every attribute, so listing an object for a grantee answers questions about
+/// its values: a grantee finds an object only when its grant includes Locate or Get
+/// Attributes.
+#[test]
+fn a_grant_without_locate_is_no_attribute_oracle() {
+    let server = ServerProcess::start(&[]);
+    for n in ["alice", "bob"] {
+        server.issue_client_cert(n);
+    }
+    let mut alice = server.client("alice");
+    let mut bob = server.client("bob");
+    let key = create_aes(&mut alice, 256, vec![mask(0x4 | 0x8)]);
+    grant(&mut alice, &key, "bob", &[op::ENCRYPT]);
+    assert!(locate(&mut bob, vec![mask(0x4)], None).is_empty());
+    grant(&mut alice, &key, "bob", &[op::ENCRYPT, op::LOCATE]);
+    assert_eq!(locate(&mut bob, vec![mask(0x4)], None), vec![key]);
+}

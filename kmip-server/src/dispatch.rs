@@ -401,8 +401,15 @@ fn run_atomically(
         Ok(items) => Ok(items),
         Err(Abort::Undone(mut items)) => {
             let last = items.len() - 1;
+            // an undone item answers that it was undone, with the identifier it named (as
+            // the test case BL-M-2 shows) and no result: a ciphertext, a signature or a
+            // derived value would outlive the rollback of what paid for it (a Usage Limits
+            // count), and Undo would buy unlimited uses
             for b in &mut items[..last] {
                 b.result_status = Req(Enum(result_status::OPERATION_UNDONE));
+                if let Some(p) = b.response_payload.as_mut().and_then(Ttlv::children_mut) {
+                    p.retain(|c| c.tag == tag::UNIQUE_IDENTIFIER);
+                }
             }
             Ok(items)
         }

@@ -1005,6 +1005,25 @@ impl Manager {
                 "only the owner of a CA's private key imports a certificate for it".into(),
             ));
         }
+        // a key pair the server already made a CA of (a root, or an intermediate under one of
+        // its CAs) keeps that authority and its limits: a certificate made outside would let
+        // its owner step out of the name constraints and path lengths of the CAs above
+        let bound = item_index_key(&ca_attr("ca-key", Value::TextString(private.clone())))
+            .ok_or_else(|| LifecycleError::InvalidField("ca-key".into()))?;
+        for other in self.store.lookup(&bound)? {
+            let Some(r) = self.store.peek(&other)? else {
+                continue;
+            };
+            let made_here = ca_text(&r, "ca-key").as_deref() == Some(private.as_str())
+                && ca_text(&r, "ca-profile").as_deref() != Some("imported");
+            if made_here && !r.state.is_destroyed() {
+                return Err(LifecycleError::PermissionDenied(
+                    "this key pair is a CA of this server already: its certificates come from \
+                     its issuer here, not from outside"
+                        .into(),
+                ));
+            }
+        }
         let x = openssl::x509::X509::from_der(&ca.der).map_err(crate::core::CoreError::from)?;
         let theirs = x
             .public_key()

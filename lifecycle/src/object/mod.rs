@@ -267,6 +267,26 @@ impl Manager {
         }
     }
 
+    /// Whether Locate may list `r` for the caller: its owner, an administrator, or a grantee
+    /// whose grant (direct or by group) includes Locate or Get Attributes. Locate matches
+    /// every attribute, so listing an object answers questions about its values (a usage
+    /// mask bit by bit) that only Get Attributes should.
+    fn findable(&self, r: &Record) -> bool {
+        use kmip_codec::vocab::enums::operation as op;
+        match &self.caller {
+            None => true,
+            Some(c) if c.admin || r.owner.as_deref() == Some(c.identity.as_str()) => true,
+            Some(c) => {
+                let finds =
+                    |ops: &Vec<u32>| ops.contains(&op::LOCATE) || ops.contains(&op::GET_ATTRIBUTES);
+                r.grants
+                    .iter()
+                    .any(|(who, ops)| *who == c.identity && finds(ops))
+                    || c.group_ops(r).any(finds)
+            }
+        }
+    }
+
     /// Whether the caller may perform its operation on a visible `r`.
     fn permitted(&self, r: &Record) -> bool {
         match &self.caller {
@@ -653,8 +673,8 @@ impl Manager {
             .get(id)?
             .filter(|r| self.visible(r))
             .ok_or(LifecycleError::NotFound)?;
-        // a grantee may only perform the operations it was granted (Locate reads records
-        // without this check: a grant of any operation makes an object findable)
+        // a grantee may only perform the operations it was granted (Locate lists what a
+        // grant of Locate or Get Attributes makes findable: `findable`)
         if !self.permitted(&r) {
             return Err(LifecycleError::PermissionDenied(
                 "the grant on this object does not include this operation".into(),
@@ -1021,7 +1041,7 @@ impl Manager {
             } else {
                 !q.exclude_online
             };
-            if !self.visible(&r) || !storage_ok || !matches(&r, &q.attributes) {
+            if !self.findable(&r) || !storage_ok || !matches(&r, &q.attributes) {
                 continue;
             }
             if skipped < q.offset_items {

@@ -158,8 +158,9 @@ impl Manager {
     /// Digest attribute, readable by whoever reads its attributes, so it derives nothing
     /// secret. ENCRYPT derivation is an encryption of the caller's data under the base key
     /// (ECB or CBC blocks, from which CTR and GCM keystreams follow): a grantee needs a grant
-    /// of Encrypt too, or a Derive Key grant would be an encryption oracle. The usage mask
-    /// needs only Derive Key, as KMIP says (PyKMIP's suite derives so).
+    /// of Encrypt too, or a Derive Key grant would be an encryption oracle; NIST 800-108
+    /// counter mode and PBKDF2 are HMACs under the base key, and take a grant of MAC. The
+    /// usage mask needs only Derive Key, as KMIP says (PyKMIP's suite derives so).
     pub(super) fn may_derive(
         &self,
         base: &Record,
@@ -180,6 +181,12 @@ impl Manager {
             }
             dm::ENCRYPT => self
                 .with_operation(kmip_codec::vocab::enums::operation::ENCRYPT)
+                .get(&base.id, now)
+                .map(|_| ()),
+            // HMAC under the base key of the caller's data (a counter then the data; the salt
+            // then a counter with one iteration): MAC tags that MAC Verify accepts
+            dm::NIST800_108_C | dm::PBKDF2 => self
+                .with_operation(kmip_codec::vocab::enums::operation::MAC)
                 .get(&base.id, now)
                 .map(|_| ()),
             _ => Ok(()),
