@@ -383,3 +383,102 @@ fn credentials_as_fortios_sends_them() {
     assert!(audit.contains("\"certificate\":\"fortigate-1\""), "{audit}");
     server.assert_audit_chain();
 }
+
+/// Self-encrypting drives and storage arrays (KMIP 1.0-1.2) register a Template and name it in
+/// the Template-Attribute of Create; the Template is an object like any other (Get, Get
+/// Attributes, Locate, Destroy), and belongs to its owner.
+#[test]
+fn templates_registered_and_named() {
+    let server = ServerProcess::start(&[]);
+    server.issue_client_cert("bob");
+    let mut c = server.client("admin").version(1, 2);
+    let content = Ttlv::structure(
+        tag::TEMPLATE,
+        aes_attrs(vec![item(
+            tag::CRYPTOGRAPHIC_USAGE_MASK,
+            Value::Integer(4 | 8),
+        )])
+        .iter()
+        .map(|a| attribute_to_v1(a, 0).unwrap())
+        .collect(),
+    );
+    let r: RegisterResponse = c
+        .op(
+            op::REGISTER,
+            &RegisterRequest {
+                object_type: Req(Enum(ot::TEMPLATE)),
+                template_attribute: Some(template(&[name("sed-template")])),
+                template: Some(content.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let tid = r.unique_identifier.0;
+    let got: GetResponse = c
+        .op(
+            op::GET,
+            &GetRequest {
+                unique_identifier: uid(&tid),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(got.template, Some(content));
+    assert_eq!(
+        locate(
+            &mut server.client("admin"),
+            vec![item(tag::OBJECT_TYPE, Value::Enumeration(ot::TEMPLATE))]
+        ),
+        vec![tid.clone()]
+    );
+    // Create naming the template (a Name child of the Template-Attribute), with a Name of
+    // its own and a length that wins over the template's
+    let by_template = |length: Option<i32>| {
+        let mut t = vec![name("sed-template")];
+        t.push(attribute_to_v1(&name("drive-0"), 0).unwrap());
+        if let Some(l) = length {
+            t.push(
+                attribute_to_v1(&item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(l)), 0).unwrap(),
+            );
+        }
+        Ttlv::structure(
+            tag::REQUEST_PAYLOAD,
+            vec![
+                item(tag::OBJECT_TYPE, Value::Enumeration(ot::SYMMETRIC_KEY)),
+                Ttlv::structure(tag::TEMPLATE_ATTRIBUTE, t),
+            ],
+        )
+    };
+    let created = CreateResponse::decode(&c.call(op::CREATE, by_template(Some(256))).unwrap())
+        .unwrap()
+        .unique_identifier
+        .0;
+    let mut v2 = server.client("admin");
+    let attrs = interop_tests::kmip::get_attributes(&mut v2, &created);
+    assert!(attrs.contains(&item(
+        tag::CRYPTOGRAPHIC_ALGORITHM,
+        Value::Enumeration(alg::AES)
+    )));
+    assert!(attrs.contains(&item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256))));
+    assert!(attrs.contains(&item(tag::CRYPTOGRAPHIC_USAGE_MASK, Value::Integer(4 | 8))));
+    assert!(attrs.contains(&name("drive-0")));
+    // another identity does not find the template by its name
+    let mut bob = server.client("bob").version(1, 2);
+    assert_eq!(
+        reason(bob.call(op::CREATE, by_template(None))),
+        Some(rr::ITEM_NOT_FOUND)
+    );
+    // destroyed, it names nothing
+    c.call(
+        op::DESTROY,
+        Ttlv::structure(
+            tag::REQUEST_PAYLOAD,
+            vec![item(tag::UNIQUE_IDENTIFIER, Value::TextString(tid))],
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        reason(c.call(op::CREATE, by_template(None))),
+        Some(rr::ITEM_NOT_FOUND)
+    );
+}

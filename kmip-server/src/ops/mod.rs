@@ -42,6 +42,7 @@ mod rng_retrieve;
 mod rng_seed;
 mod sign;
 mod signature_verify;
+mod template;
 
 use crate::dispatch::{Ctx, OpError};
 use kmip_codec::attributes::{to_v1, to_v2};
@@ -94,6 +95,8 @@ pub const IMPLEMENTED: &[u32] = &[
 ];
 
 pub fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, OpError> {
+    let expanded = template::expand(ctx, operation, payload)?;
+    let payload = expanded.as_ref().unwrap_or(payload);
     match operation {
         op::CREATE => create::apply(ctx, payload),
         op::CREATE_KEY_PAIR => create_key_pair::apply(ctx, payload),
@@ -156,7 +159,7 @@ pub fn request_attributes(
         if t.child(tag::NAME).is_some() {
             return Err(OpError::new(
                 rr::FEATURE_NOT_SUPPORTED,
-                "Template objects (deprecated in KMIP 1.3) are not supported",
+                "templates are named in Create, Create Key Pair, Register, Derive Key and Re-key",
             ));
         }
         out.extend(to_v2(t.children()).map_err(|e| OpError::invalid(e.to_string()))?);
