@@ -516,7 +516,9 @@ fn automatic_state_changes_are_audited() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-        + 1;
+        // two seconds ahead: the Create must reach the server before its Activation Date,
+        // even on a loaded machine (one second made it arrive late now and then)
+        + 2;
     let r: CreateResponse = c
         .op(
             op::CREATE,
@@ -534,7 +536,7 @@ fn automatic_state_changes_are_audited() {
             },
         )
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    std::thread::sleep(std::time::Duration::from_millis(3100));
     let _: GetAttributesResponse = c
         .op(
             op::GET_ATTRIBUTES,
