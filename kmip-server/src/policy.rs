@@ -84,9 +84,93 @@ pub struct Verdict {
     pub note: Option<String>,
 }
 
+/// Failed password checks in a row that cost nothing more; each further one doubles the wait
+/// before the next attempt is even checked (1 s, 2 s, 4 s, ... at most [`MAX_BACKOFF`]).
+pub const FREE_FAILURES: u32 = 3;
+pub const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(30);
+/// scrypts verified at once (each 32 MiB and tens of milliseconds of a core): wrong passwords
+/// sent in parallel queue here instead of taking every core from other clients.
+pub const SCRYPT_AT_ONCE: usize = 2;
+
+static SCRYPTS: Slots = Slots::new(SCRYPT_AT_ONCE);
+
+/// A counting semaphore for blocking threads.
+struct Slots {
+    used: Mutex<usize>,
+    freed: std::sync::Condvar,
+    max: usize,
+}
+
+struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    const fn new(max: usize) -> Slots {
+        Slots {
+            used: Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+            max,
+        }
+    }
+
+    fn acquire(&self) -> Slot<'_> {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        while *used >= self.max {
+            used = self.freed.wait(used).unwrap_or_else(|p| p.into_inner());
+        }
+        *used += 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut used = self.0.used.lock().unwrap_or_else(|p| p.into_inner());
+        *used -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// Failures in a row, and until when the next attempt is refused, per certificate and per
+/// configured user. Its size is bounded by the certificates the CA issued and the users
+/// configured: unknown usernames never reach a password check.
+#[derive(Default)]
+struct Throttle {
+    failures: Mutex<HashMap<String, (u32, std::time::Instant)>>,
+}
+
+impl Throttle {
+    fn blocked(&self, who: &[String]) -> bool {
+        let now = std::time::Instant::now();
+        let f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        who.iter()
+            .any(|w| f.get(w).is_some_and(|(_, until)| *until > now))
+    }
+
+    fn failed(&self, who: &[String]) {
+        let now = std::time::Instant::now();
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        for w in who {
+            let e = f.entry(w.clone()).or_insert((0, now));
+            e.0 += 1;
+            if e.0 >= FREE_FAILURES {
+                let wait = std::time::Duration::from_secs(1 << (e.0 - FREE_FAILURES).min(5));
+                e.1 = now + wait.min(MAX_BACKOFF);
+            }
+        }
+    }
+
+    fn succeeded(&self, who: &[String]) {
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        for w in who {
+            f.remove(w);
+        }
+    }
+}
+
 /// The configured passwords and devices, by identity.
 #[derive(Default)]
 pub struct Credentials {
+    throttle: Throttle,
     by_identity: HashMap<String, String>,
     /// (username, certificate identity) -> the identity the request acts as.
     bindings: HashMap<(String, String), String>,
@@ -112,6 +196,7 @@ impl Credentials {
             by_identity.insert(id.to_owned(), hash.to_owned());
         }
         Ok(Credentials {
+            throttle: Throttle::default(),
             by_identity,
             bindings: HashMap::new(),
             devices: HashMap::new(),
@@ -168,8 +253,18 @@ impl Credentials {
         Ok(self)
     }
 
-    /// Whether `password` matches `stored` (scrypt), remembering successes.
-    fn password_ok(&self, identity: &str, password: &str, stored: &str) -> bool {
+    /// Whether `password` matches `stored` (scrypt), remembering successes. `who` names the
+    /// certificate and the user: after [`FREE_FAILURES`] failures in a row of either, further
+    /// attempts are refused at once, without an scrypt, until a backoff has passed (a password
+    /// already verified still passes: it costs nothing, and an attacker hammering a user must
+    /// not lock out its device). At most [`SCRYPT_AT_ONCE`] scrypts run at a time.
+    fn password_ok(
+        &self,
+        who: &[String],
+        identity: &str,
+        password: &str,
+        stored: &str,
+    ) -> Result<bool, OpError> {
         let mut key = Vec::with_capacity(identity.len() + password.len() + stored.len() + 3);
         for part in [identity, password, stored] {
             key.extend_from_slice(part.as_bytes());
@@ -182,15 +277,27 @@ impl Credentials {
             .map(|s| s.contains(&digest))
             .unwrap_or(false)
         {
-            return true;
+            return Ok(true);
         }
-        if !verify(password, stored) {
-            return false;
+        if self.throttle.blocked(who) {
+            return Err(OpError::new(
+                rr::AUTHENTICATION_NOT_SUCCESSFUL,
+                "too many failed attempts: try again later",
+            ));
         }
+        let ok = {
+            let _slot = SCRYPTS.acquire();
+            verify(password, stored)
+        };
+        if !ok {
+            self.throttle.failed(who);
+            return Ok(false);
+        }
+        self.throttle.succeeded(who);
         if let Ok(mut s) = self.verified.lock() {
             s.insert(digest);
         }
-        true
+        Ok(true)
     }
 
     /// Check a request's Authentication for the certificate identity `identity`: who the
@@ -216,7 +323,8 @@ impl Credentials {
                         ));
                         continue;
                     };
-                    if !self.password_ok(user, text(tag::PASSWORD), stored) {
+                    let who = [format!("certificate {identity}"), format!("user {user}")];
+                    if !self.password_ok(&who, user, text(tag::PASSWORD), stored)? {
                         return Err(denied("wrong password"));
                     }
                     if user == identity {
@@ -242,7 +350,8 @@ impl Credentials {
                         return Err(denied("wrong device"));
                     }
                     if let Some(stored) = &device.password {
-                        if !self.password_ok(identity, text(tag::PASSWORD), stored) {
+                        let who = [format!("certificate {identity}")];
+                        if !self.password_ok(&who, identity, text(tag::PASSWORD), stored)? {
                             return Err(denied("wrong device password"));
                         }
                     }
@@ -374,6 +483,34 @@ mod tests {
             rr::AUTHENTICATION_NOT_SUCCESSFUL
         );
         assert!(Credentials::parse(&["alice=plaintext".into()]).is_err());
+    }
+
+    #[test]
+    fn failed_passwords_are_throttled() {
+        let h = hash_password("right").unwrap();
+        let c = Credentials::parse(&[format!("alice={h}")]).unwrap();
+        let reason = |r: Result<Verdict, OpError>| r.map(|_| ()).map_err(|e| e.message);
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(
+                reason(c.check("alice", Some(&auth("alice", "wrong")))),
+                Err("wrong password".into())
+            );
+        }
+        // now even the right password waits out the backoff, without an scrypt
+        let t = std::time::Instant::now();
+        let e = reason(c.check("alice", Some(&auth("alice", "right")))).unwrap_err();
+        assert!(e.contains("too many failed attempts"), "{e}");
+        assert!(
+            t.elapsed() < std::time::Duration::from_millis(20),
+            "no scrypt"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert!(c.check("alice", Some(&auth("alice", "right"))).is_ok());
+        // verified once, a password passes at once even while others hammer the user
+        for _ in 0..FREE_FAILURES {
+            let _ = c.check("stolen", Some(&auth("alice", "guess")));
+        }
+        assert!(c.check("alice", Some(&auth("alice", "right"))).is_ok());
     }
 
     #[test]

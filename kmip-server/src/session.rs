@@ -154,7 +154,12 @@ pub async fn respond(
     peer: &str,
     tree: kmip_codec::Ttlv,
 ) -> kmip_codec::Ttlv {
-    let prepared = if writes(&tree) {
+    // a message with a credential may cost an scrypt (tens of milliseconds of a core, and a
+    // wait for a free slot when wrong passwords pour in): never on the async worker
+    let authenticates = tree
+        .child(kmip_codec::vocab::tag::REQUEST_HEADER)
+        .is_some_and(|h| h.child(kmip_codec::vocab::tag::AUTHENTICATION).is_some());
+    let prepared = if writes(&tree) || authenticates {
         None
     } else {
         // a panic here would end the connection's task, and the connection, silently: it
@@ -195,11 +200,12 @@ pub async fn respond(
 
 /// Operations that only read the store (a Usage Limits count aside): answered on the async
 /// worker itself, which is cheaper than handing the worker's other tasks to a new thread.
+/// Locate is not among them: one may scan every record (a million keys: seconds), and two
+/// such on the two workers stalled every other client.
 const READS: &[u32] = &[
     op::GET,
     op::GET_ATTRIBUTES,
     op::GET_ATTRIBUTE_LIST,
-    op::LOCATE,
     op::CHECK,
     op::QUERY,
     op::DISCOVER_VERSIONS,
