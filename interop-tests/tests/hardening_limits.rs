@@ -222,3 +222,27 @@ fn gathered_data_is_bounded_per_identity() {
     let bobs = create_aes(&mut bob, 256, vec![active()]);
     assert!(mac_part(&mut bob, Some(&bobs), None, vec![5; 1024 * 1024]).is_ok());
 }
+
+/// SIGTERM stops the server within a deadline whatever runs: a derivation of hours on the
+/// blocking pool held the exit for as long as it ran.
+#[test]
+fn sigterm_stops_the_server_within_a_deadline() {
+    let mut server = ServerProcess::start(&[
+        "--max-pbkdf2-iterations",
+        "2147483647",
+        "--read-timeout-secs",
+        "2",
+    ]);
+    let mut c = server.client("admin");
+    let base = create_aes(&mut c, 256, vec![active()]);
+    let worker = std::thread::spawn(move || {
+        // hours of a core; the answer never comes
+        let _ = derive(&mut c, &base, i32::MAX, 256);
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let t = std::time::Instant::now();
+    let status = server.terminate(Duration::from_secs(30));
+    assert!(status.is_some(), "still running 30 s after SIGTERM");
+    println!("stopped {:?} after SIGTERM", t.elapsed());
+    let _ = worker.join();
+}

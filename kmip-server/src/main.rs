@@ -372,6 +372,10 @@ async fn serve(cfg: Config) -> Result<(), String> {
     Ok(())
 }
 
+/// How long, after the connections are drained, the server waits for work still running
+/// before it exits anyway (its changes are committed atomically or not at all).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn main() -> ExitCode {
     let cli = {
         use clap::{CommandFactory, FromArgMatches};
@@ -495,7 +499,14 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
             {
-                Ok(rt) => rt.block_on(serve(cli.config)),
+                Ok(rt) => {
+                    let served = rt.block_on(serve(cli.config));
+                    // connections were drained (or cut) by then; work still running on the
+                    // blocking pool (a long derivation) would otherwise hold the exit for as
+                    // long as it runs: SIGTERM stops the server within a deadline
+                    rt.shutdown_timeout(SHUTDOWN_GRACE);
+                    served
+                }
                 Err(e) => Err(format!("runtime: {e}")),
             }
         }
