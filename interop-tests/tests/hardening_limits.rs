@@ -246,3 +246,34 @@ fn sigterm_stops_the_server_within_a_deadline() {
     println!("stopped {:?} after SIGTERM", t.elapsed());
     let _ = worker.join();
 }
+
+/// The server's memory, keys among it, is locked out of swap where the platform allows it
+/// (root here, as in CI); `--lock-memory false` leaves it unlocked.
+#[test]
+fn key_memory_stays_out_of_swap() {
+    let locked_kib = |pid: u32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmLck:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap()
+    };
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if !root {
+        println!("SKIPPED: memory is locked only where RLIMIT_MEMLOCK has no bound (root)");
+        return;
+    }
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    create_aes(&mut c, 256, vec![active()]);
+    assert!(locked_kib(server.pid()) > 0, "memory locked");
+    let server = ServerProcess::start(&["--lock-memory", "false"]);
+    let mut c = server.client("admin");
+    create_aes(&mut c, 256, vec![active()]);
+    assert_eq!(locked_kib(server.pid()), 0);
+}

@@ -53,6 +53,12 @@ pub struct Config {
     /// Most connections served at once; more are closed on arrival.
     #[arg(long, env = "KMIP_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+    /// Lock the server's memory so that keys never reach swap (mlockall, each page locked
+    /// when first touched), where RLIMIT_MEMLOCK has no bound (root, or systemd's
+    /// `LimitMEMLOCK=infinity`); otherwise a warning says it is not. `--lock-memory false`
+    /// leaves memory unlocked.
+    #[arg(long, env = "KMIP_LOCK_MEMORY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub lock_memory: bool,
     /// Seconds a connection may stay silent between messages.
     #[arg(long, env = "KMIP_IDLE_TIMEOUT", default_value_t = 300)]
     pub idle_timeout_secs: u64,

@@ -274,6 +274,13 @@ fn check_writable(dir: &std::path::Path) -> Result<(), String> {
 async fn serve(cfg: Config) -> Result<(), String> {
     // the server holds keys: none in a core file, no debugger of the same user
     lifecycle::core::harden_process()?;
+    // nor in swap, where the platform allows it
+    if cfg.lock_memory {
+        match lifecycle::core::lock_memory() {
+            Ok(()) => tracing::info!("memory locked: keys never reach swap"),
+            Err(why) => tracing::warn!(%why, "memory not locked"),
+        }
+    }
     std::fs::create_dir_all(&cfg.data_dir).context("data directory")?;
     check_writable(&cfg.data_dir)?;
     let paths = pki::Paths::new(&cfg.data_dir);

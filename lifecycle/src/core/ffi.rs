@@ -3,8 +3,8 @@
 //! Why: KMIP's RNG Seed operation asks the server to mix client data into its random number
 //! generator, which is OpenSSL's DRBG; only `RAND_add` does that. Each call passes a pointer and
 //! length taken from one live slice, and OpenSSL only reads from it during the call. And the
-//! process that holds keys must never write them to a core file: `setrlimit` and `prctl` are
-//! plain system calls on values owned here.
+//! process that holds keys must never write them to a core file nor to swap: `setrlimit`,
+//! `prctl` and `mlockall` are plain system calls on values owned here.
 #![allow(unsafe_code)]
 
 use std::os::raw::{c_double, c_int, c_void};
@@ -59,6 +59,38 @@ pub fn harden_process() -> Result<(), String> {
             files.rlim_cur = files.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &files);
         }
+    }
+    Ok(())
+}
+
+/// Keep the process's memory, keys among it, out of swap: `mlockall(MCL_CURRENT |
+/// MCL_FUTURE | MCL_ONFAULT)`, which locks each page when it is first touched (not every page
+/// an allocator reserves). Only where the lock has no bound (root, or `LimitMEMLOCK=infinity`):
+/// under a bound, MCL_FUTURE makes the allocation that crosses it fail, and the server with
+/// it. Why not, when it is not.
+pub fn lock_memory() -> Result<(), String> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit the call fills in.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
+        return Err("getrlimit(RLIMIT_MEMLOCK) failed".into());
+    }
+    // SAFETY: geteuid takes no arguments and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if limit.rlim_cur != libc::RLIM_INFINITY && !root {
+        return Err(format!(
+            "RLIMIT_MEMLOCK is {} bytes: memory left unlocked (LimitMEMLOCK=infinity locks it)",
+            limit.rlim_cur
+        ));
+    }
+    // SAFETY: mlockall takes flags only.
+    if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) } != 0 {
+        return Err(format!(
+            "mlockall failed: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     Ok(())
 }
