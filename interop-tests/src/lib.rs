@@ -354,18 +354,29 @@ impl ServerProcess {
         );
     }
 
-    /// `kmip-server audit verify` on an audit file: its output, for the status and the reason.
+    /// `kmip-server audit verify` on an audit file, with the keys (from the master key) and
+    /// the chain head of the data directory it lies in: its output, for the status and the
+    /// reason.
     pub fn verify_audit(file: &Path) -> std::process::Output {
+        let dir = file.parent().expect("the audit file's directory");
+        Self::verify_audit_dir(dir, &[file.to_str().expect("a UTF-8 path")])
+    }
+
+    /// `kmip-server audit verify --data-dir DIR ARGS...` (no file: the directory's own log,
+    /// rotated files included): its output.
+    pub fn verify_audit_dir(dir: &Path, args: &[&str]) -> std::process::Output {
         Command::new(Self::binary())
-            .args(["audit", "verify"])
-            .arg(file)
+            .args(["audit", "verify", "--data-dir"])
+            .arg(dir)
+            .args(args)
             .output()
             .expect("run kmip-server audit verify")
     }
 
-    /// The audit chain of the server's default log is whole.
+    /// The server's audit log is whole: every file, every MAC and signature, up to the chain
+    /// head.
     pub fn assert_audit_chain(&self) {
-        let out = Self::verify_audit(&self.data_dir.path().join("audit.jsonl"));
+        let out = Self::verify_audit_dir(self.data_dir.path(), &[]);
         assert!(
             out.status.success(),
             "the audit chain survived: {}{}",

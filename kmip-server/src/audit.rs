@@ -1,18 +1,41 @@
-//! The audit log: one JSON line per request, append-only, hash-chained.
+//! The audit log: one JSON line per request, append-only, hash-chained and authenticated.
 //!
-//! Each record carries `prev`, the SHA-256 of the previous line, and `hash`, the SHA-256 of
-//! itself without the `hash` field; `verify` therefore names the first line that was changed
-//! (its own hash is wrong), removed or reordered (its `prev` does not match). When the file
-//! passes its size limit it is renamed `FILE.N` and a new one begins, continuing the chain.
+//! Each record carries `seq`, its number in the whole chain (rotations included), `prev`, the
+//! SHA-256 of the previous line, and `hash`, the SHA-256 of itself without the `hash` field. A
+//! chain alone shows accidents, not tampering: whoever can write the file can change a record
+//! and recompute every later `hash` and `prev`, or cut the last records off. So the server
+//! also authenticates it with keys derived from the master key (and never written anywhere):
+//!
+//! - `mac`: an HMAC-SHA256 of every record (its content, `seq` and `prev`), so that a
+//!   verifier holding the master key names the first forged record exactly;
+//! - `sig`: an Ed25519 signature of the same content on the last record of a group written
+//!   at least [`SIGN_EVERY_RECORDS`] records or [`SIGN_EVERY`] after the previous signature
+//!   (never more than one signature per group write, so signing stays off the per-record
+//!   path); through `prev` it covers every record before it. Its public key
+//!   ([`AuditKeys::public_key_pem`]) lets an auditor verify offline, without any secret;
+//! - the chain head, `DATA_DIR/audit.head`: the last record's `seq` and hash and the number
+//!   of the last rotated file, under the MAC, rewritten in place after every group write (no
+//!   fsync, as for the log), and signed again within [`SIGN_EVERY`] of the last write. A cut
+//!   tail, removed records and deleted rotation files no longer verify.
+//!
+//! When the file passes its size limit it is renamed `FILE.N`, N one more than any rotation
+//! before (never reused, so that deleting the oldest files for retention renames nothing),
+//! and a new one begins, continuing the chain. The first record of the oldest file may
+//! continue an older, deleted one; every later link must hold.
 //!
 //! Records hold who, from where, which operation, which objects and the result; never key
 //! material, passwords or data.
 
+use lifecycle::core::{MasterKey, Secret};
+use openssl::pkey::{Id, PKey, Private, Public};
+use openssl::sha::Sha256;
 use serde_json::{json, Map, Value as J};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -24,12 +47,333 @@ pub enum AuditError {
     },
     #[error("audit log {0}: the last record is not valid JSON")]
     Corrupt(PathBuf),
+    #[error("audit key: {0}")]
+    Key(String),
 }
 
 const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// A record is signed once this many records went unsigned...
+pub const SIGN_EVERY_RECORDS: u64 = 1000;
+/// ... or this long after the previous signature; the head is signed this long after a write.
+pub const SIGN_EVERY: Duration = Duration::from_secs(2);
+/// The head file's fixed size: rewritten in place with one write.
+const HEAD_LEN: usize = 1024;
+/// The event the server records when it finds, at start, the log and its head disagree.
+const ANOMALY: &str = "audit-anomaly";
+
 fn sha256_hex(b: &[u8]) -> String {
     kmip_codec::text::hex(&openssl::sha::sha256(b))
+}
+
+fn hex(b: &[u8]) -> String {
+    kmip_codec::text::hex(b)
+}
+
+fn now_text() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    kmip_codec::time::format_secs(secs)
+}
+
+/// HMAC-SHA256 with the key's inner and outer states computed once: a record's MAC costs two
+/// SHA-256 runs, about what its hash costs.
+#[derive(Clone)]
+struct Hmac {
+    inner: Sha256,
+    outer: Sha256,
+}
+
+impl Hmac {
+    fn new(key: &[u8]) -> Hmac {
+        let mut ipad = vec![0x36u8; 64];
+        let mut opad = vec![0x5cu8; 64];
+        for (i, k) in key.iter().take(64).enumerate() {
+            ipad[i] ^= k;
+            opad[i] ^= k;
+        }
+        let (mut inner, mut outer) = (Sha256::new(), Sha256::new());
+        inner.update(&ipad);
+        outer.update(&opad);
+        // the pads are the key: keep them in zeroizing buffers until dropped
+        drop(Secret::new(ipad));
+        drop(Secret::new(opad));
+        Hmac { inner, outer }
+    }
+
+    fn mac(&self, data: &[u8]) -> String {
+        let mut i = self.inner.clone();
+        i.update(data);
+        let mut o = self.outer.clone();
+        o.update(&i.finish());
+        hex(&o.finish())
+    }
+
+    fn check(&self, data: &[u8], claimed: &str) -> bool {
+        let mac = self.mac(data);
+        mac.len() == claimed.len() && openssl::memcmp::eq(mac.as_bytes(), claimed.as_bytes())
+    }
+}
+
+fn key_error(what: &str) -> impl FnOnce(openssl::error::ErrorStack) -> AuditError + '_ {
+    move |e| AuditError::Key(format!("{what}: {e}"))
+}
+
+/// The audit log's keys, derived from the master key (HKDF, labels of their own): the same at
+/// every start, written nowhere, never logged. Only the public key leaves.
+pub struct AuditKeys {
+    mac: Hmac,
+    signing: PKey<Private>,
+    public: PKey<Public>,
+}
+
+impl AuditKeys {
+    pub fn from_master(master: &MasterKey) -> Result<AuditKeys, AuditError> {
+        let derive = |label: &[u8]| {
+            master
+                .derive_purpose_key(label, 32)
+                .map_err(|e| AuditError::Key(e.to_string()))
+        };
+        let mac = Hmac::new(derive(b"kmip-rs audit log MAC key v1")?.expose());
+        let seed = derive(b"kmip-rs audit log Ed25519 signing key v1")?;
+        let signing = PKey::private_key_from_raw_bytes(seed.expose(), Id::ED25519)
+            .map_err(key_error("Ed25519 key"))?;
+        let raw = signing.raw_public_key().map_err(key_error("Ed25519 key"))?;
+        let public =
+            PKey::public_key_from_raw_bytes(&raw, Id::ED25519).map_err(key_error("Ed25519 key"))?;
+        Ok(AuditKeys {
+            mac,
+            signing,
+            public,
+        })
+    }
+
+    /// The Ed25519 public key that verifies the log's signatures (PEM, SubjectPublicKeyInfo).
+    pub fn public_key_pem(&self) -> Result<String, AuditError> {
+        let pem = self
+            .public
+            .public_key_to_pem()
+            .map_err(key_error("public key"))?;
+        String::from_utf8(pem).map_err(|_| AuditError::Key("public key: not PEM".into()))
+    }
+
+    /// What a verifier holding the master key checks: every MAC and every signature.
+    pub fn verify_keys(&self) -> VerifyKeys {
+        VerifyKeys {
+            mac: Some(self.mac.clone()),
+            public: Some(self.public.clone()),
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> std::io::Result<String> {
+        let mut s = openssl::sign::Signer::new_without_digest(&self.signing)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        s.sign_oneshot_to_vec(message)
+            .map(|s| hex(&s))
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+/// The keys a verifier holds: the MAC key (with the master key), the public key (with the
+/// master key, or exported for an auditor), or neither (the bare chain, which shows
+/// accidents only).
+pub struct VerifyKeys {
+    mac: Option<Hmac>,
+    public: Option<PKey<Public>>,
+}
+
+impl VerifyKeys {
+    pub fn none() -> VerifyKeys {
+        VerifyKeys {
+            mac: None,
+            public: None,
+        }
+    }
+
+    /// An exported public key (PEM): offline verification, no secret needed.
+    pub fn from_public_pem(pem: &[u8]) -> Result<VerifyKeys, AuditError> {
+        let public = PKey::public_key_from_pem(pem).map_err(key_error("public key"))?;
+        if public.id() != Id::ED25519 {
+            return Err(AuditError::Key("not an Ed25519 public key".into()));
+        }
+        Ok(VerifyKeys {
+            mac: None,
+            public: Some(public),
+        })
+    }
+
+    fn verify_sig(&self, message: &[u8], sig_hex: &str) -> Option<bool> {
+        let public = self.public.as_ref()?;
+        let Some(sig) = kmip_codec::text::unhex(sig_hex) else {
+            return Some(false);
+        };
+        Some(
+            openssl::sign::Verifier::new_without_digest(public)
+                .and_then(|mut v| v.verify_oneshot(&sig, message))
+                .unwrap_or(false),
+        )
+    }
+}
+
+fn head_mac_input(seq: u64, hash: &str, rotation: u64) -> String {
+    format!("kmip-rs audit head\n{seq}\n{hash}\n{rotation}")
+}
+
+fn signed_head_input(seq: u64, hash: &str, time: &str) -> String {
+    format!("kmip-rs audit signed head\n{seq}\n{hash}\n{time}")
+}
+
+/// The head's signed part: the chain reached `seq`, whose line hashes to `hash`, at `time`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Signed {
+    seq: u64,
+    hash: String,
+    time: String,
+    sig: String,
+}
+
+/// The chain head: where the chain ends (under the MAC) and where it ended when last signed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Head {
+    seq: u64,
+    hash: String,
+    rotation: u64,
+    mac: String,
+    signed: Option<Signed>,
+}
+
+impl Head {
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut v = json!({
+            "seq": self.seq,
+            "hash": self.hash,
+            "rotation": self.rotation,
+            "mac": self.mac,
+        });
+        if let Some(s) = &self.signed {
+            v["signed"] = json!({"seq": s.seq, "hash": s.hash, "time": s.time, "sig": s.sig});
+        }
+        let mut b = v.to_string().into_bytes();
+        b.resize(HEAD_LEN - 1, b' ');
+        b.push(b'\n');
+        b
+    }
+
+    fn parse(text: &str) -> Option<Head> {
+        let v: J = serde_json::from_str(text.trim()).ok()?;
+        let s = |v: &J, k: &str| v.get(k).and_then(J::as_str).map(str::to_owned);
+        let signed = match v.get("signed") {
+            Some(x) => Some(Signed {
+                seq: x.get("seq")?.as_u64()?,
+                hash: s(x, "hash")?,
+                time: s(x, "time")?,
+                sig: s(x, "sig")?,
+            }),
+            None => None,
+        };
+        Some(Head {
+            seq: v.get("seq")?.as_u64()?,
+            hash: s(&v, "hash")?,
+            rotation: v.get("rotation")?.as_u64()?,
+            mac: s(&v, "mac")?,
+            signed,
+        })
+    }
+
+    /// `Ok(None)` when there is no head file, or an empty one (created, and lost with the
+    /// unwritten pages of a failed disk or machine, like the log's last records); `Err` when
+    /// it cannot be read or parsed.
+    fn read(path: &Path) -> Result<Option<Head>, String> {
+        match std::fs::read_to_string(path) {
+            Ok(t)
+                if t.trim_matches(|c: char| c == '\0' || c.is_whitespace())
+                    .is_empty() =>
+            {
+                Ok(None)
+            }
+            Ok(t) => Head::parse(&t)
+                .map(Some)
+                .ok_or_else(|| "not a chain head (changed?)".to_owned()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Signing state of an authenticated log.
+struct Sign {
+    keys: Arc<AuditKeys>,
+    head: File,
+    head_path: PathBuf,
+    every_records: u64,
+    every: Duration,
+    /// Records written since the last record signature.
+    unsigned: u64,
+    last_record_sig: Option<Instant>,
+    signed: Option<Signed>,
+    head_signed_at: Option<Instant>,
+}
+
+impl Sign {
+    fn due(&self, n: u64, now: Instant) -> bool {
+        self.last_record_sig
+            .is_none_or(|t| now.duration_since(t) >= self.every)
+            || self.unsigned + n >= self.every_records
+    }
+
+    fn sign_head(&self, seq: u64, hash: &str) -> std::io::Result<Signed> {
+        let time = now_text();
+        let sig = self
+            .keys
+            .sign(signed_head_input(seq, hash, &time).as_bytes())?;
+        Ok(Signed {
+            seq,
+            hash: hash.to_owned(),
+            time,
+            sig,
+        })
+    }
+
+    fn write_head(
+        &self,
+        seq: u64,
+        hash: &str,
+        rotation: u64,
+        signed: Option<&Signed>,
+    ) -> std::io::Result<()> {
+        let head = Head {
+            seq,
+            hash: hash.to_owned(),
+            rotation,
+            mac: self
+                .keys
+                .mac
+                .mac(head_mac_input(seq, hash, rotation).as_bytes()),
+            signed: signed.cloned(),
+        };
+        self.head.write_all_at(&head.to_bytes(), 0)
+    }
+}
+
+/// How the server authenticates its log: the keys, and where the chain head lives.
+pub struct Signing {
+    pub keys: Arc<AuditKeys>,
+    pub head: PathBuf,
+    pub every_records: u64,
+    pub every: Duration,
+}
+
+impl Signing {
+    pub fn new(keys: AuditKeys, head: PathBuf) -> Signing {
+        Signing {
+            keys: Arc::new(keys),
+            head,
+            every_records: SIGN_EVERY_RECORDS,
+            every: SIGN_EVERY,
+        }
+    }
 }
 
 struct Inner {
@@ -37,6 +381,11 @@ struct Inner {
     size: u64,
     /// Hash of the last line written.
     last: String,
+    /// `seq` of the last record written (0: none yet).
+    seq: u64,
+    /// Number of the last rotated file.
+    rotation: u64,
+    sign: Option<Sign>,
 }
 
 /// Records appended but not yet written, and the outcome their tickets will see.
@@ -64,9 +413,11 @@ pub struct Audit {
     path: PathBuf,
     max_bytes: u64,
     queue: Mutex<Queue>,
-    /// Held only by the one writing.
-    file: Mutex<Inner>,
+    /// Held only by the one writing (and by the head signer, briefly).
+    file: Arc<Mutex<Inner>>,
     written: tokio::sync::Notify,
+    /// Signs the head after a quiet spell; stops when the sender is dropped.
+    signer: Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
@@ -76,30 +427,220 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
     }
 }
 
+/// The rotated files of the log at `path` (`FILE.N`), oldest first.
+fn rotated(path: &Path) -> Vec<(u64, PathBuf)> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let mut out: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let n = e
+                .file_name()
+                .to_string_lossy()
+                .strip_prefix(&prefix)?
+                .to_owned();
+            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            Some((n.parse().ok()?, path.with_file_name(e.file_name())))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The files of the log at `path`, oldest first: `FILE.N` in increasing N, then `FILE`.
+pub fn log_files(path: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = rotated(path).into_iter().map(|(_, p)| p).collect();
+    if path.exists() {
+        files.push(path.to_owned());
+    }
+    files
+}
+
+/// The last record of a file: its `seq` (none in records older than sequence numbers) and
+/// the hash of its line.
+struct Tail {
+    seq: Option<u64>,
+    hash: String,
+}
+
+fn last_record(path: &Path) -> Result<Option<Tail>, AuditError> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let mut last = None;
+    for line in BufReader::new(f).lines() {
+        let line = line.map_err(io(path))?;
+        if !line.is_empty() {
+            last = Some(line);
+        }
+    }
+    Ok(last.map(|l| Tail {
+        seq: serde_json::from_str::<J>(&l)
+            .ok()
+            .and_then(|v| v.get("seq").and_then(J::as_u64)),
+        hash: sha256_hex(l.as_bytes()),
+    }))
+}
+
+/// Whether the records of `path` after `from` (seq and line hash) continue it, each under
+/// the MAC: then the server wrote them and stopped before it wrote the head.
+fn continues_verified(path: &Path, from: (u64, &str), mac: &Hmac) -> bool {
+    let Ok(f) = File::open(path) else {
+        return false;
+    };
+    let (mut seq, mut prev) = (from.0, from.1.to_owned());
+    for line in BufReader::new(f).lines() {
+        let Ok(line) = line else { return false };
+        let Ok(J::Object(mut rec)) = serde_json::from_str::<J>(&line) else {
+            return false;
+        };
+        match rec.get("seq").and_then(J::as_u64) {
+            None => continue,
+            Some(s) if s <= from.0 => continue,
+            Some(s) if s == seq + 1 => {}
+            _ => return false,
+        }
+        rec.remove("hash");
+        let claimed = rec.remove("mac");
+        rec.remove("sig");
+        let body = J::Object(rec.clone()).to_string();
+        let mac_ok = claimed
+            .as_ref()
+            .and_then(J::as_str)
+            .is_some_and(|m| mac.check(body.as_bytes(), m));
+        if !mac_ok || rec.get("prev").and_then(J::as_str) != Some(prev.as_str()) {
+            return false;
+        }
+        seq += 1;
+        prev = sha256_hex(line.as_bytes());
+    }
+    true
+}
+
 impl Audit {
-    /// Open (or create) the log at `path`, continuing the chain from its last line.
+    /// Open (or create) the log at `path`, continuing the chain from its last line, without
+    /// keys: the chain shows accidents only (for tests and benchmarks; the server signs).
     pub fn open(path: &Path, max_bytes: u64) -> Result<Audit, AuditError> {
+        Self::open_with(path, max_bytes, None)
+    }
+
+    /// Open (or create) the log at `path`, authenticated with `signing`'s keys and head.
+    /// Where the log and its head disagree (records cut off or changed while the server was
+    /// stopped, the head missing or forged) the chain goes on from the head, so that the gap
+    /// stays visible, and a record says what was found.
+    pub fn open_signed(path: &Path, max_bytes: u64, signing: Signing) -> Result<Audit, AuditError> {
+        Self::open_with(path, max_bytes, Some(signing))
+    }
+
+    fn open_with(
+        path: &Path,
+        max_bytes: u64,
+        signing: Option<Signing>,
+    ) -> Result<Audit, AuditError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
         // only a regular file has a chain to continue (a device such as /dev/full has none)
+        let exists = path.exists();
         let regular = std::fs::metadata(path)
             .map(|m| m.is_file())
             .unwrap_or(false);
-        let last = match File::open(path) {
-            Ok(_) if !regular => ZERO.to_owned(),
-            Ok(f) => {
-                let mut last = None;
-                for line in BufReader::new(f).lines() {
-                    last = Some(line.map_err(io(path))?);
-                }
-                match last {
-                    Some(l) => sha256_hex(l.as_bytes()),
-                    None => ZERO.to_owned(),
-                }
+        let old = rotated(path);
+        let mut rotation = old.last().map_or(0, |(n, _)| *n);
+        let tail = if exists && !regular {
+            None
+        } else {
+            match last_record(path)? {
+                Some(t) => Some(t),
+                // just rotated: the chain ends in the newest rotated file
+                None => match old.last() {
+                    Some((_, p)) => last_record(p)?,
+                    None => None,
+                },
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ZERO.to_owned(),
-            Err(e) => return Err(io(path)(e)),
+        };
+        let (mut seq, mut last) = match &tail {
+            Some(t) => (t.seq.unwrap_or(0), t.hash.clone()),
+            None => (0, ZERO.to_owned()),
+        };
+        let mut anomaly = None;
+        let sign = match signing {
+            Some(s) if !exists || regular => {
+                let head = match Head::read(&s.head) {
+                    Ok(Some(h))
+                        if s.keys.mac.check(
+                            head_mac_input(h.seq, &h.hash, h.rotation).as_bytes(),
+                            &h.mac,
+                        ) =>
+                    {
+                        Some(h)
+                    }
+                    Ok(Some(_)) | Err(_) => {
+                        anomaly = Some(format!(
+                            "the chain head {} did not verify (changed, or made with another key); the chain goes on from the log's last record",
+                            s.head.display()
+                        ));
+                        None
+                    }
+                    Ok(None) => {
+                        if tail.as_ref().is_some_and(|t| t.seq.is_some()) {
+                            anomaly = Some(format!(
+                                "the chain head {} was missing; the chain goes on from the log's last record",
+                                s.head.display()
+                            ));
+                        }
+                        None
+                    }
+                };
+                let mut signed = None;
+                if let Some(h) = head {
+                    rotation = rotation.max(h.rotation);
+                    let matches = seq == h.seq && last == h.hash;
+                    // the server wrote these and stopped before the head: they are its own
+                    let crashed_after_write =
+                        seq > h.seq && continues_verified(path, (h.seq, &h.hash), &s.keys.mac);
+                    if !matches && !crashed_after_write {
+                        anomaly = Some(format!(
+                            "the log ended at seq {seq} where the chain head says seq {}: records were cut off or changed while the server was stopped; the chain goes on from the head",
+                            h.seq
+                        ));
+                        (seq, last) = (h.seq, h.hash.clone());
+                    }
+                    signed = h.signed;
+                }
+                let head = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&s.head)
+                    .map_err(io(&s.head))?;
+                Some(Sign {
+                    keys: s.keys,
+                    head,
+                    head_path: s.head,
+                    every_records: s.every_records.max(1),
+                    every: s.every,
+                    unsigned: 0,
+                    last_record_sig: None,
+                    signed,
+                    head_signed_at: None,
+                })
+            }
+            _ => None,
         };
         let file = OpenOptions::new()
             .create(true)
@@ -107,16 +648,67 @@ impl Audit {
             .open(path)
             .map_err(io(path))?;
         let size = file.metadata().map_err(io(path))?.len();
-        Ok(Audit {
+        if let Some(s) = &sign {
+            s.write_head(seq, &last, rotation, s.signed.as_ref())
+                .map_err(io(&s.head_path))?;
+        }
+        let signed = sign.is_some();
+        let audit = Audit {
             path: path.to_owned(),
             max_bytes,
             queue: Mutex::new(Queue {
                 records: Vec::new(),
                 done: Arc::default(),
             }),
-            file: Mutex::new(Inner { file, size, last }),
+            file: Arc::new(Mutex::new(Inner {
+                file,
+                size,
+                last,
+                seq,
+                rotation,
+                sign,
+            })),
             written: tokio::sync::Notify::new(),
-        })
+            signer: Mutex::new(None),
+        };
+        if let Some(detail) = anomaly {
+            tracing::error!(%detail, "audit log: found tampered with at start");
+            let mut m = Map::new();
+            m.insert("time".into(), J::String(now_text()));
+            m.insert("event".into(), J::String(ANOMALY.into()));
+            m.insert("detail".into(), J::String(detail));
+            audit.record(m)?;
+        }
+        if signed {
+            audit.start_signer();
+        }
+        Ok(audit)
+    }
+
+    /// A thread that signs the head once writes pause, so that the signed head is never more
+    /// than [`SIGN_EVERY`] behind the log.
+    fn start_signer(&self) {
+        let every = {
+            let g = self.file.lock().unwrap_or_else(|p| p.into_inner());
+            g.sign.as_ref().map_or(SIGN_EVERY, |s| s.every)
+        };
+        let inner: Weak<Mutex<Inner>> = Arc::downgrade(&self.file);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name("audit-signer".into())
+            .spawn(move || loop {
+                match rx.recv_timeout(every.max(Duration::from_millis(10)) / 2) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => match inner.upgrade() {
+                        Some(i) => sign_head_if_due(&i, false),
+                        None => return,
+                    },
+                    _ => return,
+                }
+            });
+        match spawned {
+            Ok(h) => *self.signer.lock().unwrap_or_else(|p| p.into_inner()) = Some((tx, h)),
+            Err(e) => tracing::warn!(error = %e, "audit log: no head signer thread"),
+        }
     }
 
     /// Append one record (a JSON object) and wait until it is written; an error means the
@@ -204,11 +796,26 @@ impl Audit {
         if g.size >= self.max_bytes {
             self.rotate(g)?;
         }
-        let mut bytes = Vec::with_capacity(512 * records.len());
+        let now = Instant::now();
+        let n = records.len();
+        let sign_last = g.sign.as_ref().is_some_and(|s| s.due(n as u64, now));
+        let mut bytes = Vec::with_capacity(512 * n);
         let mut last = g.last.clone();
-        for mut fields in records {
+        let mut seq = g.seq;
+        for (i, mut fields) in records.into_iter().enumerate() {
+            seq += 1;
+            for k in ["hash", "mac", "sig"] {
+                fields.remove(k);
+            }
+            fields.insert("seq".into(), J::from(seq));
             fields.insert("prev".into(), J::String(last));
-            fields.remove("hash");
+            if let Some(s) = &g.sign {
+                let body = serde_json::to_vec(&fields)?;
+                fields.insert("mac".into(), J::String(s.keys.mac.mac(&body)));
+                if sign_last && i + 1 == n {
+                    fields.insert("sig".into(), J::String(s.keys.sign(&body)?));
+                }
+            }
             let hash = sha256_hex(&serde_json::to_vec(&fields)?);
             fields.insert("hash".into(), J::String(hash));
             let line = serde_json::to_string(&fields)?;
@@ -216,39 +823,116 @@ impl Audit {
             bytes.extend_from_slice(line.as_bytes());
             bytes.push(b'\n');
         }
-        let written = g.file.write_all(&bytes).and_then(|_| g.file.flush());
-        if let Err(e) = written {
-            // a full disk may have taken part of the group: cut it off, so that the chain
-            // stays verifiable and the next record follows the last whole one
-            let size = g.size;
+        let size = g.size;
+        // a full disk may have taken part of the group: cut it off, so that the chain stays
+        // verifiable and the next record follows the last whole one
+        let undo = |g: &mut Inner, e: std::io::Error| -> std::io::Result<()> {
             let _ = g.file.set_len(size);
-            return Err(e);
+            Err(e)
+        };
+        if let Err(e) = g.file.write_all(&bytes).and_then(|_| g.file.flush()) {
+            return undo(g, e);
+        }
+        // then the head, so that it never names a record the log does not have
+        let head = match &g.sign {
+            None => Ok(None),
+            Some(s) => (|| {
+                let signed = if sign_last {
+                    Some(s.sign_head(seq, &last)?)
+                } else {
+                    s.signed.clone()
+                };
+                s.write_head(seq, &last, g.rotation, signed.as_ref())?;
+                Ok(Some(signed))
+            })(),
+        };
+        match head {
+            Err(e) => return undo(g, e),
+            Ok(Some(signed)) => {
+                if let Some(s) = &mut g.sign {
+                    if sign_last {
+                        s.unsigned = 0;
+                        s.last_record_sig = Some(now);
+                        s.head_signed_at = Some(now);
+                        s.signed = signed;
+                    } else {
+                        s.unsigned += n as u64;
+                    }
+                }
+            }
+            Ok(None) => {}
         }
         g.size += bytes.len() as u64;
         g.last = last;
+        g.seq = seq;
         Ok(())
     }
 
     fn rotate(&self, g: &mut Inner) -> std::io::Result<()> {
-        let mut n = 1;
-        let rotated = loop {
-            let p = PathBuf::from(format!("{}.{n}", self.path.display()));
-            if !p.exists() {
-                break p;
-            }
-            n += 1;
-        };
-        std::fs::rename(&self.path, &rotated)?;
+        // one more than any rotated file now or before: a number is never reused, so
+        // deleting old files (retention) never makes a newer one look older
+        let n = g
+            .rotation
+            .max(rotated(&self.path).last().map_or(0, |(n, _)| *n))
+            + 1;
+        let target = PathBuf::from(format!("{}.{n}", self.path.display()));
+        std::fs::rename(&self.path, &target)?;
         g.file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)?;
         g.size = 0;
+        g.rotation = n;
         Ok(())
     }
 }
 
-/// Why a chain does not verify: the file and 1-based line of the first bad record.
+/// Sign the head if records were written since it was last signed, and (unless `force`)
+/// the last signature is at least the interval old.
+fn sign_head_if_due(inner: &Mutex<Inner>, force: bool) {
+    let mut g = inner.lock().unwrap_or_else(|p| p.into_inner());
+    let Inner {
+        seq,
+        last,
+        rotation,
+        sign,
+        ..
+    } = &mut *g;
+    let Some(s) = sign else { return };
+    let behind = *seq > 0 && s.signed.as_ref().is_none_or(|x| x.seq < *seq);
+    let due = force || s.head_signed_at.is_none_or(|t| t.elapsed() >= s.every);
+    if !behind || !due {
+        return;
+    }
+    let signed = s
+        .sign_head(*seq, last)
+        .and_then(|x| s.write_head(*seq, last, *rotation, Some(&x)).map(|_| x));
+    match signed {
+        Ok(x) => {
+            s.signed = Some(x);
+            s.head_signed_at = Some(Instant::now());
+        }
+        Err(e) => tracing::warn!(error = %e, "audit log: the head could not be signed"),
+    }
+}
+
+impl Drop for Audit {
+    fn drop(&mut self) {
+        let signer = self
+            .signer
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some((tx, handle)) = signer {
+            drop(tx);
+            let _ = handle.join();
+        }
+        sign_head_if_due(&self.file, true);
+    }
+}
+
+/// Why a chain does not verify: the file and 1-based line of the first bad record (line 0:
+/// the file as a whole).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Broken {
     pub file: PathBuf,
@@ -268,50 +952,293 @@ impl std::fmt::Display for Broken {
     }
 }
 
-/// Verify the chain across `files` in order (oldest first). The first record of the first file
-/// may continue an older, removed file; every later link must hold. Returns the record count.
+/// One end of a verified chain, to anchor elsewhere.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Anchor {
+    pub seq: Option<u64>,
+    /// SHA-256 of the record's line (the next record's `prev`).
+    pub hash: String,
+    pub time: Option<String>,
+}
+
+/// What a verification established.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub records: u64,
+    pub files: usize,
+    pub first: Anchor,
+    pub last: Anchor,
+    /// Records written before sequence numbers and keys (a log older than them).
+    pub legacy: u64,
+    /// Records whose MAC was checked.
+    pub macs: u64,
+    /// Signatures checked, and the `seq` of the last.
+    pub signatures: u64,
+    pub signed_through: Option<u64>,
+    /// The head's `seq` under its MAC, and where its signed part is, when checked.
+    pub head: Option<u64>,
+    pub signed_head: Option<u64>,
+    /// The last file ended in part of a line (being written): not verified.
+    pub incomplete_tail: bool,
+}
+
+/// Verify the bare hash chain across `files` in order (oldest first), without keys or head:
+/// accidents only. Returns the record count.
 pub fn verify(files: &[PathBuf]) -> Result<usize, Broken> {
+    verify_with(files, &VerifyKeys::none(), None).map(|r| r.records as usize)
+}
+
+/// Verify the chain across `files` (oldest first) with `keys`: every MAC (with the MAC key),
+/// every signature (with the public key), and the chain head at `head` (its MAC, its signed
+/// part): the log must reach the record it names. Names the first forged, changed, missing
+/// or reordered record. Zero records are refused: there is nothing to call intact.
+pub fn verify_with(
+    files: &[PathBuf],
+    keys: &VerifyKeys,
+    head: Option<&Path>,
+) -> Result<Report, Broken> {
+    let first_file = files.first().cloned().unwrap_or_default();
+    let head_broken = |path: &Path, reason: String| Broken {
+        file: path.to_owned(),
+        line: 0,
+        reason,
+    };
+    // read before the log: a running server writes the log first, then the head
+    let mut anchors: Vec<(u64, String, &'static str)> = Vec::new();
+    let mut report = Report {
+        files: files.len(),
+        ..Report::default()
+    };
+    if let Some(hp) = head {
+        let mac_ok = |h: &Head| {
+            keys.mac.as_ref().is_none_or(|m| {
+                m.check(
+                    head_mac_input(h.seq, &h.hash, h.rotation).as_bytes(),
+                    &h.mac,
+                )
+            })
+        };
+        // a running server rewrites the head in place: a read in the middle of a write
+        // is read again
+        let mut read = Head::read(hp);
+        for _ in 0..3 {
+            match &read {
+                Ok(Some(h)) if mac_ok(h) => break,
+                Ok(None) => break,
+                _ => {}
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            read = Head::read(hp);
+        }
+        let h = match read {
+            Ok(Some(h)) => h,
+            Ok(None) => {
+                return Err(head_broken(
+                    hp,
+                    "the chain head is missing: whether records were cut off cannot be told".into(),
+                ))
+            }
+            Err(e) => return Err(head_broken(hp, format!("the chain head: {e}"))),
+        };
+        if keys.mac.is_some() {
+            if !mac_ok(&h) {
+                return Err(head_broken(
+                    hp,
+                    "the chain head was forged (its MAC does not match)".into(),
+                ));
+            }
+            anchors.push((h.seq, h.hash.clone(), "the chain head"));
+            report.head = Some(h.seq);
+        }
+        if let Some(s) = &h.signed {
+            match keys.verify_sig(
+                signed_head_input(s.seq, &s.hash, &s.time).as_bytes(),
+                &s.sig,
+            ) {
+                Some(true) => {
+                    anchors.push((s.seq, s.hash.clone(), "the signed chain head"));
+                    report.signed_head = Some(s.seq);
+                }
+                Some(false) => {
+                    return Err(head_broken(
+                        hp,
+                        "the chain head's signature does not match (forged)".into(),
+                    ))
+                }
+                None => {}
+            }
+        }
+    }
     let mut prev: Option<String> = None;
-    let mut count = 0;
+    let mut prev_seq: Option<u64> = None;
+    let mut last_at: (PathBuf, usize) = (first_file.clone(), 0);
+    let mut last_good_sig: Option<u64> = None;
     for file in files {
         let f = File::open(file).map_err(|e| Broken {
             file: file.clone(),
             line: 0,
             reason: e.to_string(),
         })?;
-        for (i, line) in BufReader::new(f).lines().enumerate() {
-            let broken = |reason: &str| Broken {
+        let mut reader = BufReader::new(f);
+        let mut i = 0;
+        loop {
+            let mut raw = Vec::new();
+            let n = reader.read_until(b'\n', &mut raw).map_err(|e| Broken {
                 file: file.clone(),
                 line: i + 1,
-                reason: reason.to_owned(),
+                reason: e.to_string(),
+            })?;
+            if n == 0 {
+                break;
+            }
+            i += 1;
+            let broken = |reason: String| Broken {
+                file: file.clone(),
+                line: i,
+                reason,
             };
-            let line = line.map_err(|e| broken(&e.to_string()))?;
+            if raw.last() == Some(&b'\n') {
+                raw.pop();
+            } else if Some(file) == files.last() {
+                // the server is writing it: the head check says whether a record is missing
+                report.incomplete_tail = true;
+                break;
+            }
+            let line = String::from_utf8(raw)
+                .map_err(|_| broken("not text: the record was changed".into()))?;
             let mut rec: Map<String, J> = match serde_json::from_str(&line) {
                 Ok(J::Object(m)) => m,
-                _ => return Err(broken("not a JSON object: the record was changed")),
+                _ => return Err(broken("not a JSON object: the record was changed".into())),
             };
             let claimed = rec
                 .remove("hash")
                 .and_then(|h| h.as_str().map(str::to_owned));
-            let body = J::Object(rec.clone()).to_string();
-            if claimed.as_deref() != Some(sha256_hex(body.as_bytes()).as_str()) {
+            let with_mac = J::Object(rec.clone()).to_string();
+            if claimed.as_deref() != Some(sha256_hex(with_mac.as_bytes()).as_str()) {
                 return Err(broken(
-                    "the record was changed (its hash does not match its content)",
+                    "the record was changed (its hash does not match its content)".into(),
                 ));
+            }
+            let seq = rec.get("seq").and_then(J::as_u64);
+            let mac = rec.remove("mac");
+            let sig = rec.remove("sig");
+            let body = J::Object(rec.clone()).to_string();
+            // MAC first: a forgery made to look whole is named as what it is
+            if let (Some(key), Some(_)) = (&keys.mac, seq) {
+                match mac.as_ref().and_then(J::as_str) {
+                    Some(m) if key.check(body.as_bytes(), m) => report.macs += 1,
+                    _ => {
+                        return Err(broken(format!(
+                            "record seq {} is forged: its MAC does not match (changed, or written without the server's key)",
+                            seq.unwrap_or(0)
+                        )))
+                    }
+                }
+            }
+            match (prev_seq, seq) {
+                (Some(p), Some(s)) if s == p + 1 => {}
+                (Some(p), Some(s)) if s > p + 1 => {
+                    return Err(broken(format!(
+                        "records seq {} to {} are missing before this one (removed, or their file deleted)",
+                        p + 1,
+                        s - 1
+                    )))
+                }
+                (Some(p), Some(s)) => {
+                    return Err(broken(format!(
+                        "seq {s} after seq {p}: records were reordered or repeated"
+                    )))
+                }
+                (Some(p), None) => {
+                    return Err(broken(format!(
+                        "a record without a sequence number after seq {p}: inserted"
+                    )))
+                }
+                (None, None) => report.legacy += 1,
+                (None, Some(_)) => {}
             }
             let link = rec.get("prev").and_then(J::as_str).unwrap_or("");
             if let Some(p) = &prev {
                 if link != p {
                     return Err(broken(
-                        "the previous record was removed, or records were reordered",
+                        "the previous record was removed or changed, or records were reordered"
+                            .into(),
                     ));
                 }
             }
-            prev = Some(sha256_hex(line.as_bytes()));
-            count += 1;
+            let line_hash = sha256_hex(line.as_bytes());
+            if let Some(s) = seq {
+                for (aseq, ahash, what) in &anchors {
+                    if *aseq == s && *ahash != line_hash {
+                        return Err(broken(format!(
+                            "record seq {s} is not the one {what} names: it was changed or replaced"
+                        )));
+                    }
+                }
+            }
+            if let Some(sig) = sig.as_ref().and_then(J::as_str) {
+                match keys.verify_sig(body.as_bytes(), sig) {
+                    Some(true) => {
+                        report.signatures += 1;
+                        last_good_sig = seq;
+                        report.signed_through = seq;
+                    }
+                    Some(false) => {
+                        return Err(broken(format!(
+                        "the signature does not match: this record or one before it{} was changed",
+                        last_good_sig
+                            .map(|g| format!(" (after seq {g}, the last signature that held)"))
+                            .unwrap_or_default()
+                    )))
+                    }
+                    None => {}
+                }
+            }
+            if rec.get("event").and_then(J::as_str) == Some(ANOMALY) {
+                return Err(broken(format!(
+                    "at start the server found the log tampered with: {}",
+                    rec.get("detail").and_then(J::as_str).unwrap_or("")
+                )));
+            }
+            let anchor = Anchor {
+                seq,
+                hash: line_hash.clone(),
+                time: rec.get("time").and_then(J::as_str).map(str::to_owned),
+            };
+            if report.records == 0 {
+                report.first = anchor.clone();
+            }
+            report.last = anchor;
+            report.records += 1;
+            prev = Some(line_hash);
+            prev_seq = seq.or(prev_seq);
+            last_at = (file.clone(), i);
         }
     }
-    Ok(count)
+    if report.records == 0 {
+        return Err(Broken {
+            file: first_file,
+            line: 0,
+            reason: format!(
+                "no records in {} files: nothing to call intact",
+                files.len()
+            ),
+        });
+    }
+    for (aseq, _, what) in &anchors {
+        let end = prev_seq.unwrap_or(0);
+        if end < *aseq {
+            return Err(Broken {
+                file: last_at.0.clone(),
+                line: last_at.1,
+                reason: format!(
+                    "the log ends here at seq {end}, but {what} says the server wrote up to seq {aseq}: records seq {} to {aseq} are missing (cut off, or their file deleted or not given)",
+                    end + 1
+                ),
+            });
+        }
+    }
+    Ok(report)
 }
 
 /// The record of one request and its response.
@@ -530,5 +1457,287 @@ mod tests {
             .map(|(_, p)| p.clone())
             .collect();
         assert!(verify(&without).is_err());
+    }
+
+    fn keys() -> (MasterKey, AuditKeys) {
+        let m = MasterKey::generate().unwrap();
+        let k = AuditKeys::from_master(&m).unwrap();
+        (m, k)
+    }
+
+    /// A log signed every `every` records (and not by time), `n` records long.
+    fn signed_log(dir: &Path, keys: AuditKeys, every: u64, max_bytes: u64, n: i64) -> Audit {
+        let mut s = Signing::new(keys, dir.join("audit.head"));
+        s.every_records = every;
+        s.every = Duration::from_secs(3600);
+        let a = Audit::open_signed(&dir.join("audit.jsonl"), max_bytes, s).unwrap();
+        for i in 0..n {
+            a.record(rec(i)).unwrap();
+        }
+        a
+    }
+
+    fn lines_of(p: &Path) -> Vec<String> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn write_lines(p: &Path, lines: &[String]) {
+        std::fs::write(p, lines.join("\n") + "\n").unwrap();
+    }
+
+    /// Change record `at` (0-based) and recompute every later `hash` and `prev`: what anyone
+    /// who can write the file can do to a bare hash chain.
+    fn forge_and_rehash(lines: &mut [String], at: usize) {
+        let mut prev: Option<String> = None;
+        for (i, l) in lines.iter_mut().enumerate() {
+            let mut r: Map<String, J> = serde_json::from_str(l).unwrap();
+            if i == at {
+                let n = r["n"].as_i64().unwrap();
+                r.insert("n".into(), json!(n + 1000));
+            }
+            if i >= at {
+                if let Some(p) = &prev {
+                    r.insert("prev".into(), J::String(p.clone()));
+                }
+                r.remove("hash");
+                let h = sha256_hex(&serde_json::to_vec(&r).unwrap());
+                r.insert("hash".into(), J::String(h));
+                *l = serde_json::to_string(&r).unwrap();
+            }
+            prev = Some(sha256_hex(l.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn purpose_keys_are_stable_and_distinct() {
+        let m = MasterKey::generate().unwrap();
+        let a = m.derive_purpose_key(b"a", 32).unwrap();
+        assert_eq!(a.expose(), m.derive_purpose_key(b"a", 32).unwrap().expose());
+        assert_ne!(a.expose(), m.derive_purpose_key(b"b", 32).unwrap().expose());
+        let k1 = AuditKeys::from_master(&m)
+            .unwrap()
+            .public_key_pem()
+            .unwrap();
+        let k2 = AuditKeys::from_master(&m)
+            .unwrap()
+            .public_key_pem()
+            .unwrap();
+        assert_eq!(k1, k2, "the signing key survives restarts");
+        assert!(k1.starts_with("-----BEGIN PUBLIC KEY-----"), "{k1}");
+        let other = keys().1.public_key_pem().unwrap();
+        assert_ne!(k1, other);
+    }
+
+    #[test]
+    fn a_forged_and_rehashed_record_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, k) = keys();
+        let public = VerifyKeys::from_public_pem(k.public_key_pem().unwrap().as_bytes()).unwrap();
+        // signatures on records 1, 4, 7, 10
+        drop(signed_log(dir.path(), k, 3, 1 << 20, 10));
+        let full = AuditKeys::from_master(&m).unwrap().verify_keys();
+        let path = dir.path().join("audit.jsonl");
+        let head = dir.path().join("audit.head");
+        let r = verify_with(std::slice::from_ref(&path), &full, Some(&head)).unwrap();
+        assert_eq!((r.records, r.macs, r.signatures), (10, 10, 4));
+        assert_eq!((r.head, r.signed_head), (Some(10), Some(10)));
+        let mut lines = lines_of(&path);
+        forge_and_rehash(&mut lines, 4);
+        let forged = dir.path().join("forged.jsonl");
+        write_lines(&forged, &lines);
+        // the bare chain, as before: accepted
+        assert_eq!(verify(std::slice::from_ref(&forged)), Ok(10));
+        // with the master key: the forged record itself
+        let e = verify_with(std::slice::from_ref(&forged), &full, None).unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        assert!(e.reason.contains("forged"), "{e}");
+        // offline, with the public key: the next signature
+        let e = verify_with(std::slice::from_ref(&forged), &public, None).unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
+        assert!(e.reason.contains("after seq 4"), "{e}");
+        // another server's key verifies nothing
+        let e = verify_with(std::slice::from_ref(&path), &keys().1.verify_keys(), None);
+        assert_eq!(e.unwrap_err().line, 1);
+    }
+
+    #[test]
+    fn a_cut_tail_is_found_by_the_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, k) = keys();
+        let public = VerifyKeys::from_public_pem(k.public_key_pem().unwrap().as_bytes()).unwrap();
+        drop(signed_log(dir.path(), k, 1000, 1 << 20, 10));
+        let full = AuditKeys::from_master(&m).unwrap().verify_keys();
+        let path = dir.path().join("audit.jsonl");
+        let head = dir.path().join("audit.head");
+        let mut lines = lines_of(&path);
+        lines.truncate(8);
+        write_lines(&path, &lines);
+        assert_eq!(verify(std::slice::from_ref(&path)), Ok(8), "the bare chain");
+        for (keys, what) in [
+            (&full, "the chain head"),
+            (&public, "the signed chain head"),
+        ] {
+            let e = verify_with(std::slice::from_ref(&path), keys, Some(&head)).unwrap_err();
+            assert_eq!(e.line, 8, "{e}");
+            assert!(
+                e.reason
+                    .contains(&format!("{what} says the server wrote up to seq 10"))
+                    && e.reason.contains("seq 9 to 10 are missing"),
+                "{e}"
+            );
+        }
+        // a forged head does not help
+        let text = std::fs::read_to_string(&head).unwrap();
+        std::fs::write(&head, text.replacen("\"seq\":10", "\"seq\":8", 1)).unwrap();
+        let e = verify_with(std::slice::from_ref(&path), &full, Some(&head)).unwrap_err();
+        assert!(e.reason.contains("forged"), "{e}");
+        std::fs::remove_file(&head).unwrap();
+        let e = verify_with(std::slice::from_ref(&path), &full, Some(&head)).unwrap_err();
+        assert!(e.reason.contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn a_restart_after_a_cut_keeps_the_gap_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, k) = keys();
+        drop(signed_log(dir.path(), k, 1000, 1 << 20, 5));
+        let path = dir.path().join("audit.jsonl");
+        let mut lines = lines_of(&path);
+        lines.truncate(3);
+        write_lines(&path, &lines);
+        drop(signed_log(
+            dir.path(),
+            AuditKeys::from_master(&m).unwrap(),
+            1000,
+            1 << 20,
+            1,
+        ));
+        let lines = lines_of(&path);
+        assert!(lines[3].contains(ANOMALY), "{}", lines[3]);
+        let full = AuditKeys::from_master(&m).unwrap().verify_keys();
+        let e = verify_with(&[path], &full, Some(&dir.path().join("audit.head"))).unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.reason.contains("seq 4 to 5 are missing"), "{e}");
+    }
+
+    #[test]
+    fn records_written_before_a_crash_kept_the_head_are_the_servers_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, k) = keys();
+        let a = signed_log(dir.path(), k, 1000, 1 << 20, 3);
+        let head = dir.path().join("audit.head");
+        let old_head = std::fs::read(&head).unwrap();
+        a.record(rec(3)).unwrap();
+        a.record(rec(4)).unwrap();
+        drop(a);
+        // killed between the log's write and the head's
+        std::fs::write(&head, old_head).unwrap();
+        let full = AuditKeys::from_master(&m).unwrap().verify_keys();
+        let path = dir.path().join("audit.jsonl");
+        let r = verify_with(std::slice::from_ref(&path), &full, Some(&head)).unwrap();
+        assert_eq!((r.records, r.head), (5, Some(3)));
+        drop(signed_log(
+            dir.path(),
+            AuditKeys::from_master(&m).unwrap(),
+            1000,
+            1 << 20,
+            1,
+        ));
+        let r = verify_with(std::slice::from_ref(&path), &full, Some(&head)).unwrap();
+        assert_eq!(
+            (r.records, r.head),
+            (6, Some(6)),
+            "no anomaly: {:?}",
+            lines_of(&path)
+        );
+    }
+
+    #[test]
+    fn rotated_numbers_are_never_reused_and_retention_is_no_alarm() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, k) = keys();
+        let path = dir.path().join("audit.jsonl");
+        let head = dir.path().join("audit.head");
+        let full = AuditKeys::from_master(&m).unwrap().verify_keys();
+        let a = signed_log(dir.path(), k, 1000, 600, 12);
+        let numbers = |dir: &Path| -> Vec<u64> {
+            rotated(&dir.join("audit.jsonl"))
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect()
+        };
+        let before = numbers(dir.path());
+        assert!(before.len() >= 3, "{before:?}");
+        // retention: the oldest file goes
+        std::fs::remove_file(rotated(&path)[0].1.clone()).unwrap();
+        let r = verify_with(&log_files(&path), &full, Some(&head)).unwrap();
+        assert!(r.first.seq > Some(1), "{r:?}");
+        for i in 12..30 {
+            a.record(rec(i)).unwrap();
+        }
+        drop(a);
+        let after = numbers(dir.path());
+        assert!(!after.contains(&before[0]), "{before:?} then {after:?}");
+        assert!(after.windows(2).all(|w| w[0] < w[1]) && after.len() > before.len() - 1);
+        let r = verify_with(&log_files(&path), &full, Some(&head)).unwrap();
+        assert_eq!(r.last.seq, Some(30));
+        // a deleted file in the middle, or the newest rotated one, is found
+        let files = rotated(&path);
+        for gone in [files[1].1.clone(), files[files.len() - 1].1.clone()] {
+            let kept = std::fs::read(&gone).unwrap();
+            std::fs::remove_file(&gone).unwrap();
+            let e = verify_with(&log_files(&path), &full, Some(&head)).unwrap_err();
+            assert!(e.reason.contains("are missing before this one"), "{e}");
+            std::fs::write(&gone, kept).unwrap();
+        }
+        // so is a deleted current file, by the head
+        std::fs::remove_file(&path).unwrap();
+        let e = verify_with(&log_files(&path), &full, Some(&head)).unwrap_err();
+        assert!(
+            e.reason.contains("says the server wrote up to seq 30"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn zero_records_are_not_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("audit.jsonl");
+        std::fs::write(&empty, "").unwrap();
+        let e = verify(std::slice::from_ref(&empty)).unwrap_err();
+        assert!(e.reason.contains("no records"), "{e}");
+        assert!(verify(&[]).is_err());
+    }
+
+    #[test]
+    fn signed_records_from_many_threads_all_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, k) = keys();
+        let mut s = Signing::new(k, dir.path().join("audit.head"));
+        s.every_records = 50;
+        let path = dir.path().join("audit.jsonl");
+        let a = Arc::new(Audit::open_signed(&path, 1 << 30, s).unwrap());
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let a = a.clone();
+                std::thread::spawn(move || {
+                    for n in 0..200 {
+                        a.record(rec(t * 1000 + n)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        drop(a);
+        let full = AuditKeys::from_master(&m).unwrap().verify_keys();
+        let r = verify_with(&[path], &full, Some(&dir.path().join("audit.head"))).unwrap();
+        assert_eq!((r.records, r.macs, r.head), (800, 800, Some(800)));
+        assert!(r.signatures >= 800 / 50 && r.signatures < 800, "{r:?}");
     }
 }

@@ -150,9 +150,138 @@ fn grant_command(
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check the hash chain of audit files (oldest first: FILE.1 FILE.2 ... FILE) and name the
-    /// first changed, removed or reordered record.
-    Verify { files: Vec<std::path::PathBuf> },
+    /// Check the audit log and name the first forged, changed, missing or reordered record:
+    /// the chain, every record's MAC and every signature (keys derived from the master key:
+    /// DATA_DIR/master.key or --unseal-share), and that the log reaches the chain head
+    /// (DATA_DIR/audit.head), so that a cut tail or a deleted file is found. Without FILEs,
+    /// the data directory's own log (FILE.N in increasing N, then FILE). Prints the first
+    /// and last record's hash and time, to anchor elsewhere. Zero records fail.
+    Verify {
+        /// An exported verification key (`audit export-key`): verify without the master key
+        /// or any secret (signatures, and the head's signed part if DATA_DIR/audit.head
+        /// exists; records since the last signature are reported, not authenticated).
+        #[arg(long)]
+        key: Option<std::path::PathBuf>,
+        /// Audit files, oldest first (FILE.1 FILE.2 ... FILE).
+        files: Vec<std::path::PathBuf>,
+    },
+    /// Print the public key (Ed25519, PEM) that verifies the audit log's signatures offline.
+    ExportKey,
+}
+
+/// The master key for the audit commands: never created here.
+fn existing_master_key(cfg: &Config) -> Result<MasterKey, String> {
+    if cfg.unseal_shares.is_empty() && !cfg.data_dir.join("master.key").exists() {
+        return Err(format!(
+            "no master key in {} (give --unseal-share, or verify with an exported key: --key FILE)",
+            cfg.data_dir.display()
+        ));
+    }
+    master_key(cfg)
+}
+
+fn audit_command(cfg: &Config, command: AuditCommand) -> Result<(), String> {
+    use kmip_server::audit::{self, AuditKeys, VerifyKeys};
+    let log = cfg
+        .audit_file
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("audit.jsonl"));
+    let head = cfg.data_dir.join("audit.head");
+    match command {
+        AuditCommand::ExportKey => {
+            let keys = AuditKeys::from_master(&existing_master_key(cfg)?).context("audit key")?;
+            print!("{}", keys.public_key_pem().context("audit key")?);
+            Ok(())
+        }
+        AuditCommand::Verify { key, files } => {
+            // with the master key the head must be there; offline it is used when it is
+            let (keys, head) = match &key {
+                Some(k) => (
+                    VerifyKeys::from_public_pem(
+                        &std::fs::read(k).context(&k.display().to_string())?,
+                    )
+                    .context(&k.display().to_string())?,
+                    head.exists().then_some(head),
+                ),
+                None => (
+                    AuditKeys::from_master(&existing_master_key(cfg)?)
+                        .context("audit key")?
+                        .verify_keys(),
+                    Some(head),
+                ),
+            };
+            let own = files.is_empty();
+            let mut attempt = 0;
+            let r = loop {
+                let files = if own {
+                    audit::log_files(&log)
+                } else {
+                    files.clone()
+                };
+                match audit::verify_with(&files, &keys, head.as_deref()) {
+                    Ok(r) => break r,
+                    // a running server may have rotated the file between the listing and
+                    // the reading: list and read again before calling it broken
+                    Err(_) if own && attempt < 2 => {
+                        attempt += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                    }
+                    Err(b) => return Err(format!("audit chain broken: {b}")),
+                }
+            };
+            let seq = |s: Option<u64>| s.map_or("-".to_owned(), |s| s.to_string());
+            let time = |t: &Option<String>| t.clone().unwrap_or_else(|| "-".into());
+            println!(
+                "audit chain intact: {} records in {} files",
+                r.records, r.files
+            );
+            println!(
+                "first: seq {} time {} hash {}",
+                seq(r.first.seq),
+                time(&r.first.time),
+                r.first.hash
+            );
+            println!(
+                "last: seq {} time {} hash {}",
+                seq(r.last.seq),
+                time(&r.last.time),
+                r.last.hash
+            );
+            let mut proofs = Vec::new();
+            if r.macs > 0 {
+                proofs.push(format!("{} record MACs", r.macs));
+            }
+            proofs.push(format!(
+                "{} signatures (the last at seq {})",
+                r.signatures,
+                seq(r.signed_through)
+            ));
+            if let Some(h) = r.head {
+                proofs.push(format!("the chain head at seq {h}"));
+            }
+            if let Some(h) = r.signed_head {
+                proofs.push(format!("the signed chain head at seq {h}"));
+            }
+            println!("checked: {}", proofs.join(", "));
+            if r.incomplete_tail {
+                println!("note: the last line was being written: not verified");
+            }
+            if r.legacy > 0 {
+                println!(
+                    "note: {} records older than sequence numbers and keys: chained only",
+                    r.legacy
+                );
+            }
+            let covered = r.signed_through.max(r.signed_head);
+            if r.macs == 0 && r.last.seq > covered {
+                println!(
+                    "note: records after seq {} are not signed yet (the server signs within seconds): authenticated by the master key only",
+                    seq(covered)
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The master key: from its file, or rebuilt from Shamir shares, and checked against the data
@@ -295,6 +424,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
     };
     let acceptor = listener::acceptor(&cert, &key, &ca).context("TLS configuration")?;
     let master = master_key(&cfg)?;
+    // the audit log's MAC and signing keys come from the master key, are kept nowhere else
+    let audit_keys = kmip_server::audit::AuditKeys::from_master(&master).context("audit keys")?;
     lifecycle::core::crypto::set_max_pbkdf2_iterations(cfg.max_pbkdf2_iterations);
     let store_path = cfg.data_dir.join("kmip.redb");
     let mut store = RedbStore::open_with_cache(&store_path, cfg.store_cache_mb << 20)
@@ -316,11 +447,12 @@ async fn serve(cfg: Config) -> Result<(), String> {
         admins: cfg.admins.clone(),
         group_grants: kmip_server::policy::parse_group_grants(&cfg.group_grants)?,
         namespace_grants: kmip_server::policy::parse_group_grants(&cfg.namespace_grants)?,
-        audit: kmip_server::audit::Audit::open(
+        audit: kmip_server::audit::Audit::open_signed(
             &cfg.audit_file
                 .clone()
                 .unwrap_or_else(|| cfg.data_dir.join("audit.jsonl")),
             cfg.audit_max_bytes,
+            kmip_server::audit::Signing::new(audit_keys, cfg.data_dir.join("audit.head")),
         )
         .context("audit log")?,
         limits: Settings {
@@ -491,15 +623,7 @@ fn main() -> ExitCode {
                 })
                 .map(|h| println!("{h}"))
         }
-        Some(Command::Audit {
-            command: AuditCommand::Verify { files },
-        }) => match kmip_server::audit::verify(&files) {
-            Ok(n) => {
-                println!("audit chain intact: {n} records in {} files", files.len());
-                Ok(())
-            }
-            Err(b) => Err(format!("audit chain broken: {b}")),
-        },
+        Some(Command::Audit { command }) => audit_command(&cli.config, command),
         None => {
             init_logging(cli.config.log_format);
             match tokio::runtime::Builder::new_multi_thread()

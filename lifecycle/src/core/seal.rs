@@ -100,6 +100,22 @@ impl MasterKey {
             .is_ok_and(|p| p.expose() == b"the master key is right")
     }
 
+    /// A `len`-byte key for one purpose (the audit log's MAC and signing keys), derived with
+    /// HKDF-SHA256 from the master key, `label` as the info: stable across restarts, different
+    /// for every label, and no way back to the master key, which never leaves.
+    pub fn derive_purpose_key(&self, label: &[u8], len: usize) -> Result<Secret, CoreError> {
+        let fail = |_| CoreError::Crypto("HKDF");
+        let mut ctx = openssl::pkey_ctx::PkeyCtx::new_id(openssl::pkey::Id::HKDF).map_err(fail)?;
+        ctx.derive_init().map_err(fail)?;
+        ctx.set_hkdf_md(openssl::md::Md::sha256()).map_err(fail)?;
+        ctx.set_hkdf_salt(b"kmip-rs purpose key").map_err(fail)?;
+        ctx.set_hkdf_key(self.0.as_ref()).map_err(fail)?;
+        ctx.add_hkdf_info(label).map_err(fail)?;
+        let mut out = Zeroizing::new(vec![0u8; len]);
+        ctx.derive(Some(&mut out)).map_err(fail)?;
+        Ok(Secret::new(std::mem::take(&mut *out)))
+    }
+
     pub(super) fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CoreError> {
         let mut nonce = [0u8; NONCE];
         openssl::rand::rand_bytes(&mut nonce)?;
