@@ -194,3 +194,39 @@ pub fn get_attributes(c: &mut Client, id: &str) -> Vec<Ttlv> {
         None => r.attribute,
     }
 }
+
+/// Our vendor Grant operation and its Grantee tag (kmip-server's `policy::vendor`).
+pub const GRANT: u32 = 0x8000_0001;
+pub const GRANTEE: Tag = Tag(0x54_FF04);
+
+/// `owner` lets `grantee` perform `operations` on `id` (none: withdraws every right).
+pub fn grant(owner: &mut Client, id: &str, grantee: &str, operations: &[u32]) {
+    let mut items = vec![
+        item(tag::UNIQUE_IDENTIFIER, Value::TextString(id.into())),
+        item(GRANTEE, Value::TextString(grantee.into())),
+    ];
+    items.extend(
+        operations
+            .iter()
+            .map(|o| item(tag::OPERATION, Value::Enumeration(*o))),
+    );
+    owner
+        .call(GRANT, Ttlv::structure(tag::REQUEST_PAYLOAD, items))
+        .unwrap();
+}
+
+/// A Key Wrapping Specification: the Encrypt method under `kek`, with these Cryptographic
+/// Parameters (none: the server's default, NIST Key Wrap).
+pub fn wrapping_spec(kek: &str, params: Vec<Ttlv>) -> Ttlv {
+    let mut info = vec![item(tag::UNIQUE_IDENTIFIER, Value::TextString(kek.into()))];
+    if !params.is_empty() {
+        info.push(Ttlv::structure(tag::CRYPTOGRAPHIC_PARAMETERS, params));
+    }
+    Ttlv::structure(
+        tag::KEY_WRAPPING_SPECIFICATION,
+        vec![
+            item(tag::WRAPPING_METHOD, Value::Enumeration(1)),
+            Ttlv::structure(tag::ENCRYPTION_KEY_INFORMATION, info),
+        ],
+    )
+}

@@ -2,6 +2,7 @@
 //! interpreter that has PyKMIP installed.
 
 pub mod bench;
+pub mod ca;
 pub mod kmip;
 pub mod replay;
 
@@ -383,6 +384,25 @@ impl ServerProcess {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// The scrypt hash `kmip-server hash-password` makes of `password`, for --password.
+    pub fn hash_password(password: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new(Self::binary())
+            .arg("hash-password")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run kmip-server hash-password");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{password}\n").as_bytes())
+            .expect("write the password");
+        let out = child.wait_with_output().expect("hash-password");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
     /// A client connected as `name` (a certificate in the data directory).

@@ -329,23 +329,7 @@ fn an_unwritable_audit_log_stops_operations() {
 fn password_credentials_on_top_of_certificates() {
     use kmip_codec::message::Credential;
     use kmip_codec::vocab::enums::credential_type;
-    let hash = {
-        let mut child = std::process::Command::new(ServerProcess::binary())
-            .arg("hash-password")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"correct horse\n")
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
+    let hash = ServerProcess::hash_password("correct horse");
     let server = ServerProcess::start(&["--password", &format!("alice={hash}")]);
     server.issue_client_cert("alice");
     let mut alice = server.client("alice");
@@ -459,12 +443,15 @@ fn grants_and_operation_policies() {
     );
     // a grantee cannot grant further
     let regrant = bob.call(
-        kmip_server_vendor::GRANT,
+        interop_tests::kmip::GRANT,
         Ttlv::structure(
             tag::REQUEST_PAYLOAD,
             vec![
                 item(tag::UNIQUE_IDENTIFIER, Value::TextString(key.clone())),
-                item(kmip_server_vendor::GRANTEE, Value::TextString("eve".into())),
+                item(
+                    interop_tests::kmip::GRANTEE,
+                    Value::TextString("eve".into()),
+                ),
                 item(tag::OPERATION, Value::Enumeration(op::GET)),
             ],
         ),
@@ -503,11 +490,6 @@ fn grants_and_operation_policies() {
 }
 
 /// The vendor operation and tag values of kmip-server's grants (kept here to test the wire).
-mod kmip_server_vendor {
-    pub const GRANT: u32 = 0x8000_0001;
-    pub const GRANTEE: kmip_codec::Tag = kmip_codec::Tag(0x54_FF04);
-}
-
 #[test]
 fn automatic_state_changes_are_audited() {
     let server = ServerProcess::start(&[]);

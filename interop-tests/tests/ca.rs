@@ -3,79 +3,12 @@
 //! accepts, a CRL that names a revoked leaf, refusals (CA:TRUE requests, names outside the
 //! constraints, a CA key asked for or used to sign arbitrary data), and `list --expiring`.
 
+use interop_tests::ca::{id, openssl, openssl_ok, Ca};
 use interop_tests::kmip::uid;
 use interop_tests::ServerProcess;
 use kmip_codec::ops::*;
 use kmip_codec::vocab::enums::{link_type, operation as op, result_reason as rr};
 use kmip_codec::Ttlv;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn kmip_ca() -> PathBuf {
-    ServerProcess::binary().with_file_name("kmip-ca")
-}
-
-struct Ca<'a> {
-    server: &'a ServerProcess,
-    dir: &'a Path,
-}
-
-impl Ca<'_> {
-    fn run_as(&self, identity: &str, args: &[&str]) -> Output {
-        Command::new(kmip_ca())
-            .current_dir(self.dir)
-            .args(["--server", &format!("127.0.0.1:{}", self.server.port)])
-            .arg("--data-dir")
-            .arg(self.server.data_dir.path())
-            .args(["--as", identity, "--json"])
-            .args(args)
-            .output()
-            .expect("run kmip-ca")
-    }
-
-    /// Run, expect success, and return the JSON it printed.
-    fn ok(&self, args: &[&str]) -> serde_json::Value {
-        let out = self.run_as("admin", args);
-        assert!(
-            out.status.success(),
-            "kmip-ca {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        serde_json::from_str(text.lines().last().unwrap_or("null")).expect("JSON output")
-    }
-
-    /// Run, expect failure, and return what it said.
-    fn refused(&self, identity: &str, args: &[&str]) -> String {
-        let out = self.run_as(identity, args);
-        assert!(!out.status.success(), "kmip-ca {args:?} should fail");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-}
-
-fn openssl(dir: &Path, args: &[&str]) -> Output {
-    Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run openssl")
-}
-
-fn openssl_ok(dir: &Path, args: &[&str]) -> String {
-    let out = openssl(dir, args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "openssl {args:?}: {text}");
-    text
-}
-
-fn id(v: &serde_json::Value) -> String {
-    v["id"].as_str().expect("an id").to_owned()
-}
 
 #[test]
 fn a_pki_whose_keys_never_leave_the_server() {

@@ -9,6 +9,7 @@
 //! - a refused issuance leaves no key pair behind;
 //! - a PKCS#12 export needs a password, never from the command line, and is written 0600.
 
+use interop_tests::ca::{id, openssl, openssl_ok, Ca};
 use interop_tests::kmip::{item, key_object, mask, register, uid};
 use interop_tests::ServerProcess;
 use kmip_client::Client;
@@ -19,84 +20,7 @@ use kmip_codec::vocab::enums::{
 };
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-fn kmip_ca() -> PathBuf {
-    ServerProcess::binary().with_file_name("kmip-ca")
-}
-
-struct Ca<'a> {
-    server: &'a ServerProcess,
-    dir: &'a Path,
-}
-
-impl Ca<'_> {
-    fn command(&self, identity: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(kmip_ca());
-        c.current_dir(self.dir)
-            .args(["--server", &format!("127.0.0.1:{}", self.server.port)])
-            .arg("--data-dir")
-            .arg(self.server.data_dir.path())
-            .args(["--as", identity, "--json"])
-            .args(args)
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run_as(&self, identity: &str, args: &[&str]) -> Output {
-        self.command(identity, args).output().expect("run kmip-ca")
-    }
-
-    fn ok_as(&self, identity: &str, args: &[&str]) -> serde_json::Value {
-        let out = self.run_as(identity, args);
-        assert!(
-            out.status.success(),
-            "kmip-ca {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        serde_json::from_str(text.lines().last().unwrap_or("null")).expect("JSON output")
-    }
-
-    fn ok(&self, args: &[&str]) -> serde_json::Value {
-        self.ok_as("admin", args)
-    }
-
-    fn refused(&self, identity: &str, args: &[&str]) -> String {
-        let out = self.run_as(identity, args);
-        assert!(
-            !out.status.success(),
-            "kmip-ca {args:?} should fail: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-}
-
-fn openssl(dir: &Path, args: &[&str]) -> Output {
-    Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run openssl")
-}
-
-fn openssl_ok(dir: &Path, args: &[&str]) -> String {
-    let out = openssl(dir, args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "openssl {args:?}: {text}");
-    text
-}
-
-fn id(v: &serde_json::Value) -> String {
-    v["id"].as_str().expect("an id").to_owned()
-}
+use std::process::Command;
 
 fn attributes(c: &mut Client, id: &str) -> Vec<Ttlv> {
     let r: GetAttributesResponse = c

@@ -243,24 +243,6 @@ fn each_version_gets_its_own_reasons() {
     }
 }
 
-fn hash_password(pw: &str) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new(ServerProcess::binary())
-        .arg("hash-password")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{pw}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 /// One batch item with a Username and Password credential in the header; the Credential Type
 /// as FortiOS sometimes sends it, a bare Integer, when `bare`.
 fn with_credential(
@@ -318,7 +300,7 @@ fn with_credential(
 /// be bound, on one certificate, to the identity it acts as.
 #[test]
 fn credentials_as_fortios_sends_them() {
-    let hash = hash_password("fortinet");
+    let hash = ServerProcess::hash_password("fortinet");
     let server = ServerProcess::start(&[
         "--password",
         &format!("fg-client={hash}"),

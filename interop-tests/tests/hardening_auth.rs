@@ -14,24 +14,6 @@ use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
 use std::time::{Duration, Instant};
 
-fn hash_password(pw: &str) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new(ServerProcess::binary())
-        .arg("hash-password")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{pw}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 /// A Query as `user`/`pw`: Ok, or the Result Reason and message.
 fn query(c: &mut Client, user: &str, pw: &str) -> Result<(), (u32, String)> {
     let mut req = kmip_client::request_message(
@@ -64,7 +46,7 @@ fn query(c: &mut Client, user: &str, pw: &str) -> Result<(), (u32, String)> {
 
 #[test]
 fn wrong_passwords_are_throttled_and_lock_no_one_else_out() {
-    let hash = hash_password("correct horse");
+    let hash = ServerProcess::hash_password("correct horse");
     let server = ServerProcess::start(&["--password", &format!("alice={hash}")]);
     server.issue_client_cert("alice");
     let mut stolen = server.client("alice");

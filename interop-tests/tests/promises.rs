@@ -2,7 +2,9 @@
 //! test is one attack from the security review (SECURITY.md) and fails on a server that
 //! breaks the promise.
 
-use interop_tests::kmip::{activate, create_aes, get_attributes, item, mask, name, uid};
+use interop_tests::kmip::{
+    activate, create_aes, get_attributes, grant, item, mask, name, uid, wrapping_spec,
+};
 use interop_tests::ServerProcess;
 use kmip_client::{Client, ClientError};
 use kmip_codec::attributes::attribute_to_v1;
@@ -14,9 +16,6 @@ use kmip_codec::vocab::enums::{
 };
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
-
-const GRANT: u32 = 0x8000_0001;
-const GRANTEE: kmip_codec::Tag = kmip_codec::Tag(0x54_FF04);
 
 fn p<T: FieldValue>(f: &T) -> Ttlv {
     f.encode(tag::REQUEST_PAYLOAD)
@@ -34,22 +33,6 @@ fn get(c: &mut Client, id: &str) -> Result<GetResponse, ClientError> {
 
 fn reason<T: std::fmt::Debug>(r: Result<T, ClientError>) -> Option<u32> {
     r.expect_err("refused").reason()
-}
-
-/// `owner` lets `grantee` perform `operations` on `id` (the vendor Grant operation).
-fn grant(owner: &mut Client, id: &str, grantee: &str, operations: &[u32]) {
-    let mut items = vec![
-        item(tag::UNIQUE_IDENTIFIER, Value::TextString(id.into())),
-        item(GRANTEE, Value::TextString(grantee.into())),
-    ];
-    items.extend(
-        operations
-            .iter()
-            .map(|o| item(tag::OPERATION, Value::Enumeration(*o))),
-    );
-    owner
-        .call(GRANT, Ttlv::structure(tag::REQUEST_PAYLOAD, items))
-        .unwrap();
 }
 
 /// Every way a 2.1 or 1.4 client can set one attribute of `id` to `value`.
@@ -218,16 +201,7 @@ fn archived_keys_do_not_leave_wrapped() {
         .unwrap();
     let wrapped = GetRequest {
         unique_identifier: uid(&key),
-        key_wrapping_specification: Some(Ttlv::structure(
-            tag::KEY_WRAPPING_SPECIFICATION,
-            vec![
-                item(tag::WRAPPING_METHOD, Value::Enumeration(1)),
-                Ttlv::structure(
-                    tag::ENCRYPTION_KEY_INFORMATION,
-                    vec![item(tag::UNIQUE_IDENTIFIER, Value::TextString(kek.clone()))],
-                ),
-            ],
-        )),
+        key_wrapping_specification: Some(wrapping_spec(&kek, vec![])),
         ..Default::default()
     };
     assert_eq!(
@@ -500,16 +474,7 @@ fn wrapped_get(c: &mut Client, id: &str, kek: &str) -> Result<GetResponse, Clien
         op::GET,
         &GetRequest {
             unique_identifier: uid(id),
-            key_wrapping_specification: Some(Ttlv::structure(
-                tag::KEY_WRAPPING_SPECIFICATION,
-                vec![
-                    item(tag::WRAPPING_METHOD, Value::Enumeration(1)),
-                    Ttlv::structure(
-                        tag::ENCRYPTION_KEY_INFORMATION,
-                        vec![item(tag::UNIQUE_IDENTIFIER, Value::TextString(kek.into()))],
-                    ),
-                ],
-            )),
+            key_wrapping_specification: Some(wrapping_spec(kek, vec![])),
             ..Default::default()
         },
     )
@@ -637,19 +602,7 @@ fn wrapping_never_reuses_an_iv() {
         if let Some(r) = random_iv {
             params.push(item(tag::RANDOM_IV, Value::Boolean(r)));
         }
-        Ttlv::structure(
-            tag::KEY_WRAPPING_SPECIFICATION,
-            vec![
-                item(tag::WRAPPING_METHOD, Value::Enumeration(1)),
-                Ttlv::structure(
-                    tag::ENCRYPTION_KEY_INFORMATION,
-                    vec![
-                        item(tag::UNIQUE_IDENTIFIER, Value::TextString(kek.clone())),
-                        Ttlv::structure(tag::CRYPTOGRAPHIC_PARAMETERS, params),
-                    ],
-                ),
-            ],
-        )
+        wrapping_spec(&kek, params)
     };
     use kmip_codec::vocab::enums::block_cipher_mode as bcm;
     for (mode, random_iv) in [
