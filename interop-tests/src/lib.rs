@@ -425,3 +425,95 @@ impl ServerProcess {
         .expect("connect to kmip-server")
     }
 }
+
+impl ServerProcess {
+    /// Start with environment variables as well as options. A server that does not know an
+    /// option refuses to start, but ignores an environment variable it does not know, so a
+    /// test that sets new settings this way runs against an earlier build too and fails for
+    /// the right reason there. `KMIP_SERVER_BINARY` names another build of the server to run.
+    pub fn start_with_env(extra_args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        Self::try_start_in_with_env(dir, extra_args, env)
+            .unwrap_or_else(|(_, log)| panic!("kmip-server did not start: {log}"))
+    }
+
+    /// `try_start_in` with environment variables, and `KMIP_SERVER_BINARY` if set.
+    pub fn try_start_in_with_env(
+        data_dir: tempfile::TempDir,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<ServerProcess, (tempfile::TempDir, String)> {
+        let port = free_port();
+        let log = tempfile::NamedTempFile::new().expect("log file");
+        let binary = std::env::var_os("KMIP_SERVER_BINARY")
+            .map(PathBuf::from)
+            .unwrap_or_else(Self::binary);
+        let child = Command::new(binary)
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra_args)
+            .envs(env.iter().copied())
+            .stdout(log.as_file().try_clone().expect("log file"))
+            .stderr(log.as_file().try_clone().expect("log file"))
+            .spawn()
+            .expect("start kmip-server");
+        let mut server = ServerProcess {
+            port,
+            data_dir,
+            child,
+            log,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let exited = matches!(server.child.try_wait(), Ok(Some(_)));
+            if exited || std::time::Instant::now() > deadline {
+                let log = server.log();
+                return Err((server.stop(), log));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(server)
+    }
+
+    /// Send a signal (`"HUP"`, `"TERM"`, ...) to the server.
+    pub fn signal(&self, name: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -{name} failed");
+    }
+
+    /// The exit status, if the server has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Whether a mutual-TLS client with `DIR/tls/NAME.pem` and `NAME.key` is served: it
+    /// connects and a Query is answered. A refused certificate fails either the handshake or,
+    /// with TLS 1.3, the first request.
+    pub fn serves(&self, name: &str) -> bool {
+        let d = self.tls_dir();
+        let (ca, cert, key) = (
+            d.join("ca.pem"),
+            d.join(format!("{name}.pem")),
+            d.join(format!("{name}.key")),
+        );
+        let id = kmip_client::Identity {
+            ca: &ca,
+            cert: Some(&cert),
+            key: Some(&key),
+        };
+        kmip_client::Client::connect("localhost", self.port, &id)
+            .and_then(|mut c| {
+                c.call(
+                    kmip_codec::vocab::enums::operation::QUERY,
+                    kmip_codec::Ttlv::structure(kmip_codec::vocab::tag::REQUEST_PAYLOAD, vec![]),
+                )
+            })
+            .is_ok()
+    }
+}

@@ -10,6 +10,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// What an expired client CRL (past its nextUpdate) does.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum CrlExpired {
+    /// Refuse every client certificate of the CA whose CRL has expired.
+    Refuse,
+    /// Log a warning and go on applying the CRL: clients it does not revoke are accepted.
+    Warn,
+}
+
 #[derive(Clone, Debug, Args)]
 pub struct Config {
     /// A TOML file of options, keyed by their long names (`listen = "0.0.0.0:5696"`,
@@ -41,6 +50,17 @@ pub struct Config {
     /// CA certificates (PEM) that client certificates must chain to.
     #[arg(long, env = "KMIP_CLIENT_CA", requires = "tls_cert")]
     pub client_ca: Option<PathBuf>,
+    /// Certificate revocation lists (PEM, any number per file) of the client CAs, checked at
+    /// every handshake: a revoked client certificate is refused. When given, every CA that
+    /// issues client certificates needs its CRL here (its clients are refused otherwise).
+    /// SIGHUP reads them again, with the certificate, key and client CAs. Repeat, or separate
+    /// with commas.
+    #[arg(long = "client-crl", env = "KMIP_CLIENT_CRL", value_delimiter = ',')]
+    pub client_crls: Vec<PathBuf>,
+    /// A client CRL past its nextUpdate: `refuse` every client of its CA, or `warn` and go on
+    /// applying it.
+    #[arg(long, env = "KMIP_CRL_EXPIRED", value_enum, default_value = "refuse")]
+    pub crl_expired: CrlExpired,
     /// Largest message accepted, in bytes.
     #[arg(long, env = "KMIP_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
     pub max_message_bytes: usize,
@@ -50,9 +70,22 @@ pub struct Config {
     /// Memory for the store's page cache, in MiB.
     #[arg(long, env = "KMIP_STORE_CACHE_MB", default_value_t = 64)]
     pub store_cache_mb: usize,
-    /// Most connections served at once; more are closed on arrival.
+    /// Most authenticated connections served at once; more are closed after their TLS
+    /// handshake. Connections still in their handshake have their own budget
+    /// (--max-handshakes).
     #[arg(long, env = "KMIP_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+    /// Most connections in their TLS handshake at once; when full, the oldest is closed to
+    /// make room for a new one.
+    #[arg(long, env = "KMIP_MAX_HANDSHAKES", default_value_t = 2048)]
+    pub max_handshakes: usize,
+    /// Most connections in their TLS handshake at once from one source address (an IPv6 /64
+    /// counts as one); when full, that address's oldest is closed to make room.
+    #[arg(long, env = "KMIP_MAX_HANDSHAKES_PER_ADDRESS", default_value_t = 64)]
+    pub max_handshakes_per_address: usize,
+    /// Seconds a new connection has to finish the TLS handshake (at most the read timeout).
+    #[arg(long, env = "KMIP_HANDSHAKE_TIMEOUT", default_value_t = 5)]
+    pub handshake_timeout_secs: u64,
     /// Lock the server's memory so that keys never reach swap (mlockall, each page locked
     /// when first touched), where RLIMIT_MEMLOCK has no bound (root, or systemd's
     /// `LimitMEMLOCK=infinity`); otherwise a warning says it is not. `--lock-memory false`
@@ -62,7 +95,7 @@ pub struct Config {
     /// Seconds a connection may stay silent between messages.
     #[arg(long, env = "KMIP_IDLE_TIMEOUT", default_value_t = 300)]
     pub idle_timeout_secs: u64,
-    /// Seconds a client has to send a whole message (and to finish the TLS handshake).
+    /// Seconds a client has to send a whole message.
     #[arg(long, env = "KMIP_READ_TIMEOUT", default_value_t = 10)]
     pub read_timeout_secs: u64,
     #[arg(long, env = "KMIP_LOG_FORMAT", value_enum, default_value = "text")]
@@ -176,6 +209,10 @@ impl Config {
     }
     pub fn read_timeout(&self) -> Duration {
         Duration::from_secs(self.read_timeout_secs)
+    }
+    /// The handshake deadline: --handshake-timeout-secs, and never more than the read timeout.
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.handshake_timeout_secs.min(self.read_timeout_secs))
     }
 }
 

@@ -1,16 +1,37 @@
-//! The TLS listeners: mutual TLS 1.2/1.3 with OpenSSL, a bound on concurrent connections, a
-//! handshake timeout, and a drain of in-flight connections on shutdown. The KMIP port speaks
-//! framed TTLV; the optional HTTPS port carries the same messages in HTTP POSTs.
+//! The TLS listeners: mutual TLS 1.2/1.3 with OpenSSL, client certificates checked against
+//! CRLs, TLS settings reloaded on request (SIGHUP) without touching open connections, a budget
+//! of pending handshakes apart from the bound on served connections, accept errors that back
+//! off, and a drain of in-flight connections on shutdown. The KMIP port speaks framed TTLV; the
+//! optional HTTPS port carries the same messages in HTTP POSTs.
+//!
+//! A connection is first a pending handshake: it counts against `max_handshakes` in all and
+//! `max_handshakes_per_address` per source address (IPv4 address, IPv6 /64), and when either
+//! is full the oldest pending handshake is dropped to make room, so that a flood of
+//! connections that never speak cannot keep newer clients out; it has `handshake_timeout` to
+//! finish. No TLS state is made until the client's first byte arrives. Only an authenticated
+//! connection takes one of the `max_connections` slots.
 
+use crate::config::CrlExpired;
 use crate::session::{self, Timeouts};
 use crate::Server;
+use openssl::asn1::Asn1Time;
 use openssl::nid::Nid;
 use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVerifyMode, SslVersion};
-use std::path::Path;
-use std::sync::Arc;
+use openssl::x509::store::X509Lookup;
+use openssl::x509::verify::X509VerifyFlags;
+use openssl::x509::{X509Crl, X509};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, Semaphore};
 use tokio_openssl::SslStream;
+
+/// X509_V_ERR_CRL_HAS_EXPIRED (openssl/x509_vfy.h).
+const CRL_HAS_EXPIRED: i32 = 12;
 
 /// An acceptor that requires a client certificate chaining to `client_ca`.
 pub fn acceptor(
@@ -28,6 +49,251 @@ pub fn acceptor(
     Ok(b.build())
 }
 
+#[derive(Debug, Error)]
+pub enum TlsError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    OpenSsl {
+        what: String,
+        source: openssl::error::ErrorStack,
+    },
+    #[error("{0}: no CRL in the file")]
+    NoCrl(PathBuf),
+    #[error("{path}: the CRL of {issuer} does not verify under that client CA's key")]
+    CrlSignature { path: PathBuf, issuer: String },
+}
+
+fn ossl(what: impl std::fmt::Display) -> impl FnOnce(openssl::error::ErrorStack) -> TlsError {
+    let what = what.to_string();
+    move |source| TlsError::OpenSsl { what, source }
+}
+
+/// Where the TLS settings come from; read again at every reload.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The server's certificate chain (PEM).
+    pub cert: PathBuf,
+    /// The server's private key (PEM).
+    pub key: PathBuf,
+    /// The CAs client certificates must chain to (PEM).
+    pub client_ca: PathBuf,
+    /// CRLs (PEM, any number per file) of the client CAs; none: no revocation check.
+    pub crls: Vec<PathBuf>,
+    /// What an expired CRL does.
+    pub crl_expired: CrlExpired,
+}
+
+/// The PEM blocks of one kind in `text`, each a whole PEM document.
+fn pem_blocks<'a>(text: &'a str, label: &str) -> Vec<&'a str> {
+    let (begin, end) = (
+        format!("-----BEGIN {label}-----"),
+        format!("-----END {label}-----"),
+    );
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(b) = rest.find(&begin) {
+        let Some(e) = rest[b..].find(&end) else { break };
+        let stop = b + e + end.len();
+        out.push(&rest[b..stop]);
+        rest = &rest[stop..];
+    }
+    out
+}
+
+fn name_of(n: &openssl::x509::X509NameRef) -> String {
+    n.entries()
+        .map(|e| {
+            let key = e.object().nid().short_name().unwrap_or("?");
+            let value = e.data().to_string().unwrap_or_default();
+            format!("{key}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl TlsFiles {
+    /// Read every file and build the acceptor; nothing is half-applied: an error leaves the
+    /// caller with the settings it had.
+    pub fn acceptor(&self) -> Result<SslAcceptor, TlsError> {
+        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())
+            .map_err(ossl("TLS context"))?;
+        b.set_min_proto_version(Some(SslVersion::TLS1_2))
+            .map_err(ossl("TLS context"))?;
+        b.set_certificate_chain_file(&self.cert)
+            .map_err(ossl(self.cert.display()))?;
+        b.set_private_key_file(&self.key, SslFiletype::PEM)
+            .map_err(ossl(self.key.display()))?;
+        b.check_private_key()
+            .map_err(ossl("the server key does not match its certificate"))?;
+        let ca_text = std::fs::read(&self.client_ca).map_err(|source| TlsError::Read {
+            path: self.client_ca.clone(),
+            source,
+        })?;
+        let cas = X509::stack_from_pem(&ca_text).map_err(ossl(self.client_ca.display()))?;
+        b.set_ca_file(&self.client_ca)
+            .map_err(ossl(self.client_ca.display()))?;
+        let verify = SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT;
+        if self.crls.is_empty() {
+            b.set_verify(verify);
+            return Ok(b.build());
+        }
+        let now = Asn1Time::days_from_now(0).map_err(ossl("time"))?;
+        let mut covered = Vec::new();
+        for path in &self.crls {
+            let text = std::fs::read_to_string(path).map_err(|source| TlsError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let blocks = pem_blocks(&text, "X509 CRL");
+            if blocks.is_empty() {
+                return Err(TlsError::NoCrl(path.clone()));
+            }
+            for block in blocks {
+                let crl = X509Crl::from_pem(block.as_bytes()).map_err(ossl(path.display()))?;
+                let issuer = name_of(crl.issuer_name());
+                // a CRL is taken only from a client CA, with that CA's signature: a damaged
+                // or foreign file is refused at load, not discovered at a handshake
+                let ca = cas.iter().find(|c| {
+                    c.subject_name()
+                        .try_cmp(crl.issuer_name())
+                        .is_ok_and(|o| o.is_eq())
+                });
+                match ca {
+                    Some(ca) => {
+                        let key = ca.public_key().map_err(ossl(self.client_ca.display()))?;
+                        if !crl.verify(&key).unwrap_or(false) {
+                            return Err(TlsError::CrlSignature {
+                                path: path.clone(),
+                                issuer,
+                            });
+                        }
+                        covered.push(issuer.clone());
+                    }
+                    None => tracing::warn!(
+                        crl = %path.display(),
+                        issuer,
+                        "a CRL of a CA that is not a client CA: unused"
+                    ),
+                }
+                let expired = crl
+                    .next_update()
+                    .map(|n| n.compare(&now).is_ok_and(|o| o.is_lt()))
+                    .unwrap_or(false);
+                let next_update = crl.next_update().map(|n| n.to_string()).unwrap_or_default();
+                let revoked = crl.get_revoked().map(|r| r.len()).unwrap_or(0);
+                match (expired, self.crl_expired) {
+                    (true, CrlExpired::Refuse) => tracing::error!(
+                        crl = %path.display(), issuer, next_update,
+                        "the CRL has expired: every client certificate of this CA is refused until a current CRL is loaded (SIGHUP)"
+                    ),
+                    (true, CrlExpired::Warn) => tracing::warn!(
+                        crl = %path.display(), issuer, next_update,
+                        "the CRL has expired: still applied, and clients of this CA are accepted unless it revokes them (--crl-expired warn)"
+                    ),
+                    (false, _) => tracing::info!(
+                        crl = %path.display(), issuer, next_update, revoked,
+                        "client CRL loaded"
+                    ),
+                }
+            }
+            b.cert_store_mut()
+                .add_lookup(X509Lookup::file())
+                .and_then(|l| l.load_crl_file(path, SslFiletype::PEM))
+                .map_err(ossl(path.display()))?;
+        }
+        for ca in &cas {
+            let name = name_of(ca.subject_name());
+            if !covered.contains(&name) {
+                tracing::warn!(
+                    ca = name,
+                    "no CRL for this client CA: its client certificates are refused"
+                );
+            }
+        }
+        b.cert_store_mut()
+            .set_flags(X509VerifyFlags::CRL_CHECK)
+            .map_err(ossl("CRL check"))?;
+        match self.crl_expired {
+            CrlExpired::Refuse => b.set_verify(verify),
+            CrlExpired::Warn => b.set_verify_callback(verify, |ok, ctx| {
+                if !ok && ctx.error().as_raw() == CRL_HAS_EXPIRED {
+                    tracing::warn!(
+                        "a client certificate checked against an expired CRL (--crl-expired warn)"
+                    );
+                    return true;
+                }
+                ok
+            }),
+        }
+        Ok(b.build())
+    }
+}
+
+/// The TLS settings in force, replaced whole by `reload`; each new connection takes the
+/// acceptor current at its arrival, and open connections keep theirs.
+pub struct Tls {
+    files: TlsFiles,
+    current: RwLock<Arc<SslAcceptor>>,
+}
+
+impl Tls {
+    pub fn new(files: TlsFiles) -> Result<Tls, TlsError> {
+        let acceptor = files.acceptor()?;
+        Ok(Tls {
+            files,
+            current: RwLock::new(Arc::new(acceptor)),
+        })
+    }
+
+    /// Read the certificate, key, client CAs and CRLs again; on an error the settings in
+    /// force stay.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let acceptor = Arc::new(self.files.acceptor()?);
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = acceptor;
+        Ok(())
+    }
+
+    pub fn current(&self) -> Arc<SslAcceptor> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Connections the kernel queues for `accept`: a burst of arrivals (or a flood, which the
+/// handshake budget then sorts out) is not refused at the door, where a client only retries
+/// its SYN after a second or more. The kernel caps it at `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listen on `addr` (`HOST:PORT`, the first address it resolves to that binds) with
+/// `LISTEN_BACKLOG`.
+pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{addr}: no address to listen on"),
+        )
+    }))
+}
+
 /// What a listening port speaks after the TLS handshake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
@@ -37,43 +303,254 @@ pub enum Transport {
     Https,
 }
 
+/// Bounds on connections.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Authenticated connections served at once.
+    pub max_connections: usize,
+    /// Connections that have not finished the TLS handshake, in all.
+    pub max_handshakes: usize,
+    /// ... and per source address (an IPv6 /64 counts as one address).
+    pub max_handshakes_per_address: usize,
+    /// Time from accept to the end of the TLS handshake.
+    pub handshake_timeout: Duration,
+}
+
+/// Where a connection comes from, for the per-address budget: an IPv4 address, or the /64
+/// prefix of an IPv6 one (what one subscriber gets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Source {
+    V4(std::net::Ipv4Addr),
+    V6(u64),
+}
+
+impl Source {
+    fn of(ip: IpAddr) -> Source {
+        match ip {
+            IpAddr::V4(a) => Source::V4(a),
+            IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(v4) => Source::V4(v4),
+                None => Source::V6((u128::from(a) >> 64) as u64),
+            },
+        }
+    }
+}
+
+/// The pending handshakes, oldest first. Dropping an entry's sender tells its task to close.
+struct Pending {
+    next: u64,
+    all: BTreeMap<u64, (Source, oneshot::Sender<()>)>,
+    by_source: HashMap<Source, BTreeSet<u64>>,
+    max_total: usize,
+    max_per_source: usize,
+    evicted: u64,
+    last_warning: Option<Instant>,
+}
+
+impl Pending {
+    fn new(limits: &Limits) -> Pending {
+        Pending {
+            next: 0,
+            all: BTreeMap::new(),
+            by_source: HashMap::new(),
+            max_total: limits.max_handshakes.max(1),
+            max_per_source: limits.max_handshakes_per_address.max(1),
+            evicted: 0,
+            last_warning: None,
+        }
+    }
+
+    fn remove(&mut self, id: u64) -> bool {
+        let Some((source, _tx)) = self.all.remove(&id) else {
+            return false;
+        };
+        if let Some(ids) = self.by_source.get_mut(&source) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                self.by_source.remove(&source);
+            }
+        }
+        true
+    }
+
+    /// Make room for a handshake from `source`, dropping the oldest ones if a bound is
+    /// reached, and enter it.
+    fn admit(&mut self, source: Source) -> (u64, oneshot::Receiver<()>) {
+        while self
+            .by_source
+            .get(&source)
+            .is_some_and(|ids| ids.len() >= self.max_per_source)
+        {
+            let oldest = self.by_source[&source].first().copied();
+            if let Some(id) = oldest {
+                self.remove(id);
+                self.evicted += 1;
+            }
+        }
+        while self.all.len() >= self.max_total {
+            let oldest = self.all.first_key_value().map(|(id, _)| *id);
+            if let Some(id) = oldest {
+                self.remove(id);
+                self.evicted += 1;
+            }
+        }
+        if self.evicted > 0
+            && self
+                .last_warning
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+        {
+            tracing::warn!(
+                evicted = self.evicted,
+                pending = self.all.len(),
+                "handshake budget full: the oldest pending handshakes were closed"
+            );
+            self.evicted = 0;
+            self.last_warning = Some(Instant::now());
+        }
+        let id = self.next;
+        self.next += 1;
+        let (tx, rx) = oneshot::channel();
+        self.all.insert(id, (source, tx));
+        self.by_source.entry(source).or_default().insert(id);
+        (id, rx)
+    }
+}
+
+/// A pending handshake's place in the budget, given back when the handshake ends either way.
+struct PendingEntry {
+    table: Arc<Mutex<Pending>>,
+    id: u64,
+}
+
+impl Drop for PendingEntry {
+    fn drop(&mut self) {
+        self.table
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(self.id);
+    }
+}
+
+/// Why a handshake did not finish.
+#[derive(Debug, Error)]
+enum HandshakeError {
+    #[error("{0}")]
+    Io(std::io::Error),
+    #[error("{0}")]
+    Tls(openssl::error::ErrorStack),
+    #[error("{0}")]
+    Handshake(openssl::ssl::Error),
+}
+
+async fn handshake(
+    tcp: tokio::net::TcpStream,
+    acceptor: &SslAcceptor,
+) -> Result<SslStream<tokio::net::TcpStream>, HandshakeError> {
+    // a connection that says nothing costs a socket and this task, no TLS state
+    // (peek, not readable(): a fresh socket may report readable before a byte arrives)
+    tcp.peek(&mut [0u8; 1]).await.map_err(HandshakeError::Io)?;
+    let ssl = openssl::ssl::Ssl::new(acceptor.context()).map_err(HandshakeError::Tls)?;
+    let mut stream = SslStream::new(ssl, tcp).map_err(HandshakeError::Tls)?;
+    std::pin::Pin::new(&mut stream)
+        .accept()
+        .await
+        .map_err(HandshakeError::Handshake)?;
+    Ok(stream)
+}
+
+/// Accept errors that concern one connection only (it went away before we took it): the next
+/// accept may succeed at once. Any other (EMFILE, ENFILE, ENOBUFS, ENOMEM) backs off.
+fn per_connection(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted)
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
 /// Serve until `shutdown` resolves, then wait for open connections to finish their current
 /// message (they are told to stop reading new ones by the idle timeout or the client).
 pub async fn run(
     server: Arc<Server>,
     listeners: Vec<(TcpListener, Transport)>,
-    acceptor: SslAcceptor,
+    tls: Arc<Tls>,
     timeouts: Timeouts,
-    max_connections: usize,
+    limits: Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let acceptor = Arc::new(acceptor);
-    let slots = Arc::new(Semaphore::new(max_connections));
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let pending = Arc::new(Mutex::new(Pending::new(&limits)));
     // sessions finish the message in hand and close when this turns true
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
+    // after an accept error, no accept before this instant
+    let mut resume_at: Option<tokio::time::Instant> = None;
+    let mut backoff = Duration::ZERO;
+    let (mut accept_errors, mut last_accept_warning) = (0u64, None::<Instant>);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            (accepted, transport) = accept_any(&listeners) => {
-                let Ok((tcp, peer)) = accepted else { continue };
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    tracing::warn!(%peer, "connection limit reached; closing");
-                    drop(tcp);
-                    continue;
-                };
-                let (server, acceptor, stopping) = (server.clone(), acceptor.clone(), stop_rx.clone());
-                tasks.spawn(async move {
-                    let _permit = permit;
-                    let _ = tcp.set_nodelay(true);
-                    let Ok(ssl) = openssl::ssl::Ssl::new(acceptor.context()) else { return };
-                    let Ok(mut stream) = SslStream::new(ssl, tcp) else { return };
-                    let hs = tokio::time::timeout(timeouts.read, std::pin::Pin::new(&mut stream).accept()).await;
-                    if !matches!(hs, Ok(Ok(()))) {
-                        tracing::info!(%peer, "TLS handshake failed");
-                        return;
+            (accepted, transport) = async {
+                if let Some(t) = resume_at {
+                    tokio::time::sleep_until(t).await;
+                }
+                accept_any(&listeners).await
+            } => {
+                resume_at = None;
+                let (tcp, peer) = match accepted {
+                    Ok(c) => {
+                        backoff = Duration::ZERO;
+                        c
                     }
+                    Err(e) if per_connection(&e) => continue,
+                    Err(e) => {
+                        // out of descriptors or memory: the listener stays readable, so an
+                        // immediate retry would spin; wait, longer each time, until one succeeds
+                        backoff = (backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
+                        resume_at = Some(tokio::time::Instant::now() + backoff);
+                        accept_errors += 1;
+                        if last_accept_warning.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(5)) {
+                            tracing::warn!(error = %e, errors = accept_errors, pause_ms = backoff.as_millis() as u64, "accept failed; pausing accepts");
+                            accept_errors = 0;
+                            last_accept_warning = Some(Instant::now());
+                        }
+                        continue;
+                    }
+                };
+                let (id, evicted) = pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .admit(Source::of(peer.ip()));
+                let entry = PendingEntry { table: pending.clone(), id };
+                let acceptor = tls.current();
+                let (server, slots, stopping) = (server.clone(), slots.clone(), stop_rx.clone());
+                tasks.spawn(async move {
+                    let _ = tcp.set_nodelay(true);
+                    let hs = tokio::select! {
+                        r = tokio::time::timeout(limits.handshake_timeout, handshake(tcp, &acceptor)) => r,
+                        _ = evicted => {
+                            tracing::debug!(%peer, "pending handshake closed to make room");
+                            return;
+                        }
+                    };
+                    drop(entry);
+                    drop(acceptor);
+                    let mut stream = match hs {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::info!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::info!(%peer, "TLS handshake failed: not finished in time");
+                            return;
+                        }
+                    };
+                    let Ok(_permit) = slots.try_acquire_owned() else {
+                        tracing::warn!(%peer, "connection limit reached; closing");
+                        return;
+                    };
                     let identity = stream
                         .ssl()
                         .peer_certificate()
@@ -86,9 +563,10 @@ pub async fn run(
                         .unwrap_or_default();
                     tracing::info!(%peer, identity, "client connected");
                     let peer_s = peer.to_string();
+                    // boxed: a pending handshake's task does not carry a session's state
                     let end = match transport {
-                        Transport::Ttlv => session::serve(&server, &mut stream, &identity, &peer_s, timeouts, stopping).await,
-                        Transport::Https => crate::https::serve(&server, &mut stream, &identity, &peer_s, timeouts, stopping).await,
+                        Transport::Ttlv => Box::pin(session::serve(&server, &mut stream, &identity, &peer_s, timeouts, stopping)).await,
+                        Transport::Https => Box::pin(crate::https::serve(&server, &mut stream, &identity, &peer_s, timeouts, stopping)).await,
                     };
                     tracing::info!(%peer, identity, ?end, "client disconnected");
                     let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
@@ -122,4 +600,82 @@ async fn accept_any(
         std::task::Poll::Pending
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(total: usize, per: usize) -> Limits {
+        Limits {
+            max_connections: 1,
+            max_handshakes: total,
+            max_handshakes_per_address: per,
+            handshake_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn the_oldest_pending_handshake_of_an_address_makes_room() {
+        let mut p = Pending::new(&limits(100, 3));
+        let a = Source::of("10.0.0.1".parse().unwrap());
+        let b = Source::of("10.0.0.2".parse().unwrap());
+        let mut rx: Vec<_> = (0..3).map(|_| p.admit(a).1).collect();
+        let mut other = p.admit(b).1;
+        rx.push(p.admit(a).1);
+        assert!(rx[0]
+            .try_recv()
+            .is_err_and(|e| e == oneshot::error::TryRecvError::Closed));
+        for r in &mut rx[1..] {
+            assert_eq!(r.try_recv(), Err(oneshot::error::TryRecvError::Empty));
+        }
+        assert_eq!(other.try_recv(), Err(oneshot::error::TryRecvError::Empty));
+        assert_eq!(p.by_source[&a].len(), 3);
+        assert_eq!(p.all.len(), 4);
+    }
+
+    #[test]
+    fn the_oldest_pending_handshake_of_all_makes_room() {
+        let mut p = Pending::new(&limits(4, 3));
+        let mut rx: Vec<_> = (1..=6)
+            .map(|i| {
+                p.admit(Source::of(format!("10.0.0.{i}").parse().unwrap()))
+                    .1
+            })
+            .collect();
+        assert_eq!(p.all.len(), 4);
+        assert!(rx[0]
+            .try_recv()
+            .is_err_and(|e| e == oneshot::error::TryRecvError::Closed));
+        assert!(rx[1]
+            .try_recv()
+            .is_err_and(|e| e == oneshot::error::TryRecvError::Closed));
+        assert_eq!(rx[2].try_recv(), Err(oneshot::error::TryRecvError::Empty));
+        // a finished handshake gives its place back
+        let id = *p.all.keys().next().unwrap();
+        assert!(p.remove(id));
+        assert_eq!(p.all.len(), 3);
+        assert_eq!(p.by_source.len(), 3);
+    }
+
+    #[test]
+    fn an_ipv6_subscriber_is_one_address() {
+        let a = Source::of("2001:db8:1:2::1".parse().unwrap());
+        let b = Source::of("2001:db8:1:2:ffff::9".parse().unwrap());
+        let c = Source::of("2001:db8:1:3::1".parse().unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(
+            Source::of("::ffff:10.0.0.1".parse().unwrap()),
+            Source::of("10.0.0.1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn pem_blocks_are_split() {
+        let t = "x\n-----BEGIN X509 CRL-----\nAA\n-----END X509 CRL-----\n-----BEGIN X509 CRL-----\nBB\n-----END X509 CRL-----\n";
+        let b = pem_blocks(t, "X509 CRL");
+        assert_eq!(b.len(), 2);
+        assert!(b[1].contains("BB"));
+    }
 }

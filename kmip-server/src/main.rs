@@ -422,7 +422,33 @@ async fn serve(cfg: Config) -> Result<(), String> {
             (paths.server_cert(), paths.server_key(), paths.ca_cert())
         }
     };
-    let acceptor = listener::acceptor(&cert, &key, &ca).context("TLS configuration")?;
+    // SIGHUP reads the TLS material again (certificate, key, client CAs, CRLs); its default
+    // action would end the server
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("SIGHUP handler")?;
+    let tls = Arc::new(
+        listener::Tls::new(listener::TlsFiles {
+            cert,
+            key,
+            client_ca: ca,
+            crls: cfg.client_crls.clone(),
+            crl_expired: cfg.crl_expired,
+        })
+        .context("TLS configuration")?,
+    );
+    let reloader = tls.clone();
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            match reloader.reload() {
+                Ok(()) => {
+                    tracing::info!("SIGHUP: TLS certificate, key, client CAs and CRLs reloaded")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: TLS reload failed; the previous settings stay in force")
+                }
+            }
+        }
+    });
     let master = master_key(&cfg)?;
     // the audit log's MAC and signing keys come from the master key, are kept nowhere else
     let audit_keys = kmip_server::audit::AuditKeys::from_master(&master).context("audit keys")?;
@@ -475,13 +501,13 @@ async fn serve(cfg: Config) -> Result<(), String> {
     // HTTPS first: a client that can reach the KMIP port finds both ready
     let mut listeners = Vec::new();
     if let Some(addr) = &cfg.https_listen {
-        let https = tokio::net::TcpListener::bind(addr)
+        let https = listener::bind(addr)
             .await
             .context(&format!("listen for HTTPS on {addr}"))?;
         tracing::info!(address = %https.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening for KMIP over HTTPS");
         listeners.push((https, listener::Transport::Https));
     }
-    let tcp = tokio::net::TcpListener::bind(&cfg.listen)
+    let tcp = listener::bind(&cfg.listen)
         .await
         .context(&format!("listen on {}", cfg.listen))?;
     tracing::info!(address = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
@@ -498,15 +524,13 @@ async fn serve(cfg: Config) -> Result<(), String> {
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
         }
     };
-    listener::run(
-        server,
-        listeners,
-        acceptor,
-        timeouts,
-        cfg.max_connections,
-        shutdown,
-    )
-    .await;
+    let limits = listener::Limits {
+        max_connections: cfg.max_connections,
+        max_handshakes: cfg.max_handshakes,
+        max_handshakes_per_address: cfg.max_handshakes_per_address,
+        handshake_timeout: cfg.handshake_timeout(),
+    };
+    listener::run(server, listeners, tls, timeouts, limits, shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }
