@@ -703,5 +703,15 @@ fn sighup_reloads_crls_certificate_and_client_cas_without_dropping_connections()
     assert!(server.serves("device-2"));
     assert!(server.serves("carol"));
     assert!(query(&mut established));
+
+    // a CRL in the client CA's name but signed by another key (one that would revoke no one)
+    let fake_key = new_key();
+    let fake = certificate("kmip-server CA", &fake_key, None, Kind::Ca);
+    write_identity(&tls, "fake-ca", &fake, &fake_key);
+    Crls::new(&tls.join("fake-ca.pem"), &tls.join("fake-ca.key")).write(&crl);
+    assert!(!hangup(&mut server), "a forged CRL was taken");
+    assert!(server.log().contains("does not verify"));
+    assert!(!server.serves("device-1"), "the revocation stays in force");
+    assert!(query(&mut established));
     assert!(server.exited().is_none());
 }

@@ -157,27 +157,33 @@ impl TlsFiles {
                 let issuer = name_of(crl.issuer_name());
                 // a CRL is taken only from a client CA, with that CA's signature: a damaged
                 // or foreign file is refused at load, not discovered at a handshake
-                let ca = cas.iter().find(|c| {
-                    c.subject_name()
-                        .try_cmp(crl.issuer_name())
-                        .is_ok_and(|o| o.is_eq())
+                let named: Vec<&X509> = cas
+                    .iter()
+                    .filter(|c| {
+                        c.subject_name()
+                            .try_cmp(crl.issuer_name())
+                            .is_ok_and(|o| o.is_eq())
+                    })
+                    .collect();
+                // (two client CAs may share a name across a key rollover: either key will do)
+                let signed = named.iter().any(|ca| {
+                    ca.public_key()
+                        .and_then(|k| crl.verify(&k))
+                        .unwrap_or(false)
                 });
-                match ca {
-                    Some(ca) => {
-                        let key = ca.public_key().map_err(ossl(self.client_ca.display()))?;
-                        if !crl.verify(&key).unwrap_or(false) {
-                            return Err(TlsError::CrlSignature {
-                                path: path.clone(),
-                                issuer,
-                            });
-                        }
-                        covered.push(issuer.clone());
-                    }
-                    None => tracing::warn!(
+                if named.is_empty() {
+                    tracing::warn!(
                         crl = %path.display(),
                         issuer,
                         "a CRL of a CA that is not a client CA: unused"
-                    ),
+                    );
+                } else if !signed {
+                    return Err(TlsError::CrlSignature {
+                        path: path.clone(),
+                        issuer,
+                    });
+                } else {
+                    covered.push(issuer.clone());
                 }
                 let expired = crl
                     .next_update()
