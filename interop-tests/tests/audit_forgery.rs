@@ -173,7 +173,10 @@ fn forged_and_rehashed_records_are_named() {
             offline_files += 1;
         } else {
             assert!(ok, "{out}");
-            assert!(out.contains("records after seq 21 are not signed"), "{out}");
+            assert!(
+                out.contains("the records after seq 21 are covered by no signature"),
+                "{out}"
+            );
         }
     }
     write_lines(&log, &lines);

@@ -275,7 +275,7 @@ fn audit_command(cfg: &Config, command: AuditCommand) -> Result<(), String> {
             let covered = r.signed_through.max(r.signed_head);
             if r.macs == 0 && r.last.seq > covered {
                 println!(
-                    "note: records after seq {} are not signed yet (the server signs within seconds): authenticated by the master key only",
+                    "note: the records after seq {} are covered by no signature here: verify them with the chain head (DATA_DIR/audit.head, signed within seconds of a write) or the master key",
                     seq(covered)
                 );
             }
