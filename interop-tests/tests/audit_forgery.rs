@@ -428,8 +428,15 @@ fn verification_while_the_server_writes_raises_no_false_alarm() {
     std::thread::scope(|s| {
         for _ in 0..3 {
             s.spawn(|| {
+                // counted down even if the writer panics, or the loop below would never end
+                struct Done<'a>(&'a std::sync::atomic::AtomicUsize);
+                impl Drop for Done<'_> {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                let _done = Done(&writing);
                 requests(&server, 150);
-                writing.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             });
         }
         std::thread::sleep(Duration::from_millis(200));
