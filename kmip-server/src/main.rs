@@ -211,7 +211,7 @@ fn audit_command(cfg: &Config, command: AuditCommand) -> Result<(), String> {
                 ),
             };
             let own = files.is_empty();
-            let mut attempt = 0;
+            let (mut attempt, mut rotations) = (0, 0);
             let r = loop {
                 let files = if own {
                     audit::log_files(&log)
@@ -220,8 +220,12 @@ fn audit_command(cfg: &Config, command: AuditCommand) -> Result<(), String> {
                 };
                 match audit::verify_with(&files, &keys, head.as_deref()) {
                     Ok(r) => break r,
-                    // a running server may have rotated the file between the listing and
-                    // the reading: list and read again before calling it broken
+                    // a running server rotated the file between the listing and the reading
+                    // (a file appeared that the listing missed): list and read again, as often
+                    // as it keeps rotating (within reason), before calling it broken
+                    Err(_) if own && audit::log_files(&log) != files && rotations < 100 => {
+                        rotations += 1;
+                    }
                     Err(_) if own && attempt < 2 => {
                         attempt += 1;
                         std::thread::sleep(std::time::Duration::from_millis(200));
