@@ -165,34 +165,7 @@ impl ServerProcess {
         data_dir: tempfile::TempDir,
         extra_args: &[&str],
     ) -> Result<ServerProcess, (tempfile::TempDir, String)> {
-        let port = free_port();
-        let log = tempfile::NamedTempFile::new().expect("log file");
-        let child = Command::new(Self::binary())
-            .arg("--data-dir")
-            .arg(data_dir.path())
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(extra_args)
-            .stdout(log.as_file().try_clone().expect("log file"))
-            .stderr(log.as_file().try_clone().expect("log file"))
-            .spawn()
-            .expect("start kmip-server");
-        let mut server = ServerProcess {
-            port,
-            data_dir,
-            child,
-            log,
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            let exited = matches!(server.child.try_wait(), Ok(Some(_)));
-            if exited || std::time::Instant::now() > deadline {
-                let log = server.log();
-                return Err((server.stop(), log));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        Ok(server)
+        Self::try_start_in_with_env(data_dir, extra_args, &[])
     }
 
     /// Send SIGTERM and wait (at most `timeout`) for the process to exit; its exit status.
@@ -439,6 +412,22 @@ impl ServerProcess {
 
     /// `try_start_in` with environment variables, and `KMIP_SERVER_BINARY` if set.
     pub fn try_start_in_with_env(
+        mut data_dir: tempfile::TempDir,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<ServerProcess, (tempfile::TempDir, String)> {
+        // the free port may be taken before the server binds it (another test's thousands of
+        // client connections use ephemeral ports): then another port, a few times
+        for _ in 0..5 {
+            match Self::start_once(data_dir, extra_args, env) {
+                Err((dir, log)) if log.contains("Address already in use") => data_dir = dir,
+                started => return started,
+            }
+        }
+        Self::start_once(data_dir, extra_args, env)
+    }
+
+    fn start_once(
         data_dir: tempfile::TempDir,
         extra_args: &[&str],
         env: &[(&str, &str)],
