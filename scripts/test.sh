@@ -58,6 +58,17 @@ for t in ttlv xml json message dispatch; do
   target/release/kmip-fuzz "$t" --seconds "${FUZZ_SECONDS:-60}"
 done
 
+step "coverage-guided fuzzing (libFuzzer, ${FUZZ_SECONDS:-60}s per target)"
+# structure-aware requests down to the cryptography (fuzz/fuzz_targets); cargo-fuzz wants a
+# nightly compiler for its flags, which RUSTC_BOOTSTRAP lets the stable one take. New inputs go
+# to a copy, so that the committed corpus changes only when someone means it to
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+for t in dispatch_structured; do
+  rm -rf "target/fuzz-corpus-$t" && mkdir -p "target/fuzz-corpus-$t"
+  RUSTC_BOOTSTRAP=1 cargo fuzz run -s none "$t" "target/fuzz-corpus-$t" "fuzz/corpus/$t" -- \
+    -max_total_time="${FUZZ_SECONDS:-60}" -rss_limit_mb=2048
+done
+
 step "tests"
 # the interoperability tests start the kmip-server binary: build it first
 cargo build --workspace --bins --locked
