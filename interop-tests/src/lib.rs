@@ -359,6 +359,25 @@ impl ServerProcess {
         );
     }
 
+    /// An administrative command (`grant`, `grants`, `trust-wrapping-key`, ...) against this
+    /// running server, as its `--as` says (the administrator by default): what it printed.
+    pub fn admin_command(&self, args: &[&str]) -> String {
+        let out = Command::new(Self::binary())
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .arg("--connect")
+            .arg(format!("localhost:{}", self.port))
+            .output()
+            .expect("run kmip-server");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// The scrypt hash `kmip-server hash-password` makes of `password`, for --password.
     pub fn hash_password(password: &str) -> String {
         use std::io::Write;

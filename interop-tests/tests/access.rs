@@ -395,22 +395,7 @@ fn grants_and_operation_policies() {
         Some(rr::OBJECT_NOT_FOUND)
     );
     // the administrative command, against the running server, as the owner
-    let admin_cmd = |args: &[&str]| {
-        let out = std::process::Command::new(ServerProcess::binary())
-            .args(args)
-            .arg("--data-dir")
-            .arg(server.data_dir.path())
-            .arg("--connect")
-            .arg(format!("localhost:{}", server.port))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let admin_cmd = |args: &[&str]| server.admin_command(args);
     admin_cmd(&[
         "grant",
         &key,

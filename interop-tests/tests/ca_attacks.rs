@@ -20,7 +20,6 @@ use kmip_codec::vocab::enums::{
 };
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
-use std::process::Command;
 
 fn attributes(c: &mut Client, id: &str) -> Vec<Ttlv> {
     let r: GetAttributesResponse = c
@@ -81,28 +80,7 @@ fn certify(c: &mut Client, key: &str, attrs: &[(&str, &str)]) -> Result<String, 
 
 /// `kmip-server grant` against the running server, as the owner.
 fn grant(server: &ServerProcess, id: &str, to: &str, operations: &str) {
-    let out = Command::new(ServerProcess::binary())
-        .args([
-            "grant",
-            id,
-            "--to",
-            to,
-            "--operations",
-            operations,
-            "--as",
-            "admin",
-        ])
-        .arg("--data-dir")
-        .arg(server.data_dir.path())
-        .arg("--connect")
-        .arg(format!("localhost:{}", server.port))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "grant: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.admin_command(&["grant", id, "--to", to, "--operations", operations]);
 }
 
 /// A root (path length 1) and an intermediate under it (path length 0, `permit`), made by the

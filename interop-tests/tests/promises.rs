@@ -539,18 +539,7 @@ fn sensitive_keys_leave_only_under_trusted_keys_when_the_policy_says_so() {
         "not trusted yet"
     );
     // the administrator's command, against the running server
-    let out = std::process::Command::new(ServerProcess::binary())
-        .args(["trust-wrapping-key", &hsm, "--data-dir"])
-        .arg(server.data_dir.path())
-        .arg("--connect")
-        .arg(format!("localhost:{}", server.port))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.admin_command(&["trust-wrapping-key", &hsm]);
     wrapped_get(&mut alice, &secret, &hsm).expect("wrapped by a trusted key");
     assert_eq!(
         reason(get(&mut alice, &secret)),
