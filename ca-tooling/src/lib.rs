@@ -16,10 +16,11 @@ use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
 use std::path::PathBuf;
 
-/// Our vendor operations (see kmip-server's `policy::vendor`).
-pub const CRL_OPERATION: u32 = 0x8000_0003;
-pub const CERTIFICATE_REQUEST_OPERATION: u32 = 0x8000_0004;
-pub const IMPORT_CA_OPERATION: u32 = 0x8000_0005;
+/// Our vendor operations (kmip-codec's `vendor`).
+pub use kmip_codec::vendor::operation::{
+    CERTIFICATE_REQUEST as CERTIFICATE_REQUEST_OPERATION, CRL as CRL_OPERATION,
+    IMPORT_CA as IMPORT_CA_OPERATION,
+};
 
 /// What went wrong, said for a PKI administrator.
 #[derive(Debug)]

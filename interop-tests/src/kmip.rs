@@ -195,9 +195,9 @@ pub fn get_attributes(c: &mut Client, id: &str) -> Vec<Ttlv> {
     }
 }
 
-/// Our vendor Grant operation and its Grantee tag (kmip-server's `policy::vendor`).
-pub const GRANT: u32 = 0x8000_0001;
-pub const GRANTEE: Tag = Tag(0x54_FF04);
+/// Our vendor Grant operation and its Grantee tag.
+pub use kmip_codec::vendor::operation::GRANT;
+pub use kmip_codec::vendor::tag::GRANTEE;
 
 /// `owner` lets `grantee` perform `operations` on `id` (none: withdraws every right).
 pub fn grant(owner: &mut Client, id: &str, grantee: &str, operations: &[u32]) {

@@ -11,6 +11,7 @@ pub mod message;
 pub mod ops;
 pub mod text;
 pub mod time;
+pub mod vendor;
 pub mod xml;
 
 pub use text::TextError;

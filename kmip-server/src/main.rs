@@ -128,20 +128,20 @@ fn grant_command(
     to: &str,
     ops: &[u32],
 ) -> Result<(), String> {
+    use kmip_codec::vendor;
     use kmip_codec::vocab::tag;
     use kmip_codec::{Ttlv, Value};
-    use kmip_server::policy::vendor;
     let mut c = remote.client(data_dir)?;
     let mut payload = vec![
         Ttlv::new(tag::UNIQUE_IDENTIFIER, Value::TextString(object.into())),
-        Ttlv::new(vendor::GRANTEE, Value::TextString(to.into())),
+        Ttlv::new(vendor::tag::GRANTEE, Value::TextString(to.into())),
     ];
     payload.extend(
         ops.iter()
             .map(|o| Ttlv::new(tag::OPERATION, Value::Enumeration(*o))),
     );
     c.call(
-        vendor::GRANT,
+        vendor::operation::GRANT,
         Ttlv::structure(tag::REQUEST_PAYLOAD, payload),
     )
     .context("grant")?;
@@ -592,25 +592,25 @@ fn main() -> ExitCode {
             withdraw,
             remote,
         }) => (|| {
+            use kmip_codec::vendor;
             use kmip_codec::vocab::tag;
             use kmip_codec::{Ttlv, Value};
-            use kmip_server::policy::vendor;
             let mut c = remote.client(&cli.config.data_dir)?;
             let payload = vec![
                 Ttlv::new(tag::UNIQUE_IDENTIFIER, Value::TextString(object.clone())),
-                Ttlv::new(vendor::TRUSTED, Value::Boolean(!withdraw)),
+                Ttlv::new(vendor::tag::TRUSTED, Value::Boolean(!withdraw)),
             ];
             c.call(
-                vendor::TRUST_WRAPPING_KEY,
+                vendor::operation::TRUST_WRAPPING_KEY,
                 Ttlv::structure(tag::REQUEST_PAYLOAD, payload),
             )
             .context("trust wrapping key")?;
             Ok(())
         })(),
         Some(Command::Grants { object, remote }) => (|| {
+            use kmip_codec::vendor;
             use kmip_codec::vocab::tag;
             use kmip_codec::{Ttlv, Value};
-            use kmip_server::policy::vendor;
             let mut c = remote.client(&cli.config.data_dir)?;
             let payload = vec![Ttlv::new(
                 tag::UNIQUE_IDENTIFIER,
@@ -618,13 +618,13 @@ fn main() -> ExitCode {
             )];
             let r = c
                 .call(
-                    vendor::LIST_GRANTS,
+                    vendor::operation::LIST_GRANTS,
                     Ttlv::structure(tag::REQUEST_PAYLOAD, payload),
                 )
                 .context("list grants")?;
-            for g in r.children_with(vendor::GRANT_TAG) {
+            for g in r.children_with(vendor::tag::GRANT) {
                 let who = g
-                    .child(vendor::GRANTEE)
+                    .child(vendor::tag::GRANTEE)
                     .and_then(Ttlv::as_text)
                     .unwrap_or("");
                 let ops: Vec<String> = g

@@ -374,6 +374,60 @@ impl Credentials {
     }
 }
 
+/// An operation by its KMIP XML name ("Get", "Encrypt") or one of ours ("Grant", "ListGrants"):
+/// the server's table first, then any operation KMIP names.
+pub fn operation_by_name(name: &str) -> Option<u32> {
+    crate::ops::by_name(name).map(|o| o.code).or_else(|| {
+        kmip_codec::vocab::enum_def("Operation")?
+            .by_xml(name)
+            .map(|e| e.value)
+    })
+}
+
+/// `IDENTITY=Op Op ...` entries: the operations each identity is limited to.
+pub fn parse_policies(entries: &[String]) -> Result<HashMap<String, Vec<u32>>, String> {
+    let mut out = HashMap::new();
+    for e in entries {
+        let (id, ops) = e
+            .split_once('=')
+            .ok_or_else(|| format!("policy {e:?} is not IDENTITY=Operation Operation ..."))?;
+        let ops = ops
+            .split_whitespace()
+            .map(|o| {
+                operation_by_name(o)
+                    .ok_or_else(|| format!("policy of {id:?}: unknown operation {o:?}"))
+            })
+            .collect::<Result<Vec<u32>, String>>()?;
+        out.insert(id.to_owned(), ops);
+    }
+    Ok(out)
+}
+
+/// Per identity, the object groups it was given: (Object Group, operations).
+pub type GroupGrants = HashMap<String, Vec<(String, Vec<u32>)>>;
+
+/// `GROUP=IDENTITY:Op Op ...` entries: identities given every object of an Object Group, for
+/// those operations (a tenant gets its group).
+pub fn parse_group_grants(entries: &[String]) -> Result<GroupGrants, String> {
+    let mut out = GroupGrants::new();
+    for e in entries {
+        let bad = || format!("group grant {e:?} is not GROUP=IDENTITY:Operation Operation ...");
+        let (group, rest) = e.split_once('=').ok_or_else(bad)?;
+        let (identity, ops) = rest.split_once(':').ok_or_else(bad)?;
+        let ops = ops
+            .split_whitespace()
+            .map(|o| {
+                operation_by_name(o)
+                    .ok_or_else(|| format!("group grant {group:?}: unknown operation {o:?}"))
+            })
+            .collect::<Result<Vec<u32>, String>>()?;
+        out.entry(identity.to_owned())
+            .or_default()
+            .push((group.to_owned(), ops));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,88 +594,4 @@ mod tests {
             .with_bindings(&["nobody@x=y".into()])
             .is_err());
     }
-}
-
-/// Our vendor operations (the 0x8xxxxxxx range of the Operation enumeration) for grants.
-pub mod vendor {
-    use kmip_codec::Tag;
-    /// Grant { Unique Identifier, Grantee, Operation* }: replaces the grantee's rights; with no
-    /// Operation it withdraws them.
-    pub const GRANT: u32 = 0x8000_0001;
-    /// List Grants { Unique Identifier } -> { Unique Identifier, Grant { Grantee, Operation* }* }
-    pub const LIST_GRANTS: u32 = 0x8000_0002;
-    /// CRL { Unique Identifier of a CA certificate } -> { Unique Identifier, Data (DER) }
-    pub const CRL: u32 = 0x8000_0003;
-    /// Certificate Request { Unique Identifier of a public key, Attributes (x-ca-subject) } ->
-    /// { Unique Identifier, Data: PKCS#10 DER signed by its private key }
-    pub const CERTIFICATE_REQUEST: u32 = 0x8000_0004;
-    /// Import CA { Unique Identifier of a public key, Certificate Value } -> { Unique
-    /// Identifier of the new Certificate }: a CA certificate an external root issued.
-    pub const IMPORT_CA: u32 = 0x8000_0005;
-    /// Trust Wrapping Key { Unique Identifier, Trusted (Boolean) } -> { Unique Identifier }:
-    /// an administrator marks (or unmarks) a key that Sensitive keys may leave wrapped by
-    /// under `--wrap-trusted-only`.
-    pub const TRUST_WRAPPING_KEY: u32 = 0x8000_0006;
-    pub const TRUSTED: Tag = Tag(0x54_FF06);
-    pub const GRANT_TAG: Tag = Tag(0x54_FF03);
-    pub const GRANTEE: Tag = Tag(0x54_FF04);
-}
-
-/// An operation by its KMIP XML name ("Get", "Encrypt") or one of ours ("Grant", "ListGrants").
-pub fn operation_by_name(name: &str) -> Option<u32> {
-    match name {
-        "Grant" => Some(vendor::GRANT),
-        "ListGrants" => Some(vendor::LIST_GRANTS),
-        "CRL" => Some(vendor::CRL),
-        "CertificateRequest" => Some(vendor::CERTIFICATE_REQUEST),
-        "ImportCA" => Some(vendor::IMPORT_CA),
-        "TrustWrappingKey" => Some(vendor::TRUST_WRAPPING_KEY),
-        _ => kmip_codec::vocab::enum_def("Operation")?
-            .by_xml(name)
-            .map(|e| e.value),
-    }
-}
-
-/// `IDENTITY=Op Op ...` entries: the operations each identity is limited to.
-pub fn parse_policies(entries: &[String]) -> Result<HashMap<String, Vec<u32>>, String> {
-    let mut out = HashMap::new();
-    for e in entries {
-        let (id, ops) = e
-            .split_once('=')
-            .ok_or_else(|| format!("policy {e:?} is not IDENTITY=Operation Operation ..."))?;
-        let ops = ops
-            .split_whitespace()
-            .map(|o| {
-                operation_by_name(o)
-                    .ok_or_else(|| format!("policy of {id:?}: unknown operation {o:?}"))
-            })
-            .collect::<Result<Vec<u32>, String>>()?;
-        out.insert(id.to_owned(), ops);
-    }
-    Ok(out)
-}
-
-/// Per identity, the object groups it was given: (Object Group, operations).
-pub type GroupGrants = HashMap<String, Vec<(String, Vec<u32>)>>;
-
-/// `GROUP=IDENTITY:Op Op ...` entries: identities given every object of an Object Group, for
-/// those operations (a tenant gets its group).
-pub fn parse_group_grants(entries: &[String]) -> Result<GroupGrants, String> {
-    let mut out = GroupGrants::new();
-    for e in entries {
-        let bad = || format!("group grant {e:?} is not GROUP=IDENTITY:Operation Operation ...");
-        let (group, rest) = e.split_once('=').ok_or_else(bad)?;
-        let (identity, ops) = rest.split_once(':').ok_or_else(bad)?;
-        let ops = ops
-            .split_whitespace()
-            .map(|o| {
-                operation_by_name(o)
-                    .ok_or_else(|| format!("group grant {group:?}: unknown operation {o:?}"))
-            })
-            .collect::<Result<Vec<u32>, String>>()?;
-        out.entry(identity.to_owned())
-            .or_default()
-            .push((group.to_owned(), ops));
-    }
-    Ok(out)
 }

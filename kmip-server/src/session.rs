@@ -3,7 +3,7 @@
 
 use crate::dispatch::{self, OpError, Settings};
 use crate::Server;
-use kmip_codec::vocab::enums::{operation as op, result_reason as rr};
+use kmip_codec::vocab::enums::result_reason as rr;
 use kmip_codec::{decode, encode, frame_length, DecodeError};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -198,37 +198,13 @@ pub async fn respond(
     })
 }
 
-/// Operations that only read the store (a Usage Limits count aside): answered on the async
-/// worker itself, which is cheaper than handing the worker's other tasks to a new thread.
-/// Locate is not among them: one may scan every record (a million keys: seconds), and two
-/// such on the two workers stalled every other client.
-const READS: &[u32] = &[
-    op::GET,
-    op::GET_ATTRIBUTES,
-    op::GET_ATTRIBUTE_LIST,
-    op::CHECK,
-    op::QUERY,
-    op::DISCOVER_VERSIONS,
-    op::ENCRYPT,
-    op::DECRYPT,
-    op::SIGN,
-    op::SIGNATURE_VERIFY,
-    op::MAC,
-    op::MAC_VERIFY,
-    op::HASH,
-    op::RNG_RETRIEVE,
-    op::POLL,
-    op::CANCEL,
-    op::OBTAIN_LEASE,
-];
-
 /// Whether a request message has an operation that writes (or is not known to only read).
 pub fn writes(tree: &kmip_codec::Ttlv) -> bool {
     use kmip_codec::vocab::tag;
     tree.children_with(tag::BATCH_ITEM).any(|b| {
         b.child(tag::OPERATION)
             .and_then(kmip_codec::Ttlv::as_enum)
-            .is_none_or(|o| !READS.contains(&o))
+            .is_none_or(|o| !crate::ops::reads(o))
     })
 }
 

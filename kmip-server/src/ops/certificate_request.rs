@@ -1,5 +1,5 @@
 //! Our vendor operation Certificate Request: a PKCS#10 request for a stored CA key, signed in
-//! the core, for an external root to issue (see `policy::vendor`).
+//! the core, for an external root to issue (see `kmip_codec::vendor`).
 
 use super::request_attributes;
 use crate::dispatch::{Ctx, OpError};

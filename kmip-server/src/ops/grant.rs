@@ -1,8 +1,8 @@
 //! Our vendor operations for who may do what: Grant, List Grants and Trust Wrapping Key (see
-//! `policy::vendor`).
+//! `kmip_codec::vendor`).
 
 use crate::dispatch::{Ctx, OpError};
-use crate::policy::vendor;
+use kmip_codec::vendor::tag as vendor;
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
 
@@ -42,7 +42,7 @@ pub fn list(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
             ops.into_iter()
                 .map(|o| Ttlv::new(tag::OPERATION, Value::Enumeration(o))),
         );
-        out.push(Ttlv::structure(vendor::GRANT_TAG, g));
+        out.push(Ttlv::structure(vendor::GRANT, g));
     }
     Ok(Ttlv::structure(payload.tag, out))
 }

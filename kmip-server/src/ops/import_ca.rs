@@ -1,5 +1,5 @@
 //! Our vendor operation Import CA: the certificate an external root issued for a CA key held
-//! here (see `policy::vendor`).
+//! here (see `kmip_codec::vendor`).
 
 use crate::dispatch::{Ctx, OpError};
 use kmip_codec::vocab::tag;

@@ -46,107 +46,186 @@ mod template;
 
 use crate::dispatch::{Ctx, OpError};
 use kmip_codec::attributes::{to_v1, to_v2};
+use kmip_codec::vendor::operation as vendor;
 use kmip_codec::vocab::enums::{operation as op, result_reason as rr};
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
 use lifecycle::store::Record;
 
-/// The standard operations this server implements, for Query. Our vendor operations (grants)
-/// are not listed: clients that map the Operation enumeration onto a closed set (PyKMIP) reject
-/// values they do not know.
-pub const IMPLEMENTED: &[u32] = &[
-    op::CREATE,
-    op::CREATE_KEY_PAIR,
-    op::CERTIFY,
-    op::REGISTER,
-    op::LOCATE,
-    op::GET,
-    op::GET_ATTRIBUTES,
-    op::GET_ATTRIBUTE_LIST,
-    op::ADD_ATTRIBUTE,
-    op::MODIFY_ATTRIBUTE,
-    op::DELETE_ATTRIBUTE,
-    op::SET_ATTRIBUTE,
-    op::ACTIVATE,
-    op::REVOKE,
-    op::DESTROY,
-    op::QUERY,
-    op::DISCOVER_VERSIONS,
-    op::ENCRYPT,
-    op::DECRYPT,
-    op::SIGN,
-    op::SIGNATURE_VERIFY,
-    op::MAC,
-    op::MAC_VERIFY,
-    op::DERIVE_KEY,
-    op::RNG_RETRIEVE,
-    op::RNG_SEED,
-    op::OBTAIN_LEASE,
-    op::GET_USAGE_ALLOCATION,
-    op::HASH,
-    op::RE_KEY,
-    op::RE_KEY_KEY_PAIR,
-    op::CHECK,
-    op::POLL,
-    op::CANCEL,
-    op::ARCHIVE,
-    op::RECOVER,
-    op::LOG,
+type Handler = fn(&mut Ctx<'_>, &Ttlv) -> Result<Ttlv, OpError>;
+
+/// One operation the server answers: the one table that drives dispatch, Query, the
+/// read/write classification of a message and the names policies use.
+pub struct Operation {
+    pub code: u32,
+    /// The KMIP XML name, or ours for a vendor operation: what `--policy`, grants and the
+    /// command line say.
+    pub name: &'static str,
+    /// Only reads the store (a Usage Limits count aside): answered on the async worker itself,
+    /// which is cheaper than a handoff to the blocking pool. Not Locate: one may scan every
+    /// record (a million keys: seconds), and two on the two workers stalled every client.
+    pub reads: bool,
+    /// Listed by Query. Our vendor operations are not (PyKMIP maps the enumeration onto a
+    /// closed set, and rejects values it does not know), nor is Interop (test servers only).
+    pub queried: bool,
+    handler: Handler,
+}
+
+/// A standard operation, listed by Query.
+const fn kmip(code: u32, name: &'static str, reads: bool, handler: Handler) -> Operation {
+    Operation {
+        code,
+        name,
+        reads,
+        queried: true,
+        handler,
+    }
+}
+
+/// An operation Query does not list.
+const fn unlisted(code: u32, name: &'static str, handler: Handler) -> Operation {
+    Operation {
+        code,
+        name,
+        reads: false,
+        queried: false,
+        handler,
+    }
+}
+
+/// In the order Query lists them.
+pub static OPERATIONS: &[Operation] = &[
+    kmip(op::CREATE, "Create", false, create::apply),
+    kmip(
+        op::CREATE_KEY_PAIR,
+        "CreateKeyPair",
+        false,
+        create_key_pair::apply,
+    ),
+    kmip(op::CERTIFY, "Certify", false, certify::apply),
+    kmip(op::REGISTER, "Register", false, register::apply),
+    kmip(op::LOCATE, "Locate", false, locate::apply),
+    kmip(op::GET, "Get", true, get::apply),
+    kmip(
+        op::GET_ATTRIBUTES,
+        "GetAttributes",
+        true,
+        get_attributes::apply,
+    ),
+    kmip(
+        op::GET_ATTRIBUTE_LIST,
+        "GetAttributeList",
+        true,
+        get_attribute_list::apply,
+    ),
+    kmip(
+        op::ADD_ATTRIBUTE,
+        "AddAttribute",
+        false,
+        attribute_changes::add,
+    ),
+    kmip(
+        op::MODIFY_ATTRIBUTE,
+        "ModifyAttribute",
+        false,
+        attribute_changes::modify,
+    ),
+    kmip(
+        op::DELETE_ATTRIBUTE,
+        "DeleteAttribute",
+        false,
+        attribute_changes::delete,
+    ),
+    kmip(
+        op::SET_ATTRIBUTE,
+        "SetAttribute",
+        false,
+        attribute_changes::set,
+    ),
+    kmip(op::ACTIVATE, "Activate", false, activate::apply),
+    kmip(op::REVOKE, "Revoke", false, revoke::apply),
+    kmip(op::DESTROY, "Destroy", false, destroy::apply),
+    kmip(op::QUERY, "Query", true, query::apply),
+    kmip(
+        op::DISCOVER_VERSIONS,
+        "DiscoverVersions",
+        true,
+        discover_versions::apply,
+    ),
+    kmip(op::ENCRYPT, "Encrypt", true, encrypt::apply),
+    kmip(op::DECRYPT, "Decrypt", true, decrypt::apply),
+    kmip(op::SIGN, "Sign", true, sign::apply),
+    kmip(
+        op::SIGNATURE_VERIFY,
+        "SignatureVerify",
+        true,
+        signature_verify::apply,
+    ),
+    kmip(op::MAC, "MAC", true, mac::apply),
+    kmip(op::MAC_VERIFY, "MACVerify", true, mac_verify::apply),
+    kmip(op::DERIVE_KEY, "DeriveKey", false, derive_key::apply),
+    kmip(op::RNG_RETRIEVE, "RNGRetrieve", true, rng_retrieve::apply),
+    kmip(op::RNG_SEED, "RNGSeed", false, rng_seed::apply),
+    kmip(op::OBTAIN_LEASE, "ObtainLease", true, obtain_lease::apply),
+    kmip(
+        op::GET_USAGE_ALLOCATION,
+        "GetUsageAllocation",
+        false,
+        get_usage_allocation::apply,
+    ),
+    kmip(op::HASH, "Hash", true, hash::apply),
+    kmip(op::RE_KEY, "ReKey", false, rekey::apply),
+    kmip(
+        op::RE_KEY_KEY_PAIR,
+        "ReKeyKeyPair",
+        false,
+        rekey_key_pair::apply,
+    ),
+    kmip(op::CHECK, "Check", true, check::apply),
+    kmip(op::POLL, "Poll", true, poll::apply),
+    kmip(op::CANCEL, "Cancel", true, cancel::apply),
+    kmip(op::ARCHIVE, "Archive", false, archive::apply),
+    kmip(op::RECOVER, "Recover", false, recover::apply),
+    kmip(op::LOG, "Log", false, log::apply),
+    unlisted(op::INTEROP, "Interop", interop::apply),
+    unlisted(vendor::GRANT, "Grant", grant::grant),
+    unlisted(vendor::LIST_GRANTS, "ListGrants", grant::list),
+    unlisted(vendor::CRL, "CRL", crl::apply),
+    unlisted(
+        vendor::CERTIFICATE_REQUEST,
+        "CertificateRequest",
+        certificate_request::apply,
+    ),
+    unlisted(vendor::IMPORT_CA, "ImportCA", import_ca::apply),
+    unlisted(
+        vendor::TRUST_WRAPPING_KEY,
+        "TrustWrappingKey",
+        grant::trust_wrapping_key,
+    ),
 ];
 
+pub fn find(code: u32) -> Option<&'static Operation> {
+    OPERATIONS.iter().find(|o| o.code == code)
+}
+
+pub fn by_name(name: &str) -> Option<&'static Operation> {
+    OPERATIONS.iter().find(|o| o.name == name)
+}
+
+/// Whether the operation only reads (see [`Operation::reads`]); an unknown one may write.
+pub fn reads(code: u32) -> bool {
+    find(code).is_some_and(|o| o.reads)
+}
+
 pub fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, OpError> {
-    let expanded = template::expand(ctx, operation, payload)?;
-    let payload = expanded.as_ref().unwrap_or(payload);
-    match operation {
-        op::CREATE => create::apply(ctx, payload),
-        op::CREATE_KEY_PAIR => create_key_pair::apply(ctx, payload),
-        op::REGISTER => register::apply(ctx, payload),
-        op::LOCATE => locate::apply(ctx, payload),
-        op::GET => get::apply(ctx, payload),
-        op::GET_ATTRIBUTES => get_attributes::apply(ctx, payload),
-        op::GET_ATTRIBUTE_LIST => get_attribute_list::apply(ctx, payload),
-        op::ADD_ATTRIBUTE => attribute_changes::add(ctx, payload),
-        op::MODIFY_ATTRIBUTE => attribute_changes::modify(ctx, payload),
-        op::DELETE_ATTRIBUTE => attribute_changes::delete(ctx, payload),
-        op::SET_ATTRIBUTE => attribute_changes::set(ctx, payload),
-        op::ACTIVATE => activate::apply(ctx, payload),
-        op::REVOKE => revoke::apply(ctx, payload),
-        op::DESTROY => destroy::apply(ctx, payload),
-        op::QUERY => query::apply(ctx, payload),
-        op::DISCOVER_VERSIONS => discover_versions::apply(ctx, payload),
-        op::ENCRYPT => encrypt::apply(ctx, payload),
-        op::DECRYPT => decrypt::apply(ctx, payload),
-        op::SIGN => sign::apply(ctx, payload),
-        op::SIGNATURE_VERIFY => signature_verify::apply(ctx, payload),
-        op::MAC => mac::apply(ctx, payload),
-        op::MAC_VERIFY => mac_verify::apply(ctx, payload),
-        op::DERIVE_KEY => derive_key::apply(ctx, payload),
-        op::RNG_RETRIEVE => rng_retrieve::apply(ctx, payload),
-        op::RNG_SEED => rng_seed::apply(ctx, payload),
-        op::OBTAIN_LEASE => obtain_lease::apply(ctx, payload),
-        op::GET_USAGE_ALLOCATION => get_usage_allocation::apply(ctx, payload),
-        op::HASH => hash::apply(ctx, payload),
-        op::RE_KEY => rekey::apply(ctx, payload),
-        op::RE_KEY_KEY_PAIR => rekey_key_pair::apply(ctx, payload),
-        op::CHECK => check::apply(ctx, payload),
-        op::POLL => poll::apply(ctx, payload),
-        op::CANCEL => cancel::apply(ctx, payload),
-        op::ARCHIVE => archive::apply(ctx, payload),
-        op::RECOVER => recover::apply(ctx, payload),
-        op::INTEROP => interop::apply(ctx, payload),
-        op::LOG => log::apply(ctx, payload),
-        crate::policy::vendor::GRANT => grant::grant(ctx, payload),
-        crate::policy::vendor::LIST_GRANTS => grant::list(ctx, payload),
-        crate::policy::vendor::CRL => crl::apply(ctx, payload),
-        crate::policy::vendor::CERTIFICATE_REQUEST => certificate_request::apply(ctx, payload),
-        crate::policy::vendor::IMPORT_CA => import_ca::apply(ctx, payload),
-        crate::policy::vendor::TRUST_WRAPPING_KEY => grant::trust_wrapping_key(ctx, payload),
-        op::CERTIFY => certify::apply(ctx, payload),
-        other => Err(OpError::new(
+    let Some(o) = find(operation) else {
+        return Err(OpError::new(
             rr::OPERATION_NOT_SUPPORTED,
-            format!("operation 0x{other:X} is not supported"),
-        )),
-    }
+            format!("operation 0x{operation:X} is not supported"),
+        ));
+    };
+    let expanded = template::expand(ctx, operation, payload)?;
+    (o.handler)(ctx, expanded.as_ref().unwrap_or(payload))
 }
 
 /// The attributes of a request as 2.x items: from a 1.x Template-Attribute or 2.x Attributes.

@@ -1,4 +1,4 @@
-use super::IMPLEMENTED;
+use super::OPERATIONS;
 use crate::dispatch::{Ctx, OpError};
 use kmip_codec::message::{Enum, FieldValue};
 use kmip_codec::ops::{QueryRequest, QueryResponse};
@@ -31,10 +31,10 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     for f in &req.query_function {
         match f.as_enum().unwrap_or(0) {
             qf::QUERY_OPERATIONS => {
-                resp.operation = IMPLEMENTED
+                resp.operation = OPERATIONS
                     .iter()
-                    .filter(|o| defined("Operation", **o, major))
-                    .map(|o| Enum(*o))
+                    .filter(|o| o.queried && defined("Operation", o.code, major))
+                    .map(|o| Enum(o.code))
                     .collect()
             }
             qf::QUERY_OBJECTS => {

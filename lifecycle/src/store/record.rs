@@ -5,18 +5,9 @@ use crate::state::State;
 use kmip_codec::vocab::tag;
 use kmip_codec::{Limits, Tag, Ttlv, Value};
 
-/// Vendor tags of ours for the stored form; never sent on the wire.
-const RECORD: Tag = Tag(0x54_FF00);
-const SEALED: Tag = Tag(0x54_FF01);
-/// The identity that owns the object (its creator).
-pub const OWNER: Tag = Tag(0x54_FF02);
-/// A grant: another identity and the operations it may perform on the object.
-const GRANT: Tag = Tag(0x54_FF03);
-/// The identity a grant is for (also its index key).
-pub const GRANTEE: Tag = Tag(0x54_FF04);
-/// Present when the server generated the object's material (its random number generator
-/// made it).
-const GENERATED: Tag = Tag(0x54_FF05);
+// our vendor tags for the stored form (never sent on the wire)
+use kmip_codec::vendor::tag::{GENERATED, GRANT, RECORD, SEALED};
+pub use kmip_codec::vendor::tag::{GRANTEE, OWNER};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {

@@ -1,0 +1,43 @@
+//! Our vendor vocabulary, defined once for the server, its store records, `kmip-ca` and the
+//! tests: operations in the 0x8xxxxxxx range of the Operation enumeration, and tags in the
+//! 0x54xxxx extension range. Unknown to other clients, which KMIP lets us define.
+
+/// Vendor operations; their payloads are told in kmip-server's `ops` table.
+pub mod operation {
+    /// Grant { Unique Identifier, Grantee, Operation* }: replaces the grantee's rights; with
+    /// no Operation it withdraws them.
+    pub const GRANT: u32 = 0x8000_0001;
+    /// List Grants { Unique Identifier } -> { Unique Identifier, Grant { Grantee, Operation* }* }
+    pub const LIST_GRANTS: u32 = 0x8000_0002;
+    /// CRL { Unique Identifier of a CA certificate } -> { Unique Identifier, Data (DER) }
+    pub const CRL: u32 = 0x8000_0003;
+    /// Certificate Request { Unique Identifier of a public key, Attributes (x-ca-subject) } ->
+    /// { Unique Identifier, Data: PKCS#10 DER signed by its private key }
+    pub const CERTIFICATE_REQUEST: u32 = 0x8000_0004;
+    /// Import CA { Unique Identifier of a public key, Certificate Value } -> { Unique
+    /// Identifier of the new Certificate }: a CA certificate an external root issued.
+    pub const IMPORT_CA: u32 = 0x8000_0005;
+    /// Trust Wrapping Key { Unique Identifier, Trusted (Boolean) } -> { Unique Identifier }:
+    /// an administrator marks (or unmarks) a key that Sensitive keys may leave wrapped by
+    /// under `--wrap-trusted-only`.
+    pub const TRUST_WRAPPING_KEY: u32 = 0x8000_0006;
+}
+
+/// Vendor tags: the fields of our operations, and of the store's records.
+pub mod tag {
+    use crate::Tag;
+    /// A stored record (the store's own encoding, never sent).
+    pub const RECORD: Tag = Tag(0x54_FF00);
+    /// A record's sealed material.
+    pub const SEALED: Tag = Tag(0x54_FF01);
+    /// The identity that owns an object (also its index key).
+    pub const OWNER: Tag = Tag(0x54_FF02);
+    /// A grant: an identity and the operations it may perform.
+    pub const GRANT: Tag = Tag(0x54_FF03);
+    /// The identity a grant is for (also an index key).
+    pub const GRANTEE: Tag = Tag(0x54_FF04);
+    /// Present when the server generated an object's material.
+    pub const GENERATED: Tag = Tag(0x54_FF05);
+    /// Trust Wrapping Key's Boolean.
+    pub const TRUSTED: Tag = Tag(0x54_FF06);
+}
