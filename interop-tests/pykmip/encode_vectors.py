@@ -1,5 +1,5 @@
 """Build KMIP messages with the PyKMIP library (an independent encoder) and print them as
-JSON lines {"name": ..., "hex": ...}. interop-tests/tests/pykmip_codec.rs checks that our codec
+JSON lines {"name": ..., "hex": ...}. interop-tests/tests/it/pykmip_codec.rs checks that our codec
 decodes each and re-encodes it to identical bytes."""
 import json
 import time

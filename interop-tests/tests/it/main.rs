@@ -1,0 +1,31 @@
+//! The integration tests, one test binary: each module was its own `tests/<name>.rs` binary,
+//! each linking the whole server. Run one module with
+//! `cargo nextest run -p interop-tests -E 'test(/^e2e::/)'`.
+
+mod access;
+mod audit_forgery;
+mod bench_smoke;
+mod ca;
+mod ca_attacks;
+mod crash;
+mod crash_server;
+mod disk_full;
+mod e2e;
+mod e2e_kat;
+mod e2e_objects;
+mod e2e_streams;
+mod field_clients;
+mod hardening_auth;
+mod hardening_connections;
+mod hardening_crypto;
+mod hardening_limits;
+mod hostile;
+mod https;
+mod oasis;
+mod promises;
+mod pykmip_codec;
+mod pykmip_suite;
+mod read_only;
+mod replay_detects;
+mod secrets;
+mod testcases_codec;
