@@ -18,9 +18,8 @@ fn b64(bytes: &[u8]) -> String {
 
 #[test]
 fn no_key_reaches_a_log_or_a_core_file() {
-    std::env::set_var("RUST_LOG", "trace");
-    let server = ServerProcess::start(&["--log-format", "json"]);
-    std::env::remove_var("RUST_LOG");
+    // the server's environment only: the tests share one process under plain `cargo test`
+    let server = ServerProcess::start_with_env(&["--log-format", "json"], &[("RUST_LOG", "trace")]);
     let mut c = server.client("admin");
     let mut keys: Vec<Vec<u8>> = Vec::new();
     // given keys, registered, used and destroyed
