@@ -273,31 +273,28 @@ impl Manager {
     /// mask bit by bit) that only Get Attributes should.
     fn findable(&self, r: &Record) -> bool {
         use kmip_codec::vocab::enums::operation as op;
-        match &self.caller {
-            None => true,
-            Some(c) if c.admin || r.owner.as_deref() == Some(c.identity.as_str()) => true,
-            Some(c) => {
-                let finds =
-                    |ops: &Vec<u32>| ops.contains(&op::LOCATE) || ops.contains(&op::GET_ATTRIBUTES);
-                r.grants
-                    .iter()
-                    .any(|(who, ops)| *who == c.identity && finds(ops))
-                    || c.group_ops(r).any(finds)
-            }
-        }
+        self.granted(r, |ops| {
+            ops.contains(&op::LOCATE) || ops.contains(&op::GET_ATTRIBUTES)
+        })
     }
 
     /// Whether the caller may perform its operation on a visible `r`.
     fn permitted(&self, r: &Record) -> bool {
+        let operation = self.caller.as_ref().and_then(|c| c.operation);
+        self.granted(r, |ops| operation.is_some_and(|o| ops.contains(&o)))
+    }
+
+    /// Whether the caller owns `r`, is an administrator (or no caller), or holds a grant on
+    /// it, direct or by group, whose operations `allows`.
+    fn granted(&self, r: &Record, allows: impl Fn(&Vec<u32>) -> bool) -> bool {
         match &self.caller {
             None => true,
             Some(c) if c.admin || r.owner.as_deref() == Some(c.identity.as_str()) => true,
             Some(c) => {
-                let op_in = |ops: &Vec<u32>| c.operation.is_some_and(|o| ops.contains(&o));
                 r.grants
                     .iter()
-                    .any(|(who, ops)| *who == c.identity && op_in(ops))
-                    || c.group_ops(r).any(op_in)
+                    .any(|(who, ops)| *who == c.identity && allows(ops))
+                    || c.group_ops(r).any(&allows)
             }
         }
     }
