@@ -581,16 +581,6 @@ impl Manager {
         Ok(private)
     }
 
-    /// Whether the caller owns `r` (or is an administrator, or the server itself): a grant on
-    /// a key lets its grantee issue under the CA records the owner made, never make new ones
-    /// (a self-signed root, an imported CA certificate) for that key.
-    fn owns(&self, r: &Record) -> bool {
-        match &self.caller {
-            None => true,
-            Some(c) => c.admin || r.owner.as_deref() == Some(c.identity.as_str()),
-        }
-    }
-
     /// Issue a certificate: signed by CA certificate `issuer`, or self-signed by the subject
     /// public key's own private key when `issuer` is `None`. The new Certificate object is
     /// returned; the public key (when stored here) gains a Certificate Link to it.

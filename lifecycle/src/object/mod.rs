@@ -243,12 +243,10 @@ impl Manager {
     /// The grants on an object, for its owner or an administrator.
     pub fn grants(&self, id: &str, now: i64) -> Result<Vec<(String, Vec<u32>)>, LifecycleError> {
         let r = self.get(id, now)?;
-        if let Some(c) = &self.caller {
-            if !c.admin && r.owner.as_deref() != Some(c.identity.as_str()) {
-                return Err(LifecycleError::PermissionDenied(
-                    "only the owner or an administrator lists grants".into(),
-                ));
-            }
+        if !self.owns(&r) {
+            return Err(LifecycleError::PermissionDenied(
+                "only the owner or an administrator lists grants".into(),
+            ));
         }
         Ok(r.grants)
     }
@@ -284,18 +282,27 @@ impl Manager {
         self.granted(r, |ops| operation.is_some_and(|o| ops.contains(&o)))
     }
 
-    /// Whether the caller owns `r`, is an administrator (or no caller), or holds a grant on
-    /// it, direct or by group, whose operations `allows`.
-    fn granted(&self, r: &Record, allows: impl Fn(&Vec<u32>) -> bool) -> bool {
+    /// Whether the caller owns `r` (or is an administrator, or the server itself): the
+    /// authority over who may use it (grants, groups, links) and, for a CA key, over making
+    /// new CA records for it (a grantee issues under the owner's, never makes its own).
+    pub(super) fn owns(&self, r: &Record) -> bool {
         match &self.caller {
             None => true,
-            Some(c) if c.admin || r.owner.as_deref() == Some(c.identity.as_str()) => true,
-            Some(c) => {
+            Some(c) => c.admin || r.owner.as_deref() == Some(c.identity.as_str()),
+        }
+    }
+
+    /// Whether the caller owns `r` ([`Manager::owns`]) or holds a grant on it, direct or by
+    /// group, whose operations `allows`.
+    fn granted(&self, r: &Record, allows: impl Fn(&Vec<u32>) -> bool) -> bool {
+        match &self.caller {
+            Some(c) if !self.owns(r) => {
                 r.grants
                     .iter()
                     .any(|(who, ops)| *who == c.identity && allows(ops))
                     || c.group_ops(r).any(&allows)
             }
+            _ => true,
         }
     }
 
@@ -309,12 +316,10 @@ impl Manager {
         now: i64,
     ) -> Result<Record, LifecycleError> {
         let mut r = self.get(id, now)?;
-        if let Some(c) = &self.caller {
-            if !c.admin && r.owner.as_deref() != Some(c.identity.as_str()) {
-                return Err(LifecycleError::PermissionDenied(
-                    "only the owner or an administrator grants".into(),
-                ));
-            }
+        if !self.owns(&r) {
+            return Err(LifecycleError::PermissionDenied(
+                "only the owner or an administrator grants".into(),
+            ));
         }
         r.grants.retain(|(who, _)| who != grantee);
         if !operations.is_empty() {

@@ -196,20 +196,14 @@ impl Manager {
     /// Changing an attribute of `r` that confers access (see [`confers_access`]) takes the
     /// owner's or an administrator's authority; a grantee (or a group member) may not.
     pub(super) fn may_change_access(&self, r: &Record, t: Tag) -> Result<(), LifecycleError> {
-        match &self.caller {
-            Some(c)
-                if confers_access(t)
-                    && !c.admin
-                    && r.owner.as_deref() != Some(c.identity.as_str()) =>
-            {
-                Err(LifecycleError::PermissionDenied(
-                    "only the owner or an administrator changes who may use an object (Object \
-                     Group, Application Specific Information, Link)"
-                        .into(),
-                ))
-            }
-            _ => Ok(()),
+        if confers_access(t) && !self.owns(r) {
+            return Err(LifecycleError::PermissionDenied(
+                "only the owner or an administrator changes who may use an object (Object \
+                 Group, Application Specific Information, Link)"
+                    .into(),
+            ));
         }
+        Ok(())
     }
 }
 
