@@ -97,7 +97,7 @@ fn message(version: (i32, i32), operation: u32, payload: Vec<Ttlv>) -> Vec<u8> {
 
 /// The answer to `bytes`, checked: a Response Message, and no operation that panicked.
 fn answer(server: &kmip_server::Server, bytes: &[u8]) -> Ttlv {
-    let out = kmip_server::session::answer(server, "admin", "fuzz", bytes, &server.limits)
+    let out = kmip_server::pipeline::answer(server, "admin", "fuzz", bytes)
         .expect("a well-formed message gets an answer");
     let (resp, _) = decode(&out, &Limits::default()).expect("the answer decodes");
     assert_eq!(resp.tag, tag::RESPONSE_MESSAGE);
@@ -140,7 +140,7 @@ fn setup() -> Fuzz {
     use lifecycle::core::{Core, MasterKey};
     // the server logs a panic and lets it be caught (a General Failure answer); its hook goes
     // in first, so that ours replaces it: here a panic aborts, for libFuzzer to record
-    kmip_server::dispatch::log_panics();
+    kmip_server::error::log_panics();
     std::panic::set_hook(Box::new(|info| {
         eprintln!("{info}");
         std::process::abort();
@@ -152,13 +152,14 @@ fn setup() -> Fuzz {
             std::sync::Arc::new(lifecycle::store::MemoryStore::new()),
             Core::new(MasterKey::generate().expect("master key")),
         ),
-        limits: kmip_server::dispatch::Settings {
+        limits: kmip_server::config::Settings {
             max_batch_items: 64,
             decode: Limits::default(),
             credentials: kmip_server::policy::Credentials::parse(&[]).expect("no credentials"),
             policies: Default::default(),
             interop: false,
             profiles: Default::default(),
+            max_locate_time: std::time::Duration::from_secs(10),
         },
         admins: vec!["admin".into()],
         group_grants: Default::default(),

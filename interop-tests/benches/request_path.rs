@@ -13,8 +13,8 @@ use kmip_codec::vocab::enums::{
 };
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
-use kmip_server::dispatch::Settings;
-use kmip_server::session::answer;
+use kmip_server::config::Settings;
+use kmip_server::pipeline::answer;
 use kmip_server::Server;
 use lifecycle::core::{Core, MasterKey};
 use lifecycle::store::RedbStore;
@@ -49,6 +49,7 @@ fn request_path(c: &mut Criterion) {
             policies: Default::default(),
             interop: false,
             profiles: Default::default(),
+            max_locate_time: std::time::Duration::from_secs(10),
         },
         admins: vec!["admin".into()],
         group_grants: Default::default(),
@@ -68,7 +69,7 @@ fn request_path(c: &mut Criterion) {
             ),
         ],
     );
-    let created = answer(&server, "admin", "bench", &create, &server.limits).unwrap();
+    let created = answer(&server, "admin", "bench", &create).unwrap();
     let (resp, _) = kmip_codec::decode(&created, &kmip_codec::Limits::default()).unwrap();
     let id = resp
         .child(tag::BATCH_ITEM)
@@ -80,10 +81,10 @@ fn request_path(c: &mut Criterion) {
     let get = get_message(&id);
     let mut g = c.benchmark_group("request-path");
     g.bench_function("get-aes-256", |b| {
-        b.iter(|| std::hint::black_box(answer(&server, "admin", "bench", &get, &server.limits)))
+        b.iter(|| std::hint::black_box(answer(&server, "admin", "bench", &get)))
     });
     g.bench_function("create-aes-256-durable", |b| {
-        b.iter(|| std::hint::black_box(answer(&server, "admin", "bench", &create, &server.limits)))
+        b.iter(|| std::hint::black_box(answer(&server, "admin", "bench", &create)))
     });
     g.finish();
 }

@@ -1265,7 +1265,7 @@ pub fn request_record(
     response: &kmip_codec::Ttlv,
 ) -> Map<String, J> {
     use kmip_codec::vocab::tag;
-    let version = crate::dispatch::claimed_version(request)
+    let version = crate::pipeline::claimed_version(request)
         .map(|(a, b)| format!("{a}.{b}"))
         .unwrap_or_default();
     let requests: Vec<&kmip_codec::Ttlv> = request.children_with(tag::BATCH_ITEM).collect();

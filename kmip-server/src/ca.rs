@@ -22,7 +22,7 @@
 //! not permitted is closed, see `lifecycle::object::certify::Permit`). A server certificate
 //! named by its CN only gets that CN as its subject alternative name.
 
-use crate::dispatch::OpError;
+use crate::error::OpError;
 use der::{Decode, Encode};
 use kmip_codec::vocab::enums::result_reason as rr;
 use kmip_codec::{Ttlv, Value};

@@ -4,6 +4,8 @@ use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use kmip_codec::Limits;
+
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -188,6 +190,12 @@ pub struct Config {
         default_value_t = lifecycle::core::crypto::DEFAULT_MAX_PBKDF2_ITERATIONS
     )]
     pub max_pbkdf2_iterations: u32,
+    /// Seconds one Locate may scan the objects its caller reaches before it stops with Server
+    /// Limit Exceeded (General Failure for 1.x clients): criteria no index narrows cost a
+    /// read per object, and an administrator's Locate over a million keys takes seconds.
+    /// Maximum Items stops a scan sooner.
+    #[arg(long, env = "KMIP_MAX_LOCATE_SECS", default_value_t = 10)]
+    pub max_locate_secs: u64,
     /// Certificate profiles for Certify (TOML; see `kmip_server::ca`): they change or add to
     /// the built-in root, intermediate-ca, server, client, code-signing and email profiles.
     #[arg(long, env = "KMIP_CA_PROFILES")]
@@ -276,6 +284,22 @@ fn find_config(args: &[std::ffi::OsString]) -> Option<PathBuf> {
         }
     }
     None
+}
+
+/// What requests are checked against: the running shape of the configuration, built once
+/// at start from [`Config`] (and the policy and profile files it names).
+pub struct Settings {
+    pub max_batch_items: usize,
+    pub decode: Limits,
+    pub credentials: crate::policy::Credentials,
+    /// Operations each listed identity is limited to; identities not listed may do anything.
+    pub policies: std::collections::HashMap<String, Vec<u32>>,
+    /// Test mode: the Interop operation answers.
+    pub interop: bool,
+    /// Certificate profiles for Certify.
+    pub profiles: crate::ca::Profiles,
+    /// Longest a Locate may scan before it answers Server Limit Exceeded.
+    pub max_locate_time: Duration,
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! both by the session timeouts; anything else gets an HTTP error and, when the stream cannot be
 //! trusted any more, a close.
 
-use crate::dispatch::OpError;
+use crate::error::OpError;
 use crate::session::{End, Timeouts};
 use crate::Server;
 use kmip_codec::vocab::enums::result_reason as rr;
@@ -121,14 +121,15 @@ async fn kmip_answer(
     peer: &str,
     encoding: Encoding,
     body: &[u8],
+    hangup: impl std::future::Future<Output = ()>,
 ) -> Result<Vec<u8>, Vec<u8>> {
     let limits = &server.limits;
     let text = || std::str::from_utf8(body).map_err(|_| plain("400 Bad Request", "not UTF-8"));
     let tree = match encoding {
         Encoding::Ttlv => {
-            return match crate::session::decode_request(body, identity, limits) {
+            return match crate::pipeline::decode_request(body, identity, limits) {
                 Ok(tree) => Ok(kmip_codec::encode(
-                    &crate::session::respond(server, identity, peer, tree).await,
+                    &crate::pipeline::respond(server, identity, peer, tree, hangup).await,
                 )),
                 Err(early) => early.ok_or_else(|| plain("400 Bad Request", "not a TTLV message")),
             }
@@ -137,10 +138,10 @@ async fn kmip_answer(
         Encoding::Json => kmip_codec::json::from_json(text()?, &limits.decode),
     };
     let resp = match tree {
-        Ok(tree) => crate::session::respond(server, identity, peer, tree).await,
+        Ok(tree) => crate::pipeline::respond(server, identity, peer, tree, hangup).await,
         Err(e) => {
             tracing::info!(identity, error = %e, "undecodable message");
-            crate::dispatch::message_error(
+            crate::error::message_error(
                 (1, 0),
                 crate::now(),
                 OpError::new(rr::INVALID_MESSAGE, format!("not a KMIP message: {e}")),
@@ -154,7 +155,7 @@ async fn kmip_answer(
 }
 
 /// Serve one HTTPS connection until it ends.
-pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + crate::session::Hangup>(
     server: &std::sync::Arc<Server>,
     stream: &mut S,
     identity: &str,
@@ -202,7 +203,9 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     "application/octet-stream, text/xml or application/json",
                 ),
                 Some(encoding) => {
-                    match kmip_answer(server, identity, peer, encoding, &body).await {
+                    match kmip_answer(server, identity, peer, encoding, &body, stream.hung_up())
+                        .await
+                    {
                         Ok(out) => response("200 OK", encoding.content_type(), &out, head.close),
                         Err(reply) => reply,
                     }

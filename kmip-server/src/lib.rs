@@ -1,14 +1,17 @@
-//! kmip-server: the mutual-TLS KMIP service. Bytes come in on the listener, a session frames
-//! them, the dispatcher answers each message through one module per operation, and the
-//! lifecycle crate does the work.
+//! kmip-server: the mutual-TLS KMIP service. One request takes one way, each step a module:
+//! `listener` (TLS, budgets) -> `session` or `https` (framing) -> `pipeline` (credentials,
+//! caller, audit, commit) -> `batch` (the items) -> `ops` (one module per operation, in one
+//! table) -> the lifecycle crate. `error` maps failures to each version's Result Reasons.
 
 pub mod audit;
+mod batch;
 pub mod ca;
 pub mod config;
-pub mod dispatch;
+pub mod error;
 pub mod https;
 pub mod listener;
 mod ops;
+pub mod pipeline;
 pub mod pki;
 pub mod policy;
 pub mod session;
@@ -18,7 +21,7 @@ use lifecycle::Manager;
 /// What every connection shares.
 pub struct Server {
     pub manager: Manager,
-    pub limits: dispatch::Settings,
+    pub limits: config::Settings,
     /// Identities that reach every object.
     pub admins: Vec<String>,
     /// Whole object groups given to identities: identity -> (Object Group, operations).

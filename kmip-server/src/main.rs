@@ -2,8 +2,8 @@
 
 use anyhow_free::Context;
 use clap::{Parser, Subcommand};
+use kmip_server::config::Settings;
 use kmip_server::config::{Config, LogFormat};
-use kmip_server::dispatch::Settings;
 use kmip_server::session::Timeouts;
 use kmip_server::{listener, pki, Server};
 use lifecycle::core::{Core, MasterKey};
@@ -500,6 +500,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
                 Some(path) => kmip_server::ca::Profiles::load(path)?,
                 None => kmip_server::ca::Profiles::default(),
             },
+            max_locate_time: std::time::Duration::from_secs(cfg.max_locate_secs),
         },
     });
     // HTTPS first: a client that can reach the KMIP port finds both ready

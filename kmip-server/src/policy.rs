@@ -16,7 +16,7 @@
 //! configured device must send a Device credential with that Device Serial Number (and, when
 //! one is configured, the device's password). Passwords are kept as scrypt hashes.
 
-use crate::dispatch::OpError;
+use crate::error::OpError;
 use kmip_codec::message::Authentication;
 use kmip_codec::vocab::enums::{credential_type, result_reason as rr};
 use kmip_codec::vocab::tag;

@@ -43,6 +43,10 @@ pub enum LifecycleError {
     IncompatibleUsageMask,
     #[error("the key asked for would not be quantum safe")]
     NotQuantumSafe,
+    #[error("stopped after {}s, the server's limit for this work: narrow the request", .0.as_secs_f32())]
+    OutOfTime(std::time::Duration),
+    #[error("canceled: the client has gone")]
+    Canceled,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -73,6 +77,8 @@ impl LifecycleError {
             LifecycleError::IncompatibleUsageMask => rr::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK,
             // the OASIS test case QS-M-2 answers so
             LifecycleError::NotQuantumSafe => rr::GENERAL_FAILURE,
+            LifecycleError::OutOfTime(_) => rr::SERVER_LIMIT_EXCEEDED,
+            LifecycleError::Canceled => rr::OPERATION_CANCELED_BY_REQUESTER,
             LifecycleError::Store(StoreError::NameTaken(_)) => rr::NON_UNIQUE_NAME_ATTRIBUTE,
             LifecycleError::Store(_) => rr::GENERAL_FAILURE,
             LifecycleError::Core(CoreError::KeyFormat { .. }) => rr::KEY_FORMAT_TYPE_NOT_SUPPORTED,

@@ -2,10 +2,12 @@
 //! the store, and the hardened core that alone holds key bytes. It knows nothing of networks.
 
 pub mod attributes;
+mod budget;
 pub mod core;
 mod error;
 pub mod object;
 
+pub use budget::{Budget, Stop};
 pub use error::LifecycleError;
 pub use object::{Caller, LocateQuery, Manager};
 pub mod state;

@@ -234,13 +234,14 @@ fn fuzz_server() -> kmip_server::Server {
             std::sync::Arc::new(lifecycle::store::MemoryStore::new()),
             Core::new(MasterKey::generate().expect("master key")),
         ),
-        limits: kmip_server::dispatch::Settings {
+        limits: kmip_server::config::Settings {
             max_batch_items: 64,
             decode: Limits::default(),
             credentials: kmip_server::policy::Credentials::parse(&[]).expect("no credentials"),
             policies: Default::default(),
             interop: true,
             profiles: Default::default(),
+            max_locate_time: std::time::Duration::from_secs(10),
         },
         admins: vec!["admin".into()],
         group_grants: Default::default(),
@@ -253,7 +254,7 @@ fn fuzz_server() -> kmip_server::Server {
 /// The request path never panics and always answers a well-formed message with a response.
 fn run_dispatch(server: &kmip_server::Server, tree: &Ttlv) -> bool {
     let bytes = encode(tree);
-    let out = kmip_server::session::answer(server, "admin", "fuzz", &bytes, &server.limits)
+    let out = kmip_server::pipeline::answer(server, "admin", "fuzz", &bytes)
         .expect("a well-formed message gets an answer");
     let (resp, _) = decode(&out, &Limits::default()).expect("the answer decodes");
     assert_eq!(resp.tag, kmip_codec::vocab::tag::RESPONSE_MESSAGE);

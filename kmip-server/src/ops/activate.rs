@@ -1,4 +1,5 @@
-use crate::dispatch::{Ctx, OpError};
+use super::Ctx;
+use crate::error::OpError;
 use kmip_codec::message::{FieldValue, Req};
 use kmip_codec::ops::{ActivateRequest, ActivateResponse};
 use kmip_codec::Ttlv;

@@ -1,7 +1,8 @@
 //! Add Attribute, Modify Attribute, Delete Attribute and (2.x) Set Attribute.
 
 use super::one_attribute;
-use crate::dispatch::{Ctx, OpError};
+use super::Ctx;
+use crate::error::OpError;
 use kmip_codec::attributes::attribute_to_v1;
 use kmip_codec::message::{FieldValue, Req};
 use kmip_codec::ops::{

@@ -2,7 +2,8 @@
 //! the core, for an external root to issue (see `kmip_codec::vendor`).
 
 use super::request_attributes;
-use crate::dispatch::{Ctx, OpError};
+use super::Ctx;
+use crate::error::OpError;
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
 

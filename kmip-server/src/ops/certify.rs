@@ -2,8 +2,9 @@
 //! here, as its profile allows (see `crate::ca`).
 
 use super::request_attributes;
+use super::Ctx;
 use crate::ca;
-use crate::dispatch::{Ctx, OpError};
+use crate::error::OpError;
 use kmip_codec::message::{FieldValue, Req};
 use kmip_codec::ops::{CertifyRequest, CertifyResponse};
 use kmip_codec::vocab::enums::{certificate_request_type as crt, result_reason as rr};

@@ -1,5 +1,6 @@
 use super::request_attributes;
-use crate::dispatch::{Ctx, OpError};
+use super::Ctx;
+use crate::error::OpError;
 use kmip_codec::message::{Enum, FieldValue, Req};
 use kmip_codec::ops::{CreateRequest, CreateResponse};
 use kmip_codec::Ttlv;

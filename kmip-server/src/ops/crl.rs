@@ -1,7 +1,8 @@
 //! Our vendor operation CRL { Unique Identifier of a CA certificate } -> { Unique Identifier,
 //! Data: the CA's new CRL, DER }. KMIP has no operation for CRLs; the CA's key signs them here.
 
-use crate::dispatch::{Ctx, OpError};
+use super::Ctx;
+use crate::error::OpError;
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
 

@@ -1,6 +1,7 @@
 use super::multipart::StreamFields;
+use super::Ctx;
 use super::{params, required};
-use crate::dispatch::{Ctx, OpError};
+use crate::error::OpError;
 use kmip_codec::message::{Bytes, FieldValue, Req};
 use kmip_codec::ops::{DecryptRequest, DecryptResponse};
 use kmip_codec::vocab::enums::operation as op;

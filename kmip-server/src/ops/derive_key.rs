@@ -1,5 +1,6 @@
 use super::request_attributes;
-use crate::dispatch::{Ctx, OpError};
+use super::Ctx;
+use crate::error::OpError;
 use kmip_codec::message::{FieldValue, Req};
 use kmip_codec::ops::{DeriveKeyRequest, DeriveKeyResponse};
 use kmip_codec::vocab::enums::result_reason as rr;

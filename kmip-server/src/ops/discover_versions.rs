@@ -1,4 +1,6 @@
-use crate::dispatch::{Ctx, OpError, VERSIONS};
+use super::Ctx;
+use crate::error::OpError;
+use crate::pipeline::VERSIONS;
 use kmip_codec::message::{FieldValue, ProtocolVersion};
 use kmip_codec::ops::{DiscoverVersionsRequest, DiscoverVersionsResponse};
 use kmip_codec::vocab::tag;

@@ -1,4 +1,5 @@
-use crate::dispatch::{Ctx, OpError};
+use super::Ctx;
+use crate::error::OpError;
 use kmip_codec::message::{Enum, FieldValue, Req};
 use kmip_codec::ops::{GetRequest, GetResponse};
 use kmip_codec::vocab::enums::result_reason as rr;

@@ -1,5 +1,6 @@
+use super::Ctx;
 use super::{all_attributes, response_attributes};
-use crate::dispatch::{Ctx, OpError};
+use crate::error::OpError;
 use kmip_codec::message::{FieldValue, Req};
 use kmip_codec::ops::{GetAttributesRequest, GetAttributesResponse};
 use kmip_codec::vocab::tag;

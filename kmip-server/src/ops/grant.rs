@@ -1,7 +1,8 @@
 //! Our vendor operations for who may do what: Grant, List Grants and Trust Wrapping Key (see
 //! `kmip_codec::vendor`).
 
-use crate::dispatch::{Ctx, OpError};
+use super::Ctx;
+use crate::error::OpError;
 use kmip_codec::vendor::tag as vendor;
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};

@@ -1,5 +1,6 @@
+use super::Ctx;
 use super::{required, single_part};
-use crate::dispatch::{Ctx, OpError};
+use crate::error::OpError;
 use kmip_codec::message::{Bytes, FieldValue};
 use kmip_codec::ops::{HashRequest, HashResponse};
 use kmip_codec::vocab::enums::{hashing_algorithm as ha, result_reason as rr};

@@ -1,7 +1,8 @@
 //! Our vendor operation Import CA: the certificate an external root issued for a CA key held
 //! here (see `kmip_codec::vendor`).
 
-use crate::dispatch::{Ctx, OpError};
+use super::Ctx;
+use crate::error::OpError;
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
 

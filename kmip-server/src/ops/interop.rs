@@ -3,7 +3,8 @@
 //! when the server runs with `--interop`. Begin and End are recorded (in the audit log, like
 //! every request); Reset, which would have to undo a test case's changes, is not offered.
 
-use crate::dispatch::{Ctx, OpError};
+use super::Ctx;
+use crate::error::OpError;
 use kmip_codec::message::FieldValue;
 use kmip_codec::ops::{InteropRequest, InteropResponse};
 use kmip_codec::vocab::enums::{interop_function as f, result_reason as rr};

@@ -1,5 +1,6 @@
 use super::request_attributes;
-use crate::dispatch::{Ctx, OpError};
+use super::Ctx;
+use crate::error::OpError;
 use kmip_codec::attributes::to_v2;
 use kmip_codec::message::FieldValue;
 use kmip_codec::ops::{LocateRequest, LocateResponse};
@@ -69,6 +70,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
         include_destroyed: storage & storage_status_mask::DESTROYED_STORAGE != 0,
         include_archived: storage & storage_status_mask::ARCHIVAL_STORAGE != 0,
         exclude_online: storage & storage_status_mask::ON_LINE_STORAGE == 0,
+        budget: lifecycle::Budget::new(ctx.settings.max_locate_time, ctx.stop.clone()),
     };
     let ids = ctx.manager.locate(&q, ctx.now)?;
     if let Some(first) = ids.first() {

@@ -1,7 +1,8 @@
 //! Log (KMIP 2.1 §6.1.28): a client's message for the server's log. It goes to the server log
 //! (as text; the audit log records that the request was made).
 
-use crate::dispatch::{Ctx, OpError};
+use super::Ctx;
+use crate::error::OpError;
 use kmip_codec::message::FieldValue;
 use kmip_codec::ops::{LogRequest, LogResponse};
 use kmip_codec::Ttlv;

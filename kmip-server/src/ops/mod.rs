@@ -44,13 +44,49 @@ mod sign;
 mod signature_verify;
 mod template;
 
-use crate::dispatch::{Ctx, OpError};
+use crate::config::Settings;
+use crate::error::OpError;
 use kmip_codec::attributes::{to_v1, to_v2};
 use kmip_codec::vendor::operation as vendor;
 use kmip_codec::vocab::enums::{operation as op, result_reason as rr};
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
 use lifecycle::store::Record;
+use lifecycle::Manager;
+
+/// What one operation may use: the lifecycle, the caller, the clock and the message's version.
+pub struct Ctx<'a> {
+    pub manager: &'a Manager,
+    pub identity: &'a str,
+    pub now: i64,
+    pub version: (i32, i32),
+    /// The identifier the previous item of this batch created or named (the ID Placeholder).
+    pub placeholder: Option<String>,
+    /// The operations the caller's policy allows, if it has one.
+    pub allowed: Option<&'a [u32]>,
+    pub settings: &'a Settings,
+    /// Raised when the client has gone: long work checks it (`lifecycle::Budget`).
+    pub stop: &'a lifecycle::Stop,
+}
+
+impl Ctx<'_> {
+    pub fn major(&self) -> i32 {
+        self.version.0
+    }
+
+    /// The Unique Identifier of a request, or the ID Placeholder when it is omitted.
+    pub fn uid(&self, given: Option<&String>) -> Result<String, OpError> {
+        match given {
+            Some(t) => Ok(t.clone()),
+            None => self.placeholder.clone().ok_or_else(|| {
+                OpError::new(
+                    rr::ITEM_NOT_FOUND,
+                    "no Unique Identifier and no ID Placeholder",
+                )
+            }),
+        }
+    }
+}
 
 type Handler = fn(&mut Ctx<'_>, &Ttlv) -> Result<Ttlv, OpError>;
 

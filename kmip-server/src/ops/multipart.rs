@@ -2,8 +2,9 @@
 //! operations that gather their data (Sign, Signature Verify, MAC, MAC Verify) either the
 //! whole data to process now or the Correlation Value to answer with.
 
+use super::Ctx;
 use super::{params, required};
-use crate::dispatch::{Ctx, OpError};
+use crate::error::OpError;
 use kmip_codec::message::Bytes;
 use kmip_codec::Ttlv;
 use lifecycle::core::crypto::CryptoParams;

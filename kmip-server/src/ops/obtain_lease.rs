@@ -1,4 +1,5 @@
-use crate::dispatch::{Ctx, OpError};
+use super::Ctx;
+use crate::error::OpError;
 use kmip_codec::message::{DateTime, FieldValue, Interval, Req};
 use kmip_codec::ops::{ObtainLeaseRequest, ObtainLeaseResponse};
 use kmip_codec::vocab::tag;

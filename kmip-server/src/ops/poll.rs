@@ -1,4 +1,5 @@
-use crate::dispatch::{Ctx, OpError};
+use super::Ctx;
+use crate::error::OpError;
 use kmip_codec::message::FieldValue;
 use kmip_codec::ops::PollRequest;
 use kmip_codec::vocab::enums::result_reason as rr;

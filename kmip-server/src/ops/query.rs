@@ -1,5 +1,6 @@
+use super::Ctx;
 use super::OPERATIONS;
-use crate::dispatch::{Ctx, OpError};
+use crate::error::OpError;
 use kmip_codec::message::{Enum, FieldValue};
 use kmip_codec::ops::{QueryRequest, QueryResponse};
 use kmip_codec::vocab::enums::{object_type as ot, query_function as qf};

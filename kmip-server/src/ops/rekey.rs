@@ -1,5 +1,6 @@
 use super::request_attributes;
-use crate::dispatch::{Ctx, OpError};
+use super::Ctx;
+use crate::error::OpError;
 use kmip_codec::message::{FieldValue, Req};
 use kmip_codec::ops::{ReKeyRequest, ReKeyResponse};
 use kmip_codec::{Ttlv, Value};

@@ -1,5 +1,6 @@
+use super::Ctx;
 use super::{key_pair_attributes, text};
-use crate::dispatch::{Ctx, OpError};
+use crate::error::OpError;
 use kmip_codec::message::{FieldValue, Req};
 use kmip_codec::ops::{ReKeyKeyPairRequest, ReKeyKeyPairResponse};
 use kmip_codec::vocab::tag;

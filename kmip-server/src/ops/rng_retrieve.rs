@@ -1,4 +1,5 @@
-use crate::dispatch::{Ctx, OpError};
+use super::Ctx;
+use crate::error::OpError;
 use kmip_codec::message::{Bytes, FieldValue, Req};
 use kmip_codec::ops::{RNGRetrieveRequest, RNGRetrieveResponse};
 use kmip_codec::Ttlv;

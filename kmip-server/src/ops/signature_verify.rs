@@ -1,5 +1,6 @@
 use super::multipart::{gather, Gather, StreamFields};
-use crate::dispatch::{Ctx, OpError};
+use super::Ctx;
+use crate::error::OpError;
 use kmip_codec::message::{Bytes, FieldValue, Req};
 use kmip_codec::ops::{SignatureVerifyRequest, SignatureVerifyResponse};
 use kmip_codec::vocab::enums::{operation as op, result_reason as rr};

@@ -5,7 +5,8 @@
 //! Template it names, among the caller's objects: the operation then sees an ordinary
 //! Template-Attribute. Attributes given in the request win over the template's.
 
-use crate::dispatch::{Ctx, OpError};
+use super::Ctx;
+use crate::error::OpError;
 use kmip_codec::vocab::enums::{object_type as ot, operation as op, result_reason as rr};
 use kmip_codec::vocab::tag;
 use kmip_codec::{Tag, Ttlv};

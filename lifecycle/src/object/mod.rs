@@ -180,6 +180,8 @@ pub struct LocateQuery {
     pub include_archived: bool,
     /// Leave out objects in on-line storage (a Storage Status Mask without "On-line storage").
     pub exclude_online: bool,
+    /// Checked between records: a scan stops when its time is up or its client has gone.
+    pub budget: crate::Budget,
 }
 
 /// Whether an object is in archival storage: Archive sets its Archive Date, Recover removes it.
@@ -1024,7 +1026,10 @@ impl Manager {
             return Ok(out);
         }
         let mut skipped = 0;
-        for id in ids {
+        for (n, id) in ids.into_iter().enumerate() {
+            if n % 64 == 0 {
+                q.budget.check()?;
+            }
             let Some(mut r) = self.store.peek(&id)? else {
                 continue;
             };

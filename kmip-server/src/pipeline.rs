@@ -1,0 +1,439 @@
+//! The way of one request message, whatever carried it (TTLV over TLS, or HTTPS in TTLV, XML
+//! or JSON): the message read once, credentials, the caller, the batch, the audit record, the
+//! commit. Transport-free: `session` and `https` hand it decoded trees and send back what it
+//! answers.
+
+use crate::error::{message_error, OpError};
+use crate::Server;
+use kmip_codec::message::{FieldValue, RequestMessage};
+use kmip_codec::vocab::enums::result_reason as rr;
+use kmip_codec::vocab::tag;
+use kmip_codec::{decode, encode, DecodeError, Ttlv};
+use lifecycle::Stop;
+use std::future::Future;
+use std::sync::Arc;
+
+/// Versions we speak, in order of preference.
+pub const VERSIONS: &[(i32, i32)] = &[(2, 1), (2, 0), (1, 4), (1, 3), (1, 2), (1, 1), (1, 0)];
+
+/// The protocol version a tree claims, if it has one we can read.
+pub fn claimed_version(tree: &Ttlv) -> Option<(i32, i32)> {
+    let pv = tree
+        .child(tag::REQUEST_HEADER)?
+        .child(tag::PROTOCOL_VERSION)?;
+    Some((
+        pv.child(tag::PROTOCOL_VERSION_MAJOR)?.as_i32()?,
+        pv.child(tag::PROTOCOL_VERSION_MINOR)?.as_i32()?,
+    ))
+}
+
+/// The version to answer a tree in when no batch item says otherwise: the one it claims if
+/// we speak it, else 1.0.
+pub fn reply_version(tree: &Ttlv) -> (i32, i32) {
+    claimed_version(tree)
+        .filter(|v| VERSIONS.contains(v))
+        .unwrap_or((1, 0))
+}
+
+/// A request message, read once: the tree (which the audit record quotes) with field clients'
+/// quirks read leniently, the typed message or why it is not one, and the version to answer in.
+pub struct Message {
+    tree: Ttlv,
+    typed: Result<RequestMessage, OpError>,
+    version: (i32, i32),
+}
+
+impl Message {
+    pub fn read(tree: Ttlv) -> Message {
+        let tree = lenient(&tree).unwrap_or(tree);
+        let typed = if tree.tag == tag::REQUEST_MESSAGE {
+            RequestMessage::decode(&tree).map_err(OpError::from)
+        } else {
+            Err(OpError::new(rr::INVALID_MESSAGE, "not a Request Message"))
+        };
+        let version = reply_version(&tree);
+        Message {
+            tree,
+            typed,
+            version,
+        }
+    }
+
+    /// The version an answer to the whole message takes.
+    pub fn version(&self) -> (i32, i32) {
+        self.version
+    }
+
+    /// Whether an item writes (or is not known to only read): answered on the blocking pool.
+    fn writes(&self) -> bool {
+        self.typed.as_ref().is_ok_and(|m| {
+            m.batch_item
+                .iter()
+                .any(|b| !crate::ops::reads(b.operation.0 .0))
+        })
+    }
+
+    /// Whether it carries a credential, which may cost an scrypt.
+    fn authenticates(&self) -> bool {
+        self.typed
+            .as_ref()
+            .is_ok_and(|m| m.header.authentication.is_some())
+    }
+}
+
+/// Who sent a message: the identity its connection's certificate names, the peer's address,
+/// and the stop its transport raises when the client leaves before the answer.
+#[derive(Clone, Copy)]
+pub struct Origin<'a> {
+    pub identity: &'a str,
+    pub peer: &'a str,
+    pub stop: &'a Stop,
+}
+
+/// Who a request acts as, from its certificate identity and the Authentication in its header
+/// (see `policy::Credentials`); the refusal otherwise.
+fn verdict(
+    server: &Server,
+    identity: &str,
+    m: &RequestMessage,
+) -> Result<crate::policy::Verdict, OpError> {
+    server
+        .limits
+        .credentials
+        .check(identity, m.header.authentication.as_ref())
+}
+
+/// FortiOS sends the Credential Type of its Username and Password credential as an Integer,
+/// not an Enumeration: the same value, read as the Enumeration it stands for. `None` when the
+/// request needs no change.
+pub fn lenient(tree: &Ttlv) -> Option<Ttlv> {
+    let bare = |c: &Ttlv| {
+        c.child(tag::CREDENTIAL_TYPE)
+            .is_some_and(|t| matches!(t.value, kmip_codec::Value::Integer(_)))
+    };
+    let auth = tree
+        .child(tag::REQUEST_HEADER)
+        .and_then(|h| h.child(tag::AUTHENTICATION))?;
+    if !auth.children_with(tag::CREDENTIAL).any(bare) {
+        return None;
+    }
+    let mut fixed = tree.clone();
+    let header = fixed
+        .children_mut()?
+        .iter_mut()
+        .find(|c| c.tag == tag::REQUEST_HEADER)?;
+    let auth = header
+        .children_mut()?
+        .iter_mut()
+        .find(|c| c.tag == tag::AUTHENTICATION)?;
+    for cred in auth.children_mut()?.iter_mut() {
+        for t in cred.children_mut().into_iter().flatten() {
+            if let (tag::CREDENTIAL_TYPE, kmip_codec::Value::Integer(v)) = (t.tag, &t.value) {
+                t.value = kmip_codec::Value::Enumeration(*v as u32);
+            }
+        }
+    }
+    Some(fixed)
+}
+
+/// A framed message decoded, or what to answer instead: an Invalid Message response, or
+/// nothing (close) for bytes that are not TTLV at all.
+pub fn decode_request(
+    buf: &[u8],
+    identity: &str,
+    limits: &crate::config::Settings,
+) -> Result<Ttlv, Option<Vec<u8>>> {
+    match decode(buf, &limits.decode) {
+        Ok((tree, _)) => Ok(tree),
+        Err(DecodeError::Invalid { offset, kind }) => {
+            tracing::info!(identity, offset, %kind, "undecodable message");
+            // a structure that decodes no further still earns an Invalid Message answer
+            let resp = message_error(
+                (1, 0),
+                crate::now(),
+                OpError::new(
+                    rr::INVALID_MESSAGE,
+                    format!("invalid TTLV at offset {offset}: {kind}"),
+                ),
+            );
+            Err((offset > 0).then(|| encode(&resp)))
+        }
+        Err(DecodeError::Incomplete { .. }) => Err(None),
+    }
+}
+
+/// The encoded response to one framed message; `None` when the bytes are not TTLV at all.
+/// Synchronous, on the caller's thread: for tests, benchmarks and the fuzzers.
+pub fn answer(server: &Server, identity: &str, peer: &str, buf: &[u8]) -> Option<Vec<u8>> {
+    match decode_request(buf, identity, &server.limits) {
+        Ok(tree) => {
+            let stop = Stop::default();
+            let origin = Origin {
+                identity,
+                peer,
+                stop: &stop,
+            };
+            Some(encode(&answer_message(
+                server,
+                origin,
+                &Message::read(tree),
+            )))
+        }
+        Err(early) => early,
+    }
+}
+
+/// The response to a decoded message, computed where it does not hold up other connections:
+/// a message that writes waits for its group commit's fsync (and key generation takes long),
+/// so it runs on the blocking pool, where concurrent commits gather into one transaction; a
+/// read runs on the async worker itself, which is cheaper than a thread handoff, and hands
+/// only its commit over when it turned out to change something.
+///
+/// Work on the blocking pool is canceled when `hangup` completes (the client left): long
+/// loops stop at their next check and the batch runs no further item. The answer still waits
+/// for that work to end, so a client that reconnects at once cannot pile up work it left.
+pub async fn respond(
+    server: &Arc<Server>,
+    identity: &str,
+    peer: &str,
+    tree: Ttlv,
+    hangup: impl Future<Output = ()>,
+) -> Ttlv {
+    let message = Message::read(tree);
+    let version = message.version();
+    // a message with a credential may cost an scrypt (tens of milliseconds of a core, and a
+    // wait for a free slot when wrong passwords pour in): never on the async worker
+    let prepared = if message.writes() || message.authenticates() {
+        None
+    } else {
+        // a panic here would end the connection's task, and the connection, silently: it
+        // answers General Failure instead (each operation is guarded on its own as well)
+        crate::error::log_panics();
+        let caught = || crate::error::panicked(version, crate::now());
+        let stop = Stop::default();
+        let origin = Origin {
+            identity,
+            peer,
+            stop: &stop,
+        };
+        let prepared = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            prepare(server, origin, &message)
+        })) {
+            Ok(p) => p,
+            Err(_) => return caught(),
+        };
+        prepared.audited(server).await;
+        if !prepared.commits() {
+            return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                finish(server, origin, &message, prepared)
+            }))
+            .unwrap_or_else(|_| caught());
+        }
+        // a read that changed something (a first Get clears Fresh; a usage count): its
+        // commit waits for an fsync, which is not the async worker's to wait for
+        Some(prepared)
+    };
+    let stop = Stop::default();
+    let (s, i, p, st) = (
+        server.clone(),
+        identity.to_owned(),
+        peer.to_owned(),
+        stop.clone(),
+    );
+    let blocking = tokio::task::spawn_blocking(move || {
+        let origin = Origin {
+            identity: &i,
+            peer: &p,
+            stop: &st,
+        };
+        match prepared {
+            None => answer_message(&s, origin, &message),
+            Some(prepared) => finish(&s, origin, &message, prepared),
+        }
+    });
+    tokio::pin!(blocking);
+    let done = tokio::select! {
+        biased;
+        done = &mut blocking => done,
+        () = hangup => {
+            tracing::info!(identity, peer, "client left before its answer: its work is canceled");
+            stop.raise();
+            blocking.await
+        }
+    };
+    done.unwrap_or_else(|_| {
+        message_error(
+            version,
+            crate::now(),
+            OpError::new(rr::GENERAL_FAILURE, "the request failed"),
+        )
+    })
+}
+
+/// The response to one decoded request message, whatever encoding it came in.
+///
+/// The message runs atomically with its audit record: its changes are held back until the
+/// record is written, and dropped when it cannot be.
+pub fn answer_message(server: &Server, origin: Origin<'_>, message: &Message) -> Ttlv {
+    let prepared = prepare(server, origin, message);
+    finish(server, origin, message, prepared)
+}
+
+enum Failed {
+    Lifecycle(lifecycle::LifecycleError),
+    Audit(crate::audit::AuditError),
+}
+
+impl From<lifecycle::LifecycleError> for Failed {
+    fn from(e: lifecycle::LifecycleError) -> Failed {
+        Failed::Lifecycle(e)
+    }
+}
+
+/// A message answered and its audit record queued, its changes not yet committed.
+pub struct Prepared {
+    now: i64,
+    outcome: Result<((Ttlv, crate::audit::Ticket), lifecycle::object::Pending), Failed>,
+}
+
+impl Prepared {
+    /// Whether finishing it waits for a commit (and its fsync).
+    pub fn commits(&self) -> bool {
+        matches!(&self.outcome, Ok((_, pending)) if !pending.is_empty())
+    }
+
+    /// Wait, without blocking the worker, until its audit record is written; finishing it
+    /// then finds the record's outcome at once.
+    pub async fn audited(&self, server: &Server) {
+        if let Ok(((_, ticket), _)) = &self.outcome {
+            let _ = server.audit.wait(ticket).await;
+        }
+    }
+}
+
+/// The response and the audit record, without the commit ([`finish`] makes it).
+fn prepare(server: &Server, origin: Origin<'_>, message: &Message) -> Prepared {
+    let now = crate::now();
+    let certificate = origin.identity;
+    // the certificate authenticates the connection; a bound username may make the request
+    // act as another identity (policy::Credentials)
+    let verdict = message
+        .typed
+        .as_ref()
+        .map_err(OpError::clone)
+        .and_then(|m| Ok((m, verdict(server, certificate, m)?)));
+    let identity = match &verdict {
+        Ok((_, v)) => v.identity.as_str(),
+        Err(_) => certificate,
+    };
+    let manager = server.manager.for_caller(server.caller(identity));
+    let outcome = manager.prepare(|m| {
+        let resp = match &verdict {
+            Ok((typed, _)) => {
+                crate::batch::run(m, identity, typed, &server.limits, now, origin.stop)
+            }
+            Err(e) => message_error(message.version, now, e.clone()),
+        };
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            // operations and outcomes only: payloads may hold keys and plaintext
+            let enums = |t: &Ttlv, field| -> Vec<u32> {
+                t.children_with(tag::BATCH_ITEM)
+                    .filter_map(|b| b.child(field).and_then(Ttlv::as_enum))
+                    .collect()
+            };
+            tracing::debug!(
+                identity,
+                peer = origin.peer,
+                operations = ?enums(&message.tree, tag::OPERATION),
+                results = ?enums(&resp, tag::RESULT_STATUS),
+                reasons = ?enums(&resp, tag::RESULT_REASON),
+                "request"
+            );
+        }
+        let mut record =
+            crate::audit::request_record(now, identity, origin.peer, &message.tree, &resp);
+        if identity != certificate {
+            record.insert("certificate".into(), certificate.into());
+        }
+        if let Some(note) = verdict.as_ref().ok().and_then(|(_, v)| v.note.clone()) {
+            record.insert("credential".into(), note.into());
+        }
+        crate::audit::add_automatic_changes(&mut record, &manager.automatic_changes());
+        Ok((resp, server.audit.append(record)))
+    });
+    Prepared { now, outcome }
+}
+
+/// Commit a prepared message's changes: its response, or the error that nothing was done.
+/// A message that lost a race for an object (another request changed it between this one's
+/// read and its commit) is run again on the object as it now is, a few times at most.
+fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: Prepared) -> Ttlv {
+    let identity = origin.identity;
+    const ATTEMPTS: usize = 32;
+    // after two lost races a message runs again under this lock, so that requests running
+    // again do not keep losing to each other (8 clients changing one object at once)
+    static AGAIN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let mut _again = None;
+    for attempt in 1.. {
+        let now = prepared.now;
+        // the changes take effect only once the record saying so is written
+        let result = prepared.outcome.and_then(|((resp, ticket), pending)| {
+            server.audit.wait_blocking(&ticket).map_err(Failed::Audit)?;
+            pending.commit().map(|()| resp).map_err(Failed::from)
+        });
+        let (reason, why, audited) = match result {
+            Ok(r) => return r,
+            Err(Failed::Lifecycle(lifecycle::LifecycleError::Store(
+                lifecycle::store::StoreError::Conflict(id),
+            ))) if attempt < ATTEMPTS => {
+                tracing::debug!(identity, object = %id, attempt, "lost a race: run again");
+                let resp = message_error(
+                    message.version,
+                    now,
+                    OpError::new(rr::GENERAL_FAILURE, "object changed meanwhile: run again"),
+                );
+                no_effect(server, now, origin, message, &resp);
+                if attempt >= 2 && _again.is_none() {
+                    _again = Some(AGAIN.lock().unwrap_or_else(|p| p.into_inner()));
+                }
+                prepared = prepare(server, origin, message);
+                continue;
+            }
+            Err(Failed::Audit(e)) => {
+                tracing::error!(error = %e, "audit log unavailable: request refused");
+                let why = "the audit log cannot be written: nothing was done";
+                (rr::GENERAL_FAILURE, why.to_owned(), false)
+            }
+            // refused by the store's own check at commit (a name another request took
+            // meanwhile): the client's error, not the store's
+            Err(Failed::Lifecycle(e)) if e.result_reason() != rr::GENERAL_FAILURE => {
+                (e.result_reason(), format!("{e}: nothing was done"), true)
+            }
+            Err(Failed::Lifecycle(e)) => {
+                tracing::error!(error = %e, "store failure");
+                let why = "the store failed: nothing was done";
+                (rr::GENERAL_FAILURE, why.to_owned(), true)
+            }
+        };
+        let resp = message_error(message.version, now, OpError::new(reason, why));
+        if audited {
+            no_effect(server, now, origin, message, &resp);
+        }
+        return resp;
+    }
+    unreachable!("the loop returns")
+}
+
+/// The record written before a commit that failed says what would have been done: this one
+/// says what was (nothing).
+fn no_effect(server: &Server, now: i64, origin: Origin<'_>, message: &Message, resp: &Ttlv) {
+    let mut record =
+        crate::audit::request_record(now, origin.identity, origin.peer, &message.tree, resp);
+    record.insert(
+        "commit".into(),
+        serde_json::Value::String("failed: the previous record did not take effect".into()),
+    );
+    if let Err(e) = server.audit.record(record) {
+        tracing::error!(error = %e, "audit log unavailable");
+    }
+}
