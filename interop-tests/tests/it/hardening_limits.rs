@@ -5,7 +5,7 @@
 use interop_tests::kmip::*;
 use interop_tests::ServerProcess;
 use kmip_client::{Client, ClientError};
-use kmip_codec::message::{Bytes, Enum, Req};
+use kmip_codec::message::{Bytes, Enum, FieldValue, Req};
 use kmip_codec::ops::*;
 use kmip_codec::vocab::enums::{
     block_cipher_mode as bcm, cryptographic_algorithm as alg, derivation_method as dm,
@@ -276,4 +276,109 @@ fn key_memory_stays_out_of_swap() {
     let mut c = server.client("admin");
     create_aes(&mut c, 256, vec![active()]);
     assert_eq!(locked_kib(server.pid()), 0);
+}
+
+/// CPU seconds the process has used so far (user and system).
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// A client that sends costly work and leaves takes the work with it: a batch of 24
+/// derivations of 5,000,000 PBKDF2 iterations each (a minute of a core) stops at the item
+/// running when the client hangs up. The previous server ran the whole batch for nobody.
+#[test]
+fn a_client_that_leaves_takes_its_work_with_it() {
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let base = create_aes(&mut c, 256, vec![active()]);
+    let one = DeriveKeyRequest {
+        object_type: Req(Enum(ot::SYMMETRIC_KEY)),
+        unique_identifier: vec![base],
+        derivation_method: Req(item(tag::DERIVATION_METHOD, Value::Enumeration(dm::PBKDF2))),
+        derivation_parameters: Req(Ttlv::structure(
+            tag::DERIVATION_PARAMETERS,
+            vec![
+                Ttlv::structure(
+                    tag::CRYPTOGRAPHIC_PARAMETERS,
+                    vec![item(
+                        tag::HASHING_ALGORITHM,
+                        Value::Enumeration(ha::SHA_256),
+                    )],
+                ),
+                item(tag::SALT, Value::ByteString(b"salt".to_vec())),
+                item(tag::ITERATION_COUNT, Value::Integer(5_000_000)),
+            ],
+        )),
+        attributes: attributes(vec![
+            item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
+            item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)),
+        ]),
+        ..Default::default()
+    }
+    .encode(tag::REQUEST_PAYLOAD);
+    let batch = c.batch_request((0..24).map(|_| (op::DERIVE_KEY, one.clone())).collect());
+    let mut stream = server.tls_stream("admin").unwrap();
+    std::io::Write::write_all(&mut stream, &kmip_codec::encode(&batch.to_ttlv())).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let busy_before = cpu_secs(server.pid());
+    drop(stream);
+    // the item running when the client left ends (2.6 s of a core at most), then nothing runs
+    std::thread::sleep(Duration::from_secs(4));
+    let settled = cpu_secs(server.pid());
+    std::thread::sleep(Duration::from_secs(3));
+    let idle = cpu_secs(server.pid()) - settled;
+    println!(
+        "CPU: {:.2} s before the client left, {:.2} s in the 3 s after its work stopped",
+        busy_before, idle
+    );
+    assert!(
+        idle < 0.6,
+        "the server still works for a client that left: {idle:.2} s of CPU in 3 s"
+    );
+    assert!(server.log().contains("client left before its answer"));
+    // what ran is recorded; what did not run says so
+    let audit = std::fs::read_to_string(server.data_dir.path().join("audit.jsonl")).unwrap();
+    assert!(audit.contains("OperationCanceledByRequester"), "{audit}");
+    // the server serves the next client at once
+    let mut again = server.client("admin");
+    within(Duration::from_secs(5), move || {
+        create_aes(&mut again, 128, vec![])
+    });
+}
+
+/// A Locate stops at --max-locate-secs with Server Limit Exceeded (General Failure in 1.x);
+/// an index-narrowed Locate with Maximum Items ends sooner and is not affected.
+#[test]
+fn a_locate_stops_at_its_time_budget() {
+    let server = ServerProcess::start(&["--max-locate-secs", "0"]);
+    let mut c = server.client("admin");
+    create_aes(&mut c, 128, vec![]);
+    let locate = |c: &mut Client| {
+        c.op::<_, LocateResponse>(
+            op::LOCATE,
+            &LocateRequest {
+                attributes: attributes(vec![item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(128))]),
+                ..Default::default()
+            },
+        )
+    };
+    let e = locate(&mut c).unwrap_err();
+    assert_eq!(e.reason(), Some(rr::SERVER_LIMIT_EXCEEDED), "{e}");
+    let mut old = server.client("admin").version(1, 4);
+    let e = old
+        .op::<_, LocateResponse>(op::LOCATE, &LocateRequest::default())
+        .unwrap_err();
+    assert_eq!(e.reason(), Some(rr::GENERAL_FAILURE), "{e}");
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    create_aes(&mut c, 128, vec![]);
+    assert_eq!(locate(&mut c).unwrap().unique_identifier.len(), 1);
 }

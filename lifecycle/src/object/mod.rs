@@ -1477,6 +1477,39 @@ mod tests {
         }
     }
 
+    /// A Locate scan stops at its budget: when its client has gone (Canceled) or its time is
+    /// up (OutOfTime); Maximum Items still ends it first.
+    #[test]
+    fn locate_stops_at_its_budget() {
+        let m = manager();
+        for i in 0..3 {
+            m.create(ot::SYMMETRIC_KEY, aes(128, &format!("k{i}")), 10)
+                .unwrap();
+        }
+        let stop = crate::Stop::default();
+        let q = |budget| LocateQuery {
+            budget,
+            ..Default::default()
+        };
+        let minute = std::time::Duration::from_secs(60);
+        assert_eq!(
+            m.locate(&q(crate::Budget::new(minute, stop.clone())), 20)
+                .unwrap()
+                .len(),
+            3
+        );
+        stop.raise();
+        assert!(matches!(
+            m.locate(&q(crate::Budget::new(minute, stop)), 20),
+            Err(LifecycleError::Canceled)
+        ));
+        let spent = crate::Budget::new(std::time::Duration::ZERO, crate::Stop::default());
+        assert!(matches!(
+            m.locate(&q(spent), 20),
+            Err(LifecycleError::OutOfTime(_))
+        ));
+    }
+
     #[test]
     fn locate_filters_and_orders() {
         let dir = tempfile::tempdir().unwrap();
