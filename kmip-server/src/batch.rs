@@ -14,12 +14,12 @@ use kmip_codec::vocab::enums::{
 };
 use kmip_codec::vocab::tag;
 use kmip_codec::Ttlv;
-use lifecycle::{LifecycleError, Manager, Stop};
+use lifecycle::{LifecycleError, Stop, Txn};
 
 /// Answer one request message, its credentials already checked (`pipeline`). Items stop
 /// running once `stop` is raised: the client has gone.
 pub fn run(
-    manager: &Manager,
+    txn: &Txn,
     identity: &str,
     req: &RequestMessage,
     limits: &Settings,
@@ -70,7 +70,7 @@ pub fn run(
         .map(|e| e.0)
         .unwrap_or(beco::STOP);
     let base = Ctx {
-        manager,
+        txn,
         identity,
         now,
         version,
@@ -162,9 +162,9 @@ fn run_atomically(
         ctx.settings,
         ctx.stop,
     );
-    let outcome = ctx.manager.atomically(|m| {
+    let outcome = ctx.txn.undoable(|m| {
         let inner = Ctx {
-            manager: m,
+            txn: m,
             identity,
             now,
             version,
@@ -210,9 +210,9 @@ fn run_item(ctx: &mut Ctx<'_>, item: &RequestBatchItem) -> ResponseBatchItem {
         ))
     } else {
         // grants name operations: the lifecycle checks them against this one
-        let scoped = ctx.manager.with_operation(op.0);
+        let scoped = ctx.txn.with_operation(op.0);
         let mut sub = Ctx {
-            manager: &scoped,
+            txn: &scoped,
             identity: ctx.identity,
             now: ctx.now,
             version: ctx.version,

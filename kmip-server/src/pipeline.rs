@@ -293,21 +293,21 @@ impl From<lifecycle::LifecycleError> for Failed {
 /// A message answered and its audit record queued, its changes not yet committed.
 pub struct Prepared {
     now: i64,
-    outcome: Result<((Ttlv, crate::audit::Ticket), lifecycle::object::Pending), Failed>,
+    response: Ttlv,
+    record: crate::audit::Ticket,
+    txn: lifecycle::Txn,
 }
 
 impl Prepared {
     /// Whether finishing it waits for a commit (and its fsync).
     pub fn commits(&self) -> bool {
-        matches!(&self.outcome, Ok((_, pending)) if !pending.is_empty())
+        !self.txn.changes_nothing()
     }
 
     /// Wait, without blocking the worker, until its audit record is written; finishing it
     /// then finds the record's outcome at once.
     pub async fn audited(&self, server: &Server) {
-        if let Ok(((_, ticket), _)) = &self.outcome {
-            let _ = server.audit.wait(ticket).await;
-        }
+        let _ = server.audit.wait(&self.record).await;
     }
 }
 
@@ -326,14 +326,14 @@ fn prepare(server: &Server, origin: Origin<'_>, message: &Message) -> Prepared {
         Ok((_, v)) => v.identity.as_str(),
         Err(_) => certificate,
     };
-    let manager = server.manager.for_caller(server.caller(identity));
-    let outcome = manager.prepare(|m| {
-        let resp = match &verdict {
-            Ok((typed, _)) => {
-                crate::batch::run(m, identity, typed, &server.limits, now, origin.stop)
-            }
-            Err(e) => message_error(message.version, now, e.clone()),
-        };
+    let txn = server.manager.begin(Some(server.caller(identity)));
+    let resp = match &verdict {
+        Ok((typed, _)) => {
+            crate::batch::run(&txn, identity, typed, &server.limits, now, origin.stop)
+        }
+        Err(e) => message_error(message.version, now, e.clone()),
+    };
+    {
         if tracing::enabled!(tracing::Level::DEBUG) {
             // operations and outcomes only: payloads may hold keys and plaintext
             let enums = |t: &Ttlv, field| -> Vec<u32> {
@@ -358,10 +358,14 @@ fn prepare(server: &Server, origin: Origin<'_>, message: &Message) -> Prepared {
         if let Some(note) = verdict.as_ref().ok().and_then(|(_, v)| v.note.clone()) {
             record.insert("credential".into(), note.into());
         }
-        crate::audit::add_automatic_changes(&mut record, &manager.automatic_changes());
-        Ok((resp, server.audit.append(record)))
-    });
-    Prepared { now, outcome }
+        crate::audit::add_automatic_changes(&mut record, &txn.automatic_changes());
+        Prepared {
+            now,
+            record: server.audit.append(record),
+            response: resp,
+            txn,
+        }
+    }
 }
 
 /// Commit a prepared message's changes: its response, or the error that nothing was done.
@@ -377,10 +381,17 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
     for attempt in 1.. {
         let now = prepared.now;
         // the changes take effect only once the record saying so is written
-        let result = prepared.outcome.and_then(|((resp, ticket), pending)| {
-            server.audit.wait_blocking(&ticket).map_err(Failed::Audit)?;
-            pending.commit().map(|()| resp).map_err(Failed::from)
-        });
+        let Prepared {
+            response,
+            record,
+            txn,
+            ..
+        } = prepared;
+        let result = server
+            .audit
+            .wait_blocking(&record)
+            .map_err(Failed::Audit)
+            .and_then(|()| txn.commit().map(|()| response).map_err(Failed::from));
         let (reason, why, audited) = match result {
             Ok(r) => return r,
             Err(Failed::Lifecycle(lifecycle::LifecycleError::Store(

@@ -9,6 +9,6 @@ pub mod object;
 
 pub use budget::{Budget, Stop};
 pub use error::LifecycleError;
-pub use object::{Caller, LocateQuery, Manager};
+pub use object::{Caller, LocateQuery, Manager, Txn};
 pub mod state;
 pub mod store;

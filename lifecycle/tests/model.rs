@@ -1,5 +1,5 @@
 //! Model-based test: random sequences of create, activate, revoke, destroy and attribute
-//! changes run against the Manager on the redb backend and against a plain reference model;
+//! changes run against the Txn on the redb backend and against a plain reference model;
 //! after every step the states, names and search results must agree.
 
 use kmip_codec::vocab::enums::{
@@ -89,7 +89,7 @@ proptest! {
         // the model's names are unique (--unique-names; these objects have no owner, so one
         // owner's rule covers them all)
         let store = Arc::new(RedbStore::open(&dir.path().join("m.redb")).unwrap().unique_names(true));
-        let m = Manager::new(store, Core::new(MasterKey::generate().unwrap()));
+        let m = Manager::new(store, Core::new(MasterKey::generate().unwrap())).autocommit(None);
         let mut model = Model::default();
         let now = 1_000;
         for s in steps {

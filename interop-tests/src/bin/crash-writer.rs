@@ -12,7 +12,7 @@ fn main() {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).expect("data directory"));
     let master = MasterKey::load_or_create(&dir.join("master.key")).expect("master key");
     let store = RedbStore::open(&dir.join("kmip.redb")).expect("store");
-    let m = Manager::new(Arc::new(store), Core::new(master));
+    let m = Manager::new(Arc::new(store), Core::new(master)).autocommit(None);
     let mut out = std::io::stdout().lock();
     for i in 0u64.. {
         use kmip_codec::vocab::{enums, tag};

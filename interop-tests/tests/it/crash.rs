@@ -53,7 +53,7 @@ fn acknowledged_keys_survive_sigkill() {
         let master = MasterKey::load_or_create(&dir.path().join("master.key")).unwrap();
         let store = RedbStore::open(&dir.path().join("kmip.redb"))
             .unwrap_or_else(|e| panic!("round {round}: the store does not open: {e}"));
-        let m = Manager::new(Arc::new(store), Core::new(master));
+        let m = Manager::new(Arc::new(store), Core::new(master)).autocommit(None);
         for (id, digest) in &acknowledged {
             let (_, obj) = m
                 .export(id, 1)

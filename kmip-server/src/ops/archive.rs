@@ -7,7 +7,7 @@ use kmip_codec::Ttlv;
 pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = ArchiveRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
-    let r = ctx.manager.archive(&id, ctx.now)?;
+    let r = ctx.txn.archive(&id, ctx.now)?;
     ctx.placeholder = Some(r.id.clone());
     Ok(ArchiveResponse {
         unique_identifier: Req(r.id),

@@ -30,7 +30,7 @@ pub fn add(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let id = ctx.uid(req.unique_identifier.as_ref())?;
     let item = one_attribute(req.attribute.as_ref(), req.new_attribute.as_ref())?
         .ok_or_else(|| OpError::invalid("no attribute to add"))?;
-    let r = ctx.manager.add_attribute(&id, item.clone(), ctx.now)?;
+    let r = ctx.txn.add_attribute(&id, item.clone(), ctx.now)?;
     ctx.placeholder = Some(r.id.clone());
     let attribute = if ctx.major() < 2 {
         Some(as_v1(&r, &item)?)
@@ -62,13 +62,9 @@ pub fn modify(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
             "negative Attribute Index",
         ));
     }
-    let r = ctx.manager.modify_attribute(
-        &id,
-        current.as_ref(),
-        new.clone(),
-        index as usize,
-        ctx.now,
-    )?;
+    let r =
+        ctx.txn
+            .modify_attribute(&id, current.as_ref(), new.clone(), index as usize, ctx.now)?;
     ctx.placeholder = Some(r.id.clone());
     let attribute = if ctx.major() < 2 {
         Some(as_v1(&r, &new)?)
@@ -109,9 +105,9 @@ pub fn delete(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
         } else {
             return Err(OpError::invalid("no attribute to delete"));
         };
-    let before = ctx.manager.get(&id, ctx.now)?;
+    let before = ctx.txn.get(&id, ctx.now)?;
     let r = ctx
-        .manager
+        .txn
         .delete_attribute(&id, &target, exact, index as usize, ctx.now)?;
     ctx.placeholder = Some(r.id.clone());
     let attribute = if ctx.major() < 2 {
@@ -156,11 +152,11 @@ pub fn set(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let id = ctx.uid(req.unique_identifier.as_ref())?;
     let new = one_attribute(None, Some(&req.new_attribute.0))?
         .ok_or_else(|| OpError::invalid("no new attribute"))?;
-    let existing = ctx.manager.get(&id, ctx.now)?;
+    let existing = ctx.txn.get(&id, ctx.now)?;
     let r = if existing.attributes.iter().any(|a| same_attribute(a, &new)) {
-        ctx.manager.modify_attribute(&id, None, new, 0, ctx.now)?
+        ctx.txn.modify_attribute(&id, None, new, 0, ctx.now)?
     } else {
-        ctx.manager.add_attribute(&id, new, ctx.now)?
+        ctx.txn.add_attribute(&id, new, ctx.now)?
     };
     ctx.placeholder = Some(r.id.clone());
     Ok(SetAttributeResponse {

@@ -16,7 +16,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let attrs = request_attributes(None, payload.child(tag::ATTRIBUTES))?;
     let subject = crate::ca::subject_of(&attrs)
         .ok_or_else(|| OpError::invalid("a certificate request needs x-ca-subject"))?;
-    let der = ctx.manager.certificate_request(&id, &subject, ctx.now)?;
+    let der = ctx.txn.certificate_request(&id, &subject, ctx.now)?;
     Ok(Ttlv::structure(
         payload.tag,
         vec![

@@ -42,7 +42,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
         }
     };
     let r = ctx
-        .manager
+        .txn
         .certify(subject, request.issuer.as_deref(), request.spec, ctx.now)?;
     ctx.placeholder = Some(r.id.clone());
     Ok(CertifyResponse {

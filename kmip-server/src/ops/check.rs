@@ -11,7 +11,7 @@ use kmip_codec::Ttlv;
 pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = CheckRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
-    let r = ctx.manager.get(&id, ctx.now)?;
+    let r = ctx.txn.get(&id, ctx.now)?;
     ctx.placeholder = Some(r.id.clone());
     if r.state.is_destroyed() {
         return Err(OpError::new(

@@ -11,7 +11,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
         request_attributes(req.template_attribute.as_ref(), req.attributes.as_ref())?,
         req.object_type.0 .0,
     )?;
-    let r = ctx.manager.create(req.object_type.0 .0, attrs, ctx.now)?;
+    let r = ctx.txn.create(req.object_type.0 .0, attrs, ctx.now)?;
     ctx.placeholder = Some(r.id.clone());
     Ok(CreateResponse {
         object_type: Req(Enum(r.object_type)),

@@ -22,9 +22,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
             req.public_key_attributes.as_ref(),
         ),
     )?;
-    let (p, q) = ctx
-        .manager
-        .create_key_pair(common, private, public, ctx.now)?;
+    let (p, q) = ctx.txn.create_key_pair(common, private, public, ctx.now)?;
     // the ID Placeholder names the private key (KMIP 1.4 section 4.2)
     ctx.placeholder = Some(p.id.clone());
     Ok(CreateKeyPairResponse {

@@ -12,7 +12,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
         .and_then(Ttlv::as_text)
         .map(str::to_owned);
     let id = ctx.uid(given.as_ref())?;
-    let der = ctx.manager.crl(&id, ctx.now)?;
+    let der = ctx.txn.crl(&id, ctx.now)?;
     Ok(Ttlv::structure(
         payload.tag,
         vec![

@@ -33,7 +33,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let (id, plain, correlation) = match part {
         Part::Whole => {
             let id = ctx.uid(req.unique_identifier.as_ref())?;
-            let plain = ctx.manager.decrypt(
+            let plain = ctx.txn.decrypt(
                 &id,
                 params(&req.cryptographic_parameters),
                 required(&req.data, "Data")?,
@@ -46,7 +46,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
         }
         Part::First => {
             let id = ctx.uid(req.unique_identifier.as_ref())?;
-            let (d, c) = ctx.manager.cipher_first(
+            let (d, c) = ctx.txn.cipher_first(
                 op::DECRYPT,
                 &id,
                 params(&req.cryptographic_parameters),
@@ -57,7 +57,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
         }
         Part::Next { correlation, last } => {
             let (id, d) =
-                ctx.manager
+                ctx.txn
                     .cipher_next(op::DECRYPT, correlation, last, streamed, tag, ctx.now)?;
             (id, d.data, (!last).then(|| correlation.to_vec()))
         }

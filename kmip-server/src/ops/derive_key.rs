@@ -57,7 +57,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
         length: (length_bits / 8) as usize,
     };
     let r = ctx
-        .manager
+        .txn
         .derive_key(req.object_type.0 .0, &base, &d, attrs, ctx.now)?;
     ctx.placeholder = Some(r.id.clone());
     Ok(DeriveKeyResponse {

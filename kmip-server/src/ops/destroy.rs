@@ -7,7 +7,7 @@ use kmip_codec::Ttlv;
 pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = DestroyRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
-    let r = ctx.manager.destroy(&id, ctx.now)?;
+    let r = ctx.txn.destroy(&id, ctx.now)?;
     ctx.placeholder = Some(r.id.clone());
     Ok(DestroyResponse {
         unique_identifier: Req(r.id),

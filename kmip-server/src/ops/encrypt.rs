@@ -29,7 +29,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let (id, e, correlation) = match part {
         Part::Whole => {
             let id = ctx.uid(req.unique_identifier.as_ref())?;
-            let e = ctx.manager.encrypt(
+            let e = ctx.txn.encrypt(
                 &id,
                 params(&req.cryptographic_parameters),
                 required(&req.data, "Data")?,
@@ -41,7 +41,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
         }
         Part::First => {
             let id = ctx.uid(req.unique_identifier.as_ref())?;
-            let (e, c) = ctx.manager.cipher_first(
+            let (e, c) = ctx.txn.cipher_first(
                 op::ENCRYPT,
                 &id,
                 params(&req.cryptographic_parameters),
@@ -52,7 +52,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
         }
         Part::Next { correlation, last } => {
             let (id, e) =
-                ctx.manager
+                ctx.txn
                     .cipher_next(op::ENCRYPT, correlation, last, streamed, None, ctx.now)?;
             (id, e, (!last).then(|| correlation.to_vec()))
         }

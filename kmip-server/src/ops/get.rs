@@ -50,7 +50,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let id = ctx.uid(req.unique_identifier.as_ref())?;
     let format = req.key_format_type.map(|f| f.0);
     let (r, object) = match &req.key_wrapping_specification {
-        None => ctx.manager.export_as(&id, format, ctx.now)?,
+        None => ctx.txn.export_as(&id, format, ctx.now)?,
         Some(spec) => {
             if format.is_some() {
                 return Err(OpError::new(
@@ -59,13 +59,13 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
                 ));
             }
             let (wrapping_id, params, encoding) = wrapping(spec)?;
-            ctx.manager
+            ctx.txn
                 .export_wrapped(&id, &wrapping_id, params, encoding, ctx.now)?
         }
     };
     ctx.placeholder = Some(r.id.clone());
     let (object_type, id) = (r.object_type, r.id.clone());
-    ctx.manager.served(r, ctx.now)?;
+    ctx.txn.served(r, ctx.now)?;
     let mut resp = GetResponse {
         object_type: Req(Enum(object_type)),
         unique_identifier: Req(id),

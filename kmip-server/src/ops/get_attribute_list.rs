@@ -9,7 +9,7 @@ use kmip_codec::{Ttlv, Value};
 pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = GetAttributeListRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
-    let r = ctx.manager.get(&id, ctx.now)?;
+    let r = ctx.txn.get(&id, ctx.now)?;
     ctx.placeholder = Some(r.id.clone());
     let items = all_attributes(&r);
     let mut resp = GetAttributeListResponse {

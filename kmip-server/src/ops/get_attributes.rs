@@ -31,7 +31,7 @@ fn wanted(a: &Ttlv, names: &[String], refs: &[Ttlv]) -> Option<usize> {
 pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = GetAttributesRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
-    let r = ctx.manager.get(&id, ctx.now)?;
+    let r = ctx.txn.get(&id, ctx.now)?;
     ctx.placeholder = Some(r.id.clone());
     let mut ranked: Vec<(usize, Ttlv)> = all_attributes(&r)
         .into_iter()

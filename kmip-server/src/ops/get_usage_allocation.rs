@@ -8,7 +8,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = GetUsageAllocationRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
     let r = ctx
-        .manager
+        .txn
         .allocate_usage(&id, req.usage_limits_count.0, ctx.now)?;
     ctx.placeholder = Some(r.id.clone());
     Ok(GetUsageAllocationResponse {

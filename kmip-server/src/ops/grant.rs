@@ -26,7 +26,7 @@ pub fn grant(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
         .children_with(tag::OPERATION)
         .filter_map(Ttlv::as_enum)
         .collect();
-    let r = ctx.manager.grant(&id, grantee, ops, ctx.now)?;
+    let r = ctx.txn.grant(&id, grantee, ops, ctx.now)?;
     Ok(Ttlv::structure(
         payload.tag,
         vec![Ttlv::new(tag::UNIQUE_IDENTIFIER, Value::TextString(r.id))],
@@ -35,7 +35,7 @@ pub fn grant(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
 
 pub fn list(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let id = uid(ctx, payload)?;
-    let grants = ctx.manager.grants(&id, ctx.now)?;
+    let grants = ctx.txn.grants(&id, ctx.now)?;
     let mut out = vec![Ttlv::new(tag::UNIQUE_IDENTIFIER, Value::TextString(id))];
     for (who, ops) in grants {
         let mut g = vec![Ttlv::new(vendor::GRANTEE, Value::TextString(who))];
@@ -54,7 +54,7 @@ pub fn trust_wrapping_key(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpE
         .child(vendor::TRUSTED)
         .and_then(Ttlv::as_bool)
         .ok_or_else(|| OpError::invalid("Trust Wrapping Key needs Trusted (a Boolean)"))?;
-    let r = ctx.manager.trust_wrapping_key(&id, trusted, ctx.now)?;
+    let r = ctx.txn.trust_wrapping_key(&id, trusted, ctx.now)?;
     Ok(Ttlv::structure(
         payload.tag,
         vec![Ttlv::new(tag::UNIQUE_IDENTIFIER, Value::TextString(r.id))],

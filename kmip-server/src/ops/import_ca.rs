@@ -17,7 +17,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
         .and_then(Ttlv::as_bytes)
         .ok_or_else(|| OpError::invalid("Import CA needs a Certificate Value"))?;
     let ca = crate::ca::parse_ca_certificate(der)?;
-    let r = ctx.manager.import_ca(&public, ca, ctx.now)?;
+    let r = ctx.txn.import_ca(&public, ca, ctx.now)?;
     ctx.placeholder = Some(r.id.clone());
     Ok(Ttlv::structure(
         payload.tag,

@@ -72,7 +72,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
         exclude_online: storage & storage_status_mask::ON_LINE_STORAGE == 0,
         budget: lifecycle::Budget::new(ctx.settings.max_locate_time, ctx.stop.clone()),
     };
-    let ids = ctx.manager.locate(&q, ctx.now)?;
+    let ids = ctx.txn.locate(&q, ctx.now)?;
     if let Some(first) = ids.first() {
         ctx.placeholder = Some(first.clone());
     }

@@ -27,7 +27,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
             ..Default::default()
         },
         Gather::Ready { id, params, data } => {
-            let mac = ctx.manager.mac(&id, params, data.expose(), ctx.now)?;
+            let mac = ctx.txn.mac(&id, params, data.expose(), ctx.now)?;
             MACResponse {
                 unique_identifier: Req(id),
                 mac_data: Some(Bytes(mac)),

@@ -29,7 +29,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
         Gather::Ready { id, params, data } => {
             let mac = super::required(&req.mac_data, "MAC Data")?;
             let ok = ctx
-                .manager
+                .txn
                 .mac_verify(&id, params, data.expose(), mac, ctx.now)?;
             MACVerifyResponse {
                 unique_identifier: Req(id),

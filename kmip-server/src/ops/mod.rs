@@ -52,11 +52,12 @@ use kmip_codec::vocab::enums::{operation as op, result_reason as rr};
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
 use lifecycle::store::Record;
-use lifecycle::Manager;
+use lifecycle::Txn;
 
 /// What one operation may use: the lifecycle, the caller, the clock and the message's version.
 pub struct Ctx<'a> {
-    pub manager: &'a Manager,
+    /// The message's transaction, acting for the caller.
+    pub txn: &'a Txn,
     pub identity: &'a str,
     pub now: i64,
     pub version: (i32, i32),

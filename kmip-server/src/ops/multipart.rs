@@ -58,18 +58,14 @@ pub fn gather(
         },
         Part::First => {
             let id = ctx.uid(uid)?;
-            let correlation = ctx.manager.gather_first(
-                operation,
-                &id,
-                params(request_params),
-                streamed,
-                ctx.now,
-            )?;
+            let correlation =
+                ctx.txn
+                    .gather_first(operation, &id, params(request_params), streamed, ctx.now)?;
             Gather::Pending { id, correlation }
         }
         Part::Next { correlation, last } => {
             match ctx
-                .manager
+                .txn
                 .gather_next(operation, correlation, last, streamed, ctx.now)?
             {
                 Gathered::More { id } => Gather::Pending {

@@ -8,7 +8,7 @@ use kmip_codec::{Ttlv, Value};
 pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = ObtainLeaseRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
-    let (r, lease) = ctx.manager.lease(&id, ctx.now)?;
+    let (r, lease) = ctx.txn.lease(&id, ctx.now)?;
     ctx.placeholder = Some(r.id.clone());
     let last_change = match r.attribute(tag::LAST_CHANGE_DATE).map(|a| &a.value) {
         Some(Value::DateTime(t)) => *t,

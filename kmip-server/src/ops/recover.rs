@@ -7,7 +7,7 @@ use kmip_codec::Ttlv;
 pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = RecoverRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
-    let r = ctx.manager.recover(&id, ctx.now)?;
+    let r = ctx.txn.recover(&id, ctx.now)?;
     ctx.placeholder = Some(r.id.clone());
     Ok(RecoverResponse {
         unique_identifier: Req(r.id),

@@ -28,7 +28,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     .next()
     .ok_or_else(|| OpError::invalid("Register needs the object to register"))?;
     let r = ctx
-        .manager
+        .txn
         .register(req.object_type.0 .0, object, attrs, ctx.now)?;
     ctx.placeholder = Some(r.id.clone());
     Ok(RegisterResponse {

@@ -18,9 +18,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = ReKeyRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
     let attrs = request_attributes(req.template_attribute.as_ref(), req.attributes.as_ref())?;
-    let r = ctx
-        .manager
-        .rekey(&id, offset(&req.offset)?, attrs, ctx.now)?;
+    let r = ctx.txn.rekey(&id, offset(&req.offset)?, attrs, ctx.now)?;
     ctx.placeholder = Some(r.id.clone());
     Ok(ReKeyResponse {
         unique_identifier: Req(r.id),

@@ -34,7 +34,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     )?;
     let offset = super::rekey::offset(&req.offset)?;
     let (p, q) = ctx
-        .manager
+        .txn
         .rekey_key_pair(&id, offset, common, private, public, ctx.now)?;
     ctx.placeholder = Some(p.id.clone());
     Ok(ReKeyKeyPairResponse {

@@ -16,7 +16,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let message = reason
         .child(tag::REVOCATION_MESSAGE)
         .and_then(Ttlv::as_text);
-    let r = ctx.manager.revoke(
+    let r = ctx.txn.revoke(
         &id,
         code,
         message,

@@ -16,7 +16,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
         )));
     }
     let bytes = ctx
-        .manager
+        .txn
         .core()
         .random(n as usize)
         .map_err(lifecycle::LifecycleError::from)?;

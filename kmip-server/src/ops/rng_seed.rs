@@ -8,7 +8,7 @@ use kmip_codec::Ttlv;
 /// reported used.
 pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = RNGSeedRequest::decode(payload)?;
-    let used = ctx.manager.core().seed(&req.data.0 .0);
+    let used = ctx.txn.core().seed(&req.data.0 .0);
     Ok(RNGSeedResponse {
         data_length: Req(i32::try_from(used).unwrap_or(i32::MAX)),
     }

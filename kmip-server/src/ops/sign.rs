@@ -33,7 +33,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
             ..Default::default()
         },
         Gather::Ready { id, params, data } => {
-            let sig = ctx.manager.sign(&id, params, data.expose(), ctx.now)?;
+            let sig = ctx.txn.sign(&id, params, data.expose(), ctx.now)?;
             SignResponse {
                 unique_identifier: Req(id),
                 signature_data: Some(Bytes(sig)),

@@ -36,7 +36,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
             // the signature comes with the last part
             let signature = super::required(&req.signature_data, "Signature Data")?;
             let ok = ctx
-                .manager
+                .txn
                 .verify(&id, params, data.expose(), signature, ctx.now)?;
             SignatureVerifyResponse {
                 unique_identifier: Req(id),

@@ -74,7 +74,7 @@ fn attributes_of(ctx: &Ctx<'_>, name: &Ttlv) -> Result<Vec<Ttlv>, OpError> {
             kmip_codec::Value::TextString(value.to_owned()),
         )],
     );
-    let found = ctx.manager.locate(
+    let found = ctx.txn.locate(
         &lifecycle::LocateQuery {
             attributes: vec![
                 by_name,
@@ -91,6 +91,6 @@ fn attributes_of(ctx: &Ctx<'_>, name: &Ttlv) -> Result<Vec<Ttlv>, OpError> {
     let id = found
         .first()
         .ok_or_else(|| OpError::new(rr::ITEM_NOT_FOUND, format!("no Template named {value:?}")))?;
-    let (_, template) = ctx.manager.with_operation(op::GET).export(id, ctx.now)?;
+    let (_, template) = ctx.txn.with_operation(op::GET).export(id, ctx.now)?;
     Ok(template.children_with(tag::ATTRIBUTE).cloned().collect())
 }

@@ -425,7 +425,7 @@ struct Ca {
     path_len: i64,
 }
 
-impl Manager {
+impl Txn {
     /// The DER SubjectPublicKeyInfo of stored public key `id`, and its record.
     fn spki(&self, id: &str, now: i64) -> Result<(Record, Vec<u8>), LifecycleError> {
         let (r, obj) = self.export_as(
@@ -915,7 +915,7 @@ impl Manager {
 }
 
 /// The DER certificate a Certificate record holds.
-fn certificate_der(m: &Manager, r: &Record, now: i64) -> Result<Vec<u8>, LifecycleError> {
+fn certificate_der(m: &Txn, r: &Record, now: i64) -> Result<Vec<u8>, LifecycleError> {
     let (_, obj) = m.export_as(&r.id, None, now)?;
     obj.child(tag::CERTIFICATE_VALUE)
         .and_then(Ttlv::as_bytes)
@@ -926,7 +926,7 @@ fn certificate_der(m: &Manager, r: &Record, now: i64) -> Result<Vec<u8>, Lifecyc
 /// The issuer name of a new certificate must be byte for byte its CA's subject name, or chain
 /// building fails: a CA certificate issued elsewhere may encode its name in other string types
 /// than the ones rebuilt here.
-fn same_issuer_name(der: &[u8], ca: &Record, m: &Manager, now: i64) -> Result<(), LifecycleError> {
+fn same_issuer_name(der: &[u8], ca: &Record, m: &Txn, now: i64) -> Result<(), LifecycleError> {
     let issued = openssl::x509::X509::from_der(der).map_err(crate::core::CoreError::from)?;
     let ca_der = certificate_der(m, ca, now)?;
     let ca_x = openssl::x509::X509::from_der(&ca_der).map_err(crate::core::CoreError::from)?;
@@ -958,7 +958,7 @@ pub struct ImportedCa {
     pub permitted: Vec<String>,
 }
 
-impl Manager {
+impl Txn {
     /// A PKCS#10 request for stored public key `public` with `subject`, signed by its private
     /// key in the core: a CA whose certificate an external root will issue.
     pub fn certificate_request(

@@ -94,7 +94,7 @@ pub(super) fn has_attribute(r: &Record, criterion: &Ttlv) -> bool {
         || implicit_attributes(r).iter().any(|a| a == criterion)
 }
 
-impl Manager {
+impl Txn {
     /// An object was served by Get: it is no longer Fresh (stored once, on the first Get).
     pub fn served(&self, mut r: Record, now: i64) -> Result<(), LifecycleError> {
         if r.attribute(tag::FRESH).and_then(Ttlv::as_bool) == Some(false) {
@@ -143,7 +143,8 @@ mod tests {
         let m = Manager::new(
             Arc::new(crate::store::MemoryStore::new()),
             Core::new(crate::core::MasterKey::generate().unwrap()),
-        );
+        )
+        .autocommit(None);
         let mut attrs = vec![
             Ttlv::new(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(3)),
             Ttlv::new(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(128)),

@@ -1,6 +1,6 @@
 //! Managed objects: creating, registering, reading, changing state and attributes, finding.
 //!
-//! [`Manager`] is the lifecycle's front door. Each method is one store transaction. Time is
+//! [`Txn`] is the lifecycle's front door. Each method is one store transaction. Time is
 //! passed in (`now`, seconds since the epoch) so that the date-driven transitions can be
 //! tested; material goes through the core and nowhere else.
 
@@ -14,8 +14,22 @@ use kmip_codec::vocab::tag;
 use kmip_codec::{Limits, Tag, Ttlv, Value};
 use std::sync::Arc;
 
+/// The lifecycle of one server: the store, the core and the policy. Long-lived and shared;
+/// every request works through a [`Txn`] it begins.
 pub struct Manager {
     store: Arc<dyn Store>,
+    core: Arc<Core>,
+    policy: Policy,
+}
+
+/// One message's transaction, for one caller: every operation of the lifecycle is a method of
+/// it. Reads see its own changes; nothing reaches the store until [`Txn::commit`], which is
+/// refused when a record it read has changed meanwhile (the message then runs again).
+pub struct Txn {
+    /// Reads and writes go here: the held-back changes over the store.
+    store: Arc<dyn Store>,
+    /// The same, to commit; `None` when each change commits by itself ([`Manager::autocommit`]).
+    writes: Option<Arc<crate::store::Overlay>>,
     core: Arc<Core>,
     caller: Option<Caller>,
     /// State changes the server made on its own (dates reached) while serving this caller.
@@ -33,20 +47,6 @@ pub struct Policy {
     /// by a key an administrator marked trusted (see `protection.rs`). KMIP lets a Sensitive
     /// key leave wrapped by any key the caller may use, one it registered itself included.
     pub wrap_trusted_only: bool,
-}
-
-/// Changes made under [`Manager::prepare`], not yet in the store.
-pub struct Pending(Arc<crate::store::Overlay>);
-
-impl Pending {
-    /// Nothing to commit: a read that changed nothing.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn commit(self) -> Result<(), LifecycleError> {
-        Ok(self.0.flush()?)
-    }
 }
 
 /// A transition no request asked for: an Activation or Deactivation Date was reached.
@@ -194,8 +194,6 @@ impl Manager {
         Manager {
             store,
             core: Arc::new(core),
-            caller: None,
-            automatic: Arc::default(),
             policy: Policy::default(),
         }
     }
@@ -205,41 +203,99 @@ impl Manager {
         self
     }
 
-    /// The automatic state changes made so far through this manager (and those derived from
-    /// it for the same caller), for the audit log.
+    /// A message's transaction, acting for `caller` (`None`: the server itself, which reaches
+    /// every object): what it creates is the caller's, and it reaches only the caller's own
+    /// objects unless the caller is an administrator or holds a grant.
+    pub fn begin(&self, caller: Option<Caller>) -> Txn {
+        let writes = Arc::new(crate::store::Overlay::new(self.store.clone()));
+        self.txn(writes.clone(), Some(writes), caller)
+    }
+
+    /// A transaction whose every change commits by itself, at once: for tools and tests.
+    /// Never for a request, whose changes must wait for its audit record.
+    pub fn autocommit(&self, caller: Option<Caller>) -> Txn {
+        self.txn(self.store.clone(), None, caller)
+    }
+
+    fn txn(
+        &self,
+        store: Arc<dyn Store>,
+        writes: Option<Arc<crate::store::Overlay>>,
+        caller: Option<Caller>,
+    ) -> Txn {
+        Txn {
+            store,
+            writes,
+            core: self.core.clone(),
+            caller,
+            automatic: Arc::default(),
+            policy: self.policy,
+        }
+    }
+
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl Txn {
+    /// Make every change of the transaction at once, or none: refused when a record it read
+    /// was changed meanwhile by another transaction (`StoreError::Conflict`).
+    pub fn commit(self) -> Result<(), LifecycleError> {
+        match self.writes {
+            Some(w) => Ok(w.flush()?),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether a commit has nothing to write: a message that only read.
+    pub fn changes_nothing(&self) -> bool {
+        self.writes.as_ref().is_none_or(|w| w.is_empty())
+    }
+
+    /// The automatic state changes made so far in this transaction, for the audit log.
     pub fn automatic_changes(&self) -> Vec<AutomaticChange> {
         self.automatic.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
-    /// The same objects, seen by `caller`: what it creates is its own, and it reaches only its
-    /// own objects unless it is an administrator.
-    pub fn for_caller(&self, caller: Caller) -> Manager {
-        self.sibling(self.store.clone(), Some(caller), Arc::default())
+    /// The same transaction acting for another caller: for tools and tests.
+    pub fn for_caller(&self, caller: Caller) -> Txn {
+        self.sibling(self.store.clone(), Some(caller))
     }
 
-    /// This manager for one operation of the caller (grants name operations).
-    pub fn with_operation(&self, operation: u32) -> Manager {
+    /// The same transaction for one operation of the caller (grants name operations).
+    pub fn with_operation(&self, operation: u32) -> Txn {
         let caller = self.caller.clone().map(|c| Caller {
             operation: Some(operation),
             ..c
         });
-        self.sibling(self.store.clone(), caller, self.automatic.clone())
+        self.sibling(self.store.clone(), caller)
     }
 
-    /// A manager over the same core and policy.
-    fn sibling(
-        &self,
-        store: Arc<dyn Store>,
-        caller: Option<Caller>,
-        automatic: Arc<std::sync::Mutex<Vec<AutomaticChange>>>,
-    ) -> Manager {
-        Manager {
+    /// The same transaction over another store (a savepoint's), sharing its automatic changes.
+    fn sibling(&self, store: Arc<dyn Store>, caller: Option<Caller>) -> Txn {
+        Txn {
             store,
+            writes: self.writes.clone(),
             core: self.core.clone(),
             caller,
-            automatic,
+            automatic: self.automatic.clone(),
             policy: self.policy,
         }
+    }
+
+    /// Run `f` from a savepoint: its changes join the transaction when it succeeds and are
+    /// dropped when it fails (Batch Error Continuation Option Undo). `f` sees its own changes
+    /// and the transaction's.
+    pub fn undoable<T, E>(&self, f: impl FnOnce(&Txn) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<LifecycleError>,
+    {
+        let savepoint = Arc::new(crate::store::Overlay::new(self.store.clone()));
+        let inner = self.sibling(savepoint.clone(), self.caller.clone());
+        let out = f(&inner)?;
+        savepoint.flush().map_err(LifecycleError::from)?;
+        Ok(out)
     }
 
     /// The grants on an object, for its owner or an administrator.
@@ -294,7 +350,7 @@ impl Manager {
         }
     }
 
-    /// Whether the caller owns `r` ([`Manager::owns`]) or holds a grant on it, direct or by
+    /// Whether the caller owns `r` ([`Txn::owns`]) or holds a grant on it, direct or by
     /// group, whose operations `allows`.
     fn granted(&self, r: &Record, allows: impl Fn(&Vec<u32>) -> bool) -> bool {
         match &self.caller {
@@ -329,29 +385,6 @@ impl Manager {
         }
         self.put(&r)?;
         Ok(r)
-    }
-
-    /// Run `f` against a manager whose changes are held back and committed in one transaction
-    /// when `f` succeeds, or dropped when it fails: an atomic batch. `f` sees its own changes.
-    pub fn atomically<T, E>(&self, f: impl FnOnce(&Manager) -> Result<T, E>) -> Result<T, E>
-    where
-        E: From<LifecycleError>,
-    {
-        let (out, pending) = self.prepare(f)?;
-        pending.commit()?;
-        Ok(out)
-    }
-
-    /// [`Manager::atomically`] up to the commit, which the caller makes (where waiting for it
-    /// holds nobody up) or drops.
-    pub fn prepare<T, E>(&self, f: impl FnOnce(&Manager) -> Result<T, E>) -> Result<(T, Pending), E>
-    where
-        E: From<LifecycleError>,
-    {
-        let overlay = Arc::new(crate::store::Overlay::new(self.store.clone()));
-        let inner = self.sibling(overlay.clone(), self.caller.clone(), self.automatic.clone());
-        let out = f(&inner)?;
-        Ok((out, Pending(overlay)))
     }
 
     pub fn core(&self) -> &Core {
@@ -727,7 +760,7 @@ impl Manager {
         self.export_as(id, None, now)
     }
 
-    /// [`Manager::export`] with the key converted to `format` (a Key Format Type).
+    /// [`Txn::export`] with the key converted to `format` (a Key Format Type).
     pub fn export_as(
         &self,
         id: &str,
@@ -1143,11 +1176,12 @@ mod tests {
     use crate::store::{MemoryStore, RedbStore};
     use kmip_codec::vocab::enums::cryptographic_algorithm as alg;
 
-    fn manager() -> Manager {
+    fn manager() -> Txn {
         Manager::new(
             Arc::new(MemoryStore::new()),
             Core::new(MasterKey::generate().unwrap()),
         )
+        .autocommit(None)
     }
 
     fn name(n: &str) -> Ttlv {
@@ -1348,12 +1382,12 @@ mod tests {
     }
 
     /// A manager over a redb store whose names are unique per owner (`--unique-names`).
-    fn unique_names_manager() -> Manager {
+    fn unique_names_manager() -> Txn {
         let dir = tempfile::tempdir().unwrap().keep();
         let store = RedbStore::open(&dir.join("k.redb"))
             .unwrap()
             .unique_names(true);
-        Manager::new(Arc::new(store), Core::new(MasterKey::generate().unwrap()))
+        Manager::new(Arc::new(store), Core::new(MasterKey::generate().unwrap())).autocommit(None)
     }
 
     #[test]
@@ -1415,7 +1449,7 @@ mod tests {
                 .unwrap()
                 .unique_names(true),
         );
-        let m = Manager::new(store, Core::new(MasterKey::generate().unwrap()));
+        let m = Manager::new(store, Core::new(MasterKey::generate().unwrap())).autocommit(None);
         for round in 0..5 {
             let n = format!("race-{round}");
             let outcomes: Vec<Result<Record, LifecycleError>> = std::thread::scope(|s| {
@@ -1453,12 +1487,14 @@ mod tests {
             Arc::new(MemoryStore::new()) as Arc<dyn crate::store::Store>,
             Arc::new(RedbStore::open(&tempfile::tempdir().unwrap().keep().join("k.redb")).unwrap()),
         ] {
-            let m = Manager::new(store, Core::new(MasterKey::generate().unwrap()));
+            let manager = Manager::new(store, Core::new(MasterKey::generate().unwrap()));
+            let m = manager.autocommit(None);
             let r = m.create(ot::SYMMETRIC_KEY, aes(128, "shared"), 10).unwrap();
             let add = |n: &str| {
-                m.prepare(|m| m.add_attribute(&r.id, text(tag::OBJECT_GROUP, n), 11))
-                    .unwrap()
-                    .1
+                let t = manager.begin(None);
+                t.add_attribute(&r.id, text(tag::OBJECT_GROUP, n), 11)
+                    .unwrap();
+                t
             };
             let (first, second) = (add("g1"), add("g2"));
             first.commit().unwrap();
@@ -1514,7 +1550,8 @@ mod tests {
     fn locate_filters_and_orders() {
         let dir = tempfile::tempdir().unwrap();
         let store = RedbStore::open(&dir.path().join("k.redb")).unwrap();
-        let m = Manager::new(Arc::new(store), Core::new(MasterKey::generate().unwrap()));
+        let m = Manager::new(Arc::new(store), Core::new(MasterKey::generate().unwrap()))
+            .autocommit(None);
         let a = m.create(ot::SYMMETRIC_KEY, aes(128, "a"), 10).unwrap();
         let b = m.create(ot::SYMMETRIC_KEY, aes(256, "b"), 20).unwrap();
         let c = m.create(ot::SYMMETRIC_KEY, aes(256, "a"), 30).unwrap();
@@ -1602,6 +1639,7 @@ mod erase_tests {
                 store,
                 Core::new(MasterKey::from_bytes(&master_bytes).unwrap()),
             )
+            .autocommit(None)
         };
         let m = open();
         let attrs = vec![
@@ -1663,7 +1701,8 @@ mod ownership_tests {
         let base = Manager::new(
             Arc::new(MemoryStore::new()),
             Core::new(MasterKey::generate().unwrap()),
-        );
+        )
+        .autocommit(None);
         let who = |n: &str, admin| {
             base.for_caller(Caller {
                 identity: n.into(),
@@ -1717,7 +1756,8 @@ mod archive_tests {
         let m = Manager::new(
             Arc::new(MemoryStore::new()),
             Core::new(MasterKey::generate().unwrap()),
-        );
+        )
+        .autocommit(None);
         let attrs = vec![
             Ttlv::new(
                 tag::CRYPTOGRAPHIC_ALGORITHM,
@@ -1754,7 +1794,8 @@ mod quantum_safe_tests {
         let m = Manager::new(
             Arc::new(MemoryStore::new()),
             Core::new(MasterKey::generate().unwrap()),
-        );
+        )
+        .autocommit(None);
         let aes = |bits: i32| {
             vec![
                 Ttlv::new(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),

@@ -71,7 +71,7 @@ fn key_use(operation: u32) -> Result<(Usage, u32), LifecycleError> {
     })
 }
 
-impl Manager {
+impl Txn {
     fn owner(&self) -> Option<String> {
         self.caller.as_ref().map(|c| c.identity.clone())
     }
@@ -245,11 +245,12 @@ mod tests {
     use crate::store::MemoryStore;
     use kmip_codec::vocab::enums::{block_cipher_mode as bcm, cryptographic_algorithm as alg};
 
-    fn manager(identity: &str) -> Manager {
+    fn manager(identity: &str) -> Txn {
         Manager::new(
             Arc::new(MemoryStore::new()),
             Core::new(MasterKey::generate().unwrap()),
         )
+        .autocommit(None)
         .for_caller(Caller {
             identity: identity.into(),
             admin: false,
@@ -259,7 +260,7 @@ mod tests {
         })
     }
 
-    fn active_aes(m: &Manager, extra: Vec<Ttlv>) -> String {
+    fn active_aes(m: &Txn, extra: Vec<Ttlv>) -> String {
         let mut attrs = vec![
             Ttlv::new(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
             Ttlv::new(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)),

@@ -94,7 +94,7 @@ pub fn is_trusted(r: &Record) -> bool {
     r.attributes.contains(&trusted_mark())
 }
 
-impl Manager {
+impl Txn {
     /// Mark (or unmark) `id` as a trusted wrapping key: only an administrator may. A secret
     /// or private key must itself be non-extractable, or the trust would extend to whoever
     /// can fetch it; a public key qualifies as it is (its private half lives elsewhere, in the

@@ -68,7 +68,7 @@ fn inherited(old: &Record, offset: Option<u32>, client: Vec<Ttlv>, now: i64) -> 
     attrs
 }
 
-impl Manager {
+impl Txn {
     /// A replacement for the symmetric key `id`: same algorithm and length, new material;
     /// it takes over the names; the two are linked (Replacement / Replaced Object).
     pub fn rekey(
@@ -202,7 +202,8 @@ mod tests {
         let m = Manager::new(
             Arc::new(MemoryStore::new()),
             Core::new(MasterKey::generate().unwrap()),
-        );
+        )
+        .autocommit(None);
         let name = Ttlv::structure(tag::NAME, vec![text(tag::NAME_VALUE, "db-key")]);
         let attrs = vec![
             Ttlv::new(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
@@ -257,7 +258,8 @@ mod tests {
         let m = Manager::new(
             Arc::new(MemoryStore::new()),
             Core::new(MasterKey::generate().unwrap()),
-        );
+        )
+        .autocommit(None);
         let common = vec![
             Ttlv::new(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::ECDSA)),
             Ttlv::new(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)),

@@ -19,7 +19,7 @@ pub fn usage_left(r: &Record) -> Option<i64> {
     long(tag::USAGE_LIMITS_COUNT).or(long(tag::USAGE_LIMITS_TOTAL))
 }
 
-impl Manager {
+impl Txn {
     /// The key of `id` for one use: it must exist, be in a state that allows the use, and
     /// have the usage-mask bit (when it has a mask at all).
     pub(super) fn key_for(
@@ -69,7 +69,7 @@ impl Manager {
     }
 
     /// The key of `id` for a protecting use of `bytes` bytes (encrypt, sign, MAC): checked
-    /// as [`Manager::key_for`] does, then counted against its Usage Limits.
+    /// as [`Txn::key_for`] does, then counted against its Usage Limits.
     pub(super) fn key_to_protect(
         &self,
         id: &str,
@@ -450,7 +450,8 @@ mod usage_limit_tests {
         let m = Manager::new(
             Arc::new(MemoryStore::new()),
             Core::new(MasterKey::generate().unwrap()),
-        );
+        )
+        .autocommit(None);
         let limits = Ttlv::structure(
             tag::USAGE_LIMITS,
             vec![
@@ -534,7 +535,8 @@ mod derive_policy_tests {
             .policy(Policy {
                 derive_from_pre_active: allow,
                 ..Policy::default()
-            });
+            })
+            .autocommit(None);
             let base = m.create(ot::SYMMETRIC_KEY, aes(256), 1).unwrap();
             assert_eq!(base.state, State::PreActive);
             let got = m.derive_key(ot::SYMMETRIC_KEY, &base.id, &d, aes(128), 2);
