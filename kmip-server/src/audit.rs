@@ -64,7 +64,7 @@ const HEAD_LEN: usize = 1024;
 const ANOMALY: &str = "audit-anomaly";
 
 fn sha256_hex(b: &[u8]) -> String {
-    kmip_codec::text::hex(&openssl::sha::sha256(b))
+    kmip_codec::text::hex(&lifecycle::core::sha256(b))
 }
 
 fn hex(b: &[u8]) -> String {

@@ -270,7 +270,7 @@ impl Credentials {
             key.extend_from_slice(part.as_bytes());
             key.push(0);
         }
-        let digest = openssl::sha::sha256(&key);
+        let digest = lifecycle::core::sha256(&key);
         if self
             .verified
             .lock()

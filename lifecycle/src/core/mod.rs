@@ -19,6 +19,15 @@ pub(crate) use generate::{key_object, secret_data_object};
 pub use generate::{zeroize_tree, Generated, KeySpec};
 pub use seal::MasterKey;
 
+/// SHA-256 of `data`. OpenSSL 3's one-shot `SHA256()` looks the algorithm up by name on every
+/// call (`EVP_Q_digest`), which cost more than the hashing itself on the audit log's hot path;
+/// the incremental context does not.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut h = openssl::sha::Sha256::new();
+    h.update(data);
+    h.finish()
+}
+
 use thiserror::Error;
 use zeroize::Zeroizing;
 

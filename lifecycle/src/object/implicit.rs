@@ -50,7 +50,7 @@ pub fn implicit_attributes(r: &Record) -> Vec<Ttlv> {
     ));
     v.push(Ttlv::new(
         tag::SHORT_UNIQUE_IDENTIFIER,
-        Value::ByteString(openssl::sha::sha256(r.id.as_bytes()).to_vec()),
+        Value::ByteString(crate::core::sha256(r.id.as_bytes()).to_vec()),
     ));
     v
 }

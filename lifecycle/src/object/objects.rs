@@ -144,7 +144,7 @@ impl Txn {
                         ),
                         Ttlv::new(
                             tag::DIGEST_VALUE,
-                            Value::ByteString(openssl::sha::sha256(km).to_vec()),
+                            Value::ByteString(crate::core::sha256(km).to_vec()),
                         ),
                         format,
                     ],
