@@ -20,10 +20,11 @@ if ((${#missing[@]})); then
 fi
 
 step "Python virtual environment with PyKMIP"
-if [ ! -x target/pyvenv/bin/python ] || ! target/pyvenv/bin/python -c "import kmip" 2>/dev/null; then
+# prometheus-client: the Prometheus project's parser checks our metrics exposition
+if [ ! -x target/pyvenv/bin/python ] || ! target/pyvenv/bin/python -c "import kmip, prometheus_client" 2>/dev/null; then
   mkdir -p target
   python3 -m venv target/pyvenv
-  target/pyvenv/bin/pip install -q --disable-pip-version-check pykmip==0.11.0 testtools pytest
+  target/pyvenv/bin/pip install -q --disable-pip-version-check pykmip==0.11.0 testtools pytest prometheus-client
 fi
 export KMIP_PYTHON="$PWD/target/pyvenv/bin/python"
 # PyKMIP's integration suite ships only in the sdist

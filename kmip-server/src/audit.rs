@@ -800,6 +800,17 @@ impl Audit {
     }
 
     fn write_group(&self, g: &mut Inner, records: Vec<Map<String, J>>) -> std::io::Result<()> {
+        let started = Instant::now();
+        let written = self.write_group_timed(g, records);
+        crate::metrics::get().audit_written(started.elapsed());
+        written
+    }
+
+    fn write_group_timed(
+        &self,
+        g: &mut Inner,
+        records: Vec<Map<String, J>>,
+    ) -> std::io::Result<()> {
         if g.size >= self.max_bytes {
             self.rotate(g)?;
         }

@@ -126,7 +126,10 @@ fn run_items(
                 ctx.version,
             )
         } else {
-            run_item(&mut ctx, item)
+            let started = std::time::Instant::now();
+            let out = run_item(&mut ctx, item);
+            crate::metrics::get().operation(outcome(&out, ctx.version), started.elapsed());
+            out
         };
         let failed = out.result_status.0 .0 != result_status::SUCCESS;
         items.push(out);
@@ -135,6 +138,26 @@ fn run_items(
         }
     }
     (items, false)
+}
+
+/// An answered item's labels: the operation, Success or the Result Reason, the version.
+fn outcome(item: &ResponseBatchItem, version: (i32, i32)) -> crate::metrics::Outcome {
+    let result = match (item.result_status.0 .0, &item.result_reason) {
+        (result_status::SUCCESS, _) => "Success".to_owned(),
+        (_, Some(reason)) => kmip_codec::vocab::enum_def("ResultReason")
+            .and_then(|d| d.by_value(reason.0))
+            .map(|e| e.xml.to_owned())
+            .unwrap_or_else(|| format!("0x{:08X}", reason.0)),
+        (status, None) => format!("status 0x{status:08X}"),
+    };
+    crate::metrics::Outcome {
+        operation: item
+            .operation
+            .map(|o| crate::metrics::operation_name(o.0))
+            .unwrap_or_default(),
+        result,
+        version: format!("{}.{}", version.0, version.1),
+    }
 }
 
 /// Batch Error Continuation Option Undo: every change of the batch is held back and committed

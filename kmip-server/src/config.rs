@@ -39,6 +39,11 @@ pub struct Config {
     /// Address and port to listen on.
     #[arg(long, env = "KMIP_LISTEN", default_value = "0.0.0.0:5696")]
     pub listen: String,
+    /// Serve Prometheus metrics (`/metrics`) and health (`/healthz`, `/readyz`) over plain
+    /// HTTP on this address (off by default). Keep it on a private interface: it tells the
+    /// operation mix and object counts, though never identities or keys.
+    #[arg(long, env = "KMIP_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// Also serve KMIP over HTTPS (`POST /kmip`, TTLV, XML or JSON bodies) on this address,
     /// with the same certificates and client authentication. Off unless set.
     #[arg(long, env = "KMIP_HTTPS_LISTEN")]

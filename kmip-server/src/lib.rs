@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod https;
 pub mod listener;
+pub mod metrics;
 mod ops;
 pub mod pipeline;
 pub mod pki;

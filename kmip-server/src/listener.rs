@@ -391,6 +391,7 @@ impl Pending {
             if let Some(id) = oldest {
                 self.remove(id);
                 self.evicted += 1;
+                crate::metrics::get().refused(crate::metrics::Refusal::HandshakeBudget);
             }
         }
         while self.all.len() >= self.max_total {
@@ -398,6 +399,7 @@ impl Pending {
             if let Some(id) = oldest {
                 self.remove(id);
                 self.evicted += 1;
+                crate::metrics::get().refused(crate::metrics::Refusal::HandshakeBudget);
             }
         }
         if self.evicted > 0
@@ -546,15 +548,18 @@ pub async fn run(
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
                             tracing::info!(%peer, error = %e, "TLS handshake failed");
+                            crate::metrics::get().refused(crate::metrics::Refusal::HandshakeFailed);
                             return;
                         }
                         Err(_) => {
                             tracing::info!(%peer, "TLS handshake failed: not finished in time");
+                            crate::metrics::get().refused(crate::metrics::Refusal::HandshakeTimeout);
                             return;
                         }
                     };
                     let Ok(_permit) = slots.try_acquire_owned() else {
                         tracing::warn!(%peer, "connection limit reached; closing");
+                        crate::metrics::get().refused(crate::metrics::Refusal::ConnectionLimit);
                         return;
                     };
                     let identity = stream
@@ -568,6 +573,7 @@ pub async fn run(
                         })
                         .unwrap_or_default();
                     tracing::info!(%peer, identity, "client connected");
+                    let _served = crate::metrics::get().connection();
                     let peer_s = peer.to_string();
                     // boxed: a pending handshake's task does not carry a session's state
                     let end = match transport {

@@ -517,6 +517,13 @@ async fn serve(cfg: Config) -> Result<(), String> {
         .context(&format!("listen on {}", cfg.listen))?;
     tracing::info!(address = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
     listeners.push((tcp, listener::Transport::Ttlv));
+    if let Some(addr) = &cfg.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(addr)
+            .await
+            .context(&format!("listen for metrics on {addr} (--metrics-listen)"))?;
+        tracing::info!(address = %metrics.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving metrics");
+        tokio::spawn(kmip_server::metrics::serve(metrics, server.clone()));
+    }
     let timeouts = Timeouts {
         idle: cfg.idle_timeout(),
         read: cfg.read_timeout(),

@@ -391,13 +391,19 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
             .audit
             .wait_blocking(&record)
             .map_err(Failed::Audit)
-            .and_then(|()| txn.commit().map(|()| response).map_err(Failed::from));
+            .and_then(|()| {
+                let started = std::time::Instant::now();
+                let done = txn.commit();
+                crate::metrics::get().committed(started.elapsed());
+                done.map(|()| response).map_err(Failed::from)
+            });
         let (reason, why, audited) = match result {
             Ok(r) => return r,
             Err(Failed::Lifecycle(lifecycle::LifecycleError::Store(
                 lifecycle::store::StoreError::Conflict(id),
             ))) if attempt < ATTEMPTS => {
                 tracing::debug!(identity, object = %id, attempt, "lost a race: run again");
+                crate::metrics::get().conflict();
                 let resp = message_error(
                     message.version,
                     now,

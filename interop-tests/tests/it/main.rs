@@ -21,6 +21,7 @@ mod hardening_crypto;
 mod hardening_limits;
 mod hostile;
 mod https;
+mod metrics;
 mod oasis;
 mod promises;
 mod pykmip_codec;

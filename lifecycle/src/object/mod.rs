@@ -195,6 +195,38 @@ impl Manager {
     pub fn core(&self) -> &Core {
         &self.core
     }
+
+    /// How many objects of each Object Type the store holds (destroyed ones included), read
+    /// from the Object Type index: one index range per type, no record decoded.
+    pub fn object_counts(&self) -> Result<Vec<(u32, usize)>, LifecycleError> {
+        let mut out = Vec::new();
+        for t in [
+            ot::CERTIFICATE,
+            ot::SYMMETRIC_KEY,
+            ot::PUBLIC_KEY,
+            ot::PRIVATE_KEY,
+            ot::SPLIT_KEY,
+            ot::TEMPLATE,
+            ot::SECRET_DATA,
+            ot::OPAQUE_OBJECT,
+            ot::PGP_KEY,
+            ot::CERTIFICATE_REQUEST,
+        ] {
+            let key = crate::store::index_key(tag::OBJECT_TYPE, &t.to_be_bytes());
+            out.push((t, self.store.lookup(&key)?.len()));
+        }
+        Ok(out)
+    }
+
+    /// Whether requests can be served: the store answers a read, and the master key seals
+    /// and unseals.
+    pub fn ready(&self) -> Result<(), LifecycleError> {
+        self.store.peek("readiness probe")?;
+        let probe = Secret::new(b"readiness".to_vec());
+        let sealed = self.core.seal("readiness probe", &probe)?;
+        self.core.unseal("readiness probe", &sealed)?;
+        Ok(())
+    }
 }
 
 impl Txn {
