@@ -90,34 +90,36 @@ fn an_iv_length_is_bounded() {
     }
 }
 
+/// A PBKDF2 (SHA-256) Derive Key request from `base`.
+fn pbkdf2(base: &str, iterations: i32, bits: i32) -> DeriveKeyRequest {
+    DeriveKeyRequest {
+        object_type: Req(Enum(ot::SYMMETRIC_KEY)),
+        unique_identifier: vec![base.to_owned()],
+        derivation_method: Req(item(tag::DERIVATION_METHOD, Value::Enumeration(dm::PBKDF2))),
+        derivation_parameters: Req(Ttlv::structure(
+            tag::DERIVATION_PARAMETERS,
+            vec![
+                Ttlv::structure(
+                    tag::CRYPTOGRAPHIC_PARAMETERS,
+                    vec![item(
+                        tag::HASHING_ALGORITHM,
+                        Value::Enumeration(ha::SHA_256),
+                    )],
+                ),
+                item(tag::SALT, Value::ByteString(b"salt".to_vec())),
+                item(tag::ITERATION_COUNT, Value::Integer(iterations)),
+            ],
+        )),
+        attributes: attributes(vec![
+            item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
+            item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(bits)),
+        ]),
+        ..Default::default()
+    }
+}
+
 fn derive(c: &mut Client, base: &str, iterations: i32, bits: i32) -> Result<String, ClientError> {
-    let r: DeriveKeyResponse = c.op(
-        op::DERIVE_KEY,
-        &DeriveKeyRequest {
-            object_type: Req(Enum(ot::SYMMETRIC_KEY)),
-            unique_identifier: vec![base.to_owned()],
-            derivation_method: Req(item(tag::DERIVATION_METHOD, Value::Enumeration(dm::PBKDF2))),
-            derivation_parameters: Req(Ttlv::structure(
-                tag::DERIVATION_PARAMETERS,
-                vec![
-                    Ttlv::structure(
-                        tag::CRYPTOGRAPHIC_PARAMETERS,
-                        vec![item(
-                            tag::HASHING_ALGORITHM,
-                            Value::Enumeration(ha::SHA_256),
-                        )],
-                    ),
-                    item(tag::SALT, Value::ByteString(b"salt".to_vec())),
-                    item(tag::ITERATION_COUNT, Value::Integer(iterations)),
-                ],
-            )),
-            attributes: attributes(vec![
-                item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
-                item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(bits)),
-            ]),
-            ..Default::default()
-        },
-    )?;
+    let r: DeriveKeyResponse = c.op(op::DERIVE_KEY, &pbkdf2(base, iterations, bits))?;
     Ok(r.unique_identifier.0)
 }
 
@@ -299,31 +301,7 @@ fn a_client_that_leaves_takes_its_work_with_it() {
     let server = ServerProcess::start(&[]);
     let mut c = server.client("admin");
     let base = create_aes(&mut c, 256, vec![active()]);
-    let one = DeriveKeyRequest {
-        object_type: Req(Enum(ot::SYMMETRIC_KEY)),
-        unique_identifier: vec![base],
-        derivation_method: Req(item(tag::DERIVATION_METHOD, Value::Enumeration(dm::PBKDF2))),
-        derivation_parameters: Req(Ttlv::structure(
-            tag::DERIVATION_PARAMETERS,
-            vec![
-                Ttlv::structure(
-                    tag::CRYPTOGRAPHIC_PARAMETERS,
-                    vec![item(
-                        tag::HASHING_ALGORITHM,
-                        Value::Enumeration(ha::SHA_256),
-                    )],
-                ),
-                item(tag::SALT, Value::ByteString(b"salt".to_vec())),
-                item(tag::ITERATION_COUNT, Value::Integer(5_000_000)),
-            ],
-        )),
-        attributes: attributes(vec![
-            item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
-            item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)),
-        ]),
-        ..Default::default()
-    }
-    .encode(tag::REQUEST_PAYLOAD);
+    let one = pbkdf2(&base, 5_000_000, 256).encode(tag::REQUEST_PAYLOAD);
     let batch = c.batch_request((0..24).map(|_| (op::DERIVE_KEY, one.clone())).collect());
     let mut stream = server.tls_stream("admin").unwrap();
     std::io::Write::write_all(&mut stream, &kmip_codec::encode(&batch.to_ttlv())).unwrap();

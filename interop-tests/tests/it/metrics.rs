@@ -4,8 +4,6 @@
 
 use interop_tests::kmip::*;
 use interop_tests::{free_port, python, ServerProcess};
-use kmip_codec::ops::*;
-use kmip_codec::vocab::enums::operation as op;
 use std::io::{Read, Write};
 
 fn http_get(port: u16, path: &str) -> (String, String) {
@@ -40,23 +38,9 @@ fn metrics_and_health_are_served() {
     let mut c = server.client("admin");
     let id = create_aes(&mut c, 256, vec![]);
     for _ in 0..3 {
-        let _: GetResponse = c
-            .op(
-                op::GET,
-                &GetRequest {
-                    unique_identifier: uid(&id),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+        get_object(&mut c, &id, None).unwrap();
     }
-    let missing = c.op::<_, GetResponse>(
-        op::GET,
-        &GetRequest {
-            unique_identifier: uid("999999"),
-            ..Default::default()
-        },
-    );
+    let missing = get_object(&mut c, "999999", None);
     assert!(missing.is_err());
     // a client whose handshake fails: no certificate
     {
