@@ -172,6 +172,22 @@ impl Metrics {
         self.store_conflicts.inc();
     }
 
+    /// The exposition, read at most once a second however often it is asked for: the object
+    /// counts read the index, which a stream of scrapes must not turn into a load.
+    fn render_cached(&self, server: &Server) -> Result<String, String> {
+        static LAST: std::sync::Mutex<Option<(std::time::Instant, String)>> =
+            std::sync::Mutex::new(None);
+        let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, text)) = last.as_ref() {
+            if at.elapsed() < Duration::from_secs(1) {
+                return Ok(text.clone());
+            }
+        }
+        let text = self.render(server)?;
+        *last = Some((std::time::Instant::now(), text.clone()));
+        Ok(text)
+    }
+
     /// The exposition, with the object counts read now.
     fn render(&self, server: &Server) -> Result<String, String> {
         let counts = server.manager.object_counts().map_err(|e| e.to_string())?;
@@ -207,8 +223,13 @@ pub fn operation_name(code: u32) -> String {
         .unwrap_or_else(|| format!("0x{code:08X}"))
 }
 
+/// Connections the metrics port serves at once: a scraper and a few probes. More are closed
+/// at once, so that the port cannot take the descriptors the KMIP listener needs.
+const MAX_CONNECTIONS: usize = 8;
+
 /// Serve `/metrics`, `/healthz` and `/readyz` on `listener`, for as long as the process runs.
 pub async fn serve(listener: tokio::net::TcpListener, server: Arc<Server>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let mut stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -219,8 +240,13 @@ pub async fn serve(listener: tokio::net::TcpListener, server: Arc<Server>) {
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
         let server = server.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             // one small request per connection: a scraper or a probe, never a client
             let mut buf = vec![0u8; 2048];
             let mut n = 0;
@@ -245,7 +271,7 @@ pub async fn serve(listener: tokio::net::TcpListener, server: Arc<Server>) {
                 ("GET", "/metrics") => {
                     let s = server.clone();
                     // the object counts read the store: not on the async worker
-                    match tokio::task::spawn_blocking(move || get().render(&s)).await {
+                    match tokio::task::spawn_blocking(move || get().render_cached(&s)).await {
                         Ok(Ok(text)) => ("200 OK", text),
                         Ok(Err(e)) => ("503 Service Unavailable", format!("{e}\n")),
                         Err(_) => ("500 Internal Server Error", "failed\n".into()),

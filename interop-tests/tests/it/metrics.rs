@@ -132,6 +132,21 @@ fn metrics_and_health_are_served() {
         ("HTTP/1.1 200 OK".into(), "ready\n".into())
     );
     assert_eq!(http_get(port, "/nothing").0, "HTTP/1.1 404 Not Found");
+    // idle connections cannot pile up on the metrics port: 8 at a time, more are closed
+    let idle: Vec<_> = (0..8)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut ninth = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    ninth
+        .set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    let t = std::time::Instant::now();
+    assert!(matches!(ninth.read(&mut [0u8; 16]), Ok(0)), "closed, not left waiting");
+    assert!(t.elapsed() < std::time::Duration::from_secs(1));
+    drop(idle);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(http_get(port, "/healthz").0, "HTTP/1.1 200 OK");
     // and nothing of it without the flag
     let quiet = ServerProcess::start(&[]);
     assert!(!quiet.log().contains("serving metrics"));
