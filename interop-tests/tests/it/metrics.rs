@@ -142,7 +142,10 @@ fn metrics_and_health_are_served() {
         .set_read_timeout(Some(std::time::Duration::from_secs(3)))
         .unwrap();
     let t = std::time::Instant::now();
-    assert!(matches!(ninth.read(&mut [0u8; 16]), Ok(0)), "closed, not left waiting");
+    assert!(
+        matches!(ninth.read(&mut [0u8; 16]), Ok(0)),
+        "closed, not left waiting"
+    );
     assert!(t.elapsed() < std::time::Duration::from_secs(1));
     drop(idle);
     std::thread::sleep(std::time::Duration::from_millis(200));
