@@ -305,6 +305,9 @@ pub struct Settings {
     pub profiles: crate::ca::Profiles,
     /// Longest a Locate may scan before it answers Server Limit Exceeded.
     pub max_locate_time: Duration,
+    /// The data directory, where Backup writes (`backups/`) and finds the master key's check
+    /// value; `None` (a server without one, in tests) refuses Backup.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 #[cfg(test)]

@@ -74,6 +74,24 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Write a consistent backup of the data directory's store to a new file: every object as
+    /// stored (key material sealed under the master key), never the master key. While a server
+    /// serves the directory, it writes the backup itself (an administrator's request over
+    /// KMIP, --connect and --as) without stopping; otherwise the store is read directly.
+    Backup {
+        /// The backup file to create (never overwritten).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Restore a backup into --data-dir, which must be empty or absent. The digest is checked
+    /// first. The server then needs the same master key to start: a copy of the original
+    /// master.key, or its --unseal-share shares.
+    Restore {
+        /// A file `kmip-server backup` wrote.
+        file: std::path::PathBuf,
+    },
     /// Read a password on standard input and print its scrypt hash, for --password.
     HashPassword,
     /// Work with the audit log.
@@ -303,16 +321,23 @@ fn master_key(cfg: &Config) -> Result<MasterKey, String> {
             .context("unseal shares")?;
         MasterKey::from_shares(&shares).context("unseal shares")?
     } else if !key_path.exists() && check_path.exists() {
-        return Err(
-            "the master key is split into shares: start with --unseal-share (see master-split)"
-                .into(),
-        );
+        return Err(format!(
+            "{} is missing and no --unseal-share was given: the objects in {} are sealed under \
+             an existing master key. Copy master.key from the data directory they come from (a \
+             backup never holds it), or, if it was split into shares (master-split), give --unseal-share",
+            key_path.display(),
+            cfg.data_dir.display()
+        ));
     } else {
         MasterKey::load_or_create(&key_path).context("master key")?
     };
     match std::fs::read(&check_path) {
         Ok(check) if key.check(&check) => Ok(key),
-        Ok(_) => Err("the master key does not open this data directory (wrong key file, or too few or wrong shares)".into()),
+        Ok(_) => Err(format!(
+            "the master key does not open {} (checked against {}): a wrong key file, or too few or wrong shares",
+            cfg.data_dir.display(),
+            check_path.display()
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let check = key.check_value().context("master key check value")?;
             pki::write_file(&check_path, &check, false).context("master key check value")?;
@@ -342,6 +367,113 @@ fn master_split(cfg: &Config, threshold: u8, shares: u8) -> Result<(), String> {
     eprintln!(
         "kmip-server: {shares} shares printed; any {threshold} unseal the server. {} was deleted.",
         key_path.display()
+    );
+    Ok(())
+}
+
+fn backup_command(
+    data_dir: &std::path::Path,
+    out: &std::path::Path,
+    remote: &Remote,
+) -> Result<(), String> {
+    use kmip_server::backup;
+    use lifecycle::store::backup::{verify, BackupError};
+    if out.exists() {
+        return Err(format!(
+            "--out {}: exists: a backup never overwrites a file",
+            out.display()
+        ));
+    }
+    let manifest = match backup::backup_offline(data_dir, out) {
+        Ok(m) => m,
+        // the server of this directory holds the store: it writes the backup in its own read
+        // transaction, and the file is moved where --out says
+        Err(BackupError::InUse { .. }) => {
+            use kmip_codec::vendor;
+            use kmip_codec::vocab::tag;
+            use kmip_codec::Ttlv;
+            let mut c = remote.client(data_dir).map_err(|e| {
+                format!(
+                    "a server has {} open, and it could not be reached to make the backup \
+                     (--connect ADDR:PORT, --as an administrator): {e}",
+                    data_dir.display()
+                )
+            })?;
+            let r = c
+                .call(
+                    vendor::operation::BACKUP,
+                    Ttlv::structure(tag::REQUEST_PAYLOAD, vec![]),
+                )
+                .context(&format!("backup by the server at {}", remote.connect))?;
+            let name = r
+                .child(vendor::tag::BACKUP_FILE)
+                .and_then(Ttlv::as_text)
+                .filter(|n| !n.is_empty() && !n.starts_with('.') && !n.contains(['/', '\\']))
+                .ok_or("the server's answer names no backup file")?;
+            let written = backup::backup_dir(data_dir).join(name);
+            move_file(&written, out)?;
+            verify(out).context(&format!("--out {}", out.display()))?
+        }
+        Err(e) => return Err(format!("backup of {}: {e}", data_dir.display())),
+    };
+    println!(
+        "backup written: {}\n{}the master key is not in it: keep master.key (or the shares) \
+         apart; a restored directory needs the same one",
+        out.display(),
+        manifest.to_text()
+    );
+    Ok(())
+}
+
+/// Move a file, copying it when `to` is on another file system.
+fn move_file(from: &std::path::Path, to: &std::path::Path) -> Result<(), String> {
+    match std::fs::rename(from, to) {
+        Ok(()) => return Ok(()),
+        // EXDEV: another file system
+        Err(e) if e.raw_os_error() == Some(18) => {}
+        Err(e) => return Err(format!("move {} to {}: {e}", from.display(), to.display())),
+    }
+    let copied = (|| {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut dst = opts.open(to)?;
+        std::io::copy(&mut std::fs::File::open(from)?, &mut dst)?;
+        dst.sync_all()
+    })();
+    match copied {
+        Ok(()) => std::fs::remove_file(from).context(&from.display().to_string()),
+        Err(e) => {
+            let _ = std::fs::remove_file(to);
+            Err(format!("copy {} to {}: {e}", from.display(), to.display()))
+        }
+    }
+}
+
+fn restore_command(data_dir: &std::path::Path, file: &std::path::Path) -> Result<(), String> {
+    let m = kmip_server::backup::restore(file, data_dir).map_err(|e| {
+        format!(
+            "restore {} into --data-dir {}: {e}",
+            file.display(),
+            data_dir.display()
+        )
+    })?;
+    println!(
+        "restored {} objects into {dir} (store schema {}, backup made at {} s since the epoch).\n\
+         Before starting a server on it:\n\
+         - the master key: the objects are sealed under the master key of the directory the backup \
+         was made from, which no backup holds. Copy its master.key into {dir} (mode 0600), or \
+         start with the same --unseal-share shares.\n\
+         - the TLS material: copy its tls/ directory too, to keep the CA, the server certificate \
+         and the client identities; without it a new CA is made at first start, which no client \
+         trusts yet.",
+        m.objects,
+        m.store_schema,
+        m.created,
+        dir = data_dir.display(),
     );
     Ok(())
 }
@@ -501,6 +633,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
                 None => kmip_server::ca::Profiles::default(),
             },
             max_locate_time: std::time::Duration::from_secs(cfg.max_locate_secs),
+            data_dir: Some(cfg.data_dir.clone()),
         },
     });
     // HTTPS first: a client that can reach the KMIP port finds both ready
@@ -660,6 +793,10 @@ fn main() -> ExitCode {
                 .map(|h| println!("{h}"))
         }
         Some(Command::Audit { command }) => audit_command(&cli.config, command),
+        Some(Command::Backup { out, remote }) => {
+            backup_command(&cli.config.data_dir, &out, &remote)
+        }
+        Some(Command::Restore { file }) => restore_command(&cli.config.data_dir, &file),
         None => {
             init_logging(cli.config.log_format);
             match tokio::runtime::Builder::new_multi_thread()

@@ -4,6 +4,7 @@
 
 mod access;
 mod audit_forgery;
+mod backup;
 mod bench_smoke;
 mod ca;
 mod ca_attacks;
