@@ -502,21 +502,6 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn print_quick_start(cfg: &Config, paths: &pki::Paths) {
-    let dir = std::fs::canonicalize(&paths.dir).unwrap_or(paths.dir.clone());
-    let port = cfg.listen.rsplit(':').next().unwrap_or("5696");
-    println!(
-        "kmip-server: created TLS material in {dir}\n\
-         Point a client at localhost:{port} with\n  CA: {dir}/ca.pem\n  certificate: {dir}/admin.pem\n  key: {dir}/admin.key\n\
-         A PyKMIP client section (pykmip.conf):\n\
-         [server]\nhost=localhost\nport={port}\nca_certs={dir}/ca.pem\ncertfile={dir}/admin.pem\nkeyfile={dir}/admin.key\n\
-         cert_reqs=CERT_REQUIRED\nssl_version=PROTOCOL_SSLv23\ndo_handshake_on_connect=True\nsuppress_ragged_eofs=True\n\
-         More client identities: kmip-server client-cert NAME --data-dir {data}",
-        dir = dir.display(),
-        data = cfg.data_dir.display(),
-    );
-}
-
 /// Refuse to start, saying why, on a data directory the server could read but never write:
 /// every operation writes the store or the audit log, so it could serve nothing.
 fn check_writable(dir: &std::path::Path) -> Result<(), String> {
@@ -546,32 +531,92 @@ async fn serve(cfg: Config) -> Result<(), String> {
             Err(why) => tracing::warn!(%why, "memory not locked"),
         }
     }
-    std::fs::create_dir_all(&cfg.data_dir).context("data directory")?;
+    // every flag that can be wrong is read before anything is created: a mistake in one
+    // leaves the data directory as it was
+    let group_grants = kmip_server::policy::parse_group_grants(&cfg.group_grants)?;
+    let namespace_grants = kmip_server::policy::parse_group_grants(&cfg.namespace_grants)?;
+    let credentials = kmip_server::policy::Credentials::parse(&cfg.passwords)?
+        .with_devices(&cfg.devices)?
+        .with_bindings(&cfg.user_bindings)?;
+    let policies = kmip_server::policy::parse_policies(&cfg.policies)?;
+    let profiles = match &cfg.ca_profiles {
+        Some(path) => kmip_server::ca::Profiles::load(path)?,
+        None => kmip_server::ca::Profiles::default(),
+    };
+    // then the ports: a taken one stops the start before the data directory is touched (no
+    // CA, master key or store made for a server that never ran, nor guidance for its port).
+    // Bound, not yet listening: clients are refused until the server is ready.
+    let mut reserved = Vec::new();
+    if let Some(addr) = &cfg.https_listen {
+        let https = listener::reserve(addr)
+            .await
+            .context(&format!("listen for HTTPS on {addr} (--https-listen)"))?;
+        reserved.push((https, listener::Transport::Https));
+    }
+    let tcp = listener::reserve(&cfg.listen)
+        .await
+        .context(&format!("listen on {} (--listen)", cfg.listen))?;
+    let port = tcp.local_addr().map(|a| a.port()).unwrap_or(5696);
+    reserved.push((tcp, listener::Transport::Ttlv));
+    let metrics = match &cfg.metrics_listen {
+        Some(addr) => Some(
+            listener::reserve(addr)
+                .await
+                .context(&format!("listen for metrics on {addr} (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
+    let tls_files = |cert, key, client_ca| listener::TlsFiles {
+        cert,
+        key,
+        client_ca,
+        crls: cfg.client_crls.clone(),
+        crl_expired: cfg.crl_expired,
+    };
+    // the operator's own certificates load before anything is created, as flags do
+    let given_tls = match (&cfg.tls_cert, &cfg.tls_key, &cfg.client_ca) {
+        (Some(c), Some(k), Some(a)) => Some(
+            listener::Tls::new(tls_files(c.clone(), k.clone(), a.clone()))
+                .context("TLS configuration (--tls-cert, --tls-key, --client-ca)")?,
+        ),
+        _ => None,
+    };
+    std::fs::create_dir_all(&cfg.data_dir)
+        .context(&format!("data directory {}", cfg.data_dir.display()))?;
     check_writable(&cfg.data_dir)?;
+    // before the TLS material: a restored directory without its master key is refused with
+    // nothing made in it
+    let master = master_key(&cfg)?;
     let paths = pki::Paths::new(&cfg.data_dir);
-    let (cert, key, ca) = match (&cfg.tls_cert, &cfg.tls_key, &cfg.client_ca) {
-        (Some(c), Some(k), Some(a)) => (c.clone(), k.clone(), a.clone()),
-        _ => {
-            if pki::ensure(&paths).context("TLS material")? {
-                print_quick_start(&cfg, &paths);
+    let tls = match given_tls {
+        Some(t) => t,
+        None => {
+            let created =
+                pki::ensure(&paths).context(&format!("TLS material in {}", paths.dir.display()))?;
+            let text = pki::client_instructions(&cfg.data_dir, "admin", port);
+            // written at every start, so that it follows --listen and is there to read again
+            let clients = cfg.data_dir.join("CLIENTS.txt");
+            pki::write_file(&clients, text.as_bytes(), false).context("client instructions")?;
+            if created {
+                println!(
+                    "kmip-server: created TLS material in {}\n{text}(also in {})",
+                    paths.dir.display(),
+                    clients.display()
+                );
             }
-            (paths.server_cert(), paths.server_key(), paths.ca_cert())
+            listener::Tls::new(tls_files(
+                paths.server_cert(),
+                paths.server_key(),
+                paths.ca_cert(),
+            ))
+            .context("TLS configuration")?
         }
     };
+    let tls = Arc::new(tls);
     // SIGHUP reads the TLS material again (certificate, key, client CAs, CRLs); its default
     // action would end the server
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("SIGHUP handler")?;
-    let tls = Arc::new(
-        listener::Tls::new(listener::TlsFiles {
-            cert,
-            key,
-            client_ca: ca,
-            crls: cfg.client_crls.clone(),
-            crl_expired: cfg.crl_expired,
-        })
-        .context("TLS configuration")?,
-    );
     let reloader = tls.clone();
     tokio::spawn(async move {
         while hangup.recv().await.is_some() {
@@ -585,7 +630,6 @@ async fn serve(cfg: Config) -> Result<(), String> {
             }
         }
     });
-    let master = master_key(&cfg)?;
     // the audit log's MAC and signing keys come from the master key, are kept nowhere else
     let audit_keys = kmip_server::audit::AuditKeys::from_master(&master).context("audit keys")?;
     lifecycle::core::crypto::set_max_pbkdf2_iterations(cfg.max_pbkdf2_iterations);
@@ -607,8 +651,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
             },
         ),
         admins: cfg.admins.clone(),
-        group_grants: kmip_server::policy::parse_group_grants(&cfg.group_grants)?,
-        namespace_grants: kmip_server::policy::parse_group_grants(&cfg.namespace_grants)?,
+        group_grants,
+        namespace_grants,
         audit: kmip_server::audit::Audit::open_signed(
             &cfg.audit_file
                 .clone()
@@ -623,37 +667,29 @@ async fn serve(cfg: Config) -> Result<(), String> {
                 max_message_bytes: cfg.max_message_bytes,
                 ..kmip_codec::Limits::default()
             },
-            credentials: kmip_server::policy::Credentials::parse(&cfg.passwords)?
-                .with_devices(&cfg.devices)?
-                .with_bindings(&cfg.user_bindings)?,
-            policies: kmip_server::policy::parse_policies(&cfg.policies)?,
+            credentials,
+            policies,
             interop: cfg.interop,
-            profiles: match &cfg.ca_profiles {
-                Some(path) => kmip_server::ca::Profiles::load(path)?,
-                None => kmip_server::ca::Profiles::default(),
-            },
+            profiles,
             max_locate_time: std::time::Duration::from_secs(cfg.max_locate_secs),
             data_dir: Some(cfg.data_dir.clone()),
         },
     });
     // HTTPS first: a client that can reach the KMIP port finds both ready
     let mut listeners = Vec::new();
-    if let Some(addr) = &cfg.https_listen {
-        let https = listener::bind(addr)
-            .await
-            .context(&format!("listen for HTTPS on {addr}"))?;
-        tracing::info!(address = %https.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening for KMIP over HTTPS");
-        listeners.push((https, listener::Transport::Https));
+    for (socket, transport) in reserved {
+        let l = listener::listen(socket).context("listen")?;
+        let address = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        match transport {
+            listener::Transport::Https => {
+                tracing::info!(%address, "listening for KMIP over HTTPS")
+            }
+            listener::Transport::Ttlv => tracing::info!(%address, "listening"),
+        }
+        listeners.push((l, transport));
     }
-    let tcp = listener::bind(&cfg.listen)
-        .await
-        .context(&format!("listen on {}", cfg.listen))?;
-    tracing::info!(address = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
-    listeners.push((tcp, listener::Transport::Ttlv));
-    if let Some(addr) = &cfg.metrics_listen {
-        let metrics = tokio::net::TcpListener::bind(addr)
-            .await
-            .context(&format!("listen for metrics on {addr} (--metrics-listen)"))?;
+    if let Some(socket) = metrics {
+        let metrics = listener::listen(socket).context("listen for metrics (--metrics-listen)")?;
         tracing::info!(address = %metrics.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving metrics");
         tokio::spawn(kmip_server::metrics::serve(metrics, server.clone()));
     }

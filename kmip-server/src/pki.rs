@@ -79,6 +79,38 @@ pub fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), PkiErr
     f.sync_all().map_err(io(path))
 }
 
+/// `s` quoted for a POSIX shell, so that a printed command works when pasted whatever the
+/// path holds (spaces, quotes, `$`).
+pub fn shell_quote(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "@%_+=:,./-".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// How to point a client at this server as identity `name`: the files, a ready PyKMIP
+/// `pykmip.conf` section, and the command for more identities. Printed at first start and by
+/// `client-cert`, and kept in `DATA_DIR/CLIENTS.txt`.
+pub fn client_instructions(data_dir: &Path, name: &str, port: u16) -> String {
+    let data = std::fs::canonicalize(data_dir).unwrap_or(data_dir.to_owned());
+    let p = Paths::new(&data);
+    let (ca, cert, key) = (
+        p.ca_cert().display().to_string(),
+        p.client_cert(name).display().to_string(),
+        p.client_key(name).display().to_string(),
+    );
+    format!(
+        "Point a client at localhost:{port} as {name} with\n  CA: {ca}\n  certificate: {cert}\n  key: {key}\n\
+         A PyKMIP client section (pykmip.conf):\n\
+         [server]\nhost=localhost\nport={port}\nca_certs={ca}\ncertfile={cert}\nkeyfile={key}\n\
+         cert_reqs=CERT_REQUIRED\nssl_version=PROTOCOL_SSLv23\ndo_handshake_on_connect=True\nsuppress_ragged_eofs=True\n\
+         More client identities: kmip-server client-cert NAME --data-dir {}\n",
+        shell_quote(&data.display().to_string())
+    )
+}
+
 fn new_key() -> Result<PKey<Private>, PkiError> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
     Ok(PKey::from_ec_key(EcKey::generate(&group)?)?)
@@ -234,6 +266,14 @@ mod tests {
     use openssl::stack::Stack;
     use openssl::x509::store::X509StoreBuilder;
     use openssl::x509::X509StoreContext;
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(shell_quote("/var/lib/kmip-server"), "/var/lib/kmip-server");
+        assert_eq!(shell_quote("/tmp/my data"), "'/tmp/my data'");
+        assert_eq!(shell_quote("it's $HOME"), r"'it'\''s $HOME'");
+        assert_eq!(shell_quote(""), "''");
+    }
 
     #[test]
     fn generated_chain_verifies() {

@@ -16,6 +16,7 @@ mod e2e_kat;
 mod e2e_objects;
 mod e2e_streams;
 mod field_clients;
+mod first_start;
 mod hardening_auth;
 mod hardening_connections;
 mod hardening_crypto;
