@@ -27,8 +27,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Issue a client certificate (CN=NAME, EKU clientAuth) from the data directory's CA.
-    ClientCert { name: String },
+    /// Issue a client certificate (CN=NAME, EKU clientAuth) from the data directory's CA, as
+    /// DATA_DIR/tls/NAME.pem and NAME.key, and print a ready client configuration. NAME is 1
+    /// to 64 of A-Z a-z 0-9 . _ - (not starting with a dot).
+    ClientCert {
+        name: String,
+        /// Replace an existing identity of that name (its old certificate stays valid until it
+        /// expires: revoke it with --client-crl to end it).
+        #[arg(long)]
+        force: bool,
+    },
     /// Split the master key into SHARES Shamir shares, THRESHOLD of which unseal the server,
     /// print them one per line, and delete the key file: from then on every start needs
     /// `--unseal-share` for at least THRESHOLD of them.
@@ -738,11 +746,23 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Some(Command::ClientCert { name }) => {
+        Some(Command::ClientCert { name, force }) => {
             let paths = pki::Paths::new(&cli.config.data_dir);
-            pki::client_cert(&paths, &name)
-                .context("issue client certificate")
-                .map(|(c, k)| println!("certificate: {}\nkey: {}", c.display(), k.display()))
+            pki::client_cert(&paths, &name, force)
+                .context("client-cert")
+                .map(|_| {
+                    // the port --listen (or the config file) gives the server
+                    let port = cli
+                        .config
+                        .listen
+                        .rsplit_once(':')
+                        .and_then(|(_, p)| p.parse().ok())
+                        .unwrap_or(5696);
+                    print!(
+                        "{}",
+                        pki::client_instructions(&cli.config.data_dir, &name, port)
+                    )
+                })
         }
         Some(Command::MasterSplit { threshold, shares }) => {
             master_split(&cli.config, threshold, shares)

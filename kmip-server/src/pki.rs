@@ -21,11 +21,41 @@ use thiserror::Error;
 pub enum PkiError {
     #[error("TLS material: {0}")]
     OpenSsl(#[from] openssl::error::ErrorStack),
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "{0:?} is not a plain identity name: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with a dot"
+    )]
+    InvalidName(String),
+    #[error("{0:?} names the server's own TLS files ({0}.pem): choose another identity name")]
+    ReservedName(String),
+    #[error("the identity {name:?} exists ({}): give --force to replace it (its current certificate stays valid until it expires)", path.display())]
+    Exists { name: String, path: PathBuf },
+}
+
+/// The longest identity name: it becomes a certificate's CN (at most 64 characters) and a
+/// file name under `tls/`.
+pub const MAX_NAME: usize = 64;
+
+/// An identity name that is a plain file name under `tls/`, and never one of the CA's or the
+/// server's files: a name is never a path.
+pub fn check_name(name: &str) -> Result<(), PkiError> {
+    let plain = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !plain {
+        return Err(PkiError::InvalidName(name.to_owned()));
+    }
+    if name == "ca" || name == "server" {
+        return Err(PkiError::ReservedName(name.to_owned()));
+    }
+    Ok(())
 }
 
 pub struct Paths {
@@ -246,12 +276,27 @@ pub fn ensure(p: &Paths) -> Result<bool, PkiError> {
     )?;
     write_file(&p.server_key(), &key.private_key_to_pem_pkcs8()?, true)?;
     write_file(&p.server_cert(), &cert.to_pem()?, false)?;
-    client_cert(p, "admin")?;
+    // the administrator's identity comes with a new CA: one issued by an earlier CA would no
+    // longer be trusted
+    client_cert(p, "admin", true)?;
     Ok(true)
 }
 
-/// Issue a client identity `CN=name` (EKU clientAuth) from the data directory's CA.
-pub fn client_cert(p: &Paths, name: &str) -> Result<(PathBuf, PathBuf), PkiError> {
+/// Issue a client identity `CN=name` (EKU clientAuth) from the data directory's CA. An
+/// existing identity of that name is replaced only when `force` is given.
+pub fn client_cert(p: &Paths, name: &str, force: bool) -> Result<(PathBuf, PathBuf), PkiError> {
+    check_name(name)?;
+    if !force {
+        if let Some(path) = [p.client_cert(name), p.client_key(name)]
+            .into_iter()
+            .find(|f| f.exists())
+        {
+            return Err(PkiError::Exists {
+                name: name.to_owned(),
+                path,
+            });
+        }
+    }
     let (ca, ca_key) = load_ca(p)?;
     let key = new_key()?;
     let cert = issue(name, &key, Some((&ca, &ca_key)), Kind::Client, 825)?;
@@ -266,6 +311,27 @@ mod tests {
     use openssl::stack::Stack;
     use openssl::x509::store::X509StoreBuilder;
     use openssl::x509::X509StoreContext;
+
+    #[test]
+    fn identity_names_are_plain() {
+        for good in ["alice", "db-1", "a.b_c", &"x".repeat(64)] {
+            check_name(good).unwrap();
+        }
+        for bad in [
+            "",
+            "../evil",
+            "a/b",
+            ".hidden",
+            "a b",
+            "é",
+            "a\\b",
+            &"x".repeat(65),
+            "ca",
+            "server",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn shell_quoting() {

@@ -111,3 +111,101 @@ fn client_instructions_are_kept_in_the_data_directory() {
         .unwrap();
     assert!(Path::new(ca).exists(), "{ca}");
 }
+
+#[test]
+fn client_cert_issues_once_and_prints_a_client_configuration() {
+    let server = ServerProcess::start(&[]);
+    let dir = server.data_dir.path();
+    let listen = format!("127.0.0.1:{}", server.port);
+    let out = run(dir, &["--listen", &listen, "client-cert", "alice"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let tls = std::fs::canonicalize(server.tls_dir()).unwrap();
+    for line in [
+        "[server]".to_owned(),
+        format!("port={}", server.port),
+        format!("certfile={}", tls.join("alice.pem").display()),
+        format!("keyfile={}", tls.join("alice.key").display()),
+        format!("ca_certs={}", tls.join("ca.pem").display()),
+    ] {
+        assert!(printed.lines().any(|l| l == line), "{line} in {printed}");
+    }
+    assert!(server.serves("alice"));
+    let first = std::fs::read(server.tls_dir().join("alice.pem")).unwrap();
+    let first_key = std::fs::read(server.tls_dir().join("alice.key")).unwrap();
+
+    // again: refused, the identity untouched
+    let out = run(dir, &["client-cert", "alice"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("--force"), "{}", text(&out));
+    assert_eq!(
+        std::fs::read(server.tls_dir().join("alice.pem")).unwrap(),
+        first
+    );
+    assert_eq!(
+        std::fs::read(server.tls_dir().join("alice.key")).unwrap(),
+        first_key
+    );
+    // the administrator's too
+    let admin = std::fs::read(server.tls_dir().join("admin.pem")).unwrap();
+    let out = run(dir, &["client-cert", "admin"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read(server.tls_dir().join("admin.pem")).unwrap(),
+        admin
+    );
+
+    // with --force: a new certificate and key, served
+    let out = run(dir, &["client-cert", "alice", "--force"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_ne!(
+        std::fs::read(server.tls_dir().join("alice.pem")).unwrap(),
+        first
+    );
+    assert_ne!(
+        std::fs::read(server.tls_dir().join("alice.key")).unwrap(),
+        first_key
+    );
+    assert!(server.serves("alice"));
+}
+
+#[test]
+fn client_cert_refuses_names_that_are_not_plain() {
+    let server = ServerProcess::start(&[]);
+    let dir = server.data_dir.path();
+    let before_tls = entries(&server.tls_dir());
+    let before = entries(dir);
+    let long = "x".repeat(65);
+    for name in [
+        "../evil",
+        "a/b",
+        "",
+        ".hidden",
+        "a b",
+        "x;rm",
+        "caf\u{e9}",
+        &long,
+        "ca",
+        "server",
+    ] {
+        let out = run(dir, &["client-cert", name]);
+        assert!(!out.status.success(), "{name:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("name"),
+            "{name:?} refused with a reason: {}",
+            text(&out)
+        );
+    }
+    // --force does not make a path of a name, nor give away the server's files
+    for name in ["../evil", "server", "ca"] {
+        let out = run(dir, &["client-cert", name, "--force"]);
+        assert!(!out.status.success(), "{name:?}: {}", text(&out));
+    }
+    assert_eq!(entries(&server.tls_dir()), before_tls);
+    assert_eq!(entries(dir), before);
+    assert!(server.serves("admin"), "the server's certificate untouched");
+    // the longest plain name is fine
+    let out = run(dir, &["client-cert", &"x".repeat(64)]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(server.serves(&"x".repeat(64)));
+}
