@@ -37,6 +37,11 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Issue a new generated server certificate (DATA_DIR/tls/server.pem and server.key, 825
+    /// days) under the existing CA, which is never replaced: clients go on trusting the
+    /// server. It keeps the current certificate's names, and adds --tls-san ones. A running
+    /// server takes it on SIGHUP.
+    RenewServerCert,
     /// Split the master key into SHARES Shamir shares, THRESHOLD of which unseal the server,
     /// print them one per line, and delete the key file: from then on every start needs
     /// `--unseal-share` for at least THRESHOLD of them.
@@ -529,6 +534,9 @@ fn check_writable(dir: &std::path::Path) -> Result<(), String> {
         })
 }
 
+/// The server warns at start when its certificate expires within this many days.
+const CERT_EXPIRY_WARNING_DAYS: i32 = 30;
+
 async fn serve(cfg: Config) -> Result<(), String> {
     // the server holds keys: none in a core file, no debugger of the same user
     lifecycle::core::harden_process()?;
@@ -547,6 +555,12 @@ async fn serve(cfg: Config) -> Result<(), String> {
         .with_devices(&cfg.devices)?
         .with_bindings(&cfg.user_bindings)?;
     let policies = kmip_server::policy::parse_policies(&cfg.policies)?;
+    for n in &cfg.tls_san {
+        pki::check_san(n).context("--tls-san")?;
+    }
+    if cfg.tls_cert.is_some() && !cfg.tls_san.is_empty() {
+        return Err("--tls-san names the generated certificate: with --tls-cert, the names are your certificate's".into());
+    }
     let profiles = match &cfg.ca_profiles {
         Some(path) => kmip_server::ca::Profiles::load(path)?,
         None => kmip_server::ca::Profiles::default(),
@@ -599,8 +613,18 @@ async fn serve(cfg: Config) -> Result<(), String> {
     let tls = match given_tls {
         Some(t) => t,
         None => {
-            let created =
-                pki::ensure(&paths).context(&format!("TLS material in {}", paths.dir.display()))?;
+            let made = pki::ensure_with(&paths, &cfg.tls_san)
+                .context(&format!("TLS material in {}", paths.dir.display()))?;
+            let created = made == pki::Made::All;
+            if made == pki::Made::ServerCert {
+                tracing::warn!(file = %paths.server_cert().display(), "no server certificate: a new one was issued under the existing CA");
+            }
+            let has = pki::certificate_names(&paths.server_cert())
+                .context(&paths.server_cert().display().to_string())?;
+            let lacking: Vec<&String> = cfg.tls_san.iter().filter(|n| !has.contains(n)).collect();
+            if !lacking.is_empty() {
+                tracing::warn!(names = ?lacking, file = %paths.server_cert().display(), "the server certificate lacks these --tls-san names: kmip-server renew-server-cert adds them");
+            }
             let text = pki::client_instructions(&cfg.data_dir, "admin", port);
             // written at every start, so that it follows --listen and is there to read again
             let clients = cfg.data_dir.join("CLIENTS.txt");
@@ -621,6 +645,18 @@ async fn serve(cfg: Config) -> Result<(), String> {
         }
     };
     let tls = Arc::new(tls);
+    // nothing renews a certificate on its own: say so while there is time
+    let cert_file = cfg.tls_cert.clone().unwrap_or_else(|| paths.server_cert());
+    match pki::days_left(&cert_file) {
+        Ok(days) if days < 0 => {
+            tracing::error!(file = %cert_file.display(), "the server certificate has expired: clients refuse it (kmip-server renew-server-cert for the generated one)")
+        }
+        Ok(days) if days <= CERT_EXPIRY_WARNING_DAYS => {
+            tracing::warn!(file = %cert_file.display(), days, "the server certificate expires soon (kmip-server renew-server-cert for the generated one)")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "the server certificate's expiry could not be read"),
+    }
     // SIGHUP reads the TLS material again (certificate, key, client CAs, CRLs); its default
     // action would end the server
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -761,6 +797,20 @@ fn main() -> ExitCode {
                     print!(
                         "{}",
                         pki::client_instructions(&cli.config.data_dir, &name, port)
+                    )
+                })
+        }
+        Some(Command::RenewServerCert) => {
+            let paths = pki::Paths::new(&cli.config.data_dir);
+            pki::renew_server_cert(&paths, &cli.config.tls_san)
+                .context("renew-server-cert")
+                .map(|names| {
+                    println!(
+                        "renewed {} (825 days) under the existing CA {}, for {}\n\
+                         A running server takes it on SIGHUP (kill -HUP PID) or at its next start.",
+                        paths.server_cert().display(),
+                        paths.ca_cert().display(),
+                        names.join(", ")
                     )
                 })
         }

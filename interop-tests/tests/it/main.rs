@@ -31,4 +31,5 @@ mod pykmip_suite;
 mod read_only;
 mod replay_detects;
 mod secrets;
+mod server_cert;
 mod testcases_codec;
