@@ -53,6 +53,11 @@ fn a_taken_port_creates_nothing() {
     assert!(!out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("--https-listen"), "{}", text(&out));
     assert!(!absent.exists());
+    // nor on a taken metrics port
+    let out = run(&absent, &["--listen", &free, "--metrics-listen", &addr]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("--metrics-listen"), "{}", text(&out));
+    assert!(!absent.exists());
 }
 
 #[test]
