@@ -21,6 +21,9 @@ pub mod operation {
     /// an administrator marks (or unmarks) a key that Sensitive keys may leave wrapped by
     /// under `--wrap-trusted-only`.
     pub const TRUST_WRAPPING_KEY: u32 = 0x8000_0006;
+    /// Backup {} -> { Backup File (its name in DATA_DIR/backups), Backup Manifest }: an
+    /// administrator has the server write a backup of its store (`kmip-server backup`).
+    pub const BACKUP: u32 = 0x8000_0007;
 }
 
 /// Vendor tags: the fields of our operations, and of the store's records.
@@ -40,4 +43,8 @@ pub mod tag {
     pub const GENERATED: Tag = Tag(0x54_FF05);
     /// Trust Wrapping Key's Boolean.
     pub const TRUSTED: Tag = Tag(0x54_FF06);
+    /// Backup's file name, in the server's backup directory.
+    pub const BACKUP_FILE: Tag = Tag(0x54_FF07);
+    /// Backup's manifest (`key=value` lines).
+    pub const BACKUP_MANIFEST: Tag = Tag(0x54_FF08);
 }

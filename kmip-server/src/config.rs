@@ -57,6 +57,17 @@ pub struct Config {
     /// CA certificates (PEM) that client certificates must chain to.
     #[arg(long, env = "KMIP_CLIENT_CA", requires = "tls_cert")]
     pub client_ca: Option<PathBuf>,
+    /// A DNS name or IP address the generated server certificate carries besides localhost,
+    /// 127.0.0.1, ::1 and the host name. Repeat, or separate with commas. Used when the
+    /// certificate is made (first start, `renew-server-cert`); a name the current certificate
+    /// lacks is reported at start.
+    #[arg(
+        long = "tls-san",
+        env = "KMIP_TLS_SAN",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub tls_san: Vec<String>,
     /// Certificate revocation lists (PEM, any number per file) of the client CAs, checked at
     /// every handshake: a revoked client certificate is refused. When given, every CA that
     /// issues client certificates needs its CRL here (its clients are refused otherwise).
@@ -305,6 +316,9 @@ pub struct Settings {
     pub profiles: crate::ca::Profiles,
     /// Longest a Locate may scan before it answers Server Limit Exceeded.
     pub max_locate_time: Duration,
+    /// The data directory, where Backup writes (`backups/`) and finds the master key's check
+    /// value; `None` (a server without one, in tests) refuses Backup.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! table) -> the lifecycle crate. `error` maps failures to each version's Result Reasons.
 
 pub mod audit;
+pub mod backup;
 mod batch;
 pub mod ca;
 pub mod config;

@@ -279,6 +279,13 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 /// Listen on `addr` (`HOST:PORT`, the first address it resolves to that binds) with
 /// `LISTEN_BACKLOG`.
 pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    listen(reserve(addr).await?)
+}
+
+/// Bind `addr` (`HOST:PORT`, the first address it resolves to that binds) without listening:
+/// the port is the server's, so a taken one is found before anything is created, and clients
+/// are refused (not left waiting in a backlog) until [`listen`] once the server is ready.
+pub async fn reserve(addr: &str) -> std::io::Result<tokio::net::TcpSocket> {
     let mut last = None;
     for a in tokio::net::lookup_host(addr).await? {
         let socket = if a.is_ipv4() {
@@ -287,8 +294,10 @@ pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
             tokio::net::TcpSocket::new_v6()?
         };
         socket.set_reuseaddr(true)?;
-        match socket.bind(a).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
-            Ok(l) => return Ok(l),
+        // SO_REUSEADDR lets two sockets bind one port as long as neither listens: a port a
+        // server listens on is refused here, but only listen() finds another bound-only one
+        match socket.bind(a) {
+            Ok(()) => return Ok(socket),
             Err(e) => last = Some(e),
         }
     }
@@ -298,6 +307,11 @@ pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
             format!("{addr}: no address to listen on"),
         )
     }))
+}
+
+/// Start listening on a [`reserve`]d socket, with `LISTEN_BACKLOG`.
+pub fn listen(socket: tokio::net::TcpSocket) -> std::io::Result<TcpListener> {
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// What a listening port speaks after the TLS handshake.

@@ -27,8 +27,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Issue a client certificate (CN=NAME, EKU clientAuth) from the data directory's CA.
-    ClientCert { name: String },
+    /// Issue a client certificate (CN=NAME, EKU clientAuth) from the data directory's CA, as
+    /// DATA_DIR/tls/NAME.pem and NAME.key, and print a ready client configuration. NAME is 1
+    /// to 64 of A-Z a-z 0-9 . _ - (not starting with a dot).
+    ClientCert {
+        name: String,
+        /// Replace an existing identity of that name (its old certificate stays valid until it
+        /// expires: revoke it with --client-crl to end it).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue a new generated server certificate (DATA_DIR/tls/server.pem and server.key, 825
+    /// days) under the existing CA, which is never replaced: clients go on trusting the
+    /// server. It keeps the current certificate's names, and adds --tls-san ones. A running
+    /// server takes it on SIGHUP.
+    RenewServerCert,
     /// Split the master key into SHARES Shamir shares, THRESHOLD of which unseal the server,
     /// print them one per line, and delete the key file: from then on every start needs
     /// `--unseal-share` for at least THRESHOLD of them.
@@ -73,6 +86,24 @@ enum Command {
         withdraw: bool,
         #[command(flatten)]
         remote: Remote,
+    },
+    /// Write a consistent backup of the data directory's store to a new file: every object as
+    /// stored (key material sealed under the master key), never the master key. While a server
+    /// serves the directory, it writes the backup itself (an administrator's request over
+    /// KMIP, --connect and --as) without stopping; otherwise the store is read directly.
+    Backup {
+        /// The backup file to create (never overwritten).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Restore a backup into --data-dir, which must be empty or absent. The digest is checked
+    /// first. The server then needs the same master key to start: a copy of the original
+    /// master.key, or its --unseal-share shares.
+    Restore {
+        /// A file `kmip-server backup` wrote.
+        file: std::path::PathBuf,
     },
     /// Read a password on standard input and print its scrypt hash, for --password.
     HashPassword,
@@ -303,16 +334,23 @@ fn master_key(cfg: &Config) -> Result<MasterKey, String> {
             .context("unseal shares")?;
         MasterKey::from_shares(&shares).context("unseal shares")?
     } else if !key_path.exists() && check_path.exists() {
-        return Err(
-            "the master key is split into shares: start with --unseal-share (see master-split)"
-                .into(),
-        );
+        return Err(format!(
+            "{} is missing and no --unseal-share was given: the objects in {} are sealed under \
+             an existing master key. Copy master.key from the data directory they come from (a \
+             backup never holds it), or, if it was split into shares (master-split), give --unseal-share",
+            key_path.display(),
+            cfg.data_dir.display()
+        ));
     } else {
         MasterKey::load_or_create(&key_path).context("master key")?
     };
     match std::fs::read(&check_path) {
         Ok(check) if key.check(&check) => Ok(key),
-        Ok(_) => Err("the master key does not open this data directory (wrong key file, or too few or wrong shares)".into()),
+        Ok(_) => Err(format!(
+            "the master key does not open {} (checked against {}): a wrong key file, or too few or wrong shares",
+            cfg.data_dir.display(),
+            check_path.display()
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let check = key.check_value().context("master key check value")?;
             pki::write_file(&check_path, &check, false).context("master key check value")?;
@@ -346,6 +384,113 @@ fn master_split(cfg: &Config, threshold: u8, shares: u8) -> Result<(), String> {
     Ok(())
 }
 
+fn backup_command(
+    data_dir: &std::path::Path,
+    out: &std::path::Path,
+    remote: &Remote,
+) -> Result<(), String> {
+    use kmip_server::backup;
+    use lifecycle::store::backup::{verify, BackupError};
+    if out.exists() {
+        return Err(format!(
+            "--out {}: exists: a backup never overwrites a file",
+            out.display()
+        ));
+    }
+    let manifest = match backup::backup_offline(data_dir, out) {
+        Ok(m) => m,
+        // the server of this directory holds the store: it writes the backup in its own read
+        // transaction, and the file is moved where --out says
+        Err(BackupError::InUse { .. }) => {
+            use kmip_codec::vendor;
+            use kmip_codec::vocab::tag;
+            use kmip_codec::Ttlv;
+            let mut c = remote.client(data_dir).map_err(|e| {
+                format!(
+                    "a server has {} open, and it could not be reached to make the backup \
+                     (--connect ADDR:PORT, --as an administrator): {e}",
+                    data_dir.display()
+                )
+            })?;
+            let r = c
+                .call(
+                    vendor::operation::BACKUP,
+                    Ttlv::structure(tag::REQUEST_PAYLOAD, vec![]),
+                )
+                .context(&format!("backup by the server at {}", remote.connect))?;
+            let name = r
+                .child(vendor::tag::BACKUP_FILE)
+                .and_then(Ttlv::as_text)
+                .filter(|n| !n.is_empty() && !n.starts_with('.') && !n.contains(['/', '\\']))
+                .ok_or("the server's answer names no backup file")?;
+            let written = backup::backup_dir(data_dir).join(name);
+            move_file(&written, out)?;
+            verify(out).context(&format!("--out {}", out.display()))?
+        }
+        Err(e) => return Err(format!("backup of {}: {e}", data_dir.display())),
+    };
+    println!(
+        "backup written: {}\n{}the master key is not in it: keep master.key (or the shares) \
+         apart; a restored directory needs the same one",
+        out.display(),
+        manifest.to_text()
+    );
+    Ok(())
+}
+
+/// Move a file, copying it when `to` is on another file system.
+fn move_file(from: &std::path::Path, to: &std::path::Path) -> Result<(), String> {
+    match std::fs::rename(from, to) {
+        Ok(()) => return Ok(()),
+        // EXDEV: another file system
+        Err(e) if e.raw_os_error() == Some(18) => {}
+        Err(e) => return Err(format!("move {} to {}: {e}", from.display(), to.display())),
+    }
+    let copied = (|| {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut dst = opts.open(to)?;
+        std::io::copy(&mut std::fs::File::open(from)?, &mut dst)?;
+        dst.sync_all()
+    })();
+    match copied {
+        Ok(()) => std::fs::remove_file(from).context(&from.display().to_string()),
+        Err(e) => {
+            let _ = std::fs::remove_file(to);
+            Err(format!("copy {} to {}: {e}", from.display(), to.display()))
+        }
+    }
+}
+
+fn restore_command(data_dir: &std::path::Path, file: &std::path::Path) -> Result<(), String> {
+    let m = kmip_server::backup::restore(file, data_dir).map_err(|e| {
+        format!(
+            "restore {} into --data-dir {}: {e}",
+            file.display(),
+            data_dir.display()
+        )
+    })?;
+    println!(
+        "restored {} objects into {dir} (store schema {}, backup made at {} s since the epoch).\n\
+         Before starting a server on it:\n\
+         - the master key: the objects are sealed under the master key of the directory the backup \
+         was made from, which no backup holds. Copy its master.key into {dir} (mode 0600), or \
+         start with the same --unseal-share shares.\n\
+         - the TLS material: copy its tls/ directory too, to keep the CA, the server certificate \
+         and the client identities; without it a new CA is made at first start, which no client \
+         trusts yet.",
+        m.objects,
+        m.store_schema,
+        m.created,
+        dir = data_dir.display(),
+    );
+    Ok(())
+}
+
 /// Errors at the binary's edge carry their context as text.
 mod anyhow_free {
     pub trait Context<T> {
@@ -370,21 +515,6 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn print_quick_start(cfg: &Config, paths: &pki::Paths) {
-    let dir = std::fs::canonicalize(&paths.dir).unwrap_or(paths.dir.clone());
-    let port = cfg.listen.rsplit(':').next().unwrap_or("5696");
-    println!(
-        "kmip-server: created TLS material in {dir}\n\
-         Point a client at localhost:{port} with\n  CA: {dir}/ca.pem\n  certificate: {dir}/admin.pem\n  key: {dir}/admin.key\n\
-         A PyKMIP client section (pykmip.conf):\n\
-         [server]\nhost=localhost\nport={port}\nca_certs={dir}/ca.pem\ncertfile={dir}/admin.pem\nkeyfile={dir}/admin.key\n\
-         cert_reqs=CERT_REQUIRED\nssl_version=PROTOCOL_SSLv23\ndo_handshake_on_connect=True\nsuppress_ragged_eofs=True\n\
-         More client identities: kmip-server client-cert NAME --data-dir {data}",
-        dir = dir.display(),
-        data = cfg.data_dir.display(),
-    );
-}
-
 /// Refuse to start, saying why, on a data directory the server could read but never write:
 /// every operation writes the store or the audit log, so it could serve nothing.
 fn check_writable(dir: &std::path::Path) -> Result<(), String> {
@@ -404,6 +534,9 @@ fn check_writable(dir: &std::path::Path) -> Result<(), String> {
         })
 }
 
+/// The server warns at start when its certificate expires within this many days.
+const CERT_EXPIRY_WARNING_DAYS: i32 = 30;
+
 async fn serve(cfg: Config) -> Result<(), String> {
     // the server holds keys: none in a core file, no debugger of the same user
     lifecycle::core::harden_process()?;
@@ -414,32 +547,120 @@ async fn serve(cfg: Config) -> Result<(), String> {
             Err(why) => tracing::warn!(%why, "memory not locked"),
         }
     }
-    std::fs::create_dir_all(&cfg.data_dir).context("data directory")?;
+    // every flag that can be wrong is read before anything is created: a mistake in one
+    // leaves the data directory as it was
+    let group_grants = kmip_server::policy::parse_group_grants(&cfg.group_grants)?;
+    let namespace_grants = kmip_server::policy::parse_group_grants(&cfg.namespace_grants)?;
+    let credentials = kmip_server::policy::Credentials::parse(&cfg.passwords)?
+        .with_devices(&cfg.devices)?
+        .with_bindings(&cfg.user_bindings)?;
+    let policies = kmip_server::policy::parse_policies(&cfg.policies)?;
+    for n in &cfg.tls_san {
+        pki::check_san(n).context("--tls-san")?;
+    }
+    if cfg.tls_cert.is_some() && !cfg.tls_san.is_empty() {
+        return Err("--tls-san names the generated certificate: with --tls-cert, the names are your certificate's".into());
+    }
+    let profiles = match &cfg.ca_profiles {
+        Some(path) => kmip_server::ca::Profiles::load(path)?,
+        None => kmip_server::ca::Profiles::default(),
+    };
+    // then the ports: a taken one stops the start before the data directory is touched (no
+    // CA, master key or store made for a server that never ran, nor guidance for its port).
+    // Bound, not yet listening: clients are refused until the server is ready.
+    let mut reserved = Vec::new();
+    if let Some(addr) = &cfg.https_listen {
+        let https = listener::reserve(addr)
+            .await
+            .context(&format!("listen for HTTPS on {addr} (--https-listen)"))?;
+        reserved.push((https, listener::Transport::Https));
+    }
+    let tcp = listener::reserve(&cfg.listen)
+        .await
+        .context(&format!("listen on {} (--listen)", cfg.listen))?;
+    let port = tcp.local_addr().map(|a| a.port()).unwrap_or(5696);
+    reserved.push((tcp, listener::Transport::Ttlv));
+    let metrics = match &cfg.metrics_listen {
+        Some(addr) => Some(
+            listener::reserve(addr)
+                .await
+                .context(&format!("listen for metrics on {addr} (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
+    let tls_files = |cert, key, client_ca| listener::TlsFiles {
+        cert,
+        key,
+        client_ca,
+        crls: cfg.client_crls.clone(),
+        crl_expired: cfg.crl_expired,
+    };
+    // the operator's own certificates load before anything is created, as flags do
+    let given_tls = match (&cfg.tls_cert, &cfg.tls_key, &cfg.client_ca) {
+        (Some(c), Some(k), Some(a)) => Some(
+            listener::Tls::new(tls_files(c.clone(), k.clone(), a.clone()))
+                .context("TLS configuration (--tls-cert, --tls-key, --client-ca)")?,
+        ),
+        _ => None,
+    };
+    std::fs::create_dir_all(&cfg.data_dir)
+        .context(&format!("data directory {}", cfg.data_dir.display()))?;
     check_writable(&cfg.data_dir)?;
+    // before the TLS material: a restored directory without its master key is refused with
+    // nothing made in it
+    let master = master_key(&cfg)?;
     let paths = pki::Paths::new(&cfg.data_dir);
-    let (cert, key, ca) = match (&cfg.tls_cert, &cfg.tls_key, &cfg.client_ca) {
-        (Some(c), Some(k), Some(a)) => (c.clone(), k.clone(), a.clone()),
-        _ => {
-            if pki::ensure(&paths).context("TLS material")? {
-                print_quick_start(&cfg, &paths);
+    let tls = match given_tls {
+        Some(t) => t,
+        None => {
+            let made = pki::ensure_with(&paths, &cfg.tls_san)
+                .context(&format!("TLS material in {}", paths.dir.display()))?;
+            let created = made == pki::Made::All;
+            if made == pki::Made::ServerCert {
+                tracing::warn!(file = %paths.server_cert().display(), "no server certificate: a new one was issued under the existing CA");
             }
-            (paths.server_cert(), paths.server_key(), paths.ca_cert())
+            let has = pki::certificate_names(&paths.server_cert())
+                .context(&paths.server_cert().display().to_string())?;
+            let lacking: Vec<&String> = cfg.tls_san.iter().filter(|n| !has.contains(n)).collect();
+            if !lacking.is_empty() {
+                tracing::warn!(names = ?lacking, file = %paths.server_cert().display(), "the server certificate lacks these --tls-san names: kmip-server renew-server-cert adds them");
+            }
+            let text = pki::client_instructions(&cfg.data_dir, "admin", port);
+            // written at every start, so that it follows --listen and is there to read again
+            let clients = cfg.data_dir.join("CLIENTS.txt");
+            pki::write_file(&clients, text.as_bytes(), false).context("client instructions")?;
+            if created {
+                println!(
+                    "kmip-server: created TLS material in {}\n{text}(also in {})",
+                    paths.dir.display(),
+                    clients.display()
+                );
+            }
+            listener::Tls::new(tls_files(
+                paths.server_cert(),
+                paths.server_key(),
+                paths.ca_cert(),
+            ))
+            .context("TLS configuration")?
         }
     };
+    let tls = Arc::new(tls);
+    // nothing renews a certificate on its own: say so while there is time
+    let cert_file = cfg.tls_cert.clone().unwrap_or_else(|| paths.server_cert());
+    match pki::days_left(&cert_file) {
+        Ok(days) if days < 0 => {
+            tracing::error!(file = %cert_file.display(), "the server certificate has expired: clients refuse it (kmip-server renew-server-cert for the generated one)")
+        }
+        Ok(days) if days <= CERT_EXPIRY_WARNING_DAYS => {
+            tracing::warn!(file = %cert_file.display(), days, "the server certificate expires soon (kmip-server renew-server-cert for the generated one)")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "the server certificate's expiry could not be read"),
+    }
     // SIGHUP reads the TLS material again (certificate, key, client CAs, CRLs); its default
     // action would end the server
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("SIGHUP handler")?;
-    let tls = Arc::new(
-        listener::Tls::new(listener::TlsFiles {
-            cert,
-            key,
-            client_ca: ca,
-            crls: cfg.client_crls.clone(),
-            crl_expired: cfg.crl_expired,
-        })
-        .context("TLS configuration")?,
-    );
     let reloader = tls.clone();
     tokio::spawn(async move {
         while hangup.recv().await.is_some() {
@@ -453,7 +674,6 @@ async fn serve(cfg: Config) -> Result<(), String> {
             }
         }
     });
-    let master = master_key(&cfg)?;
     // the audit log's MAC and signing keys come from the master key, are kept nowhere else
     let audit_keys = kmip_server::audit::AuditKeys::from_master(&master).context("audit keys")?;
     lifecycle::core::crypto::set_max_pbkdf2_iterations(cfg.max_pbkdf2_iterations);
@@ -475,8 +695,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
             },
         ),
         admins: cfg.admins.clone(),
-        group_grants: kmip_server::policy::parse_group_grants(&cfg.group_grants)?,
-        namespace_grants: kmip_server::policy::parse_group_grants(&cfg.namespace_grants)?,
+        group_grants,
+        namespace_grants,
         audit: kmip_server::audit::Audit::open_signed(
             &cfg.audit_file
                 .clone()
@@ -491,36 +711,29 @@ async fn serve(cfg: Config) -> Result<(), String> {
                 max_message_bytes: cfg.max_message_bytes,
                 ..kmip_codec::Limits::default()
             },
-            credentials: kmip_server::policy::Credentials::parse(&cfg.passwords)?
-                .with_devices(&cfg.devices)?
-                .with_bindings(&cfg.user_bindings)?,
-            policies: kmip_server::policy::parse_policies(&cfg.policies)?,
+            credentials,
+            policies,
             interop: cfg.interop,
-            profiles: match &cfg.ca_profiles {
-                Some(path) => kmip_server::ca::Profiles::load(path)?,
-                None => kmip_server::ca::Profiles::default(),
-            },
+            profiles,
             max_locate_time: std::time::Duration::from_secs(cfg.max_locate_secs),
+            data_dir: Some(cfg.data_dir.clone()),
         },
     });
     // HTTPS first: a client that can reach the KMIP port finds both ready
     let mut listeners = Vec::new();
-    if let Some(addr) = &cfg.https_listen {
-        let https = listener::bind(addr)
-            .await
-            .context(&format!("listen for HTTPS on {addr}"))?;
-        tracing::info!(address = %https.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening for KMIP over HTTPS");
-        listeners.push((https, listener::Transport::Https));
+    for (socket, transport) in reserved {
+        let l = listener::listen(socket).context("listen")?;
+        let address = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        match transport {
+            listener::Transport::Https => {
+                tracing::info!(%address, "listening for KMIP over HTTPS")
+            }
+            listener::Transport::Ttlv => tracing::info!(%address, "listening"),
+        }
+        listeners.push((l, transport));
     }
-    let tcp = listener::bind(&cfg.listen)
-        .await
-        .context(&format!("listen on {}", cfg.listen))?;
-    tracing::info!(address = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
-    listeners.push((tcp, listener::Transport::Ttlv));
-    if let Some(addr) = &cfg.metrics_listen {
-        let metrics = tokio::net::TcpListener::bind(addr)
-            .await
-            .context(&format!("listen for metrics on {addr} (--metrics-listen)"))?;
+    if let Some(socket) = metrics {
+        let metrics = listener::listen(socket).context("listen for metrics (--metrics-listen)")?;
         tracing::info!(address = %metrics.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving metrics");
         tokio::spawn(kmip_server::metrics::serve(metrics, server.clone()));
     }
@@ -569,11 +782,37 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Some(Command::ClientCert { name }) => {
+        Some(Command::ClientCert { name, force }) => {
             let paths = pki::Paths::new(&cli.config.data_dir);
-            pki::client_cert(&paths, &name)
-                .context("issue client certificate")
-                .map(|(c, k)| println!("certificate: {}\nkey: {}", c.display(), k.display()))
+            pki::client_cert(&paths, &name, force)
+                .context("client-cert")
+                .map(|_| {
+                    // the port --listen (or the config file) gives the server
+                    let port = cli
+                        .config
+                        .listen
+                        .rsplit_once(':')
+                        .and_then(|(_, p)| p.parse().ok())
+                        .unwrap_or(5696);
+                    print!(
+                        "{}",
+                        pki::client_instructions(&cli.config.data_dir, &name, port)
+                    )
+                })
+        }
+        Some(Command::RenewServerCert) => {
+            let paths = pki::Paths::new(&cli.config.data_dir);
+            pki::renew_server_cert(&paths, &cli.config.tls_san)
+                .context("renew-server-cert")
+                .map(|names| {
+                    println!(
+                        "renewed {} (825 days) under the existing CA {}, for {}\n\
+                         A running server takes it on SIGHUP (kill -HUP PID) or at its next start.",
+                        paths.server_cert().display(),
+                        paths.ca_cert().display(),
+                        names.join(", ")
+                    )
+                })
         }
         Some(Command::MasterSplit { threshold, shares }) => {
             master_split(&cli.config, threshold, shares)
@@ -660,6 +899,10 @@ fn main() -> ExitCode {
                 .map(|h| println!("{h}"))
         }
         Some(Command::Audit { command }) => audit_command(&cli.config, command),
+        Some(Command::Backup { out, remote }) => {
+            backup_command(&cli.config.data_dir, &out, &remote)
+        }
+        Some(Command::Restore { file }) => restore_command(&cli.config.data_dir, &file),
         None => {
             init_logging(cli.config.log_format);
             match tokio::runtime::Builder::new_multi_thread()

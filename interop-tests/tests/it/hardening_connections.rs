@@ -525,7 +525,7 @@ fn data_dir_with(names: &[&str]) -> tempfile::TempDir {
     let paths = kmip_server::pki::Paths::new(dir.path());
     kmip_server::pki::ensure(&paths).unwrap();
     for n in names {
-        kmip_server::pki::client_cert(&paths, n).unwrap();
+        kmip_server::pki::client_cert(&paths, n, false).unwrap();
     }
     dir
 }

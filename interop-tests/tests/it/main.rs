@@ -4,6 +4,7 @@
 
 mod access;
 mod audit_forgery;
+mod backup;
 mod bench_smoke;
 mod ca;
 mod ca_attacks;
@@ -15,6 +16,7 @@ mod e2e_kat;
 mod e2e_objects;
 mod e2e_streams;
 mod field_clients;
+mod first_start;
 mod hardening_auth;
 mod hardening_connections;
 mod hardening_crypto;
@@ -29,4 +31,5 @@ mod pykmip_suite;
 mod read_only;
 mod replay_detects;
 mod secrets;
+mod server_cert;
 mod testcases_codec;

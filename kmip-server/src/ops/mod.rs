@@ -5,6 +5,7 @@
 mod activate;
 mod archive;
 mod attribute_changes;
+mod backup;
 mod cancel;
 mod certificate_request;
 mod certify;
@@ -239,6 +240,7 @@ pub static OPERATIONS: &[Operation] = &[
         "TrustWrappingKey",
         grant::trust_wrapping_key,
     ),
+    unlisted(vendor::BACKUP, "Backup", backup::apply),
 ];
 
 pub fn find(code: u32) -> Option<&'static Operation> {

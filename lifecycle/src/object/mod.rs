@@ -19,6 +19,7 @@ use std::sync::Arc;
 // one file per concern; each adds methods to Txn
 mod access;
 mod attribute_changes;
+mod backup;
 pub mod certify;
 pub mod implicit;
 mod locate;

@@ -5,6 +5,7 @@
 //! A record holds the object's metadata in clear and its material sealed by the core; the
 //! store never sees plaintext key bytes.
 
+pub mod backup;
 mod memory;
 mod overlay;
 mod record;
@@ -87,6 +88,15 @@ pub trait Store: Send + Sync {
     /// [`StoreError::NameTaken`], a commit that would break it.
     fn names_unique(&self) -> bool {
         false
+    }
+    /// Write a backup of every record, as of one committed state, into the new file `out`
+    /// (see [`backup`]), with `files` of the data directory that belong with the store.
+    fn backup(
+        &self,
+        _files: &[(&str, &[u8])],
+        _out: &std::path::Path,
+    ) -> Result<backup::Manifest, backup::BackupError> {
+        Err(backup::BackupError::Unsupported)
     }
 }
 

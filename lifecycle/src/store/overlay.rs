@@ -68,6 +68,15 @@ impl Store for Overlay {
         self.base.names_unique()
     }
 
+    /// The base's committed state: a backup holds nothing a message has not committed.
+    fn backup(
+        &self,
+        files: &[(&str, &[u8])],
+        out: &std::path::Path,
+    ) -> Result<super::backup::Manifest, super::backup::BackupError> {
+        self.base.backup(files, out)
+    }
+
     fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
         if let Some(r) = self.pending()?.get(id) {
             return Ok(r.clone());

@@ -13,9 +13,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
 
-const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
+pub(super) const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
 const INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("index");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 pub struct RedbStore {
     /// Replaced (reopened) after an I/O error: redb refuses every transaction after one until
@@ -343,6 +343,17 @@ impl RedbStore {
 impl Store for RedbStore {
     fn names_unique(&self) -> bool {
         self.unique_names
+    }
+
+    fn backup(
+        &self,
+        files: &[(&str, &[u8])],
+        out: &Path,
+    ) -> Result<super::backup::Manifest, super::backup::BackupError> {
+        // one read transaction: writers go on committing while it runs, and it sees none of
+        // their commits that came after it began
+        let db = self.db.read().unwrap_or_else(|p| p.into_inner());
+        super::backup::write_new(&*db, files, out)
     }
 
     fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
