@@ -160,6 +160,7 @@ fn setup() -> Fuzz {
             interop: false,
             profiles: Default::default(),
             max_locate_time: std::time::Duration::from_secs(10),
+            max_response_bytes: 16 << 20,
             data_dir: None,
         },
         admins: vec!["admin".into()],

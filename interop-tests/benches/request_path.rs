@@ -50,6 +50,7 @@ fn request_path(c: &mut Criterion) {
             interop: false,
             profiles: Default::default(),
             max_locate_time: std::time::Duration::from_secs(10),
+            max_response_bytes: 16 << 20,
             data_dir: None,
         },
         admins: vec!["admin".into()],

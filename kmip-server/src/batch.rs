@@ -77,7 +77,7 @@ pub fn run(
         placeholder: None,
         allowed: limits.policies.get(identity).map(Vec::as_slice),
         settings: limits,
-        stop,
+        budget: &lifecycle::Budget::new(limits.max_locate_time, stop.clone()),
     };
     let items = if continuation == beco::UNDO {
         match run_atomically(base, &req.batch_item) {
@@ -116,9 +116,24 @@ fn run_items(
     stop: bool,
 ) -> (Vec<ResponseBatchItem>, bool) {
     let mut items = Vec::with_capacity(batch.len());
+    // what the answer holds so far: a small request must not build a huge answer (a thousand
+    // RNG Retrieves of a MiB each)
+    let mut answer_bytes = 0usize;
     for item in batch {
-        let out = if ctx.stop.raised() {
-            let e = OpError::from(LifecycleError::Canceled);
+        let refused = if ctx.budget.canceled() {
+            Some(OpError::from(LifecycleError::Canceled))
+        } else if answer_bytes > ctx.settings.max_response_bytes {
+            Some(OpError::new(
+                rr::RESPONSE_TOO_LARGE,
+                format!(
+                    "the answer would exceed the server's limit of {} bytes: send fewer items",
+                    ctx.settings.max_response_bytes
+                ),
+            ))
+        } else {
+            None
+        };
+        let out = if let Some(e) = refused {
             failed(
                 Some(item.operation.0),
                 item.unique_batch_item_id.clone(),
@@ -131,6 +146,10 @@ fn run_items(
             crate::metrics::get().operation(outcome(&out, ctx.version), started.elapsed());
             out
         };
+        answer_bytes += out
+            .response_payload
+            .as_ref()
+            .map_or(0, kmip_codec::ttlv::encoded_len);
         let failed = out.result_status.0 .0 != result_status::SUCCESS;
         items.push(out);
         if failed && stop {
@@ -144,17 +163,14 @@ fn run_items(
 fn outcome(item: &ResponseBatchItem, version: (i32, i32)) -> crate::metrics::Outcome {
     let result = match (item.result_status.0 .0, &item.result_reason) {
         (result_status::SUCCESS, _) => "Success".to_owned(),
+        // the server's own reasons: a bounded set
         (_, Some(reason)) => kmip_codec::vocab::enum_def("ResultReason")
             .and_then(|d| d.by_value(reason.0))
-            .map(|e| e.xml.to_owned())
-            .unwrap_or_else(|| format!("0x{:08X}", reason.0)),
-        (status, None) => format!("status 0x{status:08X}"),
+            .map_or_else(|| "GeneralFailure".to_owned(), |e| e.xml.to_owned()),
+        (_, None) => "OperationFailed".to_owned(),
     };
     crate::metrics::Outcome {
-        operation: item
-            .operation
-            .map(|o| crate::metrics::operation_name(o.0))
-            .unwrap_or_default(),
+        operation: crate::metrics::operation_name(item.operation.map_or(0, |o| o.0)).to_owned(),
         result,
         version: format!("{}.{}", version.0, version.1),
     }
@@ -177,13 +193,13 @@ fn run_atomically(
             Abort::Store(e)
         }
     }
-    let (now, version, identity, allowed, settings, stop) = (
+    let (now, version, identity, allowed, settings, budget) = (
         ctx.now,
         ctx.version,
         ctx.identity,
         ctx.allowed,
         ctx.settings,
-        ctx.stop,
+        ctx.budget,
     );
     let outcome = ctx.txn.undoable(|m| {
         let inner = Ctx {
@@ -194,7 +210,7 @@ fn run_atomically(
             placeholder: None,
             allowed,
             settings,
-            stop,
+            budget,
         };
         match run_items(inner, batch, true) {
             (items, false) => Ok(items),
@@ -242,7 +258,7 @@ fn run_item(ctx: &mut Ctx<'_>, item: &RequestBatchItem) -> ResponseBatchItem {
             placeholder: ctx.placeholder.take(),
             allowed: ctx.allowed,
             settings: ctx.settings,
-            stop: ctx.stop,
+            budget: ctx.budget,
         };
         let r = guarded(|| ops::apply(&mut sub, op.0, payload));
         ctx.placeholder = sub.placeholder;

@@ -82,6 +82,11 @@ pub struct Config {
     /// Largest message accepted, in bytes.
     #[arg(long, env = "KMIP_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
     pub max_message_bytes: usize,
+    /// Largest answer one message may build, in bytes: once a batch's answer is past it, the
+    /// items left answer Response Too Large (a thousand RNG Retrieves of a MiB each would
+    /// otherwise build a GiB from a 48 KB request).
+    #[arg(long, env = "KMIP_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_response_bytes: usize,
     /// Most batch items in one message.
     #[arg(long, env = "KMIP_MAX_BATCH_ITEMS", default_value_t = 1000)]
     pub max_batch_items: usize,
@@ -314,8 +319,10 @@ pub struct Settings {
     pub interop: bool,
     /// Certificate profiles for Certify.
     pub profiles: crate::ca::Profiles,
-    /// Longest a Locate may scan before it answers Server Limit Exceeded.
+    /// How long the Locates of one message may scan before they answer Server Limit Exceeded.
     pub max_locate_time: Duration,
+    /// Largest answer one message may build; the items after it answer Response Too Large.
+    pub max_response_bytes: usize,
     /// The data directory, where Backup writes (`backups/`) and finds the master key's check
     /// value; `None` (a server without one, in tests) refuses Backup.
     pub data_dir: Option<std::path::PathBuf>,

@@ -716,6 +716,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
             interop: cfg.interop,
             profiles,
             max_locate_time: std::time::Duration::from_secs(cfg.max_locate_secs),
+            max_response_bytes: cfg.max_response_bytes,
             data_dir: Some(cfg.data_dir.clone()),
         },
     });

@@ -216,20 +216,29 @@ impl Drop for ConnectionGuard {
     }
 }
 
-/// The operation's name for the `operation` label.
-pub fn operation_name(code: u32) -> String {
-    crate::ops::find(code)
-        .map(|o| o.name.to_owned())
-        .unwrap_or_else(|| format!("0x{code:08X}"))
+/// The operation's name for the `operation` label: one of the server's operations, or
+/// "unknown". Never the code a client sent: every distinct label is a series kept for the
+/// life of the process, and a client can send four billion codes.
+pub fn operation_name(code: u32) -> &'static str {
+    crate::ops::find(code).map_or("unknown", |o| o.name)
 }
 
-/// Connections the metrics port serves at once: a scraper and a few probes. More are closed
-/// at once, so that the port cannot take the descriptors the KMIP listener needs.
-const MAX_CONNECTIONS: usize = 8;
+/// Connections the metrics port keeps waiting for their request at once: a scraper and a few
+/// probes. When more come, the oldest waiting one is closed, so that the port cannot take the
+/// descriptors the KMIP listener needs, and a flood of idle connections cannot starve a probe
+/// that sends its request at once.
+const MAX_WAITING: usize = 8;
+
+/// Connections still waiting for their request, oldest first.
+#[derive(Default)]
+struct Waiting {
+    next: u64,
+    queue: std::collections::VecDeque<(u64, tokio::sync::oneshot::Sender<()>)>,
+}
 
 /// Serve `/metrics`, `/healthz` and `/readyz` on `listener`, for as long as the process runs.
 pub async fn serve(listener: tokio::net::TcpListener, server: Arc<Server>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let waiting = Arc::new(std::sync::Mutex::new(Waiting::default()));
     loop {
         let mut stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -240,18 +249,27 @@ pub async fn serve(listener: tokio::net::TcpListener, server: Arc<Server>) {
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            drop(stream);
-            continue;
+        let (evict, evicted) = tokio::sync::oneshot::channel();
+        let id = {
+            let mut w = waiting.lock().unwrap_or_else(|p| p.into_inner());
+            if w.queue.len() >= MAX_WAITING {
+                if let Some((_, oldest)) = w.queue.pop_front() {
+                    let _ = oldest.send(());
+                }
+            }
+            w.next += 1;
+            let id = w.next;
+            w.queue.push_back((id, evict));
+            id
         };
         let server = server.clone();
+        let waiting = waiting.clone();
         tokio::spawn(async move {
-            let _slot = slot;
             // one small request per connection: a scraper or a probe, never a client
             let mut buf = vec![0u8; 2048];
             let mut n = 0;
             // the request line may come in pieces: read up to the end of the header
-            let whole = tokio::time::timeout(Duration::from_secs(5), async {
+            let read = async {
                 while n < buf.len() && !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
                     match stream.read(&mut buf[n..]).await {
                         Ok(0) | Err(_) => return false,
@@ -259,9 +277,17 @@ pub async fn serve(listener: tokio::net::TcpListener, server: Arc<Server>) {
                     }
                 }
                 true
-            })
-            .await;
-            if whole != Ok(true) {
+            };
+            let whole = tokio::select! {
+                r = tokio::time::timeout(Duration::from_secs(5), read) => r == Ok(true),
+                _ = evicted => false,
+            };
+            waiting
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .queue
+                .retain(|(i, _)| *i != id);
+            if !whole {
                 return;
             }
             let request = String::from_utf8_lossy(&buf[..n]);

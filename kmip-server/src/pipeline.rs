@@ -73,6 +73,14 @@ impl Message {
         })
     }
 
+    /// Whether it has more than one batch item. Reads cost little one at a time, but a
+    /// thousand RSA-4096 Signs in one message are seconds of a core: such a message leaves
+    /// the async workers (two of them stalled every other client) and is canceled when its
+    /// client hangs up.
+    fn batched(&self) -> bool {
+        self.typed.as_ref().is_ok_and(|m| m.batch_item.len() > 1)
+    }
+
     /// Whether it carries a credential, which may cost an scrypt.
     fn authenticates(&self) -> bool {
         self.typed
@@ -203,7 +211,7 @@ pub async fn respond(
     let version = message.version();
     // a message with a credential may cost an scrypt (tens of milliseconds of a core, and a
     // wait for a free slot when wrong passwords pour in): never on the async worker
-    let prepared = if message.writes() || message.authenticates() {
+    let prepared = if message.writes() || message.authenticates() || message.batched() {
         None
     } else {
         // a panic here would end the connection's task, and the connection, silently: it
@@ -293,6 +301,9 @@ impl From<lifecycle::LifecycleError> for Failed {
 /// A message answered and its audit record queued, its changes not yet committed.
 pub struct Prepared {
     now: i64,
+    /// Who the request acted as (a bound user may act as another identity than its
+    /// certificate's): what a later record about it names too.
+    acting: String,
     response: Ttlv,
     record: crate::audit::Ticket,
     txn: lifecycle::Txn,
@@ -361,6 +372,7 @@ fn prepare(server: &Server, origin: Origin<'_>, message: &Message) -> Prepared {
         crate::audit::add_automatic_changes(&mut record, &txn.automatic_changes());
         Prepared {
             now,
+            acting: identity.to_owned(),
             record: server.audit.append(record),
             response: resp,
             txn,
@@ -385,6 +397,7 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
             response,
             record,
             txn,
+            acting,
             ..
         } = prepared;
         let result = server
@@ -409,7 +422,7 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
                     now,
                     OpError::new(rr::GENERAL_FAILURE, "object changed meanwhile: run again"),
                 );
-                no_effect(server, now, origin, message, &resp);
+                no_effect(server, now, origin, &acting, message, &resp);
                 if attempt >= 2 && _again.is_none() {
                     _again = Some(AGAIN.lock().unwrap_or_else(|p| p.into_inner()));
                 }
@@ -434,7 +447,7 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
         };
         let resp = message_error(message.version, now, OpError::new(reason, why));
         if audited {
-            no_effect(server, now, origin, message, &resp);
+            no_effect(server, now, origin, &acting, message, &resp);
         }
         return resp;
     }
@@ -443,9 +456,18 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
 
 /// The record written before a commit that failed says what would have been done: this one
 /// says what was (nothing).
-fn no_effect(server: &Server, now: i64, origin: Origin<'_>, message: &Message, resp: &Ttlv) {
-    let mut record =
-        crate::audit::request_record(now, origin.identity, origin.peer, &message.tree, resp);
+fn no_effect(
+    server: &Server,
+    now: i64,
+    origin: Origin<'_>,
+    acting: &str,
+    message: &Message,
+    resp: &Ttlv,
+) {
+    let mut record = crate::audit::request_record(now, acting, origin.peer, &message.tree, resp);
+    if acting != origin.identity {
+        record.insert("certificate".into(), origin.identity.into());
+    }
     record.insert(
         "commit".into(),
         serde_json::Value::String("failed: the previous record did not take effect".into()),

@@ -37,6 +37,11 @@ impl Budget {
         }
     }
 
+    /// Whether the client has gone (the deadline aside).
+    pub fn canceled(&self) -> bool {
+        self.stop.raised()
+    }
+
     /// Whether the work may go on; why not otherwise.
     pub fn check(&self) -> Result<(), LifecycleError> {
         if self.stop.raised() {

@@ -242,6 +242,7 @@ fn fuzz_server() -> kmip_server::Server {
             interop: true,
             profiles: Default::default(),
             max_locate_time: std::time::Duration::from_secs(10),
+            max_response_bytes: 16 << 20,
             data_dir: None,
         },
         admins: vec!["admin".into()],

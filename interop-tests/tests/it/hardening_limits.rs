@@ -360,3 +360,156 @@ fn a_locate_stops_at_its_time_budget() {
     create_aes(&mut c, 128, vec![]);
     assert_eq!(locate(&mut c).unwrap().unique_identifier.len(), 1);
 }
+
+/// A batch of reads (a thousand RSA Signs are seconds of a core) runs off the async workers:
+/// another client's requests go on being answered meanwhile, and a client that leaves takes
+/// the batch with it. The previous server ran such batches on the async worker itself, where
+/// two of them stalled every connection (a Query took 19.6 s) and hangups were not noticed.
+#[test]
+fn a_batch_of_reads_leaves_the_async_workers() {
+    let server = ServerProcess::start(&[]);
+    let mut c = server.client("admin");
+    let kp: CreateKeyPairResponse = c
+        .op(
+            op::CREATE_KEY_PAIR,
+            &CreateKeyPairRequest {
+                common_attributes: attributes(vec![
+                    item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::RSA)),
+                    item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(4096)),
+                    active(),
+                ]),
+                private_key_attributes: attributes(vec![mask(1)]),
+                public_key_attributes: attributes(vec![mask(2)]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let sk = kp
+        .private_key_unique_identifier
+        .as_text()
+        .unwrap()
+        .to_owned();
+    let sign = SignRequest {
+        unique_identifier: uid(&sk),
+        cryptographic_parameters: Some(Ttlv::structure(
+            tag::CRYPTOGRAPHIC_PARAMETERS,
+            vec![
+                item(
+                    tag::PADDING_METHOD,
+                    Value::Enumeration(kmip_codec::vocab::enums::padding_method::PKCS1_V1_5),
+                ),
+                item(tag::HASHING_ALGORITHM, Value::Enumeration(ha::SHA_256)),
+            ],
+        )),
+        data: Some(Bytes(vec![7; 32])),
+        ..Default::default()
+    }
+    .encode(tag::REQUEST_PAYLOAD);
+    let batch = c.batch_request((0..1000).map(|_| (op::SIGN, sign.clone())).collect());
+    let bytes = kmip_codec::encode(&batch.to_ttlv());
+    // two such batches, one per async worker of this 2-core machine, from clients that leave
+    let leavers: Vec<_> = (0..2)
+        .map(|_| {
+            let mut s = server.tls_stream("admin").unwrap();
+            std::io::Write::write_all(&mut s, &bytes).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // another client connects and is answered at once meanwhile (the old server: 19.6 s for
+    // a Query)
+    let t = std::time::Instant::now();
+    let mut other = server.client("admin");
+    for _ in 0..5 {
+        get_attributes(&mut other, &sk);
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "another client waited {:?}",
+        t.elapsed()
+    );
+    drop(leavers);
+    // the Signs running when they left end (a few ms each), then nothing runs
+    std::thread::sleep(Duration::from_secs(1));
+    let settled = cpu_secs(server.pid());
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = cpu_secs(server.pid()) - settled;
+    assert!(
+        idle < 0.4,
+        "the server still signs for clients that left: {idle:.2} s of CPU in 2 s"
+    );
+}
+
+/// One message cannot build a huge answer: a thousand RNG Retrieves of a MiB each built a GiB
+/// (and 4 GB resident) from a 48 KB request. Once the answer is past --max-response-bytes
+/// the items left answer Response Too Large, unrun.
+#[test]
+fn a_message_builds_a_bounded_answer() {
+    let server = ServerProcess::start(&["--max-response-bytes", "100000"]);
+    let mut c = server.client("admin");
+    let rng = RNGRetrieveRequest {
+        data_length: Req(60_000),
+    }
+    .encode(tag::REQUEST_PAYLOAD);
+    let mut batch = c.batch_request((0..5).map(|_| (op::RNG_RETRIEVE, rng.clone())).collect());
+    batch.header.0.batch_error_continuation_option = Some(Enum(
+        kmip_codec::vocab::enums::batch_error_continuation_option::CONTINUE,
+    ));
+    let r = c.send(&batch).unwrap();
+    let reasons: Vec<Option<u32>> = r
+        .batch_item
+        .iter()
+        .map(|b| b.result_reason.map(|e| e.0))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            None,
+            None,
+            Some(rr::RESPONSE_TOO_LARGE),
+            Some(rr::RESPONSE_TOO_LARGE),
+            Some(rr::RESPONSE_TOO_LARGE)
+        ]
+    );
+    // a message within the bound is whole
+    let mut small = c.batch_request((0..2).map(|_| (op::RNG_RETRIEVE, rng.clone())).collect());
+    small.header.0.batch_error_continuation_option = batch.header.0.batch_error_continuation_option;
+    assert!(c
+        .send(&small)
+        .unwrap()
+        .batch_item
+        .iter()
+        .all(|b| b.result_reason.is_none()));
+}
+
+/// --max-locate-secs bounds the Locates of a whole message, not each: a message of a hundred
+/// Locates got ten seconds each. Here a derivation takes the message past a one-second
+/// budget, and its Locate then answers Server Limit Exceeded; alone, the Locate succeeds.
+#[test]
+fn the_locate_budget_is_the_messages() {
+    let server = ServerProcess::start(&["--max-locate-secs", "1"]);
+    let mut c = server.client("admin");
+    let base = create_aes(&mut c, 256, vec![active()]);
+    let locate = LocateRequest::default().encode(tag::REQUEST_PAYLOAD);
+    let mut batch = c.batch_request(vec![
+        (
+            op::DERIVE_KEY,
+            pbkdf2(&base, 5_000_000, 256).encode(tag::REQUEST_PAYLOAD),
+        ),
+        (op::LOCATE, locate.clone()),
+    ]);
+    batch.header.0.batch_error_continuation_option = Some(Enum(
+        kmip_codec::vocab::enums::batch_error_continuation_option::CONTINUE,
+    ));
+    let r = c.send(&batch).unwrap();
+    assert_eq!(
+        r.batch_item[0].result_reason, None,
+        "the derivation succeeds"
+    );
+    assert_eq!(
+        r.batch_item[1].result_reason.map(|e| e.0),
+        Some(rr::SERVER_LIMIT_EXCEEDED)
+    );
+    let alone: LocateResponse = c.op(op::LOCATE, &LocateRequest::default()).unwrap();
+    assert!(!alone.unique_identifier.is_empty());
+}

@@ -48,6 +48,14 @@ fn metrics_and_health_are_served() {
         let _ = raw.write_all(b"\x16\x03\x01\x00\x05hello");
         let _ = raw.read(&mut [0u8; 64]);
     }
+    // operation codes the server does not know share one label, however many a client sends
+    for code in [0x0010_0000u32, 0x0010_0001, 0x0010_0002] {
+        let r = c.call(
+            code,
+            kmip_codec::Ttlv::structure(kmip_codec::vocab::tag::REQUEST_PAYLOAD, vec![]),
+        );
+        assert!(r.is_err());
+    }
     std::thread::sleep(std::time::Duration::from_millis(300));
 
     let (status, text) = http_get(port, "/metrics");
@@ -72,6 +80,15 @@ fn metrics_and_health_are_served() {
         ),
         Some(4.0)
     );
+    assert_eq!(
+        sample(
+            &text,
+            r#"kmip_operations_total{operation="unknown",result="OperationNotSupported",version="2.1"}"#
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert!(!text.contains("operation=\"0x"), "{text}");
     // this test's client is still connected
     assert_eq!(sample(&text, "kmip_open_connections"), Some(1.0), "{text}");
     assert_eq!(
@@ -132,24 +149,31 @@ fn metrics_and_health_are_served() {
         ("HTTP/1.1 200 OK".into(), "ready\n".into())
     );
     assert_eq!(http_get(port, "/nothing").0, "HTTP/1.1 404 Not Found");
-    // idle connections cannot pile up on the metrics port: 8 at a time, more are closed
-    let idle: Vec<_> = (0..8)
+    // idle connections cannot pile up on the metrics port, nor starve a probe: at most 8 wait
+    // for their request, and a new one closes the oldest
+    let mut idle: Vec<_> = (0..8)
         .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let mut ninth = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    ninth
+    assert_eq!(http_get(port, "/healthz").0, "HTTP/1.1 200 OK");
+    let oldest = &mut idle[0];
+    oldest
         .set_read_timeout(Some(std::time::Duration::from_secs(3)))
         .unwrap();
     let t = std::time::Instant::now();
     assert!(
-        matches!(ninth.read(&mut [0u8; 16]), Ok(0)),
-        "closed, not left waiting"
+        matches!(oldest.read(&mut [0u8; 16]), Ok(0)),
+        "the oldest idle connection is closed, not left waiting"
     );
     assert!(t.elapsed() < std::time::Duration::from_secs(1));
-    drop(idle);
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    assert_eq!(http_get(port, "/healthz").0, "HTTP/1.1 200 OK");
+    // a flood of idle connections while probes keep coming: every probe is answered
+    let flood: Vec<_> = (0..40)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    for _ in 0..5 {
+        assert_eq!(http_get(port, "/readyz").0, "HTTP/1.1 200 OK");
+    }
+    drop((idle, flood));
     // and nothing of it without the flag
     let quiet = ServerProcess::start(&[]);
     assert!(!quiet.log().contains("serving metrics"));

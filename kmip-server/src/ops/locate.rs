@@ -70,7 +70,7 @@ pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
         include_destroyed: storage & storage_status_mask::DESTROYED_STORAGE != 0,
         include_archived: storage & storage_status_mask::ARCHIVAL_STORAGE != 0,
         exclude_online: storage & storage_status_mask::ON_LINE_STORAGE == 0,
-        budget: lifecycle::Budget::new(ctx.settings.max_locate_time, ctx.stop.clone()),
+        budget: ctx.budget.clone(),
     };
     let ids = ctx.txn.locate(&q, ctx.now)?;
     if let Some(first) = ids.first() {

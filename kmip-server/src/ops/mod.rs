@@ -67,8 +67,9 @@ pub struct Ctx<'a> {
     /// The operations the caller's policy allows, if it has one.
     pub allowed: Option<&'a [u32]>,
     pub settings: &'a Settings,
-    /// Raised when the client has gone: long work checks it (`lifecycle::Budget`).
-    pub stop: &'a lifecycle::Stop,
+    /// The message's: canceled when the client has gone, and spent --max-locate-secs after
+    /// the message began (Locate checks it; one message of many Locates gets no more).
+    pub budget: &'a lifecycle::Budget,
 }
 
 impl Ctx<'_> {
