@@ -30,15 +30,14 @@ pub fn python() -> Command {
     Command::new(path)
 }
 
-/// The OASIS KMIP test cases in ../shared/kmip/testcases.
+/// The OASIS KMIP test cases, kept in `interop-tests/testcases` (see its README) so that a
+/// clone of the repository tests itself.
 pub mod testcases {
     use std::path::{Path, PathBuf};
 
-    pub fn shared_dir() -> PathBuf {
-        match std::env::var_os("KMIP_SHARED") {
-            Some(p) => PathBuf::from(p),
-            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-        }
+    /// `interop-tests/testcases`: `v1.4/` and `v2.1/`, each `mandatory/` and `optional/`.
+    pub fn dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("testcases")
     }
 
     /// Every test-case file, v1.4 and v2.1, mandatory and optional, sorted.
@@ -46,9 +45,9 @@ pub mod testcases {
         let mut files = Vec::new();
         for v in ["v1.4", "v2.1"] {
             for kind in ["mandatory", "optional"] {
-                let dir = shared_dir().join("kmip/testcases").join(v).join(kind);
-                let entries =
-                    std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+                let folder = dir().join(v).join(kind);
+                let entries = std::fs::read_dir(&folder)
+                    .unwrap_or_else(|e| panic!("{}: {e}", folder.display()));
                 for e in entries {
                     let p = e.expect("directory entry").path();
                     if p.extension().is_some_and(|x| x == "xml") {

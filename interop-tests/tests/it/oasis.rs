@@ -1,4 +1,4 @@
-//! The OASIS KMIP test cases (../shared/kmip/testcases), replayed against kmip-server: each
+//! The OASIS KMIP test cases (interop-tests/testcases), replayed against kmip-server: each
 //! file on a freshly started server, after the files it continues (the tape-library and
 //! self-encrypting-drive sequences find objects their first file made). Prints PASS or FAIL per file with the first difference and
 //! a summary line; fails if a file listed in `oasis/passing.txt` no longer passes (and says

@@ -3,7 +3,7 @@
 //! reports the file as failed and names the difference; pointed at the server itself, the same
 //! file passes.
 
-use interop_tests::testcases::shared_dir;
+use interop_tests::testcases;
 use interop_tests::ServerProcess;
 use kmip_codec::vocab::enums::result_reason as rr;
 use kmip_codec::vocab::tag;
@@ -84,7 +84,7 @@ fn replay(server: &ServerProcess, port: u16, file: &std::path::Path) -> (bool, S
 #[test]
 fn the_replayer_reports_a_wrong_result_reason() {
     // Get of a destroyed object answers Object Not Found, among others
-    let file = shared_dir().join("kmip/testcases/v2.1/mandatory/BL-M-4-21.xml");
+    let file = testcases::dir().join("v2.1/mandatory/BL-M-4-21.xml");
     let server = ServerProcess::start(&["--interop"]);
     let (ok, out) = replay(&server, server.port, &file);
     assert!(ok && out.contains("1 passed, 0 failed"), "{out}");

@@ -1,4 +1,4 @@
-//! Every request and response of the OASIS test cases (../shared/kmip/testcases) goes
+//! Every request and response of the OASIS test cases (interop-tests/testcases) goes
 //! XML -> tree -> TTLV -> tree -> XML and JSON -> tree, and through the typed message model,
 //! and must come back as the same tree.
 
