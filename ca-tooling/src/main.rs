@@ -46,7 +46,17 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(written) = cli_docs::answer(&args, <Cli as clap::CommandFactory>::command) {
+        return match written {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("kmip-ca: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let cli = Cli::parse_from(args);
     let (c, j) = (&cli.conn, cli.json);
     let result = match cli.command {
         Command::InitRoot(a) => init_root::run(a, c, j),

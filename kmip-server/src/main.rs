@@ -768,8 +768,18 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 fn main() -> ExitCode {
     let cli = {
         use clap::{CommandFactory, FromArgMatches};
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        if let Some(written) = cli_docs::answer(&args, Cli::command) {
+            return match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kmip-server: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         let cmd = Cli::command().args_override_self(true);
-        let args = match kmip_server::config::args_with_file(&cmd, std::env::args_os().collect()) {
+        let args = match kmip_server::config::args_with_file(&cmd, args) {
             Ok(a) => a,
             Err(e) => {
                 eprintln!("kmip-server: {e}");
