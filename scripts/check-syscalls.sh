@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks a unit's SystemCallFilter against what the server really calls: runs kmip-server
 # under strace from its first start (CA, master key, store) through TLS handshakes good and
-# bad, kmip-ca's key generation, certification, listing, revocation and CRL, a reload
-# (SIGHUP) and a stop (SIGTERM), and fails if it made a system call the unit's filter denies.
+# bad, kmip-ca's key generation, certification, listing, revocation and CRL, the metrics and
+# health endpoints, a reload (SIGHUP) and a stop (SIGTERM), and fails if it made a system call
+# the unit's filter denies.
 #
 #   scripts/check-syscalls.sh UNIT_FILE KMIP_SERVER KMIP_CA
 set -euo pipefail
@@ -19,9 +20,10 @@ finish() {
 trap finish EXIT
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 https=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+metrics=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 data=$work/data
 strace -f -c -o "$work/strace.txt" -- "$server" --data-dir "$data" --listen "127.0.0.1:$port" \
-  --https-listen "127.0.0.1:$https" >"$work/server.log" 2>&1 &
+  --https-listen "127.0.0.1:$https" --metrics-listen "127.0.0.1:$metrics" >"$work/server.log" 2>&1 &
 tracer=$!
 # signals go to the server itself: strace would take them for itself
 for _ in $(seq 50); do
@@ -48,6 +50,10 @@ openssl s_client -connect "127.0.0.1:$port" -CAfile "$data/tls/ca.pem" </dev/nul
   >/dev/null 2>&1 || true
 openssl s_client -connect "127.0.0.1:$https" -CAfile "$data/tls/ca.pem" </dev/null \
   >/dev/null 2>&1 || true
+for path in metrics healthz readyz; do
+  python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10).read()' \
+    "http://127.0.0.1:$metrics/$path"
+done
 kill -HUP "$pid"
 sleep 0.5
 kca list >/dev/null
