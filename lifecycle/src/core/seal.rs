@@ -1,13 +1,19 @@
-//! The master key and AES-256-GCM sealing of material at rest.
+//! The master key and AES-256-GCM sealing of material at rest, and the custodies that keep the
+//! master key between starts ([`Seal`]).
 //!
 //! Sealed format: `0x01 | nonce (12) | ciphertext | tag (16)`, associated data = the record's
 //! identifier. The version byte lets a later release change the scheme.
 
+mod file;
+mod shares;
+
+pub use file::FileSeal;
+pub use shares::ShareSeal;
+
 use super::{CoreError, Secret};
 use openssl::cipher::Cipher;
 use openssl::cipher_ctx::CipherCtx;
-use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use zeroize::Zeroizing;
 
@@ -43,31 +49,13 @@ impl MasterKey {
 
     /// Read the key file, or create it (mode 0600, written before use) when it is absent.
     pub fn load_or_create(path: &Path) -> Result<MasterKey, CoreError> {
-        let err = |reason: String| CoreError::MasterKeyFile {
-            path: path.display().to_string(),
-            reason,
-        };
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                let bytes = Zeroizing::new(bytes);
-                MasterKey::from_bytes(&bytes).map_err(|_| err("not a 32-byte key".into()))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        match file::read_key(path) {
+            Err(SealError::Missing(_)) => {
                 let key = MasterKey::generate()?;
-                let mut opts = std::fs::OpenOptions::new();
-                opts.write(true).create_new(true);
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    opts.mode(0o600);
-                }
-                let mut f = opts.open(path).map_err(|e| err(e.to_string()))?;
-                f.write_all(key.0.as_ref())
-                    .map_err(|e| err(e.to_string()))?;
-                f.sync_all().map_err(|e| err(e.to_string()))?;
+                file::write_key(path, &key).map_err(|e| key_file_error(path, e))?;
                 Ok(key)
             }
-            Err(e) => Err(err(e.to_string())),
+            r => r.map_err(|e| key_file_error(path, e)),
         }
     }
 
@@ -157,6 +145,149 @@ impl MasterKey {
     }
 }
 
+fn key_file_error(path: &Path, e: SealError) -> CoreError {
+    CoreError::MasterKeyFile {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// The data directory's files that say which custody holds its master key.
+pub(crate) const KEY_FILE: &str = "master.key";
+pub(crate) const CHECK_FILE: &str = "master.check";
+pub(crate) const SEALED_FILE: &str = "master.sealed";
+
+/// Why a custody could not keep or give back the master key. Messages name the file or the
+/// option to look at; none carries key material or a PIN.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// Nothing was there to unseal (and, where it matters, why that is not a first start).
+    #[error("{0}")]
+    Missing(String),
+    /// The data directory's master key is kept by another custody than the one configured.
+    #[error("{0}")]
+    OtherCustody(String),
+    /// A master key came back that is not this data directory's.
+    #[error("{0}")]
+    WrongKey(String),
+    /// The configuration is incomplete or contradicts itself.
+    #[error("{option}: {reason}")]
+    Config {
+        option: &'static str,
+        reason: String,
+    },
+    /// The PKCS#11 module or token refused, or did not have what was asked of it.
+    #[error("{option}: {reason}")]
+    Token {
+        option: &'static str,
+        reason: String,
+    },
+    #[error("{path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+impl SealError {
+    pub(crate) fn file(path: &Path, e: impl std::fmt::Display) -> SealError {
+        SealError::File {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// A custody of the master key: where it is kept between starts and what brings it back.
+/// Each custody keeps the value that checks the key (a seal of a fixed text under it), so that
+/// a wrong key refuses to start instead of failing on every object.
+pub trait Seal {
+    /// What holds the key, for messages and the log (a path, a token and key label; never a
+    /// secret).
+    fn describe(&self) -> String;
+    /// Whether the data directory already has a master key in this custody. An error when
+    /// its files say the key is kept elsewhere (another custody, or a file that went
+    /// missing): a first start there would seal a new key and orphan every object.
+    fn is_sealed(&self) -> Result<bool, SealError>;
+    /// The master key of a data directory that has none yet: a new random key, unless the
+    /// custody brings its own (shares of a key split elsewhere).
+    fn first_key(&self) -> Result<MasterKey, SealError> {
+        Ok(MasterKey::generate()?)
+    }
+    /// Keep `key` in this custody, with its check value.
+    fn seal(&self, key: &MasterKey) -> Result<(), SealError>;
+    /// Bring the key back (not yet checked: [`Seal::check`]).
+    fn unseal(&self) -> Result<MasterKey, SealError>;
+    /// `Ok` when `key` is the master key this custody keeps.
+    fn check(&self, key: &MasterKey) -> Result<(), SealError>;
+}
+
+/// The master key at a server's start: unsealed and checked, or, on a data directory that has
+/// none, made and sealed before anything is sealed under it.
+pub fn open(seal: &dyn Seal) -> Result<MasterKey, SealError> {
+    if seal.is_sealed()? {
+        open_existing(seal)
+    } else {
+        let key = seal.first_key()?;
+        seal.seal(&key)?;
+        Ok(key)
+    }
+}
+
+/// The master key of a data directory that has one; never creates one (tools that read).
+pub fn open_existing(seal: &dyn Seal) -> Result<MasterKey, SealError> {
+    if !seal.is_sealed()? {
+        return Err(SealError::Missing(format!(
+            "no master key yet ({})",
+            seal.describe()
+        )));
+    }
+    let key = seal.unseal()?;
+    seal.check(&key)?;
+    Ok(key)
+}
+
+/// Write `bytes` to a new file at `path` as a whole or not at all (a temporary file renamed
+/// over it, both synced), readable by the owner only when `private`: a crash while sealing
+/// leaves either no file, and a first start again, or the whole file.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), SealError> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| SealError::file(path, e);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("seal")
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(if private { 0o600 } else { 0o644 });
+    }
+    let mut f = opts.open(&tmp).map_err(fail)?;
+    f.write_all(bytes).map_err(fail)?;
+    f.sync_all().map_err(fail)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(fail)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(fail)
+}
+
+/// The check value stored beside the data: write it unless it is there; when it is there, it
+/// must be this key's.
+pub(crate) fn check_against_file(path: &Path, key: &MasterKey) -> Result<(), SealError> {
+    match std::fs::read(path) {
+        Ok(check) if key.check(&check) => Ok(()),
+        Ok(_) => Err(SealError::WrongKey(format!(
+            "the master key does not open this data directory (checked against {})",
+            path.display()
+        ))),
+        Err(e) => Err(SealError::file(path, e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +337,80 @@ mod tests {
         }
         std::fs::write(&p, b"short").unwrap();
         assert!(MasterKey::load_or_create(&p).is_err());
+    }
+
+    #[test]
+    fn file_seal_opens_a_directory_made_before_seals() {
+        // what earlier releases left: master.key (raw 32 bytes) and master.check
+        let dir = tempfile::tempdir().unwrap();
+        let old = MasterKey::generate().unwrap();
+        std::fs::write(dir.path().join("master.key"), old.expose()).unwrap();
+        std::fs::write(dir.path().join("master.check"), old.check_value().unwrap()).unwrap();
+        let opened = open(&FileSeal::new(dir.path())).unwrap();
+        assert_eq!(opened.expose(), old.expose());
+        // and a directory older than check values gets one
+        std::fs::remove_file(dir.path().join("master.check")).unwrap();
+        let opened = open(&FileSeal::new(dir.path())).unwrap();
+        assert_eq!(opened.expose(), old.expose());
+        assert!(old.check(&std::fs::read(dir.path().join("master.check")).unwrap()));
+    }
+
+    #[test]
+    fn file_seal_first_start_and_wrong_or_missing_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let seal = FileSeal::new(dir.path());
+        assert!(!seal.is_sealed().unwrap());
+        let first = open(&seal).unwrap();
+        assert!(seal.is_sealed().unwrap());
+        assert_eq!(open(&seal).unwrap().expose(), first.expose());
+        let other = MasterKey::generate().unwrap();
+        std::fs::write(dir.path().join("master.key"), other.expose()).unwrap();
+        assert!(matches!(open(&seal), Err(SealError::WrongKey(_))));
+        std::fs::remove_file(dir.path().join("master.key")).unwrap();
+        let e = open(&seal).err().unwrap();
+        assert!(matches!(e, SealError::Missing(_)), "{e}");
+        assert!(e.to_string().contains("--unseal-share"), "{e}");
+    }
+
+    #[test]
+    fn share_seal_rebuilds_and_refuses_too_few() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = open(&FileSeal::new(dir.path())).unwrap();
+        let shares: Vec<String> = key
+            .split(2, 3)
+            .unwrap()
+            .iter()
+            .map(|s| s.to_text().to_string())
+            .collect();
+        std::fs::remove_file(dir.path().join("master.key")).unwrap();
+        let seal = ShareSeal::new(dir.path(), &shares[1..]).unwrap();
+        assert_eq!(open(&seal).unwrap().expose(), key.expose());
+        let other = MasterKey::generate().unwrap();
+        let foreign: Vec<String> = other
+            .split(2, 2)
+            .unwrap()
+            .iter()
+            .map(|s| s.to_text().to_string())
+            .collect();
+        let seal = ShareSeal::new(dir.path(), &foreign).unwrap();
+        assert!(matches!(open(&seal), Err(SealError::WrongKey(_))));
+        assert!(ShareSeal::new(dir.path(), &[]).is_err());
+    }
+
+    #[test]
+    fn a_custody_refuses_another_custodys_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("master.sealed"), b"x").unwrap();
+        assert!(matches!(
+            FileSeal::new(dir.path()).is_sealed(),
+            Err(SealError::OtherCustody(_))
+        ));
+        let share = MasterKey::generate().unwrap().split(2, 2).unwrap()[0]
+            .to_text()
+            .to_string();
+        assert!(matches!(
+            ShareSeal::new(dir.path(), &[share]).unwrap().is_sealed(),
+            Err(SealError::OtherCustody(_))
+        ));
     }
 }
