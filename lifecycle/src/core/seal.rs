@@ -5,9 +5,11 @@
 //! identifier. The version byte lets a later release change the scheme.
 
 mod file;
+mod pkcs11;
 mod shares;
 
 pub use file::FileSeal;
+pub use pkcs11::{Pkcs11Options, Pkcs11Seal};
 pub use shares::ShareSeal;
 
 use super::{CoreError, Secret};
