@@ -5,11 +5,23 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kmip_codec::Limits;
+use lifecycle::core::{FileSeal, Pkcs11Options, Pkcs11Seal, Seal, SealError, ShareSeal};
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// Where the master key is kept between starts.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum SealKind {
+    /// DATA_DIR/master.key (mode 0600), created at first start.
+    File,
+    /// Shamir shares (`master-split`), given with --unseal-share at every start.
+    Shares,
+    /// Sealed in DATA_DIR/master.sealed by an AES key in a PKCS#11 token (--pkcs11-*).
+    Pkcs11,
 }
 
 /// What an expired client CRL (past its nextUpdate) does.
@@ -230,9 +242,101 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub unseal_shares: Vec<String>,
+    /// Where the master key is kept: `file` (DATA_DIR/master.key), `shares` (--unseal-share at
+    /// every start) or `pkcs11` (DATA_DIR/master.sealed, which only an AES key in a PKCS#11
+    /// token opens: --pkcs11-module, --pkcs11-token, --pkcs11-pin-file, --pkcs11-key). By
+    /// default `shares` when --unseal-share is given, `file` otherwise.
+    #[arg(long, env = "KMIP_SEAL", value_enum)]
+    pub seal: Option<SealKind>,
+    /// The PKCS#11 module (shared library) of --seal pkcs11, e.g.
+    /// /usr/lib/softhsm/libsofthsm2.so.
+    #[arg(long, env = "KMIP_PKCS11_MODULE")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// The label of the token that holds the sealing key (found by label: slot numbers change).
+    #[arg(long, env = "KMIP_PKCS11_TOKEN")]
+    pub pkcs11_token: Option<String>,
+    /// A file with the token's user PIN on its first line, read once at start; others must not
+    /// be able to read it.
+    #[arg(long, env = "KMIP_PKCS11_PIN_FILE")]
+    pub pkcs11_pin_file: Option<PathBuf>,
+    /// The label of the token's AES key that seals the master key; created (sensitive, not
+    /// extractable, encrypt and decrypt only) at first start when the token has none.
+    #[arg(
+        long,
+        env = "KMIP_PKCS11_KEY",
+        default_value = "kmip-server master seal"
+    )]
+    pub pkcs11_key: String,
 }
 
 impl Config {
+    /// Which custody the options choose (see --seal).
+    pub fn seal_kind(&self) -> SealKind {
+        self.seal.unwrap_or(if self.unseal_shares.is_empty() {
+            SealKind::File
+        } else {
+            SealKind::Shares
+        })
+    }
+
+    /// The custody of the master key that the options describe, the one place that chooses
+    /// it. Options of another custody are refused rather than ignored: a forgotten
+    /// `--seal pkcs11` would otherwise write a key file at first start.
+    pub fn master_seal(&self) -> Result<Box<dyn Seal>, SealError> {
+        let kind = self.seal_kind();
+        let conflict = |option: &'static str| SealError::Config {
+            option,
+            reason: format!(
+                "belongs to another seal than --seal {}",
+                match kind {
+                    SealKind::File => "file",
+                    SealKind::Shares => "shares",
+                    SealKind::Pkcs11 => "pkcs11",
+                }
+            ),
+        };
+        if kind != SealKind::Shares && !self.unseal_shares.is_empty() {
+            return Err(conflict("--unseal-share"));
+        }
+        if kind != SealKind::Pkcs11 {
+            if self.pkcs11_module.is_some() {
+                return Err(conflict("--pkcs11-module"));
+            }
+            if self.pkcs11_token.is_some() {
+                return Err(conflict("--pkcs11-token"));
+            }
+            if self.pkcs11_pin_file.is_some() {
+                return Err(conflict("--pkcs11-pin-file"));
+            }
+        }
+        Ok(match kind {
+            SealKind::File => Box::new(FileSeal::new(&self.data_dir)),
+            SealKind::Shares => Box::new(ShareSeal::new(&self.data_dir, &self.unseal_shares)?),
+            SealKind::Pkcs11 => {
+                let missing = |option: &'static str, env: &str| SealError::Config {
+                    option,
+                    reason: format!("--seal pkcs11 needs it (or {env})"),
+                };
+                let opts = Pkcs11Options {
+                    module: self
+                        .pkcs11_module
+                        .clone()
+                        .ok_or_else(|| missing("--pkcs11-module", "KMIP_PKCS11_MODULE"))?,
+                    token: self
+                        .pkcs11_token
+                        .clone()
+                        .ok_or_else(|| missing("--pkcs11-token", "KMIP_PKCS11_TOKEN"))?,
+                    pin_file: self
+                        .pkcs11_pin_file
+                        .clone()
+                        .ok_or_else(|| missing("--pkcs11-pin-file", "KMIP_PKCS11_PIN_FILE"))?,
+                    key: self.pkcs11_key.clone(),
+                };
+                Box::new(Pkcs11Seal::new(&self.data_dir, &opts)?)
+            }
+        })
+    }
+
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs)
     }
@@ -371,5 +475,34 @@ mod tests {
         assert_eq!(c.max_batch_items, 9);
         std::fs::write(&f, "no-such-option = 1\n").unwrap();
         assert!(args_with_file(&cmd, argv(&[])).is_err());
+    }
+
+    #[test]
+    fn one_custody_is_chosen_and_other_custodies_options_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let parse = |extra: &[&str]| {
+            let mut v = vec!["kmip-server", "--data-dir", dir.path().to_str().unwrap()];
+            v.extend(extra);
+            Cli::try_parse_from(v).unwrap().config
+        };
+        let err = |c: Config| {
+            c.master_seal()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert_eq!(parse(&[]).seal_kind(), SealKind::File);
+        let share = "1-00112233";
+        assert_eq!(
+            parse(&["--unseal-share", share]).seal_kind(),
+            SealKind::Shares
+        );
+        assert!(err(parse(&["--seal", "file", "--unseal-share", share])).contains("--unseal-share"));
+        // a forgotten --seal pkcs11 would write a key file at first start
+        assert!(err(parse(&["--pkcs11-module", "/x.so"])).contains("--pkcs11-module"));
+        let e = err(parse(&["--seal", "pkcs11", "--pkcs11-module", "/x.so"]));
+        assert!(e.contains("--pkcs11-token"), "{e}");
+        assert!(err(parse(&["--seal", "shares"])).contains("--unseal-share"));
+        assert!(parse(&[]).master_seal().is_ok());
     }
 }

@@ -6,7 +6,7 @@ use kmip_server::config::Settings;
 use kmip_server::config::{Config, LogFormat};
 use kmip_server::session::Timeouts;
 use kmip_server::{listener, pki, Server};
-use lifecycle::core::{Core, MasterKey};
+use lifecycle::core::{Core, FileSeal, MasterKey, SealError};
 use lifecycle::store::RedbStore;
 use lifecycle::Manager;
 use std::process::ExitCode;
@@ -202,13 +202,14 @@ enum AuditCommand {
 
 /// The master key for the audit commands: never created here.
 fn existing_master_key(cfg: &Config) -> Result<MasterKey, String> {
-    if cfg.unseal_shares.is_empty() && !cfg.data_dir.join("master.key").exists() {
-        return Err(format!(
-            "no master key in {} (give --unseal-share, or verify with an exported key: --key FILE)",
+    let seal = cfg.master_seal().context("master key")?;
+    lifecycle::core::open_existing_seal(seal.as_ref()).map_err(|e| match e {
+        SealError::Missing(why) => format!(
+            "no master key in {}: {why} (or verify with an exported key: --key FILE)",
             cfg.data_dir.display()
-        ));
-    }
-    master_key(cfg)
+        ),
+        e => format!("master key: {e}"),
+    })
 }
 
 fn audit_command(cfg: &Config, command: AuditCommand) -> Result<(), String> {
@@ -319,57 +320,35 @@ fn audit_command(cfg: &Config, command: AuditCommand) -> Result<(), String> {
     }
 }
 
-/// The master key: from its file, or rebuilt from Shamir shares, and checked against the data
-/// directory's check value (written the first time) so that a wrong key or too few shares
-/// refuse to start rather than fail on every object.
+/// The master key from the custody the options choose (`Config::master_seal`), checked against
+/// the value the custody keeps, so that a wrong key or too few shares refuse to start rather
+/// than fail on every object; on a data directory that has none, a new one, sealed first.
 fn master_key(cfg: &Config) -> Result<MasterKey, String> {
-    let key_path = cfg.data_dir.join("master.key");
-    let check_path = cfg.data_dir.join("master.check");
-    let key = if !cfg.unseal_shares.is_empty() {
-        let shares = cfg
-            .unseal_shares
-            .iter()
-            .map(|s| lifecycle::core::shamir::Share::from_text(s))
-            .collect::<Result<Vec<_>, _>>()
-            .context("unseal shares")?;
-        MasterKey::from_shares(&shares).context("unseal shares")?
-    } else if !key_path.exists() && check_path.exists() {
-        return Err(format!(
-            "{} is missing and no --unseal-share was given: the objects in {} are sealed under \
-             an existing master key. Copy master.key from the data directory they come from (a \
-             backup never holds it), or, if it was split into shares (master-split), give --unseal-share",
-            key_path.display(),
-            cfg.data_dir.display()
-        ));
-    } else {
-        MasterKey::load_or_create(&key_path).context("master key")?
-    };
-    match std::fs::read(&check_path) {
-        Ok(check) if key.check(&check) => Ok(key),
-        Ok(_) => Err(format!(
-            "the master key does not open {} (checked against {}): a wrong key file, or too few or wrong shares",
-            cfg.data_dir.display(),
-            check_path.display()
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let check = key.check_value().context("master key check value")?;
-            pki::write_file(&check_path, &check, false).context("master key check value")?;
-            Ok(key)
-        }
-        Err(e) => Err(format!("{}: {e}", check_path.display())),
-    }
+    let started = std::time::Instant::now();
+    let seal = cfg.master_seal().context("master key")?;
+    let key = lifecycle::core::open_seal(seal.as_ref()).context("master key")?;
+    tracing::info!(
+        custody = %seal.describe(),
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "master key open"
+    );
+    Ok(key)
 }
 
 fn master_split(cfg: &Config, threshold: u8, shares: u8) -> Result<(), String> {
     use std::io::Write;
-    let key_path = cfg.data_dir.join("master.key");
+    if cfg.seal_kind() != kmip_server::config::SealKind::File {
+        return Err("master-split splits a key file (--seal file)".into());
+    }
+    let file = FileSeal::new(&cfg.data_dir);
+    let key_path = file.key_path().to_path_buf();
     if !key_path.exists() {
         return Err(format!(
             "{} does not exist (already split?)",
             key_path.display()
         ));
     }
-    let key = master_key(cfg)?;
+    let key = lifecycle::core::open_existing_seal(&file).context("master key")?;
     let parts = key.split(threshold, shares).context("split")?;
     let mut out = std::io::stdout().lock();
     for p in &parts {
@@ -606,8 +585,9 @@ async fn serve(cfg: Config) -> Result<(), String> {
     std::fs::create_dir_all(&cfg.data_dir)
         .context(&format!("data directory {}", cfg.data_dir.display()))?;
     check_writable(&cfg.data_dir)?;
-    // before the TLS material: a restored directory without its master key is refused with
-    // nothing made in it
+    // before the TLS material: a restored directory without its master key, or a seal that
+    // does not open (a wrong PIN, a missing token), is refused with nothing made in it, and
+    // the reserved ports never listen
     let master = master_key(&cfg)?;
     let paths = pki::Paths::new(&cfg.data_dir);
     let tls = match given_tls {
