@@ -22,6 +22,7 @@ mod hardening_connections;
 mod hardening_crypto;
 mod hardening_limits;
 mod hostile;
+mod hsm_seal;
 mod https;
 mod metrics;
 mod oasis;
