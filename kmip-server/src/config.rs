@@ -239,32 +239,35 @@ pub struct Config {
     #[arg(
         long = "unseal-share",
         env = "KMIP_UNSEAL_SHARES",
-        value_delimiter = ','
+        value_delimiter = ',',
+        global = true
     )]
     pub unseal_shares: Vec<String>,
-    /// Where the master key is kept: `file` (DATA_DIR/master.key), `shares` (--unseal-share at
+    /// Where the master key is kept (for the server, and for the commands that read it:
+    /// `audit`, `master-split`): `file` (DATA_DIR/master.key), `shares` (--unseal-share at
     /// every start) or `pkcs11` (DATA_DIR/master.sealed, which only an AES key in a PKCS#11
     /// token opens: --pkcs11-module, --pkcs11-token, --pkcs11-pin-file, --pkcs11-key). By
     /// default `shares` when --unseal-share is given, `file` otherwise.
-    #[arg(long, env = "KMIP_SEAL", value_enum)]
+    #[arg(long, env = "KMIP_SEAL", value_enum, global = true)]
     pub seal: Option<SealKind>,
     /// The PKCS#11 module (shared library) of --seal pkcs11, e.g.
     /// /usr/lib/softhsm/libsofthsm2.so.
-    #[arg(long, env = "KMIP_PKCS11_MODULE")]
+    #[arg(long, env = "KMIP_PKCS11_MODULE", global = true)]
     pub pkcs11_module: Option<PathBuf>,
     /// The label of the token that holds the sealing key (found by label: slot numbers change).
-    #[arg(long, env = "KMIP_PKCS11_TOKEN")]
+    #[arg(long, env = "KMIP_PKCS11_TOKEN", global = true)]
     pub pkcs11_token: Option<String>,
     /// A file with the token's user PIN on its first line, read once at start; others must not
     /// be able to read it.
-    #[arg(long, env = "KMIP_PKCS11_PIN_FILE")]
+    #[arg(long, env = "KMIP_PKCS11_PIN_FILE", global = true)]
     pub pkcs11_pin_file: Option<PathBuf>,
     /// The label of the token's AES key that seals the master key; created (sensitive, not
     /// extractable, encrypt and decrypt only) at first start when the token has none.
     #[arg(
         long,
         env = "KMIP_PKCS11_KEY",
-        default_value = "kmip-server master seal"
+        default_value = "kmip-server master seal",
+        global = true
     )]
     pub pkcs11_key: String,
 }

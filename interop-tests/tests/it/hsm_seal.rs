@@ -272,6 +272,21 @@ fn first_start_seals_in_the_token_and_keys_survive_a_restart() {
     );
     let sealed = std::fs::read_to_string(server.data_dir.path().join("master.sealed")).unwrap();
     assert!(!sealed.to_lowercase().contains(&hex));
+    // the commands that read the master key go through the same seal (options after the
+    // subcommand, as for --data-dir)
+    let out = Command::new(ServerProcess::binary())
+        .args(["audit", "verify", "--data-dir"])
+        .arg(server.data_dir.path())
+        .args(&hsm.args(TOKEN, &hsm.pin_file(), "master-seal")[2..])
+        .envs(hsm.env())
+        .output()
+        .expect("kmip-server audit verify");
+    assert!(
+        out.status.success(),
+        "audit verify with --seal pkcs11: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // the token's key: on the token, sensitive, never extractable, encrypt and decrypt only
     let attrs = hsm.with_session(|s| {
