@@ -529,4 +529,25 @@ mod tests {
         assert!(SealedFile::parse(p, &v2).is_err());
         assert!(SealedFile::parse(p, "garbage").is_err());
     }
+
+    #[test]
+    fn the_pin_file_is_private_and_holds_a_pin() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pin");
+        let mode = |m| std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m)).unwrap();
+        std::fs::write(&p, "1234\n").unwrap();
+        mode(0o644);
+        let e = read_pin(&p).err().unwrap().to_string();
+        assert!(
+            e.contains("--pkcs11-pin-file") && e.contains("other users"),
+            "{e}"
+        );
+        assert!(!e.contains("1234"), "{e}");
+        mode(0o600);
+        assert!(read_pin(&p).is_ok());
+        std::fs::write(&p, "\n").unwrap();
+        assert!(read_pin(&p).is_err());
+        assert!(read_pin(&dir.path().join("absent")).is_err());
+    }
 }
