@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 /// Files of the data directory that belong with the store in a backup: the master key's check
 /// value (a seal of a constant, no secret), so that a restored directory refuses a wrong key
-/// at start rather than failing on every object. Never the master key itself.
-pub const CARRIED_FILES: &[&str] = &["master.check"];
+/// at start rather than failing on every object; and under `--seal pkcs11` the master key as
+/// the token sealed it, which only that token's key opens: without it a restored directory
+/// would look new to the seal and get a new master key. Never the master key itself.
+pub const CARRIED_FILES: &[&str] = &["master.check", "master.sealed"];
 
 /// The store file of a data directory.
 pub fn store_path(data_dir: &Path) -> PathBuf {

@@ -446,3 +446,47 @@ fn a_sealed_file_from_another_key_does_not_open() {
         assert!(s.serves("admin"));
     }
 }
+
+#[test]
+fn a_backup_restores_under_the_same_token() {
+    let hsm = SoftHsm::new();
+    let args = hsm.args(TOKEN, &hsm.pin_file(), "seal-a");
+    let server = start(&hsm, tempfile::tempdir().unwrap(), &args);
+    let id = create_aes(&mut server.client("admin"), 256, vec![]);
+    let before = get_key(&server, &id);
+    let dir = server.stop();
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("b.kmipbak");
+    let restored = out.path().join("restored");
+    for cmd in [
+        vec!["backup".into(), "--out".into(), file.display().to_string()],
+        vec!["restore".into(), file.display().to_string()],
+    ] {
+        let target = if cmd[0] == "backup" {
+            dir.path()
+        } else {
+            &restored
+        };
+        let o = Command::new(ServerProcess::binary())
+            .args(&cmd)
+            .arg("--data-dir")
+            .arg(target)
+            .output()
+            .expect("kmip-server");
+        assert!(
+            o.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    assert!(
+        restored.join("master.sealed").exists(),
+        "the backup carried it"
+    );
+    let restored_dir = tempfile::tempdir().unwrap();
+    for f in ["kmip.redb", "master.sealed"] {
+        std::fs::copy(restored.join(f), restored_dir.path().join(f)).unwrap();
+    }
+    let server = start(&hsm, restored_dir, &args);
+    assert_eq!(get_key(&server, &id), before, "the key reads back");
+}

@@ -70,8 +70,9 @@ impl Seal for FileSeal {
         if self.check.exists() {
             return Err(SealError::Missing(format!(
                 "{} is missing, and {} says this data directory has a master key: the objects \
-                 in it are sealed under that key. Put master.key back from where it was kept, \
-                 or, if it was split into shares (master-split), start with --unseal-share",
+                 in it are sealed under that key. Copy master.key from the data directory they \
+                 come from (a backup never holds it), or, if it was split into shares \
+                 (master-split), start with --unseal-share",
                 self.key.display(),
                 self.check.display()
             )));
