@@ -326,6 +326,17 @@ fn audit_command(cfg: &Config, command: AuditCommand) -> Result<(), String> {
 fn master_key(cfg: &Config) -> Result<MasterKey, String> {
     let started = std::time::Instant::now();
     let seal = cfg.master_seal().context("master key")?;
+    // a store with no master key in the chosen custody is one whose key went missing (files
+    // deleted, or not copied along): a first start there would seal a new key over it
+    let store = cfg.data_dir.join("kmip.redb");
+    if store.exists() && !seal.is_sealed().context("master key")? {
+        return Err(format!(
+            "{} holds objects but {} has no master key for it: the objects are sealed under a \
+             master key kept elsewhere; start with the custody that holds it (--seal)",
+            store.display(),
+            seal.describe()
+        ));
+    }
     let key = lifecycle::core::open_seal(seal.as_ref()).context("master key")?;
     tracing::info!(
         custody = %seal.describe(),

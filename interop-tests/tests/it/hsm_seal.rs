@@ -483,6 +483,12 @@ fn a_backup_restores_under_the_same_token() {
         restored.join("master.sealed").exists(),
         "the backup carried it"
     );
+    // without it the store is refused, never given a new master key
+    let bare = tempfile::tempdir().unwrap();
+    std::fs::copy(restored.join("kmip.redb"), bare.path().join("kmip.redb")).unwrap();
+    let (st, log) = refused(&hsm, bare.path(), &args);
+    assert!(!st.success() && log.contains("has no master key"), "{log}");
+    assert!(!bare.path().join("master.sealed").exists());
     let restored_dir = tempfile::tempdir().unwrap();
     for f in ["kmip.redb", "master.sealed"] {
         std::fs::copy(restored.join(f), restored_dir.path().join(f)).unwrap();
