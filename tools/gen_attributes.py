@@ -49,7 +49,7 @@ def main(specdir):
     w("use super::SpecRule;")
     w("use kmip_codec::vocab::tag;")
     w("")
-    w("pub static RULES: &[SpecRule] = &[")
+    w("pub(crate) static RULES: &[SpecRule] = &[")
     merged = {}
     for n in names:
         # a page number can trail a heading in the text export: "Comment 80"

@@ -158,13 +158,13 @@ def main(specdir):
     w("use super::{EnumDef, VocabEntry};")
     w("use crate::ttlv::Tag;")
     w("")
-    w("pub static TAGS: &[VocabEntry] = &[")
+    w("pub(crate) static TAGS: &[VocabEntry] = &[")
     for v in sorted(tags):
         n, lo, hi = tags[v]
         w(f"    VocabEntry {{ value: 0x{v:06X}, name: {n!r}, xml: {normalize(n)!r}, first: {lo}, last: {hi} }},".replace("'", '"'))
     w("];")
     w("")
-    w("pub static ENUMS: &[EnumDef] = &[")
+    w("pub(crate) static ENUMS: &[EnumDef] = &[")
     for name in sorted(enums):
         w(f"    EnumDef {{ name: \"{name}\", xml: \"{normalize(name)}\", values: &[")
         for v in sorted(enums[name]):

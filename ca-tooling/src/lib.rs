@@ -1,6 +1,8 @@
 //! kmip-ca: certificate authorities whose private keys are generated in a KMIP server and
 //! never leave it. The server builds and signs every certificate and CRL (KMIP Certify and our
 //! CRL operation) under the profile it enforces; this crate only asks, and reads the results.
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 pub mod commands;
 

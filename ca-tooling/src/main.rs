@@ -1,4 +1,6 @@
 //! kmip-ca: run certificate authorities whose private keys live in a KMIP server.
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 use ca_tooling::commands::*;
 use ca_tooling::Connection;

@@ -1,5 +1,7 @@
 //! Shared helpers for the interoperability tests: where the workspace is, and the Python
 //! interpreter that has PyKMIP installed.
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 pub mod bench;
 pub mod ca;

@@ -1,6 +1,8 @@
 //! A small blocking KMIP client over mutual TLS. One client serves the CA tooling, the
 //! interoperability tests and the load generator: it sends typed requests built with
 //! kmip-codec and returns typed responses.
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 use kmip_codec::message::{
     Bytes, Enum, FieldValue, ProtocolVersion, Req, RequestBatchItem, RequestHeader, RequestMessage,

@@ -18,7 +18,7 @@ use lifecycle::{LifecycleError, Stop, Txn};
 
 /// Answer one request message, its credentials already checked (`pipeline`). Items stop
 /// running once `stop` is raised: the client has gone.
-pub fn run(
+pub(crate) fn run(
     txn: &Txn,
     identity: &str,
     req: &RequestMessage,

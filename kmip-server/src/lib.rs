@@ -2,6 +2,8 @@
 //! `listener` (TLS, budgets) -> `session` or `https` (framing) -> `pipeline` (credentials,
 //! caller, audit, commit) -> `batch` (the items) -> `ops` (one module per operation, in one
 //! table) -> the lifecycle crate. `error` maps failures to each version's Result Reasons.
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 pub mod audit;
 pub mod backup;

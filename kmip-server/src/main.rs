@@ -1,4 +1,6 @@
 //! The `kmip-server` binary.
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 use anyhow_free::Context;
 use clap::{Parser, Subcommand};
@@ -483,7 +485,7 @@ fn restore_command(data_dir: &std::path::Path, file: &std::path::Path) -> Result
 
 /// Errors at the binary's edge carry their context as text.
 mod anyhow_free {
-    pub trait Context<T> {
+    pub(crate) trait Context<T> {
         fn context(self, what: &str) -> Result<T, String>;
     }
     impl<T, E: std::fmt::Display> Context<T> for Result<T, E> {

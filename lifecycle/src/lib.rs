@@ -1,5 +1,8 @@
 //! lifecycle: where keys live. Managed objects and their attributes, the KMIP state machine,
 //! the store, and the hardened core that alone holds key bytes. It knows nothing of networks.
+// the one module that calls C (core/ffi.rs) allows it and says why
+#![deny(unsafe_code)]
+#![warn(unreachable_pub)]
 
 pub mod attributes;
 mod budget;

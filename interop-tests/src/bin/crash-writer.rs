@@ -1,6 +1,8 @@
 //! Test helper for the crash test: creates keys in a data directory forever and prints
 //! `id sha256(material)` for each one after its commit has returned. The test kills it with
 //! SIGKILL at random moments and checks that every printed key survived intact.
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 use lifecycle::core::{Core, MasterKey};
 use lifecycle::store::RedbStore;

@@ -4,6 +4,8 @@
 //!
 //!     kmip-bench --data-dir kmip-data --workload get --connections 16 --duration 10
 //!     kmip-bench --host h --port 5696 --ca ca.pem --cert c.pem --key c.key --workload sign-rsa
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 use clap::Parser;
 use interop_tests::bench;

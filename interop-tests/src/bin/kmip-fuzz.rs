@@ -10,6 +10,8 @@
 //! lengths, truncation, splicing, repetition) and checks that decoding returns (never panics)
 //! and that whatever decodes re-encodes to something that decodes to the same tree. It is not
 //! coverage-guided.
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 use kmip_codec::message::Message;
 use kmip_codec::ops::{RequestPayload, ResponsePayload};

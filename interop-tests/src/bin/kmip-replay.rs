@@ -1,6 +1,8 @@
 //! `kmip-replay --host H --port P --ca CA --cert CERT --key KEY FILE...`: replay OASIS KMIP XML
 //! test cases against any KMIP server over mutual TLS; PASS or FAIL per file (with the first
 //! difference), then `N passed, M failed`. Each file gets its own connection.
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

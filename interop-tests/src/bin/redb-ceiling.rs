@@ -1,6 +1,8 @@
 //! `redb-ceiling [SECONDS] [DIR]`: the durability ceiling for `kmip-bench --workload create`:
 //! redb on this disk, one insert of a record-sized value per write transaction (immediate
 //! durability, an fsync each), for SECONDS (default 5). Prints commits per second.
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 use redb::{Database, TableDefinition};
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! echo`. The same TLS stack as kmip-server (its acceptor, tokio, tokio-openssl, mutual TLS
 //! with the same certificates); each framed TTLV request is answered at once with a response
 //! the size of a Get of an AES-256 key, without decoding, dispatch, store or crypto.
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 use kmip_codec::message::{
     Enum, FieldValue, ProtocolVersion, Req, ResponseBatchItem, ResponseHeader, ResponseMessage,

@@ -2,6 +2,8 @@
 //!
 //!   kmip-ttlv decode [FILE] [--hex] [--format xml|json]   TTLV (binary or hex) -> XML/JSON
 //!   kmip-ttlv encode [FILE] [--hex] [--format xml|json]   XML/JSON -> TTLV (binary or hex)
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kmip_codec::{decode, encode, json, text, xml, Limits};

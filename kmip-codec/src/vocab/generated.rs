@@ -4,7 +4,7 @@
 use super::{EnumDef, VocabEntry};
 use crate::ttlv::Tag;
 
-pub static TAGS: &[VocabEntry] = &[
+pub(crate) static TAGS: &[VocabEntry] = &[
     VocabEntry {
         value: 0x420001,
         name: "Activation Date",
@@ -2520,7 +2520,7 @@ pub static TAGS: &[VocabEntry] = &[
     },
 ];
 
-pub static ENUMS: &[EnumDef] = &[
+pub(crate) static ENUMS: &[EnumDef] = &[
     EnumDef {
         name: "Adjustment Type",
         xml: "AdjustmentType",

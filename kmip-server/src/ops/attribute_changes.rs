@@ -25,7 +25,7 @@ fn as_v1(r: &Record, item: &Ttlv) -> Result<Ttlv, OpError> {
     attribute_to_v1(item, index as i32).map_err(|e| OpError::invalid(e.to_string()))
 }
 
-pub fn add(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn add(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = AddAttributeRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
     let item = one_attribute(req.attribute.as_ref(), req.new_attribute.as_ref())?
@@ -44,7 +44,7 @@ pub fn add(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     .encode(payload.tag))
 }
 
-pub fn modify(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn modify(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = ModifyAttributeRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
     let new = one_attribute(req.attribute.as_ref(), req.new_attribute.as_ref())?
@@ -78,7 +78,7 @@ pub fn modify(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     .encode(payload.tag))
 }
 
-pub fn delete(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn delete(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = DeleteAttributeRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
     let index = req.attribute_index.unwrap_or(0);
@@ -147,7 +147,7 @@ fn target_by_name(name: &str) -> Result<Ttlv, OpError> {
         .ok_or_else(|| OpError::invalid(format!("unknown attribute {name:?}")))
 }
 
-pub fn set(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn set(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = SetAttributeRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
     let new = one_attribute(None, Some(&req.new_attribute.0))?

@@ -11,7 +11,7 @@ use kmip_codec::vendor::tag as vendor;
 use kmip_codec::vocab::enums::result_reason as rr;
 use kmip_codec::{Ttlv, Value};
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let data_dir = ctx.settings.data_dir.as_ref().ok_or_else(|| {
         OpError::new(
             rr::OPERATION_NOT_SUPPORTED,

@@ -7,7 +7,7 @@ use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
 
 /// A synchronous server has nothing pending: every correlation value is Unavailable.
-pub fn apply(_ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(_ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = CancelRequest::decode(payload)?;
     Ok(CancelResponse {
         asynchronous_correlation_value: req.asynchronous_correlation_value,

@@ -11,7 +11,7 @@ use kmip_codec::vocab::enums::{certificate_request_type as crt, result_reason as
 use kmip_codec::Ttlv;
 use lifecycle::object::certify::ToCertify;
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = CertifyRequest::decode(payload)?;
     let attrs = request_attributes(req.template_attribute.as_ref(), req.attributes.as_ref())?;
     let csr = match &req.certificate_request_value {

@@ -8,7 +8,7 @@ use kmip_codec::Ttlv;
 
 /// Check whether the object could be used as the request says: usage mask, units left in its
 /// Usage Limits, and a lease no longer than the server grants.
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = CheckRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
     let r = ctx.txn.get(&id, ctx.now)?;

@@ -5,7 +5,7 @@ use kmip_codec::message::{Enum, FieldValue, Req};
 use kmip_codec::ops::{CreateRequest, CreateResponse};
 use kmip_codec::Ttlv;
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = CreateRequest::decode(payload)?;
     let attrs = super::without_object_type(
         request_attributes(req.template_attribute.as_ref(), req.attributes.as_ref())?,

@@ -6,7 +6,7 @@ use kmip_codec::ops::{CreateKeyPairRequest, CreateKeyPairResponse};
 use kmip_codec::vocab::tag;
 use kmip_codec::Ttlv;
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = CreateKeyPairRequest::decode(payload)?;
     let (common, private, public) = key_pair_attributes(
         (

@@ -6,7 +6,7 @@ use crate::error::OpError;
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let given = payload
         .child(tag::UNIQUE_IDENTIFIER)
         .and_then(Ttlv::as_text)

@@ -8,7 +8,7 @@ use kmip_codec::vocab::tag;
 use kmip_codec::Ttlv;
 use lifecycle::core::crypto::{CryptoParams, Derivation};
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = DeriveKeyRequest::decode(payload)?;
     let attrs = request_attributes(req.template_attribute.as_ref(), req.attributes.as_ref())?;
     let base = match req.unique_identifier.as_slice() {

@@ -6,7 +6,7 @@ use kmip_codec::ops::{DiscoverVersionsRequest, DiscoverVersionsResponse};
 use kmip_codec::vocab::tag;
 use kmip_codec::Ttlv;
 
-pub fn apply(_ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(_ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = DiscoverVersionsRequest::decode(payload)?;
     let ours = |v: (i32, i32)| ProtocolVersion::new(v.0, v.1).encode(tag::PROTOCOL_VERSION);
     let versions: Vec<Ttlv> = if req.protocol_version.is_empty() {

@@ -8,7 +8,7 @@ use kmip_codec::vocab::enums::operation as op;
 use kmip_codec::Ttlv;
 use lifecycle::object::Part;
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = EncryptRequest::decode(payload)?;
     let part = StreamFields {
         correlation: &req.correlation_value,

@@ -45,7 +45,7 @@ fn wrapping(spec: &Ttlv) -> Result<(String, CryptoParams, u32), OpError> {
     ))
 }
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = GetRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
     let format = req.key_format_type.map(|f| f.0);

@@ -6,7 +6,7 @@ use kmip_codec::ops::{GetAttributeListRequest, GetAttributeListResponse};
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = GetAttributeListRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
     let r = ctx.txn.get(&id, ctx.now)?;

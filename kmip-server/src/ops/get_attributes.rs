@@ -28,7 +28,7 @@ fn wanted(a: &Ttlv, names: &[String], refs: &[Ttlv]) -> Option<usize> {
     })
 }
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = GetAttributesRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
     let r = ctx.txn.get(&id, ctx.now)?;

@@ -4,7 +4,7 @@ use kmip_codec::message::{FieldValue, Req};
 use kmip_codec::ops::{GetUsageAllocationRequest, GetUsageAllocationResponse};
 use kmip_codec::Ttlv;
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = GetUsageAllocationRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
     let r = ctx

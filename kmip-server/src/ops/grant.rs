@@ -15,7 +15,7 @@ fn uid(ctx: &Ctx<'_>, payload: &Ttlv) -> Result<String, OpError> {
     ctx.uid(given.as_ref())
 }
 
-pub fn grant(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn grant(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let id = uid(ctx, payload)?;
     let grantee = payload
         .child(vendor::GRANTEE)
@@ -33,7 +33,7 @@ pub fn grant(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     ))
 }
 
-pub fn list(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn list(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let id = uid(ctx, payload)?;
     let grants = ctx.txn.grants(&id, ctx.now)?;
     let mut out = vec![Ttlv::new(tag::UNIQUE_IDENTIFIER, Value::TextString(id))];
@@ -48,7 +48,7 @@ pub fn list(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     Ok(Ttlv::structure(payload.tag, out))
 }
 
-pub fn trust_wrapping_key(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn trust_wrapping_key(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let id = uid(ctx, payload)?;
     let trusted = payload
         .child(vendor::TRUSTED)

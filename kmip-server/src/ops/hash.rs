@@ -8,7 +8,7 @@ use kmip_codec::vocab::tag;
 use kmip_codec::Ttlv;
 use openssl::hash::MessageDigest;
 
-pub fn apply(_ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(_ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = HashRequest::decode(payload)?;
     single_part(
         &req.correlation_value,

@@ -10,7 +10,7 @@ use kmip_codec::ops::{InteropRequest, InteropResponse};
 use kmip_codec::vocab::enums::{interop_function as f, result_reason as rr};
 use kmip_codec::Ttlv;
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     if !ctx.settings.interop {
         return Err(OpError::new(
             rr::OPERATION_NOT_SUPPORTED,

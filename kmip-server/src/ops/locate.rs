@@ -12,9 +12,9 @@ use lifecycle::LocateQuery;
 /// Criteria one Locate may carry: every candidate is matched against each of them, so a small
 /// request must not buy a scan times tens of thousands of comparisons. Real clients send a
 /// handful.
-pub const MAX_CRITERIA: usize = 64;
+pub(crate) const MAX_CRITERIA: usize = 64;
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     // KMIP 1.x clients in the field (FortiOS, VAST) send the filter inside a
     // Template-Attribute, which Locate does not define: it is read as the 1.x Attributes it
     // holds, never dropped

@@ -7,7 +7,7 @@ use kmip_codec::message::FieldValue;
 use kmip_codec::ops::{LogRequest, LogResponse};
 use kmip_codec::Ttlv;
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = LogRequest::decode(payload)?;
     tracing::info!(identity = ctx.identity, message = %req.log_message.0, "client log message");
     Ok(LogResponse::default().encode(payload.tag))

@@ -6,7 +6,7 @@ use kmip_codec::ops::{MACRequest, MACResponse};
 use kmip_codec::vocab::enums::operation as op;
 use kmip_codec::Ttlv;
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = MACRequest::decode(payload)?;
     let stream = StreamFields {
         correlation: &req.correlation_value,

@@ -56,7 +56,7 @@ use lifecycle::store::Record;
 use lifecycle::Txn;
 
 /// What one operation may use: the lifecycle, the caller, the clock and the message's version.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     /// The message's transaction, acting for the caller.
     pub txn: &'a Txn,
     pub identity: &'a str,
@@ -73,12 +73,12 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    pub fn major(&self) -> i32 {
+    pub(crate) fn major(&self) -> i32 {
         self.version.0
     }
 
     /// The Unique Identifier of a request, or the ID Placeholder when it is omitted.
-    pub fn uid(&self, given: Option<&String>) -> Result<String, OpError> {
+    pub(crate) fn uid(&self, given: Option<&String>) -> Result<String, OpError> {
         match given {
             Some(t) => Ok(t.clone()),
             None => self.placeholder.clone().ok_or_else(|| {
@@ -95,7 +95,7 @@ type Handler = fn(&mut Ctx<'_>, &Ttlv) -> Result<Ttlv, OpError>;
 
 /// One operation the server answers: the one table that drives dispatch, Query, the
 /// read/write classification of a message and the names policies use.
-pub struct Operation {
+pub(crate) struct Operation {
     pub code: u32,
     /// The KMIP XML name, or ours for a vendor operation: what `--policy`, grants and the
     /// command line say.
@@ -133,7 +133,7 @@ const fn unlisted(code: u32, name: &'static str, handler: Handler) -> Operation 
 }
 
 /// In the order Query lists them.
-pub static OPERATIONS: &[Operation] = &[
+pub(crate) static OPERATIONS: &[Operation] = &[
     kmip(op::CREATE, "Create", false, create::apply),
     kmip(
         op::CREATE_KEY_PAIR,
@@ -244,20 +244,20 @@ pub static OPERATIONS: &[Operation] = &[
     unlisted(vendor::BACKUP, "Backup", backup::apply),
 ];
 
-pub fn find(code: u32) -> Option<&'static Operation> {
+pub(crate) fn find(code: u32) -> Option<&'static Operation> {
     OPERATIONS.iter().find(|o| o.code == code)
 }
 
-pub fn by_name(name: &str) -> Option<&'static Operation> {
+pub(crate) fn by_name(name: &str) -> Option<&'static Operation> {
     OPERATIONS.iter().find(|o| o.name == name)
 }
 
 /// Whether the operation only reads (see [`Operation::reads`]); an unknown one may write.
-pub fn reads(code: u32) -> bool {
+pub(crate) fn reads(code: u32) -> bool {
     find(code).is_some_and(|o| o.reads)
 }
 
-pub fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let Some(o) = find(operation) else {
         return Err(OpError::new(
             rr::OPERATION_NOT_SUPPORTED,
@@ -269,7 +269,7 @@ pub fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, 
 }
 
 /// The attributes of a request as 2.x items: from a 1.x Template-Attribute or 2.x Attributes.
-pub fn request_attributes(
+pub(crate) fn request_attributes(
     template_attribute: Option<&Ttlv>,
     attributes: Option<&Ttlv>,
 ) -> Result<Vec<Ttlv>, OpError> {
@@ -292,7 +292,10 @@ pub fn request_attributes(
 /// `attrs` without an Object Type among them: EDB's 2.1 client repeats the request's Object
 /// Type inside the Attributes of Create. The same value is accepted (and dropped: it is the
 /// request's field); another is Invalid Field.
-pub fn without_object_type(attrs: Vec<Ttlv>, object_type: u32) -> Result<Vec<Ttlv>, OpError> {
+pub(crate) fn without_object_type(
+    attrs: Vec<Ttlv>,
+    object_type: u32,
+) -> Result<Vec<Ttlv>, OpError> {
     if attrs
         .iter()
         .any(|a| a.tag == tag::OBJECT_TYPE && a.as_enum() != Some(object_type))
@@ -308,13 +311,13 @@ pub fn without_object_type(attrs: Vec<Ttlv>, object_type: u32) -> Result<Vec<Ttl
 }
 
 /// A 1.x Template-Attribute and a 2.x Attributes structure, either of which may be present.
-pub type AttributeSources<'a> = (Option<&'a Ttlv>, Option<&'a Ttlv>);
+pub(crate) type AttributeSources<'a> = (Option<&'a Ttlv>, Option<&'a Ttlv>);
 
 /// The common, private-key and public-key attributes of Create Key Pair and Re-key Key Pair.
-pub type KeyPairAttributes = (Vec<Ttlv>, Vec<Ttlv>, Vec<Ttlv>);
+pub(crate) type KeyPairAttributes = (Vec<Ttlv>, Vec<Ttlv>, Vec<Ttlv>);
 
 /// [`KeyPairAttributes`] from each part's Template-Attribute or Attributes.
-pub fn key_pair_attributes(
+pub(crate) fn key_pair_attributes(
     common: AttributeSources<'_>,
     private: AttributeSources<'_>,
     public: AttributeSources<'_>,
@@ -328,7 +331,7 @@ pub fn key_pair_attributes(
 
 /// One attribute of a request: a 1.x Attribute structure, or the single item inside a 2.x
 /// New Attribute / Current Attribute wrapper.
-pub fn one_attribute(
+pub(crate) fn one_attribute(
     v1: Option<&Ttlv>,
     v2_wrapper: Option<&Ttlv>,
 ) -> Result<Option<Ttlv>, OpError> {
@@ -345,7 +348,7 @@ pub fn one_attribute(
 }
 
 /// Every attribute of a record as 2.x items, the record's own fields first.
-pub fn all_attributes(r: &Record) -> Vec<Ttlv> {
+pub(crate) fn all_attributes(r: &Record) -> Vec<Ttlv> {
     let mut v = vec![
         Ttlv::new(tag::UNIQUE_IDENTIFIER, Value::TextString(r.id.clone())),
         Ttlv::new(tag::OBJECT_TYPE, Value::Enumeration(r.object_type)),
@@ -365,7 +368,7 @@ pub fn all_attributes(r: &Record) -> Vec<Ttlv> {
 
 /// Attributes for a response in the client's version: only those its version defines, as
 /// 1.x Attribute structures or 2.x items.
-pub fn response_attributes(ctx: &Ctx<'_>, items: Vec<Ttlv>) -> Vec<Ttlv> {
+pub(crate) fn response_attributes(ctx: &Ctx<'_>, items: Vec<Ttlv>) -> Vec<Ttlv> {
     let major = ctx.major();
     let kept: Vec<Ttlv> = items
         .into_iter()
@@ -382,13 +385,13 @@ pub fn response_attributes(ctx: &Ctx<'_>, items: Vec<Ttlv>) -> Vec<Ttlv> {
     }
 }
 
-pub fn text(t: kmip_codec::Tag, s: &str) -> Ttlv {
+pub(crate) fn text(t: kmip_codec::Tag, s: &str) -> Ttlv {
     Ttlv::new(t, Value::TextString(s.into()))
 }
 
 /// For operations without multi-part support (Hash): a request that starts or continues a
 /// stream is refused rather than treated as single-part.
-pub fn single_part(
+pub(crate) fn single_part(
     correlation: &Option<kmip_codec::message::Bytes>,
     init: Option<bool>,
     fin: Option<bool>,
@@ -405,11 +408,11 @@ pub fn single_part(
     Ok(())
 }
 
-pub fn params(t: &Option<Ttlv>) -> lifecycle::core::crypto::CryptoParams {
+pub(crate) fn params(t: &Option<Ttlv>) -> lifecycle::core::crypto::CryptoParams {
     lifecycle::core::crypto::CryptoParams::from_ttlv(t.as_ref())
 }
 
-pub fn required<'a>(
+pub(crate) fn required<'a>(
     data: &'a Option<kmip_codec::message::Bytes>,
     what: &str,
 ) -> Result<&'a [u8], OpError> {
@@ -418,7 +421,7 @@ pub fn required<'a>(
         .ok_or_else(|| OpError::new(rr::MISSING_DATA, format!("{what} is required")))
 }
 
-pub fn validity(valid: bool) -> Ttlv {
+pub(crate) fn validity(valid: bool) -> Ttlv {
     use kmip_codec::vocab::enums::validity_indicator as vi;
     Ttlv::new(
         tag::VALIDITY_INDICATOR,

@@ -12,14 +12,14 @@ use lifecycle::core::Secret;
 use lifecycle::object::{Gathered, Part};
 
 /// The stream fields every multi-part request carries.
-pub struct StreamFields<'a> {
+pub(crate) struct StreamFields<'a> {
     pub correlation: &'a Option<Bytes>,
     pub init: Option<bool>,
     pub last: Option<bool>,
 }
 
 impl<'a> StreamFields<'a> {
-    pub fn part(&self) -> Result<Part<'a>, OpError> {
+    pub(crate) fn part(&self) -> Result<Part<'a>, OpError> {
         Ok(Part::of(
             self.correlation.as_ref().map(|b| b.0.as_slice()),
             self.init,
@@ -29,7 +29,7 @@ impl<'a> StreamFields<'a> {
 }
 
 /// The outcome of one request of a gathering operation.
-pub enum Gather {
+pub(crate) enum Gather {
     /// Process this now: a single request, or the last part of a stream.
     Ready {
         id: String,
@@ -40,7 +40,7 @@ pub enum Gather {
     Pending { id: String, correlation: Vec<u8> },
 }
 
-pub fn gather(
+pub(crate) fn gather(
     ctx: &mut Ctx<'_>,
     operation: u32,
     uid: Option<&String>,

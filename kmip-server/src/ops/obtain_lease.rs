@@ -5,7 +5,7 @@ use kmip_codec::ops::{ObtainLeaseRequest, ObtainLeaseResponse};
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = ObtainLeaseRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
     let (r, lease) = ctx.txn.lease(&id, ctx.now)?;

@@ -25,7 +25,7 @@ fn defined(table: &str, v: u32, major: i32) -> bool {
         .is_some_and(|e| e.in_major(major))
 }
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = QueryRequest::decode(payload)?;
     let major = ctx.major();
     let mut resp = QueryResponse::default();

@@ -5,7 +5,7 @@ use kmip_codec::message::{FieldValue, Req};
 use kmip_codec::ops::{RegisterRequest, RegisterResponse};
 use kmip_codec::Ttlv;
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = RegisterRequest::decode(payload)?;
     let attrs = super::without_object_type(
         request_attributes(req.template_attribute.as_ref(), req.attributes.as_ref())?,

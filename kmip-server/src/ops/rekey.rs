@@ -6,7 +6,7 @@ use kmip_codec::ops::{ReKeyRequest, ReKeyResponse};
 use kmip_codec::{Ttlv, Value};
 
 /// The Offset of a Re-key request: an Interval (2.x, and most 1.x clients).
-pub fn offset(t: &Option<Ttlv>) -> Result<Option<u32>, OpError> {
+pub(crate) fn offset(t: &Option<Ttlv>) -> Result<Option<u32>, OpError> {
     match t.as_ref().map(|t| &t.value) {
         None => Ok(None),
         Some(Value::Interval(v)) => Ok(Some(*v)),
@@ -14,7 +14,7 @@ pub fn offset(t: &Option<Ttlv>) -> Result<Option<u32>, OpError> {
     }
 }
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = ReKeyRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
     let attrs = request_attributes(req.template_attribute.as_ref(), req.attributes.as_ref())?;

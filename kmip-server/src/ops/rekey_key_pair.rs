@@ -6,7 +6,7 @@ use kmip_codec::ops::{ReKeyKeyPairRequest, ReKeyKeyPairResponse};
 use kmip_codec::vocab::tag;
 use kmip_codec::Ttlv;
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = ReKeyKeyPairRequest::decode(payload)?;
     let given = req
         .private_key_unique_identifier

@@ -5,7 +5,7 @@ use kmip_codec::ops::{RevokeRequest, RevokeResponse};
 use kmip_codec::vocab::tag;
 use kmip_codec::Ttlv;
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = RevokeRequest::decode(payload)?;
     let id = ctx.uid(req.unique_identifier.as_ref())?;
     let reason = &req.revocation_reason.0;

@@ -7,7 +7,7 @@ use kmip_codec::Ttlv;
 /// Most random bytes one request may ask for.
 const MAX: i32 = 1 << 20;
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = RNGRetrieveRequest::decode(payload)?;
     let n = req.data_length.0;
     if !(1..=MAX).contains(&n) {

@@ -6,7 +6,7 @@ use kmip_codec::Ttlv;
 
 /// The seed is mixed into OpenSSL's generator (credited with no entropy) and all of it is
 /// reported used.
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = RNGSeedRequest::decode(payload)?;
     let used = ctx.txn.core().seed(&req.data.0 .0);
     Ok(RNGSeedResponse {

@@ -6,7 +6,7 @@ use kmip_codec::ops::{SignatureVerifyRequest, SignatureVerifyResponse};
 use kmip_codec::vocab::enums::{operation as op, result_reason as rr};
 use kmip_codec::Ttlv;
 
-pub fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = SignatureVerifyRequest::decode(payload)?;
     if req.digested_data.is_some() {
         return Err(OpError::new(

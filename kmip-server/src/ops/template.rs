@@ -26,7 +26,11 @@ fn template_fields(operation: u32) -> &'static [Tag] {
 
 /// `payload` with every template name replaced by that template's attributes; `None` when
 /// it names no template.
-pub fn expand(ctx: &Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Option<Ttlv>, OpError> {
+pub(crate) fn expand(
+    ctx: &Ctx<'_>,
+    operation: u32,
+    payload: &Ttlv,
+) -> Result<Option<Ttlv>, OpError> {
     let fields = template_fields(operation);
     let names = |t: &Ttlv| t.children_with(tag::NAME).count();
     if !payload

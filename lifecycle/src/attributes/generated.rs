@@ -5,7 +5,7 @@
 use super::SpecRule;
 use kmip_codec::vocab::tag;
 
-pub static RULES: &[SpecRule] = &[
+pub(crate) static RULES: &[SpecRule] = &[
     SpecRule {
         tag: tag::ACTIVATION_DATE,
         client_modifies: true,

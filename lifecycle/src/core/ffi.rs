@@ -11,7 +11,7 @@ use std::os::raw::{c_double, c_int, c_void};
 
 /// Mix `data` into OpenSSL's DRBG. It is credited with no entropy: a client's bytes may be
 /// predictable, so they can only add to, never replace, the generator's own seeding.
-pub fn rand_add(data: &[u8]) -> usize {
+pub(crate) fn rand_add(data: &[u8]) -> usize {
     let mut used = 0;
     for chunk in data.chunks(c_int::MAX as usize) {
         // SAFETY: the pointer and length describe `chunk`, which outlives the call; OpenSSL

@@ -90,7 +90,7 @@ fn trusted_mark() -> Ttlv {
 }
 
 /// Whether an administrator marked `r` a trusted wrapping key.
-pub fn is_trusted(r: &Record) -> bool {
+pub(crate) fn is_trusted(r: &Record) -> bool {
     r.attributes.contains(&trusted_mark())
 }
 

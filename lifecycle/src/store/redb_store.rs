@@ -54,7 +54,7 @@ const ID_RESERVATION: u64 = 1024;
 const INDEX_VERSION: u64 = 3;
 
 /// The page cache unless configured: enough for the indexes of a million objects.
-pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+pub(crate) const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
