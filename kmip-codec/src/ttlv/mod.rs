@@ -9,32 +9,10 @@ mod encode;
 pub use decode::{decode, frame_length, DecodeError, InvalidKind, Limits};
 pub use encode::{encode, encode_into, encoded_len};
 
+// a tag is vocabulary: `vocab` owns the type and its names, and needs nothing of the tree
+pub use crate::vocab::Tag;
+
 use std::fmt;
-
-/// A KMIP tag: three bytes on the wire, 0x42xxxx for the specification, 0x54xxxx for extensions.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Tag(pub u32);
-
-impl Tag {
-    /// The specification's name ("Unique Identifier"), if the tag is known.
-    pub fn name(self) -> Option<&'static str> {
-        crate::vocab::tag_entry(self.0).map(|e| e.name)
-    }
-
-    /// The KMIP XML/JSON element name ("UniqueIdentifier"), if the tag is known.
-    pub fn xml_name(self) -> Option<&'static str> {
-        crate::vocab::tag_entry(self.0).map(|e| e.xml)
-    }
-}
-
-impl fmt::Debug for Tag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.xml_name() {
-            Some(n) => write!(f, "{n}"),
-            None => write!(f, "0x{:06X}", self.0),
-        }
-    }
-}
 
 /// The item types of KMIP, with their wire codes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]

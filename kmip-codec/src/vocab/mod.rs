@@ -1,14 +1,41 @@
 //! The KMIP vocabulary: tags, enumerations and masks of KMIP 1.0 to 2.1.
 //!
 //! `generated.rs` is produced from the specification text by `tools/gen_vocab.py`; this module
-//! only indexes it.
+//! indexes it, and owns the `Tag` type its constants are of. It uses nothing else of the crate:
+//! the TTLV tree takes its tags from here (`ttlv::Tag` is this one).
 
 mod generated;
 
 pub use generated::{enums, tag};
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::OnceLock;
+
+/// A KMIP tag: three bytes on the wire, 0x42xxxx for the specification, 0x54xxxx for extensions.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tag(pub u32);
+
+impl Tag {
+    /// The specification's name ("Unique Identifier"), if the tag is known.
+    pub fn name(self) -> Option<&'static str> {
+        tag_entry(self.0).map(|e| e.name)
+    }
+
+    /// The KMIP XML/JSON element name ("UniqueIdentifier"), if the tag is known.
+    pub fn xml_name(self) -> Option<&'static str> {
+        tag_entry(self.0).map(|e| e.xml)
+    }
+}
+
+impl fmt::Debug for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.xml_name() {
+            Some(n) => write!(f, "{n}"),
+            None => write!(f, "0x{:06X}", self.0),
+        }
+    }
+}
 
 /// One named value of a table of the specification.
 #[derive(Debug)]
