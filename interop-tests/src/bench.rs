@@ -448,7 +448,8 @@ impl Report {
     }
 }
 
-/// CPU time (user + system) a process has used, in microseconds, from /proc/PID/stat.
+/// CPU time (user + system) a process has used, in microseconds, from /proc/PID/stat (Linux);
+/// `None` where there is none.
 pub fn process_cpu_us(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // the command name may hold spaces: fields count from after its closing parenthesis

@@ -235,7 +235,7 @@ impl ServerProcess {
         self.tls_stream_to(self.port, name)
     }
 
-    /// The server's resident memory, in KiB.
+    /// The server's resident memory, in KiB, from /proc (Linux); 0 where there is none.
     pub fn rss_kib(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .ok()

@@ -532,6 +532,12 @@ const CERT_EXPIRY_WARNING_DAYS: i32 = 30;
 async fn serve(cfg: Config) -> Result<(), String> {
     // the server holds keys: none in a core file, no debugger of the same user
     lifecycle::core::harden_process()?;
+    if !lifecycle::core::UNDUMPABLE {
+        tracing::warn!(
+            "process not marked undumpable (not supported on this platform): no core file, \
+             but a debugger of the same user may attach"
+        );
+    }
     // nor in swap, where the platform allows it
     if cfg.lock_memory {
         match lifecycle::core::lock_memory() {

@@ -28,10 +28,14 @@ pub(crate) fn rand_add(data: &[u8]) -> usize {
     used
 }
 
-/// Keep key memory out of core dumps: no core file at all (RLIMIT_CORE 0), and the process
-/// marked not dumpable (which also keeps other processes of the same user from attaching a
-/// debugger to read it). Also lifts the open-file limit to its hard maximum, so that the
-/// configured number of connections can be served.
+/// Whether `harden_process` also marks the process not dumpable (Linux's `prctl`); where it
+/// cannot, the caller says so.
+pub const UNDUMPABLE: bool = cfg!(target_os = "linux");
+
+/// Keep key memory out of core dumps: no core file at all (RLIMIT_CORE 0), and, on Linux, the
+/// process marked not dumpable (which also keeps other processes of the same user from
+/// attaching a debugger to read it). Also lifts the open-file limit to its hard maximum, so
+/// that the configured number of connections can be served.
 pub fn harden_process() -> Result<(), String> {
     let none = libc::rlimit {
         rlim_cur: 0,
@@ -41,9 +45,13 @@ pub fn harden_process() -> Result<(), String> {
     if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) } != 0 {
         return Err("setrlimit(RLIMIT_CORE, 0) failed".into());
     }
-    // SAFETY: PR_SET_DUMPABLE takes integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-        return Err("prctl(PR_SET_DUMPABLE, 0) failed".into());
+    // prctl is Linux's; elsewhere the missing core file is all this gives (see UNDUMPABLE)
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: PR_SET_DUMPABLE takes integer arguments only.
+        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+            return Err("prctl(PR_SET_DUMPABLE, 0) failed".into());
+        }
     }
     // a write past a file-size limit fails with EFBIG, as a full disk fails with ENOSPC,
     // instead of killing the process
@@ -53,6 +61,8 @@ pub fn harden_process() -> Result<(), String> {
         rlim_cur: 0,
         rlim_max: 0,
     };
+    // unchecked: where the raise is refused (macOS refuses an unlimited soft limit), the
+    // current limit serves
     // SAFETY: `files` is a valid rlimit the call fills in, then reads.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut files) == 0 {
@@ -68,6 +78,7 @@ pub fn harden_process() -> Result<(), String> {
 /// an allocator reserves). Only where the lock has no bound (root, or `LimitMEMLOCK=infinity`):
 /// under a bound, MCL_FUTURE makes the allocation that crosses it fail, and the server with
 /// it. Why not, when it is not.
+#[cfg(target_os = "linux")]
 pub fn lock_memory() -> Result<(), String> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -93,6 +104,13 @@ pub fn lock_memory() -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// MCL_ONFAULT, which keeps the lock from committing every reserved page, is Linux's, and
+/// macOS does not lock at all: elsewhere memory stays unlocked, and the caller says so.
+#[cfg(not(target_os = "linux"))]
+pub fn lock_memory() -> Result<(), String> {
+    Err("mlockall(MCL_ONFAULT) is not supported on this platform".into())
 }
 
 #[cfg(test)]

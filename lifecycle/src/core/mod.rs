@@ -14,7 +14,7 @@ mod seal;
 pub mod shamir;
 pub mod stream;
 
-pub use ffi::{harden_process, lock_memory};
+pub use ffi::{harden_process, lock_memory, UNDUMPABLE};
 pub(crate) use generate::{key_object, secret_data_object};
 pub use generate::{zeroize_tree, Generated, KeySpec};
 pub use seal::{
