@@ -3,6 +3,7 @@
 //! CRL operation) under the profile it enforces; this crate only asks, and reads the results.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod commands;
 

@@ -1,6 +1,7 @@
 //! kmip-ca: run certificate authorities whose private keys live in a KMIP server.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 use ca_tooling::commands::*;
 use ca_tooling::Connection;

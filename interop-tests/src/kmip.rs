@@ -1,4 +1,5 @@
-//! Small builders for requests our tests send, over the one Rust client.
+//! Small builders for requests our tests send, over the one Rust client. Those that return no
+//! `Result` panic with the server's answer when it fails: they fail the test that calls them.
 
 use kmip_client::Client;
 use kmip_codec::message::{Enum, Req};
@@ -11,7 +12,7 @@ use kmip_codec::{Tag, Ttlv, Value};
 
 /// Bytes from hex (spaces allowed), for known-answer vectors.
 pub fn h(s: &str) -> Vec<u8> {
-    kmip_codec::text::unhex(&s.replace(' ', "")).unwrap()
+    kmip_codec::text::unhex(&s.replace(' ', "")).expect("known-answer vectors are written in hex")
 }
 
 pub fn item(t: Tag, v: Value) -> Ttlv {
@@ -51,7 +52,7 @@ pub fn create_aes(c: &mut Client, bits: i32, extra: Vec<Ttlv>) -> String {
                 ..Default::default()
             },
         )
-        .unwrap();
+        .unwrap_or_else(|e| panic!("Create AES-{bits}: {e}"));
     r.unique_identifier.0
 }
 
@@ -107,7 +108,7 @@ pub fn try_register(
 }
 
 pub fn register(c: &mut Client, object_type: u32, object: Ttlv, attrs: Vec<Ttlv>) -> String {
-    try_register(c, object_type, object, attrs).unwrap()
+    try_register(c, object_type, object, attrs).unwrap_or_else(|e| panic!("Register: {e}"))
 }
 
 /// Get an object, in `format` when given; the object structure whatever its type.
@@ -176,7 +177,7 @@ pub fn activate(c: &mut Client, id: &str) {
                 unique_identifier: uid(id),
             },
         )
-        .unwrap();
+        .unwrap_or_else(|e| panic!("Activate {id}: {e}"));
 }
 
 pub fn get_attributes(c: &mut Client, id: &str) -> Vec<Ttlv> {
@@ -188,7 +189,7 @@ pub fn get_attributes(c: &mut Client, id: &str) -> Vec<Ttlv> {
                 ..Default::default()
             },
         )
-        .unwrap();
+        .unwrap_or_else(|e| panic!("Get Attributes {id}: {e}"));
     match r.attributes {
         Some(a) => a.children().to_vec(),
         None => r.attribute,
@@ -212,7 +213,7 @@ pub fn grant(owner: &mut Client, id: &str, grantee: &str, operations: &[u32]) {
     );
     owner
         .call(GRANT, Ttlv::structure(tag::REQUEST_PAYLOAD, items))
-        .unwrap();
+        .unwrap_or_else(|e| panic!("Grant {id} to {grantee}: {e}"));
 }
 
 /// A Key Wrapping Specification: the Encrypt method under `kek`, with these Cryptographic

@@ -2,6 +2,7 @@
 //! interpreter that has PyKMIP installed.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod bench;
 pub mod ca;

@@ -3,6 +3,7 @@
 //! kmip-codec and returns typed responses.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 use kmip_codec::message::{
     Bytes, Enum, FieldValue, ProtocolVersion, Req, RequestBatchItem, RequestHeader, RequestMessage,

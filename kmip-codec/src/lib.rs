@@ -2,6 +2,7 @@
 //! model. It knows nothing of servers, stores or keys.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod ttlv;
 pub mod vocab;

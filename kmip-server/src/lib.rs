@@ -4,6 +4,7 @@
 //! table) -> the lifecycle crate. `error` maps failures to each version's Result Reasons.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod audit;
 pub mod backup;

@@ -1,6 +1,7 @@
 //! The `kmip-server` binary.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 use anyhow_free::Context;
 use clap::{Parser, Subcommand};

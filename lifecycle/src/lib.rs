@@ -3,6 +3,7 @@
 // the one module that calls C (core/ffi.rs) allows it and says why
 #![deny(unsafe_code)]
 #![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod attributes;
 mod budget;

@@ -3,6 +3,7 @@
 //! SIGKILL at random moments and checks that every printed key survived intact.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 use lifecycle::core::{Core, MasterKey};
 use lifecycle::store::RedbStore;

@@ -6,6 +6,7 @@
 //!     kmip-bench --host h --port 5696 --ca ca.pem --cert c.pem --key c.key --workload sign-rsa
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 use clap::Parser;
 use interop_tests::bench;

@@ -12,6 +12,7 @@
 //! coverage-guided.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 use kmip_codec::message::Message;
 use kmip_codec::ops::{RequestPayload, ResponsePayload};

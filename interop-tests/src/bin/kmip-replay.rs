@@ -3,6 +3,7 @@
 //! difference), then `N passed, M failed`. Each file gets its own connection.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

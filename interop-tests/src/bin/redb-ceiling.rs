@@ -3,6 +3,7 @@
 //! durability, an fsync each), for SECONDS (default 5). Prints commits per second.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 use redb::{Database, TableDefinition};
 use std::time::{Duration, Instant};

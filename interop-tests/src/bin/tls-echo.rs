@@ -4,6 +4,7 @@
 //! the size of a Get of an AES-256 key, without decoding, dispatch, store or crypto.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 use kmip_codec::message::{
     Enum, FieldValue, ProtocolVersion, Req, ResponseBatchItem, ResponseHeader, ResponseMessage,

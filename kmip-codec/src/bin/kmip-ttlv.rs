@@ -4,6 +4,7 @@
 //!   kmip-ttlv encode [FILE] [--hex] [--format xml|json]   XML/JSON -> TTLV (binary or hex)
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kmip_codec::{decode, encode, json, text, xml, Limits};
