@@ -20,6 +20,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ClientError {
     #[error("TLS: {0}")]
     Tls(String),

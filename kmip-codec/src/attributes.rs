@@ -17,6 +17,7 @@ use crate::vocab::{self, tag};
 use thiserror::Error;
 
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum AttributeError {
     #[error("an Attribute needs an Attribute Name and an Attribute Value")]
     Malformed,

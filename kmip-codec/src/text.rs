@@ -7,6 +7,7 @@ use crate::vocab::{self, Names};
 use thiserror::Error;
 
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum TextError {
     #[error("unknown tag name {0:?}")]
     UnknownTag(String),

@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum AuditError {
     #[error("audit log {path}: {source}")]
     Io {

@@ -45,6 +45,7 @@ pub fn backup_offline(data_dir: &Path, out: &Path) -> Result<Manifest, BackupErr
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RestoreError {
     #[error("{}: not empty: restore writes into an empty or new directory only", .0.display())]
     NotEmpty(PathBuf),

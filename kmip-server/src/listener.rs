@@ -50,6 +50,7 @@ pub fn acceptor(
 }
 
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum TlsError {
     #[error("{path}: {source}")]
     Read {

@@ -167,6 +167,8 @@ pub fn decode_request(
             Err((offset > 0).then(|| encode(&resp)))
         }
         Err(DecodeError::Incomplete { .. }) => Err(None),
+        // a failure this server does not know: closed, as bytes that are not TTLV
+        Err(_) => Err(None),
     }
 }
 

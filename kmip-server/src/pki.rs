@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum PkiError {
     #[error("TLS material: {0}")]
     OpenSsl(#[from] openssl::error::ErrorStack),

@@ -8,6 +8,7 @@ use kmip_codec::Tag;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum LifecycleError {
     #[error("object not found")]
     NotFound,

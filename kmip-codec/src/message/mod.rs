@@ -14,6 +14,7 @@ use crate::ttlv::{ItemType, Tag, Ttlv, Value};
 use thiserror::Error;
 
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ModelError {
     #[error("{structure}: missing required field {field}")]
     Missing {

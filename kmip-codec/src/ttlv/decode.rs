@@ -31,6 +31,7 @@ impl Default for Limits {
 
 /// Why a byte sequence is not a valid TTLV item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum InvalidKind {
     #[error("unknown item type 0x{0:02X}")]
     UnknownType(u8),
@@ -55,6 +56,7 @@ pub enum InvalidKind {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The input is a valid prefix; this many more bytes are needed to go on.
     #[error("need {needed} more bytes")]

@@ -35,6 +35,7 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum CoreError {
     /// Deliberately without detail: OpenSSL's error queue can name the failing operation but
     /// never carries key bytes; we still keep it out of messages that reach clients.

@@ -162,6 +162,7 @@ pub(crate) const SEALED_FILE: &str = "master.sealed";
 /// Why a custody could not keep or give back the master key. Messages name the file or the
 /// option to look at; none carries key material or a PIN.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SealError {
     /// Nothing was there to unseal (and, where it matters, why that is not a first start).
     #[error("{0}")]

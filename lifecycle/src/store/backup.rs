@@ -30,6 +30,7 @@ const MAX_MANIFEST: u32 = 64 << 10;
 const RESTORE_CHUNK: usize = 1000;
 
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum BackupError {
     #[error("{}: {source}", path.display())]
     Io {

@@ -22,6 +22,7 @@ use thiserror::Error;
 pub const SCHEMA_VERSION: u64 = 1;
 
 #[derive(Debug, Clone, Error)]
+#[non_exhaustive]
 pub enum StoreError {
     #[error("storage backend: {0}")]
     Backend(String),
