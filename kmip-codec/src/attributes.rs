@@ -16,13 +16,17 @@ use crate::ttlv::{Tag, Ttlv, Value};
 use crate::vocab::{self, tag};
 use thiserror::Error;
 
+/// Why a tree is not an attribute this crate can read.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum AttributeError {
+    /// An Attribute structure without its Attribute Name or Attribute Value.
     #[error("an Attribute needs an Attribute Name and an Attribute Value")]
     Malformed,
+    /// A 1.x Attribute Name the vocabulary does not know.
     #[error("unknown attribute {0:?}")]
     UnknownAttribute(String),
+    /// A 2.x item whose tag names no attribute.
     #[error("{0:?} is not an attribute")]
     NotAnAttribute(Tag),
 }

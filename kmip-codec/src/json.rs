@@ -9,10 +9,12 @@ use serde_json::{json, Map, Value as J};
 /// Largest integer a JSON number carries exactly in every parser (2^53).
 const EXACT: i64 = 1 << 53;
 
+/// The KMIP JSON encoding of `item`, on one line.
 pub fn to_json(item: &Ttlv) -> String {
     to_value(item, &[]).to_string()
 }
 
+/// The KMIP JSON encoding of `item`, indented for people to read.
 pub fn to_json_pretty(item: &Ttlv) -> String {
     serde_json::to_string_pretty(&to_value(item, &[])).expect("JSON values always serialize")
 }
@@ -53,6 +55,7 @@ fn to_value(item: &Ttlv, siblings: &[Ttlv]) -> J {
     J::Object(m)
 }
 
+/// A tree from its KMIP JSON encoding, within `limits` (depth and item count).
 pub fn from_json(s: &str, limits: &Limits) -> Result<Ttlv, TextError> {
     // serde_json refuses nesting beyond 128 levels on its own; our own limit is checked below
     let v: J = serde_json::from_str(s).map_err(|e| TextError::Json(e.to_string()))?;

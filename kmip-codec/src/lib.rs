@@ -1,7 +1,7 @@
 //! kmip-codec: the KMIP wire formats (TTLV, KMIP XML, KMIP JSON) and the KMIP 1.0-2.1 message
 //! model. It knows nothing of servers, stores or keys.
 #![forbid(unsafe_code)]
-#![warn(unreachable_pub)]
+#![warn(unreachable_pub, missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod ttlv;

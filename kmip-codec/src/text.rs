@@ -6,27 +6,39 @@ use crate::ttlv::{ItemType, Tag, Ttlv, Value};
 use crate::vocab::{self, Names};
 use thiserror::Error;
 
+/// Why a KMIP XML or JSON text does not decode.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum TextError {
+    /// An element or tag name that is neither known nor a `0x42xxxx`/`0x54xxxx` number.
     #[error("unknown tag name {0:?}")]
     UnknownTag(String),
+    /// A type attribute that names no item type.
     #[error("unknown item type {0:?}")]
     UnknownType(String),
+    /// A value that its item type cannot hold.
     #[error("bad {item_type:?} value {value:?} for {tag}")]
     BadValue {
+        /// The element name of the item.
         tag: String,
+        /// The item type it declares.
         item_type: ItemType,
+        /// The value as written.
         value: String,
     },
+    /// An item other than a Structure without a value.
     #[error("{0} has no value")]
     MissingValue(String),
+    /// Nested deeper than the limit allows.
     #[error("nesting deeper than {0}")]
     TooDeep(usize),
+    /// More items than the limit allows.
     #[error("more than {0} items")]
     TooManyItems(usize),
+    /// Not well-formed XML.
     #[error("malformed XML: {0}")]
     Xml(String),
+    /// Not well-formed JSON.
     #[error("malformed JSON: {0}")]
     Json(String),
 }
@@ -39,6 +51,7 @@ pub fn tag_name(tag: Tag) -> String {
     }
 }
 
+/// A tag from its element name, or from a hexadecimal `0x42xxxx`/`0x54xxxx`.
 pub fn parse_tag(name: &str) -> Result<Tag, TextError> {
     if let Some(v) = vocab::tag_by_xml(name) {
         return Ok(Tag(v));
@@ -57,6 +70,7 @@ fn parse_hex_u32(s: &str) -> Option<u32> {
     u32::from_str_radix(h, 16).ok()
 }
 
+/// Lowercase hexadecimal, two digits a byte.
 pub fn hex(bytes: &[u8]) -> String {
     const D: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
@@ -67,6 +81,7 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Bytes from hexadecimal of either case; `None` for an odd length or a non-hex digit.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;

@@ -3,6 +3,7 @@
 
 use thiserror::Error;
 
+/// Text that is not an ISO 8601 date-time this codec reads.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 #[error("not an ISO 8601 date-time: {0:?}")]
 pub struct BadDate(pub String);
@@ -111,6 +112,7 @@ pub fn parse_secs(s: &str) -> Result<i64, BadDate> {
     Ok(m / 1_000_000)
 }
 
+/// Seconds since the epoch as ISO 8601 in UTC, as KMIP XML and JSON write a Date-Time.
 pub fn format_secs(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
@@ -122,6 +124,8 @@ pub fn format_secs(secs: i64) -> String {
     )
 }
 
+/// Microseconds since the epoch as ISO 8601 in UTC, as KMIP XML and JSON write a Date-Time
+/// Extended.
 pub fn format_micros(micros: i64) -> String {
     let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000);

@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 pub struct Stop(Arc<AtomicBool>);
 
 impl Stop {
+    /// Ask the work to stop; it does, at its next check.
     pub fn raise(&self) {
         self.0.store(true, Ordering::Relaxed);
     }
 
+    /// Whether someone asked the work to stop.
     pub fn raised(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }

@@ -7,49 +7,72 @@ use kmip_codec::vocab::enums::result_reason as rr;
 use kmip_codec::Tag;
 use thiserror::Error;
 
+/// Why a lifecycle operation failed. [`LifecycleError::result_reason`] gives the KMIP Result
+/// Reason.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum LifecycleError {
+    /// No object has this identifier, or none the caller may see.
     #[error("object not found")]
     NotFound,
+    /// The state machine forbids the change in the object's state.
     #[error(transparent)]
     WrongState(#[from] IllegalTransition),
+    /// The object is destroyed.
     #[error("object has been destroyed")]
     Destroyed,
+    /// The object is in archival storage.
     #[error("object is archived: recover it first")]
     Archived,
+    /// The object's state forbids this use of it.
     #[error("object is not usable in state {0:?} for this operation")]
     NotUsable(crate::state::State),
+    /// A field of the request is invalid; the text says which and why.
     #[error("invalid field: {0}")]
     InvalidField(String),
+    /// The server alone sets this attribute.
     #[error("attribute {0:?} is set by the server only")]
     ReadOnlyAttribute(Tag),
+    /// A second instance of an attribute that allows one.
     #[error("attribute {0:?} may have one instance only")]
     SingleValuedAttribute(Tag),
+    /// An attribute this server does not support.
     #[error("attribute {0:?} is not supported")]
     UnsupportedAttribute(Tag),
+    /// The attribute asked for is not on the object.
     #[error("attribute not found")]
     AttributeNotFound,
+    /// Another object already has this name.
     #[error("the name {0:?} is taken: names are unique within the server")]
     NonUniqueName(String),
+    /// A feature or parameter this server does not support.
     #[error("not supported: {0}")]
     NotSupported(String),
+    /// The caller may not do this; the text says why.
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    /// The key's Extractable attribute is false.
     #[error("the key may not leave the server: it is not extractable")]
     NotExtractable,
+    /// The key is sensitive: it leaves the server wrapped, or not at all.
     #[error("the key is sensitive and leaves the server only wrapped")]
     Sensitive,
+    /// The key's Cryptographic Usage Mask forbids this operation.
     #[error("the cryptographic usage mask does not allow this operation")]
     IncompatibleUsageMask,
+    /// The request asks for a key weaker than the quantum-safe policy allows.
     #[error("the key asked for would not be quantum safe")]
     NotQuantumSafe,
+    /// The work ran past the server's time limit for it.
     #[error("stopped after {}s, the server's limit for this work: narrow the request", .0.as_secs_f32())]
     OutOfTime(std::time::Duration),
+    /// The client went away; the work stopped.
     #[error("canceled: the client has gone")]
     Canceled,
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The key core failed.
     #[error(transparent)]
     Core(#[from] CoreError),
 }

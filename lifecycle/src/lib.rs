@@ -2,7 +2,7 @@
 //! the store, and the hardened core that alone holds key bytes. It knows nothing of networks.
 // the one module that calls C (core/ffi.rs) allows it and says why
 #![deny(unsafe_code)]
-#![warn(unreachable_pub)]
+#![warn(unreachable_pub, missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod attributes;

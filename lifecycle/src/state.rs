@@ -4,17 +4,25 @@
 use kmip_codec::vocab::enums::{result_reason, state};
 use thiserror::Error;
 
+/// The states of a managed object (KMIP's State enumeration).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum State {
+    /// Created, not yet usable.
     PreActive,
+    /// Usable for everything its usage mask allows.
     Active,
+    /// Usable to process (decrypt, verify), not to protect.
     Deactivated,
+    /// Believed known to others: usable to process (decrypt, verify), never to protect.
     Compromised,
+    /// Key material gone; the record and its attributes remain.
     Destroyed,
+    /// Destroyed after it was compromised, or compromised after it was destroyed.
     DestroyedCompromised,
 }
 
 impl State {
+    /// Every state, in the order of KMIP's State enumeration.
     pub const ALL: [State; 6] = [
         State::PreActive,
         State::Active,
@@ -36,10 +44,12 @@ impl State {
         }
     }
 
+    /// The state of a KMIP State value; `None` for a value that names none.
     pub fn from_kmip(v: u32) -> Option<State> {
         State::ALL.into_iter().find(|s| s.to_kmip() == v)
     }
 
+    /// Whether the key material is gone.
     pub fn is_destroyed(self) -> bool {
         matches!(self, State::Destroyed | State::DestroyedCompromised)
     }
@@ -81,10 +91,13 @@ const TRANSITIONS: &[(State, Event, State)] = &[
     ), // 10
 ];
 
+/// An event the state machine does not permit in a state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 #[error("{event:?} is not permitted in state {from:?}")]
 pub struct IllegalTransition {
+    /// The state the object was in.
     pub from: State,
+    /// The event refused.
     pub event: Event,
 }
 

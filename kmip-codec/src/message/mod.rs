@@ -1,10 +1,10 @@
 //! The typed KMIP message model: headers, batch items and one payload type per operation.
 //!
-//! Every typed structure is declared with [`kmip_struct!`]: its fields in specification order,
-//! each with its tag and how many times it may appear. Decoding accepts the fields in any order
-//! but rejects unknown or duplicated ones; encoding writes them in specification order. Values
-//! whose shape the model does not pin down (attributes, managed objects, vendor extensions) stay
-//! generic [`Ttlv`] trees, so nothing is lost.
+//! Every typed structure is declared with [`kmip_struct!`](crate::kmip_struct): its fields in
+//! specification order, each with its tag and how many times it may appear. Decoding accepts the
+//! fields in any order but rejects unknown or duplicated ones; encoding writes them in
+//! specification order. Values whose shape the model does not pin down (attributes, managed
+//! objects, vendor extensions) stay generic [`Ttlv`] trees, so nothing is lost.
 
 mod header;
 
@@ -13,27 +13,45 @@ pub use header::*;
 use crate::ttlv::{ItemType, Tag, Ttlv, Value};
 use thiserror::Error;
 
+/// Why a tree does not fit the typed message model.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ModelError {
+    /// A required field is absent.
     #[error("{structure}: missing required field {field}")]
     Missing {
+        /// The structure it is missing from.
         structure: &'static str,
+        /// The specification's name of the missing field.
         field: &'static str,
     },
+    /// A field that may appear once appears more often.
     #[error("{structure}: field {field} appears more than once")]
     Duplicate {
+        /// The structure it repeats in.
         structure: &'static str,
+        /// The specification's name of the repeated field.
         field: &'static str,
     },
+    /// A field the structure does not have.
     #[error("{structure}: unexpected field {tag:?}")]
-    Unexpected { structure: &'static str, tag: Tag },
+    Unexpected {
+        /// The structure it appears in.
+        structure: &'static str,
+        /// The tag of the field.
+        tag: Tag,
+    },
+    /// A field has the wrong item type.
     #[error("{tag:?}: expected {expected:?}, found {found:?}")]
     WrongType {
+        /// The tag of the field.
         tag: Tag,
+        /// The type the model expects for it.
         expected: ItemType,
+        /// The type it came with.
         found: ItemType,
     },
+    /// The outermost item is neither a Request Message nor a Response Message.
     #[error("{0:?} is neither a Request Message nor a Response Message")]
     NotAMessage(Tag),
 }
@@ -50,7 +68,9 @@ impl ModelError {
 
 /// A value that one field of a typed structure can hold.
 pub trait FieldValue: Sized {
+    /// Read the value from one item, whatever its tag.
     fn decode(item: &Ttlv) -> Result<Self, ModelError>;
+    /// Write the value as one item with tag `tag`.
     fn encode(&self, tag: Tag) -> Ttlv;
 }
 
@@ -135,11 +155,14 @@ impl FieldValue for Ttlv {
 /// How often a field may appear: exactly once (`T`), at most once (`Option<T>`) or any number
 /// of times (`Vec<T>`).
 pub trait Multiplicity: Sized {
+    /// Take the field's value from the items with its tag; `structure` and `field` name it in
+    /// errors.
     fn take(
         structure: &'static str,
         field: &'static str,
         items: &[&Ttlv],
     ) -> Result<Self, ModelError>;
+    /// Append the value (none, one or several items) with tag `tag` to `out`.
     fn put(&self, tag: Tag, out: &mut Vec<Ttlv>);
 }
 

@@ -6,6 +6,7 @@
 
 macro_rules! payload_enum {
     ($name:ident, $kind:ident, [ $( ($variant:ident, $ty:ident, $op:literal) ),* $(,)? ]) => {
+        #[doc = concat!("The ", stringify!($kind), " Payload, typed by operation.")]
         #[derive(Clone, Debug, PartialEq)]
         pub enum $name {
             $( $variant($ty), )*
@@ -43,6 +44,9 @@ macro_rules! paste_tag {
     };
 }
 
+// the payload fields and variants carry the names of the specification's payload tables, which
+// are their documentation
+#[allow(missing_docs)]
 mod generated;
 
 pub use generated::*;

@@ -33,37 +33,66 @@ impl Default for Limits {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum InvalidKind {
+    /// An item type code that KMIP does not define.
     #[error("unknown item type 0x{0:02X}")]
     UnknownType(u8),
+    /// A length that the item type cannot have (an Integer of other than 4 bytes).
     #[error("length {length} is not valid for type {item_type:?}")]
-    BadLength { item_type: ItemType, length: u32 },
+    BadLength {
+        /// The type of the item.
+        item_type: ItemType,
+        /// The length it declares.
+        length: u32,
+    },
+    /// Padding bytes that are not zero.
     #[error("non-zero padding")]
     NonZeroPadding,
+    /// A Text String that is not UTF-8.
     #[error("text string is not valid UTF-8")]
     InvalidUtf8,
+    /// A Boolean other than 0 or 1.
     #[error("boolean value {0} is neither 0 nor 1")]
     BadBoolean(u64),
+    /// An item longer than what is left of the structure around it.
     #[error("item of {length} bytes overruns its enclosing structure ({remaining} bytes left)")]
-    Overrun { length: usize, remaining: usize },
+    Overrun {
+        /// The length of the item, padding included.
+        length: usize,
+        /// What the structure has left.
+        remaining: usize,
+    },
+    /// An item longer than the message size limit.
     #[error("item of {0} bytes exceeds the message size limit")]
     TooLarge(usize),
+    /// Nested deeper than the limit allows.
     #[error("nesting deeper than the limit of {0}")]
     TooDeep(usize),
+    /// More items than the limit allows.
     #[error("more than {0} items")]
     TooManyItems(usize),
+    /// A tag outside 0x42xxxx and 0x54xxxx.
     #[error("tag 0x{0:06X} is outside the KMIP tag ranges")]
     BadTag(u32),
 }
 
+/// Why bytes are not (yet) a TTLV item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum DecodeError {
     /// The input is a valid prefix; this many more bytes are needed to go on.
     #[error("need {needed} more bytes")]
-    Incomplete { needed: usize },
+    Incomplete {
+        /// At least this many more bytes.
+        needed: usize,
+    },
     /// The input can never become valid.
     #[error("invalid TTLV at offset {offset}: {kind}")]
-    Invalid { offset: usize, kind: InvalidKind },
+    Invalid {
+        /// Where the offending item starts, from the start of the input.
+        offset: usize,
+        /// What is wrong with it.
+        kind: InvalidKind,
+    },
 }
 
 const HEADER: usize = 8;

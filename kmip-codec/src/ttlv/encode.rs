@@ -21,12 +21,14 @@ fn value_len(v: &Value) -> usize {
     }
 }
 
+/// The TTLV encoding of `item`.
 pub fn encode(item: &Ttlv) -> Vec<u8> {
     let mut out = Vec::with_capacity(encoded_len(item));
     encode_into(item, &mut out);
     out
 }
 
+/// Append the TTLV encoding of `item` to `out`, which saves a copy when framing.
 pub fn encode_into(item: &Ttlv, out: &mut Vec<u8>) {
     let tag = item.tag.0.to_be_bytes();
     out.extend_from_slice(&tag[1..]);

@@ -17,20 +17,32 @@ use std::fmt;
 /// The item types of KMIP, with their wire codes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub enum ItemType {
+    /// Items nested in a length-prefixed container.
     Structure = 0x01,
+    /// A signed 32-bit integer.
     Integer = 0x02,
+    /// A signed 64-bit integer.
     LongInteger = 0x03,
+    /// An arbitrary-precision signed integer.
     BigInteger = 0x04,
+    /// A 32-bit value named by one of the specification's tables.
     Enumeration = 0x05,
+    /// True or false, on 8 bytes.
     Boolean = 0x06,
+    /// UTF-8 text.
     TextString = 0x07,
+    /// Bytes.
     ByteString = 0x08,
+    /// Seconds since the epoch, signed 64-bit.
     DateTime = 0x09,
+    /// An unsigned 32-bit number of seconds.
     Interval = 0x0A,
+    /// Microseconds since the epoch, signed 64-bit (KMIP 2.x).
     DateTimeExtended = 0x0B,
 }
 
 impl ItemType {
+    /// The type of a wire code; `None` for codes KMIP does not define.
     pub fn from_code(code: u8) -> Option<ItemType> {
         use ItemType::*;
         Some(match code {
@@ -67,6 +79,7 @@ impl ItemType {
         }
     }
 
+    /// The type of a KMIP XML/JSON type name ("TextString").
     pub fn from_xml_name(name: &str) -> Option<ItemType> {
         use ItemType::*;
         [
@@ -92,14 +105,22 @@ impl ItemType {
 /// Byte strings are not printed by `Debug` beyond their length: a tree may carry key material.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Value {
+    /// The children, in order.
     Structure(Vec<Ttlv>),
+    /// An Integer, or a mask of named bits.
     Integer(i32),
+    /// A Long Integer.
     LongInteger(i64),
     /// Big-endian two's complement, a multiple of 8 bytes as on the wire.
     BigInteger(Vec<u8>),
+    /// An Enumeration value, kept as a number: values from vendors and newer specifications pass
+    /// through.
     Enumeration(u32),
+    /// A Boolean.
     Boolean(bool),
+    /// A Text String.
     TextString(String),
+    /// A Byte String; `Debug` prints its length only.
     ByteString(Vec<u8>),
     /// Seconds since the Unix epoch.
     DateTime(i64),
@@ -110,6 +131,7 @@ pub enum Value {
 }
 
 impl Value {
+    /// The item type that carries this value.
     pub fn item_type(&self) -> ItemType {
         match self {
             Value::Structure(_) => ItemType::Structure,
@@ -148,7 +170,9 @@ impl fmt::Debug for Value {
 /// One TTLV item.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Ttlv {
+    /// What the item is.
     pub tag: Tag,
+    /// Its value, which also gives its type.
     pub value: Value,
 }
 
@@ -159,10 +183,12 @@ impl fmt::Debug for Ttlv {
 }
 
 impl Ttlv {
+    /// An item with tag `tag` and `value`.
     pub fn new(tag: Tag, value: Value) -> Ttlv {
         Ttlv { tag, value }
     }
 
+    /// A Structure with these children.
     pub fn structure(tag: Tag, items: Vec<Ttlv>) -> Ttlv {
         Ttlv::new(tag, Value::Structure(items))
     }
@@ -175,6 +201,7 @@ impl Ttlv {
         }
     }
 
+    /// The children of a Structure, to change; `None` for any other type.
     pub fn children_mut(&mut self) -> Option<&mut Vec<Ttlv>> {
         match &mut self.value {
             Value::Structure(items) => Some(items),
@@ -192,6 +219,7 @@ impl Ttlv {
         self.children().iter().filter(move |c| c.tag == tag)
     }
 
+    /// The text of a Text String.
     pub fn as_text(&self) -> Option<&str> {
         match &self.value {
             Value::TextString(s) => Some(s),
@@ -199,6 +227,7 @@ impl Ttlv {
         }
     }
 
+    /// The value of an Integer.
     pub fn as_i32(&self) -> Option<i32> {
         match self.value {
             Value::Integer(v) => Some(v),
@@ -206,6 +235,7 @@ impl Ttlv {
         }
     }
 
+    /// The value of an Enumeration.
     pub fn as_enum(&self) -> Option<u32> {
         match self.value {
             Value::Enumeration(v) => Some(v),
@@ -213,6 +243,7 @@ impl Ttlv {
         }
     }
 
+    /// The value of a Boolean.
     pub fn as_bool(&self) -> Option<bool> {
         match self.value {
             Value::Boolean(v) => Some(v),
@@ -220,6 +251,7 @@ impl Ttlv {
         }
     }
 
+    /// The bytes of a Byte String.
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match &self.value {
             Value::ByteString(v) => Some(v),
@@ -227,6 +259,7 @@ impl Ttlv {
         }
     }
 
+    /// The seconds of a Date-Time.
     pub fn as_datetime(&self) -> Option<i64> {
         match self.value {
             Value::DateTime(v) => Some(v),

@@ -4,6 +4,8 @@
 //! indexes it, and owns the `Tag` type its constants are of. It uses nothing else of the crate:
 //! the TTLV tree takes its tags from here (`ttlv::Tag` is this one).
 
+// the tags and values carry the specification's own names, which are their documentation
+#[allow(missing_docs)]
 mod generated;
 
 pub use generated::{enums, tag};
@@ -40,6 +42,7 @@ impl fmt::Debug for Tag {
 /// One named value of a table of the specification.
 #[derive(Debug)]
 pub struct VocabEntry {
+    /// The code: a tag, or the value of an enumeration or mask bit.
     pub value: u32,
     /// As the specification writes it ("Pre-Active").
     pub name: &'static str,
@@ -47,6 +50,7 @@ pub struct VocabEntry {
     pub xml: &'static str,
     /// First and last major protocol version that define it (1 = 1.x, 2 = 2.x).
     pub first: u8,
+    /// The last major version that defines it.
     pub last: u8,
 }
 
@@ -60,13 +64,16 @@ impl VocabEntry {
 /// One enumeration or mask table.
 #[derive(Debug)]
 pub struct EnumDef {
+    /// The table's name as the specification writes it ("Cryptographic Algorithm").
     pub name: &'static str,
+    /// The table's name in KMIP XML and JSON ("CryptographicAlgorithm").
     pub xml: &'static str,
     /// Sorted by value.
     pub values: &'static [VocabEntry],
 }
 
 impl EnumDef {
+    /// The entry for `value`, if the table has one.
     pub fn by_value(&self, value: u32) -> Option<&'static VocabEntry> {
         self.values
             .binary_search_by_key(&value, |e| e.value)
@@ -74,6 +81,7 @@ impl EnumDef {
             .map(|i| &self.values[i])
     }
 
+    /// The entry named `name` in KMIP XML/JSON form.
     pub fn by_xml(&self, name: &str) -> Option<&'static VocabEntry> {
         self.values.iter().find(|e| e.xml == name)
     }
@@ -87,19 +95,23 @@ impl EnumDef {
 /// How the values of an item with a given tag are named in XML and JSON.
 #[derive(Clone, Copy, Debug)]
 pub enum Names {
+    /// Values named by this table.
     Enum(&'static EnumDef),
     /// 2.x Attribute Reference: the value is a tag.
     Tags,
 }
 
+/// Every tag of KMIP 1.0 to 2.1, sorted by value.
 pub fn tags() -> &'static [VocabEntry] {
     generated::TAGS
 }
 
+/// Every enumeration and mask table.
 pub fn enum_defs() -> &'static [EnumDef] {
     generated::ENUMS
 }
 
+/// The tag whose value is `value`, if the specification defines one.
 pub fn tag_entry(value: u32) -> Option<&'static VocabEntry> {
     let t = generated::TAGS;
     t.binary_search_by_key(&value, |e| e.value)
@@ -126,6 +138,7 @@ pub fn tag_by_name(name: &str) -> Option<u32> {
         .copied()
 }
 
+/// A table by its KMIP XML/JSON name ("CryptographicAlgorithm").
 pub fn enum_def(xml_name: &str) -> Option<&'static EnumDef> {
     generated::ENUMS.iter().find(|e| e.xml == xml_name)
 }

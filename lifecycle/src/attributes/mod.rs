@@ -11,24 +11,37 @@ use kmip_codec::{Tag, Ttlv};
 /// An attribute's rules as the specification's table gives them.
 #[derive(Debug)]
 pub struct SpecRule {
+    /// The attribute.
     pub tag: Tag,
+    /// A client may change it after it is set.
     pub client_modifies: bool,
+    /// A client may delete it.
     pub client_deletes: bool,
+    /// An object may hold several instances of it.
     pub multiple: bool,
+    /// The first major protocol version that defines it.
     pub first: u8,
+    /// The last major protocol version that defines it.
     pub last: u8,
 }
 
+/// An attribute's rules as this server applies them: the specification's, and which attributes the
+/// server alone sets.
 #[derive(Debug)]
 pub struct Rule {
+    /// The attribute.
     pub tag: Tag,
     /// A client may give it when creating or registering an object, or add it later.
     pub client_sets: bool,
+    /// A client may change it after it is set.
     pub client_modifies: bool,
+    /// A client may delete it.
     pub client_deletes: bool,
+    /// An object may hold several instances of it.
     pub multiple: bool,
     /// First and last major protocol version that define the attribute.
     pub first: u8,
+    /// The last major protocol version that defines it.
     pub last: u8,
 }
 
@@ -63,6 +76,7 @@ const SERVER_ONLY: &[Tag] = &[
     tag::DIGITAL_SIGNATURE_ALGORITHM,
 ];
 
+/// The rules of the attribute with tag `t`; `None` for a tag that names no attribute.
 pub fn rule(t: Tag) -> Option<Rule> {
     generated::RULES.iter().find(|r| r.tag == t).map(|r| Rule {
         tag: r.tag,

@@ -20,20 +20,30 @@ use std::sync::OnceLock;
 /// KMIP Cryptographic Parameters, the fields the core uses.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CryptoParams {
+    /// The Block Cipher Mode (CBC, GCM, ...).
     pub block_cipher_mode: Option<u32>,
+    /// The Padding Method (PKCS5, OAEP, PSS, ...).
     pub padding_method: Option<u32>,
+    /// The Hashing Algorithm, for signatures, OAEP, HMAC and derivations.
     pub hashing_algorithm: Option<u32>,
+    /// The Digital Signature Algorithm, which also names its hash.
     pub digital_signature_algorithm: Option<u32>,
+    /// The Cryptographic Algorithm, where it differs from the key's.
     pub cryptographic_algorithm: Option<u32>,
+    /// Whether the server generates the IV, counter or nonce.
     pub random_iv: Option<bool>,
+    /// The length of the IV the server generates, in bits.
     pub iv_length: Option<i32>,
+    /// The length of the authentication tag, in bytes.
     pub tag_length: Option<i32>,
+    /// The hash of OAEP's and PSS's mask generation function (MGF1).
     pub mask_generator_hashing_algorithm: Option<u32>,
     /// The OAEP label (KMIP's P Source): public, bound to the ciphertext.
     pub p_source: Option<Vec<u8>>,
 }
 
 impl CryptoParams {
+    /// The parameters of a Cryptographic Parameters structure; the defaults for `None`.
     pub fn from_ttlv(t: Option<&Ttlv>) -> CryptoParams {
         let Some(t) = t else {
             return CryptoParams::default();
@@ -93,8 +103,11 @@ fn load_legacy_provider() {
 
 /// A key object's algorithm and raw key bytes (Raw, Opaque or Transparent Symmetric formats).
 pub struct KeyMaterial {
+    /// The Cryptographic Algorithm of the object, when it has one.
     pub algorithm: Option<u32>,
+    /// The Key Format Type of `bytes`.
     pub format: Option<u32>,
+    /// The key bytes, in that format.
     pub bytes: Secret,
 }
 
@@ -289,18 +302,25 @@ fn check_algorithm(key: &KeyMaterial, p: &CryptoParams) -> Result<(), CoreError>
 /// The result of an encryption.
 #[derive(Debug, Default)]
 pub struct Encrypted {
+    /// The ciphertext.
     pub data: Vec<u8>,
     /// The IV, counter or nonce the server generated (absent when the client gave one).
     pub generated_iv: Option<Vec<u8>>,
+    /// The authentication tag of an AEAD mode.
     pub tag: Option<Vec<u8>>,
 }
 
 /// Inputs of one symmetric or asymmetric cipher operation.
 pub struct CipherInput<'a> {
+    /// How to encrypt or decrypt.
     pub params: &'a CryptoParams,
+    /// The plaintext or ciphertext.
     pub data: &'a [u8],
+    /// The IV, counter or nonce the client gave.
     pub iv: Option<&'a [u8]>,
+    /// The additional authenticated data of an AEAD mode.
     pub aad: Option<&'a [u8]>,
+    /// The authentication tag to check, when decrypting with an AEAD mode.
     pub tag: Option<&'a [u8]>,
 }
 
@@ -416,6 +436,7 @@ impl CipherStream {
         Ok((stream, generated))
     }
 
+    /// Encrypt or decrypt the next part; the output may lag the input by up to a block.
     pub fn update(&mut self, data: &[u8]) -> Result<Vec<u8>, CoreError> {
         let mut out = vec![0u8; data.len() + self.block];
         let n = self
@@ -631,6 +652,7 @@ fn rsa_crypt(
     Ok(out)
 }
 
+/// Encrypt with a symmetric key, or with an RSA public key.
 pub fn encrypt(key: &KeyMaterial, input: &CipherInput<'_>) -> Result<Encrypted, CoreError> {
     check_algorithm(key, input.params)?;
     match input.params.cryptographic_algorithm.or(key.algorithm) {
@@ -642,6 +664,7 @@ pub fn encrypt(key: &KeyMaterial, input: &CipherInput<'_>) -> Result<Encrypted, 
     }
 }
 
+/// Decrypt with a symmetric key, or with an RSA private key.
 pub fn decrypt(key: &KeyMaterial, input: &CipherInput<'_>) -> Result<Secret, CoreError> {
     check_algorithm(key, input.params)?;
     match input.params.cryptographic_algorithm.or(key.algorithm) {
@@ -684,6 +707,7 @@ fn signature_scheme(p: &CryptoParams) -> Result<(Option<MessageDigest>, bool), C
     ))
 }
 
+/// Sign `data` with a private key (RSA, ECDSA, EdDSA).
 pub fn sign(key: &KeyMaterial, p: &CryptoParams, data: &[u8]) -> Result<Vec<u8>, CoreError> {
     check_algorithm(key, p)?;
     let k = private_key(key.bytes.expose(), key.format)?;
@@ -704,6 +728,7 @@ pub fn sign(key: &KeyMaterial, p: &CryptoParams, data: &[u8]) -> Result<Vec<u8>,
     s.sign_to_vec().map_err(|_| CoreError::Crypto("sign"))
 }
 
+/// Whether `signature` is a valid signature of `data` under a public key.
 pub fn verify(
     key: &KeyMaterial,
     p: &CryptoParams,
@@ -743,6 +768,7 @@ fn hmac_digest(key: &KeyMaterial, p: &CryptoParams) -> Result<MessageDigest, Cor
     digest(p.hashing_algorithm.or(from_alg), MessageDigest::sha256())
 }
 
+/// The MAC of `data`: CMAC with an AES key, HMAC with an HMAC key.
 pub fn mac(key: &KeyMaterial, p: &CryptoParams, data: &[u8]) -> Result<Vec<u8>, CoreError> {
     // an AES key MACs with CMAC (RFC 4493); HMAC keys with HMAC
     if p.cryptographic_algorithm.or(key.algorithm) == Some(alg::AES)
@@ -787,11 +813,17 @@ pub fn set_max_pbkdf2_iterations(max: u32) {
 /// Key derivation inputs (KMIP Derivation Parameters).
 #[derive(Default)]
 pub struct Derivation<'a> {
+    /// The Derivation Method (PBKDF2, HMAC, HASH, Encrypt, ...).
     pub method: u32,
+    /// The Cryptographic Parameters of the method (its hash or cipher).
     pub params: CryptoParams,
+    /// The Initialization Vector, for Encrypt.
     pub iv: Option<&'a [u8]>,
+    /// The Derivation Data.
     pub data: Option<&'a [u8]>,
+    /// The Salt, for PBKDF2.
     pub salt: Option<&'a [u8]>,
+    /// The Iteration Count, for PBKDF2.
     pub iterations: Option<i32>,
     /// Bytes to produce.
     pub length: usize,
@@ -939,6 +971,7 @@ pub fn wrap(
     }
 }
 
+/// Undo a Key Wrapping Specification's Encrypt method: the key bytes inside `wrapped`.
 pub fn unwrap(
     wrapping: &KeyMaterial,
     p: &CryptoParams,
@@ -1009,6 +1042,7 @@ pub fn aes_key_wrap(kek: &[u8], data: &[u8], force_pad: bool) -> Result<Vec<u8>,
     key_wrap_op(kek, data, pad, true)
 }
 
+/// RFC 3394 AES Key Wrap undone (RFC 5649 with padding when `pad`).
 pub fn aes_key_unwrap(kek: &[u8], wrapped: &[u8], pad: bool) -> Result<Secret, CoreError> {
     key_wrap_op(kek, wrapped, pad, false).map(Secret::new)
 }

@@ -18,21 +18,30 @@ use zeroize::Zeroize;
 pub enum KeySpec {
     /// AES, HMAC and other symmetric algorithms: random bytes of the given bit length.
     Symmetric {
+        /// The Cryptographic Algorithm the key is for.
         algorithm: u32,
+        /// The key length in bits.
         bits: u32,
     },
+    /// An RSA key pair.
     Rsa {
+        /// The modulus length in bits.
         bits: u32,
     },
     /// ECDSA/ECDH/EC over a named curve (its OpenSSL NID) and its field size in bits.
     Ec {
+        /// The Cryptographic Algorithm the key is for (ECDSA, ECDH, EC).
         algorithm: u32,
+        /// The curve's OpenSSL NID.
         nid: i32,
+        /// The curve's field size in bits.
         bits: u32,
     },
+    /// An Ed25519 key pair.
     Ed25519,
     /// KMIP 2.1 has no X25519 algorithm: it is EC or ECDH over Curve25519.
     X25519 {
+        /// The Cryptographic Algorithm the key is for (EC or ECDH).
         algorithm: u32,
     },
 }
@@ -196,12 +205,16 @@ pub fn zeroize_tree(t: &mut Ttlv) {
 
 /// A generated key: one object, or a private and a public one.
 pub struct Generated {
+    /// The Object Type of `object`: Symmetric Key, or Private Key for a pair.
     pub object_type: u32,
+    /// The key object, encoded: the symmetric key, or the private key.
     pub object: Secret,
+    /// The public key object of a pair, encoded.
     pub public: Option<Secret>,
 }
 
 impl Core {
+    /// A fresh key as `spec` describes it, from OpenSSL's random generator.
     pub fn generate(&self, spec: KeySpec) -> Result<Generated, CoreError> {
         match spec {
             KeySpec::Symmetric { algorithm, bits } => {

@@ -34,6 +34,7 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 use thiserror::Error;
 use zeroize::Zeroizing;
 
+/// What went wrong in the key core. Never carries key bytes.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum CoreError {
@@ -41,22 +42,38 @@ pub enum CoreError {
     /// never carries key bytes; we still keep it out of messages that reach clients.
     #[error("cryptographic failure in {0}")]
     Crypto(&'static str),
+    /// Sealed material that does not open with this master key.
     #[error("sealed material does not open (wrong master key, or a record moved)")]
     Unseal,
+    /// The master key file cannot be read, written or used.
     #[error("master key file {path}: {reason}")]
-    MasterKeyFile { path: String, reason: String },
+    MasterKeyFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A key, algorithm or format this core does not handle.
     #[error("unsupported key: {0}")]
     Unsupported(String),
     /// A mode that needs an IV/Counter/Nonce was asked to decrypt without one.
     #[error("an IV/Counter/Nonce is required")]
     MissingIv,
+    /// No conversion between these Key Format Types.
     #[error("no conversion from key format 0x{from:X} to 0x{to:X}")]
-    KeyFormat { from: u32, to: u32 },
+    KeyFormat {
+        /// The format the key is in.
+        from: u32,
+        /// The format asked for.
+        to: u32,
+    },
     /// A Correlation Value that names no open multi-part operation of this client.
     #[error("invalid correlation value")]
     InvalidCorrelation,
+    /// A limit of multi-part operations was reached (open streams, buffered bytes).
     #[error("limit reached: {0}")]
     StreamLimit(&'static str),
+    /// An authentication tag length the mode does not allow.
     #[error("invalid authentication tag length {0}")]
     TagLength(i32),
     /// Cryptographic Parameters that do not fit the key, the mode or each other (an IV Length
@@ -79,18 +96,22 @@ impl From<openssl::error::ErrorStack> for CoreError {
 pub struct Secret(Zeroizing<Vec<u8>>);
 
 impl Secret {
+    /// Take ownership of `bytes`, which are zeroed when the secret drops.
     pub fn new(bytes: Vec<u8>) -> Secret {
         Secret(Zeroizing::new(bytes))
     }
 
+    /// The bytes, for the call that needs them; never to keep.
     pub fn expose(&self) -> &[u8] {
         &self.0
     }
 
+    /// How many bytes.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether there are no bytes.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -109,6 +130,7 @@ pub struct Core {
 }
 
 impl Core {
+    /// A core that seals with `master`.
     pub fn new(master: MasterKey) -> Core {
         Core {
             master,
@@ -126,6 +148,8 @@ impl Core {
         self.master.seal(id.as_bytes(), plaintext.expose())
     }
 
+    /// Open the sealed key material of object `id`: the identifier is bound in, so a record moved
+    /// to another one does not open.
     pub fn unseal(&self, id: &str, sealed: &[u8]) -> Result<Secret, CoreError> {
         self.master.unseal(id.as_bytes(), sealed)
     }

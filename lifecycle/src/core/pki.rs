@@ -1,5 +1,5 @@
 //! Certificates and CRLs signed inside the core. A CA's private key never leaves: rcgen lays out
-//! the structures (to-be-signed certificate or CRL) and asks [`CoreSigner`] for the signature,
+//! the structures (to-be-signed certificate or CRL) and asks `CoreSigner` for the signature,
 //! which OpenSSL makes with the key unsealed here. What goes into a certificate is decided
 //! before this module (profiles, name constraints, validity); here it is only signed.
 
@@ -51,6 +51,7 @@ pub struct SubjectKey {
 }
 
 impl SubjectKey {
+    /// The algorithm and size of a DER SubjectPublicKeyInfo.
     pub fn from_spki(spki: &[u8]) -> Result<SubjectKey, CoreError> {
         let key = PKey::public_key_from_der(spki)?;
         let (algorithm, bits) = algorithm_of(&key)?;
@@ -127,7 +128,9 @@ impl SigningKey for CoreSigner {
 /// Who signs: the CA's private key object, and its certificate's name and key identifier
 /// (`params` carries them; `None` signs the subject's own certificate, self-signed).
 pub struct IssuerKey<'a> {
+    /// The issuer's private key.
     pub key: &'a KeyMaterial,
+    /// The issuer's certificate parameters (its name and key identifier); `None` to self-sign.
     pub params: Option<CertificateParams>,
 }
 

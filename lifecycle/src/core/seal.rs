@@ -36,12 +36,14 @@ const TAG: usize = 16;
 pub struct MasterKey(Zeroizing<[u8; 32]>);
 
 impl MasterKey {
+    /// A new random master key.
     pub fn generate() -> Result<MasterKey, CoreError> {
         let mut k = Zeroizing::new([0u8; 32]);
         openssl::rand::rand_bytes(k.as_mut())?;
         Ok(MasterKey(k))
     }
 
+    /// A master key from its 32 bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<MasterKey, CoreError> {
         let arr: [u8; 32] = bytes
             .try_into()
@@ -176,17 +178,28 @@ pub enum SealError {
     /// The configuration is incomplete or contradicts itself.
     #[error("{option}: {reason}")]
     Config {
+        /// The option to look at.
         option: &'static str,
+        /// What is wrong with it.
         reason: String,
     },
     /// The PKCS#11 module or token refused, or did not have what was asked of it.
     #[error("{option}: {reason}")]
     Token {
+        /// The option that names what was refused.
         option: &'static str,
+        /// What the token said, or did not have.
         reason: String,
     },
+    /// A file of the custody could not be read or written.
     #[error("{path}: {reason}")]
-    File { path: PathBuf, reason: String },
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The key core failed (generating, sealing or checking the key).
     #[error(transparent)]
     Core(#[from] CoreError),
 }

@@ -33,7 +33,9 @@ fn inv(a: u8) -> u8 {
 /// One share: its x coordinate (1..=255) and one y byte per secret byte.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Share {
+    /// The share's x coordinate, never 0.
     pub x: u8,
+    /// The polynomial's values at `x`, one byte for each byte of the secret.
     pub y: Zeroizing<Vec<u8>>,
 }
 
@@ -49,6 +51,7 @@ impl Share {
         Zeroizing::new(format!("{}-{}", self.x, kmip_codec::text::hex(&self.y)))
     }
 
+    /// A share from the text [`Share::to_text`] writes: `x-hex`.
     pub fn from_text(s: &str) -> Result<Share, CoreError> {
         let bad = || CoreError::Unsupported("a share is written x-hex".into());
         let (x, y) = s.trim().split_once('-').ok_or_else(bad)?;

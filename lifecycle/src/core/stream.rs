@@ -25,6 +25,7 @@ pub const MAX_BUFFERED_TOTAL: usize = 16 * MAX_BUFFERED;
 /// A stream nobody continued for this long is dropped.
 pub const STREAM_IDLE: Duration = Duration::from_secs(600);
 
+/// What an open stream holds between its parts.
 pub enum StreamState {
     /// Encrypt or Decrypt: each part is processed as it arrives.
     Cipher(CipherStream),
@@ -34,15 +35,21 @@ pub enum StreamState {
 
 /// One open stream: whose it is, which key and operation it is for, and where it stands.
 pub struct Stream {
+    /// The identity that opened it; only it may continue it.
     pub owner: Option<String>,
+    /// The key the stream uses.
     pub key_id: String,
+    /// The operation it was opened for; only that operation continues it.
     pub operation: u32,
+    /// The Cryptographic Parameters it was opened with.
     pub params: CryptoParams,
+    /// The cipher in progress, or the data gathered so far.
     pub state: StreamState,
     touched: Instant,
 }
 
 impl Stream {
+    /// A stream as it opens, not yet idle.
     pub fn new(
         owner: Option<String>,
         key_id: String,
@@ -81,6 +88,7 @@ impl Stream {
     }
 }
 
+/// The open multi-part streams, by Correlation Value, within the limits above.
 #[derive(Default)]
 pub struct Streams {
     open: Mutex<HashMap<Vec<u8>, Stream>>,
@@ -117,6 +125,7 @@ impl Streams {
             .ok_or(CoreError::InvalidCorrelation)
     }
 
+    /// Keep `stream` under `correlation`, dropping idle streams first; refused beyond the limits.
     pub fn put(&self, correlation: Vec<u8>, mut stream: Stream) -> Result<(), CoreError> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         open.retain(|_, s| s.touched.elapsed() < STREAM_IDLE);
@@ -154,10 +163,12 @@ impl Streams {
         Ok(())
     }
 
+    /// How many streams are open.
     pub fn len(&self) -> usize {
         self.open.lock().map(|o| o.len()).unwrap_or(0)
     }
 
+    /// Whether no stream is open.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -8,7 +8,9 @@ use super::*;
 /// is an administrator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
+    /// The identity of the client certificate.
     pub identity: String,
+    /// An administrator reaches every object.
     pub admin: bool,
     /// The KMIP operation being performed, which a grant must name.
     pub operation: Option<u32>,

@@ -30,9 +30,11 @@ use rcgen::{
 /// What to certify: a public key the server holds, or a PKCS#10 request (DER) whose
 /// signature has been checked.
 pub enum ToCertify<'a> {
+    /// A public key the server holds, by its Unique Identifier.
     PublicKey(&'a str),
     /// The request's SubjectPublicKeyInfo.
     Request {
+        /// The DER SubjectPublicKeyInfo.
         spki: &'a [u8],
     },
 }
@@ -40,7 +42,9 @@ pub enum ToCertify<'a> {
 /// The certificate as the server's profile decided it: subject, names, usages, CA-ness and
 /// validity are in `params`; `profile` is recorded.
 pub struct CertificateSpec {
+    /// Subject, extensions and validity of the certificate.
     pub params: CertificateParams,
+    /// The certificate profile it is issued under, recorded with it.
     pub profile: String,
     /// The subject as the client wrote it (`CN=...,O=...`), recorded to rebuild the
     /// certificate's name identically when it issues.
@@ -128,10 +132,15 @@ fn dns_within(name: &str, base: &str) -> bool {
 /// permitted subtree is not permitted at all.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Permit {
+    /// DNS names, e-mail addresses and URI hosts at or below a domain.
     Domain(String),
+    /// DNS names at or below a domain.
     Dns(String),
+    /// E-mail addresses at a host or domain.
     Email(String),
+    /// URI hosts at or below a domain.
     Uri(String),
+    /// An address range: the address and its prefix length.
     Ip(std::net::IpAddr, u8),
 }
 
@@ -144,6 +153,7 @@ fn host_name(h: &str) -> bool {
 }
 
 impl Permit {
+    /// One subtree from an operator's text (see [`Permit`]).
     pub fn parse(s: &str) -> Result<Permit, LifecycleError> {
         let bad = |why: &str| LifecycleError::InvalidField(format!("permitted name {s:?}: {why}"));
         let domain = |v: &str| {
@@ -949,12 +959,15 @@ fn same_issuer_name(der: &[u8], ca: &Record, m: &Txn, now: i64) -> Result<(), Li
 
 /// What a CA certificate issued elsewhere says of itself, read by the server at import.
 pub struct ImportedCa {
+    /// The certificate, DER.
     pub der: Vec<u8>,
     /// `CN=...,O=...` in the certificate's order.
     pub subject: String,
+    /// When it expires, in seconds since the epoch.
     pub not_after: i64,
     /// Path length (-1 for none).
     pub path_len: i64,
+    /// Its permitted subtrees, as [`Permit::parse`] reads them.
     pub permitted: Vec<String>,
 }
 

@@ -8,7 +8,9 @@ use super::*;
 pub struct LocateQuery {
     /// 2.x attribute items. Two instances of a date attribute give a range.
     pub attributes: Vec<Ttlv>,
+    /// Return at most this many identifiers.
     pub maximum_items: Option<usize>,
+    /// Skip this many matching objects first.
     pub offset_items: usize,
     /// Include destroyed objects (the 2.x Storage Status Mask bit "Destroyed storage"); by
     /// default Locate finds only objects that still exist.

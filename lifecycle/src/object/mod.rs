@@ -75,8 +75,11 @@ pub struct Policy {
 /// A transition no request asked for: an Activation or Deactivation Date was reached.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AutomaticChange {
+    /// The object that changed state.
     pub id: String,
+    /// Its state before.
     pub from: State,
+    /// Its state now.
     pub to: State,
 }
 
@@ -150,6 +153,7 @@ pub fn is_archived(r: &Record) -> bool {
 }
 
 impl Manager {
+    /// A manager over `store`, with `core` for key bytes and the default policy.
     pub fn new(store: Arc<dyn Store>, core: Core) -> Manager {
         Manager {
             store,
@@ -158,6 +162,7 @@ impl Manager {
         }
     }
 
+    /// The manager with `policy` instead of the default.
     pub fn policy(mut self, policy: Policy) -> Manager {
         self.policy = policy;
         self
@@ -193,6 +198,7 @@ impl Manager {
         }
     }
 
+    /// The key core, for work that needs no object (RNG, hashing).
     pub fn core(&self) -> &Core {
         &self.core
     }
@@ -290,6 +296,7 @@ impl Txn {
         Ok(out)
     }
 
+    /// The key core, for work that needs no object (RNG, hashing).
     pub fn core(&self) -> &Core {
         &self.core
     }

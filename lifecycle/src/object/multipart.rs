@@ -20,10 +20,16 @@ pub enum Part<'a> {
     /// Init Indicator: opens a stream.
     First,
     /// A Correlation Value: continues the stream, and closes it with the Final Indicator.
-    Next { correlation: &'a [u8], last: bool },
+    Next {
+        /// The stream's Correlation Value.
+        correlation: &'a [u8],
+        /// The Final Indicator: this part closes the stream.
+        last: bool,
+    },
 }
 
 impl<'a> Part<'a> {
+    /// Where a request stands, from its Correlation Value, Init Indicator and Final Indicator.
     pub fn of(
         correlation: Option<&'a [u8]>,
         init: Option<bool>,
@@ -44,12 +50,18 @@ impl<'a> Part<'a> {
 
 /// What a buffered stream's part gives: more to come, or the whole data to process.
 pub enum Gathered {
+    /// The part was taken; the stream stays open.
     More {
+        /// The key of the stream.
         id: String,
     },
+    /// The last part: the stream is closed and its data is whole.
     Done {
+        /// The key of the stream.
         id: String,
+        /// The Cryptographic Parameters the stream was opened with.
         params: CryptoParams,
+        /// Every part's data, in order.
         data: Secret,
     },
 }

@@ -15,6 +15,7 @@ impl Txn {
         Ok(())
     }
 
+    /// Make a Pre-Active object Active, and record its Activation Date.
     pub fn activate(&self, id: &str, now: i64) -> Result<Record, LifecycleError> {
         let mut r = self.get(id, now)?;
         self.change_state(&mut r, Event::Activate, now)?;

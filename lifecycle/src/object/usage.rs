@@ -171,6 +171,8 @@ impl Txn {
         ))
     }
 
+    /// Encrypt `data` with key `id`, which must be Active and allow Encrypt; the use counts against
+    /// its Usage Limits.
     pub fn encrypt(
         &self,
         id: &str,
@@ -194,6 +196,8 @@ impl Txn {
         )?)
     }
 
+    /// Decrypt `data` with key `id`, which must allow Decrypt and be Active, Deactivated or
+    /// Compromised.
     #[allow(clippy::too_many_arguments)]
     pub fn decrypt(
         &self,
@@ -219,6 +223,8 @@ impl Txn {
         )?)
     }
 
+    /// Sign `data` with private key `id`, which must be Active and allow Sign; the use counts
+    /// against its Usage Limits.
     pub fn sign(
         &self,
         id: &str,
@@ -230,6 +236,7 @@ impl Txn {
         Ok(crypto::sign(&key, &Self::params(&r, params), data)?)
     }
 
+    /// Whether `signature` is valid for `data` under public key `id`.
     pub fn verify(
         &self,
         id: &str,
@@ -247,6 +254,8 @@ impl Txn {
         )?)
     }
 
+    /// The MAC of `data` under key `id`, which must be Active and allow MAC Generate; the use
+    /// counts against its Usage Limits.
     pub fn mac(
         &self,
         id: &str,
@@ -258,6 +267,7 @@ impl Txn {
         Ok(crypto::mac(&key, &Self::params(&r, params), data)?)
     }
 
+    /// Whether `expected` is the MAC of `data` under key `id`.
     pub fn mac_verify(
         &self,
         id: &str,

@@ -16,6 +16,7 @@ use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+/// The first bytes of every backup file.
 pub const MAGIC: &[u8] = b"kmip-rs backup\n";
 /// The layout of this file (not of the store: that is `store_schema` in the manifest).
 const FORMAT: u64 = 1;
@@ -29,24 +30,48 @@ const MAX_MANIFEST: u32 = 64 << 10;
 /// bounded transaction however large the backup.
 const RESTORE_CHUNK: usize = 1000;
 
+/// Why a backup or a restore failed. Nothing is restored from a file that fails its checks.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum BackupError {
+    /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the system said.
         source: std::io::Error,
     },
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The file is not a backup this release reads.
     #[error("{}: not a kmip-rs backup: {why}", path.display())]
-    Format { path: PathBuf, why: String },
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What in it is not as a backup has it.
+        why: String,
+    },
+    /// The file's bytes do not match its manifest's digest: changed or cut.
     #[error("{}: the content does not match the manifest's SHA-256 digest (changed or cut): refused", path.display())]
-    Digest { path: PathBuf },
+    Digest {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A running server holds the store open.
     #[error("{}: open by a running server (ask it for the backup)", path.display())]
-    InUse { path: PathBuf },
+    InUse {
+        /// The store's file.
+        path: PathBuf,
+    },
+    /// A restore would overwrite an existing store.
     #[error("{}: already exists: a restore writes a new store only", path.display())]
-    Exists { path: PathBuf },
+    Exists {
+        /// The existing store's file.
+        path: PathBuf,
+    },
+    /// The store is not one that makes backups (only the redb store does).
     #[error("this store makes no backups")]
     Unsupported,
 }
@@ -65,9 +90,11 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 /// What a backup holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
+    /// The layout of the backup file.
     pub format: u64,
     /// The store's `SCHEMA_VERSION` when the backup was made.
     pub store_schema: u64,
+    /// How many records the backup holds.
     pub objects: u64,
     /// The store's identifier reservation: a restored store hands out none it already gave.
     pub last_id: u64,
@@ -78,6 +105,7 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The manifest as the file holds it: `key=value` lines.
     pub fn to_text(&self) -> String {
         format!(
             "format={}\nstore_schema={}\nobjects={}\nlast_id={}\ncreated={}\nsha256={}\n",

@@ -11,12 +11,14 @@ struct Inner {
     next_id: u64,
 }
 
+/// A store in memory, for tests and tools: gone with the process.
 #[derive(Default)]
 pub struct MemoryStore {
     inner: RwLock<Inner>,
 }
 
 impl MemoryStore {
+    /// An empty store.
     pub fn new() -> MemoryStore {
         MemoryStore::default()
     }

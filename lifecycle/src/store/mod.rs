@@ -21,17 +21,28 @@ use thiserror::Error;
 /// The layout version of stored data, written on creation and checked on open.
 pub const SCHEMA_VERSION: u64 = 1;
 
+/// Why the store failed.
 #[derive(Debug, Clone, Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// The storage engine failed; the text says how.
     #[error("storage backend: {0}")]
     Backend(String),
+    /// A record's stored bytes do not decode.
     #[error("stored record {0} is corrupt")]
     Corrupt(String),
+    /// The data file was written by a release with another schema.
     #[error("data file has schema version {found}, this release reads {expected}")]
-    Schema { found: u64, expected: u64 },
+    Schema {
+        /// The data file's schema version.
+        found: u64,
+        /// The version this release reads and writes.
+        expected: u64,
+    },
+    /// Another object already has this name.
     #[error("the name {0:?} is taken: names are unique within the server")]
     NameTaken(String),
+    /// A record changed between its read and the commit that expected it unchanged.
     #[error("object {0} changed since it was read")]
     Conflict(String),
 }
@@ -50,13 +61,16 @@ pub type Expected = Vec<(String, Option<u64>)>;
 /// One change of a transaction.
 #[derive(Clone, Debug)]
 pub enum Change {
+    /// Write the record, in full.
     Put(Record),
+    /// Remove the record with this identifier.
     Delete(String),
 }
 
 /// The storage interface. Every method is one transaction: [`Store::commit`] applies all of
 /// its changes or none, and is durable when it returns; readers never see part of a commit.
 pub trait Store: Send + Sync {
+    /// The record with identifier `id`, if any.
     fn get(&self, id: &str) -> Result<Option<Record>, StoreError>;
     /// [`Store::get`] for a read that will not be written back (a search, a check): it takes
     /// no part in the commit's expectations, so a scan of many records costs no memory.
@@ -70,6 +84,7 @@ pub trait Store: Send + Sync {
             (r, f)
         }))
     }
+    /// Apply `changes`, all or none, durably.
     fn commit(&self, changes: Vec<Change>) -> Result<(), StoreError> {
         self.commit_if(Vec::new(), changes)
     }

@@ -6,6 +6,7 @@ use super::{index_keys, Change, Expected, Record, Store, StoreError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+/// A store that holds its changes back over a base store until [`Overlay::flush`].
 pub struct Overlay {
     base: Arc<dyn Store>,
     /// Identifier -> the record as it will be, or `None` for a deletion.
@@ -16,6 +17,7 @@ pub struct Overlay {
 }
 
 impl Overlay {
+    /// An overlay with nothing held back.
     pub fn new(base: Arc<dyn Store>) -> Overlay {
         Overlay {
             base,
@@ -32,12 +34,12 @@ impl Overlay {
             .map_err(|_| StoreError::Backend("lock poisoned".into()))
     }
 
-    /// Commit every held-back change in one transaction of the base store.
     /// Whether anything waits to be committed.
     pub fn is_empty(&self) -> bool {
         self.pending().map(|p| p.is_empty()).unwrap_or(false)
     }
 
+    /// Commit every held-back change in one transaction of the base store, and hold nothing back.
     pub fn flush(&self) -> Result<(), StoreError> {
         let pending = std::mem::take(&mut *self.pending()?);
         if pending.is_empty() {

@@ -9,10 +9,14 @@ use kmip_codec::{Limits, Tag, Ttlv, Value};
 use kmip_codec::vendor::tag::{GENERATED, GRANT, RECORD, SEALED};
 pub use kmip_codec::vendor::tag::{GRANTEE, OWNER};
 
+/// One managed object as the store keeps it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
+    /// The Unique Identifier.
     pub id: String,
+    /// The Object Type.
     pub object_type: u32,
+    /// The State.
     pub state: State,
     /// 2.x attribute items (Name, Cryptographic Algorithm, vendor Attribute, ...), without the
     /// Unique Identifier, Object Type and State that are fields of their own.
@@ -29,6 +33,7 @@ pub struct Record {
 }
 
 impl Record {
+    /// The stored form: a TTLV structure.
     pub fn encode(&self) -> Vec<u8> {
         let mut items = vec![
             Ttlv::new(tag::UNIQUE_IDENTIFIER, Value::TextString(self.id.clone())),
@@ -56,6 +61,7 @@ impl Record {
         kmip_codec::encode(&Ttlv::structure(RECORD, items))
     }
 
+    /// A record from its stored form; Corrupt names `id` when the bytes do not decode.
     pub fn decode(id: &str, bytes: &[u8]) -> Result<Record, StoreError> {
         let corrupt = || StoreError::Corrupt(id.to_owned());
         let limits = Limits {

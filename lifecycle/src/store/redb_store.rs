@@ -17,6 +17,7 @@ pub(super) const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("o
 const INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("index");
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
+/// The store on disk: one redb file, durable at each commit.
 pub struct RedbStore {
     /// Replaced (reopened) after an I/O error: redb refuses every transaction after one until
     /// the database is opened again, and a full disk that has room again must not need a
@@ -98,7 +99,7 @@ fn entry(key: &[u8], id: &str) -> Vec<u8> {
 
 impl RedbStore {
     /// Open the file, creating it (and its schema version) when it does not exist, with the
-    /// default page cache ([`DEFAULT_CACHE_BYTES`]).
+    /// default page cache (`DEFAULT_CACHE_BYTES`).
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
         Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
     }

@@ -7,6 +7,7 @@ use super::{CHECK_FILE, KEY_FILE, SEALED_FILE};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
+/// The master key in `master.key`, the default custody.
 pub struct FileSeal {
     key: PathBuf,
     check: PathBuf,
@@ -14,6 +15,7 @@ pub struct FileSeal {
 }
 
 impl FileSeal {
+    /// The custody of `data_dir`'s key file; nothing is read until the key is asked for.
     pub fn new(data_dir: &Path) -> FileSeal {
         FileSeal {
             key: data_dir.join(KEY_FILE),

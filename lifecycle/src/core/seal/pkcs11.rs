@@ -41,6 +41,7 @@ pub struct Pkcs11Options {
     pub key: String,
 }
 
+/// The master key sealed under an AES key of a PKCS#11 token, in `master.sealed`.
 pub struct Pkcs11Seal {
     // an Option only so that Drop can finalize the module, which takes it by value
     ctx: Option<Pkcs11>,

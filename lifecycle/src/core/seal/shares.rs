@@ -7,6 +7,7 @@ use super::{CHECK_FILE, SEALED_FILE};
 use crate::core::shamir::Share;
 use std::path::{Path, PathBuf};
 
+/// The master key rebuilt from custodians' Shamir shares at each start.
 pub struct ShareSeal {
     shares: Vec<Share>,
     check: PathBuf,
