@@ -119,6 +119,26 @@ pub mod testcases {
     }
 }
 
+/// Run a `kmip-server` command on `data_dir` to its end: `args` (a subcommand and its
+/// options, or a server's flags) then `--data-dir`, a global option.
+pub fn kmip_server_command(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(ServerProcess::binary())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .expect("run kmip-server")
+}
+
+/// What a command printed, standard output then standard error.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// A `kmip-server` process on a free loopback port with its own data directory, stopped when
 /// dropped.
 /// A port nothing listens on now (for a server about to start).

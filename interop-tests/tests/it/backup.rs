@@ -12,20 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn kmip_server(args: &[&str], data_dir: &Path) -> Output {
-    Command::new(ServerProcess::binary())
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .output()
-        .expect("run kmip-server")
+    interop_tests::kmip_server_command(data_dir, args)
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    interop_tests::output_text(o)
 }
 
 /// Copy what a restored directory needs beside the backup: the master key (which no backup

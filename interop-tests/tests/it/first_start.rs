@@ -7,20 +7,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn run(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(ServerProcess::binary())
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .output()
-        .expect("run kmip-server")
+    interop_tests::kmip_server_command(data_dir, args)
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    interop_tests::output_text(o)
 }
 
 fn entries(dir: &Path) -> Vec<String> {
