@@ -56,6 +56,37 @@ pub fn create_aes(c: &mut Client, bits: i32, extra: Vec<Ttlv>) -> String {
     r.unique_identifier.0
 }
 
+/// Create an RSA key pair of `bits` with `common` attributes besides algorithm and length,
+/// and the usage masks `(private, public)` when given; its (private, public) identifiers.
+pub fn create_rsa_pair(
+    c: &mut Client,
+    bits: i32,
+    common: Vec<Ttlv>,
+    masks: Option<(u32, u32)>,
+) -> (String, String) {
+    let mut attrs = vec![
+        item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::RSA)),
+        item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(bits)),
+    ];
+    attrs.extend(common);
+    let kp: CreateKeyPairResponse = c
+        .op(
+            op::CREATE_KEY_PAIR,
+            &CreateKeyPairRequest {
+                common_attributes: attributes(attrs),
+                private_key_attributes: masks.and_then(|(sk, _)| attributes(vec![mask(sk)])),
+                public_key_attributes: masks.and_then(|(_, pk)| attributes(vec![mask(pk)])),
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("Create Key Pair: {e}"));
+    let id = |t: &Ttlv| t.as_text().expect("an identifier").to_owned();
+    (
+        id(&kp.private_key_unique_identifier),
+        id(&kp.public_key_unique_identifier),
+    )
+}
+
 pub fn uid(id: &str) -> Option<String> {
     Some(id.to_owned())
 }

@@ -305,30 +305,7 @@ fn cryptography_over_the_wire_matches_known_answers() {
         .to_vec();
     assert_eq!(bytes, h("4b007901b765489abead49d926f721d065a429c1"));
     // RSA-2048 PSS signature from a generated pair verifies, and fails on other data
-    let kp: CreateKeyPairResponse = c
-        .op(
-            op::CREATE_KEY_PAIR,
-            &CreateKeyPairRequest {
-                common_attributes: attributes(vec![
-                    item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::RSA)),
-                    item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(2048)),
-                ]),
-                private_key_attributes: attributes(vec![mask(1)]),
-                public_key_attributes: attributes(vec![mask(2)]),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let (sk, pk) = (
-        kp.private_key_unique_identifier
-            .as_text()
-            .unwrap()
-            .to_owned(),
-        kp.public_key_unique_identifier
-            .as_text()
-            .unwrap()
-            .to_owned(),
-    );
+    let (sk, pk) = create_rsa_pair(&mut c, 2048, vec![], Some((1, 2)));
     activate(&mut c, &sk);
     activate(&mut c, &pk);
     let pss = Some(Ttlv::structure(
@@ -746,28 +723,7 @@ fn get_converts_key_formats() {
     use kmip_codec::vocab::enums::key_format_type as kft;
     let server = ServerProcess::start(&[]);
     let mut c = server.client("admin");
-    let kp: CreateKeyPairResponse = c
-        .op(
-            op::CREATE_KEY_PAIR,
-            &CreateKeyPairRequest {
-                common_attributes: attributes(vec![
-                    item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::RSA)),
-                    item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(2048)),
-                ]),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let sk = kp
-        .private_key_unique_identifier
-        .as_text()
-        .unwrap()
-        .to_owned();
-    let pk = kp
-        .public_key_unique_identifier
-        .as_text()
-        .unwrap()
-        .to_owned();
+    let (sk, pk) = create_rsa_pair(&mut c, 2048, vec![], None);
     let get = |c: &mut Client, id: &str, f: u32| -> Result<Ttlv, ClientError> {
         let g: GetResponse = c.op(
             op::GET,

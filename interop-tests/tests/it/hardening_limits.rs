@@ -371,26 +371,7 @@ fn a_locate_stops_at_its_time_budget() {
 fn a_batch_of_reads_leaves_the_async_workers() {
     let server = ServerProcess::start(&[]);
     let mut c = server.client("admin");
-    let kp: CreateKeyPairResponse = c
-        .op(
-            op::CREATE_KEY_PAIR,
-            &CreateKeyPairRequest {
-                common_attributes: attributes(vec![
-                    item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::RSA)),
-                    item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(4096)),
-                    active(),
-                ]),
-                private_key_attributes: attributes(vec![mask(1)]),
-                public_key_attributes: attributes(vec![mask(2)]),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let sk = kp
-        .private_key_unique_identifier
-        .as_text()
-        .unwrap()
-        .to_owned();
+    let (sk, _) = create_rsa_pair(&mut c, 4096, vec![active()], Some((1, 2)));
     let sign = SignRequest {
         unique_identifier: uid(&sk),
         cryptographic_parameters: Some(Ttlv::structure(
