@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod ca;
 pub mod kmip;
+pub mod pg;
 pub mod replay;
 
 use std::path::{Path, PathBuf};

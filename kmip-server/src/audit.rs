@@ -423,6 +423,9 @@ pub struct Audit {
     written: tokio::sync::Notify,
     /// Signs the head after a quiet spell; stops when the sender is dropped.
     signer: Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
+    /// The server node writing this chain (`--node-name`), in every record: nodes sharing
+    /// one database each keep a chain of their own, and merged logs still tell them apart.
+    node: Option<String>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
@@ -678,6 +681,7 @@ impl Audit {
             })),
             written: tokio::sync::Notify::new(),
             signer: Mutex::new(None),
+            node: None,
         };
         if let Some(detail) = anomaly {
             tracing::error!(%detail, "audit log: found tampered with at start");
@@ -691,6 +695,12 @@ impl Audit {
             audit.start_signer();
         }
         Ok(audit)
+    }
+
+    /// Name the node in every record from now on.
+    pub fn with_node(mut self, node: &str) -> Audit {
+        self.node = Some(node.to_owned());
+        self
     }
 
     /// A thread that signs the head once writes pause, so that the signed head is never more
@@ -825,6 +835,9 @@ impl Audit {
             seq += 1;
             for k in ["hash", "mac", "sig"] {
                 fields.remove(k);
+            }
+            if let Some(node) = &self.node {
+                fields.insert("node".into(), J::String(node.clone()));
             }
             fields.insert("seq".into(), J::from(seq));
             fields.insert("prev".into(), J::String(last));

@@ -105,6 +105,18 @@ pub struct Config {
     /// Memory for the store's page cache, in MiB.
     #[arg(long, env = "KMIP_STORE_CACHE_MB", default_value_t = 64)]
     pub store_cache_mb: usize,
+    /// Where objects are kept: `redb` (one file, `DATA_DIR/kmip.redb`) or a PostgreSQL URL,
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT][,HOST2[:PORT2]...]/DB[?sslmode=...&target_session_attrs=read-write]`,
+    /// which any number of server nodes may share.
+    #[arg(long, env = "KMIP_STORE", default_value = "redb")]
+    pub store: String,
+    /// How long to keep trying a PostgreSQL store that does not answer at start, in seconds.
+    #[arg(long, env = "KMIP_STORE_CONNECT_SECS", default_value_t = 30)]
+    pub store_connect_secs: u64,
+    /// This node's name in its audit records (nodes sharing a database each keep their own
+    /// audit chain); the host name when absent.
+    #[arg(long, env = "KMIP_NODE_NAME")]
+    pub node_name: Option<String>,
     /// Most authenticated connections served at once; more are closed after their TLS
     /// handshake. Connections still in their handshake have their own budget
     /// (--max-handshakes).

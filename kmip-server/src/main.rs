@@ -326,6 +326,81 @@ fn audit_command(cfg: &Config, command: AuditCommand) -> Result<(), String> {
 /// The master key from the custody the options choose (`Config::master_seal`), checked against
 /// the value the custody keeps, so that a wrong key or too few shares refuse to start rather
 /// than fail on every object; on a data directory that has none, a new one, sealed first.
+/// The store `--store` names: the redb file of the data directory, or a PostgreSQL database.
+fn open_store(cfg: &Config) -> Result<Arc<dyn lifecycle::store::Store>, String> {
+    if cfg.store == "redb" {
+        let path = cfg.data_dir.join("kmip.redb");
+        let mut store = RedbStore::open_with_cache(&path, cfg.store_cache_mb << 20)
+            .context(&format!("store {}", path.display()))?
+            .unique_names(cfg.unique_names);
+        // destroyed keys' sealed bytes leave the file only when it is compacted, which needs
+        // the file to ourselves: at every start, before serving
+        while store.compact().context("compact the store")? {}
+        return Ok(Arc::new(store));
+    }
+    if !(cfg.store.starts_with("postgres://") || cfg.store.starts_with("postgresql://")) {
+        return Err(format!(
+            "--store {:?}: expected `redb` or a postgres:// URL",
+            cfg.store
+        ));
+    }
+    let store = lifecycle::store::PostgresStore::connect(
+        &cfg.store,
+        std::time::Duration::from_secs(cfg.store_connect_secs),
+    )
+    .context("--store")?
+    .unique_names(cfg.unique_names);
+    tracing::info!(database = %store.engine().shown(), "store: PostgreSQL");
+    Ok(Arc::new(store))
+}
+
+/// Every node over one store must hold the same master key: the store keeps the check value
+/// of the first one, and a node with another is refused before it serves (its objects would
+/// not unseal, and what it created would not unseal on the others).
+fn same_master_key(
+    store: &dyn lifecycle::store::Store,
+    master: &MasterKey,
+    shown: &str,
+) -> Result<(), String> {
+    const NAME: &str = "master-key-check";
+    match store.value(NAME).context("store")? {
+        Some(check) if master.check(&check) => Ok(()),
+        Some(_) => Err(format!(
+            "the store ({}) was set up with another master key: every node sharing it needs \
+             the same one (a copy of the key file, the same Shamir shares, or the same HSM key)",
+            shown_store(shown)
+        )),
+        None => {
+            let check = master.check_value().context("master key")?;
+            store
+                .commit(vec![lifecycle::store::Change::PutValue(NAME.into(), check)])
+                .context("store")?;
+            Ok(())
+        }
+    }
+}
+
+/// `--store` for messages, without a password.
+fn shown_store(url: &str) -> String {
+    match url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+    {
+        Some((_, at)) => format!("postgres://…@{at}"),
+        None => url.to_owned(),
+    }
+}
+
+/// The host name, for the audit log when `--node-name` is absent.
+fn node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "kmip-server".into())
+}
+
 fn master_key(cfg: &Config) -> Result<MasterKey, String> {
     let started = std::time::Instant::now();
     let seal = cfg.master_seal().context("master key")?;
@@ -677,23 +752,26 @@ async fn serve(cfg: Config) -> Result<(), String> {
     // the audit log's MAC and signing keys come from the master key, are kept nowhere else
     let audit_keys = kmip_server::audit::AuditKeys::from_master(&master).context("audit keys")?;
     lifecycle::core::crypto::set_max_pbkdf2_iterations(cfg.max_pbkdf2_iterations);
-    let store_path = cfg.data_dir.join("kmip.redb");
-    let mut store = RedbStore::open_with_cache(&store_path, cfg.store_cache_mb << 20)
-        .context("store")?
-        .unique_names(cfg.unique_names);
+    // the PostgreSQL client blocks, and must not run on an async worker: the store is opened
+    // and checked on a thread of its own
+    let store = std::thread::scope(|s| {
+        s.spawn(|| {
+            let store = open_store(&cfg)?;
+            same_master_key(store.as_ref(), &master, &cfg.store)?;
+            Ok::<_, String>(store)
+        })
+        .join()
+        .unwrap_or_else(|_| Err("opening the store panicked".into()))
+    })?;
     if cfg.duplicate_names {
         tracing::warn!("--duplicate-names is deprecated and has no effect: objects share names by default (--unique-names for the specification's rule)");
     }
-    // destroyed keys' sealed bytes leave the file only when it is compacted, which needs the
-    // file to ourselves: at every start, before serving
-    while store.compact().context("compact the store")? {}
+    let node = cfg.node_name.clone().unwrap_or_else(node_name);
     let server = Arc::new(Server {
-        manager: Manager::new(Arc::new(store), Core::new(master)).policy(
-            lifecycle::object::Policy {
-                derive_from_pre_active: cfg.derive_from_pre_active,
-                wrap_trusted_only: cfg.wrap_trusted_only,
-            },
-        ),
+        manager: Manager::new(store, Core::new(master)).policy(lifecycle::object::Policy {
+            derive_from_pre_active: cfg.derive_from_pre_active,
+            wrap_trusted_only: cfg.wrap_trusted_only,
+        }),
         admins: cfg.admins.clone(),
         group_grants,
         namespace_grants,
@@ -704,7 +782,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
             cfg.audit_max_bytes,
             kmip_server::audit::Signing::new(audit_keys, cfg.data_dir.join("audit.head")),
         )
-        .context("audit log")?,
+        .context("audit log")?
+        .with_node(&node),
         limits: Settings {
             max_batch_items: cfg.max_batch_items,
             decode: kmip_codec::Limits {

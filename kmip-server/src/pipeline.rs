@@ -213,7 +213,12 @@ pub async fn respond(
     let version = message.version();
     // a message with a credential may cost an scrypt (tens of milliseconds of a core, and a
     // wait for a free slot when wrong passwords pour in): never on the async worker
-    let prepared = if message.writes() || message.authenticates() || message.batched() {
+    // a store over the network (PostgreSQL) waits on every read: never on the async worker
+    let prepared = if message.writes()
+        || message.authenticates()
+        || message.batched()
+        || server.manager.remote()
+    {
         None
     } else {
         // a panic here would end the connection's task, and the connection, silently: it

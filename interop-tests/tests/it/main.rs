@@ -26,6 +26,7 @@ mod hsm_seal;
 mod https;
 mod metrics;
 mod oasis;
+mod postgres;
 mod promises;
 mod pykmip_codec;
 mod pykmip_suite;

@@ -140,13 +140,11 @@ impl Txn {
         Ok(r)
     }
 
-    /// The identifiers a caller that is not an administrator may know of, from the owner,
-    /// grantee, group and namespace indexes; `None` when the caller reaches everything.
-    pub(super) fn reachable(&self) -> Result<Option<Vec<String>>, LifecycleError> {
+    /// The index keys under which a caller that is not an administrator finds what it may
+    /// know of (owner, grantee, group and namespace); `None` when it reaches everything.
+    pub(super) fn reach_keys(&self) -> Option<Vec<Vec<u8>>> {
         use crate::store::{index_key, GRANTEE, OWNER};
-        let Some(c) = self.caller.as_ref().filter(|c| !c.admin) else {
-            return Ok(None);
-        };
+        let c = self.caller.as_ref().filter(|c| !c.admin)?;
         let mut keys = vec![
             index_key(OWNER, c.identity.as_bytes()),
             index_key(GRANTEE, c.identity.as_bytes()),
@@ -161,12 +159,6 @@ impl Txn {
                 .iter()
                 .map(|(n, _)| index_key(tag::APPLICATION_SPECIFIC_INFORMATION, n.as_bytes())),
         );
-        let mut v = Vec::new();
-        for k in keys {
-            v.extend(self.store.lookup(&k)?);
-        }
-        v.sort();
-        v.dedup();
-        Ok(Some(v))
+        Some(keys)
     }
 }

@@ -100,24 +100,19 @@ impl Txn {
     /// criterion (Name, Object Type, State, algorithm, length, group, certificate type, custom
     /// attribute) narrows the candidates through the index before any record is read.
     pub fn locate(&self, q: &LocateQuery, now: i64) -> Result<Vec<String>, LifecycleError> {
+        // every indexed criterion narrows in the store (one query where the engine is SQL);
         // a Name criterion may omit the Name Type, which the index does not need
-        let narrowed = match q.attributes.iter().find_map(item_index_key) {
-            Some(k) => Some(self.store.lookup(&k)?),
-            None => None,
-        };
+        let mut narrowing: Vec<Vec<u8>> = q.attributes.iter().filter_map(item_index_key).collect();
+        narrowing.sort();
+        narrowing.dedup();
         // a caller that is not an administrator reaches only what it owns, was granted, or
         // was given by group: its candidates are cut to those through the indexes, so a
         // foreign record is never read, matched or counted (no oracle on others' values,
         // nor on their existence through time)
-        let mut ids = match (self.reachable()?, narrowed) {
-            (Some(reach), Some(found)) => {
-                let reach: std::collections::HashSet<String> = reach.into_iter().collect();
-                found.into_iter().filter(|id| reach.contains(id)).collect()
-            }
-            (Some(reach), None) => reach,
-            (None, Some(found)) => found,
-            (None, None) => self.store.all_ids()?,
-        };
+        let reach = self.reach_keys();
+        let mut ids = self.store.search(&narrowing, reach.as_deref())?;
+        ids.sort();
+        ids.dedup();
         ids.sort_by_key(|id| std::cmp::Reverse(id.parse::<u64>().unwrap_or(0)));
         let mut out = Vec::new();
         if q.maximum_items == Some(0) {

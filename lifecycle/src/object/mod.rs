@@ -203,6 +203,12 @@ impl Manager {
         &self.core
     }
 
+    /// Whether the store waits on a network: then no call of the lifecycle may run on an
+    /// async worker.
+    pub fn remote(&self) -> bool {
+        self.store.remote()
+    }
+
     /// How many objects of each Object Type the store holds (destroyed ones included), read
     /// from the Object Type index: one index range per type, no record decoded.
     pub fn object_counts(&self) -> Result<Vec<(u32, usize)>, LifecycleError> {

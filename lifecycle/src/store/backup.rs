@@ -9,7 +9,7 @@
 //! because the digest is known only once the records are written, and a backup is written in
 //! one pass however large the store is.
 
-use super::redb_store::{META, OBJECTS};
+use super::redb_store::{META, OBJECTS, VALUES};
 use super::{StoreError, SCHEMA_VERSION};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -24,6 +24,8 @@ const END: u8 = 0;
 const OBJECT: u8 = 1;
 const META_VALUE: u8 = 2;
 const FILE: u8 = 3;
+/// A named value of the record layer (a store's master key check value, pending approvals).
+const NAMED_VALUE: u8 = 4;
 /// A manifest is a few lines: anything larger is not one of ours.
 const MAX_MANIFEST: u32 = 64 << 10;
 /// Records are written back this many to a write transaction: one fsync per thousand, and a
@@ -194,6 +196,14 @@ pub fn write(
             w.entry(OBJECT, k.value().as_bytes(), v.value())
                 .map_err(io(out_path))?;
             count += 1;
+        }
+        // a store written by a release before named values has no such table
+        if let Ok(values) = tx.open_table(VALUES) {
+            for row in values.iter().map_err(backend)? {
+                let (k, v) = row.map_err(backend)?;
+                w.entry(NAMED_VALUE, k.value().as_bytes(), v.value())
+                    .map_err(io(out_path))?;
+            }
         }
         w.put(&[END]).map_err(io(out_path))?;
         Ok(())
@@ -408,6 +418,7 @@ fn restore_into(
         tx.commit().map_err(backend)
     };
     let mut meta: Vec<(String, u64)> = Vec::new();
+    let mut named: Vec<(String, Vec<u8>)> = Vec::new();
     loop {
         let mut kind = [0u8; 1];
         r.read_exact(&mut kind).map_err(io(path))?;
@@ -446,6 +457,7 @@ fn restore_into(
                 meta.push((key, u64::from_be_bytes(v)));
             }
             FILE => files.push((key, value)),
+            NAMED_VALUE => named.push((key, value)),
             k => return Err(format(format!("unknown entry kind {k}"))),
         }
     }
@@ -461,6 +473,10 @@ fn restore_into(
         let mut t = tx.open_table(META).map_err(backend)?;
         for (k, v) in &meta {
             t.insert(k.as_str(), *v).map_err(backend)?;
+        }
+        let mut t = tx.open_table(VALUES).map_err(backend)?;
+        for (k, v) in &named {
+            t.insert(k.as_str(), v.as_slice()).map_err(backend)?;
         }
     }
     tx.commit().map_err(backend)?;
@@ -500,6 +516,8 @@ mod tests {
                 .collect(),
         )
         .unwrap();
+        s.commit(vec![Change::PutValue("q/1".into(), b"pending".to_vec())])
+            .unwrap();
         let out = dir.path().join("b.kmipbak");
         let m = s.backup(&[("master.check", b"check")], &out).unwrap();
         assert_eq!(m.objects, 2500);
@@ -511,6 +529,7 @@ mod tests {
         for i in first..first + 2500 {
             assert_eq!(t.get(&i.to_string()).unwrap(), Some(record(i)));
         }
+        assert_eq!(t.value("q/1").unwrap().as_deref(), Some(&b"pending"[..]));
         // the index was rebuilt: finding by owner works
         let owner = crate::store::index_key(crate::store::OWNER, b"alice");
         assert_eq!(t.lookup(&owner).unwrap().len(), 2500);

@@ -1,26 +1,40 @@
-//! The in-memory backend, for tests: the same behaviour as the redb one, nothing durable.
+//! The in-memory engine, for tests and tools: the same behaviour as the others, nothing durable.
+//! A write transaction holds the lock and keeps an undo log, so a failed one leaves nothing
+//! behind.
 
-use super::{fingerprint, index_keys, Change, Expected, Record, Store, StoreError};
+use super::engine::{Engine, ReadTxn, Stored, WriteTxn};
+use super::{Records, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 #[derive(Default)]
-struct Inner {
-    objects: BTreeMap<String, Vec<u8>>,
+struct State {
+    objects: BTreeMap<String, Stored>,
     index: BTreeSet<(Vec<u8>, String)>,
-    next_id: u64,
+    values: BTreeMap<String, Vec<u8>>,
+}
+
+/// The engine: state behind a lock.
+#[derive(Default)]
+pub struct MemoryEngine {
+    state: RwLock<State>,
+    /// The last identifier reserved.
+    ids: Mutex<u64>,
 }
 
 /// A store in memory, for tests and tools: gone with the process.
-#[derive(Default)]
-pub struct MemoryStore {
-    inner: RwLock<Inner>,
-}
+pub type MemoryStore = Records<MemoryEngine>;
 
-impl MemoryStore {
+impl Records<MemoryEngine> {
     /// An empty store.
     pub fn new() -> MemoryStore {
-        MemoryStore::default()
+        Records::over(MemoryEngine::default())
+    }
+}
+
+impl Default for Records<MemoryEngine> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -28,71 +42,171 @@ fn poisoned<T>(_: T) -> StoreError {
     StoreError::Backend("lock poisoned".into())
 }
 
-impl Store for MemoryStore {
-    fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
-        let g = self.inner.read().map_err(poisoned)?;
-        g.objects.get(id).map(|b| Record::decode(id, b)).transpose()
+impl ReadTxn for State {
+    fn object(&self, id: &str) -> Result<Option<Stored>, StoreError> {
+        Ok(self.objects.get(id).cloned())
     }
 
-    fn get_versioned(&self, id: &str) -> Result<Option<(Record, u64)>, StoreError> {
-        let g = self.inner.read().map_err(poisoned)?;
-        g.objects
-            .get(id)
-            .map(|b| Ok((Record::decode(id, b)?, fingerprint(b))))
-            .transpose()
-    }
-
-    fn commit_if(&self, expected: Expected, changes: Vec<Change>) -> Result<(), StoreError> {
-        let mut g = self.inner.write().map_err(poisoned)?;
-        for (id, f) in expected {
-            if g.objects.get(&id).map(|b| fingerprint(b)) != f {
-                return Err(StoreError::Conflict(id));
-            }
-        }
-        for c in changes {
-            let id = match &c {
-                Change::Put(r) => r.id.clone(),
-                Change::Delete(id) => id.clone(),
-            };
-            if let Some(old) = g.objects.remove(&id) {
-                for k in index_keys(&Record::decode(&id, &old)?) {
-                    g.index.remove(&(k, id.clone()));
-                }
-            }
-            if let Change::Put(r) = c {
-                for k in index_keys(&r) {
-                    g.index.insert((k, id.clone()));
-                }
-                g.objects.insert(id, r.encode());
-            }
-        }
-        Ok(())
-    }
-
-    fn lookup(&self, index_key: &[u8]) -> Result<Vec<String>, StoreError> {
-        let g = self.inner.read().map_err(poisoned)?;
-        Ok(g.index
-            .range((index_key.to_vec(), String::new())..)
-            .take_while(|(k, _)| k == index_key)
+    fn ids_with(&self, key: &[u8]) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .index
+            .range((key.to_vec(), String::new())..)
+            .take_while(|(k, _)| k == key)
             .map(|(_, id)| id.clone())
             .collect())
     }
 
     fn all_ids(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self
-            .inner
-            .read()
-            .map_err(poisoned)?
-            .objects
-            .keys()
-            .cloned()
-            .collect())
+        Ok(self.objects.keys().cloned().collect())
     }
 
-    fn allocate_ids(&self, n: u64) -> Result<u64, StoreError> {
-        let mut g = self.inner.write().map_err(poisoned)?;
-        let first = g.next_id + 1;
-        g.next_id += n;
+    fn value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.values.get(name).cloned())
+    }
+
+    fn values_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .values
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}
+
+/// A write transaction: changes go straight into the state, each with what undoes it.
+struct Logged<'a> {
+    state: &'a mut State,
+    undo: Vec<Undo>,
+}
+
+enum Undo {
+    Object(String, Option<Stored>),
+    Index(Vec<u8>, String, bool),
+    Value(String, Option<Vec<u8>>),
+}
+
+impl Logged<'_> {
+    fn roll_back(&mut self) {
+        while let Some(u) = self.undo.pop() {
+            match u {
+                Undo::Object(id, Some(s)) => {
+                    self.state.objects.insert(id, s);
+                }
+                Undo::Object(id, None) => {
+                    self.state.objects.remove(&id);
+                }
+                Undo::Index(k, id, true) => {
+                    self.state.index.insert((k, id));
+                }
+                Undo::Index(k, id, false) => {
+                    self.state.index.remove(&(k, id));
+                }
+                Undo::Value(name, Some(v)) => {
+                    self.state.values.insert(name, v);
+                }
+                Undo::Value(name, None) => {
+                    self.state.values.remove(&name);
+                }
+            }
+        }
+    }
+}
+
+impl ReadTxn for Logged<'_> {
+    fn object(&self, id: &str) -> Result<Option<Stored>, StoreError> {
+        self.state.object(id)
+    }
+
+    fn ids_with(&self, key: &[u8]) -> Result<Vec<String>, StoreError> {
+        self.state.ids_with(key)
+    }
+
+    fn all_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.state.all_ids()
+    }
+
+    fn value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.state.value(name)
+    }
+
+    fn values_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.state.values_with_prefix(prefix)
+    }
+}
+
+impl WriteTxn for Logged<'_> {
+    fn put_object(&mut self, id: &str, stored: &Stored) -> Result<(), StoreError> {
+        let old = self.state.objects.insert(id.to_owned(), stored.clone());
+        self.undo.push(Undo::Object(id.to_owned(), old));
+        Ok(())
+    }
+
+    fn delete_object(&mut self, id: &str) -> Result<(), StoreError> {
+        let old = self.state.objects.remove(id);
+        self.undo.push(Undo::Object(id.to_owned(), old));
+        Ok(())
+    }
+
+    fn add_index(&mut self, key: &[u8], id: &str) -> Result<(), StoreError> {
+        if self.state.index.insert((key.to_vec(), id.to_owned())) {
+            self.undo
+                .push(Undo::Index(key.to_vec(), id.to_owned(), false));
+        }
+        Ok(())
+    }
+
+    fn remove_index(&mut self, key: &[u8], id: &str) -> Result<(), StoreError> {
+        if self.state.index.remove(&(key.to_vec(), id.to_owned())) {
+            self.undo
+                .push(Undo::Index(key.to_vec(), id.to_owned(), true));
+        }
+        Ok(())
+    }
+
+    fn put_value(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        let old = self.state.values.insert(name.to_owned(), value.to_vec());
+        self.undo.push(Undo::Value(name.to_owned(), old));
+        Ok(())
+    }
+
+    fn delete_value(&mut self, name: &str) -> Result<(), StoreError> {
+        let old = self.state.values.remove(name);
+        self.undo.push(Undo::Value(name.to_owned(), old));
+        Ok(())
+    }
+}
+
+impl Engine for MemoryEngine {
+    fn read(
+        &self,
+        f: &mut dyn FnMut(&dyn ReadTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let g = self.state.read().map_err(poisoned)?;
+        f(&*g)
+    }
+
+    fn write(
+        &self,
+        f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        // readers wait for the whole transaction: they never see part of it
+        let mut g = self.state.write().map_err(poisoned)?;
+        let mut tx = Logged {
+            state: &mut g,
+            undo: Vec::new(),
+        };
+        let out = f(&mut tx);
+        if out.is_err() {
+            tx.roll_back();
+        }
+        out
+    }
+
+    fn reserve_ids(&self, n: u64) -> Result<u64, StoreError> {
+        let mut last = self.ids.lock().map_err(poisoned)?;
+        let first = *last + 1;
+        *last += n;
         Ok(first)
     }
 }

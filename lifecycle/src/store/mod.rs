@@ -1,20 +1,29 @@
-//! The store: records of managed objects behind a small trait, with a redb backend (the
-//! default, one file) and an in-memory one for tests. Both keep the same secondary indexes, so
-//! that finding objects by an indexed attribute reads only the matching records.
+//! The store: records of managed objects behind a small trait ([`Store`]), which one record
+//! layer ([`Records`]) implements over any [`Engine`]: redb (the default, one file), memory
+//! (tests and tools), and a fault injector for tests. The record layer holds the rules (the
+//! indexes that let a search read only matching records, revisions for conflict checks, the
+//! name rule, identifier blocks, group commit); an engine only stores bytes in transactions.
 //!
 //! A record holds the object's metadata in clear and its material sealed by the core; the
 //! store never sees plaintext key bytes.
 
 pub mod backup;
+pub mod engine;
+pub mod faulty;
 mod memory;
 mod overlay;
+mod postgres;
 mod record;
+mod records;
 mod redb_store;
 
-pub use memory::MemoryStore;
+pub use engine::Engine;
+pub use memory::{MemoryEngine, MemoryStore};
 pub use overlay::Overlay;
+pub use postgres::{PostgresEngine, PostgresStore};
 pub use record::{index_key, index_keys, item_index_key, Record, GRANTEE, OWNER};
-pub use redb_store::RedbStore;
+pub use records::Records;
+pub use redb_store::{RedbEngine, RedbStore};
 
 use thiserror::Error;
 
@@ -47,16 +56,17 @@ pub enum StoreError {
     Conflict(String),
 }
 
-/// A fingerprint of a record's stored bytes: equal fingerprints, the same record.
-pub fn fingerprint(bytes: &[u8]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
+/// What a commit expects to find as its transaction read it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expect {
+    /// The record at this revision (`None`: absent).
+    Record(String, Option<u64>),
+    /// The named value with these bytes (`None`: absent).
+    Value(String, Option<Vec<u8>>),
 }
 
-/// What a commit expects to find: the record it read, by its fingerprint (`None`: absent).
-pub type Expected = Vec<(String, Option<u64>)>;
+/// What a commit expects to find: everything it read and then changed.
+pub type Expected = Vec<Expect>;
 
 /// One change of a transaction.
 #[derive(Clone, Debug)]
@@ -65,6 +75,10 @@ pub enum Change {
     Put(Record),
     /// Remove the record with this identifier.
     Delete(String),
+    /// Set a named value.
+    PutValue(String, Vec<u8>),
+    /// Remove a named value.
+    DeleteValue(String),
 }
 
 /// The storage interface. Every method is one transaction: [`Store::commit`] applies all of
@@ -77,25 +91,27 @@ pub trait Store: Send + Sync {
     fn peek(&self, id: &str) -> Result<Option<Record>, StoreError> {
         self.get(id)
     }
-    /// The record and the [`fingerprint`] of its stored form, for [`Store::commit_if`].
-    fn get_versioned(&self, id: &str) -> Result<Option<(Record, u64)>, StoreError> {
-        Ok(self.get(id)?.map(|r| {
-            let f = fingerprint(&r.encode());
-            (r, f)
-        }))
-    }
+    /// The record and its revision, for [`Store::commit_if`].
+    fn get_versioned(&self, id: &str) -> Result<Option<(Record, u64)>, StoreError>;
     /// Apply `changes`, all or none, durably.
     fn commit(&self, changes: Vec<Change>) -> Result<(), StoreError> {
         self.commit_if(Vec::new(), changes)
     }
-    /// [`Store::commit`] if every record in `expected` is still as it was read, else
-    /// [`StoreError::Conflict`] and nothing is written: a read-modify-write that raced
+    /// [`Store::commit`] if every record and value in `expected` is still as it was read,
+    /// else [`StoreError::Conflict`] and nothing is written: a read-modify-write that raced
     /// another writer of the same object loses nothing, it is refused (and retried).
     fn commit_if(&self, expected: Expected, changes: Vec<Change>) -> Result<(), StoreError>;
     /// Identifiers whose record has this index key (see [`index_keys`]), in no order.
     fn lookup(&self, index_key: &[u8]) -> Result<Vec<String>, StoreError>;
+    /// Identifiers filed under every key of `all` and, when `any` is given, under one of its
+    /// keys at least; with neither, every identifier (see [`engine::ReadTxn::search`]).
+    fn search(&self, all: &[Vec<u8>], any: Option<&[Vec<u8>]>) -> Result<Vec<String>, StoreError>;
     /// Every identifier, in no order.
     fn all_ids(&self) -> Result<Vec<String>, StoreError>;
+    /// A named value.
+    fn value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every named value whose name starts with `prefix`, in name order.
+    fn values_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Reserve `n` consecutive new identifiers and return the first.
     fn allocate_ids(&self, n: u64) -> Result<u64, StoreError>;
     /// Whether a Name may belong to only one of an owner's objects not destroyed (the server
@@ -103,6 +119,10 @@ pub trait Store: Send + Sync {
     /// other identities' names). A store that enforces it refuses, with
     /// [`StoreError::NameTaken`], a commit that would break it.
     fn names_unique(&self) -> bool {
+        false
+    }
+    /// Whether its calls wait on a network (see [`Engine::remote`]).
+    fn remote(&self) -> bool {
         false
     }
     /// Write a backup of every record, as of one committed state, into the new file `out`
@@ -116,5 +136,5 @@ pub trait Store: Send + Sync {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod suite;
+#[doc(hidden)]
+pub mod suite;

@@ -2,18 +2,26 @@
 //! until [`Overlay::flush`] commits them all in one transaction. It makes a KMIP batch atomic
 //! (Batch Error Continuation Option Undo).
 
-use super::{index_keys, Change, Expected, Record, Store, StoreError};
+use super::{index_keys, Change, Expect, Expected, Record, Store, StoreError};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A store that holds its changes back over a base store until [`Overlay::flush`].
 pub struct Overlay {
     base: Arc<dyn Store>,
+    held: Mutex<Held>,
+}
+
+#[derive(Default)]
+struct Held {
     /// Identifier -> the record as it will be, or `None` for a deletion.
-    pending: Mutex<BTreeMap<String, Option<Record>>>,
-    /// Identifier -> the fingerprint of the base's record when first read (`None`: absent):
-    /// what the commit expects still to find.
-    read: Mutex<HashMap<String, Option<u64>>>,
+    records: BTreeMap<String, Option<Record>>,
+    /// Name -> the value as it will be, or `None` for a deletion.
+    values: BTreeMap<String, Option<Vec<u8>>>,
+    /// What was first read of each record and value: what the commit expects still to find
+    /// of those it changes.
+    read_records: HashMap<String, Option<u64>>,
+    read_values: HashMap<String, Option<Vec<u8>>>,
 }
 
 impl Overlay {
@@ -21,46 +29,56 @@ impl Overlay {
     pub fn new(base: Arc<dyn Store>) -> Overlay {
         Overlay {
             base,
-            pending: Mutex::new(BTreeMap::new()),
-            read: Mutex::new(HashMap::new()),
+            held: Mutex::default(),
         }
     }
 
-    fn pending(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, Option<Record>>>, StoreError> {
-        self.pending
+    fn held(&self) -> Result<MutexGuard<'_, Held>, StoreError> {
+        self.held
             .lock()
             .map_err(|_| StoreError::Backend("lock poisoned".into()))
     }
 
     /// Whether anything waits to be committed.
     pub fn is_empty(&self) -> bool {
-        self.pending().map(|p| p.is_empty()).unwrap_or(false)
+        self.held()
+            .map(|h| h.records.is_empty() && h.values.is_empty())
+            .unwrap_or(false)
     }
 
     /// Commit every held-back change in one transaction of the base store, and hold nothing back.
     pub fn flush(&self) -> Result<(), StoreError> {
-        let pending = std::mem::take(&mut *self.pending()?);
-        if pending.is_empty() {
+        let mut h = self.held()?;
+        let records = std::mem::take(&mut h.records);
+        let values = std::mem::take(&mut h.values);
+        if records.is_empty() && values.is_empty() {
             return Ok(());
         }
-        let read = self
-            .read
-            .lock()
-            .map_err(|_| StoreError::Backend("lock poisoned".into()))?;
-        let expected: Expected = pending
+        let mut expected: Expected = records
             .keys()
-            .filter_map(|id| read.get(id).map(|f| (id.clone(), *f)))
+            .filter_map(|id| {
+                h.read_records
+                    .get(id)
+                    .map(|r| Expect::Record(id.clone(), *r))
+            })
             .collect();
-        drop(read);
-        let changes: Vec<Change> = pending
+        expected.extend(values.keys().filter_map(|name| {
+            h.read_values
+                .get(name)
+                .map(|v| Expect::Value(name.clone(), v.clone()))
+        }));
+        drop(h);
+        let mut changes: Vec<Change> = records
             .into_iter()
             .map(|(id, r)| match r {
                 Some(r) => Change::Put(r),
                 None => Change::Delete(id),
             })
             .collect();
+        changes.extend(values.into_iter().map(|(name, v)| match v {
+            Some(v) => Change::PutValue(name, v),
+            None => Change::DeleteValue(name),
+        }));
         self.base.commit_if(expected, changes)
     }
 }
@@ -68,6 +86,10 @@ impl Overlay {
 impl Store for Overlay {
     fn names_unique(&self) -> bool {
         self.base.names_unique()
+    }
+
+    fn remote(&self) -> bool {
+        self.base.remote()
     }
 
     /// The base's committed state: a backup holds nothing a message has not committed.
@@ -80,21 +102,19 @@ impl Store for Overlay {
     }
 
     fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
-        if let Some(r) = self.pending()?.get(id) {
+        if let Some(r) = self.held()?.records.get(id) {
             return Ok(r.clone());
         }
         let got = self.base.get_versioned(id)?;
-        let mut read = self
-            .read
-            .lock()
-            .map_err(|_| StoreError::Backend("lock poisoned".into()))?;
-        read.entry(id.to_owned())
-            .or_insert(got.as_ref().map(|(_, f)| *f));
+        self.held()?
+            .read_records
+            .entry(id.to_owned())
+            .or_insert(got.as_ref().map(|(_, rev)| *rev));
         Ok(got.map(|(r, _)| r))
     }
 
     fn peek(&self, id: &str) -> Result<Option<Record>, StoreError> {
-        if let Some(r) = self.pending()?.get(id) {
+        if let Some(r) = self.held()?.records.get(id) {
             return Ok(r.clone());
         }
         self.base.peek(id)
@@ -107,14 +127,20 @@ impl Store for Overlay {
 
     /// Changes of the same message (a nested, undoable batch): nothing to race with.
     fn commit_if(&self, _expected: Expected, changes: Vec<Change>) -> Result<(), StoreError> {
-        let mut p = self.pending()?;
+        let mut h = self.held()?;
         for c in changes {
             match c {
                 Change::Put(r) => {
-                    p.insert(r.id.clone(), Some(r));
+                    h.records.insert(r.id.clone(), Some(r));
                 }
                 Change::Delete(id) => {
-                    p.insert(id, None);
+                    h.records.insert(id, None);
+                }
+                Change::PutValue(name, v) => {
+                    h.values.insert(name, Some(v));
+                }
+                Change::DeleteValue(name) => {
+                    h.values.insert(name, None);
                 }
             }
         }
@@ -122,16 +148,22 @@ impl Store for Overlay {
     }
 
     fn lookup(&self, index_key: &[u8]) -> Result<Vec<String>, StoreError> {
-        let p = self.pending()?;
+        self.search(&[index_key.to_vec()], None)
+    }
+
+    fn search(&self, all: &[Vec<u8>], any: Option<&[Vec<u8>]>) -> Result<Vec<String>, StoreError> {
+        let h = self.held()?;
         let mut ids: Vec<String> = self
             .base
-            .lookup(index_key)?
+            .search(all, any)?
             .into_iter()
-            .filter(|id| !p.contains_key(id))
+            .filter(|id| !h.records.contains_key(id))
             .collect();
-        for (id, r) in p.iter() {
+        for (id, r) in h.records.iter() {
             if let Some(r) = r {
-                if index_keys(r).iter().any(|k| k == index_key) {
+                let keys = index_keys(r);
+                let has = |k: &Vec<u8>| keys.contains(k);
+                if all.iter().all(has) && any.is_none_or(|any| any.iter().any(has)) {
                     ids.push(id.clone());
                 }
             }
@@ -140,19 +172,32 @@ impl Store for Overlay {
     }
 
     fn all_ids(&self) -> Result<Vec<String>, StoreError> {
-        let p = self.pending()?;
-        let mut ids: Vec<String> = self
-            .base
-            .all_ids()?
-            .into_iter()
-            .filter(|id| !p.contains_key(id))
-            .collect();
-        ids.extend(
-            p.iter()
-                .filter(|(_, r)| r.is_some())
-                .map(|(id, _)| id.clone()),
-        );
-        Ok(ids)
+        self.search(&[], None)
+    }
+
+    fn value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(v) = self.held()?.values.get(name) {
+            return Ok(v.clone());
+        }
+        let got = self.base.value(name)?;
+        self.held()?
+            .read_values
+            .entry(name.to_owned())
+            .or_insert(got.clone());
+        Ok(got)
+    }
+
+    fn values_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let h = self.held()?;
+        let mut out: BTreeMap<String, Vec<u8>> =
+            self.base.values_with_prefix(prefix)?.into_iter().collect();
+        for (name, v) in h.values.iter().filter(|(n, _)| n.starts_with(prefix)) {
+            match v {
+                Some(v) => out.insert(name.clone(), v.clone()),
+                None => out.remove(name),
+            };
+        }
+        Ok(out.into_iter().collect())
     }
 
     fn allocate_ids(&self, n: u64) -> Result<u64, StoreError> {

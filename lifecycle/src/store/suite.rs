@@ -1,4 +1,6 @@
-//! One test suite for every backend.
+//! One test suite for every engine: memory, redb and the fault injector here, PostgreSQL from
+//! the interop tests (which start a database). Public so that they can run it.
+#![allow(clippy::unwrap_used, missing_docs)]
 
 use super::*;
 use crate::state::State;
@@ -39,7 +41,16 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-pub(crate) fn run(store: &dyn Store) {
+/// The whole suite, on a store over a fresh engine made by `fresh` (every call an empty one).
+pub fn run_all<S: Store>(fresh: &dyn Fn(bool) -> S) {
+    run(&fresh(false));
+    conflicts(&fresh(false));
+    values(&fresh(false));
+    names(&fresh(true));
+    search(&fresh(false));
+}
+
+pub fn run(store: &dyn Store) {
     assert_eq!(store.get("1").unwrap(), None);
     let first = store.allocate_ids(2).unwrap();
     assert_eq!(store.allocate_ids(1).unwrap(), first + 2);
@@ -85,9 +96,211 @@ pub(crate) fn run(store: &dyn Store) {
     );
 }
 
+/// A read-modify-write that raced another writer is refused, and nothing of it is written.
+pub fn conflicts(store: &dyn Store) {
+    let id = store.allocate_ids(1).unwrap().to_string();
+    assert_eq!(store.get_versioned(&id).unwrap(), None);
+    store
+        .commit_if(
+            vec![Expect::Record(id.clone(), None)],
+            vec![Change::Put(record(&id, "c", State::PreActive))],
+        )
+        .unwrap();
+    let (r, rev) = store.get_versioned(&id).unwrap().unwrap();
+    // a second creation of the same identifier expects it absent: refused
+    let again = store.commit_if(
+        vec![Expect::Record(id.clone(), None)],
+        vec![Change::Put(r.clone())],
+    );
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    // two writers read the same revision; the first wins, the second is refused
+    let mut first = r.clone();
+    first.state = State::Active;
+    store
+        .commit_if(
+            vec![Expect::Record(id.clone(), Some(rev))],
+            vec![Change::Put(first.clone())],
+        )
+        .unwrap();
+    let mut second = r.clone();
+    second.attributes[0] = name("lost");
+    let other = store.allocate_ids(1).unwrap().to_string();
+    let late = store.commit_if(
+        vec![Expect::Record(id.clone(), Some(rev))],
+        vec![
+            Change::Put(record(&other, "side", State::Active)),
+            Change::Put(second),
+        ],
+    );
+    assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
+    assert_eq!(store.get(&id).unwrap(), Some(first));
+    assert_eq!(store.get(&other).unwrap(), None, "all or nothing");
+    assert!(store
+        .lookup(&record::index_key(tag::NAME, b"side"))
+        .unwrap()
+        .is_empty());
+    let (_, rev2) = store.get_versioned(&id).unwrap().unwrap();
+    assert_ne!(rev, rev2, "every write moves the revision");
+}
+
+/// Named values: set, read, listed by prefix, removed, and checked like records.
+pub fn values(store: &dyn Store) {
+    assert_eq!(store.value("q/1").unwrap(), None);
+    store
+        .commit(vec![
+            Change::PutValue("q/1".into(), b"one".to_vec()),
+            Change::PutValue("q/2".into(), b"two".to_vec()),
+            Change::PutValue("r/1".into(), b"other".to_vec()),
+        ])
+        .unwrap();
+    assert_eq!(store.value("q/1").unwrap().as_deref(), Some(&b"one"[..]));
+    let listed: Vec<String> = store
+        .values_with_prefix("q/")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(listed, vec!["q/1", "q/2"]);
+    let stale = store.commit_if(
+        vec![Expect::Value("q/1".into(), Some(b"uno".to_vec()))],
+        vec![Change::DeleteValue("q/1".into())],
+    );
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    store
+        .commit_if(
+            vec![Expect::Value("q/1".into(), Some(b"one".to_vec()))],
+            vec![Change::DeleteValue("q/1".into())],
+        )
+        .unwrap();
+    assert_eq!(store.value("q/1").unwrap(), None);
+}
+
+/// The name rule, on a store made with unique names: within one owner's live objects.
+pub fn names(store: &dyn Store) {
+    assert!(store.names_unique());
+    let ids: Vec<String> = (0..4)
+        .map(|_| store.allocate_ids(1).unwrap().to_string())
+        .collect();
+    store
+        .commit(vec![Change::Put(record(&ids[0], "n", State::Active))])
+        .unwrap();
+    let taken = store.commit(vec![Change::Put(record(&ids[1], "n", State::Active))]);
+    assert!(matches!(taken, Err(StoreError::NameTaken(_))), "{taken:?}");
+    assert_eq!(store.get(&ids[1]).unwrap(), None);
+    // another owner's name is not taken
+    let mut theirs = record(&ids[1], "n", State::Active);
+    theirs.owner = Some("carol".into());
+    store.commit(vec![Change::Put(theirs)]).unwrap();
+    // a destroyed object's name is free again
+    let mut gone = record(&ids[0], "n", State::Destroyed);
+    gone.sealed = None;
+    store.commit(vec![Change::Put(gone)]).unwrap();
+    store
+        .commit(vec![Change::Put(record(&ids[2], "n", State::Active))])
+        .unwrap();
+    // a name moving from one record to another in one commit (Re-key) is no clash
+    let mut old = record(&ids[2], "old", State::Active);
+    old.attributes[0] = name("renamed-away");
+    store
+        .commit(vec![
+            Change::Put(old),
+            Change::Put(record(&ids[3], "n", State::Active)),
+        ])
+        .unwrap();
+}
+
+/// Searches intersect index keys, and cut to the keys of `any`.
+pub fn search(store: &dyn Store) {
+    let ids: Vec<String> = (0..3)
+        .map(|_| store.allocate_ids(1).unwrap().to_string())
+        .collect();
+    let mut a = record(&ids[0], "s", State::Active);
+    let mut b = record(&ids[1], "s", State::Active);
+    let c = record(&ids[2], "t", State::Active);
+    a.owner = Some("dave".into());
+    b.grants = vec![];
+    b.owner = Some("erin".into());
+    store
+        .commit(vec![Change::Put(a), Change::Put(b), Change::Put(c)])
+        .unwrap();
+    let s = record::index_key(tag::NAME, b"s");
+    let sym = record::index_key(
+        tag::OBJECT_TYPE,
+        &enums::object_type::SYMMETRIC_KEY.to_be_bytes(),
+    );
+    let dave = record::index_key(record::OWNER, b"dave");
+    let bob = record::index_key(record::GRANTEE, b"bob");
+    assert_eq!(
+        sorted(store.search(&[s.clone(), sym.clone()], None).unwrap()),
+        sorted(vec![ids[0].clone(), ids[1].clone()])
+    );
+    assert_eq!(
+        sorted(
+            store
+                .search(std::slice::from_ref(&s), Some(&[dave, bob]))
+                .unwrap()
+        ),
+        vec![ids[0].clone()],
+        "erin's object is neither dave's nor granted to bob"
+    );
+    assert!(store.search(&[s], Some(&[])).unwrap().is_empty());
+    assert_eq!(
+        store.search(&[], None).unwrap().len(),
+        store.all_ids().unwrap().len()
+    );
+}
+
+/// A write that fails at any point leaves the store as a whole commit or none: the index
+/// agrees with the records.
+#[cfg(test)]
+fn faults() {
+    use super::faulty::{Fault, Faulty};
+    let store = Records::over(Faulty::new(MemoryEngine::default()));
+    let by_name = |n: &str| {
+        store
+            .lookup(&record::index_key(tag::NAME, n.as_bytes()))
+            .unwrap()
+    };
+    for (n, fault) in [Fault::Before, Fault::Midway, Fault::After]
+        .into_iter()
+        .enumerate()
+    {
+        let id = store.allocate_ids(1).unwrap().to_string();
+        let label = format!("f{n}");
+        store.engine().fail_write(0, fault);
+        let out = store.commit(vec![Change::Put(record(&id, &label, State::Active))]);
+        assert!(out.is_err(), "{fault:?}");
+        let present = store.get(&id).unwrap().is_some();
+        assert_eq!(present, fault == Fault::After, "{fault:?}");
+        assert_eq!(by_name(&label).len(), usize::from(present), "{fault:?}");
+    }
+    store.engine().fail_reads(1);
+    assert!(store.get("1").is_err());
+    assert!(store.get("1").is_ok(), "one read failed, the next succeeds");
+    // the rest of the suite still holds over the injector when it injects nothing
+    run_all(&|unique| Records::over(Faulty::new(MemoryEngine::default())).unique_names(unique));
+}
+
+#[test]
+fn fault_injecting_engine() {
+    faults();
+}
+
 #[test]
 fn memory_backend() {
-    run(&MemoryStore::new());
+    run_all(&|unique| MemoryStore::new().unique_names(unique));
+}
+
+#[test]
+fn redb_every_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicU32::new(0);
+    run_all(&|unique| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        RedbStore::open(&dir.path().join(format!("{i}.redb")))
+            .unwrap()
+            .unique_names(unique)
+    });
 }
 
 #[test]

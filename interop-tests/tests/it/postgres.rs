@@ -1,0 +1,473 @@
+//! Stateless server nodes over one PostgreSQL database (`--store postgres://...`), each test
+//! with a PostgreSQL cluster of its own: the store suite on PostgreSQL; two nodes seeing each
+//! other's writes at once, concurrent writers, a revoke on one node stopping use on the other,
+//! names unique across nodes; a node with another master key refused; the database gone and
+//! back; a node killed; a primary killed and its synchronous standby promoted.
+
+use interop_tests::kmip::*;
+use interop_tests::pg::Postgres;
+use interop_tests::ServerProcess;
+use kmip_client::Client;
+use kmip_codec::message::{Bytes, Enum, Req};
+use kmip_codec::ops::*;
+use kmip_codec::vocab::enums::{
+    block_cipher_mode as bcm, object_type as ot, operation as op, result_reason as rr,
+};
+use kmip_codec::vocab::tag;
+use kmip_codec::{Ttlv, Value};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A first node over the database at `url`: it makes the master key and the TLS material.
+fn first_node(url: &str, extra: &[&str]) -> ServerProcess {
+    let mut args = vec!["--store", url, "--node-name", "node-a"];
+    args.extend_from_slice(extra);
+    ServerProcess::start(&args)
+}
+
+/// Copy what a node needs from another to join it: the master key (the same custody) and the
+/// TLS material (one CA, one server certificate, as behind one balancer), nothing else.
+fn joining_dir(from: &ServerProcess, with_master_key: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    if with_master_key {
+        for f in ["master.key", "master.check"] {
+            let src = from.data_dir.path().join(f);
+            if src.exists() {
+                std::fs::copy(&src, dir.path().join(f)).expect("copy the master key");
+            }
+        }
+    }
+    copy_dir(&from.tls_dir(), &dir.path().join("tls"));
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read tls dir") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
+    }
+}
+
+fn node(from: &ServerProcess, url: &str, name: &str, extra: &[&str]) -> ServerProcess {
+    let mut args = vec!["--store", url, "--node-name", name];
+    args.extend_from_slice(extra);
+    ServerProcess::try_start_in(joining_dir(from, true), &args)
+        .unwrap_or_else(|(_, log)| panic!("node {name} did not start: {log}"))
+}
+
+/// A Create of an AES-128 key with `extra` attributes.
+fn aes128(extra: Vec<Ttlv>) -> CreateRequest {
+    let mut a = vec![
+        item(
+            tag::CRYPTOGRAPHIC_ALGORITHM,
+            Value::Enumeration(kmip_codec::vocab::enums::cryptographic_algorithm::AES),
+        ),
+        item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(128)),
+    ];
+    a.extend(extra);
+    CreateRequest {
+        object_type: Req(Enum(ot::SYMMETRIC_KEY)),
+        attributes: attributes(a),
+        ..Default::default()
+    }
+}
+
+fn usable_aes(c: &mut Client) -> String {
+    let id = create_aes(c, 256, vec![mask(0x0C)]);
+    activate(c, &id);
+    id
+}
+
+fn encrypt(c: &mut Client, id: &str) -> Result<EncryptResponse, kmip_client::ClientError> {
+    c.op(
+        op::ENCRYPT,
+        &EncryptRequest {
+            unique_identifier: uid(id),
+            cryptographic_parameters: Some(Ttlv::structure(
+                tag::CRYPTOGRAPHIC_PARAMETERS,
+                vec![item(tag::BLOCK_CIPHER_MODE, Value::Enumeration(bcm::ECB))],
+            )),
+            data: Some(Bytes(vec![0; 16])),
+            ..Default::default()
+        },
+    )
+}
+
+fn revoke(c: &mut Client, id: &str) {
+    let _: RevokeResponse = c
+        .op(
+            op::REVOKE,
+            &RevokeRequest {
+                unique_identifier: uid(id),
+                revocation_reason: Req(Ttlv::structure(
+                    tag::REVOCATION_REASON,
+                    vec![item(tag::REVOCATION_REASON_CODE, Value::Enumeration(5))],
+                )),
+                ..Default::default()
+            },
+        )
+        .expect("Revoke");
+}
+
+fn material_of(c: &mut Client, id: &str) -> Vec<u8> {
+    let obj = get_object(c, id, None).unwrap_or_else(|e| panic!("Get {id}: {e}"));
+    key_material(&obj)
+        .1
+        .as_bytes()
+        .expect("raw key material")
+        .to_vec()
+}
+
+fn locate_all(c: &mut Client) -> Vec<String> {
+    let r: LocateResponse = c.op(op::LOCATE, &LocateRequest::default()).expect("Locate");
+    r.unique_identifier
+}
+
+#[test]
+fn the_store_suite_runs_on_postgres() {
+    let pg = Postgres::start(&[]);
+    let n = AtomicU32::new(0);
+    lifecycle::store::suite::run_all(&|unique| {
+        let i = n.fetch_add(1, Ordering::Relaxed);
+        let url = pg.new_database(&format!("suite{i}"));
+        lifecycle::store::PostgresStore::connect(&url, Duration::from_secs(5))
+            .expect("connect")
+            .unique_names(unique)
+    });
+}
+
+/// Two nodes, one database: what one acknowledged the other sees at once, in both
+/// directions; a key revoked through one cannot be used through the other; writers on both
+/// nodes at once get unique identifiers and lose nothing.
+#[test]
+fn two_nodes_serve_one_database() {
+    let pg = Postgres::start(&[]);
+    let url = pg.new_database("kmip");
+    let a = first_node(&url, &[]);
+    let b = node(&a, &url, "node-b", &[]);
+    let (mut ca, mut cb) = (a.client("admin"), b.client("admin"));
+
+    // read after write, both ways
+    let k1 = create_aes(&mut ca, 256, vec![]);
+    let k2 = create_aes(&mut cb, 128, vec![]);
+    assert_ne!(k1, k2, "identifiers are unique across nodes");
+    assert_eq!(material_of(&mut cb, &k1), material_of(&mut ca, &k1));
+    assert_eq!(material_of(&mut ca, &k2).len(), 16);
+
+    // revoke on one node, use on the other
+    let k = usable_aes(&mut ca);
+    encrypt(&mut cb, &k).expect("an active key encrypts on the other node");
+    revoke(&mut ca, &k);
+    let e = encrypt(&mut cb, &k).expect_err("a revoked key is not used, on any node");
+    assert_eq!(e.reason(), Some(rr::WRONG_KEY_LIFECYCLE_STATE), "{e}");
+
+    // concurrent writers on both nodes
+    let made = Arc::new(Mutex::new(Vec::new()));
+    std::thread::scope(|s| {
+        for server in [&a, &b] {
+            for _ in 0..3 {
+                let made = made.clone();
+                s.spawn(move || {
+                    let mut c = server.client("admin");
+                    for _ in 0..20 {
+                        let id = create_aes(&mut c, 128, vec![]);
+                        let m = material_of(&mut c, &id);
+                        made.lock().unwrap().push((id, m));
+                    }
+                });
+            }
+        }
+    });
+    let made = made.lock().unwrap().clone();
+    let mut ids: Vec<&String> = made.iter().map(|(id, _)| id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 120, "every Create got its own identifier");
+    assert_keys_intact(&mut ca, &made);
+    assert_keys_intact(&mut cb, &made);
+    let (on_a, on_b) = (locate_all(&mut ca), locate_all(&mut cb));
+    assert_eq!(on_a.len(), 123);
+    assert_eq!(
+        {
+            let mut x = on_a.clone();
+            x.sort();
+            x
+        },
+        {
+            let mut x = on_b.clone();
+            x.sort();
+            x
+        }
+    );
+    // each node keeps an audit chain of its own, with its name in every record
+    let audit = std::fs::read_to_string(b.data_dir.path().join("audit.jsonl")).unwrap();
+    assert!(audit.contains("\"node\":\"node-b\""), "{audit:.400}");
+    a.assert_audit_chain();
+    b.assert_audit_chain();
+}
+
+/// A read-modify-write on both nodes at once (attributes added to one object): none lost.
+#[test]
+fn concurrent_changes_of_one_object_on_two_nodes_lose_nothing() {
+    let pg = Postgres::start(&[]);
+    let url = pg.new_database("kmip");
+    let a = first_node(&url, &[]);
+    let b = node(&a, &url, "node-b", &[]);
+    let id = create_aes(&mut a.client("admin"), 128, vec![]);
+    std::thread::scope(|s| {
+        for (n, server) in [&a, &b].into_iter().enumerate() {
+            let id = id.clone();
+            s.spawn(move || {
+                let mut c = server.client("admin");
+                for i in 0..25 {
+                    let _: AddAttributeResponse = c
+                        .op(
+                            op::ADD_ATTRIBUTE,
+                            &AddAttributeRequest {
+                                unique_identifier: uid(&id),
+                                new_attribute: Some(Ttlv::structure(
+                                    tag::NEW_ATTRIBUTE,
+                                    vec![name(&format!("n{n}-{i}"))],
+                                )),
+                                ..Default::default()
+                            },
+                        )
+                        .expect("Add Attribute");
+                }
+            });
+        }
+    });
+    let names = get_attributes(&mut b.client("admin"), &id)
+        .into_iter()
+        .filter(|a| a.tag == tag::NAME)
+        .count();
+    assert_eq!(names, 50, "every acknowledged Add Attribute is there");
+}
+
+/// `--unique-names` across nodes: the same name registered through both nodes at once is
+/// taken once.
+#[test]
+fn names_stay_unique_across_nodes() {
+    let pg = Postgres::start(&[]);
+    let url = pg.new_database("kmip");
+    let a = first_node(&url, &["--unique-names"]);
+    let b = node(&a, &url, "node-b", &["--unique-names"]);
+    for round in 0..10 {
+        let won = AtomicU32::new(0);
+        std::thread::scope(|s| {
+            for server in [&a, &b] {
+                let won = &won;
+                s.spawn(move || {
+                    let mut c = server.client("admin");
+                    let r: Result<CreateResponse, _> =
+                        c.op(op::CREATE, &aes128(vec![name(&format!("shared-{round}"))]));
+                    match r {
+                        Ok(_) => {
+                            won.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            assert_eq!(e.reason(), Some(rr::NON_UNIQUE_NAME_ATTRIBUTE), "{e}")
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(won.into_inner(), 1, "round {round}: one node's Create wins");
+    }
+}
+
+/// A node whose master key is not the one the database was set up with is refused, says
+/// why, and exits non-zero.
+#[test]
+fn a_node_with_another_master_key_does_not_start() {
+    let pg = Postgres::start(&[]);
+    let url = pg.new_database("kmip");
+    let a = first_node(&url, &[]);
+    let _ = create_aes(&mut a.client("admin"), 128, vec![]);
+    let args = ["--store", url.as_str()];
+    let (_, log) = ServerProcess::try_start_in(joining_dir(&a, false), &args)
+        .err()
+        .expect("a node with its own master key is refused");
+    assert!(log.contains("another master key"), "{log}");
+    assert!(!log.contains("listening"), "{log}");
+}
+
+/// A database that is not there at start: a clear error after the bounded retries, and a
+/// non-zero exit; the password of the URL is never printed.
+#[test]
+fn an_unreachable_database_at_start_is_a_clear_error() {
+    let port = interop_tests::free_port();
+    let url = format!("postgres://kmip:hunter2secret@127.0.0.1:{port}/kmip");
+    let started = Instant::now();
+    let (_, log) = ServerProcess::try_start_in(
+        tempfile::tempdir().unwrap(),
+        &["--store", &url, "--store-connect-secs", "2"],
+    )
+    .err()
+    .expect("no database, no server");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(log.contains("PostgreSQL"), "{log}");
+    assert!(log.contains("trying again"), "{log}");
+    assert!(log.contains(&format!("127.0.0.1:{port}/kmip")), "{log}");
+    assert!(!log.contains("hunter2secret"), "{log}");
+}
+
+/// The database stops while the nodes serve: requests get a KMIP error, promptly, not a
+/// hang; once it is back, the same connections are served again within seconds.
+#[test]
+fn the_database_gone_and_back() {
+    let pg = Postgres::start(&[]);
+    let url = pg.new_database("kmip");
+    let a = first_node(&url, &[]);
+    let mut c = a.client("admin");
+    let before = create_aes(&mut c, 128, vec![]);
+    pg.pg_stop("immediate");
+    let started = Instant::now();
+    let e = get_object(&mut c, &before, None).expect_err("no database, no answer");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "answered in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        e.reason().is_some(),
+        "a KMIP error, not a dropped connection: {e}"
+    );
+    let r: Result<CreateResponse, _> = c.op(op::CREATE, &aes128(vec![]));
+    assert!(r.is_err(), "no write without the database");
+    pg.pg_start();
+    let back = Instant::now();
+    loop {
+        match get_object(&mut c, &before, None) {
+            Ok(_) => break,
+            Err(e) if back.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(200));
+                let _ = e;
+            }
+            Err(e) => panic!("not served again 10 s after the database came back: {e}"),
+        }
+    }
+    let _ = create_aes(&mut c, 128, vec![]);
+}
+
+/// Writers on two nodes; one node is killed with SIGKILL; everything either node
+/// acknowledged reads back through the survivor.
+#[test]
+fn a_node_killed_loses_nothing_acknowledged() {
+    let pg = Postgres::start(&[]);
+    let url = pg.new_database("kmip");
+    let a = first_node(&url, &[]);
+    let b = node(&a, &url, "node-b", &[]);
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for server in [&a, &b] {
+            let (acked, stop) = (acked.clone(), &stop);
+            s.spawn(move || {
+                let mut c = server.client("admin");
+                while !stop.load(Ordering::Relaxed) {
+                    let r: Result<CreateResponse, _> = c.op(op::CREATE, &aes128(vec![]));
+                    match r {
+                        Ok(r) => acked.lock().unwrap().push(r.unique_identifier.0),
+                        Err(_) => break,
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        std::process::Command::new("kill")
+            .args(["-KILL", &b.pid().to_string()])
+            .status()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::Relaxed);
+    });
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 20, "only {} writes", acked.len());
+    let mut c = a.client("admin");
+    for id in &acked {
+        get_object(&mut c, id, None).unwrap_or_else(|e| panic!("acknowledged {id} lost: {e}"));
+    }
+}
+
+/// A primary with a synchronous standby; nodes list both hosts with
+/// `target_session_attrs=read-write`. The primary is killed under load and the standby
+/// promoted: the nodes follow it, and no acknowledged write is lost.
+#[test]
+fn a_primary_killed_and_its_standby_promoted() {
+    let primary = Postgres::start(&["wal_level = replica"]);
+    primary.sql("postgres", "CREATE DATABASE kmip");
+    let standby = primary.standby();
+    // synchronous once the standby is there (before, every commit would wait for it); only
+    // the primary has it, so the promoted standby does not wait for a standby of its own
+    primary.sql(
+        "postgres",
+        "ALTER SYSTEM SET synchronous_standby_names = '*'",
+    );
+    primary.sql(
+        "postgres",
+        "ALTER SYSTEM SET synchronous_commit = remote_apply",
+    );
+    primary.sql("postgres", "SELECT pg_reload_conf()");
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/kmip?target_session_attrs=read-write&connect_timeout=2",
+        primary.port, standby.port
+    );
+    let a = first_node(&url, &[]);
+    let b = node(&a, &url, "node-b", &[]);
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let stop = AtomicBool::new(false);
+    let failed = AtomicU32::new(0);
+    std::thread::scope(|s| {
+        for server in [&a, &b] {
+            let (acked, stop, failed) = (acked.clone(), &stop, &failed);
+            s.spawn(move || {
+                let mut c = server.client("admin");
+                while !stop.load(Ordering::Relaxed) {
+                    let r: Result<CreateResponse, _> = c.op(op::CREATE, &aes128(vec![]));
+                    match r {
+                        Ok(r) => acked.lock().unwrap().push(r.unique_identifier.0),
+                        // during the failover: a KMIP error, and the connection goes on
+                        Err(_) => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        primary.kill();
+        standby.promote();
+        // writes resume on the promoted standby
+        let resumed = Instant::now();
+        let before = acked.lock().unwrap().len();
+        while acked.lock().unwrap().len() < before + 20
+            && resumed.elapsed() < Duration::from_secs(30)
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert!(
+            acked.lock().unwrap().len() >= before + 20,
+            "writes did not resume after the promotion ({} failed): node a: {}\nstandby: {}",
+            failed.load(Ordering::Relaxed),
+            a.log(),
+            standby.log()
+        );
+    });
+    let acked = acked.lock().unwrap().clone();
+    let mut c = b.client("admin");
+    for id in &acked {
+        get_object(&mut c, id, None)
+            .unwrap_or_else(|e| panic!("acknowledged {id} lost in the failover: {e}"));
+    }
+    eprintln!(
+        "{} writes acknowledged, {} failed during the failover",
+        acked.len(),
+        failed.load(Ordering::Relaxed)
+    );
+}

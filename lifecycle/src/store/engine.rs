@@ -1,0 +1,119 @@
+//! What a storage backend provides: explicit read and write transactions over three keyspaces
+//! (records by identifier with a revision, index entries, named values) and durable blocks of
+//! identifiers. Nothing here knows what a record means: encoding, index upkeep, the name rule
+//! and conflict checks live once, in [`super::Records`], over any engine.
+
+use super::StoreError;
+
+/// A record as an engine keeps it: its encoded bytes and the revision the record layer gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    /// The encoded record.
+    pub bytes: Vec<u8>,
+    /// Raised by one at every write of the record (1 for the first): a commit that expects
+    /// another revision lost a race.
+    pub revision: u64,
+}
+
+/// The reads of a transaction. A read transaction sees one committed state; a write
+/// transaction also sees its own writes.
+pub trait ReadTxn {
+    /// The record with this identifier.
+    fn object(&self, id: &str) -> Result<Option<Stored>, StoreError>;
+    /// The identifiers filed under this index key, in no order.
+    fn ids_with(&self, key: &[u8]) -> Result<Vec<String>, StoreError>;
+    /// The identifiers filed under every key of `all` and, when `any` is given, under at least
+    /// one of its keys: a Locate's narrowing, which a SQL engine runs as one query. The
+    /// default intersects [`ReadTxn::ids_with`] in memory, starting from the smallest set.
+    fn search(&self, all: &[Vec<u8>], any: Option<&[Vec<u8>]>) -> Result<Vec<String>, StoreError> {
+        let mut sets: Vec<std::collections::HashSet<String>> = Vec::new();
+        for k in all {
+            sets.push(self.ids_with(k)?.into_iter().collect());
+        }
+        if let Some(any) = any {
+            let mut union = std::collections::HashSet::new();
+            for k in any {
+                union.extend(self.ids_with(k)?);
+            }
+            sets.push(union);
+        }
+        sets.sort_by_key(|s| s.len());
+        let mut sets = sets.into_iter();
+        let Some(first) = sets.next() else {
+            return self.all_ids();
+        };
+        let rest: Vec<_> = sets.collect();
+        Ok(first
+            .into_iter()
+            .filter(|id| rest.iter().all(|s| s.contains(id)))
+            .collect())
+    }
+    /// Every record's identifier, in no order.
+    fn all_ids(&self) -> Result<Vec<String>, StoreError>;
+    /// A named value (the master key's check value, pending approvals, ...).
+    fn value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every named value whose name starts with `prefix`, in name order.
+    fn values_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+}
+
+/// The writes of a transaction: nothing is visible to others before the engine commits it.
+pub trait WriteTxn: ReadTxn {
+    /// Write a record (replacing any with its identifier).
+    fn put_object(&mut self, id: &str, stored: &Stored) -> Result<(), StoreError>;
+    /// Remove a record.
+    fn delete_object(&mut self, id: &str) -> Result<(), StoreError>;
+    /// File `id` under an index key.
+    fn add_index(&mut self, key: &[u8], id: &str) -> Result<(), StoreError>;
+    /// Remove `id` from under an index key.
+    fn remove_index(&mut self, key: &[u8], id: &str) -> Result<(), StoreError>;
+    /// Set a named value.
+    fn put_value(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Remove a named value.
+    fn delete_value(&mut self, name: &str) -> Result<(), StoreError>;
+}
+
+/// A storage backend.
+pub trait Engine: Send + Sync {
+    /// Run `f` in a read transaction.
+    fn read(
+        &self,
+        f: &mut dyn FnMut(&dyn ReadTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+    /// Run `f` in a write transaction and commit it durably, all of it or nothing. An engine
+    /// whose transactions can fail for reasons that retrying cures (a serialization failure
+    /// between nodes) runs `f` again in a new transaction: `f` reads what it depends on
+    /// inside the transaction, every time.
+    fn write(
+        &self,
+        f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+    /// Reserve `n` identifiers never handed out before, by this process or any other on the
+    /// same data, and return the first; durable before it returns.
+    fn reserve_ids(&self, n: u64) -> Result<u64, StoreError>;
+    /// Whether its calls wait on a network: the server then serves every message from its
+    /// blocking threads, never from the async workers.
+    fn remote(&self) -> bool {
+        false
+    }
+    /// A backup of one committed state (see [`super::backup`]).
+    fn backup(
+        &self,
+        _files: &[(&str, &[u8])],
+        _out: &std::path::Path,
+    ) -> Result<super::backup::Manifest, super::backup::BackupError> {
+        Err(super::backup::BackupError::Unsupported)
+    }
+}
+
+/// Run a read transaction that returns a value.
+pub(crate) fn read<T>(
+    engine: &dyn Engine,
+    f: impl Fn(&dyn ReadTxn) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut out = None;
+    engine.read(&mut |tx| {
+        out = Some(f(tx)?);
+        Ok(())
+    })?;
+    out.ok_or_else(|| StoreError::Backend("a read transaction returned nothing".into()))
+}

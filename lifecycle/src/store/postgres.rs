@@ -1,0 +1,687 @@
+//! The PostgreSQL engine: stateless server nodes over one database.
+//!
+//! Tables (created, and their version checked, on first connect): `kmip_objects` (id,
+//! revision, body), `kmip_index` (k, id), `kmip_values` (name, value) and `kmip_meta` (schema
+//! version, last identifier reserved). Write transactions are SERIALIZABLE: the record layer's
+//! checks (the revisions a commit expects, the name rule) read inside them, so a race between
+//! nodes ends in a serialization failure, and the transaction runs again and sees the winner.
+//! Identifier blocks come from one row updated in place, so two nodes never share one.
+//!
+//! Connections come from a small pool. One that failed is dropped; the next request connects
+//! again, to whichever listed host accepts writes (`target_session_attrs=read-write`), so
+//! nodes follow a promoted standby. Every statement has a time limit, and the TCP connection
+//! one for unacknowledged data, so a lost database answers an error, not a hang.
+//!
+//! The client is the blocking `postgres` crate: it must not run on an async worker, which is
+//! why [`Engine::remote`] is true and the server serves every message from blocking threads.
+
+use super::engine::{Engine, ReadTxn, Stored, WriteTxn};
+use super::{Records, StoreError, SCHEMA_VERSION};
+use postgres::error::SqlState;
+use postgres::{Client, IsolationLevel, Statement};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A store whose records are in PostgreSQL.
+pub type PostgresStore = Records<PostgresEngine>;
+
+/// How long a statement may run, and a connection may wait for the database's
+/// acknowledgement, before the request gets an error.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle connections kept for the next requests.
+const POOL_IDLE: usize = 32;
+/// Runs of a write transaction that serialization failures may take before giving up.
+const MAX_ATTEMPTS: u32 = 20;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS kmip_meta (name text PRIMARY KEY, value bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS kmip_objects (id text PRIMARY KEY, revision bigint NOT NULL, body bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS kmip_index (k bytea NOT NULL, id text NOT NULL, PRIMARY KEY (k, id));
+CREATE TABLE IF NOT EXISTS kmip_values (name text COLLATE \"C\" PRIMARY KEY, value bytea NOT NULL);
+";
+
+/// The engine: a connection configuration and a pool.
+pub struct PostgresEngine {
+    config: postgres::Config,
+    tls: postgres_openssl::MakeTlsConnector,
+    pool: Mutex<Vec<Conn>>,
+    /// A printable form of the URL, without its password.
+    shown: String,
+}
+
+/// A connection and the statements prepared on it.
+struct Conn {
+    client: Client,
+    prepared: HashMap<&'static str, Statement>,
+}
+
+fn db_error(e: &postgres::Error) -> StoreError {
+    // the server's message and SQLSTATE, never a parameter (no record bytes in errors)
+    match e.as_db_error() {
+        Some(d) => StoreError::Backend(format!(
+            "PostgreSQL: {} (SQLSTATE {})",
+            d.message(),
+            d.code().code()
+        )),
+        None => StoreError::Backend(format!("PostgreSQL: {e}")),
+    }
+}
+
+/// Whether running the transaction again may succeed: it lost a race between nodes.
+fn retryable(e: &postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+    )
+}
+
+/// Whether the connection is no longer worth keeping: closed, or the server going away.
+fn broken(e: &postgres::Error) -> bool {
+    e.is_closed()
+        || e.code().is_some_and(|c| {
+            let c = c.code();
+            c.starts_with("08") || c.starts_with("57P")
+        })
+}
+
+fn i64_of(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Backend("a number past PostgreSQL's bigint".into()))
+}
+
+impl Conn {
+    fn statement(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.prepared.insert(sql, s.clone());
+        Ok(s)
+    }
+}
+
+/// Something statements run on: a connection, or a transaction on one.
+trait Run {
+    fn rows(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, postgres::Error>;
+    fn exec(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<u64, postgres::Error>;
+    /// A statement whose text is built at run time (a search): prepared each time.
+    fn rows_text(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, postgres::Error>;
+}
+
+impl Run for Conn {
+    fn rows(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.client.query(&s, params)
+    }
+
+    fn exec(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.client.execute(&s, params)
+    }
+
+    fn rows_text(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, postgres::Error> {
+        self.client.query(sql, params)
+    }
+}
+
+/// A transaction: the statements are prepared on its connection beforehand (a transaction
+/// borrows the client, so the cache is read through a copy).
+struct Tx<'c> {
+    tx: postgres::Transaction<'c>,
+    prepared: &'c mut HashMap<&'static str, Statement>,
+}
+
+impl Run for Tx<'_> {
+    fn rows(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, postgres::Error> {
+        let s = match self.prepared.get(sql) {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.tx.prepare(sql)?;
+                self.prepared.insert(sql, s.clone());
+                s
+            }
+        };
+        self.tx.query(&s, params)
+    }
+
+    fn exec(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        let s = match self.prepared.get(sql) {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.tx.prepare(sql)?;
+                self.prepared.insert(sql, s.clone());
+                s
+            }
+        };
+        self.tx.execute(&s, params)
+    }
+
+    fn rows_text(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, postgres::Error> {
+        self.tx.query(sql, params)
+    }
+}
+
+/// Reads and writes through a [`Run`], keeping the first database error for the engine to
+/// judge (retry, drop the connection) once the record layer's closure returns.
+struct Session<R> {
+    run: RefCell<R>,
+    failure: RefCell<Option<postgres::Error>>,
+}
+
+impl<R: Run> Session<R> {
+    fn new(run: R) -> Self {
+        Session {
+            run: RefCell::new(run),
+            failure: RefCell::new(None),
+        }
+    }
+
+    fn note(&self, e: postgres::Error) -> StoreError {
+        let out = db_error(&e);
+        self.failure.borrow_mut().get_or_insert(e);
+        out
+    }
+
+    fn rows(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, StoreError> {
+        let out = self.run.borrow_mut().rows(sql, params);
+        out.map_err(|e| self.note(e))
+    }
+
+    fn exec(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<(), StoreError> {
+        let out = self.run.borrow_mut().exec(sql, params);
+        out.map(|_| ()).map_err(|e| self.note(e))
+    }
+
+    fn ids(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .rows(sql, params)?
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect())
+    }
+}
+
+/// The search as one statement: `INTERSECT` of one select per key, of the `any` keys
+/// together. Built from fixed text and parameter numbers only.
+fn search_sql(all: usize, any: bool) -> String {
+    let mut parts: Vec<String> = (1..=all)
+        .map(|i| format!("SELECT id FROM kmip_index WHERE k = ${i}"))
+        .collect();
+    if any {
+        parts.push(format!(
+            "SELECT id FROM kmip_index WHERE k = ANY(${})",
+            all + 1
+        ));
+    }
+    parts.join(" INTERSECT ")
+}
+
+impl<R: Run> ReadTxn for Session<R> {
+    fn object(&self, id: &str) -> Result<Option<Stored>, StoreError> {
+        let rows = self.rows(
+            "SELECT body, revision FROM kmip_objects WHERE id = $1",
+            &[&id],
+        )?;
+        Ok(rows.first().map(|r| Stored {
+            bytes: r.get(0),
+            revision: u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
+        }))
+    }
+
+    fn ids_with(&self, key: &[u8]) -> Result<Vec<String>, StoreError> {
+        self.ids("SELECT id FROM kmip_index WHERE k = $1", &[&key])
+    }
+
+    fn search(&self, all: &[Vec<u8>], any: Option<&[Vec<u8>]>) -> Result<Vec<String>, StoreError> {
+        if all.is_empty() && any.is_none() {
+            return self.all_ids();
+        }
+        let sql = search_sql(all.len(), any.is_some());
+        let any_keys: Vec<&[u8]> = any.unwrap_or(&[]).iter().map(Vec::as_slice).collect();
+        let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = all
+            .iter()
+            .map(|k| k as &(dyn postgres::types::ToSql + Sync))
+            .collect();
+        if any.is_some() {
+            params.push(&any_keys);
+        }
+        // not a cached statement: its text depends on the number of keys
+        let mut run = self.run.borrow_mut();
+        let out = run.rows_text(&sql, &params);
+        drop(run);
+        Ok(out
+            .map_err(|e| self.note(e))?
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect())
+    }
+
+    fn all_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.ids("SELECT id FROM kmip_objects", &[])
+    }
+
+    fn value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let rows = self.rows("SELECT value FROM kmip_values WHERE name = $1", &[&name])?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    fn values_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let rows = self.rows(
+            "SELECT name, value FROM kmip_values WHERE starts_with(name, $1) ORDER BY name",
+            &[&prefix],
+        )?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+}
+
+impl<R: Run> WriteTxn for Session<R> {
+    fn put_object(&mut self, id: &str, stored: &Stored) -> Result<(), StoreError> {
+        let revision = i64_of(stored.revision)?;
+        self.exec(
+            "INSERT INTO kmip_objects (id, revision, body) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, body = excluded.body",
+            &[&id, &revision, &stored.bytes],
+        )
+    }
+
+    fn delete_object(&mut self, id: &str) -> Result<(), StoreError> {
+        self.exec("DELETE FROM kmip_objects WHERE id = $1", &[&id])
+    }
+
+    fn add_index(&mut self, key: &[u8], id: &str) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO kmip_index (k, id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&key, &id],
+        )
+    }
+
+    fn remove_index(&mut self, key: &[u8], id: &str) -> Result<(), StoreError> {
+        self.exec(
+            "DELETE FROM kmip_index WHERE k = $1 AND id = $2",
+            &[&key, &id],
+        )
+    }
+
+    fn put_value(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO kmip_values (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            &[&name, &value],
+        )
+    }
+
+    fn delete_value(&mut self, name: &str) -> Result<(), StoreError> {
+        self.exec("DELETE FROM kmip_values WHERE name = $1", &[&name])
+    }
+}
+
+impl PostgresEngine {
+    /// Connect to the database at `url` (a `postgres://` URL: several hosts, `sslmode`,
+    /// `target_session_attrs` as libpq reads them), trying again for `retry_for` while it is
+    /// unreachable, and create or check the schema.
+    pub fn connect(url: &str, retry_for: Duration) -> Result<PostgresEngine, StoreError> {
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Backend(format!("the PostgreSQL URL does not parse: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(10))
+            .keepalives_interval(Duration::from_secs(2))
+            .keepalives_retries(3)
+            .tcp_user_timeout(STATEMENT_TIMEOUT);
+        let timeouts = format!(
+            "-c statement_timeout={ms} -c lock_timeout={ms} -c idle_in_transaction_session_timeout={ms}",
+            ms = STATEMENT_TIMEOUT.as_millis()
+        );
+        let options = match config.get_options() {
+            Some(o) => format!("{o} {timeouts}"),
+            None => timeouts,
+        };
+        config.options(&options);
+        if config.get_application_name().is_none() {
+            config.application_name("kmip-server");
+        }
+        let mut builder = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls())
+            .map_err(|e| StoreError::Backend(format!("TLS for PostgreSQL: {e}")))?;
+        builder.set_verify(openssl::ssl::SslVerifyMode::PEER);
+        let tls = postgres_openssl::MakeTlsConnector::new(builder.build());
+        let shown = shown(&config);
+        let engine = PostgresEngine {
+            config,
+            tls,
+            pool: Mutex::new(Vec::new()),
+            shown,
+        };
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match engine.prepare_schema() {
+                Ok(()) => return Ok(engine),
+                Err(e) if started.elapsed() + wait < retry_for => {
+                    eprintln!(
+                        "kmip-server: PostgreSQL at {} not ready ({e}); trying again in {} ms",
+                        engine.shown,
+                        wait.as_millis()
+                    );
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    return Err(StoreError::Backend(format!(
+                        "PostgreSQL at {}: {e} (gave up after {} s)",
+                        engine.shown,
+                        started.elapsed().as_secs()
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Where the database is, without the password: for messages.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    fn prepare_schema(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let fail = |e: postgres::Error| db_error(&e);
+        let mut tx = conn.client.transaction().map_err(fail)?;
+        // nodes starting together: one creates, the others wait for it and check
+        tx.batch_execute("SELECT pg_advisory_xact_lock(7254010)")
+            .map_err(fail)?;
+        tx.batch_execute(SCHEMA).map_err(fail)?;
+        let version = i64_of(SCHEMA_VERSION)?;
+        tx.execute(
+            "INSERT INTO kmip_meta (name, value) VALUES ('schema_version', $1), ('last_id', 0)              ON CONFLICT (name) DO NOTHING",
+            &[&version],
+        )
+        .map_err(fail)?;
+        let found: i64 = tx
+            .query_one(
+                "SELECT value FROM kmip_meta WHERE name = 'schema_version'",
+                &[],
+            )
+            .map_err(fail)?
+            .get(0);
+        tx.commit().map_err(fail)?;
+        if found != version {
+            return Err(StoreError::Schema {
+                found: u64::try_from(found).unwrap_or(0),
+                expected: SCHEMA_VERSION,
+            });
+        }
+        self.give_back(conn);
+        Ok(())
+    }
+
+    fn conn(&self) -> Result<Conn, StoreError> {
+        let idle = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        if let Some(c) = idle.filter(|c| !c.client.is_closed()) {
+            return Ok(c);
+        }
+        let client = self
+            .config
+            .connect(self.tls.clone())
+            .map_err(|e| db_error(&e))?;
+        Ok(Conn {
+            client,
+            prepared: HashMap::new(),
+        })
+    }
+
+    fn give_back(&self, conn: Conn) {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < POOL_IDLE && !conn.client.is_closed() {
+            pool.push(conn);
+        }
+    }
+}
+
+impl Drop for PostgresEngine {
+    /// A connection owns a small runtime, which may not be dropped on an async worker (where
+    /// the server's last reference may go): the pool is emptied on a thread of its own.
+    fn drop(&mut self) {
+        let conns = std::mem::take(self.pool.get_mut().unwrap_or_else(|p| p.into_inner()));
+        let _ = std::thread::spawn(move || drop(conns)).join();
+    }
+}
+
+/// The URL's hosts, ports and database, for messages: never the password.
+fn shown(config: &postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let host = match h {
+                postgres::config::Host::Tcp(h) => h.clone(),
+                postgres::config::Host::Unix(p) => p.display().to_string(),
+            };
+            let port = config
+                .get_ports()
+                .get(i)
+                .or(config.get_ports().first())
+                .copied()
+                .unwrap_or(5432);
+            format!("{host}:{port}")
+        })
+        .collect();
+    format!(
+        "{}/{}",
+        hosts.join(","),
+        config.get_dbname().unwrap_or_default()
+    )
+}
+
+impl Engine for PostgresEngine {
+    fn read(
+        &self,
+        f: &mut dyn FnMut(&dyn ReadTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        // a pooled connection the database has dropped fails its first statement: one more
+        // try, on a new connection
+        for attempt in 0..2 {
+            let conn = self.conn()?;
+            let session = Session::new(conn);
+            let out = f(&session);
+            let failure = session.failure.into_inner();
+            let conn = session.run.into_inner();
+            match failure {
+                Some(e) if broken(&e) && attempt == 0 => continue,
+                Some(e) if broken(&e) => return Err(db_error(&e)),
+                _ => {
+                    self.give_back(conn);
+                    return out;
+                }
+            }
+        }
+        Err(StoreError::Backend("PostgreSQL: no connection".into()))
+    }
+
+    fn write(
+        &self,
+        f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut conn = self.conn()?;
+            match serializable(&mut conn, f) {
+                Ok(()) => {
+                    self.give_back(conn);
+                    return Ok(());
+                }
+                // a stale pooled connection failed at BEGIN: nothing was sent, nothing committed
+                Err(Failed::Begin(e)) if broken(&e) && attempt < 2 => continue,
+                Err(Failed::Begin(e)) => return Err(db_error(&e)),
+                Err(Failed::Run(_, Some(e))) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                    self.give_back(conn);
+                    // another node won the race: back off a little, longer each time
+                    std::thread::sleep(Duration::from_millis(u64::from(attempt) * 3));
+                }
+                Err(Failed::Run(e, failure)) => {
+                    if !failure.as_ref().is_some_and(broken) {
+                        self.give_back(conn);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn reserve_ids(&self, n: u64) -> Result<u64, StoreError> {
+        let n = i64_of(n)?;
+        for attempt in 0..2 {
+            let mut conn = self.conn()?;
+            // one row, updated in place: the row lock orders the nodes, and the update is
+            // durable when it returns
+            let out = conn.rows(
+                "UPDATE kmip_meta SET value = value + $1 WHERE name = 'last_id' RETURNING value",
+                &[&n],
+            );
+            match out {
+                Ok(rows) => {
+                    self.give_back(conn);
+                    let last: i64 = rows
+                        .first()
+                        .map(|r| r.get(0))
+                        .ok_or_else(|| StoreError::Backend("kmip_meta has no last_id".into()))?;
+                    return u64::try_from(last - n + 1).map_err(|_| {
+                        StoreError::Backend("kmip_meta's last_id is negative".into())
+                    });
+                }
+                Err(e) if broken(&e) && attempt == 0 => continue,
+                Err(e) => return Err(db_error(&e)),
+            }
+        }
+        Err(StoreError::Backend("PostgreSQL: no connection".into()))
+    }
+
+    fn remote(&self) -> bool {
+        true
+    }
+}
+
+/// How a write transaction failed.
+enum Failed {
+    /// It did not begin.
+    Begin(postgres::Error),
+    /// It ran and was rolled back, or its commit failed; with the database's error if any.
+    Run(StoreError, Option<postgres::Error>),
+}
+
+/// One run of `f` in a SERIALIZABLE transaction on `conn`, committed if it succeeds.
+fn serializable(
+    conn: &mut Conn,
+    f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
+) -> Result<(), Failed> {
+    let tx = conn
+        .client
+        .build_transaction()
+        .isolation_level(IsolationLevel::Serializable)
+        .start()
+        .map_err(Failed::Begin)?;
+    let mut session = Session::new(Tx {
+        tx,
+        prepared: &mut conn.prepared,
+    });
+    let out = f(&mut session);
+    let failure = session.failure.into_inner();
+    let tx = session.run.into_inner().tx;
+    match (out, failure) {
+        (Ok(()), None) => tx.commit().map_err(|e| Failed::Run(db_error(&e), Some(e))),
+        // dropping the transaction rolls it back
+        (Err(e), failure) => Err(Failed::Run(e, failure)),
+        (Ok(()), Some(e)) => Err(Failed::Run(db_error(&e), Some(e))),
+    }
+}
+
+impl Records<PostgresEngine> {
+    /// A store in the database at `url` (see [`PostgresEngine::connect`]).
+    pub fn connect(url: &str, retry_for: Duration) -> Result<PostgresStore, StoreError> {
+        Ok(Records::over(PostgresEngine::connect(url, retry_for)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_is_one_statement_of_numbered_parameters() {
+        assert_eq!(
+            search_sql(2, true),
+            "SELECT id FROM kmip_index WHERE k = $1 INTERSECT SELECT id FROM kmip_index \
+             WHERE k = $2 INTERSECT SELECT id FROM kmip_index WHERE k = ANY($3)"
+        );
+        assert_eq!(
+            search_sql(0, true),
+            "SELECT id FROM kmip_index WHERE k = ANY($1)"
+        );
+    }
+
+    #[test]
+    fn messages_never_show_the_password() {
+        let c: postgres::Config =
+            "postgres://u:secret@db1:5433,db2/kmip?target_session_attrs=read-write"
+                .parse()
+                .unwrap();
+        let s = shown(&c);
+        assert_eq!(s, "db1:5433,db2:5432/kmip");
+        assert!(!s.contains("secret"));
+    }
+}

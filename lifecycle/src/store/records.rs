@@ -1,0 +1,278 @@
+//! The record layer: the rules every backend shares, written once over an [`Engine`]. It
+//! encodes records, keeps the index entries in step with them, gives each write a revision and
+//! refuses a commit whose reads are stale, applies the name rule inside the write transaction,
+//! hands out identifiers from reserved blocks, and gathers concurrent commits into one write
+//! transaction (group commit: many connections share one fsync, or one database round trip).
+
+use super::engine::{self, Engine, Stored, WriteTxn};
+use super::{index_keys, Change, Expect, Expected, Record, Store, StoreError};
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex};
+
+/// Identifiers are reserved this many at a time: creating an object costs no transaction of
+/// its own.
+const ID_BLOCK: u64 = 1024;
+
+/// A store: the record layer over an engine.
+pub struct Records<E> {
+    pub(super) engine: E,
+    /// Names unique among one owner's objects not destroyed (`--unique-names`), checked again
+    /// inside the write transaction: two requests that each found a name free before either
+    /// committed must not both take it.
+    unique_names: bool,
+    group: Mutex<Group>,
+    written: Condvar,
+    /// The next identifier to hand out and the last one reserved.
+    ids: Mutex<(u64, u64)>,
+}
+
+/// Commits waiting for the next write transaction, and the outcome of those written.
+#[derive(Default)]
+struct Group {
+    queue: Vec<(u64, Expected, Vec<Change>)>,
+    next_ticket: u64,
+    writing: bool,
+    done: HashMap<u64, Result<(), StoreError>>,
+}
+
+/// Whether an index key is a Name's.
+fn is_name_key(k: &[u8]) -> bool {
+    k.starts_with(&kmip_codec::vocab::tag::NAME.0.to_be_bytes()[1..])
+}
+
+impl<E: Engine> Records<E> {
+    /// The record layer over `engine`; names may repeat.
+    pub fn over(engine: E) -> Records<E> {
+        Records {
+            engine,
+            unique_names: false,
+            group: Mutex::default(),
+            written: Condvar::new(),
+            ids: Mutex::new((1, 0)),
+        }
+    }
+
+    /// Names unique among one owner's objects (the server policy `--unique-names`); by
+    /// default objects may share names, as deployed clients expect.
+    pub fn unique_names(mut self, unique: bool) -> Records<E> {
+        self.unique_names = unique;
+        self
+    }
+
+    /// The engine underneath.
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    /// Apply one commit inside a write transaction.
+    fn apply(
+        &self,
+        tx: &mut dyn WriteTxn,
+        expected: &Expected,
+        changes: &[Change],
+    ) -> Result<(), StoreError> {
+        // the records as this commit's request read them: else it lost a race, and writing
+        // would undo the other writer's change
+        for e in expected {
+            let fresh = match e {
+                Expect::Record(id, rev) => tx.object(id)?.map(|s| s.revision) == *rev,
+                Expect::Value(name, v) => tx.value(name)?.as_ref() == v.as_ref(),
+            };
+            if !fresh {
+                let name = match e {
+                    Expect::Record(id, _) | Expect::Value(id, _) => id.clone(),
+                };
+                return Err(StoreError::Conflict(name));
+            }
+        }
+        // (record, owner, name key) for every name a live record gains in this commit
+        let mut gained: Vec<(&str, Option<&str>, Vec<u8>)> = Vec::new();
+        for c in changes {
+            let id = match c {
+                Change::Put(r) => r.id.as_str(),
+                Change::Delete(id) => id.as_str(),
+                Change::PutValue(name, v) => {
+                    tx.put_value(name, v)?;
+                    continue;
+                }
+                Change::DeleteValue(name) => {
+                    tx.delete_value(name)?;
+                    continue;
+                }
+            };
+            let old = tx.object(id)?;
+            let old_keys = match &old {
+                Some(s) => index_keys(&Record::decode(id, &s.bytes)?),
+                None => Vec::new(),
+            };
+            let new_keys = match c {
+                Change::Put(r) => index_keys(r),
+                _ => Vec::new(),
+            };
+            for k in old_keys.iter().filter(|k| !new_keys.contains(k)) {
+                tx.remove_index(k, id)?;
+            }
+            for k in new_keys.iter().filter(|k| !old_keys.contains(k)) {
+                tx.add_index(k, id)?;
+            }
+            match c {
+                Change::Put(r) => {
+                    if self.unique_names && !r.state.is_destroyed() {
+                        for k in new_keys.into_iter().filter(|k| is_name_key(k)) {
+                            if !old_keys.contains(&k) {
+                                gained.push((id, r.owner.as_deref(), k));
+                            }
+                        }
+                    }
+                    let revision = old.map_or(0, |s| s.revision) + 1;
+                    tx.put_object(
+                        id,
+                        &Stored {
+                            bytes: r.encode(),
+                            revision,
+                        },
+                    )?;
+                }
+                _ => tx.delete_object(id)?,
+            }
+        }
+        // after all of the commit's changes, so that a name moving from one record to another
+        // (Re-key) is seen where it ends up
+        for (id, owner, k) in gained {
+            for other in tx.ids_with(&k)?.into_iter().filter(|o| o != id) {
+                let Some(s) = tx.object(&other)? else {
+                    continue;
+                };
+                let r = Record::decode(&other, &s.bytes)?;
+                // among one owner's objects only: another identity's names are neither
+                // probed nor squatted through this refusal
+                if !r.state.is_destroyed()
+                    && r.owner.as_deref() == owner
+                    && index_keys(&r).contains(&k)
+                {
+                    let name = String::from_utf8_lossy(&k[3..]).into_owned();
+                    return Err(StoreError::NameTaken(name));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the commits of `batch` in one transaction; if that fails, each on its own, so
+    /// that one bad commit does not fail the others.
+    fn write_group(
+        &self,
+        batch: Vec<(u64, Expected, Vec<Change>)>,
+    ) -> Vec<(u64, Result<(), StoreError>)> {
+        let together = self.engine.write(&mut |tx| {
+            for (_, expected, changes) in &batch {
+                self.apply(tx, expected, changes)?;
+            }
+            Ok(())
+        });
+        if together.is_ok() || batch.len() == 1 {
+            return batch
+                .into_iter()
+                .map(|(t, _, _)| (t, together.clone()))
+                .collect();
+        }
+        batch
+            .into_iter()
+            .map(|(t, expected, changes)| {
+                let one = self
+                    .engine
+                    .write(&mut |tx| self.apply(tx, &expected, &changes));
+                (t, one)
+            })
+            .collect()
+    }
+}
+
+impl<E: Engine> Store for Records<E> {
+    fn names_unique(&self) -> bool {
+        self.unique_names
+    }
+
+    fn remote(&self) -> bool {
+        self.engine.remote()
+    }
+
+    fn backup(
+        &self,
+        files: &[(&str, &[u8])],
+        out: &std::path::Path,
+    ) -> Result<super::backup::Manifest, super::backup::BackupError> {
+        self.engine.backup(files, out)
+    }
+
+    fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
+        Ok(self.get_versioned(id)?.map(|(r, _)| r))
+    }
+
+    fn get_versioned(&self, id: &str) -> Result<Option<(Record, u64)>, StoreError> {
+        let stored = engine::read(&self.engine, |tx| tx.object(id))?;
+        stored
+            .map(|s| Ok((Record::decode(id, &s.bytes)?, s.revision)))
+            .transpose()
+    }
+
+    fn commit_if(&self, expected: Expected, changes: Vec<Change>) -> Result<(), StoreError> {
+        let mut g = self.group.lock().unwrap_or_else(|p| p.into_inner());
+        let ticket = g.next_ticket;
+        g.next_ticket += 1;
+        g.queue.push((ticket, expected, changes));
+        loop {
+            if let Some(result) = g.done.remove(&ticket) {
+                return result;
+            }
+            if g.writing {
+                g = self.written.wait(g).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            // this caller writes everything queued so far, its own commit included
+            g.writing = true;
+            let batch = std::mem::take(&mut g.queue);
+            drop(g);
+            let results = self.write_group(batch);
+            g = self.group.lock().unwrap_or_else(|p| p.into_inner());
+            g.done.extend(results);
+            g.writing = false;
+            self.written.notify_all();
+        }
+    }
+
+    fn lookup(&self, index_key: &[u8]) -> Result<Vec<String>, StoreError> {
+        engine::read(&self.engine, |tx| tx.ids_with(index_key))
+    }
+
+    fn search(&self, all: &[Vec<u8>], any: Option<&[Vec<u8>]>) -> Result<Vec<String>, StoreError> {
+        engine::read(&self.engine, |tx| tx.search(all, any))
+    }
+
+    fn all_ids(&self) -> Result<Vec<String>, StoreError> {
+        engine::read(&self.engine, |tx| tx.all_ids())
+    }
+
+    fn value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        engine::read(&self.engine, |tx| tx.value(name))
+    }
+
+    fn values_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        engine::read(&self.engine, |tx| tx.values_with_prefix(prefix))
+    }
+
+    fn allocate_ids(&self, n: u64) -> Result<u64, StoreError> {
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        let (next, reserved) = *ids;
+        if next + n - 1 <= reserved && next <= reserved {
+            *ids = (next + n, reserved);
+            return Ok(next);
+        }
+        // a new block: what was left of the old one is skipped (identifiers are never reused,
+        // and need not be dense)
+        let size = n.max(ID_BLOCK);
+        let first = self.engine.reserve_ids(size)?;
+        *ids = (first + n, first + size - 1);
+        Ok(first)
+    }
+}
