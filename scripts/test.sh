@@ -12,9 +12,10 @@ step "system packages"
 missing=()
 # the package step: dpkg-dev (cargo-deb's dependency list), systemd (systemd-analyze), man-db
 # (the unit's Documentation=), strace (the unit's system call filter); softhsm2 (a PKCS#11
-# token for the --seal pkcs11 tests)
+# token for the --seal pkcs11 tests); postgresql (the --store postgres:// tests start clusters of
+# their own)
 for p in pkg-config libssl-dev openssl python3-venv e2fsprogs mount util-linux \
-  dpkg-dev systemd man-db strace softhsm2; do
+  dpkg-dev systemd man-db strace softhsm2 postgresql; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
