@@ -207,7 +207,7 @@ pub struct Config {
     #[arg(long, env = "KMIP_DUPLICATE_NAMES", hide = true)]
     pub duplicate_names: bool,
     /// Server policy, beyond KMIP (as PKCS#11's CKA_WRAP_WITH_TRUSTED): a Sensitive key
-    /// leaves only wrapped by a key an administrator marked trusted (`kmip-server
+    /// leaves only wrapped by a key an administrator marked trusted (`kmip-admin
     /// trust-wrapping-key ID`). KMIP lets it leave wrapped by any key the caller may use,
     /// including one it registered itself and can unwrap with at home; that stays the default.
     #[arg(long, env = "KMIP_WRAP_TRUSTED_ONLY")]
@@ -367,6 +367,10 @@ pub fn args_with_file(
         .map_err(|e| format!("{}: {e}", file.display()))?;
     let mut from_file = Vec::new();
     for (key, value) in table {
+        // the client tools' options (kmip-admin, kmip-ca): one file configures both sides
+        if key == "client" && value.is_table() {
+            continue;
+        }
         let arg = cmd
             .get_arguments()
             .find(|a| a.get_long() == Some(key.as_str()))

@@ -3,6 +3,7 @@
 //! `cargo nextest run -p interop-tests -E 'test(/^e2e::/)'`.
 
 mod access;
+mod admin;
 mod audit_forgery;
 mod backup;
 mod bench_smoke;
