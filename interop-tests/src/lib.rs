@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod ca;
+pub mod certs;
 pub mod kmip;
 pub mod replay;
 

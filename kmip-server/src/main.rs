@@ -316,7 +316,11 @@ fn backup_command(data_dir: &std::path::Path, out: &std::path::Path) -> Result<(
 /// A command line to print for the operator to paste: each word quoted as the shell needs
 /// (a data directory with a space or a quote stays one word).
 fn shell_command(words: &[&str]) -> String {
-    shlex::try_join(words.iter().copied()).unwrap_or_else(|_| words.join(" "))
+    words
+        .iter()
+        .map(|w| pki::shell_quote(w))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn restore_command(data_dir: &std::path::Path, file: &std::path::Path) -> Result<(), String> {
@@ -447,18 +451,19 @@ async fn serve(cfg: Config) -> Result<(), String> {
         ),
         None => None,
     };
-    let tls_files = |cert, key, client_ca| listener::TlsFiles {
+    let tls_files = |cert, key, client_ca, from_options| listener::TlsFiles {
         cert,
         key,
         client_ca,
         crls: cfg.client_crls.clone(),
         crl_expired: cfg.crl_expired,
+        from_options,
     };
     // the operator's own certificates load before anything is created, as flags do
     let given_tls = match (&cfg.tls_cert, &cfg.tls_key, &cfg.client_ca) {
         (Some(c), Some(k), Some(a)) => Some(
-            listener::Tls::new(tls_files(c.clone(), k.clone(), a.clone()))
-                .context("TLS configuration (--tls-cert, --tls-key, --client-ca)")?,
+            listener::Tls::new(tls_files(c.clone(), k.clone(), a.clone(), true))
+                .context("TLS configuration")?,
         ),
         _ => None,
     };
@@ -488,7 +493,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
             let text = pki::client_instructions(&cfg.data_dir, "admin", port);
             // written at every start, so that it follows --listen and is there to read again
             let clients = cfg.data_dir.join("CLIENTS.txt");
-            pki::write_file(&clients, text.as_bytes(), false).context("client instructions")?;
+            pki::write_file(&clients, text.as_bytes(), false)
+                .context(&format!("client instructions {}", clients.display()))?;
             if created {
                 println!(
                     "kmip-server: created TLS material in {}\n{text}(also in {})",
@@ -500,6 +506,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
                 paths.server_cert(),
                 paths.server_key(),
                 paths.ca_cert(),
+                false,
             ))
             .context("TLS configuration")?
         }
@@ -539,7 +546,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
     lifecycle::core::crypto::set_max_pbkdf2_iterations(cfg.max_pbkdf2_iterations);
     let store_path = cfg.data_dir.join("kmip.redb");
     let mut store = RedbStore::open_with_cache(&store_path, cfg.store_cache_mb << 20)
-        .context("store")?
+        .context(&format!("store {}", store_path.display()))?
         .unique_names(cfg.unique_names);
     if cfg.duplicate_names {
         tracing::warn!("--duplicate-names is deprecated and has no effect: objects share names by default (--unique-names for the specification's rule)");
@@ -547,6 +554,10 @@ async fn serve(cfg: Config) -> Result<(), String> {
     // destroyed keys' sealed bytes leave the file only when it is compacted, which needs the
     // file to ourselves: at every start, before serving
     while store.compact().context("compact the store")? {}
+    let audit_file = cfg
+        .audit_file
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("audit.jsonl"));
     let server = Arc::new(Server {
         manager: Manager::new(Arc::new(store), Core::new(master)).policy(
             lifecycle::object::Policy {
@@ -558,13 +569,11 @@ async fn serve(cfg: Config) -> Result<(), String> {
         group_grants,
         namespace_grants,
         audit: kmip_server::audit::Audit::open_signed(
-            &cfg.audit_file
-                .clone()
-                .unwrap_or_else(|| cfg.data_dir.join("audit.jsonl")),
+            &audit_file,
             cfg.audit_max_bytes,
             kmip_server::audit::Signing::new(audit_keys, cfg.data_dir.join("audit.head")),
         )
-        .context("audit log")?,
+        .context(&format!("audit log {}", audit_file.display()))?,
         limits: Settings {
             max_batch_items: cfg.max_batch_items,
             decode: kmip_codec::Limits {

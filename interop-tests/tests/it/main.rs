@@ -16,6 +16,7 @@ mod e2e;
 mod e2e_kat;
 mod e2e_objects;
 mod e2e_streams;
+mod errors;
 mod field_clients;
 mod first_start;
 mod hardening_auth;
