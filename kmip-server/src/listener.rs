@@ -459,7 +459,16 @@ pub async fn reserve(addr: &str) -> std::io::Result<tokio::net::TcpSocket> {
         let socket = if a.is_ipv4() {
             tokio::net::TcpSocket::new_v4()?
         } else {
-            tokio::net::TcpSocket::new_v6()?
+            // IPv6 only: `[::]:5696` beside `0.0.0.0:5696` would otherwise take the IPv4
+            // port too, and the second bind fail; each --listen means its own family
+            let s = socket2::Socket::new(
+                socket2::Domain::IPV6,
+                socket2::Type::STREAM,
+                Some(socket2::Protocol::TCP),
+            )?;
+            s.set_only_v6(true)?;
+            s.set_nonblocking(true)?;
+            tokio::net::TcpSocket::from_std_stream(s.into())
         };
         socket.set_reuseaddr(true)?;
         // SO_REUSEADDR lets two sockets bind one port as long as neither listens: a port a

@@ -361,10 +361,14 @@ mod anyhow_free {
 }
 
 fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // colour codes are noise in a file, a pipe or the journal; NO_COLOR turns them off too
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => b.init(),
@@ -438,11 +442,16 @@ async fn serve(cfg: Config) -> Result<(), String> {
             .context(&format!("listen for HTTPS on {addr} (--https-listen)"))?;
         reserved.push((https, listener::Transport::Https));
     }
-    let tcp = listener::reserve(&cfg.listen)
-        .await
-        .context(&format!("listen on {} (--listen)", cfg.listen))?;
-    let port = tcp.local_addr().map(|a| a.port()).unwrap_or(5696);
-    reserved.push((tcp, listener::Transport::Ttlv));
+    // the first address's port is the one CLIENTS.txt names
+    let mut port = None;
+    for addr in &cfg.listen {
+        let tcp = listener::reserve(addr)
+            .await
+            .context(&format!("listen on {addr} (--listen)"))?;
+        port = port.or_else(|| tcp.local_addr().ok().map(|a| a.port()));
+        reserved.push((tcp, listener::Transport::Ttlv));
+    }
+    let port = port.unwrap_or(5696);
     let metrics = match &cfg.metrics_listen {
         Some(addr) => Some(
             listener::reserve(addr)
@@ -647,6 +656,10 @@ fn main() -> ExitCode {
                 }
             };
         }
+        // before any thread: it sets this process's environment
+        for note in kmip_server::config::apply_legacy_env() {
+            eprintln!("kmip-server: {note}");
+        }
         let cmd = Cli::command().args_override_self(true);
         let args = match kmip_server::config::args_with_file(&cmd, args) {
             Ok(a) => a,
@@ -671,7 +684,8 @@ fn main() -> ExitCode {
                     let port = cli
                         .config
                         .listen
-                        .rsplit_once(':')
+                        .first()
+                        .and_then(|l| l.rsplit_once(':'))
                         .and_then(|(_, p)| p.parse().ok())
                         .unwrap_or(5696);
                     print!(

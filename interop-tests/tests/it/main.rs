@@ -28,6 +28,7 @@ mod hsm_seal;
 mod https;
 mod metrics;
 mod oasis;
+mod options;
 mod promises;
 mod pykmip_codec;
 mod pykmip_suite;
