@@ -51,6 +51,7 @@ expected=(
   /usr/share/fish/vendor_completions.d/kmip-server.fish
   /usr/share/fish/vendor_completions.d/kmip-ca.fish
   /usr/share/fish/vendor_completions.d/kmip-admin.fish
+  /usr/share/doc/kmip-server/configuration.md
 )
 for f in "${expected[@]}"; do
   grep -qx "$f" <<<"$contents" || fail "$f is not in $deb"

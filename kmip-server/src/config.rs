@@ -139,6 +139,8 @@ pub struct Config {
     /// Seconds a client has to send a whole message.
     #[arg(long, env = "KMIP_READ_TIMEOUT_SECS", default_value_t = 10)]
     pub read_timeout_secs: u64,
+    /// Log lines (on standard error) as text, coloured on a terminal, or as JSON objects,
+    /// one a line. `RUST_LOG` filters them (`info` by default).
     #[arg(long, env = "KMIP_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
     /// The audit log (JSON lines, hash-chained); `DATA_DIR/audit.jsonl` when absent.

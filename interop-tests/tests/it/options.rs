@@ -1,6 +1,7 @@
 //! Options as an operator meets them: several `--listen` addresses, IPv4 and IPv6; log colour
 //! only on a terminal; the environment variables named before they followed the options'
-//! names still read.
+//! names still read; the configuration reference (docs/configuration.md) says what the option
+//! definitions say.
 
 use interop_tests::{free_port, output_text, ServerProcess};
 use std::process::Command;
@@ -132,4 +133,37 @@ fn old_environment_variable_names_still_read() {
     // alice is an administrator: she sees the administrator's key
     let listed = server.admin_command(&["list", "--as", "alice"]);
     assert!(listed.starts_with(&key), "{listed}");
+}
+
+/// docs/configuration.md: the server's options and the client tools' connection options,
+/// from their clap definitions.
+fn configuration_reference() -> String {
+    use clap::Args;
+    let server = kmip_server::config::Config::augment_args(clap::Command::new("kmip-server"));
+    let client =
+        kmip_client::connection::ConnectionArgs::augment_args(clap::Command::new("kmip-admin"));
+    format!(
+        "# Configuration reference\n\n\
+         Generated from the option definitions, as `--help` shows them: a test \
+         (`options::the_configuration_reference_is_current`) fails when this file and they \
+         disagree, and rewrites it when run with `KMIP_UPDATE_DOCS=1`.\n\n\
+         ## kmip-server\n\n\
+         Each option is also its environment variable, and a key of the TOML file `--config` \
+         names (the long name: `max-connections = 64`, `admin = [\"alice\", \"bob\"]` for a \
+         repeated option). The command line wins over the environment, which wins over the \
+         file; a list given on the command line replaces the file's.\n\n{}\n\
+         ## kmip-admin, kmip-ca, kmip-bench: reaching a server\n\n\
+         The same options in every client tool, each also its environment variable and a key \
+         of the `[client]` table of the `--config` file (the server's own file: the server \
+         skips that table). The command line wins over the environment, which wins over the \
+         file; files named nowhere come from `--data-dir`.\n\n{}",
+        cli_docs::options_markdown(&server),
+        cli_docs::options_markdown(&client),
+    )
+}
+
+#[test]
+fn the_configuration_reference_is_current() {
+    let file = interop_tests::workspace_path("docs/configuration.md");
+    cli_docs::check_generated(&file, &configuration_reference()).unwrap_or_else(|e| panic!("{e}"));
 }
