@@ -47,7 +47,7 @@ def run(cmd, **kw):
 
 
 def bench(data, port, workload, pids, version="2.1", objects=0):
-    cmd = [os.path.join(REL, "kmip-bench"), "--data-dir", data, "--port", str(port),
+    cmd = [os.path.join(REL, "kmip-bench"), "--data-dir", data, "--server", f"localhost:{port}",
            "--workload", workload, "--connections", str(CONNS), "--duration", str(DURATION),
            "--warmup", str(WARMUP), "--kmip-version", version, "--json"]
     if objects:

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Checks a unit's SystemCallFilter against what the server really calls: runs kmip-server
 # under strace from its first start (CA, master key, store) through TLS handshakes good and
-# bad, kmip-ca's key generation, certification, listing, revocation and CRL, the metrics and
-# health endpoints, a reload (SIGHUP) and a stop (SIGTERM), and fails if it made a system call
+# bad, kmip-ca's key generation, certification, listing, revocation and CRL, kmip-admin's
+# inventory and a backup the server writes while it serves, the metrics and health endpoints, a reload (SIGHUP) and a stop (SIGTERM), and fails if it made a system call
 # the unit's filter denies.
 #
-#   scripts/check-syscalls.sh UNIT_FILE KMIP_SERVER KMIP_CA
+#   scripts/check-syscalls.sh UNIT_FILE KMIP_SERVER KMIP_CA KMIP_ADMIN
 set -euo pipefail
-unit=$1 server=$2 ca=$3
+unit=$1 server=$2 ca=$3 admin=$4
 
 work=$(mktemp -d)
 pid=""
@@ -45,6 +45,8 @@ leaf=$(kca issue --issuer "$root" --profile server --subject "CN=localhost" \
 kca list >/dev/null
 kca revoke "$leaf" --reason key-compromise >/dev/null
 kca crl --issuer "$root" --out "$work/root.crl" >/dev/null
+"$admin" --server "127.0.0.1:$port" --data-dir "$data" list --json >/dev/null
+"$admin" --server "127.0.0.1:$port" --data-dir "$data" backup >/dev/null
 # a client without a certificate: the refused handshake's path
 openssl s_client -connect "127.0.0.1:$port" -CAfile "$data/tls/ca.pem" </dev/null \
   >/dev/null 2>&1 || true

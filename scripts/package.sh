@@ -14,13 +14,14 @@ export CARGO_TERM_COLOR=never
 
 command -v cargo-deb >/dev/null || cargo install --locked cargo-deb
 
-cargo build --release --locked -p kmip-server -p ca-tooling --bins
+cargo build --release --locked -p kmip-server -p ca-tooling -p admin-tooling --bins
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 generated=kmip-server/debian/generated
 rm -rf "$generated"
 "$target_dir/release/kmip-server" generate-docs "$generated"
 "$target_dir/release/kmip-ca" generate-docs "$generated"
+"$target_dir/release/kmip-admin" generate-docs "$generated"
 
 # stripped: the release profile keeps line tables for the developers' backtraces, which would
 # make the package four times as large
@@ -32,18 +33,25 @@ contents=$(dpkg-deb -c "$deb" | awk '{print $NF}' | sed 's|^\./|/|')
 expected=(
   /usr/bin/kmip-server
   /usr/bin/kmip-ca
+  /usr/bin/kmip-admin
   /etc/kmip-server/kmip.toml
   /usr/share/man/man1/kmip-server.1.gz
   /usr/share/man/man1/kmip-server-client-cert.1.gz
   /usr/share/man/man1/kmip-server-audit-verify.1.gz
   /usr/share/man/man1/kmip-ca.1.gz
   /usr/share/man/man1/kmip-ca-issue.1.gz
+  /usr/share/man/man1/kmip-admin.1.gz
+  /usr/share/man/man1/kmip-admin-list.1.gz
   /usr/share/bash-completion/completions/kmip-server
   /usr/share/bash-completion/completions/kmip-ca
+  /usr/share/bash-completion/completions/kmip-admin
   /usr/share/zsh/vendor-completions/_kmip-server
   /usr/share/zsh/vendor-completions/_kmip-ca
+  /usr/share/zsh/vendor-completions/_kmip-admin
   /usr/share/fish/vendor_completions.d/kmip-server.fish
   /usr/share/fish/vendor_completions.d/kmip-ca.fish
+  /usr/share/fish/vendor_completions.d/kmip-admin.fish
+  /usr/share/doc/kmip-server/configuration.md
 )
 for f in "${expected[@]}"; do
   grep -qx "$f" <<<"$contents" || fail "$f is not in $deb"
@@ -65,6 +73,7 @@ trap 'rm -rf "$root"' EXIT
 dpkg-deb -x "$deb" "$root"
 "$root/usr/bin/kmip-server" --help >/dev/null
 "$root/usr/bin/kmip-ca" --help >/dev/null
+"$root/usr/bin/kmip-admin" --help >/dev/null
 zcat "$root/usr/share/man/man1/kmip-server.1.gz" | grep -q -- 'data\\-dir' ||
   fail "kmip-server.1 does not document --data-dir"
 grep -q -- '--data-dir' "$root/usr/share/bash-completion/completions/kmip-server" ||
@@ -89,6 +98,6 @@ awk -v e="${exposure:-10}" 'BEGIN { exit !(e <= 2.5) }' ||
 
 # the unit's system call filter against what the packaged server really calls
 scripts/check-syscalls.sh "$verify/kmip-server.service" "$root/usr/bin/kmip-server" \
-  "$root/usr/bin/kmip-ca"
+  "$root/usr/bin/kmip-ca" "$root/usr/bin/kmip-admin"
 
 echo "package: $deb ($(du -h "$deb" | cut -f1)), $(wc -l <<<"$contents") entries, checked"

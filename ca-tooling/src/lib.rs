@@ -17,7 +17,6 @@ use kmip_codec::vocab::enums::{
 };
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
-use std::path::PathBuf;
 
 /// Our vendor operations (kmip-codec's `vendor`).
 pub use kmip_codec::vendor::operation::{
@@ -59,68 +58,21 @@ pub fn fail<T>(why: impl Into<String>) -> Result<T> {
     Err(Error(why.into()))
 }
 
-/// How to reach the KMIP server and as whom.
+/// How to reach the KMIP server and as whom: the options every tool shares (kmip-client's
+/// `connection`: --server, --client-cert, --client-key, --server-ca, --data-dir, --identity,
+/// and --config's `[client]` table).
 #[derive(clap::Args, Debug, Clone)]
 pub struct Connection {
-    /// The KMIP server, HOST:PORT.
-    #[arg(
-        long,
-        env = "KMIP_CA_SERVER",
-        default_value = "localhost:5696",
-        global = true
-    )]
-    pub server: String,
-    /// CA certificate that the server's TLS certificate chains to (PEM).
-    #[arg(long = "tls-ca", env = "KMIP_CA_TLS_CA", global = true)]
-    pub tls_ca: Option<PathBuf>,
-    /// Client certificate (PEM).
-    #[arg(long = "tls-cert", env = "KMIP_CA_TLS_CERT", global = true)]
-    pub tls_cert: Option<PathBuf>,
-    /// Client key (PEM).
-    #[arg(long = "tls-key", env = "KMIP_CA_TLS_KEY", global = true)]
-    pub tls_key: Option<PathBuf>,
-    /// A kmip-server data directory: its tls/ca.pem and tls/NAME.pem and .key are used
-    /// (NAME from --as) where --tls-* are not given.
-    #[arg(long, env = "KMIP_CA_DATA_DIR", global = true)]
-    pub data_dir: Option<PathBuf>,
-    /// The identity in --data-dir.
-    #[arg(long = "as", default_value = "admin", global = true)]
-    pub identity: String,
+    #[command(flatten)]
+    pub args: kmip_client::connection::ConnectionArgs,
 }
 
 impl Connection {
     pub fn connect(&self) -> Result<Kmip> {
-        let (host, port) = self
-            .server
-            .rsplit_once(':')
-            .ok_or_else(|| Error("--server is HOST:PORT".into()))?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| Error("--server: bad port".into()))?;
-        let tls = self.data_dir.as_ref().map(|d| d.join("tls"));
-        let pick = |given: &Option<PathBuf>, file: String| -> Result<PathBuf> {
-            given
-                .clone()
-                .or_else(|| tls.as_ref().map(|t| t.join(&file)))
-                .ok_or_else(|| {
-                    Error(format!(
-                        "give --tls-ca/--tls-cert/--tls-key or --data-dir ({file})"
-                    ))
-                })
-        };
-        let ca = pick(&self.tls_ca, "ca.pem".into())?;
-        let cert = pick(&self.tls_cert, format!("{}.pem", self.identity))?;
-        let key = pick(&self.tls_key, format!("{}.key", self.identity))?;
-        let client = Client::connect(
-            host,
-            port,
-            &kmip_client::Identity {
-                ca: &ca,
-                cert: Some(&cert),
-                key: Some(&key),
-            },
-        )
-        .map_err(|e| Error(format!("connect to {}: {e}", self.server)))?;
+        let e = self.args.resolve().map_err(|e| Error(e.to_string()))?;
+        let client = e
+            .connect()
+            .map_err(|err| Error(format!("connect to {}: {err}", e.server)))?;
         Ok(Kmip(client))
     }
 }

@@ -84,3 +84,12 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_options_of_every_subcommand_agree() {
+        // the shared connection options and a subcommand's own must not take the same name
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+}

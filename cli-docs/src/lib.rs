@@ -58,6 +58,97 @@ pub fn write(cmd: clap::Command, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(written)
 }
 
+/// The options of `cmd` (not its subcommands' own) as a Markdown table: the option, its
+/// environment variable, its default or choices, and its help, in definition order. Hidden
+/// options are left out. The configuration references in `docs/` are this, checked by a test
+/// of each binary so that they never disagree with `--help`.
+pub fn options_markdown(cmd: &clap::Command) -> String {
+    let cell = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace('|', "\\|")
+    };
+    let mut out = String::from("| option | environment | default | what |\n|---|---|---|---|\n");
+    for arg in cmd.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if arg.is_hide_set() || matches!(long, "help" | "version") {
+            continue;
+        }
+        let mut option = format!("`--{long}");
+        if arg.get_action().takes_values() {
+            let name = arg
+                .get_value_names()
+                .and_then(|n| n.first())
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| long.replace('-', "_").to_uppercase());
+            option.push_str(&format!(" {name}"));
+        }
+        option.push('`');
+        for alias in arg.get_visible_aliases().unwrap_or_default() {
+            option.push_str(&format!(", `--{alias}`"));
+        }
+        let env = arg
+            .get_env()
+            .map(|e| format!("`{}`", e.to_string_lossy()))
+            .unwrap_or_default();
+        let defaults: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        let mut default = if defaults.is_empty() {
+            String::new()
+        } else {
+            format!("`{}`", defaults.join(","))
+        };
+        let choices: Vec<String> = arg
+            .get_possible_values()
+            .iter()
+            .filter(|v| !v.is_hide_set())
+            .map(|v| format!("`{}`", v.get_name()))
+            .collect();
+        // a boolean's true and false are no choices worth listing
+        if choices.iter().any(|c| c != "`true`" && c != "`false`") {
+            if !default.is_empty() {
+                default.push_str("; ");
+            }
+            default.push_str(&format!("one of {}", choices.join(", ")));
+        }
+        let help = arg
+            .get_long_help()
+            .or_else(|| arg.get_help())
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            cell(&option),
+            cell(&env),
+            cell(&default),
+            cell(&help)
+        ));
+    }
+    out
+}
+
+/// Compare `generated` with the checked-in `file`; with `KMIP_UPDATE_DOCS=1` in the
+/// environment, write it instead. The error says how to bring the file up to date.
+pub fn check_generated(file: &Path, generated: &str) -> Result<(), String> {
+    if std::env::var_os("KMIP_UPDATE_DOCS").is_some() {
+        return std::fs::write(file, generated).map_err(|e| format!("{}: {e}", file.display()));
+    }
+    let current = std::fs::read_to_string(file).unwrap_or_default();
+    if current == generated {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not what the option definitions say: run the test again with \
+             KMIP_UPDATE_DOCS=1 to rewrite it, and commit the change",
+            file.display()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +164,37 @@ mod tests {
             )
             .subcommand(Command::new("client-cert").about("Issue a certificate"))
             .subcommand(Command::new("legacy").hide(true))
+    }
+
+    #[test]
+    fn options_as_a_markdown_table() {
+        let cmd = cli()
+            .arg(
+                Arg::new("mode")
+                    .long("mode")
+                    .env("DEMO_MODE")
+                    .value_parser(["a", "b"])
+                    .default_value("a")
+                    .help("How | it works"),
+            )
+            .arg(Arg::new("secret").long("secret").hide(true));
+        let md = options_markdown(&cmd);
+        assert!(
+            md.contains("| `--data-dir DATA_DIR` |  |  | Where data lives |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| `--mode MODE` | `DEMO_MODE` | `a`; one of `a`, `b` | How \\| it works |"
+            ),
+            "{md}"
+        );
+        assert!(!md.contains("secret") && !md.contains("--help"), "{md}");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("options.md");
+        assert!(check_generated(&f, &md).is_err(), "absent");
+        std::fs::write(&f, &md).unwrap();
+        assert!(check_generated(&f, &md).is_ok());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod ca;
+pub mod certs;
 pub mod kmip;
 pub mod pg;
 pub mod replay;
@@ -129,6 +130,17 @@ pub fn kmip_server_command(data_dir: &Path, args: &[&str]) -> std::process::Outp
         .arg(data_dir)
         .output()
         .expect("run kmip-server")
+}
+
+/// The `kmip-admin` binary built with the tests (beside `kmip-server`).
+pub fn kmip_admin() -> PathBuf {
+    let bin = ServerProcess::binary().with_file_name("kmip-admin");
+    assert!(
+        bin.exists(),
+        "{} not built: build the workspace first",
+        bin.display()
+    );
+    bin
 }
 
 /// What a command printed, standard output then standard error.
@@ -382,20 +394,26 @@ impl ServerProcess {
         );
     }
 
-    /// An administrative command (`grant`, `grants`, `trust-wrapping-key`, ...) against this
-    /// running server, as its `--as` says (the administrator by default): what it printed.
-    pub fn admin_command(&self, args: &[&str]) -> String {
-        let out = Command::new(Self::binary())
-            .args(args)
+    /// `kmip-admin ARGS` against this running server, with the data directory's identities
+    /// (the administrator's unless ARGS say `--as NAME`): what it did, whatever its status.
+    pub fn admin(&self, args: &[&str]) -> std::process::Output {
+        Command::new(kmip_admin())
             .arg("--data-dir")
             .arg(self.data_dir.path())
-            .arg("--connect")
+            .arg("--server")
             .arg(format!("localhost:{}", self.port))
+            .args(args)
             .output()
-            .expect("run kmip-server");
+            .expect("run kmip-admin")
+    }
+
+    /// An administrative command (`grant`, `grants`, `trust-wrapping-key`, ...) of `kmip-admin`
+    /// against this running server, expected to succeed: what it printed.
+    pub fn admin_command(&self, args: &[&str]) -> String {
+        let out = self.admin(args);
         assert!(
             out.status.success(),
-            "{args:?}: {}",
+            "kmip-admin {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()

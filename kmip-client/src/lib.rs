@@ -19,6 +19,8 @@ use std::path::Path;
 use std::time::Duration;
 use thiserror::Error;
 
+pub mod connection;
+
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ClientError {
@@ -63,11 +65,23 @@ impl Client {
     /// `id.ca` and name `host`.
     pub fn connect(host: &str, port: u16, id: &Identity<'_>) -> Result<Client, ClientError> {
         let tls = |e: openssl::error::ErrorStack| ClientError::Tls(e.to_string());
+        // an OpenSSL stack names neither the file nor what it was for
+        let file = |what: &str, path: &Path| {
+            let what = what.to_owned();
+            let path = path.to_owned();
+            move |e: openssl::error::ErrorStack| {
+                ClientError::Tls(format!("{what} {}: {}", path.display(), reason(&e)))
+            }
+        };
         let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(tls)?;
-        b.set_ca_file(id.ca).map_err(tls)?;
+        b.set_ca_file(id.ca).map_err(file("server CA", id.ca))?;
         if let (Some(c), Some(k)) = (id.cert, id.key) {
-            b.set_certificate_chain_file(c).map_err(tls)?;
-            b.set_private_key_file(k, SslFiletype::PEM).map_err(tls)?;
+            b.set_certificate_chain_file(c)
+                .map_err(file("client certificate", c))?;
+            b.set_private_key_file(k, SslFiletype::PEM)
+                .map_err(file("client key", k))?;
+            b.check_private_key()
+                .map_err(file("client key (does not match the certificate)", k))?;
         }
         b.set_verify(SslVerifyMode::PEER);
         let tcp = TcpStream::connect((host, port))?;
@@ -176,6 +190,25 @@ impl Client {
     ) -> Result<R, ClientError> {
         let p = self.call(operation, request.encode(tag::REQUEST_PAYLOAD))?;
         R::decode(&p).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+}
+
+/// The reasons of an OpenSSL error stack, without the library's internal file names and
+/// line numbers: "no such file", "no start line" (not PEM), "key values mismatch".
+pub fn reason(e: &openssl::error::ErrorStack) -> String {
+    let reasons: Vec<String> = e
+        .errors()
+        .iter()
+        .map(|x| {
+            x.reason()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("error 0x{:x}", x.code()))
+        })
+        .collect();
+    if reasons.is_empty() {
+        "unknown OpenSSL error".into()
+    } else {
+        reasons.join(": ")
     }
 }
 

@@ -48,9 +48,15 @@ pub struct Config {
         global = true
     )]
     pub data_dir: PathBuf,
-    /// Address and port to listen on.
-    #[arg(long, env = "KMIP_LISTEN", default_value = "0.0.0.0:5696")]
-    pub listen: String,
+    /// Address and port to listen on: IPv4 (`0.0.0.0:5696`) or IPv6 (`[::]:5696`, IPv6 only:
+    /// list both for both). Repeat, or separate with commas; CLIENTS.txt names the first.
+    #[arg(
+        long,
+        env = "KMIP_LISTEN",
+        value_delimiter = ',',
+        default_value = "0.0.0.0:5696"
+    )]
+    pub listen: Vec<String>,
     /// Serve Prometheus metrics (`/metrics`) and health (`/healthz`, `/readyz`) over plain
     /// HTTP on this address (off by default). Keep it on a private interface: it tells the
     /// operation mix and object counts, though never identities or keys.
@@ -131,7 +137,7 @@ pub struct Config {
     #[arg(long, env = "KMIP_MAX_HANDSHAKES_PER_ADDRESS", default_value_t = 64)]
     pub max_handshakes_per_address: usize,
     /// Seconds a new connection has to finish the TLS handshake (at most the read timeout).
-    #[arg(long, env = "KMIP_HANDSHAKE_TIMEOUT", default_value_t = 5)]
+    #[arg(long, env = "KMIP_HANDSHAKE_TIMEOUT_SECS", default_value_t = 5)]
     pub handshake_timeout_secs: u64,
     /// Lock the server's memory so that keys never reach swap (mlockall, each page locked
     /// when first touched), where RLIMIT_MEMLOCK has no bound (root, or systemd's
@@ -140,11 +146,13 @@ pub struct Config {
     #[arg(long, env = "KMIP_LOCK_MEMORY", default_value_t = true, action = clap::ArgAction::Set)]
     pub lock_memory: bool,
     /// Seconds a connection may stay silent between messages.
-    #[arg(long, env = "KMIP_IDLE_TIMEOUT", default_value_t = 300)]
+    #[arg(long, env = "KMIP_IDLE_TIMEOUT_SECS", default_value_t = 300)]
     pub idle_timeout_secs: u64,
     /// Seconds a client has to send a whole message.
-    #[arg(long, env = "KMIP_READ_TIMEOUT", default_value_t = 10)]
+    #[arg(long, env = "KMIP_READ_TIMEOUT_SECS", default_value_t = 10)]
     pub read_timeout_secs: u64,
+    /// Log lines (on standard error) as text, coloured on a terminal, or as JSON objects,
+    /// one a line. `RUST_LOG` filters them (`info` by default).
     #[arg(long, env = "KMIP_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
     /// The audit log (JSON lines, hash-chained); `DATA_DIR/audit.jsonl` when absent.
@@ -157,7 +165,7 @@ pub struct Config {
     /// non-extractable key still never leaves). Repeat, or separate with commas.
     #[arg(
         long = "admin",
-        env = "KMIP_ADMINS",
+        env = "KMIP_ADMIN",
         value_delimiter = ',',
         default_value = "admin"
     )]
@@ -167,33 +175,33 @@ pub struct Config {
     /// must send it. A credential for a username with no entry here is not an error: the
     /// request acts as the certificate's identity and the audit record says so. Repeat, or
     /// separate with commas.
-    #[arg(long = "password", env = "KMIP_PASSWORDS", value_delimiter = ',')]
+    #[arg(long = "password", env = "KMIP_PASSWORD", value_delimiter = ',')]
     pub passwords: Vec<String>,
     /// Bind a KMIP user, on one certificate, to the identity it acts as:
     /// `USERNAME@CERTIFICATE=IDENTITY` (a FortiGate logging in as `fg-client` over the
     /// certificate `fortigate-1`: `fg-client@fortigate-1=firewalls`). The user needs a
     /// `--password`. Repeat, or separate with commas.
-    #[arg(long = "bind-user", env = "KMIP_BIND_USERS", value_delimiter = ',')]
+    #[arg(long = "bind-user", env = "KMIP_BIND_USER", value_delimiter = ',')]
     pub user_bindings: Vec<String>,
     /// Identities that must also send a KMIP Device credential: `IDENTITY=SERIAL` (the Device
     /// Serial Number) or `IDENTITY=SERIAL:HASH` (and the device's password, hashed with
     /// `kmip-server hash-password`). Repeat, or separate with commas.
-    #[arg(long = "device", env = "KMIP_DEVICES", value_delimiter = ',')]
+    #[arg(long = "device", env = "KMIP_DEVICE", value_delimiter = ',')]
     pub devices: Vec<String>,
     /// Limit an identity to some operations: `IDENTITY=Create Get Encrypt Decrypt` (KMIP XML
     /// names, and Grant / ListGrants). Repeat for more identities.
-    #[arg(long = "policy", env = "KMIP_POLICIES", value_delimiter = ';')]
+    #[arg(long = "policy", env = "KMIP_POLICY", value_delimiter = ';')]
     pub policies: Vec<String>,
     /// Give an identity every object of an Object Group: `GROUP=IDENTITY:Get Encrypt Decrypt`.
     /// Repeat, or separate with semicolons.
-    #[arg(long = "group-grant", env = "KMIP_GROUP_GRANTS", value_delimiter = ';')]
+    #[arg(long = "group-grant", env = "KMIP_GROUP_GRANT", value_delimiter = ';')]
     pub group_grants: Vec<String>,
     /// Give an identity every object in an application namespace (the Application Namespace
     /// of its Application Specific Information): `NAMESPACE=IDENTITY:Get Encrypt`. Repeat, or
     /// separate with semicolons.
     #[arg(
         long = "namespace-grant",
-        env = "KMIP_NAMESPACE_GRANTS",
+        env = "KMIP_NAMESPACE_GRANT",
         value_delimiter = ';'
     )]
     pub namespace_grants: Vec<String>,
@@ -219,7 +227,7 @@ pub struct Config {
     #[arg(long, env = "KMIP_DUPLICATE_NAMES", hide = true)]
     pub duplicate_names: bool,
     /// Server policy, beyond KMIP (as PKCS#11's CKA_WRAP_WITH_TRUSTED): a Sensitive key
-    /// leaves only wrapped by a key an administrator marked trusted (`kmip-server
+    /// leaves only wrapped by a key an administrator marked trusted (`kmip-admin
     /// trust-wrapping-key ID`). KMIP lets it leave wrapped by any key the caller may use,
     /// including one it registered itself and can unwrap with at home; that stays the default.
     #[arg(long, env = "KMIP_WRAP_TRUSTED_ONLY")]
@@ -250,7 +258,7 @@ pub struct Config {
     /// environment variable.
     #[arg(
         long = "unseal-share",
-        env = "KMIP_UNSEAL_SHARES",
+        env = "KMIP_UNSEAL_SHARE",
         value_delimiter = ',',
         global = true
     )]
@@ -364,6 +372,41 @@ impl Config {
     }
 }
 
+/// Environment variables named before every option's variable was `KMIP_` and its long name
+/// (`--admin`: `KMIP_ADMIN`): (old, new). Deployments that set the old ones go on working.
+pub const LEGACY_ENV: &[(&str, &str)] = &[
+    ("KMIP_ADMINS", "KMIP_ADMIN"),
+    ("KMIP_PASSWORDS", "KMIP_PASSWORD"),
+    ("KMIP_BIND_USERS", "KMIP_BIND_USER"),
+    ("KMIP_DEVICES", "KMIP_DEVICE"),
+    ("KMIP_POLICIES", "KMIP_POLICY"),
+    ("KMIP_GROUP_GRANTS", "KMIP_GROUP_GRANT"),
+    ("KMIP_NAMESPACE_GRANTS", "KMIP_NAMESPACE_GRANT"),
+    ("KMIP_UNSEAL_SHARES", "KMIP_UNSEAL_SHARE"),
+    ("KMIP_HANDSHAKE_TIMEOUT", "KMIP_HANDSHAKE_TIMEOUT_SECS"),
+    ("KMIP_IDLE_TIMEOUT", "KMIP_IDLE_TIMEOUT_SECS"),
+    ("KMIP_READ_TIMEOUT", "KMIP_READ_TIMEOUT_SECS"),
+];
+
+/// Give each old variable's value to its new name where the new one is not set (the new one
+/// wins): the notes to print about the old names in use. Call it before any thread starts:
+/// it changes this process's environment.
+pub fn apply_legacy_env() -> Vec<String> {
+    let mut notes = Vec::new();
+    for (old, new) in LEGACY_ENV {
+        let Some(value) = std::env::var_os(old) else {
+            continue;
+        };
+        if std::env::var_os(new).is_none() {
+            std::env::set_var(new, value);
+            notes.push(format!("{old} is read as {new}, its new name"));
+        } else {
+            notes.push(format!("{old} is ignored: {new} is set"));
+        }
+    }
+    notes
+}
+
 /// The command line with the configuration file's options put first, so that options given on
 /// the command line (which clap reads last) win; options whose environment variable is set are
 /// left out so that the environment wins over the file.
@@ -379,11 +422,20 @@ pub fn args_with_file(
         .map_err(|e| format!("{}: {e}", file.display()))?;
     let mut from_file = Vec::new();
     for (key, value) in table {
+        // the client tools' options (kmip-admin, kmip-ca): one file configures both sides
+        if key == "client" && value.is_table() {
+            continue;
+        }
         let arg = cmd
             .get_arguments()
             .find(|a| a.get_long() == Some(key.as_str()))
             .ok_or_else(|| format!("{}: unknown option {key:?}", file.display()))?;
         if arg.get_env().is_some_and(|e| std::env::var_os(e).is_some()) || key == "config" {
+            continue;
+        }
+        // a list on the command line replaces the file's rather than adding to it, as a
+        // single value does
+        if given_on_command_line(&args, &key) {
             continue;
         }
         let values: Vec<String> = match value {
@@ -401,6 +453,14 @@ pub fn args_with_file(
     out.extend(from_file);
     out.extend(args.into_iter().skip(1));
     Ok(out)
+}
+
+fn given_on_command_line(args: &[std::ffi::OsString], long: &str) -> bool {
+    let (bare, with_value) = (format!("--{long}"), format!("--{long}="));
+    args.iter().skip(1).any(|a| {
+        let a = a.to_string_lossy();
+        a == bare || a.starts_with(&with_value)
+    })
 }
 
 fn scalar(key: &str, v: toml::Value) -> Result<String, String> {
@@ -482,14 +542,63 @@ mod tests {
         };
         let c = parse(argv(&[]));
         assert_eq!(
-            (c.listen.as_str(), c.max_connections, c.max_batch_items),
-            ("127.0.0.1:7000", 7, 9)
+            (c.listen.as_slice(), c.max_connections, c.max_batch_items),
+            (&["127.0.0.1:7000".to_owned()][..], 7, 9)
         );
         let c = parse(argv(&["--max-connections", "8"]));
         assert_eq!(c.max_connections, 8, "the command line wins");
         assert_eq!(c.max_batch_items, 9);
         std::fs::write(&f, "no-such-option = 1\n").unwrap();
         assert!(args_with_file(&cmd, argv(&[])).is_err());
+    }
+
+    #[test]
+    fn every_option_is_its_environment_variable() {
+        let cmd = Cli::command();
+        let mut checked = 0;
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            let expected = format!("KMIP_{}", long.to_uppercase().replace('-', "_"));
+            assert_eq!(
+                arg.get_env().and_then(|e| e.to_str()),
+                Some(expected.as_str()),
+                "--{long}"
+            );
+            checked += 1;
+        }
+        assert!(checked > 40, "{checked} options");
+        for (old, new) in LEGACY_ENV {
+            assert!(
+                cmd.get_arguments()
+                    .any(|a| a.get_env().and_then(|e| e.to_str()) == Some(*new)),
+                "{old} -> {new}: no option reads {new}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_command_line_replaces_a_list_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("kmip.toml");
+        std::fs::write(&f, "listen = [\"127.0.0.1:7000\", \"[::1]:7000\"]\n").unwrap();
+        let cmd = Cli::command().args_override_self(true);
+        let parse = |extra: &[&str]| {
+            let mut v: Vec<std::ffi::OsString> =
+                vec!["kmip-server".into(), "--config".into(), f.clone().into()];
+            v.extend(extra.iter().map(|s| s.into()));
+            let m = cmd
+                .clone()
+                .get_matches_from(args_with_file(&cmd, v).unwrap());
+            Cli::from_arg_matches(&m).unwrap().config.listen
+        };
+        assert_eq!(parse(&[]), ["127.0.0.1:7000", "[::1]:7000"]);
+        assert_eq!(
+            parse(&["--listen", "127.0.0.1:1", "--listen=[::1]:1"]),
+            ["127.0.0.1:1", "[::1]:1"]
+        );
     }
 
     #[test]

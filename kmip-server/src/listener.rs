@@ -57,15 +57,43 @@ pub enum TlsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A certificate, key, CA or CRL file that does not load: which option (or generated
+    /// file) it is, the file, and OpenSSL's reasons without its stack.
+    #[error("{what} {path}: {reason}")]
+    File {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("{what}: {source}")]
     OpenSsl {
         what: String,
         source: openssl::error::ErrorStack,
     },
-    #[error("{0}: no CRL in the file")]
+    #[error("--client-crl {0}: no CRL in the file")]
     NoCrl(PathBuf),
     #[error("{path}: the CRL of {issuer} does not verify under that client CA's key")]
     CrlSignature { path: PathBuf, issuer: String },
+}
+
+/// OpenSSL's reasons ("no start line", "key values mismatch", "certificate verify failed"),
+/// without the library's function names, files and line numbers that its stack prints.
+pub fn openssl_reason(e: &openssl::error::ErrorStack) -> String {
+    let reasons: Vec<String> = e
+        .errors()
+        .iter()
+        .map(|x| match x.reason() {
+            // the one reason that says nothing to someone who has not read OpenSSL's PEM code
+            Some("no start line") => "not PEM of the expected kind (no BEGIN line)".to_owned(),
+            Some(r) => r.to_owned(),
+            None => format!("error 0x{:x}", x.code()),
+        })
+        .collect();
+    if reasons.is_empty() {
+        "unknown OpenSSL error".into()
+    } else {
+        reasons.join(": ")
+    }
 }
 
 fn ossl(what: impl std::fmt::Display) -> impl FnOnce(openssl::error::ErrorStack) -> TlsError {
@@ -86,6 +114,9 @@ pub struct TlsFiles {
     pub crls: Vec<PathBuf>,
     /// What an expired CRL does.
     pub crl_expired: CrlExpired,
+    /// The files came from --tls-cert, --tls-key and --client-ca (the generated PKI
+    /// otherwise): what errors name.
+    pub from_options: bool,
 }
 
 /// The PEM blocks of one kind in `text`, each a whole PEM document.
@@ -116,7 +147,69 @@ fn name_of(n: &openssl::x509::X509NameRef) -> String {
         .join(",")
 }
 
+/// Which file of [`TlsFiles`] an error is about.
+#[derive(Clone, Copy)]
+enum Which {
+    Cert,
+    Key,
+    ClientCa,
+}
+
 impl TlsFiles {
+    /// What an error calls a file: its option, or the generated file it is.
+    fn label(&self, which: Which) -> &'static str {
+        match (self.from_options, which) {
+            (true, Which::Cert) => "--tls-cert",
+            (true, Which::Key) => "--tls-key",
+            (true, Which::ClientCa) => "--client-ca",
+            (false, Which::Cert) => "the generated server certificate",
+            (false, Which::Key) => "the generated server key",
+            (false, Which::ClientCa) => "the generated CA certificate",
+        }
+    }
+
+    fn path(&self, which: Which) -> &Path {
+        match which {
+            Which::Cert => &self.cert,
+            Which::Key => &self.key,
+            Which::ClientCa => &self.client_ca,
+        }
+    }
+
+    /// The file's bytes, or an error naming the option and the file: missing, unreadable, or
+    /// without a PEM block of the kind it must hold (OpenSSL 3 says "unsupported: PEM lib"
+    /// for a key file that holds none).
+    fn read(&self, which: Which) -> Result<Vec<u8>, TlsError> {
+        let fail = |reason: String| TlsError::File {
+            what: self.label(which),
+            path: self.path(which).to_owned(),
+            reason,
+        };
+        let bytes = std::fs::read(self.path(which)).map_err(|e| fail(e.to_string()))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let (wanted, kind) = match which {
+            Which::Key => ("PRIVATE KEY-----", "a private key"),
+            Which::Cert | Which::ClientCa => ("-----BEGIN CERTIFICATE-----", "a certificate"),
+        };
+        if !text.contains(wanted) {
+            let found = text
+                .find("-----BEGIN ")
+                .and_then(|i| text[i + 11..].split("-----").next())
+                .map(|label| format!("it holds PEM {label}, not {kind}"))
+                .unwrap_or_else(|| format!("not PEM: no -----BEGIN line of {kind}"));
+            return Err(fail(found));
+        }
+        Ok(bytes)
+    }
+
+    fn bad(&self, which: Which) -> impl FnOnce(openssl::error::ErrorStack) -> TlsError + '_ {
+        move |e| TlsError::File {
+            what: self.label(which),
+            path: self.path(which).to_owned(),
+            reason: openssl_reason(&e),
+        }
+    }
+
     /// Read every file and build the acceptor; nothing is half-applied: an error leaves the
     /// caller with the settings it had.
     pub fn acceptor(&self) -> Result<SslAcceptor, TlsError> {
@@ -124,37 +217,62 @@ impl TlsFiles {
             .map_err(ossl("TLS context"))?;
         b.set_min_proto_version(Some(SslVersion::TLS1_2))
             .map_err(ossl("TLS context"))?;
+        // read first: OpenSSL's own error for a missing file is "system library"
+        self.read(Which::Cert)?;
         b.set_certificate_chain_file(&self.cert)
-            .map_err(ossl(self.cert.display()))?;
+            .map_err(self.bad(Which::Cert))?;
+        self.read(Which::Key)?;
+        // OpenSSL checks the pair as it loads the key, and again here
+        let mismatch = |e: openssl::error::ErrorStack| TlsError::File {
+            what: self.label(Which::Key),
+            path: self.key.clone(),
+            reason: format!(
+                "does not match the certificate {} ({})",
+                self.cert.display(),
+                openssl_reason(&e)
+            ),
+        };
         b.set_private_key_file(&self.key, SslFiletype::PEM)
-            .map_err(ossl(self.key.display()))?;
-        b.check_private_key()
-            .map_err(ossl("the server key does not match its certificate"))?;
-        let ca_text = std::fs::read(&self.client_ca).map_err(|source| TlsError::Read {
-            path: self.client_ca.clone(),
-            source,
-        })?;
-        let cas = X509::stack_from_pem(&ca_text).map_err(ossl(self.client_ca.display()))?;
+            .map_err(|e| {
+                if openssl_reason(&e).contains("key values mismatch") {
+                    mismatch(e)
+                } else {
+                    self.bad(Which::Key)(e)
+                }
+            })?;
+        b.check_private_key().map_err(mismatch)?;
+        let ca_text = self.read(Which::ClientCa)?;
+        let cas = X509::stack_from_pem(&ca_text).map_err(self.bad(Which::ClientCa))?;
         b.set_ca_file(&self.client_ca)
-            .map_err(ossl(self.client_ca.display()))?;
+            .map_err(self.bad(Which::ClientCa))?;
         let verify = SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT;
         if self.crls.is_empty() {
-            b.set_verify(verify);
+            b.set_verify_callback(verify, |ok, ctx| {
+                if !ok {
+                    record_rejection(ctx);
+                }
+                ok
+            });
             return Ok(b.build());
         }
         let now = Asn1Time::days_from_now(0).map_err(ossl("time"))?;
         let mut covered = Vec::new();
         for path in &self.crls {
-            let text = std::fs::read_to_string(path).map_err(|source| TlsError::Read {
+            let text = std::fs::read_to_string(path).map_err(|e| TlsError::File {
+                what: "--client-crl",
                 path: path.clone(),
-                source,
+                reason: e.to_string(),
             })?;
             let blocks = pem_blocks(&text, "X509 CRL");
             if blocks.is_empty() {
                 return Err(TlsError::NoCrl(path.clone()));
             }
             for block in blocks {
-                let crl = X509Crl::from_pem(block.as_bytes()).map_err(ossl(path.display()))?;
+                let crl = X509Crl::from_pem(block.as_bytes()).map_err(|e| TlsError::File {
+                    what: "--client-crl",
+                    path: path.clone(),
+                    reason: openssl_reason(&e),
+                })?;
                 let issuer = name_of(crl.issuer_name());
                 // a CRL is taken only from a client CA, with that CA's signature: a damaged
                 // or foreign file is refused at load, not discovered at a handshake
@@ -224,19 +342,68 @@ impl TlsFiles {
         b.cert_store_mut()
             .set_flags(X509VerifyFlags::CRL_CHECK)
             .map_err(ossl("CRL check"))?;
-        match self.crl_expired {
-            CrlExpired::Refuse => b.set_verify(verify),
-            CrlExpired::Warn => b.set_verify_callback(verify, |ok, ctx| {
-                if !ok && ctx.error().as_raw() == CRL_HAS_EXPIRED {
-                    tracing::warn!(
-                        "a client certificate checked against an expired CRL (--crl-expired warn)"
-                    );
-                    return true;
-                }
-                ok
-            }),
-        }
+        let warn_expired = self.crl_expired == CrlExpired::Warn;
+        b.set_verify_callback(verify, move |ok, ctx| {
+            if !ok && warn_expired && ctx.error().as_raw() == CRL_HAS_EXPIRED {
+                tracing::warn!(
+                    "a client certificate checked against an expired CRL (--crl-expired warn)"
+                );
+                return true;
+            }
+            if !ok {
+                record_rejection(ctx);
+            }
+            ok
+        });
         Ok(b.build())
+    }
+}
+
+/// A client certificate the verification refused: what the handshake's failure is logged
+/// with. OpenSSL keeps no peer certificate after a failed verification, so the verify
+/// callback copies it into the connection's `Ssl`.
+#[derive(Debug, Clone, Default)]
+struct Rejected {
+    subject: String,
+    issuer: String,
+    /// The verification error ("unable to get local issuer certificate", "certificate has
+    /// expired", "certificate revoked").
+    reason: String,
+}
+
+type RejectedSlot = Mutex<Option<Rejected>>;
+
+fn rejected_index() -> Option<openssl::ex_data::Index<openssl::ssl::Ssl, RejectedSlot>> {
+    static INDEX: std::sync::OnceLock<
+        Option<openssl::ex_data::Index<openssl::ssl::Ssl, RejectedSlot>>,
+    > = std::sync::OnceLock::new();
+    *INDEX.get_or_init(|| openssl::ssl::Ssl::new_ex_index().ok())
+}
+
+/// In the verify callback: the first refusal's certificate (the client's own, the chain's
+/// first) and reason, kept in the connection's slot.
+fn record_rejection(ctx: &mut openssl::x509::X509StoreContextRef) {
+    let (Ok(ssl_index), Some(slot_index)) =
+        (openssl::x509::X509StoreContext::ssl_idx(), rejected_index())
+    else {
+        return;
+    };
+    let cert = ctx
+        .chain()
+        .and_then(|c| c.get(0))
+        .or_else(|| ctx.current_cert());
+    let rejected = Rejected {
+        subject: cert.map(|c| name_of(c.subject_name())).unwrap_or_default(),
+        issuer: cert.map(|c| name_of(c.issuer_name())).unwrap_or_default(),
+        reason: ctx.error().error_string().to_owned(),
+    };
+    if let Some(slot) = ctx
+        .ex_data(ssl_index)
+        .and_then(|ssl| ssl.ex_data(slot_index))
+    {
+        slot.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(rejected);
     }
 }
 
@@ -292,7 +459,16 @@ pub async fn reserve(addr: &str) -> std::io::Result<tokio::net::TcpSocket> {
         let socket = if a.is_ipv4() {
             tokio::net::TcpSocket::new_v4()?
         } else {
-            tokio::net::TcpSocket::new_v6()?
+            // IPv6 only: `[::]:5696` beside `0.0.0.0:5696` would otherwise take the IPv4
+            // port too, and the second bind fail; each --listen means its own family
+            let s = socket2::Socket::new(
+                socket2::Domain::IPV6,
+                socket2::Type::STREAM,
+                Some(socket2::Protocol::TCP),
+            )?;
+            s.set_only_v6(true)?;
+            s.set_nonblocking(true)?;
+            tokio::net::TcpSocket::from_std_stream(s.into())
         };
         socket.set_reuseaddr(true)?;
         // SO_REUSEADDR lets two sockets bind one port as long as neither listens: a port a
@@ -457,12 +633,37 @@ impl Drop for PendingEntry {
 /// Why a handshake did not finish.
 #[derive(Debug, Error)]
 enum HandshakeError {
-    #[error("{0}")]
-    Io(std::io::Error),
-    #[error("{0}")]
+    /// Closed or reset before its first byte: a port probe or a health check, no TLS client.
+    #[error("closed before the handshake: {0}")]
+    Silent(std::io::Error),
+    #[error("{}", openssl_reason(.0))]
     Tls(openssl::error::ErrorStack),
-    #[error("{0}")]
-    Handshake(openssl::ssl::Error),
+    /// OpenSSL's reason, and the client certificate that verification refused, if it was.
+    #[error("{reason}")]
+    Handshake {
+        reason: String,
+        rejected: Option<Rejected>,
+    },
+}
+
+/// A failed handshake's reason in words: OpenSSL's reasons, with the verification error when
+/// a certificate was refused, or what happened to the connection.
+fn handshake_reason(e: &openssl::ssl::Error, rejected: Option<&Rejected>) -> String {
+    let base = match (e.ssl_error(), e.io_error()) {
+        (Some(stack), _) => openssl_reason(stack),
+        (None, Some(io)) => io.to_string(),
+        (None, None) if e.code() == openssl::ssl::ErrorCode::ZERO_RETURN => {
+            "the client closed the connection".into()
+        }
+        (None, None) if e.code() == openssl::ssl::ErrorCode::SYSCALL => {
+            "the client closed the connection during the handshake".into()
+        }
+        (None, None) => e.to_string(),
+    };
+    match rejected {
+        Some(r) if !r.reason.is_empty() => format!("{base} ({})", r.reason),
+        _ => base,
+    }
 }
 
 async fn handshake(
@@ -471,13 +672,29 @@ async fn handshake(
 ) -> Result<SslStream<tokio::net::TcpStream>, HandshakeError> {
     // a connection that says nothing costs a socket and this task, no TLS state
     // (peek, not readable(): a fresh socket may report readable before a byte arrives)
-    tcp.peek(&mut [0u8; 1]).await.map_err(HandshakeError::Io)?;
-    let ssl = openssl::ssl::Ssl::new(acceptor.context()).map_err(HandshakeError::Tls)?;
+    match tcp.peek(&mut [0u8; 1]).await {
+        Ok(0) => {
+            return Err(HandshakeError::Silent(
+                std::io::ErrorKind::UnexpectedEof.into(),
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => return Err(HandshakeError::Silent(e)),
+    }
+    let mut ssl = openssl::ssl::Ssl::new(acceptor.context()).map_err(HandshakeError::Tls)?;
+    if let Some(i) = rejected_index() {
+        ssl.set_ex_data(i, Mutex::new(None));
+    }
     let mut stream = SslStream::new(ssl, tcp).map_err(HandshakeError::Tls)?;
-    std::pin::Pin::new(&mut stream)
-        .accept()
-        .await
-        .map_err(HandshakeError::Handshake)?;
+    if let Err(e) = std::pin::Pin::new(&mut stream).accept().await {
+        let rejected = rejected_index()
+            .and_then(|i| stream.ssl().ex_data(i))
+            .and_then(|slot| slot.lock().unwrap_or_else(|p| p.into_inner()).take());
+        return Err(HandshakeError::Handshake {
+            reason: handshake_reason(&e, rejected.as_ref()),
+            rejected,
+        });
+    }
     Ok(stream)
 }
 
@@ -561,8 +778,18 @@ pub async fn run(
                     drop(acceptor);
                     let mut stream = match hs {
                         Ok(Ok(s)) => s,
+                        Ok(Err(HandshakeError::Silent(e))) => {
+                            tracing::debug!(%peer, error = %e, "connection closed before the TLS handshake");
+                            crate::metrics::get().refused(crate::metrics::Refusal::HandshakeFailed);
+                            return;
+                        }
+                        Ok(Err(HandshakeError::Handshake { reason, rejected: Some(r) })) => {
+                            tracing::warn!(%peer, reason, subject = r.subject, issuer = r.issuer, "TLS handshake failed: client certificate refused");
+                            crate::metrics::get().refused(crate::metrics::Refusal::HandshakeFailed);
+                            return;
+                        }
                         Ok(Err(e)) => {
-                            tracing::info!(%peer, error = %e, "TLS handshake failed");
+                            tracing::warn!(%peer, reason = %e, "TLS handshake failed");
                             crate::metrics::get().refused(crate::metrics::Refusal::HandshakeFailed);
                             return;
                         }

@@ -54,52 +54,14 @@ enum Command {
         #[arg(long)]
         shares: u8,
     },
-    /// Let another identity perform some operations on an object (on the running server).
-    Grant {
-        object: String,
-        #[arg(long)]
-        to: String,
-        /// KMIP operation names, e.g. "Get Encrypt Decrypt".
-        #[arg(long)]
-        operations: String,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Withdraw every right an identity was granted on an object.
-    RevokeGrant {
-        object: String,
-        #[arg(long)]
-        from: String,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// List the grants on an object.
-    Grants {
-        object: String,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Mark a key as a trusted wrapping key (an administrator only): under
-    /// --wrap-trusted-only, Sensitive keys leave wrapped by trusted keys only. A symmetric or
-    /// private key must be non-extractable; a public key qualifies as it is.
-    TrustWrappingKey {
-        object: String,
-        /// Withdraw the mark instead.
-        #[arg(long)]
-        withdraw: bool,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Write a consistent backup of the data directory's store to a new file: every object as
-    /// stored (key material sealed under the master key), never the master key. While a server
-    /// serves the directory, it writes the backup itself (an administrator's request over
-    /// KMIP, --connect and --as) without stopping; otherwise the store is read directly.
+    /// Write a consistent backup of a stopped data directory's store to a new file: every
+    /// object as stored (key material sealed under the master key), never the master key.
+    /// While a server serves the directory, `kmip-admin backup` has it write one without
+    /// stopping.
     Backup {
         /// The backup file to create (never overwritten).
         #[arg(long)]
         out: std::path::PathBuf,
-        #[command(flatten)]
-        remote: Remote,
     },
     /// Restore a backup into --data-dir, which must be empty or absent. The digest is checked
     /// first. The server then needs the same master key to start: a copy of the original
@@ -115,71 +77,6 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-}
-
-/// How an administrative command reaches the running server: over KMIP, with a client
-/// certificate from the data directory.
-#[derive(clap::Args)]
-struct Remote {
-    /// The server's address.
-    #[arg(long, default_value = "localhost:5696")]
-    connect: String,
-    /// The identity to act as (DATA_DIR/tls/NAME.pem and NAME.key).
-    #[arg(long = "as", default_value = "admin")]
-    identity: String,
-}
-
-impl Remote {
-    fn client(&self, data_dir: &std::path::Path) -> Result<kmip_client::Client, String> {
-        let (host, port) = self
-            .connect
-            .rsplit_once(':')
-            .ok_or("--connect is HOST:PORT")?;
-        let port: u16 = port.parse().map_err(|_| "--connect: bad port".to_owned())?;
-        let d = pki::Paths::new(data_dir);
-        let (ca, cert, key) = (
-            d.ca_cert(),
-            d.client_cert(&self.identity),
-            d.client_key(&self.identity),
-        );
-        kmip_client::Client::connect(
-            host,
-            port,
-            &kmip_client::Identity {
-                ca: &ca,
-                cert: Some(&cert),
-                key: Some(&key),
-            },
-        )
-        .context(&format!("connect to {}", self.connect))
-    }
-}
-
-fn grant_command(
-    data_dir: &std::path::Path,
-    remote: &Remote,
-    object: &str,
-    to: &str,
-    ops: &[u32],
-) -> Result<(), String> {
-    use kmip_codec::vendor;
-    use kmip_codec::vocab::tag;
-    use kmip_codec::{Ttlv, Value};
-    let mut c = remote.client(data_dir)?;
-    let mut payload = vec![
-        Ttlv::new(tag::UNIQUE_IDENTIFIER, Value::TextString(object.into())),
-        Ttlv::new(vendor::tag::GRANTEE, Value::TextString(to.into())),
-    ];
-    payload.extend(
-        ops.iter()
-            .map(|o| Ttlv::new(tag::OPERATION, Value::Enumeration(*o))),
-    );
-    c.call(
-        vendor::operation::GRANT,
-        Ttlv::structure(tag::REQUEST_PAYLOAD, payload),
-    )
-    .context("grant")?;
-    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -452,48 +349,33 @@ fn master_split(cfg: &Config, threshold: u8, shares: u8) -> Result<(), String> {
     Ok(())
 }
 
-fn backup_command(
-    data_dir: &std::path::Path,
-    out: &std::path::Path,
-    remote: &Remote,
-) -> Result<(), String> {
-    use kmip_server::backup;
-    use lifecycle::store::backup::{verify, BackupError};
+fn backup_command(data_dir: &std::path::Path, out: &std::path::Path) -> Result<(), String> {
+    use lifecycle::store::backup::BackupError;
     if out.exists() {
         return Err(format!(
             "--out {}: exists: a backup never overwrites a file",
             out.display()
         ));
     }
-    let manifest = match backup::backup_offline(data_dir, out) {
+    let manifest = match kmip_server::backup::backup_offline(data_dir, out) {
         Ok(m) => m,
-        // the server of this directory holds the store: it writes the backup in its own read
-        // transaction, and the file is moved where --out says
+        // only the server holding the store can read it consistently: it is asked over KMIP,
+        // by the admin tool (this binary is no KMIP client)
         Err(BackupError::InUse { .. }) => {
-            use kmip_codec::vendor;
-            use kmip_codec::vocab::tag;
-            use kmip_codec::Ttlv;
-            let mut c = remote.client(data_dir).map_err(|e| {
-                format!(
-                    "a server has {} open, and it could not be reached to make the backup \
-                     (--connect ADDR:PORT, --as an administrator): {e}",
-                    data_dir.display()
-                )
-            })?;
-            let r = c
-                .call(
-                    vendor::operation::BACKUP,
-                    Ttlv::structure(tag::REQUEST_PAYLOAD, vec![]),
-                )
-                .context(&format!("backup by the server at {}", remote.connect))?;
-            let name = r
-                .child(vendor::tag::BACKUP_FILE)
-                .and_then(Ttlv::as_text)
-                .filter(|n| !n.is_empty() && !n.starts_with('.') && !n.contains(['/', '\\']))
-                .ok_or("the server's answer names no backup file")?;
-            let written = backup::backup_dir(data_dir).join(name);
-            move_file(&written, out)?;
-            verify(out).context(&format!("--out {}", out.display()))?
+            return Err(format!(
+                "a server has {} open: have it write the backup while it serves, as an \
+                 administrator:\n  {}\n(--server HOST:PORT if it does not listen on \
+                 localhost:5696)",
+                data_dir.display(),
+                shell_command(&[
+                    "kmip-admin",
+                    "--data-dir",
+                    &data_dir.display().to_string(),
+                    "backup",
+                    "--out",
+                    &out.display().to_string(),
+                ])
+            ))
         }
         Err(e) => return Err(format!("backup of {}: {e}", data_dir.display())),
     };
@@ -506,32 +388,14 @@ fn backup_command(
     Ok(())
 }
 
-/// Move a file, copying it when `to` is on another file system.
-fn move_file(from: &std::path::Path, to: &std::path::Path) -> Result<(), String> {
-    match std::fs::rename(from, to) {
-        Ok(()) => return Ok(()),
-        // EXDEV: another file system
-        Err(e) if e.raw_os_error() == Some(18) => {}
-        Err(e) => return Err(format!("move {} to {}: {e}", from.display(), to.display())),
-    }
-    let copied = (|| {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut dst = opts.open(to)?;
-        std::io::copy(&mut std::fs::File::open(from)?, &mut dst)?;
-        dst.sync_all()
-    })();
-    match copied {
-        Ok(()) => std::fs::remove_file(from).context(&from.display().to_string()),
-        Err(e) => {
-            let _ = std::fs::remove_file(to);
-            Err(format!("copy {} to {}: {e}", from.display(), to.display()))
-        }
-    }
+/// A command line to print for the operator to paste: each word quoted as the shell needs
+/// (a data directory with a space or a quote stays one word).
+fn shell_command(words: &[&str]) -> String {
+    words
+        .iter()
+        .map(|w| pki::shell_quote(w))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn restore_command(data_dir: &std::path::Path, file: &std::path::Path) -> Result<(), String> {
@@ -572,10 +436,14 @@ mod anyhow_free {
 }
 
 fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // colour codes are noise in a file, a pipe or the journal; NO_COLOR turns them off too
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => b.init(),
@@ -649,11 +517,16 @@ async fn serve(cfg: Config) -> Result<(), String> {
             .context(&format!("listen for HTTPS on {addr} (--https-listen)"))?;
         reserved.push((https, listener::Transport::Https));
     }
-    let tcp = listener::reserve(&cfg.listen)
-        .await
-        .context(&format!("listen on {} (--listen)", cfg.listen))?;
-    let port = tcp.local_addr().map(|a| a.port()).unwrap_or(5696);
-    reserved.push((tcp, listener::Transport::Ttlv));
+    // the first address's port is the one CLIENTS.txt names
+    let mut port = None;
+    for addr in &cfg.listen {
+        let tcp = listener::reserve(addr)
+            .await
+            .context(&format!("listen on {addr} (--listen)"))?;
+        port = port.or_else(|| tcp.local_addr().ok().map(|a| a.port()));
+        reserved.push((tcp, listener::Transport::Ttlv));
+    }
+    let port = port.unwrap_or(5696);
     let metrics = match &cfg.metrics_listen {
         Some(addr) => Some(
             listener::reserve(addr)
@@ -662,18 +535,19 @@ async fn serve(cfg: Config) -> Result<(), String> {
         ),
         None => None,
     };
-    let tls_files = |cert, key, client_ca| listener::TlsFiles {
+    let tls_files = |cert, key, client_ca, from_options| listener::TlsFiles {
         cert,
         key,
         client_ca,
         crls: cfg.client_crls.clone(),
         crl_expired: cfg.crl_expired,
+        from_options,
     };
     // the operator's own certificates load before anything is created, as flags do
     let given_tls = match (&cfg.tls_cert, &cfg.tls_key, &cfg.client_ca) {
         (Some(c), Some(k), Some(a)) => Some(
-            listener::Tls::new(tls_files(c.clone(), k.clone(), a.clone()))
-                .context("TLS configuration (--tls-cert, --tls-key, --client-ca)")?,
+            listener::Tls::new(tls_files(c.clone(), k.clone(), a.clone(), true))
+                .context("TLS configuration")?,
         ),
         _ => None,
     };
@@ -703,7 +577,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
             let text = pki::client_instructions(&cfg.data_dir, "admin", port);
             // written at every start, so that it follows --listen and is there to read again
             let clients = cfg.data_dir.join("CLIENTS.txt");
-            pki::write_file(&clients, text.as_bytes(), false).context("client instructions")?;
+            pki::write_file(&clients, text.as_bytes(), false)
+                .context(&format!("client instructions {}", clients.display()))?;
             if created {
                 println!(
                     "kmip-server: created TLS material in {}\n{text}(also in {})",
@@ -715,6 +590,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
                 paths.server_cert(),
                 paths.server_key(),
                 paths.ca_cert(),
+                false,
             ))
             .context("TLS configuration")?
         }
@@ -767,6 +643,10 @@ async fn serve(cfg: Config) -> Result<(), String> {
         tracing::warn!("--duplicate-names is deprecated and has no effect: objects share names by default (--unique-names for the specification's rule)");
     }
     let node = cfg.node_name.clone().unwrap_or_else(node_name);
+    let audit_file = cfg
+        .audit_file
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("audit.jsonl"));
     let server = Arc::new(Server {
         manager: Manager::new(store, Core::new(master)).policy(lifecycle::object::Policy {
             derive_from_pre_active: cfg.derive_from_pre_active,
@@ -776,13 +656,11 @@ async fn serve(cfg: Config) -> Result<(), String> {
         group_grants,
         namespace_grants,
         audit: kmip_server::audit::Audit::open_signed(
-            &cfg.audit_file
-                .clone()
-                .unwrap_or_else(|| cfg.data_dir.join("audit.jsonl")),
+            &audit_file,
             cfg.audit_max_bytes,
             kmip_server::audit::Signing::new(audit_keys, cfg.data_dir.join("audit.head")),
         )
-        .context("audit log")?
+        .context(&format!("audit log {}", audit_file.display()))?
         .with_node(&node),
         limits: Settings {
             max_batch_items: cfg.max_batch_items,
@@ -857,6 +735,10 @@ fn main() -> ExitCode {
                 }
             };
         }
+        // before any thread: it sets this process's environment
+        for note in kmip_server::config::apply_legacy_env() {
+            eprintln!("kmip-server: {note}");
+        }
         let cmd = Cli::command().args_override_self(true);
         let args = match kmip_server::config::args_with_file(&cmd, args) {
             Ok(a) => a,
@@ -881,7 +763,8 @@ fn main() -> ExitCode {
                     let port = cli
                         .config
                         .listen
-                        .rsplit_once(':')
+                        .first()
+                        .and_then(|l| l.rsplit_once(':'))
                         .and_then(|(_, p)| p.parse().ok())
                         .unwrap_or(5696);
                     print!(
@@ -907,77 +790,6 @@ fn main() -> ExitCode {
         Some(Command::MasterSplit { threshold, shares }) => {
             master_split(&cli.config, threshold, shares)
         }
-        Some(Command::Grant {
-            object,
-            to,
-            operations,
-            remote,
-        }) => operations
-            .split_whitespace()
-            .map(|o| {
-                kmip_server::policy::operation_by_name(o).ok_or(format!("unknown operation {o:?}"))
-            })
-            .collect::<Result<Vec<u32>, String>>()
-            .and_then(|ops| grant_command(&cli.config.data_dir, &remote, &object, &to, &ops)),
-        Some(Command::RevokeGrant {
-            object,
-            from,
-            remote,
-        }) => grant_command(&cli.config.data_dir, &remote, &object, &from, &[]),
-        Some(Command::TrustWrappingKey {
-            object,
-            withdraw,
-            remote,
-        }) => (|| {
-            use kmip_codec::vendor;
-            use kmip_codec::vocab::tag;
-            use kmip_codec::{Ttlv, Value};
-            let mut c = remote.client(&cli.config.data_dir)?;
-            let payload = vec![
-                Ttlv::new(tag::UNIQUE_IDENTIFIER, Value::TextString(object.clone())),
-                Ttlv::new(vendor::tag::TRUSTED, Value::Boolean(!withdraw)),
-            ];
-            c.call(
-                vendor::operation::TRUST_WRAPPING_KEY,
-                Ttlv::structure(tag::REQUEST_PAYLOAD, payload),
-            )
-            .context("trust wrapping key")?;
-            Ok(())
-        })(),
-        Some(Command::Grants { object, remote }) => (|| {
-            use kmip_codec::vendor;
-            use kmip_codec::vocab::tag;
-            use kmip_codec::{Ttlv, Value};
-            let mut c = remote.client(&cli.config.data_dir)?;
-            let payload = vec![Ttlv::new(
-                tag::UNIQUE_IDENTIFIER,
-                Value::TextString(object.clone()),
-            )];
-            let r = c
-                .call(
-                    vendor::operation::LIST_GRANTS,
-                    Ttlv::structure(tag::REQUEST_PAYLOAD, payload),
-                )
-                .context("list grants")?;
-            for g in r.children_with(vendor::tag::GRANT) {
-                let who = g
-                    .child(vendor::tag::GRANTEE)
-                    .and_then(Ttlv::as_text)
-                    .unwrap_or("");
-                let ops: Vec<String> = g
-                    .children_with(tag::OPERATION)
-                    .filter_map(Ttlv::as_enum)
-                    .map(|o| {
-                        kmip_codec::vocab::enum_def("Operation")
-                            .and_then(|d| d.by_value(o))
-                            .map(|e| e.xml.to_owned())
-                            .unwrap_or_else(|| format!("0x{o:08X}"))
-                    })
-                    .collect();
-                println!("{who}: {}", ops.join(" "));
-            }
-            Ok(())
-        })(),
         Some(Command::HashPassword) => {
             let mut line = String::new();
             std::io::stdin()
@@ -989,9 +801,7 @@ fn main() -> ExitCode {
                 .map(|h| println!("{h}"))
         }
         Some(Command::Audit { command }) => audit_command(&cli.config, command),
-        Some(Command::Backup { out, remote }) => {
-            backup_command(&cli.config.data_dir, &out, &remote)
-        }
+        Some(Command::Backup { out }) => backup_command(&cli.config.data_dir, &out),
         Some(Command::Restore { file }) => restore_command(&cli.config.data_dir, &file),
         None => {
             init_logging(cli.config.log_format);

@@ -117,12 +117,10 @@ pub fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), PkiErr
 /// `s` quoted for a POSIX shell, so that a printed command works when pasted whatever the
 /// path holds (spaces, quotes, `$`).
 pub fn shell_quote(s: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "@%_+=:,./-".contains(c);
-    if !s.is_empty() && s.chars().all(plain) {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
+    // only a NUL cannot be quoted, and no path holds one
+    shlex::try_quote(s)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| s.replace('\0', ""))
 }
 
 /// How to point a client at this server as identity `name`: the files, a ready PyKMIP
@@ -505,8 +503,15 @@ mod tests {
     fn shell_quoting() {
         assert_eq!(shell_quote("/var/lib/kmip-server"), "/var/lib/kmip-server");
         assert_eq!(shell_quote("/tmp/my data"), "'/tmp/my data'");
-        assert_eq!(shell_quote("it's $HOME"), r"'it'\''s $HOME'");
         assert_eq!(shell_quote(""), "''");
+        // what the shell reads back is the word itself
+        for w in ["it's $HOME", "a\"b`c`", "x;rm -rf ~", "tab\there"] {
+            assert_eq!(
+                shlex::split(&shell_quote(w)),
+                Some(vec![w.to_owned()]),
+                "{w}"
+            );
+        }
     }
 
     #[test]

@@ -3,14 +3,14 @@
 //! --server-pid) the server's CPU time per operation. Works against any KMIP server.
 //!
 //!     kmip-bench --data-dir kmip-data --workload get --connections 16 --duration 10
-//!     kmip-bench --host h --port 5696 --ca ca.pem --cert c.pem --key c.key --workload sign-rsa
+//!     kmip-bench --server h:5696 --server-ca ca.pem --client-cert c.pem --client-key c.key \
+//!         --workload sign-rsa
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 use clap::Parser;
 use interop_tests::bench;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,21 +18,9 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(name = "kmip-bench")]
 struct Args {
-    #[arg(long, default_value = "localhost")]
-    host: String,
-    #[arg(long, default_value_t = 5696)]
-    port: u16,
-    #[arg(long)]
-    ca: Option<PathBuf>,
-    #[arg(long)]
-    cert: Option<PathBuf>,
-    #[arg(long)]
-    key: Option<PathBuf>,
-    /// A kmip-server data directory: tls/ca.pem and tls/NAME.pem/.key (NAME from --as).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    #[arg(long = "as", default_value = "admin")]
-    identity: String,
+    /// The connection options every tool shares (--server, --client-cert, --data-dir, ...).
+    #[command(flatten)]
+    conn: kmip_client::connection::ConnectionArgs,
     /// get, create, encrypt, sign-rsa, sign-ecdsa, locate, batch-get, mongodb, vsphere, echo.
     #[arg(long)]
     workload: String,
@@ -61,35 +49,19 @@ struct Args {
 
 fn main() -> ExitCode {
     let a = Args::parse();
-    let tls = a.data_dir.as_ref().map(|d| d.join("tls"));
-    let pick = |given: &Option<PathBuf>, file: &str| {
-        given.clone().or_else(|| tls.as_ref().map(|t| t.join(file)))
-    };
-    let (Some(ca), Some(cert), Some(key)) = (
-        pick(&a.ca, "ca.pem"),
-        pick(&a.cert, &format!("{}.pem", a.identity)),
-        pick(&a.key, &format!("{}.key", a.identity)),
-    ) else {
-        eprintln!("kmip-bench: give --ca/--cert/--key or --data-dir");
-        return ExitCode::FAILURE;
+    let endpoint = match a.conn.resolve() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("kmip-bench: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     let (major, minor) = a
         .kmip_version
         .split_once('.')
         .and_then(|(x, y)| Some((x.parse().ok()?, y.parse().ok()?)))
         .unwrap_or((2, 1));
-    let connect = || {
-        kmip_client::Client::connect(
-            &a.host,
-            a.port,
-            &kmip_client::Identity {
-                ca: &ca,
-                cert: Some(&cert),
-                key: Some(&key),
-            },
-        )
-        .map(|c| c.version(major, minor))
-    };
+    let connect = || endpoint.connect().map(|c| c.version(major, minor));
     let result = (|| -> Result<bench::Report, String> {
         let mut setup = connect().map_err(|e| format!("connect: {e}"))?;
         let step = if a.workload == "echo" {

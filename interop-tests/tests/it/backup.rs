@@ -1,4 +1,5 @@
-//! Backup and restore (`kmip-server backup`, `restore`): a backup taken while clients write
+//! Backup and restore (`kmip-admin backup` of a serving server, `kmip-server backup` of a
+//! stopped directory, `kmip-server restore`): a backup taken while clients write
 //! holds every key acknowledged before it began, byte for byte, and the server's clients see
 //! no failure; a restore goes into an empty directory only, refuses a changed backup, and the
 //! restored directory starts only with the master key it was sealed under.
@@ -6,7 +7,7 @@
 use interop_tests::kmip::{get_object, key_material};
 use interop_tests::ServerProcess;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -67,15 +68,7 @@ fn a_backup_taken_while_clients_write_restores_every_acknowledged_key() {
     // every Create acknowledged from here on came after the backup began
     let before: Vec<String> = acked.lock().unwrap().clone();
     let began = Instant::now();
-    let backup = Command::new(ServerProcess::binary())
-        .args(["backup", "--out"])
-        .arg(&out)
-        .arg("--data-dir")
-        .arg(server.data_dir.path())
-        .arg("--connect")
-        .arg(format!("localhost:{}", server.port))
-        .output()
-        .unwrap();
+    let backup = server.admin(&["backup", "--out", out.to_str().unwrap()]);
     let took = began.elapsed();
     let during = acked.lock().unwrap().len() - before.len();
     // the writers go on: the server was not stopped or paused for the backup
@@ -153,15 +146,14 @@ fn backup_of_a_stopped_directory_and_what_restore_refuses() {
     server.issue_client_cert("alice");
     // an identity other than an administrator gets no backup of everyone's objects
     let out_dir = tempfile::tempdir().unwrap();
-    let refused = Command::new(ServerProcess::binary())
-        .args(["backup", "--as", "alice", "--out"])
-        .arg(out_dir.path().join("alice.kmipbak"))
-        .arg("--data-dir")
-        .arg(server.data_dir.path())
-        .arg("--connect")
-        .arg(format!("localhost:{}", server.port))
-        .output()
-        .unwrap();
+    let alice_out = out_dir.path().join("alice.kmipbak");
+    let refused = server.admin(&[
+        "backup",
+        "--as",
+        "alice",
+        "--out",
+        alice_out.to_str().unwrap(),
+    ]);
     assert!(!refused.status.success(), "{}", text(&refused));
     assert!(
         text(&refused).contains("administrator"),

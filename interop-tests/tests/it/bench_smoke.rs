@@ -14,8 +14,8 @@ fn bench(server: &ServerProcess, port: u16, workload: &str, extra: &[&str]) -> s
         .arg("--data-dir")
         .arg(server.data_dir.path())
         .args([
-            "--port",
-            &port.to_string(),
+            "--server",
+            &format!("localhost:{port}"),
             "--workload",
             workload,
             "--connections",
@@ -59,7 +59,8 @@ fn every_workload_runs() {
     let out = Command::new(bin("kmip-bench"))
         .arg("--data-dir")
         .arg(server.data_dir.path())
-        .args(["--port", &server.port.to_string(), "--workload", "teleport"])
+        .args(["--server", &format!("localhost:{}", server.port)])
+        .args(["--workload", "teleport"])
         .output()
         .unwrap();
     assert!(!out.status.success());

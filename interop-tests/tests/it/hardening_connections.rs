@@ -16,16 +16,11 @@
 //! than refusing to start: run against it (`KMIP_SERVER_BINARY=...`), each test fails on what
 //! it tests.
 
+use interop_tests::certs::{certificate, new_key, write_identity, Kind};
 use interop_tests::ServerProcess;
-use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
 use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::{PKey, Private};
-use openssl::x509::extension::{
-    BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
-};
-use openssl::x509::{X509Builder, X509NameBuilder, X509};
+use openssl::pkey::PKey;
+use openssl::x509::X509;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -436,87 +431,6 @@ impl Crls {
             out.to_str().unwrap(),
         ]);
     }
-}
-
-fn new_key() -> PKey<Private> {
-    let group = openssl::ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap()
-}
-
-enum Kind {
-    Ca,
-    Server,
-    Client,
-}
-
-/// A certificate for `cn` (30 days), self-signed when `issuer` is None.
-fn certificate(
-    cn: &str,
-    key: &PKey<Private>,
-    issuer: Option<(&X509, &PKey<Private>)>,
-    kind: Kind,
-) -> X509 {
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_nid(Nid::COMMONNAME, cn).unwrap();
-    let name = name.build();
-    let mut b = X509Builder::new().unwrap();
-    b.set_version(2).unwrap();
-    let mut serial = BigNum::new().unwrap();
-    serial.rand(127, MsbOption::MAYBE_ZERO, false).unwrap();
-    b.set_serial_number(&serial.to_asn1_integer().unwrap())
-        .unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(issuer.map(|(c, _)| c.subject_name()).unwrap_or(&name))
-        .unwrap();
-    b.set_pubkey(key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
-        .unwrap();
-    match kind {
-        Kind::Ca => {
-            b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-                .unwrap();
-            b.append_extension(
-                KeyUsage::new()
-                    .critical()
-                    .key_cert_sign()
-                    .crl_sign()
-                    .build()
-                    .unwrap(),
-            )
-            .unwrap();
-        }
-        Kind::Server => {
-            b.append_extension(ExtendedKeyUsage::new().server_auth().build().unwrap())
-                .unwrap();
-            let san = SubjectAlternativeName::new()
-                .dns("localhost")
-                .ip("127.0.0.1")
-                .build(&b.x509v3_context(issuer.map(|(c, _)| &**c), None))
-                .unwrap();
-            b.append_extension(san).unwrap();
-        }
-        Kind::Client => {
-            b.append_extension(ExtendedKeyUsage::new().client_auth().build().unwrap())
-                .unwrap();
-        }
-    }
-    b.sign(
-        issuer.map(|(_, k)| k).unwrap_or(key),
-        MessageDigest::sha256(),
-    )
-    .unwrap();
-    b.build()
-}
-
-fn write_identity(dir: &Path, name: &str, cert: &X509, key: &PKey<Private>) {
-    std::fs::write(dir.join(format!("{name}.pem")), cert.to_pem().unwrap()).unwrap();
-    std::fs::write(
-        dir.join(format!("{name}.key")),
-        key.private_key_to_pem_pkcs8().unwrap(),
-    )
-    .unwrap();
 }
 
 /// A data directory with the server's generated PKI and client identities `names`.

@@ -3,6 +3,7 @@
 //! `cargo nextest run -p interop-tests -E 'test(/^e2e::/)'`.
 
 mod access;
+mod admin;
 mod audit_forgery;
 mod backup;
 mod bench_smoke;
@@ -15,6 +16,7 @@ mod e2e;
 mod e2e_kat;
 mod e2e_objects;
 mod e2e_streams;
+mod errors;
 mod field_clients;
 mod first_start;
 mod hardening_auth;
@@ -26,6 +28,7 @@ mod hsm_seal;
 mod https;
 mod metrics;
 mod oasis;
+mod options;
 mod postgres;
 mod promises;
 mod pykmip_codec;
