@@ -9,7 +9,7 @@ use kmip_server::config::Settings;
 use kmip_server::config::{Config, LogFormat};
 use kmip_server::session::Timeouts;
 use kmip_server::{listener, pki, Server};
-use lifecycle::core::{Core, FileSeal, MasterKey, SealError};
+use lifecycle::core::{Core, FileSeal, MasterKey, Seal, SealError, ShareSeal};
 use lifecycle::store::RedbStore;
 use lifecycle::Manager;
 use std::process::ExitCode;
@@ -45,14 +45,21 @@ enum Command {
     /// server. It keeps the current certificate's names, and adds --tls-san ones. A running
     /// server takes it on SIGHUP.
     RenewServerCert,
-    /// Split the master key into SHARES Shamir shares, THRESHOLD of which unseal the server,
-    /// print them one per line, and delete the key file: from then on every start needs
-    /// `--unseal-share` for at least THRESHOLD of them.
+    /// Split the master key into SHARES Shamir shares, THRESHOLD of which unseal the server:
+    /// printed one per line, or written to --out-dir. The shares are recombined and checked
+    /// against the master key's check value before the key file is deleted; from then on
+    /// every start needs THRESHOLD shares (--master-share-file, or typed at a prompt). On a
+    /// directory already split, splits the same key again from the current shares, for a new
+    /// threshold or new custodians (the old shares still rebuild the same key).
     MasterSplit {
         #[arg(long)]
         threshold: u8,
         #[arg(long)]
         shares: u8,
+        /// Write each share to its own new file DIR/share-N (mode 0600), to hand to its
+        /// custodian, instead of printing them.
+        #[arg(long)]
+        out_dir: Option<std::path::PathBuf>,
     },
     /// Let another identity perform some operations on an object (on the running server).
     Grant {
@@ -205,7 +212,7 @@ enum AuditCommand {
 
 /// The master key for the audit commands: never created here.
 fn existing_master_key(cfg: &Config) -> Result<MasterKey, String> {
-    let seal = cfg.master_seal().context("master key")?;
+    let seal = custody(cfg)?;
     lifecycle::core::open_existing_seal(seal.as_ref()).map_err(|e| match e {
         SealError::Missing(why) => format!(
             "no master key in {}: {why} (or verify with an exported key: --key FILE)",
@@ -323,16 +330,139 @@ fn audit_command(cfg: &Config, command: AuditCommand) -> Result<(), String> {
     }
 }
 
-/// The master key from the custody the options choose (`Config::master_seal`), checked against
-/// the value the custody keeps, so that a wrong key or too few shares refuse to start rather
-/// than fail on every object; on a data directory that has none, a new one, sealed first.
+/// The custody the options choose (`Config::master_seal`); for Shamir shares, with the shares
+/// given in files or on the command line and, on a terminal, those still missing typed by
+/// their custodians one at a time, so that a sealed server waits for them rather than exits.
+fn custody(cfg: &Config) -> Result<Box<dyn Seal>, String> {
+    use kmip_server::config::SealKind;
+    if cfg.seal_kind() != SealKind::Shares {
+        return cfg.master_seal().context("master key");
+    }
+    // options of other custodies are refused as for any seal
+    let mut shares = cfg.given_shares().context("master key")?;
+    let check = cfg.data_dir.join("master.check");
+    if !check.exists() {
+        // a new data directory from shares split elsewhere: nothing to check them against
+        return cfg.master_seal().context("master key");
+    }
+    let split = lifecycle::core::read_split(&cfg.data_dir).context("master key")?;
+    let need = split.map(|s| usize::from(s.threshold));
+    let terminal = {
+        use std::io::IsTerminal;
+        std::io::stdin().is_terminal()
+    };
+    let count = |n: usize| match need {
+        Some(m) => format!("{n} of {m} shares"),
+        None => format!("{n} shares (the threshold was not recorded)"),
+    };
+    loop {
+        if shares.len() >= need.unwrap_or(2) {
+            let seal = ShareSeal::with_shares(&cfg.data_dir, shares.clone());
+            match lifecycle::core::open_existing_seal(&seal) {
+                Ok(_) => return Ok(Box::new(seal)),
+                // without a recorded threshold, one more share may be what is missing
+                Err(SealError::WrongKey(_)) if need.is_none() && terminal => {}
+                Err(e) => return Err(format!("master key: {} given: {e}", count(shares.len()))),
+            }
+        }
+        if !terminal {
+            return Err(format!(
+                "master key: the master key of {} is split into shares, and {} given; standard \
+                 input is not a terminal to ask for more: give each custodian's share with \
+                 --master-share-file FILE, or start on a terminal to have them typed",
+                cfg.data_dir.display(),
+                count(shares.len())
+            ));
+        }
+        eprintln!(
+            "kmip-server: the master key is sealed: {} given. Next custodian: type your share \
+             (not shown) and press Enter.",
+            count(shares.len())
+        );
+        let line = read_hidden_line().context("read a share")?;
+        if line.trim().is_empty() {
+            return Err(format!(
+                "master key: no share typed; {} given",
+                count(shares.len())
+            ));
+        }
+        match lifecycle::core::shamir::Share::from_text(&line) {
+            Ok(s) if shares.iter().any(|h| h.x == s.x) => {
+                eprintln!("kmip-server: share {} was given already", s.x)
+            }
+            Ok(s) => {
+                shares.push(s);
+                eprintln!("kmip-server: {} given", count(shares.len()));
+            }
+            Err(e) => eprintln!("kmip-server: not a share ({e}); try again"),
+        }
+    }
+}
+
+/// A line from the terminal with its echo off, so that a share typed is not left on screen.
+fn read_hidden_line() -> Result<zeroize::Zeroizing<String>, String> {
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(&stdin).context("terminal")?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    tcsetattr(&stdin, OptionalActions::Flush, &quiet).context("terminal")?;
+    // room for any share, so that reading never moves the text and leaves a copy behind
+    let mut line = zeroize::Zeroizing::new(String::with_capacity(1024));
+    let read = stdin.read_line(&mut line);
+    let restored = tcsetattr(&stdin, OptionalActions::Flush, &saved);
+    eprintln!();
+    read.context("terminal")?;
+    restored.context("terminal")?;
+    Ok(line)
+}
+
+/// Said once, on stderr, when a data directory's master key is made: what to keep, and what
+/// is lost without it.
+fn announce_new_master_key(cfg: &Config, seal: &dyn Seal) {
+    use kmip_server::config::SealKind;
+    let dir = cfg.data_dir.display();
+    let keep = match cfg.seal_kind() {
+        SealKind::File => format!(
+            "  {dir}/master.key   (the master key itself, mode 0600)\n\
+             Copy it now to a safe place, apart from your backups of the store: a backup\n\
+             never holds it. Anyone holding it and the data directory holds every key.\n\
+             To put it in custodians' hands instead: kmip-server master-split."
+        ),
+        SealKind::Shares => "  the custodians' shares the key was rebuilt from\n\
+             Every start needs enough of them."
+            .to_owned(),
+        SealKind::Pkcs11 => format!(
+            "  {dir}/master.sealed   (the master key, sealed by the token)\n  and the token's key \
+             {:?} itself (back the token up as its vendor says)\n\
+             master.sealed opens with that token key only; without either, nothing opens.",
+            cfg.pkcs11_key
+        ),
+    };
+    eprintln!(
+        "\n\
+         ==========================================================================\n\
+         kmip-server: a NEW MASTER KEY was made for {dir} ({}).\n\
+         Every key this server stores is sealed under it. If it is lost, every\n\
+         object in this data directory is lost with it: no one, not even this\n\
+         server, can open them again. Back up:\n\
+         {keep}\n\
+         ==========================================================================\n",
+        seal.describe()
+    );
+}
+
+/// The master key from the custody the options choose, checked against the value the custody
+/// keeps, so that a wrong key or too few shares refuse to start rather than fail on every
+/// object; on a data directory that has none, a new one, sealed first.
 fn master_key(cfg: &Config) -> Result<MasterKey, String> {
     let started = std::time::Instant::now();
-    let seal = cfg.master_seal().context("master key")?;
+    let seal = custody(cfg)?;
     // a store with no master key in the chosen custody is one whose key went missing (files
     // deleted, or not copied along): a first start there would seal a new key over it
     let store = cfg.data_dir.join("kmip.redb");
-    if store.exists() && !seal.is_sealed().context("master key")? {
+    let sealed = seal.is_sealed().context("master key")?;
+    if store.exists() && !sealed {
         return Err(format!(
             "{} holds objects but {} has no master key for it: the objects are sealed under a \
              master key kept elsewhere; start with the custody that holds it (--seal)",
@@ -341,6 +471,9 @@ fn master_key(cfg: &Config) -> Result<MasterKey, String> {
         ));
     }
     let key = lifecycle::core::open_seal(seal.as_ref()).context("master key")?;
+    if !sealed {
+        announce_new_master_key(cfg, seal.as_ref());
+    }
     tracing::info!(
         custody = %seal.describe(),
         ms = started.elapsed().as_secs_f64() * 1e3,
@@ -349,29 +482,132 @@ fn master_key(cfg: &Config) -> Result<MasterKey, String> {
     Ok(key)
 }
 
-fn master_split(cfg: &Config, threshold: u8, shares: u8) -> Result<(), String> {
+/// Split `key` into shares, hand them out (printed, or one file each in `out_dir`), then
+/// read back what was handed out and check that every share takes part in rebuilding the key
+/// the custody checks. Only then is the split recorded; the caller deletes the key file after.
+fn split_and_verify(
+    cfg: &Config,
+    seal: &dyn Seal,
+    key: &MasterKey,
+    threshold: u8,
+    count: u8,
+    out_dir: Option<&std::path::Path>,
+) -> Result<String, String> {
+    use lifecycle::core::shamir::Share;
     use std::io::Write;
-    if cfg.seal_kind() != kmip_server::config::SealKind::File {
-        return Err("master-split splits a key file (--seal file)".into());
+    let parts = key.split(threshold, count).context("split")?;
+    let handed: Vec<Share> = match out_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).context(&dir.display().to_string())?;
+            let files: Vec<std::path::PathBuf> = parts
+                .iter()
+                .map(|p| dir.join(format!("share-{}", p.x)))
+                .collect();
+            if let Some(f) = files.iter().find(|f| f.exists()) {
+                return Err(format!(
+                    "{} exists: shares are never written over another",
+                    f.display()
+                ));
+            }
+            for (p, f) in parts.iter().zip(&files) {
+                let mut opts = std::fs::OpenOptions::new();
+                opts.write(true).create_new(true);
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    opts.mode(0o600);
+                }
+                let mut file = opts.open(f).context(&f.display().to_string())?;
+                file.write_all(format!("{}\n", p.to_text().as_str()).as_bytes())
+                    .and_then(|()| file.sync_all())
+                    .context(&f.display().to_string())?;
+            }
+            files
+                .iter()
+                .map(|f| lifecycle::core::read_share_file(f).context("read back a share"))
+                .collect::<Result<_, _>>()?
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            for p in &parts {
+                writeln!(out, "{}", p.to_text().as_str()).context("write shares")?;
+            }
+            out.flush().context("write shares")?;
+            // what was printed, parsed back as a custodian's copy will be
+            parts
+                .iter()
+                .map(|p| Share::from_text(&p.to_text()).context("read back a share"))
+                .collect::<Result<_, _>>()?
+        }
+    };
+    // every window of `threshold` consecutive shares (around the end): each share takes part
+    let m = usize::from(threshold);
+    for start in 0..handed.len() {
+        let window: Vec<Share> = (0..m)
+            .map(|i| handed[(start + i) % handed.len()].clone())
+            .collect();
+        let rebuilt = MasterKey::from_shares(&window).context("recombine the shares")?;
+        seal.check(&rebuilt).map_err(|e| {
+            format!("the shares written do not rebuild the master key ({e}): nothing deleted")
+        })?;
+    }
+    lifecycle::core::write_split(
+        &cfg.data_dir,
+        lifecycle::core::Split {
+            threshold,
+            shares: count,
+        },
+    )
+    .context("record the split")?;
+    Ok(match out_dir {
+        Some(d) => format!("{count} shares written to {}/share-N", d.display()),
+        None => format!("{count} shares printed"),
+    })
+}
+
+fn master_split(
+    cfg: &Config,
+    threshold: u8,
+    shares: u8,
+    out_dir: Option<&std::path::Path>,
+) -> Result<(), String> {
+    use kmip_server::config::SealKind;
+    match cfg.seal_kind() {
+        // a key split already: the same key split again, rebuilt from the current shares
+        SealKind::Shares => {
+            let seal = custody(cfg)?;
+            let key = lifecycle::core::open_existing_seal(seal.as_ref()).context("master key")?;
+            let done = split_and_verify(cfg, seal.as_ref(), &key, threshold, shares, out_dir)?;
+            eprintln!(
+                "kmip-server: {done} and checked; any {threshold} unseal the server. The old \
+                 shares still rebuild the same key."
+            );
+            return Ok(());
+        }
+        SealKind::Pkcs11 => {
+            return Err(
+                "master-split splits a key file (--seal file) or shares (--seal shares)".into(),
+            )
+        }
+        SealKind::File => {}
     }
     let file = FileSeal::new(&cfg.data_dir);
     let key_path = file.key_path().to_path_buf();
     if !key_path.exists() {
         return Err(format!(
-            "{} does not exist (already split?)",
+            "{} does not exist (already split? then give the current shares, --seal shares \
+             --master-share-file, to split again)",
             key_path.display()
         ));
     }
     let key = lifecycle::core::open_existing_seal(&file).context("master key")?;
-    let parts = key.split(threshold, shares).context("split")?;
-    let mut out = std::io::stdout().lock();
-    for p in &parts {
-        writeln!(out, "{}", p.to_text().as_str()).context("write shares")?;
-    }
-    out.flush().context("write shares")?;
+    let done = split_and_verify(cfg, &file, &key, threshold, shares, out_dir)?;
     std::fs::remove_file(&key_path).context("remove the master key file")?;
+    std::fs::File::open(&cfg.data_dir)
+        .and_then(|d| d.sync_all())
+        .context("remove the master key file")?;
     eprintln!(
-        "kmip-server: {shares} shares printed; any {threshold} unseal the server. {} was deleted.",
+        "kmip-server: {done}, recombined and checked against the master key; any {threshold} \
+         unseal the server. {} was deleted.",
         key_path.display()
     );
     Ok(())
@@ -825,9 +1061,11 @@ fn main() -> ExitCode {
                     )
                 })
         }
-        Some(Command::MasterSplit { threshold, shares }) => {
-            master_split(&cli.config, threshold, shares)
-        }
+        Some(Command::MasterSplit {
+            threshold,
+            shares,
+            out_dir,
+        }) => master_split(&cli.config, threshold, shares, out_dir.as_deref()),
         Some(Command::Grant {
             object,
             to,

@@ -10,6 +10,7 @@ mod ca;
 mod ca_attacks;
 mod crash;
 mod crash_server;
+mod custody;
 mod disk_full;
 mod e2e;
 mod e2e_kat;

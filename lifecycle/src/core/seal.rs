@@ -10,7 +10,7 @@ mod shares;
 
 pub use file::FileSeal;
 pub use pkcs11::{Pkcs11Options, Pkcs11Seal};
-pub use shares::ShareSeal;
+pub use shares::{read_share_file, read_split, write_split, ShareSeal, Split};
 
 use super::{CoreError, Secret};
 use openssl::cipher::Cipher;
@@ -160,6 +160,9 @@ fn key_file_error(path: &Path, e: SealError) -> CoreError {
 pub(crate) const KEY_FILE: &str = "master.key";
 pub(crate) const CHECK_FILE: &str = "master.check";
 pub(crate) const SEALED_FILE: &str = "master.sealed";
+/// Written by `master-split`: that the key was split, into how many shares, and how many
+/// open it (no secret), so that a missing key file is told apart from a split key.
+pub(crate) const SPLIT_FILE: &str = "master.shares";
 
 /// Why a custody could not keep or give back the master key. Messages name the file or the
 /// option to look at; none carries key material or a PIN.
@@ -199,6 +202,17 @@ pub enum SealError {
         /// What went wrong.
         reason: String,
     },
+    /// A file holding the master key or a share of it that other users may read or write.
+    #[error(
+        "{path} is open to other users (mode {mode:03o}): a file that holds the master key or \
+         a share of it must be readable by its owner only. Fix it with: chmod 600 {path}"
+    )]
+    Exposed {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The key core failed (generating, sealing or checking the key).
     #[error(transparent)]
     Core(#[from] CoreError),
@@ -235,6 +249,26 @@ pub trait Seal {
     fn unseal(&self) -> Result<MasterKey, SealError>;
     /// `Ok` when `key` is the master key this custody keeps.
     fn check(&self, key: &MasterKey) -> Result<(), SealError>;
+}
+
+/// Refuse a file holding the master key or a share that group or others may read or write,
+/// as OpenSSH refuses such a private key: a copy anyone can read is a copy of every key.
+pub(crate) fn check_private(path: &Path) -> Result<(), SealError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| SealError::file(path, e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(SealError::Exposed {
+                path: path.to_path_buf(),
+                mode: mode & 0o777,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The master key at a server's start: unsealed and checked, or, on a data directory that has
@@ -309,6 +343,60 @@ mod tests {
     use super::*;
 
     #[test]
+    fn key_and_share_files_open_to_others_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let seal = FileSeal::new(dir.path());
+        let key = open(&seal).unwrap();
+        let p = dir.path().join("master.key");
+        for mode in [0o640, 0o604, 0o620, 0o602] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = open(&seal).err().unwrap();
+            assert!(matches!(e, SealError::Exposed { .. }), "{e}");
+            let text = e.to_string();
+            assert!(
+                text.contains(&format!("chmod 600 {}", p.display())),
+                "{text}"
+            );
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert_eq!(open(&seal).unwrap().expose(), key.expose());
+        let share = dir.path().join("share-1");
+        std::fs::write(&share, key.split(2, 2).unwrap()[0].to_text().as_bytes()).unwrap();
+        std::fs::set_permissions(&share, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            read_share_file(&share),
+            Err(SealError::Exposed { .. })
+        ));
+        std::fs::set_permissions(&share, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_share_file(&share).unwrap().x, 1);
+    }
+
+    #[test]
+    fn a_missing_key_file_is_told_apart_from_a_split_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let seal = FileSeal::new(dir.path());
+        open(&seal).unwrap();
+        std::fs::remove_file(dir.path().join("master.key")).unwrap();
+        let missing = open(&seal).err().unwrap().to_string();
+        assert!(missing.contains("master.key is missing"), "{missing}");
+        assert!(missing.contains("Put back"), "{missing}");
+        write_split(
+            dir.path(),
+            Split {
+                threshold: 2,
+                shares: 3,
+            },
+        )
+        .unwrap();
+        let split = open(&seal).err().unwrap().to_string();
+        assert!(split.contains("split into shares"), "{split}");
+        assert!(split.contains("any 2 of 3"), "{split}");
+        assert!(split.contains("--master-share-file"), "{split}");
+        assert!(!split.contains("Put back"), "{split}");
+    }
+
+    #[test]
     fn seal_binds_the_identifier() {
         let k = MasterKey::generate().unwrap();
         let s = k.seal(b"17", b"key bytes").unwrap();
@@ -360,7 +448,7 @@ mod tests {
         // what earlier releases left: master.key (raw 32 bytes) and master.check
         let dir = tempfile::tempdir().unwrap();
         let old = MasterKey::generate().unwrap();
-        std::fs::write(dir.path().join("master.key"), old.expose()).unwrap();
+        write_atomic(&dir.path().join("master.key"), old.expose(), true).unwrap();
         std::fs::write(dir.path().join("master.check"), old.check_value().unwrap()).unwrap();
         let opened = open(&FileSeal::new(dir.path())).unwrap();
         assert_eq!(opened.expose(), old.expose());
