@@ -50,7 +50,8 @@ enum Command {
     /// against the master key's check value before the key file is deleted; from then on
     /// every start needs THRESHOLD shares (--master-share-file, or typed at a prompt). On a
     /// directory already split, splits the same key again from the current shares, for a new
-    /// threshold or new custodians (the old shares still rebuild the same key).
+    /// threshold or new custodians (the old shares still rebuild the key: master-rotate, then
+    /// split, to make them worthless).
     MasterSplit {
         #[arg(long)]
         threshold: u8,
@@ -58,6 +59,25 @@ enum Command {
         shares: u8,
         /// Write each share to its own new file DIR/share-N (mode 0600), to hand to its
         /// custodian, instead of printing them.
+        #[arg(long)]
+        out_dir: Option<std::path::PathBuf>,
+    },
+    /// On a stopped server: make a new master key, re-seal every object's material under it
+    /// and keep it in the configured custody (--seal), so that the old key opens nothing.
+    /// Crash-safe: interrupted (even by SIGKILL), run it again and it continues. With --seal
+    /// shares, the new key's shares are printed (or written to --out-dir), split as the old
+    /// key was unless --threshold and --shares say otherwise. Recorded in the audit log.
+    MasterRotate {
+        /// Records re-sealed per store transaction.
+        #[arg(long, default_value_t = 256)]
+        batch_size: usize,
+        /// With --seal shares: how many of the new shares open the key.
+        #[arg(long)]
+        threshold: Option<u8>,
+        /// With --seal shares: how many new shares to make.
+        #[arg(long)]
+        shares: Option<u8>,
+        /// With --seal shares: write the new shares to DIR/share-N (mode 0600).
         #[arg(long)]
         out_dir: Option<std::path::PathBuf>,
     },
@@ -213,13 +233,15 @@ enum AuditCommand {
 /// The master key for the audit commands: never created here.
 fn existing_master_key(cfg: &Config) -> Result<MasterKey, String> {
     let seal = custody(cfg)?;
-    lifecycle::core::open_existing_seal(seal.as_ref()).map_err(|e| match e {
-        SealError::Missing(why) => format!(
-            "no master key in {}: {why} (or verify with an exported key: --key FILE)",
-            cfg.data_dir.display()
-        ),
-        e => format!("master key: {e}"),
-    })
+    lifecycle::core::open_existing_seal(seal.as_ref())
+        .and_then(|k| k.with_purpose_root(&cfg.data_dir))
+        .map_err(|e| match e {
+            SealError::Missing(why) => format!(
+                "no master key in {}: {why} (or verify with an exported key: --key FILE)",
+                cfg.data_dir.display()
+            ),
+            e => format!("master key: {e}"),
+        })
 }
 
 fn audit_command(cfg: &Config, command: AuditCommand) -> Result<(), String> {
@@ -457,6 +479,15 @@ fn announce_new_master_key(cfg: &Config, seal: &dyn Seal) {
 /// object; on a data directory that has none, a new one, sealed first.
 fn master_key(cfg: &Config) -> Result<MasterKey, String> {
     let started = std::time::Instant::now();
+    if lifecycle::core::rotation_pending(&cfg.data_dir) {
+        return Err(format!(
+            "{} says a master-key rotation was interrupted: its objects are sealed under two \
+             keys until it is finished. Run kmip-server master-rotate --data-dir {} (with the \
+             same --seal options) to finish it, then start the server",
+            cfg.data_dir.join(lifecycle::core::ROTATION_FILE).display(),
+            cfg.data_dir.display()
+        ));
+    }
     let seal = custody(cfg)?;
     // a store with no master key in the chosen custody is one whose key went missing (files
     // deleted, or not copied along): a first start there would seal a new key over it
@@ -470,7 +501,9 @@ fn master_key(cfg: &Config) -> Result<MasterKey, String> {
             seal.describe()
         ));
     }
-    let key = lifecycle::core::open_seal(seal.as_ref()).context("master key")?;
+    let key = lifecycle::core::open_seal(seal.as_ref())
+        .and_then(|k| k.with_purpose_root(&cfg.data_dir))
+        .context("master key")?;
     if !sealed {
         announce_new_master_key(cfg, seal.as_ref());
     }
@@ -579,7 +612,8 @@ fn master_split(
             let done = split_and_verify(cfg, seal.as_ref(), &key, threshold, shares, out_dir)?;
             eprintln!(
                 "kmip-server: {done} and checked; any {threshold} unseal the server. The old \
-                 shares still rebuild the same key."
+                 shares still rebuild the same key: to make them worthless, kmip-server \
+                 master-rotate, then split the new key."
             );
             return Ok(());
         }
@@ -609,6 +643,114 @@ fn master_split(
         "kmip-server: {done}, recombined and checked against the master key; any {threshold} \
          unseal the server. {} was deleted.",
         key_path.display()
+    );
+    Ok(())
+}
+
+fn master_rotate(
+    cfg: &Config,
+    batch_size: usize,
+    threshold: Option<u8>,
+    shares: Option<u8>,
+    out_dir: Option<&std::path::Path>,
+) -> Result<(), String> {
+    use kmip_server::config::SealKind;
+    let started = std::time::Instant::now();
+    let seal = custody(cfg)?;
+    let split = if cfg.seal_kind() == SealKind::Shares {
+        let recorded = lifecycle::core::read_split(&cfg.data_dir).context("master key")?;
+        match (
+            threshold.or(recorded.map(|s| s.threshold)),
+            shares.or(recorded.map(|s| s.shares)),
+        ) {
+            (Some(t), Some(n)) => Some((t, n)),
+            _ => {
+                return Err(
+                    "the split of the new key is not known: give --threshold and --shares".into(),
+                )
+            }
+        }
+    } else {
+        if threshold.is_some() || shares.is_some() || out_dir.is_some() {
+            return Err(
+                "--threshold, --shares and --out-dir split the new key of --seal shares".into(),
+            );
+        }
+        None
+    };
+    let store_path = cfg.data_dir.join("kmip.redb");
+    let store = RedbStore::open(&store_path).map_err(|e| {
+        format!(
+            "{}: {e} (master-rotate needs the server stopped)",
+            store_path.display()
+        )
+    })?;
+    let mut last = std::time::Instant::now();
+    let rotated = lifecycle::core::rotate(
+        &cfg.data_dir,
+        seal.as_ref(),
+        &store,
+        batch_size,
+        |done, total| {
+            if last.elapsed() >= std::time::Duration::from_secs(2) {
+                last = std::time::Instant::now();
+                eprintln!("kmip-server: master-rotate: {done} of {total} records");
+            }
+        },
+    )
+    .context("master-rotate")?;
+    drop(store);
+    if let Some((t, n)) = split {
+        let done = split_and_verify(cfg, seal.as_ref(), &rotated.key, t, n, out_dir)?;
+        eprintln!(
+            "kmip-server: the new master key's {done}; any {t} unseal the server. The old \
+             shares open nothing any more."
+        );
+    }
+    let audit_keys =
+        kmip_server::audit::AuditKeys::from_master(&rotated.key).context("audit keys")?;
+    let audit = kmip_server::audit::Audit::open_signed(
+        &cfg.audit_file
+            .clone()
+            .unwrap_or_else(|| cfg.data_dir.join("audit.jsonl")),
+        cfg.audit_max_bytes,
+        kmip_server::audit::Signing::new(audit_keys, cfg.data_dir.join("audit.head")),
+    )
+    .context("audit log")?;
+    let mut record = serde_json::Map::new();
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    record.insert("time".into(), kmip_codec::time::format_secs(secs).into());
+    record.insert("event".into(), "master-rotate".into());
+    record.insert("custody".into(), seal.describe().into());
+    record.insert("records".into(), rotated.records.into());
+    record.insert("resealed".into(), rotated.resealed.into());
+    record.insert("resumed".into(), rotated.resumed.into());
+    audit.record(record).context("audit log")?;
+    drop(audit);
+    lifecycle::core::finish_rotation(&cfg.data_dir).context("master-rotate")?;
+    eprintln!(
+        "kmip-server: master key rotated{}: {} records, {} re-sealed by this run, in {:.1} s. \
+         The old master key opens nothing in {} any more{}.",
+        if rotated.resumed {
+            " (an interrupted rotation finished)"
+        } else {
+            ""
+        },
+        rotated.records,
+        rotated.resealed,
+        started.elapsed().as_secs_f64(),
+        cfg.data_dir.display(),
+        match cfg.seal_kind() {
+            SealKind::File => format!(
+                ": back up the new {} now, in place of the old copy (which still opens backups \
+                 of the store made before the rotation)",
+                cfg.data_dir.join("master.key").display()
+            ),
+            _ => " (backups of the store made before the rotation still need the old key)".into(),
+        }
     );
     Ok(())
 }
@@ -1066,6 +1208,18 @@ fn main() -> ExitCode {
             shares,
             out_dir,
         }) => master_split(&cli.config, threshold, shares, out_dir.as_deref()),
+        Some(Command::MasterRotate {
+            batch_size,
+            threshold,
+            shares,
+            out_dir,
+        }) => master_rotate(
+            &cli.config,
+            batch_size,
+            threshold,
+            shares,
+            out_dir.as_deref(),
+        ),
         Some(Command::Grant {
             object,
             to,

@@ -496,3 +496,42 @@ fn a_backup_restores_under_the_same_token() {
     let server = start(&hsm, restored_dir, &args);
     assert_eq!(get_key(&server, &id), before, "the key reads back");
 }
+
+#[test]
+fn a_rotation_reseals_under_a_new_key_the_token_keeps() {
+    let hsm = SoftHsm::new();
+    let args = hsm.args(TOKEN, &hsm.pin_file(), "seal-a");
+    let server = start(&hsm, tempfile::tempdir().unwrap(), &args);
+    let id = create_aes(&mut server.client("admin"), 256, vec![]);
+    let before = get_key(&server, &id);
+    let dir = server.stop();
+    let old = master_key_of(&hsm, dir.path(), "seal-a");
+    // the seal options, without the server's own (--lock-memory)
+    let o = Command::new(ServerProcess::binary())
+        .arg("master-rotate")
+        .args(&args[2..])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .envs(hsm.env())
+        .output()
+        .expect("kmip-server master-rotate");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!dir.path().join("master.key").exists(), "still no key file");
+    let new = master_key_of(&hsm, dir.path(), "seal-a");
+    assert_ne!(new, old, "a new master key, sealed by the same token key");
+    let store = lifecycle::store::RedbStore::open(&dir.path().join("kmip.redb")).unwrap();
+    let sealed = {
+        use lifecycle::store::Store;
+        store.get(&id).unwrap().unwrap().sealed.unwrap()
+    };
+    drop(store);
+    let core =
+        |k: &[u8]| lifecycle::core::Core::new(lifecycle::core::MasterKey::from_bytes(k).unwrap());
+    assert!(
+        core(&old).unseal(&id, &sealed).is_err(),
+        "the old key opens nothing"
+    );
+    assert!(core(&new).unseal(&id, &sealed).is_ok());
+    let server = start(&hsm, dir, &args);
+    assert_eq!(get_key(&server, &id), before, "the key reads back");
+}

@@ -32,6 +32,7 @@ mod pykmip_codec;
 mod pykmip_suite;
 mod read_only;
 mod replay_detects;
+mod rotation;
 mod secrets;
 mod server_cert;
 mod testcases_codec;

@@ -6,10 +6,12 @@
 
 mod file;
 mod pkcs11;
+mod rotate;
 mod shares;
 
 pub use file::FileSeal;
 pub use pkcs11::{Pkcs11Options, Pkcs11Seal};
+pub use rotate::{finish as finish_rotation, rotate, rotation_pending, Rotated, ROTATION_FILE};
 pub use shares::{read_share_file, read_split, write_split, ShareSeal, Split};
 
 use super::{CoreError, Secret};
@@ -33,14 +35,14 @@ const NONCE: usize = 12;
 const TAG: usize = 16;
 
 /// The 256-bit key that seals every object. Never stored in the data file.
-pub struct MasterKey(Zeroizing<[u8; 32]>);
+pub struct MasterKey(Zeroizing<[u8; 32]>, Option<Zeroizing<[u8; 32]>>);
 
 impl MasterKey {
     /// A new random master key.
     pub fn generate() -> Result<MasterKey, CoreError> {
         let mut k = Zeroizing::new([0u8; 32]);
         openssl::rand::rand_bytes(k.as_mut())?;
-        Ok(MasterKey(k))
+        Ok(MasterKey(k, None))
     }
 
     /// A master key from its 32 bytes.
@@ -48,7 +50,7 @@ impl MasterKey {
         let arr: [u8; 32] = bytes
             .try_into()
             .map_err(|_| CoreError::Unsupported("a master key is 32 bytes".into()))?;
-        Ok(MasterKey(Zeroizing::new(arr)))
+        Ok(MasterKey(Zeroizing::new(arr), None))
     }
 
     /// Read the key file, or create it (mode 0600, written before use) when it is absent.
@@ -95,17 +97,77 @@ impl MasterKey {
     /// A `len`-byte key for one purpose (the audit log's MAC and signing keys), derived with
     /// HKDF-SHA256 from the master key, `label` as the info: stable across restarts, different
     /// for every label, and no way back to the master key, which never leaves.
+    ///
+    /// Stable across master-key rotations too: the extracted HKDF key (the purpose root) of
+    /// the first master key is carried to its successors (`master.purpose`, sealed under the
+    /// current master key, see [`MasterKey::with_purpose_root`]), so that the audit log
+    /// written before a rotation still verifies after it.
     pub fn derive_purpose_key(&self, label: &[u8], len: usize) -> Result<Secret, CoreError> {
+        let root = self.purpose_root()?;
         let fail = |_| CoreError::Crypto("HKDF");
         let mut ctx = openssl::pkey_ctx::PkeyCtx::new_id(openssl::pkey::Id::HKDF).map_err(fail)?;
         ctx.derive_init().map_err(fail)?;
+        ctx.set_hkdf_mode(openssl::pkey_ctx::HkdfMode::EXPAND_ONLY)
+            .map_err(fail)?;
         ctx.set_hkdf_md(openssl::md::Md::sha256()).map_err(fail)?;
-        ctx.set_hkdf_salt(b"kmip-rs purpose key").map_err(fail)?;
-        ctx.set_hkdf_key(self.0.as_ref()).map_err(fail)?;
+        ctx.set_hkdf_key(root.as_ref()).map_err(fail)?;
         ctx.add_hkdf_info(label).map_err(fail)?;
         let mut out = Zeroizing::new(vec![0u8; len]);
         ctx.derive(Some(&mut out)).map_err(fail)?;
         Ok(Secret::new(std::mem::take(&mut *out)))
+    }
+
+    /// The HKDF pseudo-random key purpose keys are expanded from: the one carried over from a
+    /// former master key, else this key's own (HKDF-Extract, the salt of releases before
+    /// rotation, so that their purpose keys stay what they were).
+    fn purpose_root(&self) -> Result<Zeroizing<[u8; 32]>, CoreError> {
+        if let Some(r) = &self.1 {
+            return Ok(r.clone());
+        }
+        let fail = |_| CoreError::Crypto("HKDF");
+        let mut ctx = openssl::pkey_ctx::PkeyCtx::new_id(openssl::pkey::Id::HKDF).map_err(fail)?;
+        ctx.derive_init().map_err(fail)?;
+        ctx.set_hkdf_mode(openssl::pkey_ctx::HkdfMode::EXTRACT_ONLY)
+            .map_err(fail)?;
+        ctx.set_hkdf_md(openssl::md::Md::sha256()).map_err(fail)?;
+        ctx.set_hkdf_salt(b"kmip-rs purpose key").map_err(fail)?;
+        ctx.set_hkdf_key(self.0.as_ref()).map_err(fail)?;
+        let mut out = Zeroizing::new([0u8; 32]);
+        ctx.derive(Some(out.as_mut())).map_err(fail)?;
+        Ok(out)
+    }
+
+    /// This key with the purpose root a rotation left in `data_dir` (`master.purpose`), if
+    /// any: every holder of the master key derives the audit keys through it.
+    pub fn with_purpose_root(mut self, data_dir: &Path) -> Result<MasterKey, SealError> {
+        let path = data_dir.join(PURPOSE_FILE);
+        match std::fs::read(&path) {
+            Ok(sealed) => {
+                let root = self.unseal(PURPOSE_AAD, &sealed).map_err(|_| {
+                    SealError::WrongKey(format!(
+                        "{} does not open under this master key",
+                        path.display()
+                    ))
+                })?;
+                if root.len() != 32 {
+                    return Err(SealError::file(&path, "not a 32-byte purpose root"));
+                }
+                // filled in place: no copy of the root on the stack outlives this
+                let mut arr = Zeroizing::new([0u8; 32]);
+                arr.copy_from_slice(root.expose());
+                self.1 = Some(arr);
+                Ok(self)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(self),
+            Err(e) => Err(SealError::file(&path, e)),
+        }
+    }
+
+    /// A new master key that derives the same purpose keys as this one.
+    fn successor(&self) -> Result<MasterKey, CoreError> {
+        let mut next = MasterKey::generate()?;
+        next.1 = Some(self.purpose_root()?);
+        Ok(next)
     }
 
     pub(super) fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CoreError> {
@@ -160,6 +222,10 @@ fn key_file_error(path: &Path, e: SealError) -> CoreError {
 pub(crate) const KEY_FILE: &str = "master.key";
 pub(crate) const CHECK_FILE: &str = "master.check";
 pub(crate) const SEALED_FILE: &str = "master.sealed";
+/// The purpose root sealed under the current master key, once a rotation has replaced the
+/// key it was first derived from.
+pub(crate) const PURPOSE_FILE: &str = "master.purpose";
+const PURPOSE_AAD: &[u8] = b"kmip-rs purpose root";
 /// Written by `master-split`: that the key was split, into how many shares, and how many
 /// open it (no secret), so that a missing key file is told apart from a split key.
 pub(crate) const SPLIT_FILE: &str = "master.shares";
@@ -216,6 +282,9 @@ pub enum SealError {
     /// The key core failed (generating, sealing or checking the key).
     #[error(transparent)]
     Core(#[from] CoreError),
+    /// The store failed while records were re-sealed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl SealError {
@@ -249,6 +318,11 @@ pub trait Seal {
     fn unseal(&self) -> Result<MasterKey, SealError>;
     /// `Ok` when `key` is the master key this custody keeps.
     fn check(&self, key: &MasterKey) -> Result<(), SealError>;
+    /// Keep `key` in place of the key this custody holds (a rotation, a migration), each
+    /// file replaced whole or not at all. Only once nothing is sealed under the old key.
+    fn replace(&self, key: &MasterKey) -> Result<(), SealError> {
+        self.seal(key)
+    }
 }
 
 /// Refuse a file holding the master key or a share that group or others may read or write,
@@ -394,6 +468,31 @@ mod tests {
         assert!(split.contains("any 2 of 3"), "{split}");
         assert!(split.contains("--master-share-file"), "{split}");
         assert!(!split.contains("Put back"), "{split}");
+    }
+
+    #[test]
+    fn purpose_keys_are_those_of_plain_hkdf() {
+        // what releases before rotation derived, in one HKDF call: the audit keys of existing
+        // logs must not change
+        let k = MasterKey::generate().unwrap();
+        let fail = |_| CoreError::Crypto("HKDF");
+        let plain = (|| -> Result<Vec<u8>, CoreError> {
+            let mut ctx =
+                openssl::pkey_ctx::PkeyCtx::new_id(openssl::pkey::Id::HKDF).map_err(fail)?;
+            ctx.derive_init().map_err(fail)?;
+            ctx.set_hkdf_md(openssl::md::Md::sha256()).map_err(fail)?;
+            ctx.set_hkdf_salt(b"kmip-rs purpose key").map_err(fail)?;
+            ctx.set_hkdf_key(k.expose()).map_err(fail)?;
+            ctx.add_hkdf_info(b"label").map_err(fail)?;
+            let mut out = vec![0u8; 32];
+            ctx.derive(Some(&mut out)).map_err(fail)?;
+            Ok(out)
+        })()
+        .unwrap();
+        assert_eq!(
+            k.derive_purpose_key(b"label", 32).unwrap().expose(),
+            &plain[..]
+        );
     }
 
     #[test]

@@ -101,6 +101,13 @@ impl Seal for FileSeal {
         write_atomic(&self.check, &key.check_value()?, false)
     }
 
+    /// The key file, then its check value, each replaced whole: a crash between the two
+    /// leaves a key that fails the old check, which a rotation run again recognises.
+    fn replace(&self, key: &MasterKey) -> Result<(), SealError> {
+        write_atomic(&self.key, key.0.as_ref(), true)?;
+        write_atomic(&self.check, &key.check_value()?, false)
+    }
+
     fn unseal(&self) -> Result<MasterKey, SealError> {
         let key = read_key(&self.key)?;
         // a data directory older than check values: its key file is the reference
