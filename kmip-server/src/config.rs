@@ -337,6 +337,12 @@ impl Config {
                 return Err(conflict("--pkcs11-pin-file"));
             }
         }
+        self.seal_for(kind)
+    }
+
+    /// The custody `kind` with its options, whatever --seal says and without refusing the
+    /// options of another custody: `seal migrate` reads one custody and writes another.
+    pub fn seal_for(&self, kind: SealKind) -> Result<Box<dyn Seal>, SealError> {
         Ok(match kind {
             SealKind::File => Box::new(FileSeal::new(&self.data_dir)),
             SealKind::Shares => {

@@ -81,6 +81,11 @@ enum Command {
         #[arg(long)]
         out_dir: Option<std::path::PathBuf>,
     },
+    /// Work with the custody of the master key.
+    Seal {
+        #[command(subcommand)]
+        command: SealCommand,
+    },
     /// Let another identity perform some operations on an object (on the running server).
     Grant {
         object: String,
@@ -207,6 +212,29 @@ fn grant_command(
     )
     .context("grant")?;
     Ok(())
+}
+
+#[derive(Subcommand)]
+enum SealCommand {
+    /// On a stopped server: move the master key to another custody, the same key (no record
+    /// changes). The current custody is read with --seal and its options (by default the one
+    /// the data directory's files say); the new one is --to, with its options (--pkcs11-*, or
+    /// --threshold, --shares and --out-dir for shares). The new custody is written and opened
+    /// before the old one's files are deleted. Recorded in the audit log.
+    Migrate {
+        /// The custody to move the master key to.
+        #[arg(long, value_enum)]
+        to: kmip_server::config::SealKind,
+        /// With --to shares: how many shares open the key.
+        #[arg(long)]
+        threshold: Option<u8>,
+        /// With --to shares: how many shares to make.
+        #[arg(long)]
+        shares: Option<u8>,
+        /// With --to shares: write the shares to DIR/share-N (mode 0600).
+        #[arg(long)]
+        out_dir: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -356,16 +384,23 @@ fn audit_command(cfg: &Config, command: AuditCommand) -> Result<(), String> {
 /// given in files or on the command line and, on a terminal, those still missing typed by
 /// their custodians one at a time, so that a sealed server waits for them rather than exits.
 fn custody(cfg: &Config) -> Result<Box<dyn Seal>, String> {
-    use kmip_server::config::SealKind;
-    if cfg.seal_kind() != SealKind::Shares {
+    if cfg.seal_kind() != kmip_server::config::SealKind::Shares {
         return cfg.master_seal().context("master key");
     }
-    // options of other custodies are refused as for any seal
+    custody_of(cfg, kmip_server::config::SealKind::Shares)
+}
+
+/// [`custody`] of a given kind, other custodies' options ignored (`seal migrate`).
+fn custody_of(cfg: &Config, kind: kmip_server::config::SealKind) -> Result<Box<dyn Seal>, String> {
+    use kmip_server::config::SealKind;
+    if kind != SealKind::Shares {
+        return cfg.seal_for(kind).context("master key");
+    }
     let mut shares = cfg.given_shares().context("master key")?;
     let check = cfg.data_dir.join("master.check");
     if !check.exists() {
         // a new data directory from shares split elsewhere: nothing to check them against
-        return cfg.master_seal().context("master key");
+        return cfg.seal_for(kind).context("master key");
     }
     let split = lifecycle::core::read_split(&cfg.data_dir).context("master key")?;
     let need = split.map(|s| usize::from(s.threshold));
@@ -707,29 +742,13 @@ fn master_rotate(
              shares open nothing any more."
         );
     }
-    let audit_keys =
-        kmip_server::audit::AuditKeys::from_master(&rotated.key).context("audit keys")?;
-    let audit = kmip_server::audit::Audit::open_signed(
-        &cfg.audit_file
-            .clone()
-            .unwrap_or_else(|| cfg.data_dir.join("audit.jsonl")),
-        cfg.audit_max_bytes,
-        kmip_server::audit::Signing::new(audit_keys, cfg.data_dir.join("audit.head")),
-    )
-    .context("audit log")?;
-    let mut record = serde_json::Map::new();
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    record.insert("time".into(), kmip_codec::time::format_secs(secs).into());
-    record.insert("event".into(), "master-rotate".into());
-    record.insert("custody".into(), seal.describe().into());
-    record.insert("records".into(), rotated.records.into());
-    record.insert("resealed".into(), rotated.resealed.into());
-    record.insert("resumed".into(), rotated.resumed.into());
-    audit.record(record).context("audit log")?;
-    drop(audit);
+    let mut event = serde_json::Map::new();
+    event.insert("event".into(), "master-rotate".into());
+    event.insert("custody".into(), seal.describe().into());
+    event.insert("records".into(), rotated.records.into());
+    event.insert("resealed".into(), rotated.resealed.into());
+    event.insert("resumed".into(), rotated.resumed.into());
+    audit_event(cfg, &rotated.key, event)?;
     lifecycle::core::finish_rotation(&cfg.data_dir).context("master-rotate")?;
     eprintln!(
         "kmip-server: master key rotated{}: {} records, {} re-sealed by this run, in {:.1} s. \
@@ -751,6 +770,148 @@ fn master_rotate(
             ),
             _ => " (backups of the store made before the rotation still need the old key)".into(),
         }
+    );
+    Ok(())
+}
+
+/// Which custody holds `cfg`'s data directory's key now: --seal when given, else what its
+/// files say.
+fn current_custody(cfg: &Config) -> kmip_server::config::SealKind {
+    use kmip_server::config::SealKind;
+    let d = &cfg.data_dir;
+    cfg.seal.unwrap_or(if d.join("master.key").exists() {
+        SealKind::File
+    } else if d.join("master.sealed").exists() {
+        SealKind::Pkcs11
+    } else {
+        SealKind::Shares
+    })
+}
+
+/// Append one event to the data directory's audit log, under the audit keys `key` derives.
+fn audit_event(
+    cfg: &Config,
+    key: &MasterKey,
+    fields: serde_json::Map<String, serde_json::Value>,
+) -> Result<(), String> {
+    let audit_keys = kmip_server::audit::AuditKeys::from_master(key).context("audit keys")?;
+    let audit = kmip_server::audit::Audit::open_signed(
+        &cfg.audit_file
+            .clone()
+            .unwrap_or_else(|| cfg.data_dir.join("audit.jsonl")),
+        cfg.audit_max_bytes,
+        kmip_server::audit::Signing::new(audit_keys, cfg.data_dir.join("audit.head")),
+    )
+    .context("audit log")?;
+    let mut record = serde_json::Map::new();
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    record.insert("time".into(), kmip_codec::time::format_secs(secs).into());
+    record.extend(fields);
+    audit.record(record).context("audit log")
+}
+
+fn seal_migrate(
+    cfg: &Config,
+    to: kmip_server::config::SealKind,
+    threshold: Option<u8>,
+    shares: Option<u8>,
+    out_dir: Option<&std::path::Path>,
+) -> Result<(), String> {
+    use kmip_server::config::SealKind;
+    let name = |k: SealKind| match k {
+        SealKind::File => "file",
+        SealKind::Shares => "shares",
+        SealKind::Pkcs11 => "pkcs11",
+    };
+    let d = &cfg.data_dir;
+    if lifecycle::core::rotation_pending(d) {
+        return Err("a master-rotate is unfinished: run it again to finish it first".into());
+    }
+    let from = current_custody(cfg);
+    if from == to {
+        return Err(format!(
+            "the master key is kept by --seal {} already (master-split splits a split key again; \
+             master-rotate replaces the key)",
+            name(to)
+        ));
+    }
+    if (to == SealKind::Shares) != (threshold.is_some() && shares.is_some()) {
+        return Err(
+            "--to shares needs --threshold and --shares (and they belong to it only)".into(),
+        );
+    }
+    // a server holding the store holds the key too: the store's lock says whether one runs
+    let store = d.join("kmip.redb");
+    if store.exists() {
+        drop(RedbStore::open(&store).map_err(|e| {
+            format!(
+                "{}: {e} (seal migrate needs the server stopped)",
+                store.display()
+            )
+        })?);
+    }
+    let source = custody_of(cfg, from)?;
+    let key = lifecycle::core::open_existing_seal(source.as_ref())
+        .and_then(|k| k.with_purpose_root(d))
+        .context("master key")?;
+    let target: Box<dyn Seal> = match to {
+        // the shares are made here: the custody keeps only the check value
+        SealKind::Shares => Box::new(ShareSeal::with_shares(d, Vec::new())),
+        _ => cfg.seal_for(to).context("--to")?,
+    };
+    let shares_done = match to {
+        SealKind::Shares => {
+            // the same check value the shares are checked against, whatever kept it before
+            target.replace(&key).context("--to shares")?;
+            let (t, n) = threshold.zip(shares).ok_or("--threshold and --shares")?;
+            Some(split_and_verify(cfg, target.as_ref(), &key, t, n, out_dir)?)
+        }
+        _ => {
+            if to == SealKind::File && d.join("master.key").exists() {
+                return Err(format!(
+                    "{} exists: it is never written over",
+                    d.join("master.key").display()
+                ));
+            }
+            target.replace(&key).context("--to")?;
+            // unsealed and checked through the new custody, as a start will
+            lifecycle::core::open_existing_seal(target.as_ref())
+                .context("the new custody does not open")?;
+            None
+        }
+    };
+    // the new custody opens: only now the old one's files go
+    let gone: &[&str] = match from {
+        SealKind::File => &["master.key"],
+        SealKind::Pkcs11 => &["master.sealed"],
+        SealKind::Shares => &["master.shares"],
+    };
+    for f in gone {
+        match std::fs::remove_file(d.join(f)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{}: {e}", d.join(f).display())),
+        }
+    }
+    std::fs::File::open(d)
+        .and_then(|f| f.sync_all())
+        .context(&d.display().to_string())?;
+    let mut event = serde_json::Map::new();
+    event.insert("event".into(), "seal-migrate".into());
+    event.insert("from".into(), source.describe().into());
+    event.insert("to".into(), target.describe().into());
+    audit_event(cfg, &key, event)?;
+    eprintln!(
+        "kmip-server: the master key moved from --seal {} to --seal {} ({}); the same key, no \
+         record changed. Start the server with --seal {} and its options{}.",
+        name(from),
+        name(to),
+        target.describe(),
+        name(to),
+        shares_done.map(|s| format!("; {s}")).unwrap_or_default()
     );
     Ok(())
 }
@@ -1302,6 +1463,15 @@ fn main() -> ExitCode {
                 .map(|h| println!("{h}"))
         }
         Some(Command::Audit { command }) => audit_command(&cli.config, command),
+        Some(Command::Seal {
+            command:
+                SealCommand::Migrate {
+                    to,
+                    threshold,
+                    shares,
+                    out_dir,
+                },
+        }) => seal_migrate(&cli.config, to, threshold, shares, out_dir.as_deref()),
         Some(Command::Backup { out, remote }) => {
             backup_command(&cli.config.data_dir, &out, &remote)
         }
