@@ -278,3 +278,35 @@ fn a_split_key_rotates_into_new_shares_and_the_old_ones_open_nothing() {
     let obj = get_object(&mut server.client("admin"), &id, None).unwrap();
     assert_eq!(key_material(&obj).1.as_bytes(), Some(material.as_slice()));
 }
+
+#[test]
+fn rotation_and_migration_refuse_a_running_server() {
+    let server = ServerProcess::start(&[]);
+    let d = server.data_dir.path();
+    let key = std::fs::read(d.join("master.key")).unwrap();
+    for args in [
+        vec!["master-rotate"],
+        vec![
+            "seal",
+            "migrate",
+            "--to",
+            "shares",
+            "--threshold",
+            "2",
+            "--shares",
+            "2",
+        ],
+    ] {
+        let out = kmip_server_command(d, &args);
+        let said = output_text(&out);
+        assert!(!out.status.success(), "{args:?}: {said}");
+        assert!(
+            said.contains("needs the server stopped"),
+            "{args:?}: {said}"
+        );
+        assert!(!d.join("master.rotation").exists());
+        assert!(!d.join("master.shares").exists());
+        assert_eq!(std::fs::read(d.join("master.key")).unwrap(), key);
+    }
+    assert!(server.serves("admin"));
+}
