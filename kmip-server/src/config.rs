@@ -237,7 +237,8 @@ pub struct Config {
     pub ca_profiles: Option<PathBuf>,
     /// Shamir shares of the master key (after `master-split`): at least the threshold of them
     /// must be given at every start. Repeat the option, or separate shares with commas in the
-    /// environment variable.
+    /// environment variable. Other local users can read a command line: prefer
+    /// --master-share-file, or typing the shares at the prompt.
     #[arg(
         long = "unseal-share",
         env = "KMIP_UNSEAL_SHARES",
@@ -258,10 +259,11 @@ pub struct Config {
     )]
     pub master_share_files: Vec<PathBuf>,
     /// Where the master key is kept (for the server, and for the commands that read it:
-    /// `audit`, `master-split`): `file` (DATA_DIR/master.key), `shares` (--unseal-share at
-    /// every start) or `pkcs11` (DATA_DIR/master.sealed, which only an AES key in a PKCS#11
-    /// token opens: --pkcs11-module, --pkcs11-token, --pkcs11-pin-file, --pkcs11-key). By
-    /// default `shares` when --unseal-share is given, `file` otherwise.
+    /// `audit`, `master-split`, `master-rotate`, `seal migrate`): `file` (DATA_DIR/master.key),
+    /// `shares` (the custodians' shares at every start) or `pkcs11` (DATA_DIR/master.sealed,
+    /// which only an AES key in a PKCS#11 token opens: --pkcs11-module, --pkcs11-token,
+    /// --pkcs11-pin-file, --pkcs11-key). By default `shares` when shares are given or the data
+    /// directory's key was split (DATA_DIR/master.shares, no master.key), `file` otherwise.
     #[arg(long, env = "KMIP_SEAL", value_enum, global = true)]
     pub seal: Option<SealKind>,
     /// The PKCS#11 module (shared library) of --seal pkcs11, e.g.
