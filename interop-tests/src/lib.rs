@@ -128,6 +128,7 @@ pub fn kmip_server_command(data_dir: &Path, args: &[&str]) -> std::process::Outp
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
+        .stdin(std::process::Stdio::null())
         .output()
         .expect("run kmip-server")
 }
@@ -504,6 +505,8 @@ impl ServerProcess {
             .arg(format!("127.0.0.1:{port}"))
             .args(extra_args)
             .envs(env.iter().copied())
+            // a server whose master key is split asks a terminal for shares: a test's never
+            .stdin(std::process::Stdio::null())
             .stdout(log.as_file().try_clone().expect("log file"))
             .stderr(log.as_file().try_clone().expect("log file"))
             .spawn()

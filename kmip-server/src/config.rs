@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kmip_codec::Limits;
+use lifecycle::core::shamir::Share;
 use lifecycle::core::{FileSeal, Pkcs11Options, Pkcs11Seal, Seal, SealError, ShareSeal};
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -18,7 +19,8 @@ pub enum LogFormat {
 pub enum SealKind {
     /// DATA_DIR/master.key (mode 0600), created at first start.
     File,
-    /// Shamir shares (`master-split`), given with --unseal-share at every start.
+    /// Shamir shares (`master-split`), given at every start: --master-share-file, typed at
+    /// a prompt on a terminal, or --unseal-share.
     Shares,
     /// Sealed in DATA_DIR/master.sealed by an AES key in a PKCS#11 token (--pkcs11-*).
     Pkcs11,
@@ -255,7 +257,8 @@ pub struct Config {
     pub ca_profiles: Option<PathBuf>,
     /// Shamir shares of the master key (after `master-split`): at least the threshold of them
     /// must be given at every start. Repeat the option, or separate shares with commas in the
-    /// environment variable.
+    /// environment variable. Other local users can read a command line: prefer
+    /// --master-share-file, or typing the shares at the prompt.
     #[arg(
         long = "unseal-share",
         env = "KMIP_UNSEAL_SHARE",
@@ -263,11 +266,24 @@ pub struct Config {
         global = true
     )]
     pub unseal_shares: Vec<String>,
+    /// A file holding one Shamir share of the master key (one line, as `master-split
+    /// --out-dir` writes it; readable by its owner only). Repeat, one per custodian, or
+    /// separate with commas in the environment variable. Unlike --unseal-share, the share is
+    /// not in the command line, which other local users can read. On a terminal, shares still
+    /// missing are asked for, one custodian at a time.
+    #[arg(
+        long = "master-share-file",
+        env = "KMIP_MASTER_SHARE_FILE",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub master_share_files: Vec<PathBuf>,
     /// Where the master key is kept (for the server, and for the commands that read it:
-    /// `audit`, `master-split`): `file` (DATA_DIR/master.key), `shares` (--unseal-share at
-    /// every start) or `pkcs11` (DATA_DIR/master.sealed, which only an AES key in a PKCS#11
-    /// token opens: --pkcs11-module, --pkcs11-token, --pkcs11-pin-file, --pkcs11-key). By
-    /// default `shares` when --unseal-share is given, `file` otherwise.
+    /// `audit`, `master-split`, `master-rotate`, `seal migrate`): `file` (DATA_DIR/master.key),
+    /// `shares` (the custodians' shares at every start) or `pkcs11` (DATA_DIR/master.sealed,
+    /// which only an AES key in a PKCS#11 token opens: --pkcs11-module, --pkcs11-token,
+    /// --pkcs11-pin-file, --pkcs11-key). By default `shares` when shares are given or the data
+    /// directory's key was split (DATA_DIR/master.shares, no master.key), `file` otherwise.
     #[arg(long, env = "KMIP_SEAL", value_enum, global = true)]
     pub seal: Option<SealKind>,
     /// The PKCS#11 module (shared library) of --seal pkcs11, e.g.
@@ -295,11 +311,19 @@ pub struct Config {
 impl Config {
     /// Which custody the options choose (see --seal).
     pub fn seal_kind(&self) -> SealKind {
-        self.seal.unwrap_or(if self.unseal_shares.is_empty() {
-            SealKind::File
-        } else {
-            SealKind::Shares
-        })
+        let split = || {
+            // a key split by master-split, whose key file is gone as it should be: the
+            // custodians' shares are what opens it, typed at a prompt when none is given
+            !self.data_dir.join("master.key").exists()
+                && self.data_dir.join("master.shares").exists()
+        };
+        self.seal.unwrap_or(
+            if self.unseal_shares.is_empty() && self.master_share_files.is_empty() && !split() {
+                SealKind::File
+            } else {
+                SealKind::Shares
+            },
+        )
     }
 
     /// The custody of the master key that the options describe, the one place that chooses
@@ -321,6 +345,9 @@ impl Config {
         if kind != SealKind::Shares && !self.unseal_shares.is_empty() {
             return Err(conflict("--unseal-share"));
         }
+        if kind != SealKind::Shares && !self.master_share_files.is_empty() {
+            return Err(conflict("--master-share-file"));
+        }
         if kind != SealKind::Pkcs11 {
             if self.pkcs11_module.is_some() {
                 return Err(conflict("--pkcs11-module"));
@@ -332,9 +359,26 @@ impl Config {
                 return Err(conflict("--pkcs11-pin-file"));
             }
         }
+        self.seal_for(kind)
+    }
+
+    /// The custody `kind` with its options, whatever --seal says and without refusing the
+    /// options of another custody: `seal migrate` reads one custody and writes another.
+    pub fn seal_for(&self, kind: SealKind) -> Result<Box<dyn Seal>, SealError> {
         Ok(match kind {
             SealKind::File => Box::new(FileSeal::new(&self.data_dir)),
-            SealKind::Shares => Box::new(ShareSeal::new(&self.data_dir, &self.unseal_shares)?),
+            SealKind::Shares => {
+                let shares = self.given_shares()?;
+                if shares.is_empty() {
+                    return Err(SealError::Config {
+                        option: "--master-share-file",
+                        reason: "the shares seal needs the shares: --master-share-file (one per \
+                                 custodian), or a terminal to type them at"
+                            .into(),
+                    });
+                }
+                Box::new(ShareSeal::with_shares(&self.data_dir, shares))
+            }
             SealKind::Pkcs11 => {
                 let missing = |option: &'static str, env: &str| SealError::Config {
                     option,
@@ -358,6 +402,24 @@ impl Config {
                 Box::new(Pkcs11Seal::new(&self.data_dir, &opts)?)
             }
         })
+    }
+
+    /// The shares given on the command line and in files (no prompt), files checked as key
+    /// files are.
+    pub fn given_shares(&self) -> Result<Vec<Share>, SealError> {
+        let mut shares = self
+            .unseal_shares
+            .iter()
+            .map(|s| Share::from_text(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SealError::Config {
+                option: "--unseal-share",
+                reason: e.to_string(),
+            })?;
+        for f in &self.master_share_files {
+            shares.push(lifecycle::core::read_share_file(f)?);
+        }
+        Ok(shares)
     }
 
     pub fn idle_timeout(&self) -> Duration {
@@ -626,7 +688,7 @@ mod tests {
         assert!(err(parse(&["--pkcs11-module", "/x.so"])).contains("--pkcs11-module"));
         let e = err(parse(&["--seal", "pkcs11", "--pkcs11-module", "/x.so"]));
         assert!(e.contains("--pkcs11-token"), "{e}");
-        assert!(err(parse(&["--seal", "shares"])).contains("--unseal-share"));
+        assert!(err(parse(&["--seal", "shares"])).contains("--master-share-file"));
         assert!(parse(&[]).master_seal().is_ok());
     }
 }

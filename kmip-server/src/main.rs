@@ -9,7 +9,7 @@ use kmip_server::config::Settings;
 use kmip_server::config::{Config, LogFormat};
 use kmip_server::session::Timeouts;
 use kmip_server::{listener, pki, Server};
-use lifecycle::core::{Core, FileSeal, MasterKey, SealError};
+use lifecycle::core::{Core, FileSeal, MasterKey, Seal, SealError, ShareSeal};
 use lifecycle::store::RedbStore;
 use lifecycle::Manager;
 use std::process::ExitCode;
@@ -45,14 +45,46 @@ enum Command {
     /// server. It keeps the current certificate's names, and adds --tls-san ones. A running
     /// server takes it on SIGHUP.
     RenewServerCert,
-    /// Split the master key into SHARES Shamir shares, THRESHOLD of which unseal the server,
-    /// print them one per line, and delete the key file: from then on every start needs
-    /// `--unseal-share` for at least THRESHOLD of them.
+    /// Split the master key into SHARES Shamir shares, THRESHOLD of which unseal the server:
+    /// printed one per line, or written to --out-dir. The shares are recombined and checked
+    /// against the master key's check value before the key file is deleted; from then on
+    /// every start needs THRESHOLD shares (--master-share-file, or typed at a prompt). On a
+    /// directory already split, splits the same key again from the current shares, for a new
+    /// threshold or new custodians (the old shares still rebuild the key: master-rotate, then
+    /// split, to make them worthless).
     MasterSplit {
         #[arg(long)]
         threshold: u8,
         #[arg(long)]
         shares: u8,
+        /// Write each share to its own new file DIR/share-N (mode 0600), to hand to its
+        /// custodian, instead of printing them.
+        #[arg(long)]
+        out_dir: Option<std::path::PathBuf>,
+    },
+    /// On a stopped server: make a new master key, re-seal every object's material under it
+    /// and keep it in the configured custody (--seal), so that the old key opens nothing.
+    /// Crash-safe: interrupted (even by SIGKILL), run it again and it continues. With --seal
+    /// shares, the new key's shares are printed (or written to --out-dir), split as the old
+    /// key was unless --threshold and --shares say otherwise. Recorded in the audit log.
+    MasterRotate {
+        /// Records re-sealed per store transaction.
+        #[arg(long, default_value_t = 256)]
+        batch_size: usize,
+        /// With --seal shares: how many of the new shares open the key.
+        #[arg(long)]
+        threshold: Option<u8>,
+        /// With --seal shares: how many new shares to make.
+        #[arg(long)]
+        shares: Option<u8>,
+        /// With --seal shares: write the new shares to DIR/share-N (mode 0600).
+        #[arg(long)]
+        out_dir: Option<std::path::PathBuf>,
+    },
+    /// Work with the custody of the master key.
+    Seal {
+        #[command(subcommand)]
+        command: SealCommand,
     },
     /// Write a consistent backup of a stopped data directory's store to a new file: every
     /// object as stored (key material sealed under the master key), never the master key.
@@ -80,6 +112,29 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum SealCommand {
+    /// On a stopped server: move the master key to another custody, the same key (no record
+    /// changes). The current custody is read with --seal and its options (by default the one
+    /// the data directory's files say); the new one is --to, with its options (--pkcs11-*, or
+    /// --threshold, --shares and --out-dir for shares). The new custody is written and opened
+    /// before the old one's files are deleted. Recorded in the audit log.
+    Migrate {
+        /// The custody to move the master key to.
+        #[arg(long, value_enum)]
+        to: kmip_server::config::SealKind,
+        /// With --to shares: how many shares open the key.
+        #[arg(long)]
+        threshold: Option<u8>,
+        /// With --to shares: how many shares to make.
+        #[arg(long)]
+        shares: Option<u8>,
+        /// With --to shares: write the shares to DIR/share-N (mode 0600).
+        #[arg(long)]
+        out_dir: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Check the audit log and name the first forged, changed, missing or reordered record:
     /// the chain, every record's MAC and every signature (keys derived from the master key:
@@ -102,14 +157,16 @@ enum AuditCommand {
 
 /// The master key for the audit commands: never created here.
 fn existing_master_key(cfg: &Config) -> Result<MasterKey, String> {
-    let seal = cfg.master_seal().context("master key")?;
-    lifecycle::core::open_existing_seal(seal.as_ref()).map_err(|e| match e {
-        SealError::Missing(why) => format!(
-            "no master key in {}: {why} (or verify with an exported key: --key FILE)",
-            cfg.data_dir.display()
-        ),
-        e => format!("master key: {e}"),
-    })
+    let seal = custody(cfg)?;
+    lifecycle::core::open_existing_seal(seal.as_ref())
+        .and_then(|k| k.with_purpose_root(&cfg.data_dir))
+        .map_err(|e| match e {
+            SealError::Missing(why) => format!(
+                "no master key in {}: {why} (or verify with an exported key: --key FILE)",
+                cfg.data_dir.display()
+            ),
+            e => format!("master key: {e}"),
+        })
 }
 
 fn audit_command(cfg: &Config, command: AuditCommand) -> Result<(), String> {
@@ -220,9 +277,6 @@ fn audit_command(cfg: &Config, command: AuditCommand) -> Result<(), String> {
     }
 }
 
-/// The master key from the custody the options choose (`Config::master_seal`), checked against
-/// the value the custody keeps, so that a wrong key or too few shares refuse to start rather
-/// than fail on every object; on a data directory that has none, a new one, sealed first.
 /// The store `--store` names: the redb file of the data directory, or a PostgreSQL database.
 fn open_store(cfg: &Config) -> Result<Arc<dyn lifecycle::store::Store>, String> {
     if cfg.store == "redb" {
@@ -277,6 +331,82 @@ fn same_master_key(
     }
 }
 
+/// The custody the options choose (`Config::master_seal`); for Shamir shares, with the shares
+/// given in files or on the command line and, on a terminal, those still missing typed by
+/// their custodians one at a time, so that a sealed server waits for them rather than exits.
+fn custody(cfg: &Config) -> Result<Box<dyn Seal>, String> {
+    if cfg.seal_kind() != kmip_server::config::SealKind::Shares {
+        return cfg.master_seal().context("master key");
+    }
+    custody_of(cfg, kmip_server::config::SealKind::Shares)
+}
+
+/// [`custody`] of a given kind, other custodies' options ignored (`seal migrate`).
+fn custody_of(cfg: &Config, kind: kmip_server::config::SealKind) -> Result<Box<dyn Seal>, String> {
+    use kmip_server::config::SealKind;
+    if kind != SealKind::Shares {
+        return cfg.seal_for(kind).context("master key");
+    }
+    let mut shares = cfg.given_shares().context("master key")?;
+    let check = cfg.data_dir.join("master.check");
+    if !check.exists() {
+        // a new data directory from shares split elsewhere: nothing to check them against
+        return cfg.seal_for(kind).context("master key");
+    }
+    let split = lifecycle::core::read_split(&cfg.data_dir).context("master key")?;
+    let need = split.map(|s| usize::from(s.threshold));
+    let terminal = {
+        use std::io::IsTerminal;
+        std::io::stdin().is_terminal()
+    };
+    let count = |n: usize| match need {
+        Some(m) => format!("{n} of {m} shares"),
+        None => format!("{n} shares (the threshold was not recorded)"),
+    };
+    loop {
+        if shares.len() >= need.unwrap_or(2) {
+            let seal = ShareSeal::with_shares(&cfg.data_dir, shares.clone());
+            match lifecycle::core::open_existing_seal(&seal) {
+                Ok(_) => return Ok(Box::new(seal)),
+                // without a recorded threshold, one more share may be what is missing
+                Err(SealError::WrongKey(_)) if need.is_none() && terminal => {}
+                Err(e) => return Err(format!("master key: {} given: {e}", count(shares.len()))),
+            }
+        }
+        if !terminal {
+            return Err(format!(
+                "master key: the master key of {} is split into shares, and {} given; standard \
+                 input is not a terminal to ask for more: give each custodian's share with \
+                 --master-share-file FILE, or start on a terminal to have them typed",
+                cfg.data_dir.display(),
+                count(shares.len())
+            ));
+        }
+        eprintln!(
+            "kmip-server: the master key is sealed: {} given. Next custodian: type your share \
+             (not shown) and press Enter.",
+            count(shares.len())
+        );
+        let line = read_hidden_line().context("read a share")?;
+        if line.trim().is_empty() {
+            return Err(format!(
+                "master key: no share typed; {} given",
+                count(shares.len())
+            ));
+        }
+        match lifecycle::core::shamir::Share::from_text(&line) {
+            Ok(s) if shares.iter().any(|h| h.x == s.x) => {
+                eprintln!("kmip-server: share {} was given already", s.x)
+            }
+            Ok(s) => {
+                shares.push(s);
+                eprintln!("kmip-server: {} given", count(shares.len()));
+            }
+            Err(e) => eprintln!("kmip-server: not a share ({e}); try again"),
+        }
+    }
+}
+
 /// `--store` for messages, without a password.
 fn shown_store(url: &str) -> String {
     match url
@@ -298,13 +428,79 @@ fn node_name() -> String {
         .unwrap_or_else(|| "kmip-server".into())
 }
 
+/// A line from the terminal with its echo off, so that a share typed is not left on screen.
+fn read_hidden_line() -> Result<zeroize::Zeroizing<String>, String> {
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(&stdin).context("terminal")?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    tcsetattr(&stdin, OptionalActions::Flush, &quiet).context("terminal")?;
+    // room for any share, so that reading never moves the text and leaves a copy behind
+    let mut line = zeroize::Zeroizing::new(String::with_capacity(1024));
+    let read = stdin.read_line(&mut line);
+    let restored = tcsetattr(&stdin, OptionalActions::Flush, &saved);
+    eprintln!();
+    read.context("terminal")?;
+    restored.context("terminal")?;
+    Ok(line)
+}
+
+/// Said once, on stderr, when a data directory's master key is made: what to keep, and what
+/// is lost without it.
+fn announce_new_master_key(cfg: &Config, seal: &dyn Seal) {
+    use kmip_server::config::SealKind;
+    let dir = cfg.data_dir.display();
+    let keep = match cfg.seal_kind() {
+        SealKind::File => format!(
+            "  {dir}/master.key   (the master key itself, mode 0600)\n\
+             Copy it now to a safe place, apart from your backups of the store: a backup\n\
+             never holds it. Anyone holding it and the data directory holds every key.\n\
+             To put it in custodians' hands instead: kmip-server master-split."
+        ),
+        SealKind::Shares => "  the custodians' shares the key was rebuilt from\n\
+             Every start needs enough of them."
+            .to_owned(),
+        SealKind::Pkcs11 => format!(
+            "  {dir}/master.sealed   (the master key, sealed by the token)\n  and the token's key \
+             {:?} itself (back the token up as its vendor says)\n\
+             master.sealed opens with that token key only; without either, nothing opens.",
+            cfg.pkcs11_key
+        ),
+    };
+    eprintln!(
+        "\n\
+         ==========================================================================\n\
+         kmip-server: a NEW MASTER KEY was made for {dir} ({}).\n\
+         Every key this server stores is sealed under it. If it is lost, every\n\
+         object in this data directory is lost with it: no one, not even this\n\
+         server, can open them again. Back up:\n\
+         {keep}\n\
+         ==========================================================================\n",
+        seal.describe()
+    );
+}
+
+/// The master key from the custody the options choose, checked against the value the custody
+/// keeps, so that a wrong key or too few shares refuse to start rather than fail on every
+/// object; on a data directory that has none, a new one, sealed first.
 fn master_key(cfg: &Config) -> Result<MasterKey, String> {
     let started = std::time::Instant::now();
-    let seal = cfg.master_seal().context("master key")?;
+    if lifecycle::core::rotation_pending(&cfg.data_dir) {
+        return Err(format!(
+            "{} says a master-key rotation was interrupted: its objects are sealed under two \
+             keys until it is finished. Run kmip-server master-rotate --data-dir {} (with the \
+             same --seal options) to finish it, then start the server",
+            cfg.data_dir.join(lifecycle::core::ROTATION_FILE).display(),
+            cfg.data_dir.display()
+        ));
+    }
+    let seal = custody(cfg)?;
     // a store with no master key in the chosen custody is one whose key went missing (files
     // deleted, or not copied along): a first start there would seal a new key over it
     let store = cfg.data_dir.join("kmip.redb");
-    if store.exists() && !seal.is_sealed().context("master key")? {
+    let sealed = seal.is_sealed().context("master key")?;
+    if store.exists() && !sealed {
         return Err(format!(
             "{} holds objects but {} has no master key for it: the objects are sealed under a \
              master key kept elsewhere; start with the custody that holds it (--seal)",
@@ -312,7 +508,12 @@ fn master_key(cfg: &Config) -> Result<MasterKey, String> {
             seal.describe()
         ));
     }
-    let key = lifecycle::core::open_seal(seal.as_ref()).context("master key")?;
+    let key = lifecycle::core::open_seal(seal.as_ref())
+        .and_then(|k| k.with_purpose_root(&cfg.data_dir))
+        .context("master key")?;
+    if !sealed {
+        announce_new_master_key(cfg, seal.as_ref());
+    }
     tracing::info!(
         custody = %seal.describe(),
         ms = started.elapsed().as_secs_f64() * 1e3,
@@ -321,30 +522,368 @@ fn master_key(cfg: &Config) -> Result<MasterKey, String> {
     Ok(key)
 }
 
-fn master_split(cfg: &Config, threshold: u8, shares: u8) -> Result<(), String> {
+/// Split `key` into shares, hand them out (printed, or one file each in `out_dir`), then
+/// read back what was handed out and check that every share takes part in rebuilding the key
+/// the custody checks. Only then is the split recorded; the caller deletes the key file after.
+fn split_and_verify(
+    cfg: &Config,
+    seal: &dyn Seal,
+    key: &MasterKey,
+    threshold: u8,
+    count: u8,
+    out_dir: Option<&std::path::Path>,
+) -> Result<String, String> {
+    use lifecycle::core::shamir::Share;
     use std::io::Write;
-    if cfg.seal_kind() != kmip_server::config::SealKind::File {
-        return Err("master-split splits a key file (--seal file)".into());
+    let parts = key.split(threshold, count).context("split")?;
+    let handed: Vec<Share> = match out_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).context(&dir.display().to_string())?;
+            let files: Vec<std::path::PathBuf> = parts
+                .iter()
+                .map(|p| dir.join(format!("share-{}", p.x)))
+                .collect();
+            if let Some(f) = files.iter().find(|f| f.exists()) {
+                return Err(format!(
+                    "{} exists: shares are never written over another",
+                    f.display()
+                ));
+            }
+            for (p, f) in parts.iter().zip(&files) {
+                let mut opts = std::fs::OpenOptions::new();
+                opts.write(true).create_new(true);
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    opts.mode(0o600);
+                }
+                let mut file = opts.open(f).context(&f.display().to_string())?;
+                file.write_all(format!("{}\n", p.to_text().as_str()).as_bytes())
+                    .and_then(|()| file.sync_all())
+                    .context(&f.display().to_string())?;
+            }
+            files
+                .iter()
+                .map(|f| lifecycle::core::read_share_file(f).context("read back a share"))
+                .collect::<Result<_, _>>()?
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            for p in &parts {
+                writeln!(out, "{}", p.to_text().as_str()).context("write shares")?;
+            }
+            out.flush().context("write shares")?;
+            // what was printed, parsed back as a custodian's copy will be
+            parts
+                .iter()
+                .map(|p| Share::from_text(&p.to_text()).context("read back a share"))
+                .collect::<Result<_, _>>()?
+        }
+    };
+    // every window of `threshold` consecutive shares (around the end): each share takes part
+    let m = usize::from(threshold);
+    for start in 0..handed.len() {
+        let window: Vec<Share> = (0..m)
+            .map(|i| handed[(start + i) % handed.len()].clone())
+            .collect();
+        let rebuilt = MasterKey::from_shares(&window).context("recombine the shares")?;
+        seal.check(&rebuilt).map_err(|e| {
+            format!("the shares written do not rebuild the master key ({e}): nothing deleted")
+        })?;
+    }
+    lifecycle::core::write_split(
+        &cfg.data_dir,
+        lifecycle::core::Split {
+            threshold,
+            shares: count,
+        },
+    )
+    .context("record the split")?;
+    Ok(match out_dir {
+        Some(d) => format!("{count} shares written to {}/share-N", d.display()),
+        None => format!("{count} shares printed"),
+    })
+}
+
+fn master_split(
+    cfg: &Config,
+    threshold: u8,
+    shares: u8,
+    out_dir: Option<&std::path::Path>,
+) -> Result<(), String> {
+    use kmip_server::config::SealKind;
+    match cfg.seal_kind() {
+        // a key split already: the same key split again, rebuilt from the current shares
+        SealKind::Shares => {
+            let seal = custody(cfg)?;
+            let key = lifecycle::core::open_existing_seal(seal.as_ref()).context("master key")?;
+            let done = split_and_verify(cfg, seal.as_ref(), &key, threshold, shares, out_dir)?;
+            eprintln!(
+                "kmip-server: {done} and checked; any {threshold} unseal the server. The old \
+                 shares still rebuild the same key: to make them worthless, kmip-server \
+                 master-rotate, then split the new key."
+            );
+            return Ok(());
+        }
+        SealKind::Pkcs11 => {
+            return Err(
+                "master-split splits a key file (--seal file) or shares (--seal shares)".into(),
+            )
+        }
+        SealKind::File => {}
     }
     let file = FileSeal::new(&cfg.data_dir);
     let key_path = file.key_path().to_path_buf();
     if !key_path.exists() {
         return Err(format!(
-            "{} does not exist (already split?)",
+            "{} does not exist (already split? then give the current shares, --seal shares \
+             --master-share-file, to split again)",
             key_path.display()
         ));
     }
     let key = lifecycle::core::open_existing_seal(&file).context("master key")?;
-    let parts = key.split(threshold, shares).context("split")?;
-    let mut out = std::io::stdout().lock();
-    for p in &parts {
-        writeln!(out, "{}", p.to_text().as_str()).context("write shares")?;
-    }
-    out.flush().context("write shares")?;
+    let done = split_and_verify(cfg, &file, &key, threshold, shares, out_dir)?;
     std::fs::remove_file(&key_path).context("remove the master key file")?;
+    std::fs::File::open(&cfg.data_dir)
+        .and_then(|d| d.sync_all())
+        .context("remove the master key file")?;
     eprintln!(
-        "kmip-server: {shares} shares printed; any {threshold} unseal the server. {} was deleted.",
+        "kmip-server: {done}, recombined and checked against the master key; any {threshold} \
+         unseal the server. {} was deleted.",
         key_path.display()
+    );
+    Ok(())
+}
+
+fn master_rotate(
+    cfg: &Config,
+    batch_size: usize,
+    threshold: Option<u8>,
+    shares: Option<u8>,
+    out_dir: Option<&std::path::Path>,
+) -> Result<(), String> {
+    use kmip_server::config::SealKind;
+    let started = std::time::Instant::now();
+    let seal = custody(cfg)?;
+    let split = if cfg.seal_kind() == SealKind::Shares {
+        let recorded = lifecycle::core::read_split(&cfg.data_dir).context("master key")?;
+        match (
+            threshold.or(recorded.map(|s| s.threshold)),
+            shares.or(recorded.map(|s| s.shares)),
+        ) {
+            (Some(t), Some(n)) => Some((t, n)),
+            _ => {
+                return Err(
+                    "the split of the new key is not known: give --threshold and --shares".into(),
+                )
+            }
+        }
+    } else {
+        if threshold.is_some() || shares.is_some() || out_dir.is_some() {
+            return Err(
+                "--threshold, --shares and --out-dir split the new key of --seal shares".into(),
+            );
+        }
+        None
+    };
+    let store_path = cfg.data_dir.join("kmip.redb");
+    let store = RedbStore::open(&store_path).map_err(|e| {
+        format!(
+            "{}: {e} (master-rotate needs the server stopped)",
+            store_path.display()
+        )
+    })?;
+    let mut last = std::time::Instant::now();
+    let rotated = lifecycle::core::rotate(
+        &cfg.data_dir,
+        seal.as_ref(),
+        &store,
+        batch_size,
+        |done, total| {
+            if last.elapsed() >= std::time::Duration::from_secs(2) {
+                last = std::time::Instant::now();
+                eprintln!("kmip-server: master-rotate: {done} of {total} records");
+            }
+        },
+    )
+    .context("master-rotate")?;
+    drop(store);
+    if let Some((t, n)) = split {
+        let done = split_and_verify(cfg, seal.as_ref(), &rotated.key, t, n, out_dir)?;
+        eprintln!(
+            "kmip-server: the new master key's {done}; any {t} unseal the server. The old \
+             shares open nothing any more."
+        );
+    }
+    let mut event = serde_json::Map::new();
+    event.insert("event".into(), "master-rotate".into());
+    event.insert("custody".into(), seal.describe().into());
+    event.insert("records".into(), rotated.records.into());
+    event.insert("resealed".into(), rotated.resealed.into());
+    event.insert("resumed".into(), rotated.resumed.into());
+    audit_event(cfg, &rotated.key, event)?;
+    lifecycle::core::finish_rotation(&cfg.data_dir).context("master-rotate")?;
+    eprintln!(
+        "kmip-server: master key rotated{}: {} records, {} re-sealed by this run, in {:.1} s. \
+         The old master key opens nothing in {} any more{}.",
+        if rotated.resumed {
+            " (an interrupted rotation finished)"
+        } else {
+            ""
+        },
+        rotated.records,
+        rotated.resealed,
+        started.elapsed().as_secs_f64(),
+        cfg.data_dir.display(),
+        match cfg.seal_kind() {
+            SealKind::File => format!(
+                ": back up the new {} now, in place of the old copy (which still opens backups \
+                 of the store made before the rotation)",
+                cfg.data_dir.join("master.key").display()
+            ),
+            _ => " (backups of the store made before the rotation still need the old key)".into(),
+        }
+    );
+    Ok(())
+}
+
+/// Which custody holds `cfg`'s data directory's key now: --seal when given, else what its
+/// files say.
+fn current_custody(cfg: &Config) -> kmip_server::config::SealKind {
+    use kmip_server::config::SealKind;
+    let d = &cfg.data_dir;
+    cfg.seal.unwrap_or(if d.join("master.key").exists() {
+        SealKind::File
+    } else if d.join("master.sealed").exists() {
+        SealKind::Pkcs11
+    } else {
+        SealKind::Shares
+    })
+}
+
+/// Append one event to the data directory's audit log, under the audit keys `key` derives.
+fn audit_event(
+    cfg: &Config,
+    key: &MasterKey,
+    fields: serde_json::Map<String, serde_json::Value>,
+) -> Result<(), String> {
+    let audit_keys = kmip_server::audit::AuditKeys::from_master(key).context("audit keys")?;
+    let audit = kmip_server::audit::Audit::open_signed(
+        &cfg.audit_file
+            .clone()
+            .unwrap_or_else(|| cfg.data_dir.join("audit.jsonl")),
+        cfg.audit_max_bytes,
+        kmip_server::audit::Signing::new(audit_keys, cfg.data_dir.join("audit.head")),
+    )
+    .context("audit log")?;
+    let mut record = serde_json::Map::new();
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    record.insert("time".into(), kmip_codec::time::format_secs(secs).into());
+    record.extend(fields);
+    audit.record(record).context("audit log")
+}
+
+fn seal_migrate(
+    cfg: &Config,
+    to: kmip_server::config::SealKind,
+    threshold: Option<u8>,
+    shares: Option<u8>,
+    out_dir: Option<&std::path::Path>,
+) -> Result<(), String> {
+    use kmip_server::config::SealKind;
+    let name = |k: SealKind| match k {
+        SealKind::File => "file",
+        SealKind::Shares => "shares",
+        SealKind::Pkcs11 => "pkcs11",
+    };
+    let d = &cfg.data_dir;
+    if lifecycle::core::rotation_pending(d) {
+        return Err("a master-rotate is unfinished: run it again to finish it first".into());
+    }
+    let from = current_custody(cfg);
+    if from == to {
+        return Err(format!(
+            "the master key is kept by --seal {} already (master-split splits a split key again; \
+             master-rotate replaces the key)",
+            name(to)
+        ));
+    }
+    if (to == SealKind::Shares) != (threshold.is_some() && shares.is_some()) {
+        return Err(
+            "--to shares needs --threshold and --shares (and they belong to it only)".into(),
+        );
+    }
+    // a server holding the store holds the key too: the store's lock says whether one runs
+    let store = d.join("kmip.redb");
+    if store.exists() {
+        drop(RedbStore::open(&store).map_err(|e| {
+            format!(
+                "{}: {e} (seal migrate needs the server stopped)",
+                store.display()
+            )
+        })?);
+    }
+    let source = custody_of(cfg, from)?;
+    let key = lifecycle::core::open_existing_seal(source.as_ref())
+        .and_then(|k| k.with_purpose_root(d))
+        .context("master key")?;
+    let target: Box<dyn Seal> = match to {
+        // the shares are made here: the custody keeps only the check value
+        SealKind::Shares => Box::new(ShareSeal::with_shares(d, Vec::new())),
+        _ => cfg.seal_for(to).context("--to")?,
+    };
+    let shares_done = match to {
+        SealKind::Shares => {
+            // the same check value the shares are checked against, whatever kept it before
+            target.replace(&key).context("--to shares")?;
+            let (t, n) = threshold.zip(shares).ok_or("--threshold and --shares")?;
+            Some(split_and_verify(cfg, target.as_ref(), &key, t, n, out_dir)?)
+        }
+        _ => {
+            if to == SealKind::File && d.join("master.key").exists() {
+                return Err(format!(
+                    "{} exists: it is never written over",
+                    d.join("master.key").display()
+                ));
+            }
+            target.replace(&key).context("--to")?;
+            // unsealed and checked through the new custody, as a start will
+            lifecycle::core::open_existing_seal(target.as_ref())
+                .context("the new custody does not open")?;
+            None
+        }
+    };
+    // the new custody opens: only now the old one's files go
+    let gone: &[&str] = match from {
+        SealKind::File => &["master.key"],
+        SealKind::Pkcs11 => &["master.sealed"],
+        SealKind::Shares => &["master.shares"],
+    };
+    for f in gone {
+        match std::fs::remove_file(d.join(f)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{}: {e}", d.join(f).display())),
+        }
+    }
+    std::fs::File::open(d)
+        .and_then(|f| f.sync_all())
+        .context(&d.display().to_string())?;
+    let mut event = serde_json::Map::new();
+    event.insert("event".into(), "seal-migrate".into());
+    event.insert("from".into(), source.describe().into());
+    event.insert("to".into(), target.describe().into());
+    audit_event(cfg, &key, event)?;
+    eprintln!(
+        "kmip-server: the master key moved from --seal {} to --seal {} ({}); the same key, no \
+         record changed. Start the server with --seal {} and its options{}.",
+        name(from),
+        name(to),
+        target.describe(),
+        name(to),
+        shares_done.map(|s| format!("; {s}")).unwrap_or_default()
     );
     Ok(())
 }
@@ -787,9 +1326,23 @@ fn main() -> ExitCode {
                     )
                 })
         }
-        Some(Command::MasterSplit { threshold, shares }) => {
-            master_split(&cli.config, threshold, shares)
-        }
+        Some(Command::MasterSplit {
+            threshold,
+            shares,
+            out_dir,
+        }) => master_split(&cli.config, threshold, shares, out_dir.as_deref()),
+        Some(Command::MasterRotate {
+            batch_size,
+            threshold,
+            shares,
+            out_dir,
+        }) => master_rotate(
+            &cli.config,
+            batch_size,
+            threshold,
+            shares,
+            out_dir.as_deref(),
+        ),
         Some(Command::HashPassword) => {
             let mut line = String::new();
             std::io::stdin()
@@ -801,6 +1354,15 @@ fn main() -> ExitCode {
                 .map(|h| println!("{h}"))
         }
         Some(Command::Audit { command }) => audit_command(&cli.config, command),
+        Some(Command::Seal {
+            command:
+                SealCommand::Migrate {
+                    to,
+                    threshold,
+                    shares,
+                    out_dir,
+                },
+        }) => seal_migrate(&cli.config, to, threshold, shares, out_dir.as_deref()),
         Some(Command::Backup { out }) => backup_command(&cli.config.data_dir, &out),
         Some(Command::Restore { file }) => restore_command(&cli.config.data_dir, &file),
         None => {

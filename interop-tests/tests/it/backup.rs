@@ -215,6 +215,15 @@ fn backup_of_a_stopped_directory_and_what_restore_refuses() {
     assert!(!restored.path().join("master.key").exists());
     // another master key: refused as the wrong one
     std::fs::write(restored.path().join("master.key"), [7u8; 32]).unwrap();
+    // private, as a key file must be: refused for being the wrong key, not for its mode
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            restored.path().join("master.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    }
     let (restored, log) = match ServerProcess::try_start_in(restored, &[]) {
         Ok(_) => panic!("started with another master key"),
         Err(e) => e,

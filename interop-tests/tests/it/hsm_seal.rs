@@ -496,3 +496,166 @@ fn a_backup_restores_under_the_same_token() {
     let server = start(&hsm, restored_dir, &args);
     assert_eq!(get_key(&server, &id), before, "the key reads back");
 }
+
+#[test]
+fn a_rotation_reseals_under_a_new_key_the_token_keeps() {
+    let hsm = SoftHsm::new();
+    let args = hsm.args(TOKEN, &hsm.pin_file(), "seal-a");
+    let server = start(&hsm, tempfile::tempdir().unwrap(), &args);
+    let id = create_aes(&mut server.client("admin"), 256, vec![]);
+    let before = get_key(&server, &id);
+    let dir = server.stop();
+    let old = master_key_of(&hsm, dir.path(), "seal-a");
+    // the seal options, without the server's own (--lock-memory)
+    let o = Command::new(ServerProcess::binary())
+        .arg("master-rotate")
+        .args(&args[2..])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .envs(hsm.env())
+        .output()
+        .expect("kmip-server master-rotate");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!dir.path().join("master.key").exists(), "still no key file");
+    let new = master_key_of(&hsm, dir.path(), "seal-a");
+    assert_ne!(new, old, "a new master key, sealed by the same token key");
+    let store = lifecycle::store::RedbStore::open(&dir.path().join("kmip.redb")).unwrap();
+    let sealed = {
+        use lifecycle::store::Store;
+        store.get(&id).unwrap().unwrap().sealed.unwrap()
+    };
+    drop(store);
+    let core =
+        |k: &[u8]| lifecycle::core::Core::new(lifecycle::core::MasterKey::from_bytes(k).unwrap());
+    assert!(
+        core(&old).unseal(&id, &sealed).is_err(),
+        "the old key opens nothing"
+    );
+    assert!(core(&new).unseal(&id, &sealed).is_ok());
+    let server = start(&hsm, dir, &args);
+    assert_eq!(get_key(&server, &id), before, "the key reads back");
+}
+
+#[test]
+fn seal_migrate_moves_the_same_key_from_file_to_token_to_shares_to_file() {
+    let hsm = SoftHsm::new();
+    let server = ServerProcess::start(&["--lock-memory", "false"]);
+    let id = create_aes(&mut server.client("admin"), 256, vec![]);
+    let before = get_key(&server, &id);
+    let dir = server.stop();
+    let d = dir.path().to_path_buf();
+    let key_file = std::fs::read(d.join("master.key")).unwrap();
+    let sealed_before = {
+        use lifecycle::store::Store;
+        let store = lifecycle::store::RedbStore::open(&d.join("kmip.redb")).unwrap();
+        store.get(&id).unwrap().unwrap().sealed.unwrap()
+    };
+    let migrate = |args: &[String]| {
+        let o = Command::new(ServerProcess::binary())
+            .args(["seal", "migrate"])
+            .args(args)
+            .arg("--data-dir")
+            .arg(&d)
+            .envs(hsm.env())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("kmip-server seal migrate");
+        (
+            o.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
+    };
+    let token = hsm.args(TOKEN, &hsm.pin_file(), "migrated");
+    // file -> pkcs11: the seal options are the target's (after --seal pkcs11)
+    let mut to_token: Vec<String> = vec!["--to".into(), "pkcs11".into()];
+    to_token.extend_from_slice(&token[4..]);
+    let (ok, said) = migrate(&to_token);
+    assert!(ok, "{said}");
+    assert!(!d.join("master.key").exists(), "the key file is gone");
+    assert_eq!(
+        master_key_of(&hsm, &d, "migrated"),
+        key_file,
+        "the same master key, now sealed by the token"
+    );
+    // and again: refused, nothing changed
+    let (ok, said) = migrate(&[
+        "--to".into(),
+        "pkcs11".into(),
+        "--seal".into(),
+        "pkcs11".into(),
+    ]);
+    assert!(!ok && said.contains("already"), "{said}");
+    let server = start(&hsm, dir, &token);
+    assert_eq!(get_key(&server, &id), before);
+    let dir = server.stop();
+
+    // pkcs11 -> shares, 2 of 3 to files
+    let shares = d.join("custodians");
+    let mut to_shares: Vec<String> = [
+        "--to",
+        "shares",
+        "--threshold",
+        "2",
+        "--shares",
+        "3",
+        "--out-dir",
+    ]
+    .map(String::from)
+    .to_vec();
+    to_shares.push(shares.display().to_string());
+    to_shares.extend_from_slice(&token[2..]);
+    let (ok, said) = migrate(&to_shares);
+    assert!(ok, "{said}");
+    assert!(
+        !d.join("master.sealed").exists(),
+        "the token's seal is gone"
+    );
+    let share_args: Vec<String> = [1, 3]
+        .iter()
+        .flat_map(|i| {
+            [
+                "--master-share-file".to_owned(),
+                shares.join(format!("share-{i}")).display().to_string(),
+            ]
+        })
+        .collect();
+    let server = start(&hsm, dir, &share_args);
+    assert_eq!(get_key(&server, &id), before);
+    let dir = server.stop();
+
+    // shares -> file
+    let mut to_file: Vec<String> = vec!["--to".into(), "file".into()];
+    to_file.extend_from_slice(&share_args);
+    let (ok, said) = migrate(&to_file);
+    assert!(ok, "{said}");
+    assert_eq!(std::fs::read(d.join("master.key")).unwrap(), key_file);
+    assert!(!d.join("master.shares").exists());
+    let server = start(&hsm, dir, &[]);
+    assert_eq!(get_key(&server, &id), before);
+    // no record was re-sealed: a migration moves the key, not the data
+    let dir = server.stop();
+    let sealed_after = {
+        use lifecycle::store::Store;
+        let store = lifecycle::store::RedbStore::open(&dir.path().join("kmip.redb")).unwrap();
+        store.get(&id).unwrap().unwrap().sealed.unwrap()
+    };
+    assert_eq!(sealed_after, sealed_before);
+    let log = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("\"event\":\"seal-migrate\""))
+            .count(),
+        3,
+        "{log}"
+    );
+    let verify = ServerProcess::verify_audit_dir(dir.path(), &[]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}

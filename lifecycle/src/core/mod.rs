@@ -18,8 +18,9 @@ pub use ffi::{harden_process, lock_memory, UNDUMPABLE};
 pub(crate) use generate::{key_object, secret_data_object};
 pub use generate::{zeroize_tree, Generated, KeySpec};
 pub use seal::{
-    open as open_seal, open_existing as open_existing_seal, FileSeal, MasterKey, Pkcs11Options,
-    Pkcs11Seal, Seal, SealError, ShareSeal,
+    finish_rotation, open as open_seal, open_existing as open_existing_seal, read_share_file,
+    read_split, rotate, rotation_pending, write_split, FileSeal, MasterKey, Pkcs11Options,
+    Pkcs11Seal, Rotated, Seal, SealError, ShareSeal, Split, ROTATION_FILE,
 };
 
 /// SHA-256 of `data`. OpenSSL 3's one-shot `SHA256()` looks the algorithm up by name on every

@@ -6,11 +6,13 @@
 
 mod file;
 mod pkcs11;
+mod rotate;
 mod shares;
 
 pub use file::FileSeal;
 pub use pkcs11::{Pkcs11Options, Pkcs11Seal};
-pub use shares::ShareSeal;
+pub use rotate::{finish as finish_rotation, rotate, rotation_pending, Rotated, ROTATION_FILE};
+pub use shares::{read_share_file, read_split, write_split, ShareSeal, Split};
 
 use super::{CoreError, Secret};
 use openssl::cipher::Cipher;
@@ -33,14 +35,14 @@ const NONCE: usize = 12;
 const TAG: usize = 16;
 
 /// The 256-bit key that seals every object. Never stored in the data file.
-pub struct MasterKey(Zeroizing<[u8; 32]>);
+pub struct MasterKey(Zeroizing<[u8; 32]>, Option<Zeroizing<[u8; 32]>>);
 
 impl MasterKey {
     /// A new random master key.
     pub fn generate() -> Result<MasterKey, CoreError> {
         let mut k = Zeroizing::new([0u8; 32]);
         openssl::rand::rand_bytes(k.as_mut())?;
-        Ok(MasterKey(k))
+        Ok(MasterKey(k, None))
     }
 
     /// A master key from its 32 bytes.
@@ -48,7 +50,7 @@ impl MasterKey {
         let arr: [u8; 32] = bytes
             .try_into()
             .map_err(|_| CoreError::Unsupported("a master key is 32 bytes".into()))?;
-        Ok(MasterKey(Zeroizing::new(arr)))
+        Ok(MasterKey(Zeroizing::new(arr), None))
     }
 
     /// Read the key file, or create it (mode 0600, written before use) when it is absent.
@@ -95,17 +97,77 @@ impl MasterKey {
     /// A `len`-byte key for one purpose (the audit log's MAC and signing keys), derived with
     /// HKDF-SHA256 from the master key, `label` as the info: stable across restarts, different
     /// for every label, and no way back to the master key, which never leaves.
+    ///
+    /// Stable across master-key rotations too: the extracted HKDF key (the purpose root) of
+    /// the first master key is carried to its successors (`master.purpose`, sealed under the
+    /// current master key, see [`MasterKey::with_purpose_root`]), so that the audit log
+    /// written before a rotation still verifies after it.
     pub fn derive_purpose_key(&self, label: &[u8], len: usize) -> Result<Secret, CoreError> {
+        let root = self.purpose_root()?;
         let fail = |_| CoreError::Crypto("HKDF");
         let mut ctx = openssl::pkey_ctx::PkeyCtx::new_id(openssl::pkey::Id::HKDF).map_err(fail)?;
         ctx.derive_init().map_err(fail)?;
+        ctx.set_hkdf_mode(openssl::pkey_ctx::HkdfMode::EXPAND_ONLY)
+            .map_err(fail)?;
         ctx.set_hkdf_md(openssl::md::Md::sha256()).map_err(fail)?;
-        ctx.set_hkdf_salt(b"kmip-rs purpose key").map_err(fail)?;
-        ctx.set_hkdf_key(self.0.as_ref()).map_err(fail)?;
+        ctx.set_hkdf_key(root.as_ref()).map_err(fail)?;
         ctx.add_hkdf_info(label).map_err(fail)?;
         let mut out = Zeroizing::new(vec![0u8; len]);
         ctx.derive(Some(&mut out)).map_err(fail)?;
         Ok(Secret::new(std::mem::take(&mut *out)))
+    }
+
+    /// The HKDF pseudo-random key purpose keys are expanded from: the one carried over from a
+    /// former master key, else this key's own (HKDF-Extract, the salt of releases before
+    /// rotation, so that their purpose keys stay what they were).
+    fn purpose_root(&self) -> Result<Zeroizing<[u8; 32]>, CoreError> {
+        if let Some(r) = &self.1 {
+            return Ok(r.clone());
+        }
+        let fail = |_| CoreError::Crypto("HKDF");
+        let mut ctx = openssl::pkey_ctx::PkeyCtx::new_id(openssl::pkey::Id::HKDF).map_err(fail)?;
+        ctx.derive_init().map_err(fail)?;
+        ctx.set_hkdf_mode(openssl::pkey_ctx::HkdfMode::EXTRACT_ONLY)
+            .map_err(fail)?;
+        ctx.set_hkdf_md(openssl::md::Md::sha256()).map_err(fail)?;
+        ctx.set_hkdf_salt(b"kmip-rs purpose key").map_err(fail)?;
+        ctx.set_hkdf_key(self.0.as_ref()).map_err(fail)?;
+        let mut out = Zeroizing::new([0u8; 32]);
+        ctx.derive(Some(out.as_mut())).map_err(fail)?;
+        Ok(out)
+    }
+
+    /// This key with the purpose root a rotation left in `data_dir` (`master.purpose`), if
+    /// any: every holder of the master key derives the audit keys through it.
+    pub fn with_purpose_root(mut self, data_dir: &Path) -> Result<MasterKey, SealError> {
+        let path = data_dir.join(PURPOSE_FILE);
+        match std::fs::read(&path) {
+            Ok(sealed) => {
+                let root = self.unseal(PURPOSE_AAD, &sealed).map_err(|_| {
+                    SealError::WrongKey(format!(
+                        "{} does not open under this master key",
+                        path.display()
+                    ))
+                })?;
+                if root.len() != 32 {
+                    return Err(SealError::file(&path, "not a 32-byte purpose root"));
+                }
+                // filled in place: no copy of the root on the stack outlives this
+                let mut arr = Zeroizing::new([0u8; 32]);
+                arr.copy_from_slice(root.expose());
+                self.1 = Some(arr);
+                Ok(self)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(self),
+            Err(e) => Err(SealError::file(&path, e)),
+        }
+    }
+
+    /// A new master key that derives the same purpose keys as this one.
+    fn successor(&self) -> Result<MasterKey, CoreError> {
+        let mut next = MasterKey::generate()?;
+        next.1 = Some(self.purpose_root()?);
+        Ok(next)
     }
 
     pub(super) fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CoreError> {
@@ -160,6 +222,13 @@ fn key_file_error(path: &Path, e: SealError) -> CoreError {
 pub(crate) const KEY_FILE: &str = "master.key";
 pub(crate) const CHECK_FILE: &str = "master.check";
 pub(crate) const SEALED_FILE: &str = "master.sealed";
+/// The purpose root sealed under the current master key, once a rotation has replaced the
+/// key it was first derived from.
+pub(crate) const PURPOSE_FILE: &str = "master.purpose";
+const PURPOSE_AAD: &[u8] = b"kmip-rs purpose root";
+/// Written by `master-split`: that the key was split, into how many shares, and how many
+/// open it (no secret), so that a missing key file is told apart from a split key.
+pub(crate) const SPLIT_FILE: &str = "master.shares";
 
 /// Why a custody could not keep or give back the master key. Messages name the file or the
 /// option to look at; none carries key material or a PIN.
@@ -199,9 +268,23 @@ pub enum SealError {
         /// What went wrong.
         reason: String,
     },
+    /// A file holding the master key or a share of it that other users may read or write.
+    #[error(
+        "{path} is open to other users (mode {mode:03o}): a file that holds the master key or \
+         a share of it must be readable by its owner only. Fix it with: chmod 600 {path}"
+    )]
+    Exposed {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The key core failed (generating, sealing or checking the key).
     #[error(transparent)]
     Core(#[from] CoreError),
+    /// The store failed while records were re-sealed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl SealError {
@@ -235,6 +318,31 @@ pub trait Seal {
     fn unseal(&self) -> Result<MasterKey, SealError>;
     /// `Ok` when `key` is the master key this custody keeps.
     fn check(&self, key: &MasterKey) -> Result<(), SealError>;
+    /// Keep `key` in place of the key this custody holds (a rotation, a migration), each
+    /// file replaced whole or not at all. Only once nothing is sealed under the old key.
+    fn replace(&self, key: &MasterKey) -> Result<(), SealError> {
+        self.seal(key)
+    }
+}
+
+/// Refuse a file holding the master key or a share that group or others may read or write,
+/// as OpenSSH refuses such a private key: a copy anyone can read is a copy of every key.
+pub(crate) fn check_private(path: &Path) -> Result<(), SealError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| SealError::file(path, e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(SealError::Exposed {
+                path: path.to_path_buf(),
+                mode: mode & 0o777,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The master key at a server's start: unsealed and checked, or, on a data directory that has
@@ -309,6 +417,85 @@ mod tests {
     use super::*;
 
     #[test]
+    fn key_and_share_files_open_to_others_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let seal = FileSeal::new(dir.path());
+        let key = open(&seal).unwrap();
+        let p = dir.path().join("master.key");
+        for mode in [0o640, 0o604, 0o620, 0o602] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = open(&seal).err().unwrap();
+            assert!(matches!(e, SealError::Exposed { .. }), "{e}");
+            let text = e.to_string();
+            assert!(
+                text.contains(&format!("chmod 600 {}", p.display())),
+                "{text}"
+            );
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert_eq!(open(&seal).unwrap().expose(), key.expose());
+        let share = dir.path().join("share-1");
+        std::fs::write(&share, key.split(2, 2).unwrap()[0].to_text().as_bytes()).unwrap();
+        std::fs::set_permissions(&share, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            read_share_file(&share),
+            Err(SealError::Exposed { .. })
+        ));
+        std::fs::set_permissions(&share, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_share_file(&share).unwrap().x, 1);
+    }
+
+    #[test]
+    fn a_missing_key_file_is_told_apart_from_a_split_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let seal = FileSeal::new(dir.path());
+        open(&seal).unwrap();
+        std::fs::remove_file(dir.path().join("master.key")).unwrap();
+        let missing = open(&seal).err().unwrap().to_string();
+        assert!(missing.contains("master.key is missing"), "{missing}");
+        assert!(missing.contains("Put back"), "{missing}");
+        write_split(
+            dir.path(),
+            Split {
+                threshold: 2,
+                shares: 3,
+            },
+        )
+        .unwrap();
+        let split = open(&seal).err().unwrap().to_string();
+        assert!(split.contains("split into shares"), "{split}");
+        assert!(split.contains("any 2 of 3"), "{split}");
+        assert!(split.contains("--master-share-file"), "{split}");
+        assert!(!split.contains("Put back"), "{split}");
+    }
+
+    #[test]
+    fn purpose_keys_are_those_of_plain_hkdf() {
+        // what releases before rotation derived, in one HKDF call: the audit keys of existing
+        // logs must not change
+        let k = MasterKey::generate().unwrap();
+        let fail = |_| CoreError::Crypto("HKDF");
+        let plain = (|| -> Result<Vec<u8>, CoreError> {
+            let mut ctx =
+                openssl::pkey_ctx::PkeyCtx::new_id(openssl::pkey::Id::HKDF).map_err(fail)?;
+            ctx.derive_init().map_err(fail)?;
+            ctx.set_hkdf_md(openssl::md::Md::sha256()).map_err(fail)?;
+            ctx.set_hkdf_salt(b"kmip-rs purpose key").map_err(fail)?;
+            ctx.set_hkdf_key(k.expose()).map_err(fail)?;
+            ctx.add_hkdf_info(b"label").map_err(fail)?;
+            let mut out = vec![0u8; 32];
+            ctx.derive(Some(&mut out)).map_err(fail)?;
+            Ok(out)
+        })()
+        .unwrap();
+        assert_eq!(
+            k.derive_purpose_key(b"label", 32).unwrap().expose(),
+            &plain[..]
+        );
+    }
+
+    #[test]
     fn seal_binds_the_identifier() {
         let k = MasterKey::generate().unwrap();
         let s = k.seal(b"17", b"key bytes").unwrap();
@@ -360,7 +547,7 @@ mod tests {
         // what earlier releases left: master.key (raw 32 bytes) and master.check
         let dir = tempfile::tempdir().unwrap();
         let old = MasterKey::generate().unwrap();
-        std::fs::write(dir.path().join("master.key"), old.expose()).unwrap();
+        write_atomic(&dir.path().join("master.key"), old.expose(), true).unwrap();
         std::fs::write(dir.path().join("master.check"), old.check_value().unwrap()).unwrap();
         let opened = open(&FileSeal::new(dir.path())).unwrap();
         assert_eq!(opened.expose(), old.expose());

@@ -2,13 +2,14 @@
 //! checked against `master.check`: the custody of every data directory made before custodies
 //! had a choice, and still the default.
 
-use super::{check_against_file, write_atomic, MasterKey, Seal, SealError};
-use super::{CHECK_FILE, KEY_FILE, SEALED_FILE};
+use super::{check_against_file, check_private, write_atomic, MasterKey, Seal, SealError};
+use super::{CHECK_FILE, KEY_FILE, SEALED_FILE, SPLIT_FILE};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 /// The master key in `master.key`, the default custody.
 pub struct FileSeal {
+    dir: PathBuf,
     key: PathBuf,
     check: PathBuf,
     sealed: PathBuf,
@@ -18,6 +19,7 @@ impl FileSeal {
     /// The custody of `data_dir`'s key file; nothing is read until the key is asked for.
     pub fn new(data_dir: &Path) -> FileSeal {
         FileSeal {
+            dir: data_dir.to_path_buf(),
             key: data_dir.join(KEY_FILE),
             check: data_dir.join(CHECK_FILE),
             sealed: data_dir.join(SEALED_FILE),
@@ -33,6 +35,7 @@ impl FileSeal {
 pub(super) fn read_key(path: &Path) -> Result<MasterKey, SealError> {
     match std::fs::read(path) {
         Ok(bytes) => {
+            check_private(path)?;
             let bytes = Zeroizing::new(bytes);
             MasterKey::from_bytes(&bytes).map_err(|_| SealError::file(path, "not a 32-byte key"))
         }
@@ -69,12 +72,23 @@ impl Seal for FileSeal {
                 self.sealed.display()
             )));
         }
+        if let Some(split) = super::read_split(&self.dir)? {
+            return Err(SealError::Missing(format!(
+                "this data directory's master key was split into shares ({split}; {} says \
+                 so), and {} is gone as it should be: start with --seal shares and the \
+                 custodians' shares (--master-share-file FILE, one per custodian, or on a \
+                 terminal, to be asked for them one at a time)",
+                self.dir.join(SPLIT_FILE).display(),
+                self.key.display(),
+            )));
+        }
         if self.check.exists() {
             return Err(SealError::Missing(format!(
                 "{} is missing, and {} says this data directory has a master key: the objects \
-                 in it are sealed under that key. Copy master.key from the data directory they \
-                 come from (a backup never holds it), or, if it was split into shares \
-                 (master-split), start with --unseal-share",
+                 in it are sealed under that key. Put back the copy of master.key you kept \
+                 apart (mode 0600; a backup of the store never holds it). If the key was split \
+                 into shares before this release recorded splits, start with --seal shares and \
+                 the shares (--master-share-file or --unseal-share)",
                 self.key.display(),
                 self.check.display()
             )));
@@ -84,6 +98,13 @@ impl Seal for FileSeal {
 
     fn seal(&self, key: &MasterKey) -> Result<(), SealError> {
         write_key(&self.key, key)?;
+        write_atomic(&self.check, &key.check_value()?, false)
+    }
+
+    /// The key file, then its check value, each replaced whole: a crash between the two
+    /// leaves a key that fails the old check, which a rotation run again recognises.
+    fn replace(&self, key: &MasterKey) -> Result<(), SealError> {
+        write_atomic(&self.key, key.0.as_ref(), true)?;
         write_atomic(&self.check, &key.check_value()?, false)
     }
 
