@@ -10,7 +10,7 @@ use kmip_server::config::{Config, LogFormat};
 use kmip_server::session::Timeouts;
 use kmip_server::{listener, pki, Server};
 use lifecycle::core::{Core, FileSeal, MasterKey, Seal, SealError, ShareSeal};
-use lifecycle::store::RedbStore;
+use lifecycle::store::{RedbStore, Store};
 use lifecycle::Manager;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -313,7 +313,7 @@ fn same_master_key(
     master: &MasterKey,
     shown: &str,
 ) -> Result<(), String> {
-    const NAME: &str = "master-key-check";
+    const NAME: &str = lifecycle::store::MASTER_CHECK;
     match store.value(NAME).context("store")? {
         Some(check) if master.check(&check) => Ok(()),
         Some(_) => Err(format!(
@@ -706,6 +706,15 @@ fn master_rotate(
         },
     )
     .context("master-rotate")?;
+    // the store's own check value (see `same_master_key`) follows the key, before the
+    // journal goes: a rotation killed before this line is run again, and gets here
+    let check = rotated.key.check_value().context("master key")?;
+    store
+        .commit(vec![lifecycle::store::Change::PutValue(
+            lifecycle::store::MASTER_CHECK.into(),
+            check,
+        )])
+        .context("master-rotate")?;
     drop(store);
     if let Some((t, n)) = split {
         let done = split_and_verify(cfg, seal.as_ref(), &rotated.key, t, n, out_dir)?;

@@ -27,6 +27,10 @@ pub use redb_store::{RedbEngine, RedbStore};
 
 use thiserror::Error;
 
+/// The named value holding the check value of the master key the store's records are sealed
+/// under: a server with another key is refused (every node over a shared store needs the same).
+pub const MASTER_CHECK: &str = "master-key-check";
+
 /// The layout version of stored data, written on creation and checked on open.
 pub const SCHEMA_VERSION: u64 = 1;
 
