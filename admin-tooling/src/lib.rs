@@ -411,7 +411,9 @@ pub fn value_json(item: &Ttlv) -> J {
     }
 }
 
-/// A value on one line: a structure as `Field=value` pairs.
+/// A value on one line: a structure as `Field=value` pairs. Text any client chose (a Name, a
+/// group) comes out with its control characters escaped, so that it cannot forge lines of the
+/// inventory or drive the administrator's terminal.
 pub fn value_text(item: &Ttlv) -> String {
     match &item.value {
         Value::Structure(children) => children
@@ -419,8 +421,18 @@ pub fn value_text(item: &Ttlv) -> String {
             .map(|c| format!("{}={}", text::tag_name(c.tag), value_text(c)))
             .collect::<Vec<_>>()
             .join(" "),
-        v => text::format_scalar(v, text::names(item.tag, None)),
+        v => printable(&text::format_scalar(v, text::names(item.tag, None))),
     }
+}
+
+/// `s` with every control character (newline, tab, escape, ...) written as `\u{..}`.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_unicode().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
 }
 
 impl Listed {
@@ -467,7 +479,7 @@ impl Listed {
         };
         format!(
             "{}\t{}\t{}\t{}\t{}",
-            self.id,
+            printable(&self.id),
             one(tag::OBJECT_TYPE),
             one(tag::STATE),
             many(self.texts(tag::NAME, Some(tag::NAME_VALUE))),
@@ -500,10 +512,10 @@ impl Listed {
 
     /// `Attribute Name: value` lines, in the server's order.
     pub fn attributes_text(&self) -> String {
-        let mut out = format!("Unique Identifier: {}\n", self.id);
+        let mut out = format!("Unique Identifier: {}\n", printable(&self.id));
         for a in &self.attributes {
             let (name, value) = named(a);
-            out.push_str(&format!("{name}: {}\n", value_text(value)));
+            out.push_str(&format!("{}: {}\n", printable(&name), value_text(value)));
         }
         out
     }
@@ -513,6 +525,28 @@ impl Listed {
 mod tests {
     use super::*;
     use vocab::enums::{object_type, state};
+
+    #[test]
+    fn a_name_cannot_forge_inventory_lines_or_drive_the_terminal() {
+        let l = Listed {
+            id: "7".into(),
+            attributes: vec![Ttlv::structure(
+                tag::NAME,
+                vec![
+                    Ttlv::new(
+                        tag::NAME_VALUE,
+                        Value::TextString("k\n8\tSymmetricKey\tDestroyed\x1b[2J".into()),
+                    ),
+                    Ttlv::new(tag::NAME_TYPE, Value::Enumeration(1)),
+                ],
+            )],
+        };
+        let line = l.summary_line();
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(!line.contains('\x1b'), "{line}");
+        assert_eq!(line.matches('\t').count(), 4, "{line}");
+        assert!(!l.attributes_text().contains('\x1b'));
+    }
 
     #[test]
     fn enumeration_names_in_any_spelling() {

@@ -130,6 +130,8 @@ impl Postgres {
                 "-R",
                 "-X",
                 "stream",
+                // a spread checkpoint would take minutes of an idle server's time
+                "--checkpoint=fast",
                 "--no-sync",
             ],
         );

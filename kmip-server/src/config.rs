@@ -116,7 +116,13 @@ pub struct Config {
     /// Where objects are kept: `redb` (one file, `DATA_DIR/kmip.redb`) or a PostgreSQL URL,
     /// `postgres://USER[:PASSWORD]@HOST[:PORT][,HOST2[:PORT2]...]/DB[?sslmode=...&target_session_attrs=read-write]`,
     /// which any number of server nodes may share.
-    #[arg(long, env = "KMIP_STORE", default_value = "redb")]
+    #[arg(
+        long,
+        env = "KMIP_STORE",
+        default_value = "redb",
+        hide_env_values = true,
+        global = true
+    )]
     pub store: String,
     /// How long to keep trying a PostgreSQL store that does not answer at start, in seconds.
     #[arg(long, env = "KMIP_STORE_CONNECT_SECS", default_value_t = 30)]
@@ -177,7 +183,12 @@ pub struct Config {
     /// must send it. A credential for a username with no entry here is not an error: the
     /// request acts as the certificate's identity and the audit record says so. Repeat, or
     /// separate with commas.
-    #[arg(long = "password", env = "KMIP_PASSWORD", value_delimiter = ',')]
+    #[arg(
+        long = "password",
+        env = "KMIP_PASSWORD",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub passwords: Vec<String>,
     /// Bind a KMIP user, on one certificate, to the identity it acts as:
     /// `USERNAME@CERTIFICATE=IDENTITY` (a FortiGate logging in as `fg-client` over the
@@ -262,6 +273,7 @@ pub struct Config {
     #[arg(
         long = "unseal-share",
         env = "KMIP_UNSEAL_SHARE",
+        hide_env_values = true,
         value_delimiter = ',',
         global = true
     )]

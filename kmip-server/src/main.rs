@@ -291,8 +291,8 @@ fn open_store(cfg: &Config) -> Result<Arc<dyn lifecycle::store::Store>, String> 
     }
     if !(cfg.store.starts_with("postgres://") || cfg.store.starts_with("postgresql://")) {
         return Err(format!(
-            "--store {:?}: expected `redb` or a postgres:// URL",
-            cfg.store
+            "--store {}: expected `redb` or a postgres:// URL",
+            shown_store(&cfg.store)
         ));
     }
     let store = lifecycle::store::PostgresStore::connect(
@@ -323,12 +323,52 @@ fn same_master_key(
         )),
         None => {
             let check = master.check_value().context("master key")?;
-            store
-                .commit(vec![lifecycle::store::Change::PutValue(NAME.into(), check)])
-                .context("store")?;
-            Ok(())
+            // only if still absent: two first nodes starting together with different keys
+            // must not both write theirs and serve; the loser reads the winner's and is refused
+            use lifecycle::store::{Change, Expect, StoreError};
+            match store.commit_if(
+                vec![Expect::Value(NAME.into(), None)],
+                vec![Change::PutValue(NAME.into(), check)],
+            ) {
+                Err(StoreError::Conflict(_)) => same_master_key(store, master, shown),
+                other => other.context("store"),
+            }
         }
     }
+}
+
+/// Before anything is changed: a place for the new shares that cannot take them would leave a
+/// rotated key that no share opens.
+fn check_share_dir(
+    out_dir: Option<&std::path::Path>,
+    count: u8,
+    data_dir: &std::path::Path,
+) -> Result<(), String> {
+    let Some(dir) = out_dir else {
+        return Ok(());
+    };
+    let same = |a: &std::path::Path, b: &std::path::Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
+    if same(dir, data_dir) {
+        return Err(format!(
+            "--out-dir {}: the data directory itself: shares beside the store are the key, \
+             give each custodian's share a place of its own",
+            dir.display()
+        ));
+    }
+    for x in 1..=count {
+        let f = dir.join(format!("share-{x}"));
+        if f.exists() {
+            return Err(format!(
+                "{} exists: shares are never written over another (move the old ones first)",
+                f.display()
+            ));
+        }
+    }
+    std::fs::create_dir_all(dir).context(&dir.display().to_string())?;
+    let probe = dir.join(".kmip-write-probe");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .context(&format!("--out-dir {} is not writable", dir.display()))
 }
 
 /// The custody the options choose (`Config::master_seal`); for Shamir shares, with the shares
@@ -407,13 +447,15 @@ fn custody_of(cfg: &Config, kind: kmip_server::config::SealKind) -> Result<Box<d
     }
 }
 
-/// `--store` for messages, without a password.
+/// `--store` for messages, without a password (whatever precedes the last `@` of the part
+/// before the path: a password may hold an `@`).
 fn shown_store(url: &str) -> String {
-    match url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split_once('@'))
-    {
-        Some((_, at)) => format!("postgres://…@{at}"),
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    match authority.rsplit_once('@') {
+        Some((_, hosts)) => format!("{scheme}://…@{hosts}/{path}"),
         None => url.to_owned(),
     }
 }
@@ -535,6 +577,7 @@ fn split_and_verify(
 ) -> Result<String, String> {
     use lifecycle::core::shamir::Share;
     use std::io::Write;
+    check_share_dir(out_dir, count, &cfg.data_dir)?;
     let parts = key.split(threshold, count).context("split")?;
     let handed: Vec<Share> = match out_dir {
         Some(dir) => {
@@ -685,6 +728,16 @@ fn master_rotate(
         }
         None
     };
+    if cfg.store != "redb" {
+        return Err(format!(
+            "master-rotate re-seals a redb data directory's records; the store here is {} \
+             (rotating the key of a PostgreSQL store is not supported yet)",
+            shown_store(&cfg.store)
+        ));
+    }
+    if let Some((_, n)) = split {
+        check_share_dir(out_dir, n, &cfg.data_dir)?;
+    }
     let store_path = cfg.data_dir.join("kmip.redb");
     let store = RedbStore::open(&store_path).map_err(|e| {
         format!(
@@ -1105,6 +1158,20 @@ async fn serve(cfg: Config) -> Result<(), String> {
     // before the TLS material: a restored directory without its master key, or a seal that
     // does not open (a wrong PIN, a missing token), is refused with nothing made in it, and
     // the reserved ports never listen
+    // a database store is reached first: a wrong --store, or a database that does not answer,
+    // leaves the data directory as it was (no master key, no CA made for nothing). The
+    // PostgreSQL client blocks, and must not run on an async worker: a thread of its own.
+    let on_thread = |f: &(dyn Fn() -> Result<Arc<dyn lifecycle::store::Store>, String> + Sync)| {
+        std::thread::scope(|s| {
+            s.spawn(f)
+                .join()
+                .unwrap_or_else(|_| Err("opening the store panicked".into()))
+        })
+    };
+    let mut database = match cfg.store.as_str() {
+        "redb" => None,
+        _ => Some(on_thread(&|| open_store(&cfg))?),
+    };
     let master = master_key(&cfg)?;
     let paths = pki::Paths::new(&cfg.data_dir);
     let tls = match given_tls {
@@ -1176,16 +1243,14 @@ async fn serve(cfg: Config) -> Result<(), String> {
     // the audit log's MAC and signing keys come from the master key, are kept nowhere else
     let audit_keys = kmip_server::audit::AuditKeys::from_master(&master).context("audit keys")?;
     lifecycle::core::crypto::set_max_pbkdf2_iterations(cfg.max_pbkdf2_iterations);
-    // the PostgreSQL client blocks, and must not run on an async worker: the store is opened
-    // and checked on a thread of its own
-    let store = std::thread::scope(|s| {
-        s.spawn(|| {
-            let store = open_store(&cfg)?;
-            same_master_key(store.as_ref(), &master, &cfg.store)?;
-            Ok::<_, String>(store)
-        })
-        .join()
-        .unwrap_or_else(|_| Err("opening the store panicked".into()))
+    let store = match database.take() {
+        Some(db) => db,
+        None => open_store(&cfg)?,
+    };
+    let checked = store.clone();
+    on_thread(&|| {
+        same_master_key(checked.as_ref(), &master, &cfg.store)?;
+        Ok(checked.clone())
     })?;
     if cfg.duplicate_names {
         tracing::warn!("--duplicate-names is deprecated and has no effect: objects share names by default (--unique-names for the specification's rule)");

@@ -78,8 +78,8 @@ fn attrs(c: &mut Client, id: &str) -> Vec<Ttlv> {
     get_attributes(c, id)
 }
 
-fn verify(server: &ServerProcess, m: &Model, round: usize) {
-    let full = round % 25 == 0 || round == kills();
+fn verify(server: &ServerProcess, m: &Model, round: usize, kills: usize) {
+    let full = round % 25 == 0 || round == kills;
     let recent = |id: &String| full || m.round_of.get(id).is_some_and(|r| *r + 1 >= round);
     let mut c = server.client("admin");
     for (id, key) in &m.registered {
@@ -256,14 +256,26 @@ fn client_loop(
 
 #[test]
 fn acknowledged_operations_survive_sigkill_of_the_server() {
+    crash_rounds(&[], kills());
+}
+
+/// The same over PostgreSQL (`--store`): the node is killed, the database lives on, and the
+/// node restarted over it finds every acknowledged operation.
+#[test]
+fn acknowledged_operations_survive_sigkill_of_a_node_over_postgres() {
+    let pg = interop_tests::pg::Postgres::start(&[]);
+    let url = pg.new_database("kmip");
+    crash_rounds(&["--store", &url], (kills() / 5).max(10));
+}
+
+fn crash_rounds(args: &[&str], kills: usize) {
     let model = Mutex::new(Model::default());
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut dir = tempfile::tempdir().unwrap();
-    let kills = kills();
     for round in 0..kills {
-        let server = ServerProcess::try_start_in(dir, &[])
+        let server = ServerProcess::try_start_in(dir, args)
             .unwrap_or_else(|(_, log)| panic!("round {round}: the server did not restart: {log}"));
-        verify(&server, &model.lock().unwrap(), round);
+        verify(&server, &model.lock().unwrap(), round, kills);
         model.lock().unwrap().round = round;
         let stop = AtomicBool::new(false);
         let run_for = Duration::from_millis(30 + rng.next() % 250);
@@ -282,11 +294,11 @@ fn acknowledged_operations_survive_sigkill_of_the_server() {
             kept
         });
     }
-    let server = ServerProcess::try_start_in(dir, &[])
+    let server = ServerProcess::try_start_in(dir, args)
         .map_err(|(_, l)| l)
         .unwrap();
     let m = model.lock().unwrap();
-    verify(&server, &m, kills);
+    verify(&server, &m, kills, kills);
     println!(
         "{kills} kills, {} acknowledged operations ({} keys registered, {} re-keyed, {} destroyed)",
         m.acknowledged,

@@ -295,6 +295,51 @@ fn a_node_with_another_master_key_does_not_start() {
     assert!(!log.contains("listening"), "{log}");
 }
 
+/// Two first nodes with different master keys starting at once over an empty database: one
+/// serves, the other reads the first's check value and is refused (not both writing theirs).
+#[test]
+fn two_first_nodes_with_different_keys_one_is_refused() {
+    let pg = Postgres::start(&[]);
+    for round in 0..3 {
+        let url = pg.new_database(&format!("race{round}"));
+        let started: Vec<_> = std::thread::scope(|s| {
+            let tries: Vec<_> = (0..2)
+                .map(|_| {
+                    let url = url.clone();
+                    s.spawn(move || {
+                        ServerProcess::try_start_in(
+                            tempfile::tempdir().unwrap(),
+                            &["--store", &url],
+                        )
+                    })
+                })
+                .collect();
+            tries.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let serving = started.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(serving, 1, "round {round}: exactly one first node serves");
+        let refused = started.iter().find_map(|r| r.as_ref().err()).unwrap();
+        assert!(refused.1.contains("another master key"), "{}", refused.1);
+    }
+}
+
+/// master-rotate re-seals a redb directory's records: over a PostgreSQL store it refuses,
+/// and changes nothing (it used to rotate an empty local file and replace the key file).
+#[test]
+fn master_rotate_refuses_a_postgres_store() {
+    let pg = Postgres::start(&[]);
+    let url = pg.new_database("kmip");
+    let a = first_node(&url, &[]);
+    let key = std::fs::read(a.data_dir.path().join("master.key")).unwrap();
+    let dir = a.stop();
+    let out = interop_tests::kmip_server_command(dir.path(), &["master-rotate", "--store", &url]);
+    assert!(!out.status.success());
+    let text = interop_tests::output_text(&out);
+    assert!(text.contains("not supported"), "{text}");
+    assert_eq!(std::fs::read(dir.path().join("master.key")).unwrap(), key);
+    assert!(!dir.path().join("kmip.redb").exists());
+}
+
 /// A database that is not there at start: a clear error after the bounded retries, and a
 /// non-zero exit; the password of the URL is never printed.
 #[test]
@@ -302,13 +347,18 @@ fn an_unreachable_database_at_start_is_a_clear_error() {
     let port = interop_tests::free_port();
     let url = format!("postgres://kmip:hunter2secret@127.0.0.1:{port}/kmip");
     let started = Instant::now();
-    let (_, log) = ServerProcess::try_start_in(
+    let (dir, log) = ServerProcess::try_start_in(
         tempfile::tempdir().unwrap(),
         &["--store", &url, "--store-connect-secs", "2"],
     )
     .err()
     .expect("no database, no server");
     assert!(started.elapsed() < Duration::from_secs(20));
+    let (dir, log) = (dir, log);
+    // nothing made for nothing: the database is reached before the master key and the CA
+    for made in ["master.key", "master.check", "tls"] {
+        assert!(!dir.path().join(made).exists(), "{made} was made: {log}");
+    }
     assert!(log.contains("PostgreSQL"), "{log}");
     assert!(log.contains("trying again"), "{log}");
     assert!(log.contains(&format!("127.0.0.1:{port}/kmip")), "{log}");
@@ -440,11 +490,15 @@ fn a_primary_killed_and_its_standby_promoted() {
             });
         }
         std::thread::sleep(Duration::from_millis(1500));
+        let t = Instant::now();
         primary.kill();
+        eprintln!("primary killed in {:?}", t.elapsed());
         standby.promote();
+        eprintln!("standby promoted after {:?}", t.elapsed());
         // writes resume on the promoted standby
         let resumed = Instant::now();
         let before = acked.lock().unwrap().len();
+        eprintln!("{before} acknowledged before the failover");
         while acked.lock().unwrap().len() < before + 20
             && resumed.elapsed() < Duration::from_secs(30)
         {

@@ -843,7 +843,11 @@ impl Txn {
             let Some(r) = self.store.peek(&id)? else {
                 continue;
             };
-            if r.id == ca.cert.id {
+            // the index narrows; the record decides: issued by this CA, by the server's own
+            // attribute (vendor `y`, which no client sets), never a look-alike a client set
+            if r.id == ca.cert.id
+                || ca_text(&r, "ca-issuer").as_deref() != Some(ca.cert.id.as_str())
+            {
                 continue;
             }
             let Some(reason) = r.attribute(tag::REVOCATION_REASON) else {

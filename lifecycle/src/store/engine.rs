@@ -22,27 +22,46 @@ pub trait ReadTxn {
     fn object(&self, id: &str) -> Result<Option<Stored>, StoreError>;
     /// The identifiers filed under this index key, in no order.
     fn ids_with(&self, key: &[u8]) -> Result<Vec<String>, StoreError>;
+    /// Whether `id` is filed under `key`: one point read.
+    fn has(&self, key: &[u8], id: &str) -> Result<bool, StoreError>;
     /// The identifiers filed under every key of `all` and, when `any` is given, under at least
-    /// one of its keys: a Locate's narrowing, which a SQL engine runs as one query. The
-    /// default intersects [`ReadTxn::ids_with`] in memory, starting from the smallest set.
+    /// one of its keys: a Locate's narrowing, which a SQL engine runs as one query. With `any`
+    /// (a caller's reach: its own objects, those granted to it) the work starts from those and
+    /// checks each against `all` point by point, so that it is bounded by what the caller may
+    /// see, and neither its cost nor its time says anything of other identities' objects.
+    /// Without (an administrator), the sets of `all` are intersected, smallest first.
     fn search(&self, all: &[Vec<u8>], any: Option<&[Vec<u8>]>) -> Result<Vec<String>, StoreError> {
-        let mut sets: Vec<std::collections::HashSet<String>> = Vec::new();
-        for k in all {
-            sets.push(self.ids_with(k)?.into_iter().collect());
-        }
         if let Some(any) = any {
-            let mut union = std::collections::HashSet::new();
+            let mut reach = std::collections::BTreeSet::new();
             for k in any {
-                union.extend(self.ids_with(k)?);
+                reach.extend(self.ids_with(k)?);
             }
-            sets.push(union);
+            let mut out = Vec::new();
+            for id in reach {
+                let mut matches = true;
+                for k in all {
+                    if !self.has(k, &id)? {
+                        matches = false;
+                        break;
+                    }
+                }
+                if matches {
+                    out.push(id);
+                }
+            }
+            return Ok(out);
         }
-        sets.sort_by_key(|s| s.len());
+        let mut sets: Vec<Vec<String>> = Vec::new();
+        for k in all {
+            sets.push(self.ids_with(k)?);
+        }
+        sets.sort_by_key(Vec::len);
         let mut sets = sets.into_iter();
         let Some(first) = sets.next() else {
             return self.all_ids();
         };
-        let rest: Vec<_> = sets.collect();
+        let rest: Vec<std::collections::HashSet<String>> =
+            sets.map(|s| s.into_iter().collect()).collect();
         Ok(first
             .into_iter()
             .filter(|id| rest.iter().all(|s| s.contains(id)))
@@ -70,6 +89,12 @@ pub trait WriteTxn: ReadTxn {
     fn put_value(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Remove a named value.
     fn delete_value(&mut self, name: &str) -> Result<(), StoreError>;
+    /// Make the transactions that check `key` (a name the name rule checks) take turns until
+    /// this one ends, each seeing what the ones before it committed. Nothing to do for an
+    /// engine that writes one transaction at a time.
+    fn lock_key(&mut self, _key: &[u8]) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// A storage backend.
@@ -90,6 +115,13 @@ pub trait Engine: Send + Sync {
     /// Reserve `n` identifiers never handed out before, by this process or any other on the
     /// same data, and return the first; durable before it returns.
     fn reserve_ids(&self, n: u64) -> Result<u64, StoreError>;
+    /// Whether it writes one transaction at a time (redb, memory): then the record layer
+    /// gathers concurrent commits into one transaction, so that they share one fsync. An
+    /// engine that runs transactions side by side (PostgreSQL) gains nothing from it, and
+    /// would lose its parallelism.
+    fn one_writer(&self) -> bool {
+        true
+    }
     /// Whether its calls wait on a network: the server then serves every message from its
     /// blocking threads, never from the async workers.
     fn remote(&self) -> bool {

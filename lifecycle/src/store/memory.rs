@@ -43,6 +43,10 @@ fn poisoned<T>(_: T) -> StoreError {
 }
 
 impl ReadTxn for State {
+    fn has(&self, key: &[u8], id: &str) -> Result<bool, StoreError> {
+        Ok(self.index.contains(&(key.to_vec(), id.to_owned())))
+    }
+
     fn object(&self, id: &str) -> Result<Option<Stored>, StoreError> {
         Ok(self.objects.get(id).cloned())
     }
@@ -114,6 +118,10 @@ impl Logged<'_> {
 }
 
 impl ReadTxn for Logged<'_> {
+    fn has(&self, key: &[u8], id: &str) -> Result<bool, StoreError> {
+        self.state.has(key, id)
+    }
+
     fn object(&self, id: &str) -> Result<Option<Stored>, StoreError> {
         self.state.object(id)
     }

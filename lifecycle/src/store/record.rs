@@ -148,10 +148,15 @@ pub fn item_index_key(item: &Ttlv) -> Option<Vec<u8>> {
                 .and_then(Ttlv::as_text)?;
             let name = item.child(tag::ATTRIBUTE_NAME).and_then(Ttlv::as_text)?;
             let value = item.child(tag::ATTRIBUTE_VALUE).and_then(Ttlv::as_text)?;
-            Some(index_key(
-                tag::ATTRIBUTE,
-                format!("{vendor}-{name}\0{value}").as_bytes(),
-            ))
+            // each part length-prefixed: vendor `y-ca` with name `issuer` must not file under
+            // the server's own `y` / `ca-issuer` (which a CRL reads)
+            let mut k = Vec::new();
+            for part in [vendor, name] {
+                k.extend_from_slice(&(part.len() as u32).to_be_bytes());
+                k.extend_from_slice(part.as_bytes());
+            }
+            k.extend_from_slice(value.as_bytes());
+            Some(index_key(tag::ATTRIBUTE, &k))
         }
         _ => None,
     }
@@ -170,4 +175,33 @@ pub fn index_keys(r: &Record) -> Vec<Vec<u8>> {
     keys.sort();
     keys.dedup();
     keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn custom(vendor: &str, name: &str, value: &str) -> Ttlv {
+        Ttlv::structure(
+            tag::ATTRIBUTE,
+            vec![
+                Ttlv::new(tag::VENDOR_IDENTIFICATION, Value::TextString(vendor.into())),
+                Ttlv::new(tag::ATTRIBUTE_NAME, Value::TextString(name.into())),
+                Ttlv::new(tag::ATTRIBUTE_VALUE, Value::TextString(value.into())),
+            ],
+        )
+    }
+
+    /// A client's `y-ca` / `issuer` must not file where the server's `y` / `ca-issuer` does
+    /// (a CRL reads that index).
+    #[test]
+    fn custom_attribute_keys_are_unambiguous() {
+        let server = item_index_key(&custom("y", "ca-issuer", "12")).unwrap();
+        let client = item_index_key(&custom("y-ca", "issuer", "12")).unwrap();
+        assert_ne!(server, client);
+        assert_ne!(
+            item_index_key(&custom("a", "b\0c", "d")),
+            item_index_key(&custom("a", "b", "c\0d"))
+        );
+    }
 }

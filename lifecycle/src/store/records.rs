@@ -139,6 +139,7 @@ impl<E: Engine> Records<E> {
         // after all of the commit's changes, so that a name moving from one record to another
         // (Re-key) is seen where it ends up
         for (id, owner, k) in gained {
+            tx.lock_key(&k)?;
             for other in tx.ids_with(&k)?.into_iter().filter(|o| o != id) {
                 let Some(s) = tx.object(&other)? else {
                     continue;
@@ -217,6 +218,12 @@ impl<E: Engine> Store for Records<E> {
     }
 
     fn commit_if(&self, expected: Expected, changes: Vec<Change>) -> Result<(), StoreError> {
+        if !self.engine.one_writer() {
+            // the engine runs transactions side by side (and gathers their log flushes itself)
+            return self
+                .engine
+                .write(&mut |tx| self.apply(tx, &expected, &changes));
+        }
         let mut g = self.group.lock().unwrap_or_else(|p| p.into_inner());
         let ticket = g.next_ticket;
         g.next_ticket += 1;

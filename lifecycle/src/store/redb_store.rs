@@ -31,8 +31,9 @@ pub struct RedbEngine {
 pub type RedbStore = Records<RedbEngine>;
 
 /// Version 2 indexes the Application Namespace of Application Specific Information; version 3
-/// no longer indexes State, Cryptographic Algorithm and Length.
-const INDEX_VERSION: u64 = 3;
+/// no longer indexes State, Cryptographic Algorithm and Length; version 4 length-prefixes a
+/// custom attribute's vendor and name in its key.
+const INDEX_VERSION: u64 = 4;
 
 /// The page cache unless configured: enough for the indexes of a million objects.
 pub(crate) const DEFAULT_CACHE_BYTES: usize = 64 << 20;
@@ -96,6 +97,14 @@ where
             bytes: bytes.value().to_vec(),
             revision,
         }))
+    }
+
+    fn has(&self, key: &[u8], id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .index
+            .get(entry(key, id).as_slice())
+            .map_err(backend)?
+            .is_some())
     }
 
     fn ids_with(&self, key: &[u8]) -> Result<Vec<String>, StoreError> {

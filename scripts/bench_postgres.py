@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""The PostgreSQL section of BENCHMARKS.md: Create, Get and Locate on redb and on 1, 2 and 3
+server nodes over one PostgreSQL database, in one run on this machine, beside pgbench's durable
+single-row SERIALIZABLE insert rate (the ceiling a Create cannot beat). Run by
+scripts/bench_postgres.sh, which builds the release binaries first.
+
+The load generator splits its connections between the nodes (CONNECTIONS in all), so every
+configuration gets the same client load; client, nodes and database share the machine.
+
+Environment: DURATION (seconds per measurement, default 10), WARMUP (2), CONNECTIONS (16),
+OBJECTS (objects for Locate by Name, default 10000), OUT (default BENCHMARKS.md).
+"""
+import os, re, shutil, subprocess, sys, tempfile, threading, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench as B  # noqa: E402
+
+OBJECTS = int(os.environ.get("OBJECTS", "10000"))
+PG_BIN = sorted(d for d in (os.path.join("/usr/lib/postgresql", v, "bin")
+                            for v in os.listdir("/usr/lib/postgresql"))
+                if os.path.exists(os.path.join(d, "initdb")))[-1]
+ROOT_USER = os.geteuid() == 0
+MARK = "## PostgreSQL: stateless nodes over one database"
+
+
+def pg(program, *args, **kw):
+    cmd = [os.path.join(PG_BIN, program), *args]
+    if ROOT_USER:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
+
+
+class Cluster:
+    def __init__(self, work):
+        self.dir = os.path.join(work, "pg")
+        os.makedirs(self.dir)
+        if ROOT_USER:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self.data = os.path.join(self.dir, "data")
+        self.port = B.free_port()
+        # durable, as a deployment runs it: fsync and synchronous commit on (the defaults)
+        pg("initdb", "-D", self.data, "-A", "trust", "-U", "postgres")
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.write("max_connections = 300\nshared_buffers = 256MB\n")
+        pg("pg_ctl", "-D", self.data, "-o",
+           f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1",
+           "-l", os.path.join(self.dir, "log"), "-w", "start")
+
+    def sql(self, db, sql):
+        return pg("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db,
+                  "-At", "-v", "ON_ERROR_STOP=1", "-c", sql).strip()
+
+    def url(self, db):
+        return f"postgres://postgres@127.0.0.1:{self.port}/{db}"
+
+    def stop(self):
+        pg("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+
+
+def pgbench_ceiling(c, work):
+    c.sql("postgres", "CREATE DATABASE ceiling")
+    c.sql("ceiling", "CREATE TABLE t (id bigserial PRIMARY KEY, body bytea NOT NULL)")
+    script = os.path.join(work, "insert.sql")
+    with open(script, "w") as f:
+        f.write("BEGIN ISOLATION LEVEL SERIALIZABLE;\n"
+                "INSERT INTO t (body) VALUES (decode(repeat('ab', 900), 'hex'));\n"
+                "COMMIT;\n")
+    if ROOT_USER:
+        shutil.chown(script, "postgres", "postgres")
+    out = pg("pgbench", "-h", "127.0.0.1", "-p", str(c.port), "-U", "postgres", "-n",
+             "-c", str(B.CONNS), "-j", "2", "-T", str(int(B.DURATION)), "-f", script, "ceiling")
+    m = re.search(r"tps = ([0-9.]+) \(without initial connection", out)
+    return float(m.group(1)) if m else None
+
+
+def start_node(data, port, store, name):
+    log = open(os.path.join(os.path.dirname(data), f"{name}.log"), "w")
+    cmd = [os.path.join(B.REL, "kmip-server"), "--data-dir", data, "--listen",
+           f"127.0.0.1:{port}", "--store", store, "--node-name", name]
+    p = subprocess.Popen(cmd, stdout=log, stderr=log)
+    B.wait_port(port, p)
+    return p
+
+
+def start_nodes(work, store, n):
+    """n nodes; the first makes the master key and TLS material, the others copy them."""
+    nodes = []
+    first = os.path.join(work, f"node-0-{time.time_ns()}")
+    for i in range(n):
+        data = first if i == 0 else first + f"-{i}"
+        if i > 0:
+            os.makedirs(data)
+            shutil.copy2(os.path.join(first, "master.key"), data)
+            if os.path.exists(os.path.join(first, "master.check")):
+                shutil.copy2(os.path.join(first, "master.check"), data)
+            shutil.copytree(os.path.join(first, "tls"), os.path.join(data, "tls"))
+        port = B.free_port()
+        nodes.append((data, port, start_node(data, port, store, f"node-{i}")))
+    return nodes
+
+
+def measure(nodes, workload, objects=0):
+    """One load generator per node, the connections split between them, run together."""
+    results = [None] * len(nodes)
+
+    def one(i, data, port):
+        results[i] = B.bench(data, port, workload, [], objects=objects)
+    saved, B.CONNS = B.CONNS, max(1, B.CONNS // len(nodes))
+    try:
+        threads = [threading.Thread(target=one, args=(i, data, port))
+                   for i, (data, port, _) in enumerate(nodes)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        B.CONNS = saved
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        return {"error": errors[0]}
+    bad = [r["first_error"] for r in results if r.get("errors")]
+    if bad:
+        return {"error": str(bad[0])}
+    return {"ops": sum(r["ops_per_second"] for r in results),
+            "p50": max(r["p50_us"] for r in results),
+            "p99": max(r["p99_us"] for r in results)}
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="kmip-bench-pg-")
+    if ROOT_USER:
+        shutil.chown(work, "postgres", "postgres")
+    cluster = Cluster(work)
+    rows = []
+    try:
+        ceiling = pgbench_ceiling(cluster, work)
+        configs = [("redb", "redb", 1)] + [(f"PostgreSQL, {n} node{'s' if n > 1 else ''}",
+                                            None, n) for n in (1, 2, 3)]
+        for k, (label, store, n) in enumerate(configs):
+            if store is None:
+                cluster.sql("postgres", f"CREATE DATABASE kmip{k}")
+                store = cluster.url(f"kmip{k}")
+            nodes = start_nodes(work, store, n)
+            try:
+                r = {w: measure(nodes, w) for w in ("create", "get")}
+                r["locate"] = measure(nodes, "locate", objects=max(1, OBJECTS // n))
+            finally:
+                for _, _, p in nodes:
+                    B.stop(p)
+            rows.append((label, r))
+            print(label, r, flush=True)
+    finally:
+        cluster.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    write(ceiling, rows)
+
+
+def cell(r):
+    if "error" in r:
+        return "error", "", ""
+    return f"{r['ops']:,.0f}", f"{r['p50']:.0f} / {r['p99']:.0f}", r["ops"]
+
+
+def write(ceiling, rows):
+    redb = dict(rows)["redb"]
+    lines = [MARK, "",
+             f"Measured by `scripts/bench_postgres.sh` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},"
+             f" same machine: PostgreSQL {pg('postgres', '--version').split()[-1]} (fsync and"
+             f" synchronous commit on) on the same 2 cores as the nodes and the load generator;"
+             f" {B.CONNS} connections in all, split between the nodes; {B.DURATION:.0f} s per"
+             f" measurement; Locate by Name among {OBJECTS:,} objects.", "",
+             f"Ceiling: pgbench, {B.CONNS} clients, one durable SERIALIZABLE single-row insert per"
+             f" transaction: **{ceiling:,.0f}/s**." if ceiling else "Ceiling: pgbench failed.", "",
+             "| store | create ops/s | create p50 / p99 (us) | get ops/s | get p50 / p99 (us) |"
+             " locate ops/s | locate p50 / p99 (us) |",
+             "|---|---|---|---|---|---|---|"]
+    for label, r in rows:
+        c, g, l = cell(r["create"]), cell(r["get"]), cell(r["locate"])
+        lines.append(f"| {label} | {c[0]} | {c[1]} | {g[0]} | {g[1]} | {l[0]} | {l[1]} |")
+    pg1 = rows[1][1]
+    lines += ["", "| target | measured | goal | |", "|---|---|---|---|"]
+    if ceiling and "ops" in pg1["create"]:
+        v = pg1["create"]["ops"] / ceiling
+        lines.append(f"| durable Create on PostgreSQL (1 node) / pgbench | {v:.2f} | >= 0.80 |"
+                     f" {'met' if v >= 0.8 else 'missed'} |")
+    if "ops" in pg1["get"] and "ops" in redb["get"]:
+        v = pg1["get"]["ops"] / redb["get"]["ops"]
+        lines.append(f"| Get on PostgreSQL (1 node) / Get on redb | {v:.2f} | >= 0.50 |"
+                     f" {'met' if v >= 0.5 else 'missed'} |")
+    section = "\n".join(lines) + "\n"
+    text = open(B.OUT).read() if os.path.exists(B.OUT) else "# Benchmarks\n"
+    if MARK in text:
+        start = text.index(MARK)
+        rest = text[start + len(MARK):]
+        nxt = rest.find("\n## ")
+        text = text[:start] + section + (rest[nxt + 1:] if nxt >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    open(B.OUT, "w").write(text)
+    print(section)
+
+
+if __name__ == "__main__":
+    main()
