@@ -157,6 +157,22 @@ fn two_nodes_serve_one_database() {
     assert_eq!(material_of(&mut cb, &k1), material_of(&mut ca, &k1));
     assert_eq!(material_of(&mut ca, &k2).len(), 16);
 
+    // newest first across nodes: a key made later through either node is found before
+    let named = |c: &mut Client, n: &str| create_aes(c, 128, vec![name(n)]);
+    let older = named(&mut cb, "rotated");
+    let newer = named(&mut ca, "rotated");
+    let newest = named(&mut cb, "rotated");
+    let r: LocateResponse = ca
+        .op(
+            op::LOCATE,
+            &LocateRequest {
+                attributes: attributes(vec![name("rotated")]),
+                ..Default::default()
+            },
+        )
+        .expect("Locate");
+    assert_eq!(r.unique_identifier, vec![newest, newer, older]);
+
     // revoke on one node, use on the other
     let k = usable_aes(&mut ca);
     encrypt(&mut cb, &k).expect("an active key encrypts on the other node");
@@ -189,7 +205,7 @@ fn two_nodes_serve_one_database() {
     assert_keys_intact(&mut ca, &made);
     assert_keys_intact(&mut cb, &made);
     let (on_a, on_b) = (locate_all(&mut ca), locate_all(&mut cb));
-    assert_eq!(on_a.len(), 123);
+    assert_eq!(on_a.len(), 126);
     assert_eq!(
         {
             let mut x = on_a.clone();

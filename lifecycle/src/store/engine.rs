@@ -115,6 +115,11 @@ pub trait Engine: Send + Sync {
     /// Reserve `n` identifiers never handed out before, by this process or any other on the
     /// same data, and return the first; durable before it returns.
     fn reserve_ids(&self, n: u64) -> Result<u64, StoreError>;
+    /// How many identifiers the record layer reserves at a time (it hands them out from
+    /// memory): a thousand spare a transaction per Create on one node.
+    fn id_block(&self) -> u64 {
+        1024
+    }
     /// Whether it writes one transaction at a time (redb, memory): then the record layer
     /// gathers concurrent commits into one transaction, so that they share one fsync. An
     /// engine that runs transactions side by side (PostgreSQL) gains nothing from it, and

@@ -9,7 +9,8 @@
 //! nodes checking one name take turns and each sees the others' commits. (SERIALIZABLE
 //! isolation did the same at a fifth of the throughput: its predicate locks on the index
 //! pages made concurrent Creates of neighbouring identifiers fail each other.) Deadlocks are
-//! retried. Identifier blocks come from one row updated in place, so two nodes never share one.
+//! retried. Identifiers come from a sequence, so two nodes never share one, and they sort by
+//! creation across nodes.
 //!
 //! Connections come from a small pool. One that failed is dropped; the next request connects
 //! again, to whichever listed host accepts writes (`target_session_attrs=read-write`), so
@@ -41,6 +42,9 @@ const POOL_IDLE: usize = 32;
 /// Connections open at once, idle or not: the server's blocking pool is larger (512 threads),
 /// and PostgreSQL's own limit (`max_connections`, 100 by default) is shared by every node.
 const MAX_OPEN: usize = 64;
+/// Each identifier request takes a stride of this many from the sequence, consecutive, of
+/// which it uses what it asked for (a key pair takes two).
+const ID_STRIDE: u64 = 16;
 /// Runs of a write transaction that serialization failures may take before giving up.
 const MAX_ATTEMPTS: u32 = 20;
 
@@ -49,6 +53,7 @@ CREATE TABLE IF NOT EXISTS kmip_meta (name text PRIMARY KEY, value bigint NOT NU
 CREATE TABLE IF NOT EXISTS kmip_objects (id text PRIMARY KEY, revision bigint NOT NULL, body bytea NOT NULL);
 CREATE TABLE IF NOT EXISTS kmip_index (k bytea NOT NULL, id text NOT NULL, PRIMARY KEY (k, id));
 CREATE TABLE IF NOT EXISTS kmip_values (name text COLLATE \"C\" PRIMARY KEY, value bytea NOT NULL);
+CREATE SEQUENCE IF NOT EXISTS kmip_ids INCREMENT BY 16;
 ";
 
 /// The engine: a connection configuration and a pool.
@@ -543,7 +548,7 @@ impl PostgresEngine {
         tx.batch_execute(SCHEMA).map_err(fail)?;
         let version = i64_of(SCHEMA_VERSION)?;
         tx.execute(
-            "INSERT INTO kmip_meta (name, value) VALUES ('schema_version', $1), ('last_id', 0)              ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO kmip_meta (name, value) VALUES ('schema_version', $1)              ON CONFLICT (name) DO NOTHING",
             &[&version],
         )
         .map_err(fail)?;
@@ -719,31 +724,38 @@ impl Engine for PostgresEngine {
     }
 
     fn reserve_ids(&self, n: u64) -> Result<u64, StoreError> {
-        let n = i64_of(n)?;
+        if n > ID_STRIDE {
+            return Err(StoreError::Backend(format!(
+                "at most {ID_STRIDE} identifiers at once on PostgreSQL"
+            )));
+        }
         for attempt in 0..2 {
             let mut conn = self.conn()?;
-            // one row, updated in place: the row lock orders the nodes, and the update is
-            // durable when it returns
-            let out = conn.rows(
-                "UPDATE kmip_meta SET value = value + $1 WHERE name = 'last_id' RETURNING value",
-                &[&n],
-            );
+            // a sequence: no lock between nodes, never the same value twice (after a crash
+            // too), and in the order the nodes asked, so that identifiers sort by creation
+            // across nodes (Locate answers newest first)
+            let out = conn.rows("SELECT nextval('kmip_ids')", &[]);
             match out {
                 Ok(rows) => {
                     self.give_back(conn);
-                    let last: i64 = rows
+                    let first: i64 = rows
                         .first()
                         .map(|r| r.get(0))
-                        .ok_or_else(|| StoreError::Backend("kmip_meta has no last_id".into()))?;
-                    return u64::try_from(last - n + 1).map_err(|_| {
-                        StoreError::Backend("kmip_meta's last_id is negative".into())
-                    });
+                        .ok_or_else(|| StoreError::Backend("nextval returned nothing".into()))?;
+                    return u64::try_from(first)
+                        .map_err(|_| StoreError::Backend("kmip_ids is negative".into()));
                 }
                 Err(e) if broken(&e) && attempt == 0 => continue,
                 Err(e) => return Err(db_error(&e)),
             }
         }
         Err(StoreError::Backend("PostgreSQL: no connection".into()))
+    }
+
+    /// One identifier block per request: a node reserving a thousand ahead would hand out
+    /// identifiers that sort before another node's older ones.
+    fn id_block(&self) -> u64 {
+        1
     }
 
     fn remote(&self) -> bool {

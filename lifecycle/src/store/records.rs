@@ -9,10 +9,6 @@ use super::{index_keys, Change, Expect, Expected, Record, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 
-/// Identifiers are reserved this many at a time: creating an object costs no transaction of
-/// its own.
-const ID_BLOCK: u64 = 1024;
-
 /// A store: the record layer over an engine.
 pub struct Records<E> {
     pub(super) engine: E,
@@ -277,7 +273,7 @@ impl<E: Engine> Store for Records<E> {
         }
         // a new block: what was left of the old one is skipped (identifiers are never reused,
         // and need not be dense)
-        let size = n.max(ID_BLOCK);
+        let size = n.max(self.engine.id_block());
         let first = self.engine.reserve_ids(size)?;
         *ids = (first + n, first + size - 1);
         Ok(first)

@@ -53,7 +53,8 @@ pub fn run_all<S: Store>(fresh: &dyn Fn(bool) -> S) {
 pub fn run(store: &dyn Store) {
     assert_eq!(store.get("1").unwrap(), None);
     let first = store.allocate_ids(2).unwrap();
-    assert_eq!(store.allocate_ids(1).unwrap(), first + 2);
+    // never one handed out before (consecutive within one request, not across requests)
+    assert!(store.allocate_ids(1).unwrap() >= first + 2);
     let a = record("1", "alpha", State::PreActive);
     let b = record("2", "alphabet", State::Active);
     store
