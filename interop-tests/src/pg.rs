@@ -186,6 +186,18 @@ impl Postgres {
         }
     }
 
+    /// Stop every process of the server with SIGSTOP (or go on with SIGCONT), as a paused
+    /// machine or a frozen disk would: connections stay open, nothing answers.
+    pub fn freeze(&self, frozen: bool) {
+        let sig = if frozen { "-STOP" } else { "-CONT" };
+        let pid = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().map(str::to_owned))
+            .expect("postmaster.pid");
+        let _ = Command::new("pkill").args([sig, "-P", &pid]).status();
+        let _ = Command::new("kill").args([sig, &pid]).status();
+    }
+
     /// Promote a standby to primary, and wait until it takes writes.
     pub fn promote(&self) {
         checked("pg_ctl", &["-D", &self.data(), "-w", "promote"]);

@@ -419,6 +419,34 @@ fn the_database_gone_and_back() {
     let _ = create_aes(&mut c, 128, vec![]);
 }
 
+/// The database stalls (SIGSTOP: a paused machine, a frozen disk), so its connections stay
+/// open and nothing answers: a request gets a KMIP error within the statement timeout (10 s),
+/// not a hang, and once the database goes on, the node serves again.
+#[test]
+fn a_stalled_database_answers_an_error_not_a_hang() {
+    let pg = Postgres::start(&[]);
+    let url = pg.new_database("kmip");
+    let a = first_node(&url, &[]);
+    let mut c = a.client("admin");
+    let id = create_aes(&mut c, 128, vec![]);
+    pg.freeze(true);
+    let started = Instant::now();
+    let answer = get_object(&mut c, &id, None);
+    let waited = started.elapsed();
+    pg.freeze(false);
+    let e = answer.expect_err("no answer from the database, no key");
+    assert!(e.reason().is_some(), "a KMIP error: {e}");
+    assert!(
+        waited < Duration::from_secs(25),
+        "answered after {waited:?}"
+    );
+    let back = Instant::now();
+    while get_object(&mut c, &id, None).is_err() {
+        assert!(back.elapsed() < Duration::from_secs(15), "not served again");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Writers on two nodes; one node is killed with SIGKILL; everything either node
 /// acknowledged reads back through the survivor.
 #[test]

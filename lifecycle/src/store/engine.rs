@@ -89,9 +89,9 @@ pub trait WriteTxn: ReadTxn {
     fn put_value(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Remove a named value.
     fn delete_value(&mut self, name: &str) -> Result<(), StoreError>;
-    /// Make the transactions that check `key` (a name the name rule checks) take turns until
-    /// this one ends, each seeing what the ones before it committed. Nothing to do for an
-    /// engine that writes one transaction at a time.
+    /// Make the transactions that check `key` (a name the name rule checks, a record or value
+    /// expected absent) take turns until this one ends, each seeing what the ones before it
+    /// committed. Nothing to do for an engine that writes one transaction at a time.
     fn lock_key(&mut self, _key: &[u8]) -> Result<(), StoreError> {
         Ok(())
     }

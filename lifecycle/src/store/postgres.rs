@@ -22,12 +22,12 @@
 
 use super::engine::{Engine, ReadTxn, Stored, WriteTxn};
 use super::{Records, StoreError, SCHEMA_VERSION};
-use postgres::error::SqlState;
-use postgres::{Client, IsolationLevel, Statement};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, IsolationLevel, Statement};
 
 /// A store whose records are in PostgreSQL.
 pub type PostgresStore = Records<PostgresEngine>;
@@ -58,7 +58,7 @@ CREATE SEQUENCE IF NOT EXISTS kmip_ids INCREMENT BY 16;
 
 /// The engine: a connection configuration and a pool.
 pub struct PostgresEngine {
-    config: postgres::Config,
+    config: tokio_postgres::Config,
     tls: postgres_openssl::MakeTlsConnector,
     pool: Mutex<Vec<Conn>>,
     slots: Arc<Slots>,
@@ -70,8 +70,18 @@ pub struct PostgresEngine {
 struct Conn {
     client: Client,
     prepared: HashMap<&'static str, Statement>,
+    /// The task that reads and writes its socket.
+    io: tokio::task::JoinHandle<()>,
     /// Its place among the [`MAX_OPEN`]; given back however the connection ends.
     _slot: Slot,
+}
+
+impl Drop for Conn {
+    /// A connection dropped after a timeout may wait on a stalled database for ever: its task
+    /// goes with it.
+    fn drop(&mut self) {
+        self.io.abort();
+    }
 }
 
 /// How many connections are open, and a wake-up for requests waiting for one.
@@ -90,7 +100,19 @@ impl Drop for Slot {
     }
 }
 
-fn db_error(e: &postgres::Error) -> StoreError {
+fn db_error(e: &Fail) -> StoreError {
+    let e = match e {
+        Fail::TimedOut => {
+            return StoreError::Backend(format!(
+                "PostgreSQL did not answer within {} s",
+                STATEMENT_TIMEOUT.as_secs()
+            ))
+        }
+        Fail::NoRuntime(why) => {
+            return StoreError::Backend(format!("the PostgreSQL client cannot start: {why}"))
+        }
+        Fail::Db(e) => e,
+    };
     // the server's message and SQLSTATE, never a parameter (no record bytes in errors)
     match e.as_db_error() {
         Some(d) => StoreError::Backend(format!(
@@ -102,16 +124,59 @@ fn db_error(e: &postgres::Error) -> StoreError {
     }
 }
 
+/// Why a statement failed: the database said so, or it said nothing in time.
+#[derive(Debug)]
+enum Fail {
+    Db(tokio_postgres::Error),
+    /// No answer within [`STATEMENT_TIMEOUT`]: a database stalled (a paused machine, a frozen
+    /// disk) keeps the TCP connection alive, so no socket option notices; this does.
+    TimedOut,
+    /// The client's threads could not start.
+    NoRuntime(String),
+}
+
+/// The runtime the database connections run on: two threads, for the whole process.
+fn runtime() -> Result<&'static tokio::runtime::Runtime, Fail> {
+    static RUNTIME: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
+        std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("kmip-postgres")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| Fail::NoRuntime(e.clone()))
+}
+
+/// Wait, on a blocking thread, for `f` to finish, at most [`STATEMENT_TIMEOUT`].
+fn block<T>(
+    f: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, Fail> {
+    runtime()?.block_on(async {
+        match tokio::time::timeout(STATEMENT_TIMEOUT, f).await {
+            Ok(r) => r.map_err(Fail::Db),
+            Err(_) => Err(Fail::TimedOut),
+        }
+    })
+}
+
 /// Whether running the transaction again may succeed: it lost a race between nodes.
-fn retryable(e: &postgres::Error) -> bool {
+fn retryable(e: &Fail) -> bool {
+    let Fail::Db(e) = e else { return false };
     matches!(
         e.code(),
         Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
     )
 }
 
-/// Whether the connection is no longer worth keeping: closed, or the server going away.
-fn broken(e: &postgres::Error) -> bool {
+/// Whether the connection is no longer worth keeping: closed, the server going away, or a
+/// statement abandoned half-way.
+fn broken(e: &Fail) -> bool {
+    let Fail::Db(e) = e else { return true };
     e.is_closed()
         || e.code().is_some_and(|c| {
             let c = c.code();
@@ -124,11 +189,11 @@ fn i64_of(v: u64) -> Result<i64, StoreError> {
 }
 
 impl Conn {
-    fn statement(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+    fn statement(&mut self, sql: &'static str) -> Result<Statement, Fail> {
         if let Some(s) = self.prepared.get(sql) {
             return Ok(s.clone());
         }
-        let s = self.client.prepare(sql)?;
+        let s = block(self.client.prepare(sql))?;
         self.prepared.insert(sql, s.clone());
         Ok(s)
     }
@@ -139,53 +204,53 @@ trait Run {
     fn rows(
         &mut self,
         sql: &'static str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<postgres::Row>, postgres::Error>;
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, Fail>;
     fn exec(
         &mut self,
         sql: &'static str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<u64, postgres::Error>;
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, Fail>;
     /// A statement whose text is built at run time (a search): prepared each time.
     fn rows_text(
         &mut self,
         sql: &str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<postgres::Row>, postgres::Error>;
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, Fail>;
 }
 
 impl Run for Conn {
     fn rows(
         &mut self,
         sql: &'static str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<postgres::Row>, postgres::Error> {
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, Fail> {
         let s = self.statement(sql)?;
-        self.client.query(&s, params)
+        block(self.client.query(&s, params))
     }
 
     fn exec(
         &mut self,
         sql: &'static str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<u64, postgres::Error> {
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, Fail> {
         let s = self.statement(sql)?;
-        self.client.execute(&s, params)
+        block(self.client.execute(&s, params))
     }
 
     fn rows_text(
         &mut self,
         sql: &str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<postgres::Row>, postgres::Error> {
-        self.client.query(sql, params)
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, Fail> {
+        block(self.client.query(sql, params))
     }
 }
 
 /// A transaction: the statements are prepared on its connection beforehand (a transaction
 /// borrows the client, so the cache is read through a copy).
 struct Tx<'c> {
-    tx: postgres::Transaction<'c>,
+    tx: tokio_postgres::Transaction<'c>,
     prepared: &'c mut HashMap<&'static str, Statement>,
 }
 
@@ -193,41 +258,41 @@ impl Run for Tx<'_> {
     fn rows(
         &mut self,
         sql: &'static str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<postgres::Row>, postgres::Error> {
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, Fail> {
         let s = match self.prepared.get(sql) {
             Some(s) => s.clone(),
             None => {
-                let s = self.tx.prepare(sql)?;
+                let s = block(self.tx.prepare(sql))?;
                 self.prepared.insert(sql, s.clone());
                 s
             }
         };
-        self.tx.query(&s, params)
+        block(self.tx.query(&s, params))
     }
 
     fn exec(
         &mut self,
         sql: &'static str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<u64, postgres::Error> {
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, Fail> {
         let s = match self.prepared.get(sql) {
             Some(s) => s.clone(),
             None => {
-                let s = self.tx.prepare(sql)?;
+                let s = block(self.tx.prepare(sql))?;
                 self.prepared.insert(sql, s.clone());
                 s
             }
         };
-        self.tx.execute(&s, params)
+        block(self.tx.execute(&s, params))
     }
 
     fn rows_text(
         &mut self,
         sql: &str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<postgres::Row>, postgres::Error> {
-        self.tx.query(sql, params)
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, Fail> {
+        block(self.tx.query(sql, params))
     }
 }
 
@@ -235,7 +300,7 @@ impl Run for Tx<'_> {
 /// judge (retry, drop the connection) once the record layer's closure returns.
 struct Session<R> {
     run: RefCell<R>,
-    failure: RefCell<Option<postgres::Error>>,
+    failure: RefCell<Option<Fail>>,
     /// Index entries to add and remove, sent as one statement each before the next read and
     /// before the commit: a Create files its record under several keys, and each statement is
     /// a round trip.
@@ -286,7 +351,7 @@ impl<R: Run> Session<R> {
         Ok(())
     }
 
-    fn note(&self, e: postgres::Error) -> StoreError {
+    fn note(&self, e: Fail) -> StoreError {
         let out = db_error(&e);
         self.failure.borrow_mut().get_or_insert(e);
         out
@@ -295,8 +360,8 @@ impl<R: Run> Session<R> {
     fn rows(
         &self,
         sql: &'static str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<postgres::Row>, StoreError> {
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         self.flush()?;
         let out = self.run.borrow_mut().rows(sql, params);
         out.map_err(|e| self.note(e))
@@ -305,7 +370,7 @@ impl<R: Run> Session<R> {
     fn exec(
         &self,
         sql: &'static str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<(), StoreError> {
         let out = self.run.borrow_mut().exec(sql, params);
         out.map(|_| ()).map_err(|e| self.note(e))
@@ -314,7 +379,7 @@ impl<R: Run> Session<R> {
     fn ids(
         &self,
         sql: &'static str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<String>, StoreError> {
         Ok(self
             .rows(sql, params)?
@@ -375,13 +440,13 @@ impl<R: Run> ReadTxn for Session<R> {
         }
         let sql = search_sql(all.len(), any.is_some());
         let any_keys: Vec<&[u8]> = any.unwrap_or(&[]).iter().map(Vec::as_slice).collect();
-        let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::new();
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
         if any.is_some() {
             params.push(&any_keys);
         }
         params.extend(
             all.iter()
-                .map(|k| k as &(dyn postgres::types::ToSql + Sync)),
+                .map(|k| k as &(dyn tokio_postgres::types::ToSql + Sync)),
         );
         self.flush()?;
         // not a cached statement: its text depends on the number of keys
@@ -472,7 +537,7 @@ impl PostgresEngine {
     /// `target_session_attrs` as libpq reads them), trying again for `retry_for` while it is
     /// unreachable, and create or check the schema.
     pub fn connect(url: &str, retry_for: Duration) -> Result<PostgresEngine, StoreError> {
-        let mut config: postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Backend(format!("the PostgreSQL URL does not parse: {e}")))?;
         if config.get_connect_timeout().is_none() {
@@ -540,26 +605,25 @@ impl PostgresEngine {
 
     fn prepare_schema(&self) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let fail = |e: postgres::Error| db_error(&e);
-        let mut tx = conn.client.transaction().map_err(fail)?;
+        let fail = |e: Fail| db_error(&e);
+        let tx = block(conn.client.transaction()).map_err(fail)?;
         // nodes starting together: one creates, the others wait for it and check
-        tx.batch_execute("SELECT pg_advisory_xact_lock(7254010)")
-            .map_err(fail)?;
-        tx.batch_execute(SCHEMA).map_err(fail)?;
+        block(tx.batch_execute("SELECT pg_advisory_xact_lock(7254010)")).map_err(fail)?;
+        block(tx.batch_execute(SCHEMA)).map_err(fail)?;
         let version = i64_of(SCHEMA_VERSION)?;
-        tx.execute(
-            "INSERT INTO kmip_meta (name, value) VALUES ('schema_version', $1)              ON CONFLICT (name) DO NOTHING",
+        block(tx.execute(
+            "INSERT INTO kmip_meta (name, value) VALUES ('schema_version', $1) \
+             ON CONFLICT (name) DO NOTHING",
             &[&version],
-        )
+        ))
         .map_err(fail)?;
-        let found: i64 = tx
-            .query_one(
-                "SELECT value FROM kmip_meta WHERE name = 'schema_version'",
-                &[],
-            )
-            .map_err(fail)?
-            .get(0);
-        tx.commit().map_err(fail)?;
+        let found: i64 = block(tx.query_one(
+            "SELECT value FROM kmip_meta WHERE name = 'schema_version'",
+            &[],
+        ))
+        .map_err(fail)?
+        .get(0);
+        block(tx.commit()).map_err(fail)?;
         if found != version {
             return Err(StoreError::Schema {
                 found: u64::try_from(found).unwrap_or(0),
@@ -605,13 +669,16 @@ impl PostgresEngine {
         *open += 1;
         drop(open);
         let slot = Slot(self.slots.clone());
-        let client = self
-            .config
-            .connect(self.tls.clone())
-            .map_err(|e| db_error(&e))?;
+        let (client, connection) =
+            block(self.config.connect(self.tls.clone())).map_err(|e| db_error(&e))?;
+        // the connection's I/O runs on the runtime until the client goes (see Conn's Drop)
+        let io = runtime().map_err(|e| db_error(&e))?.spawn(async move {
+            let _ = connection.await;
+        });
         Ok(Conn {
             client,
             prepared: HashMap::new(),
+            io,
             _slot: slot,
         })
     }
@@ -631,25 +698,16 @@ impl PostgresEngine {
     }
 }
 
-impl Drop for PostgresEngine {
-    /// A connection owns a small runtime, which may not be dropped on an async worker (where
-    /// the server's last reference may go): the pool is emptied on a thread of its own.
-    fn drop(&mut self) {
-        let conns = std::mem::take(self.pool.get_mut().unwrap_or_else(|p| p.into_inner()));
-        let _ = std::thread::spawn(move || drop(conns)).join();
-    }
-}
-
 /// The URL's hosts, ports and database, for messages: never the password.
-fn shown(config: &postgres::Config) -> String {
+fn shown(config: &tokio_postgres::Config) -> String {
     let hosts: Vec<String> = config
         .get_hosts()
         .iter()
         .enumerate()
         .map(|(i, h)| {
             let host = match h {
-                postgres::config::Host::Tcp(h) => h.clone(),
-                postgres::config::Host::Unix(p) => p.display().to_string(),
+                tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
             };
             let port = config
                 .get_ports()
@@ -770,9 +828,9 @@ impl Engine for PostgresEngine {
 /// How a write transaction failed.
 enum Failed {
     /// It did not begin.
-    Begin(postgres::Error),
+    Begin(Fail),
     /// It ran and was rolled back, or its commit failed; with the database's error if any.
-    Run(StoreError, Option<postgres::Error>),
+    Run(StoreError, Option<Fail>),
 }
 
 /// One run of `f` in a transaction on `conn`, committed if it succeeds. READ COMMITTED, with
@@ -781,12 +839,13 @@ fn locking(
     conn: &mut Conn,
     f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
 ) -> Result<(), Failed> {
-    let tx = conn
-        .client
-        .build_transaction()
-        .isolation_level(IsolationLevel::ReadCommitted)
-        .start()
-        .map_err(Failed::Begin)?;
+    let tx = block(
+        conn.client
+            .build_transaction()
+            .isolation_level(IsolationLevel::ReadCommitted)
+            .start(),
+    )
+    .map_err(Failed::Begin)?;
     let mut session = Session::writer(Tx {
         tx,
         prepared: &mut conn.prepared,
@@ -795,7 +854,7 @@ fn locking(
     let failure = session.failure.into_inner();
     let tx = session.run.into_inner().tx;
     match (out, failure) {
-        (Ok(()), None) => tx.commit().map_err(|e| Failed::Run(db_error(&e), Some(e))),
+        (Ok(()), None) => block(tx.commit()).map_err(|e| Failed::Run(db_error(&e), Some(e))),
         // dropping the transaction rolls it back
         (Err(e), failure) => Err(Failed::Run(e, failure)),
         (Ok(()), Some(e)) => Err(Failed::Run(db_error(&e), Some(e))),
@@ -832,7 +891,7 @@ mod tests {
 
     #[test]
     fn messages_never_show_the_password() {
-        let c: postgres::Config =
+        let c: tokio_postgres::Config =
             "postgres://u:secret@db1:5433,db2/kmip?target_session_attrs=read-write"
                 .parse()
                 .unwrap();

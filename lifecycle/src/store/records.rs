@@ -70,6 +70,13 @@ impl<E: Engine> Records<E> {
         // the records as this commit's request read them: else it lost a race, and writing
         // would undo the other writer's change
         for e in expected {
+            // an expected absence has no row to lock: the transactions expecting the same
+            // one take turns, and the later one finds what the earlier one wrote
+            match e {
+                Expect::Record(id, None) => tx.lock_key(format!("record\0{id}").as_bytes())?,
+                Expect::Value(name, None) => tx.lock_key(format!("value\0{name}").as_bytes())?,
+                _ => {}
+            }
             let fresh = match e {
                 Expect::Record(id, rev) => tx.object(id)?.map(|s| s.revision) == *rev,
                 Expect::Value(name, v) => tx.value(name)?.as_ref() == v.as_ref(),
