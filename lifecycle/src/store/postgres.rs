@@ -70,17 +70,19 @@ pub struct PostgresEngine {
 struct Conn {
     client: Client,
     prepared: HashMap<&'static str, Statement>,
-    /// The task that reads and writes its socket.
-    io: tokio::task::JoinHandle<()>,
+    /// The runtime its I/O runs on (`None` once dropped).
+    rt: Option<tokio::runtime::Runtime>,
     /// Its place among the [`MAX_OPEN`]; given back however the connection ends.
     _slot: Slot,
 }
 
 impl Drop for Conn {
-    /// A connection dropped after a timeout may wait on a stalled database for ever: its task
-    /// goes with it.
+    /// Its runtime goes without waiting (a connection dropped after a timeout may wait on a
+    /// stalled database for ever), and without blocking: it may be dropped on an async worker.
     fn drop(&mut self) {
-        self.io.abort();
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
     }
 }
 
@@ -135,28 +137,25 @@ enum Fail {
     NoRuntime(String),
 }
 
-/// The runtime the database connections run on: two threads, for the whole process.
-fn runtime() -> Result<&'static tokio::runtime::Runtime, Fail> {
-    static RUNTIME: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
-        std::sync::OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("kmip-postgres")
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| Fail::NoRuntime(e.clone()))
+/// A runtime for one connection: the calling thread drives the connection's I/O while it
+/// waits for an answer (no hop to another thread per statement), as the blocking `postgres`
+/// crate does, plus a deadline.
+fn connection_runtime() -> Result<tokio::runtime::Runtime, Fail> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Fail::NoRuntime(e.to_string()))
 }
 
-/// Wait, on a blocking thread, for `f` to finish, at most [`STATEMENT_TIMEOUT`].
+/// Wait for `f` on the connection's runtime, at most [`STATEMENT_TIMEOUT`].
 fn block<T>(
+    rt: &Option<tokio::runtime::Runtime>,
     f: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
 ) -> Result<T, Fail> {
-    runtime()?.block_on(async {
+    let Some(rt) = rt else {
+        return Err(Fail::NoRuntime("the connection is closed".into()));
+    };
+    rt.block_on(async {
         match tokio::time::timeout(STATEMENT_TIMEOUT, f).await {
             Ok(r) => r.map_err(Fail::Db),
             Err(_) => Err(Fail::TimedOut),
@@ -193,7 +192,7 @@ impl Conn {
         if let Some(s) = self.prepared.get(sql) {
             return Ok(s.clone());
         }
-        let s = block(self.client.prepare(sql))?;
+        let s = block(&self.rt, self.client.prepare(sql))?;
         self.prepared.insert(sql, s.clone());
         Ok(s)
     }
@@ -226,7 +225,7 @@ impl Run for Conn {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, Fail> {
         let s = self.statement(sql)?;
-        block(self.client.query(&s, params))
+        block(&self.rt, self.client.query(&s, params))
     }
 
     fn exec(
@@ -235,7 +234,7 @@ impl Run for Conn {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, Fail> {
         let s = self.statement(sql)?;
-        block(self.client.execute(&s, params))
+        block(&self.rt, self.client.execute(&s, params))
     }
 
     fn rows_text(
@@ -243,7 +242,7 @@ impl Run for Conn {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, Fail> {
-        block(self.client.query(sql, params))
+        block(&self.rt, self.client.query(sql, params))
     }
 }
 
@@ -252,6 +251,7 @@ impl Run for Conn {
 struct Tx<'c> {
     tx: tokio_postgres::Transaction<'c>,
     prepared: &'c mut HashMap<&'static str, Statement>,
+    rt: &'c Option<tokio::runtime::Runtime>,
 }
 
 impl Run for Tx<'_> {
@@ -263,12 +263,12 @@ impl Run for Tx<'_> {
         let s = match self.prepared.get(sql) {
             Some(s) => s.clone(),
             None => {
-                let s = block(self.tx.prepare(sql))?;
+                let s = block(self.rt, self.tx.prepare(sql))?;
                 self.prepared.insert(sql, s.clone());
                 s
             }
         };
-        block(self.tx.query(&s, params))
+        block(self.rt, self.tx.query(&s, params))
     }
 
     fn exec(
@@ -279,12 +279,12 @@ impl Run for Tx<'_> {
         let s = match self.prepared.get(sql) {
             Some(s) => s.clone(),
             None => {
-                let s = block(self.tx.prepare(sql))?;
+                let s = block(self.rt, self.tx.prepare(sql))?;
                 self.prepared.insert(sql, s.clone());
                 s
             }
         };
-        block(self.tx.execute(&s, params))
+        block(self.rt, self.tx.execute(&s, params))
     }
 
     fn rows_text(
@@ -292,7 +292,7 @@ impl Run for Tx<'_> {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, Fail> {
-        block(self.tx.query(sql, params))
+        block(self.rt, self.tx.query(sql, params))
     }
 }
 
@@ -606,24 +606,35 @@ impl PostgresEngine {
     fn prepare_schema(&self) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         let fail = |e: Fail| db_error(&e);
-        let tx = block(conn.client.transaction()).map_err(fail)?;
+        let rt = &conn.rt;
+        let tx = block(rt, conn.client.transaction()).map_err(fail)?;
         // nodes starting together: one creates, the others wait for it and check
-        block(tx.batch_execute("SELECT pg_advisory_xact_lock(7254010)")).map_err(fail)?;
-        block(tx.batch_execute(SCHEMA)).map_err(fail)?;
-        let version = i64_of(SCHEMA_VERSION)?;
-        block(tx.execute(
-            "INSERT INTO kmip_meta (name, value) VALUES ('schema_version', $1) \
-             ON CONFLICT (name) DO NOTHING",
-            &[&version],
-        ))
+        block(
+            rt,
+            tx.batch_execute("SELECT pg_advisory_xact_lock(7254010)"),
+        )
         .map_err(fail)?;
-        let found: i64 = block(tx.query_one(
-            "SELECT value FROM kmip_meta WHERE name = 'schema_version'",
-            &[],
-        ))
+        block(rt, tx.batch_execute(SCHEMA)).map_err(fail)?;
+        let version = i64_of(SCHEMA_VERSION)?;
+        block(
+            rt,
+            tx.execute(
+                "INSERT INTO kmip_meta (name, value) VALUES ('schema_version', $1) \
+             ON CONFLICT (name) DO NOTHING",
+                &[&version],
+            ),
+        )
+        .map_err(fail)?;
+        let found: i64 = block(
+            rt,
+            tx.query_one(
+                "SELECT value FROM kmip_meta WHERE name = 'schema_version'",
+                &[],
+            ),
+        )
         .map_err(fail)?
         .get(0);
-        block(tx.commit()).map_err(fail)?;
+        block(rt, tx.commit()).map_err(fail)?;
         if found != version {
             return Err(StoreError::Schema {
                 found: u64::try_from(found).unwrap_or(0),
@@ -669,16 +680,20 @@ impl PostgresEngine {
         *open += 1;
         drop(open);
         let slot = Slot(self.slots.clone());
+        let rt = Some(connection_runtime().map_err(|e| db_error(&e))?);
         let (client, connection) =
-            block(self.config.connect(self.tls.clone())).map_err(|e| db_error(&e))?;
-        // the connection's I/O runs on the runtime until the client goes (see Conn's Drop)
-        let io = runtime().map_err(|e| db_error(&e))?.spawn(async move {
-            let _ = connection.await;
-        });
+            block(&rt, self.config.connect(self.tls.clone())).map_err(|e| db_error(&e))?;
+        // the connection's I/O: a task of the connection's runtime, run whenever a statement
+        // waits for its answer
+        if let Some(rt) = &rt {
+            rt.spawn(async move {
+                let _ = connection.await;
+            });
+        }
         Ok(Conn {
             client,
             prepared: HashMap::new(),
-            io,
+            rt,
             _slot: slot,
         })
     }
@@ -839,7 +854,9 @@ fn locking(
     conn: &mut Conn,
     f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
 ) -> Result<(), Failed> {
+    let rt = &conn.rt;
     let tx = block(
+        rt,
         conn.client
             .build_transaction()
             .isolation_level(IsolationLevel::ReadCommitted)
@@ -849,12 +866,13 @@ fn locking(
     let mut session = Session::writer(Tx {
         tx,
         prepared: &mut conn.prepared,
+        rt,
     });
     let out = f(&mut session).and_then(|()| session.flush());
     let failure = session.failure.into_inner();
     let tx = session.run.into_inner().tx;
     match (out, failure) {
-        (Ok(()), None) => block(tx.commit()).map_err(|e| Failed::Run(db_error(&e), Some(e))),
+        (Ok(()), None) => block(rt, tx.commit()).map_err(|e| Failed::Run(db_error(&e), Some(e))),
         // dropping the transaction rolls it back
         (Err(e), failure) => Err(Failed::Run(e, failure)),
         (Ok(()), Some(e)) => Err(Failed::Run(db_error(&e), Some(e))),
