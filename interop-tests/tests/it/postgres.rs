@@ -393,7 +393,7 @@ fn the_database_gone_and_back() {
 /// not a hang, and once the database goes on, the node serves again.
 #[test]
 fn a_stalled_database_answers_an_error_not_a_hang() {
-    through_an_outage(|pg| pg.freeze(true), |pg| pg.freeze(false), 25);
+    through_an_outage(|pg| pg.freeze(true), |pg| pg.freeze(false), 15);
 }
 
 /// A node serving a client while the database is interrupted, then resumed: KMIP errors

@@ -183,6 +183,13 @@ fn broken(e: &Fail) -> bool {
         })
 }
 
+/// Whether one more try, on a new connection, may succeed: a pooled connection the database
+/// closed meanwhile. Not a timeout: a database that did not answer in time would make the
+/// request wait as long again.
+fn stale(e: &Fail) -> bool {
+    matches!(e, Fail::Db(_)) && broken(e)
+}
+
 fn i64_of(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Backend("a number past PostgreSQL's bigint".into()))
 }
@@ -754,7 +761,7 @@ impl Engine for PostgresEngine {
             let failure = session.failure.into_inner();
             let conn = session.run.into_inner();
             match failure {
-                Some(e) if broken(&e) && attempt == 0 => continue,
+                Some(e) if stale(&e) && attempt == 0 => continue,
                 Some(e) if broken(&e) => return Err(db_error(&e)),
                 _ => {
                     self.give_back(conn);
@@ -779,7 +786,7 @@ impl Engine for PostgresEngine {
                     return Ok(());
                 }
                 // a stale pooled connection failed at BEGIN: nothing was sent, nothing committed
-                Err(Failed::Begin(e)) if broken(&e) && attempt < 2 => continue,
+                Err(Failed::Begin(e)) if stale(&e) && attempt < 2 => continue,
                 Err(Failed::Begin(e)) => return Err(db_error(&e)),
                 Err(Failed::Run(_, Some(e))) if retryable(&e) && attempt < MAX_ATTEMPTS => {
                     self.give_back(conn);
@@ -818,7 +825,7 @@ impl Engine for PostgresEngine {
                     return u64::try_from(first)
                         .map_err(|_| StoreError::Backend("kmip_ids is negative".into()));
                 }
-                Err(e) if broken(&e) && attempt == 0 => continue,
+                Err(e) if stale(&e) && attempt == 0 => continue,
                 Err(e) => return Err(db_error(&e)),
             }
         }
