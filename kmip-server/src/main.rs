@@ -1315,6 +1315,20 @@ async fn serve(cfg: Config) -> Result<(), String> {
         tracing::info!(address = %metrics.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving metrics");
         tokio::spawn(kmip_server::metrics::serve(metrics, server.clone()));
     }
+    // requests made before a restart, or under another configuration, expire as well: the
+    // sweep runs whether or not --quorum is given now
+    let sweeper = server.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(kmip_server::quorum::sweep_interval(
+            sweeper.limits.quorum.expiry,
+        ));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let s = sweeper.clone();
+            let _ = tokio::task::spawn_blocking(move || kmip_server::quorum::sweep(&s)).await;
+        }
+    });
     let timeouts = Timeouts {
         idle: cfg.idle_timeout(),
         read: cfg.read_timeout(),

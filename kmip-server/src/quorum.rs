@@ -396,6 +396,53 @@ fn cancel(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Outcome, OpError> {
     ))
 }
 
+/// How often the server looks for requests whose time has come: often enough that an
+/// expiry is in the audit log about when it happens, never more than once a second.
+pub fn sweep_interval(expiry: ApprovalExpiry) -> std::time::Duration {
+    let secs = expiry.pending.min(expiry.approved).clamp(1, 60);
+    std::time::Duration::from_secs(secs.unsigned_abs())
+}
+
+/// Expire the requests whose time has come, and audit each expiry, without waiting for a
+/// client or an administrator to look at them. Blocking: a commit. Several nodes of one store
+/// may sweep at once: one commits, the others' commits conflict and change nothing (their
+/// record says so).
+pub fn sweep(server: &crate::Server) {
+    let now = crate::now();
+    let expiry = server.limits.quorum.expiry;
+    let txn = server.manager.begin(None);
+    if let Err(e) = txn.open_approvals(expiry, now) {
+        tracing::warn!(error = %e, "approval requests: the expiry sweep failed");
+        return;
+    }
+    let events = txn.approval_events();
+    if txn.changes_nothing() {
+        return;
+    }
+    let mut record = serde_json::Map::new();
+    record.insert("time".into(), kmip_codec::time::format_secs(now).into());
+    record.insert("identity".into(), "server".into());
+    record.insert("event".into(), "approvals-expired".into());
+    crate::audit::add_approval_events(&mut record, &events);
+    if let Err(e) = server.audit.record(record) {
+        tracing::error!(error = %e, "audit log unavailable: expiries not recorded");
+        return;
+    }
+    if let Err(e) = txn.commit() {
+        tracing::info!(error = %e, "approval requests: expiry sweep lost a race");
+        let mut record = serde_json::Map::new();
+        record.insert("time".into(), kmip_codec::time::format_secs(now).into());
+        record.insert("identity".into(), "server".into());
+        record.insert(
+            "commit".into(),
+            "failed: the previous record did not take effect".into(),
+        );
+        if let Err(e) = server.audit.record(record) {
+            tracing::error!(error = %e, "audit log unavailable");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

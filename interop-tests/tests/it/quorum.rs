@@ -377,7 +377,15 @@ fn requests_and_approvals_expire() {
     let mut app = server.client("app");
     let key = create_aes(&mut app, 256, vec![group("payments")]);
     let id = named_request(&get(&mut app, &key).unwrap_err());
-    std::thread::sleep(std::time::Duration::from_millis(2200));
+    // the server expires it, and says so, with no one looking at it
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !audit_events(&server)
+        .iter()
+        .any(|e| e["request"] == id.as_str() && e["event"] == "expired" && e["by"] == "server")
+    {
+        assert!(std::time::Instant::now() < deadline, "no expiry audited");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let late = server.admin(&["approvals", "approve", &id, "--as", "c1"]);
     assert!(!late.status.success());
     assert!(
@@ -404,6 +412,7 @@ fn requests_and_approvals_expire() {
             .any(|e| e["request"] == id.as_str() && e["by"] == "server"),
         "{expired:?}"
     );
+    server.assert_audit_chain();
 }
 
 #[test]
