@@ -239,9 +239,17 @@ impl Txn {
     }
 
     fn save_approval(&self, r: &ApprovalRequest) -> Result<(), LifecycleError> {
+        self.save_approval_in(&*self.store, r)
+    }
+
+    fn save_approval_in(
+        &self,
+        store: &dyn Store,
+        r: &ApprovalRequest,
+    ) -> Result<(), LifecycleError> {
         let bytes = serde_json::to_vec(&r.to_json())
             .map_err(|e| LifecycleError::InvalidField(format!("approval request: {e}")))?;
-        self.store.commit(vec![Change::PutValue(
+        store.commit(vec![Change::PutValue(
             format!("{APPROVAL_PREFIX}{}", r.id),
             bytes,
         )])?;
@@ -287,7 +295,13 @@ impl Txn {
             state: ApprovalState::Pending,
             finished: None,
         };
-        self.save_approval(&r)?;
+        // into the message's changes, past any savepoint: a request refused because it waits
+        // for approvals fails its item, and an undone batch (Undo) must not take back the
+        // approval request its answer names
+        match &self.writes {
+            Some(message) => self.save_approval_in(&**message, &r)?,
+            None => self.save_approval(&r)?,
+        }
         self.event("requested", r.requester.clone(), &r);
         Ok(r)
     }
@@ -652,6 +666,22 @@ mod tests {
         assert_eq!(closed.map(|r| r.state), Some(ApprovalState::Canceled));
         // an identifier that could name another value is none
         assert!(alice.approval("../x", EXPIRY, 5).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_request_outlives_an_undone_batch() {
+        let m = manager();
+        let txn = m.begin(Some(caller("alice", false)));
+        let made: Result<(), LifecycleError> = txn.undoable(|inner| {
+            inner.request_approval(what(), 0)?;
+            Err(LifecycleError::PermissionDenied(
+                "waits for approvals".into(),
+            ))
+        });
+        assert!(made.is_err());
+        txn.commit().unwrap();
+        let admin = as_(&m, "bob", true);
+        assert_eq!(admin.open_approvals(EXPIRY, 1).unwrap().len(), 1);
     }
 
     #[test]
