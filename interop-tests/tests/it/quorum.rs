@@ -535,3 +535,76 @@ fn a_wrapped_get_waits_for_the_quorum_too() {
     // the approval was for the wrapped Get: the plain key still waits
     named_request(&get(&mut app, &key).unwrap_err());
 }
+
+#[test]
+fn one_approval_lets_one_of_two_racing_requests_through() {
+    let server = start(&[]);
+    let mut app = server.client("app");
+    let key = create_aes(&mut app, 256, vec![group("payments")]);
+    let id = named_request(&get(&mut app, &key).unwrap_err());
+    approve(&server, "c1", &id);
+    approve(&server, "c2", &id);
+    let server = &server;
+    let key = &key;
+    let results: Vec<Result<GetResponse, ClientError>> = std::thread::scope(|s| {
+        let racers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(move || {
+                    let mut c = server.client("app");
+                    get(&mut c, key)
+                })
+            })
+            .collect();
+        racers
+            .into_iter()
+            .map(|r| r.join().expect("a racer"))
+            .collect()
+    });
+    let through = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(through, 1, "{results:?}");
+    for refused in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_ne!(
+            named_request(refused),
+            id,
+            "the used approval is named no more"
+        );
+    }
+}
+
+#[test]
+fn a_1_x_client_sets_the_boolean_indicator_and_polls() {
+    let server = start(&[]);
+    let mut app = server.client("app").version(1, 4);
+    let key = create_aes(&mut app, 128, vec![]);
+    // 1.x names the group through a Template-Attribute: set it after, as the owner
+    let _: AddAttributeResponse = app
+        .op(
+            op::ADD_ATTRIBUTE,
+            &AddAttributeRequest {
+                unique_identifier: uid(&key),
+                attribute: Some(Ttlv::structure(
+                    tag::ATTRIBUTE,
+                    vec![
+                        item(
+                            tag::ATTRIBUTE_NAME,
+                            Value::TextString("Object Group".into()),
+                        ),
+                        item(tag::ATTRIBUTE_VALUE, Value::TextString("payments".into())),
+                    ],
+                )),
+                ..Default::default()
+            },
+        )
+        .expect("into the group: no quorum to join one");
+    let mut req = app.batch_request(vec![(op::DESTROY, destroy_payload(&key))]);
+    req.header.0.asynchronous_indicator =
+        Some(Ttlv::new(tag::ASYNCHRONOUS_INDICATOR, Value::Boolean(true)));
+    let item = app.send(&req).expect("an answer").batch_item.remove(0);
+    let acv = correlation(&item);
+    let id = String::from_utf8(acv.clone()).unwrap();
+    approve(&server, "c1", &id);
+    approve(&server, "admin", &id);
+    let done = poll(&mut app, &acv);
+    assert_eq!(done.result_status.0 .0, result_status::SUCCESS, "{done:?}");
+    assert_eq!(state(&mut server.client("app"), &key), Some(5));
+}
