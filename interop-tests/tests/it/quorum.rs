@@ -1,7 +1,8 @@
 //! Dual control (`--quorum`) against a real server: an application asks, custodians approve
 //! with `kmip-admin approvals`, through Poll (the Asynchronous Indicator) or by sending the
 //! same request again; self-approval, double approval, denial, cancel, expiry, a restart in
-//! the middle, moving an object out of its group, and a wrapped Get.
+//! the middle, moving an object out of its group, a wrapped Get, racing uses of one approval,
+//! a 1.x client, and two nodes of one PostgreSQL store.
 
 use interop_tests::kmip::{activate, create_aes, item, mask, uid, wrapping_spec};
 use interop_tests::{output_text, ServerProcess};
@@ -607,4 +608,59 @@ fn a_1_x_client_sets_the_boolean_indicator_and_polls() {
     let done = poll(&mut app, &acv);
     assert_eq!(done.result_status.0 .0, result_status::SUCCESS, "{done:?}");
     assert_eq!(state(&mut server.client("app"), &key), Some(5));
+}
+
+#[test]
+fn every_node_of_a_shared_store_sees_the_requests() {
+    let pg = interop_tests::pg::Postgres::start(&[]);
+    let url = pg.new_database("kmip");
+    let a = start(&["--store", &url, "--node-name", "node-a"]);
+    // node b: the same master key and TLS material (client certificates included)
+    let dir = tempfile::tempdir().expect("temporary directory");
+    for f in ["master.key", "master.check"] {
+        let src = a.data_dir.path().join(f);
+        if src.exists() {
+            std::fs::copy(&src, dir.path().join(f)).expect("copy the master key");
+        }
+    }
+    let tls = dir.path().join("tls");
+    std::fs::create_dir_all(&tls).expect("mkdir");
+    for e in std::fs::read_dir(a.tls_dir()).expect("tls dir") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), tls.join(e.file_name())).expect("copy");
+    }
+    let b = ServerProcess::try_start_in(
+        dir,
+        &[
+            "--admin",
+            ADMINS,
+            "--quorum",
+            "payments=2:Destroy Get",
+            "--store",
+            &url,
+            "--node-name",
+            "node-b",
+        ],
+    )
+    .unwrap_or_else(|(_, log)| panic!("node b: {log}"));
+
+    let mut on_a = a.client("app");
+    let key = create_aes(&mut on_a, 256, vec![group("payments")]);
+    let acv = correlation(&send_async(&mut on_a, op::DESTROY, destroy_payload(&key)));
+    let id = String::from_utf8(acv.clone()).unwrap();
+    assert_eq!(open_requests(&b)[0]["id"], id.as_str());
+    approve(&a, "c1", &id);
+    assert!(
+        approve(&b, "c1", &id).contains("1 of 2"),
+        "counted once on any node"
+    );
+    approve(&b, "c2", &id);
+    let done = poll(&mut b.client("app"), &acv);
+    assert_eq!(done.result_status.0 .0, result_status::SUCCESS, "{done:?}");
+    let again = poll(&mut on_a, &acv);
+    assert_eq!(
+        again.result_reason.map(|r| r.0),
+        Some(rr::INVALID_ASYNCHRONOUS_CORRELATION_VALUE),
+        "it ran once, whichever node asks"
+    );
 }
