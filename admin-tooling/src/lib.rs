@@ -737,4 +737,43 @@ mod tests {
         assert_eq!(l.summary_line(), "7\tSymmetricKey\t-\ta,b\t-");
         assert!(l.attributes_text().contains("Cryptographic Length: 256\n"));
     }
+    #[test]
+    fn an_approval_request_as_the_server_lists_it() {
+        let t = |tag, s: &str| Ttlv::new(tag, Value::TextString(s.into()));
+        let listed = Ttlv::structure(
+            tag::RESPONSE_PAYLOAD,
+            vec![Ttlv::structure(
+                vendor::tag::APPROVAL_REQUEST,
+                vec![
+                    t(vendor::tag::APPROVAL_ID, "00ff"),
+                    t(vendor::tag::REQUESTER, "app"),
+                    Ttlv::new(tag::OPERATION, Value::Enumeration(op::DESTROY)),
+                    t(tag::UNIQUE_IDENTIFIER, "7"),
+                    t(tag::OBJECT_GROUP, "payments"),
+                    Ttlv::new(vendor::tag::APPROVALS_NEEDED, Value::Integer(2)),
+                    t(vendor::tag::APPROVER, "ana"),
+                    Ttlv::new(vendor::tag::REQUESTED_AT, Value::DateTime(0)),
+                    Ttlv::new(vendor::tag::EXPIRES_AT, Value::DateTime(86_400)),
+                    t(vendor::tag::APPROVAL_STATE, "pending"),
+                ],
+            )],
+        );
+        let a = approvals_of(&listed, "List Approvals").unwrap();
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            a[0].line(),
+            "00ff\tpending\tDestroy\t7\tpayments\tapp\t1/2 ana\t\
+             1970-01-01T00:00:00+00:00\t1970-01-02T00:00:00+00:00"
+        );
+        assert_eq!(a[0].to_json()["approvers"], json!(["ana"]));
+        // an answer without what a request must carry is an error, not a guess
+        let incomplete = Ttlv::structure(
+            tag::RESPONSE_PAYLOAD,
+            vec![Ttlv::structure(
+                vendor::tag::APPROVAL_REQUEST,
+                vec![t(vendor::tag::APPROVAL_ID, "00ff")],
+            )],
+        );
+        assert!(approvals_of(&incomplete, "List Approvals").is_err());
+    }
 }

@@ -54,6 +54,9 @@ pub enum LifecycleError {
     /// No approval request has this identifier.
     #[error("no approval request {0}")]
     ApprovalNotFound(String),
+    /// The identity already has this many open approval requests.
+    #[error("{0} approval requests of this identity are open already: wait for decisions, or cancel some")]
+    TooManyApprovalRequests(usize),
     /// The key's Extractable attribute is false.
     #[error("the key may not leave the server: it is not extractable")]
     NotExtractable,
@@ -100,6 +103,7 @@ impl LifecycleError {
             LifecycleError::NotSupported(_) => rr::FEATURE_NOT_SUPPORTED,
             LifecycleError::PermissionDenied(_) => rr::PERMISSION_DENIED,
             LifecycleError::ApprovalNotFound(_) => rr::ITEM_NOT_FOUND,
+            LifecycleError::TooManyApprovalRequests(_) => rr::SERVER_LIMIT_EXCEEDED,
             LifecycleError::NotExtractable => rr::NOT_EXTRACTABLE,
             LifecycleError::Sensitive => rr::SENSITIVE,
             LifecycleError::IncompatibleUsageMask => rr::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK,

@@ -14,6 +14,10 @@ use serde_json::{json, Value as J};
 /// Where requests are stored among the store's named values.
 pub const APPROVAL_PREFIX: &str = "approval/";
 
+/// The most open requests one identity may have: a compromised client must not bury the
+/// custodians' list (each open request is also scanned by every guarded request).
+pub const MAX_OPEN_PER_REQUESTER: usize = 100;
+
 /// Where a request stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ApprovalState {
@@ -284,10 +288,24 @@ impl Txn {
         what: NewApproval,
         now: i64,
     ) -> Result<ApprovalRequest, LifecycleError> {
+        let me = self.identity();
+        let open = self
+            .store
+            .values_with_prefix(APPROVAL_PREFIX)?
+            .iter()
+            .filter_map(|(_, bytes)| serde_json::from_slice::<J>(bytes).ok())
+            .filter_map(|v| ApprovalRequest::from_json(&v))
+            .filter(|r| r.requester == me && r.state.open())
+            .count();
+        if open >= MAX_OPEN_PER_REQUESTER {
+            return Err(LifecycleError::TooManyApprovalRequests(
+                MAX_OPEN_PER_REQUESTER,
+            ));
+        }
         let id = hex(self.core.random(8)?.expose());
         let r = ApprovalRequest {
             id,
-            requester: self.identity(),
+            requester: me,
             created: now,
             what,
             approvals: Vec::new(),
@@ -666,6 +684,24 @@ mod tests {
         assert_eq!(closed.map(|r| r.state), Some(ApprovalState::Canceled));
         // an identifier that could name another value is none
         assert!(alice.approval("../x", EXPIRY, 5).unwrap().is_none());
+    }
+
+    #[test]
+    fn one_identity_has_a_bounded_number_of_open_requests() {
+        let m = manager();
+        let alice = as_(&m, "alice", false);
+        let first = alice.request_approval(what(), 0).unwrap();
+        for _ in 1..MAX_OPEN_PER_REQUESTER {
+            alice.request_approval(what(), 0).unwrap();
+        }
+        assert!(matches!(
+            alice.request_approval(what(), 0),
+            Err(LifecycleError::TooManyApprovalRequests(_))
+        ));
+        // others are not held back by alice, and a closed request makes room
+        as_(&m, "bob", false).request_approval(what(), 0).unwrap();
+        as_(&m, "carol", true).deny(&first.id, EXPIRY, 1).unwrap();
+        alice.request_approval(what(), 1).unwrap();
     }
 
     #[test]
