@@ -664,3 +664,34 @@ fn every_node_of_a_shared_store_sees_the_requests() {
         "it ran once, whichever node asks"
     );
 }
+
+#[test]
+fn the_quorum_from_the_configuration_file_and_one_no_one_could_reach() {
+    let conf = tempfile::NamedTempFile::new().expect("a file");
+    std::fs::write(
+        conf.path(),
+        "admin = [\"admin\", \"c1\", \"c2\", \"c3\"]\n\
+         quorum = [\"payments=3:Get\", \"root=1:Destroy\"]\n\
+         quorum-approval-secs = 600\n",
+    )
+    .expect("write the configuration");
+    let config = conf.path().to_str().expect("a UTF-8 path");
+    let server = ServerProcess::start(&["--config", config]);
+    server.issue_client_cert("app");
+    let mut app = server.client("app");
+    let key = create_aes(&mut app, 256, vec![group("payments")]);
+    let refused = get(&mut app, &key).unwrap_err();
+    named_request(&refused);
+    assert!(refused.to_string().contains("needs 3"), "{refused}");
+    assert!(refused.to_string().contains("within 600 s"), "{refused}");
+    let root = create_aes(&mut app, 256, vec![group("root")]);
+    get(&mut app, &root).expect("Get is not guarded in root");
+
+    // three approvals where two administrators could give them: refused at start, and said
+    let unreachable = ServerProcess::try_start_in(
+        tempfile::tempdir().expect("a directory"),
+        &["--admin", "admin,c1", "--quorum", "payments=3:Get"],
+    );
+    let (_, log) = unreachable.err().expect("the server refuses to start");
+    assert!(log.contains("only 2 administrators"), "{log}");
+}
