@@ -1,6 +1,6 @@
 //! kmip-admin's requests and what it prints: an object inventory (Locate, then Get Attributes
 //! in batches), one object's attributes, Revoke, Destroy, and our vendor operations (grants,
-//! trusted wrapping keys, Backup). Everything goes over KMIP, so it administers any server
+//! trusted wrapping keys, Backup, the approvals of dual control). Everything goes over KMIP, so it administers any server
 //! its certificate lets it reach; the vendor operations need ours.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
@@ -336,6 +336,145 @@ pub fn trust_wrapping_key(c: &mut Client, id: &str, trusted: bool) -> Result<(),
     Ok(())
 }
 
+/// One dual-control request, as the server lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// What `approve` and `deny` take (also the requester's correlation value).
+    pub id: String,
+    /// Who asked.
+    pub requester: String,
+    /// The operation asked for, by its KMIP name.
+    pub operation: String,
+    /// The object it acts on.
+    pub object: String,
+    /// The Object Group whose quorum applies.
+    pub group: String,
+    /// How many administrators must approve.
+    pub needed: i32,
+    /// Who approved so far.
+    pub approvers: Vec<String>,
+    /// When it was asked, seconds since the epoch.
+    pub requested: i64,
+    /// When it expires if nothing happens.
+    pub expires: i64,
+    /// pending, approved, denied, ...
+    pub state: String,
+}
+
+impl Approval {
+    fn from_ttlv(t: &Ttlv) -> Option<Approval> {
+        let text = |f| t.child(f).and_then(Ttlv::as_text).map(str::to_owned);
+        let date = |f| t.child(f).and_then(Ttlv::as_datetime);
+        Some(Approval {
+            id: text(vendor::tag::APPROVAL_ID)?,
+            requester: text(vendor::tag::REQUESTER)?,
+            operation: t.child(tag::OPERATION).and_then(Ttlv::as_enum).map(|o| {
+                text::format_scalar(&Value::Enumeration(o), text::names(tag::OPERATION, None))
+            })?,
+            object: text(tag::UNIQUE_IDENTIFIER)?,
+            group: text(tag::OBJECT_GROUP).unwrap_or_default(),
+            needed: t
+                .child(vendor::tag::APPROVALS_NEEDED)
+                .and_then(Ttlv::as_i32)?,
+            approvers: t
+                .children_with(vendor::tag::APPROVER)
+                .filter_map(Ttlv::as_text)
+                .map(str::to_owned)
+                .collect(),
+            requested: date(vendor::tag::REQUESTED_AT)?,
+            expires: date(vendor::tag::EXPIRES_AT)?,
+            state: text(vendor::tag::APPROVAL_STATE)?,
+        })
+    }
+
+    /// `{"id", "requester", "operation", "object", "group", "needed", "approvers",
+    /// "requested", "expires", "state"}`, the times as RFC 3339.
+    pub fn to_json(&self) -> J {
+        json!({
+            "id": self.id,
+            "requester": self.requester,
+            "operation": self.operation,
+            "object": self.object,
+            "group": self.group,
+            "needed": self.needed,
+            "approvers": self.approvers,
+            "requested": kmip_codec::time::format_secs(self.requested),
+            "expires": kmip_codec::time::format_secs(self.expires),
+            "state": self.state,
+        })
+    }
+
+    /// Tab-separated: id, state, operation, object, group, requester, approvals/needed and
+    /// who approved, requested, expires.
+    pub fn line(&self) -> String {
+        format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}/{} {}\t{}\t{}",
+            self.id,
+            self.state,
+            self.operation,
+            self.object,
+            self.group,
+            self.requester,
+            self.approvers.len(),
+            self.needed,
+            self.approvers.join(","),
+            kmip_codec::time::format_secs(self.requested),
+            kmip_codec::time::format_secs(self.expires),
+        )
+    }
+}
+
+fn approvals_of(r: &Ttlv, what: &'static str) -> Result<Vec<Approval>, AdminError> {
+    r.children_with(vendor::tag::APPROVAL_REQUEST)
+        .map(|a| Approval::from_ttlv(a).ok_or(AdminError::Incomplete(what)))
+        .collect()
+}
+
+/// The open dual-control requests (an administrator only), oldest first.
+pub fn approvals(c: &mut Client) -> Result<Vec<Approval>, AdminError> {
+    let r = c
+        .call(
+            vendor::operation::LIST_APPROVALS,
+            Ttlv::structure(tag::REQUEST_PAYLOAD, vec![]),
+        )
+        .map_err(kmip("List Approvals"))?;
+    approvals_of(&r, "List Approvals")
+}
+
+fn decide(
+    c: &mut Client,
+    operation: u32,
+    what: &'static str,
+    id: &str,
+) -> Result<Approval, AdminError> {
+    let r = c
+        .call(
+            operation,
+            Ttlv::structure(
+                tag::REQUEST_PAYLOAD,
+                vec![Ttlv::new(
+                    vendor::tag::APPROVAL_ID,
+                    Value::TextString(id.into()),
+                )],
+            ),
+        )
+        .map_err(kmip(format!("{what} {id}")))?;
+    approvals_of(&r, what)?
+        .into_iter()
+        .next()
+        .ok_or(AdminError::Incomplete(what))
+}
+
+/// Approve a request (an administrator other than its requester): the request as it now is.
+pub fn approve(c: &mut Client, id: &str) -> Result<Approval, AdminError> {
+    decide(c, vendor::operation::APPROVE, "Approve", id)
+}
+
+/// Deny a request: it will not run.
+pub fn deny(c: &mut Client, id: &str) -> Result<Approval, AdminError> {
+    decide(c, vendor::operation::DENY, "Deny", id)
+}
+
 /// What the server's Backup made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backup {
@@ -597,5 +736,44 @@ mod tests {
         assert_eq!(s["state"], J::Null);
         assert_eq!(l.summary_line(), "7\tSymmetricKey\t-\ta,b\t-");
         assert!(l.attributes_text().contains("Cryptographic Length: 256\n"));
+    }
+    #[test]
+    fn an_approval_request_as_the_server_lists_it() {
+        let t = |tag, s: &str| Ttlv::new(tag, Value::TextString(s.into()));
+        let listed = Ttlv::structure(
+            tag::RESPONSE_PAYLOAD,
+            vec![Ttlv::structure(
+                vendor::tag::APPROVAL_REQUEST,
+                vec![
+                    t(vendor::tag::APPROVAL_ID, "00ff"),
+                    t(vendor::tag::REQUESTER, "app"),
+                    Ttlv::new(tag::OPERATION, Value::Enumeration(op::DESTROY)),
+                    t(tag::UNIQUE_IDENTIFIER, "7"),
+                    t(tag::OBJECT_GROUP, "payments"),
+                    Ttlv::new(vendor::tag::APPROVALS_NEEDED, Value::Integer(2)),
+                    t(vendor::tag::APPROVER, "ana"),
+                    Ttlv::new(vendor::tag::REQUESTED_AT, Value::DateTime(0)),
+                    Ttlv::new(vendor::tag::EXPIRES_AT, Value::DateTime(86_400)),
+                    t(vendor::tag::APPROVAL_STATE, "pending"),
+                ],
+            )],
+        );
+        let a = approvals_of(&listed, "List Approvals").unwrap();
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            a[0].line(),
+            "00ff\tpending\tDestroy\t7\tpayments\tapp\t1/2 ana\t\
+             1970-01-01T00:00:00+00:00\t1970-01-02T00:00:00+00:00"
+        );
+        assert_eq!(a[0].to_json()["approvers"], json!(["ana"]));
+        // an answer without what a request must carry is an error, not a guess
+        let incomplete = Ttlv::structure(
+            tag::RESPONSE_PAYLOAD,
+            vec![Ttlv::structure(
+                vendor::tag::APPROVAL_REQUEST,
+                vec![t(vendor::tag::APPROVAL_ID, "00ff")],
+            )],
+        );
+        assert!(approvals_of(&incomplete, "List Approvals").is_err());
     }
 }

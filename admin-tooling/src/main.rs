@@ -1,6 +1,6 @@
 //! kmip-admin: administer a KMIP server over KMIP, from anywhere its client certificate is
 //! accepted: the object inventory, revocation and destruction, grants, trusted wrapping keys,
-//! and backups (our vendor operations, on our server).
+//! backups, and the approvals of dual control (our vendor operations, on our server).
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
@@ -114,6 +114,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Dual control (the server's --quorum): list the requests waiting for administrators,
+    /// approve or deny them (an administrator only).
+    Approvals {
+        #[command(subcommand)]
+        action: Approvals,
+    },
+}
+
+#[derive(Subcommand)]
+enum Approvals {
+    /// The open requests, oldest first, one per line: id, state, operation, object, group,
+    /// requester, approvals/needed and who approved, requested, expires (tab-separated).
+    List {
+        /// [{"id", "requester", "operation", "object", "group", "needed", "approvers",
+        /// "requested", "expires", "state"}].
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a request: another administrator than the one who asked; approving twice
+    /// counts once.
+    Approve { id: String },
+    /// Deny a request: it will not run.
+    Deny { id: String },
 }
 
 fn connect(e: &Endpoint) -> Result<kmip_client::Client, String> {
@@ -202,6 +225,33 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
             }
         }
+        Command::Approvals { action } => match action {
+            Approvals::List { json } => {
+                let open = admin::approvals(&mut c).map_err(e)?;
+                if json {
+                    let v: Vec<_> = open.iter().map(admin::Approval::to_json).collect();
+                    println!("{}", serde_json::Value::Array(v));
+                } else {
+                    for a in &open {
+                        println!("{}", a.line());
+                    }
+                }
+            }
+            Approvals::Approve { id } => {
+                let a = admin::approve(&mut c, &id).map_err(e)?;
+                println!(
+                    "{id}: {} ({} of {} approvals: {})",
+                    a.state,
+                    a.approvers.len(),
+                    a.needed,
+                    a.approvers.join(", ")
+                );
+            }
+            Approvals::Deny { id } => {
+                let a = admin::deny(&mut c, &id).map_err(e)?;
+                println!("{id}: {}", a.state);
+            }
+        },
         Command::TrustWrappingKey { id, withdraw } => {
             admin::trust_wrapping_key(&mut c, &id, !withdraw).map_err(e)?
         }

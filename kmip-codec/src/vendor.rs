@@ -24,6 +24,15 @@ pub mod operation {
     /// Backup {} -> { Backup File (its name in DATA_DIR/backups), Backup Manifest }: an
     /// administrator has the server write a backup of its store (`kmip-server backup`).
     pub const BACKUP: u32 = 0x8000_0007;
+    /// List Approvals {} -> { Approval Request { Approval ID, Requester, Operation, Unique
+    /// Identifier, Object Group, Approvals Needed, Approver*, Requested At, Expires At,
+    /// Approval State }* }: an administrator sees the open requests of dual control.
+    pub const LIST_APPROVALS: u32 = 0x8000_0008;
+    /// Approve { Approval ID } -> { Approval Request }: an administrator (not the requester)
+    /// approves; a second approval by the same administrator counts once.
+    pub const APPROVE: u32 = 0x8000_0009;
+    /// Deny { Approval ID } -> { Approval Request }: an administrator refuses a request.
+    pub const DENY: u32 = 0x8000_000A;
 }
 
 /// Vendor tags: the fields of our operations, and of the store's records.
@@ -47,4 +56,20 @@ pub mod tag {
     pub const BACKUP_FILE: Tag = Tag(0x54_FF07);
     /// Backup's manifest (`key=value` lines).
     pub const BACKUP_MANIFEST: Tag = Tag(0x54_FF08);
+    /// One approval request of dual control (a structure).
+    pub const APPROVAL_REQUEST: Tag = Tag(0x54_FF09);
+    /// An approval request's identifier, as text (its Asynchronous Correlation Value too).
+    pub const APPROVAL_ID: Tag = Tag(0x54_FF0A);
+    /// The identity that asked for the operation.
+    pub const REQUESTER: Tag = Tag(0x54_FF0B);
+    /// An administrator who approved.
+    pub const APPROVER: Tag = Tag(0x54_FF0C);
+    /// How many approvals the request needs (an Integer).
+    pub const APPROVALS_NEEDED: Tag = Tag(0x54_FF0D);
+    /// pending, approved, denied, canceled, expired or executed.
+    pub const APPROVAL_STATE: Tag = Tag(0x54_FF0E);
+    /// When the request was made (a Date-Time).
+    pub const REQUESTED_AT: Tag = Tag(0x54_FF0F);
+    /// When the request expires if nothing happens (a Date-Time).
+    pub const EXPIRES_AT: Tag = Tag(0x54_FF10);
 }

@@ -1368,6 +1368,36 @@ pub fn add_automatic_changes(
     record.insert("automatic".into(), J::Array(list));
 }
 
+/// What happened to dual-control requests while serving the request, as `approvals: [{event,
+/// by, request, requester, operation, object, group, needed, approvers}]`: each request,
+/// approval, denial, cancellation, expiry and execution, with the identities.
+pub fn add_approval_events(
+    record: &mut Map<String, J>,
+    events: &[lifecycle::object::ApprovalEvent],
+) {
+    if events.is_empty() {
+        return;
+    }
+    let list: Vec<J> = events
+        .iter()
+        .map(|e| {
+            let r = &e.request;
+            json!({
+                "event": e.event,
+                "by": e.by,
+                "request": r.id,
+                "requester": r.requester,
+                "operation": crate::metrics::operation_name(r.what.operation),
+                "object": r.what.object,
+                "group": r.what.group,
+                "needed": r.what.needed,
+                "approvers": r.approvals.iter().map(|(who, _)| who.as_str()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    record.insert("approvals".into(), J::Array(list));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,8 @@ use crate::error::{failed, guarded, header, message_error, OpError};
 use crate::ops::{self, Ctx};
 use crate::pipeline::VERSIONS;
 use kmip_codec::message::{
-    Enum, FieldValue, Req, RequestBatchItem, RequestMessage, ResponseBatchItem, ResponseMessage,
+    Bytes, Enum, FieldValue, Req, RequestBatchItem, RequestMessage, ResponseBatchItem,
+    ResponseMessage,
 };
 use kmip_codec::vocab::enums::{
     batch_error_continuation_option as beco, result_reason as rr, result_status,
@@ -78,6 +79,7 @@ pub(crate) fn run(
         allowed: limits.policies.get(identity).map(Vec::as_slice),
         settings: limits,
         budget: &lifecycle::Budget::new(limits.max_locate_time, stop.clone()),
+        asynchronous: crate::quorum::asynchronous(req.header.asynchronous_indicator.as_ref()),
     };
     let items = if continuation == beco::UNDO {
         match run_atomically(base, &req.batch_item) {
@@ -150,7 +152,8 @@ fn run_items(
             .response_payload
             .as_ref()
             .map_or(0, kmip_codec::ttlv::encoded_len);
-        let failed = out.result_status.0 .0 != result_status::SUCCESS;
+        // an item waiting for approvals (Operation Pending) has not failed
+        let failed = out.result_status.0 .0 == result_status::OPERATION_FAILED;
         items.push(out);
         if failed && stop {
             return (items, true);
@@ -163,6 +166,7 @@ fn run_items(
 fn outcome(item: &ResponseBatchItem, version: (i32, i32)) -> crate::metrics::Outcome {
     let result = match (item.result_status.0 .0, &item.result_reason) {
         (result_status::SUCCESS, _) => "Success".to_owned(),
+        (result_status::OPERATION_PENDING, _) => "OperationPending".to_owned(),
         // the server's own reasons: a bounded set
         (_, Some(reason)) => kmip_codec::vocab::enum_def("ResultReason")
             .and_then(|d| d.by_value(reason.0))
@@ -193,13 +197,14 @@ fn run_atomically(
             Abort::Store(e)
         }
     }
-    let (now, version, identity, allowed, settings, budget) = (
+    let (now, version, identity, allowed, settings, budget, asynchronous) = (
         ctx.now,
         ctx.version,
         ctx.identity,
         ctx.allowed,
         ctx.settings,
         ctx.budget,
+        ctx.asynchronous,
     );
     let outcome = ctx.txn.undoable(|m| {
         let inner = Ctx {
@@ -211,6 +216,7 @@ fn run_atomically(
             allowed,
             settings,
             budget,
+            asynchronous,
         };
         match run_items(inner, batch, true) {
             (items, false) => Ok(items),
@@ -243,10 +249,13 @@ fn run_item(ctx: &mut Ctx<'_>, item: &RequestBatchItem) -> ResponseBatchItem {
     let empty = Ttlv::structure(tag::REQUEST_PAYLOAD, Vec::new());
     let payload = item.request_payload.as_ref().unwrap_or(&empty);
     let result = if ctx.allowed.is_some_and(|a| !a.contains(&op.0)) {
-        Err(OpError::new(
-            rr::PERMISSION_DENIED,
-            "the identity's policy does not allow this operation",
-        ))
+        (
+            op,
+            Err(OpError::new(
+                rr::PERMISSION_DENIED,
+                "the identity's policy does not allow this operation",
+            )),
+        )
     } else {
         // grants name operations: the lifecycle checks them against this one
         let scoped = ctx.txn.with_operation(op.0);
@@ -259,11 +268,27 @@ fn run_item(ctx: &mut Ctx<'_>, item: &RequestBatchItem) -> ResponseBatchItem {
             allowed: ctx.allowed,
             settings: ctx.settings,
             budget: ctx.budget,
+            asynchronous: ctx.asynchronous,
         };
-        let r = guarded(|| ops::apply(&mut sub, op.0, payload));
+        let r = match crate::quorum::intercept(&mut sub, op.0, payload) {
+            crate::quorum::Outcome::Run => (op, guarded(|| ops::apply(&mut sub, op.0, payload))),
+            crate::quorum::Outcome::Done(answered, r) => (Enum(answered), r),
+            crate::quorum::Outcome::Pending(correlation) => {
+                ctx.placeholder = sub.placeholder;
+                return ResponseBatchItem {
+                    operation: Some(op),
+                    unique_batch_item_id: id,
+                    result_status: Req(Enum(result_status::OPERATION_PENDING)),
+                    asynchronous_correlation_value: Some(Bytes(correlation.into_bytes())),
+                    ..Default::default()
+                };
+            }
+        };
         ctx.placeholder = sub.placeholder;
         r
     };
+    // Poll answers with the polled operation's result, under that operation
+    let (op, result) = result;
     match result {
         Ok(p) => ResponseBatchItem {
             operation: Some(op),

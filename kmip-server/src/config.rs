@@ -218,6 +218,24 @@ pub struct Config {
         value_delimiter = ';'
     )]
     pub namespace_grants: Vec<String>,
+    /// Dual control: objects of an Object Group need approvals from M administrators before
+    /// the operations named run on them: `GROUP=M:Operation Operation ...` (KMIP XML names:
+    /// `payments=2:Destroy Get Revoke`). Get is the key material leaving, plain or wrapped;
+    /// attribute reads are never covered. Changing the Object Group, Extractable or Sensitive
+    /// attribute of such an object needs the same approvals. Approvals come from distinct
+    /// administrators (--admin), never the requester. A client setting the Asynchronous
+    /// Indicator gets Operation Pending and polls; another is refused with Permission Denied
+    /// naming the request, and its same request succeeds once approved. Repeat, or separate
+    /// with semicolons.
+    #[arg(long = "quorum", env = "KMIP_QUORUM", value_delimiter = ';')]
+    pub quorums: Vec<String>,
+    /// How long a dual-control request waits for its approvals before it expires.
+    #[arg(long, env = "KMIP_QUORUM_PENDING_SECS", default_value_t = 24 * 3600)]
+    pub quorum_pending_secs: u64,
+    /// How long an approved dual-control request may wait to be used (Poll, or the same
+    /// request again) after its last approval before it expires.
+    #[arg(long, env = "KMIP_QUORUM_APPROVAL_SECS", default_value_t = 3600)]
+    pub quorum_approval_secs: u64,
     /// Test mode: answer the Interop operation (test harnesses mark test cases with it). KMIP
     /// says a production server SHALL NOT offer it.
     #[arg(long, env = "KMIP_INTEROP")]
@@ -579,6 +597,8 @@ pub struct Settings {
     /// The data directory, where Backup writes (`backups/`) and finds the master key's check
     /// value; `None` (a server without one, in tests) refuses Backup.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Dual control: the groups whose operations need approvals, and how long requests live.
+    pub quorum: crate::quorum::Quorum,
 }
 
 #[cfg(test)]

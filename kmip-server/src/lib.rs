@@ -19,6 +19,7 @@ mod ops;
 pub mod pipeline;
 pub mod pki;
 pub mod policy;
+pub mod quorum;
 pub mod session;
 
 use lifecycle::Manager;

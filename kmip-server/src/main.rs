@@ -1098,6 +1098,12 @@ async fn serve(cfg: Config) -> Result<(), String> {
         .with_devices(&cfg.devices)?
         .with_bindings(&cfg.user_bindings)?;
     let policies = kmip_server::policy::parse_policies(&cfg.policies)?;
+    let quorum = kmip_server::quorum::Quorum::parse(
+        &cfg.quorums,
+        &cfg.admins,
+        cfg.quorum_pending_secs,
+        cfg.quorum_approval_secs,
+    )?;
     for n in &cfg.tls_san {
         pki::check_san(n).context("--tls-san")?;
     }
@@ -1288,6 +1294,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
             max_locate_time: std::time::Duration::from_secs(cfg.max_locate_secs),
             max_response_bytes: cfg.max_response_bytes,
             data_dir: Some(cfg.data_dir.clone()),
+            quorum,
         },
     });
     // HTTPS first: a client that can reach the KMIP port finds both ready
@@ -1308,6 +1315,20 @@ async fn serve(cfg: Config) -> Result<(), String> {
         tracing::info!(address = %metrics.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving metrics");
         tokio::spawn(kmip_server::metrics::serve(metrics, server.clone()));
     }
+    // requests made before a restart, or under another configuration, expire as well: the
+    // sweep runs whether or not --quorum is given now
+    let sweeper = server.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(kmip_server::quorum::sweep_interval(
+            sweeper.limits.quorum.expiry,
+        ));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let s = sweeper.clone();
+            let _ = tokio::task::spawn_blocking(move || kmip_server::quorum::sweep(&s)).await;
+        }
+    });
     let timeouts = Timeouts {
         idle: cfg.idle_timeout(),
         read: cfg.read_timeout(),

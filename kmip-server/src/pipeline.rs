@@ -377,6 +377,7 @@ fn prepare(server: &Server, origin: Origin<'_>, message: &Message) -> Prepared {
             record.insert("credential".into(), note.into());
         }
         crate::audit::add_automatic_changes(&mut record, &txn.automatic_changes());
+        crate::audit::add_approval_events(&mut record, &txn.approval_events());
         Prepared {
             now,
             acting: identity.to_owned(),

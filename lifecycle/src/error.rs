@@ -51,6 +51,12 @@ pub enum LifecycleError {
     /// The caller may not do this; the text says why.
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    /// No approval request has this identifier.
+    #[error("no approval request {0}")]
+    ApprovalNotFound(String),
+    /// The identity already has this many open approval requests.
+    #[error("{0} approval requests of this identity are open already: wait for decisions, or cancel some")]
+    TooManyApprovalRequests(usize),
     /// The key's Extractable attribute is false.
     #[error("the key may not leave the server: it is not extractable")]
     NotExtractable,
@@ -96,6 +102,8 @@ impl LifecycleError {
             LifecycleError::NonUniqueName(_) => rr::NON_UNIQUE_NAME_ATTRIBUTE,
             LifecycleError::NotSupported(_) => rr::FEATURE_NOT_SUPPORTED,
             LifecycleError::PermissionDenied(_) => rr::PERMISSION_DENIED,
+            LifecycleError::ApprovalNotFound(_) => rr::ITEM_NOT_FOUND,
+            LifecycleError::TooManyApprovalRequests(_) => rr::SERVER_LIMIT_EXCEEDED,
             LifecycleError::NotExtractable => rr::NOT_EXTRACTABLE,
             LifecycleError::Sensitive => rr::SENSITIVE,
             LifecycleError::IncompatibleUsageMask => rr::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK,

@@ -247,6 +247,7 @@ fn fuzz_server() -> kmip_server::Server {
             max_locate_time: std::time::Duration::from_secs(10),
             max_response_bytes: 16 << 20,
             data_dir: None,
+            quorum: Default::default(),
         },
         admins: vec!["admin".into()],
         group_grants: Default::default(),

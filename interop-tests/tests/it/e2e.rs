@@ -673,7 +673,7 @@ fn rekey_check_poll_and_cancel() {
         bad.unwrap_err().reason(),
         Some(rr::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK)
     );
-    // a synchronous server has nothing to poll or cancel
+    // a correlation value no request of this client has: nothing to poll or cancel
     let p = c.op::<_, PollResponse>(
         op::POLL,
         &PollRequest {

@@ -34,6 +34,7 @@ mod postgres;
 mod promises;
 mod pykmip_codec;
 mod pykmip_suite;
+mod quorum;
 mod read_only;
 mod replay_detects;
 mod rotation;

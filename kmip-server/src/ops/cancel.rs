@@ -6,7 +6,8 @@ use kmip_codec::vocab::enums::cancellation_result;
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
 
-/// A synchronous server has nothing pending: every correlation value is Unavailable.
+/// Only dual control (`crate::quorum`) leaves operations pending, and it answers Cancel of its
+/// own requests before this runs: any other correlation value is Unavailable.
 pub(crate) fn apply(_ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = CancelRequest::decode(payload)?;
     Ok(CancelResponse {

@@ -3,6 +3,7 @@
 //! listed here answers Operation Not Supported.
 
 mod activate;
+mod approvals;
 mod archive;
 mod attribute_changes;
 mod backup;
@@ -70,6 +71,8 @@ pub(crate) struct Ctx<'a> {
     /// The message's: canceled when the client has gone, and spent --max-locate-secs after
     /// the message began (Locate checks it; one message of many Locates gets no more).
     pub budget: &'a lifecycle::Budget,
+    /// The message's Asynchronous Indicator: the client polls for what needs approvals.
+    pub asynchronous: bool,
 }
 
 impl Ctx<'_> {
@@ -242,6 +245,9 @@ pub(crate) static OPERATIONS: &[Operation] = &[
         grant::trust_wrapping_key,
     ),
     unlisted(vendor::BACKUP, "Backup", backup::apply),
+    unlisted(vendor::LIST_APPROVALS, "ListApprovals", approvals::list),
+    unlisted(vendor::APPROVE, "Approve", approvals::approve),
+    unlisted(vendor::DENY, "Deny", approvals::deny),
 ];
 
 pub(crate) fn find(code: u32) -> Option<&'static Operation> {

@@ -18,6 +18,8 @@ use std::sync::Arc;
 
 // one file per concern; each adds methods to Txn
 mod access;
+/// Dual control: approval requests for the operations a quorum guards.
+pub mod approvals;
 mod attribute_changes;
 mod backup;
 pub mod certify;
@@ -33,6 +35,9 @@ mod states;
 pub mod usage;
 
 pub use access::Caller;
+pub use approvals::{
+    ApprovalEvent, ApprovalExpiry, ApprovalRequest, ApprovalState, NewApproval, APPROVAL_PREFIX,
+};
 pub use implicit::implicit_attributes;
 pub use locate::LocateQuery;
 pub use multipart::{Gathered, Part};
@@ -57,6 +62,8 @@ pub struct Txn {
     caller: Option<Caller>,
     /// State changes the server made on its own (dates reached) while serving this caller.
     automatic: Arc<std::sync::Mutex<Vec<AutomaticChange>>>,
+    /// What happened to approval requests while serving this caller, for the audit log.
+    approval_events: Arc<std::sync::Mutex<Vec<ApprovalEvent>>>,
     policy: Policy,
 }
 
@@ -194,6 +201,7 @@ impl Manager {
             core: self.core.clone(),
             caller,
             automatic: Arc::default(),
+            approval_events: Arc::default(),
             policy: self.policy,
         }
     }
@@ -284,6 +292,7 @@ impl Txn {
             core: self.core.clone(),
             caller,
             automatic: self.automatic.clone(),
+            approval_events: self.approval_events.clone(),
             policy: self.policy,
         }
     }
