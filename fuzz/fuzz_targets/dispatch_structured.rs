@@ -162,6 +162,7 @@ fn setup() -> Fuzz {
             max_locate_time: std::time::Duration::from_secs(10),
             max_response_bytes: 16 << 20,
             data_dir: None,
+            quorum: Default::default(),
         },
         admins: vec!["admin".into()],
         group_grants: Default::default(),
