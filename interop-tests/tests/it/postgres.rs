@@ -51,6 +51,15 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A database of its own and two nodes over it, both with `extra` options.
+fn two_nodes(extra: &[&str]) -> (Postgres, ServerProcess, ServerProcess) {
+    let pg = Postgres::start(&[]);
+    let url = pg.new_database("kmip");
+    let a = first_node(&url, extra);
+    let b = node(&a, &url, "node-b", extra);
+    (pg, a, b)
+}
+
 fn node(from: &ServerProcess, url: &str, name: &str, extra: &[&str]) -> ServerProcess {
     let mut args = vec!["--store", url, "--node-name", name];
     args.extend_from_slice(extra);
@@ -144,10 +153,7 @@ fn the_store_suite_runs_on_postgres() {
 /// nodes at once get unique identifiers and lose nothing.
 #[test]
 fn two_nodes_serve_one_database() {
-    let pg = Postgres::start(&[]);
-    let url = pg.new_database("kmip");
-    let a = first_node(&url, &[]);
-    let b = node(&a, &url, "node-b", &[]);
+    let (_pg, a, b) = two_nodes(&[]);
     let (mut ca, mut cb) = (a.client("admin"), b.client("admin"));
 
     // read after write, both ways
@@ -228,10 +234,7 @@ fn two_nodes_serve_one_database() {
 /// A read-modify-write on both nodes at once (attributes added to one object): none lost.
 #[test]
 fn concurrent_changes_of_one_object_on_two_nodes_lose_nothing() {
-    let pg = Postgres::start(&[]);
-    let url = pg.new_database("kmip");
-    let a = first_node(&url, &[]);
-    let b = node(&a, &url, "node-b", &[]);
+    let (_pg, a, b) = two_nodes(&[]);
     let id = create_aes(&mut a.client("admin"), 128, vec![]);
     std::thread::scope(|s| {
         for (n, server) in [&a, &b].into_iter().enumerate() {
@@ -267,10 +270,7 @@ fn concurrent_changes_of_one_object_on_two_nodes_lose_nothing() {
 /// taken once.
 #[test]
 fn names_stay_unique_across_nodes() {
-    let pg = Postgres::start(&[]);
-    let url = pg.new_database("kmip");
-    let a = first_node(&url, &["--unique-names"]);
-    let b = node(&a, &url, "node-b", &["--unique-names"]);
+    let (_pg, a, b) = two_nodes(&["--unique-names"]);
     for round in 0..10 {
         let won = AtomicU32::new(0);
         std::thread::scope(|s| {
@@ -436,10 +436,7 @@ fn through_an_outage(interrupt: fn(&Postgres), resume: fn(&Postgres), within_sec
 /// acknowledged reads back through the survivor.
 #[test]
 fn a_node_killed_loses_nothing_acknowledged() {
-    let pg = Postgres::start(&[]);
-    let url = pg.new_database("kmip");
-    let a = first_node(&url, &[]);
-    let b = node(&a, &url, "node-b", &[]);
+    let (_pg, a, b) = two_nodes(&[]);
     let acked = Arc::new(Mutex::new(Vec::new()));
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
