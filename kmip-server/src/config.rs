@@ -250,8 +250,10 @@ pub struct Config {
     /// KMIP says names are unique within a server; by default objects may share names, as
     /// every other KMIP server lets them and deployed clients expect (PyKMIP names every key
     /// "Symmetric Key", Create Key Pair's common Name names both halves). The rule is kept
-    /// within one owner so that no identity can probe for, or squat, another's names. One
-    /// object never carries the same name twice, whatever the policy.
+    /// within one owner so that no identity can probe for, or squat, another's names, and
+    /// only the owner (or an administrator) names an object, so that a grantee learns nothing
+    /// of the owner's other names. One object never carries the same name twice, whatever
+    /// the policy.
     #[arg(long, env = "KMIP_UNIQUE_NAMES")]
     pub unique_names: bool,
     /// Deprecated, no effect: objects share names by default (see --unique-names).

@@ -388,16 +388,48 @@ fn prepare(server: &Server, origin: Origin<'_>, message: &Message) -> Prepared {
     }
 }
 
+/// How many times a message of `items` batch items runs before its lost races are the
+/// client's to retry: its runs together come to at most [`RERUN_ITEMS`] batch items (and
+/// 32 runs), so that a large contended batch does not buy many times its own work.
+fn attempts(items: usize) -> usize {
+    (RERUN_ITEMS / items.max(1)).clamp(2, 32)
+}
+
+/// The batch items a message may run, all its runs together, when it keeps losing races.
+const RERUN_ITEMS: usize = 256;
+
+/// The lock under which messages that lost a race for object `id` run again, one at a time,
+/// so that they stop losing to each other (8 clients changing one object at once). One of
+/// a fixed set of stripes, chosen by the object: messages contending for one identity's
+/// object never queue behind another's, and a message that never lost a race takes none.
+fn again_lock(id: &str) -> std::sync::MutexGuard<'static, ()> {
+    static STRIPES: [std::sync::Mutex<()>; AGAIN_STRIPES] =
+        [const { std::sync::Mutex::new(()) }; AGAIN_STRIPES];
+    STRIPES[again_stripe(id)]
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+const AGAIN_STRIPES: usize = 64;
+
+fn again_stripe(id: &str) -> usize {
+    // FNV-1a: stable, and enough to spread server-assigned identifiers
+    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    (h % AGAIN_STRIPES as u64) as usize
+}
+
 /// Commit a prepared message's changes: its response, or the error that nothing was done.
 /// A message that lost a race for an object (another request changed it between this one's
 /// read and its commit) is run again on the object as it now is, a few times at most.
 fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: Prepared) -> Ttlv {
     let identity = origin.identity;
-    const ATTEMPTS: usize = 32;
-    // after two lost races a message runs again under this lock, so that requests running
-    // again do not keep losing to each other (8 clients changing one object at once)
-    static AGAIN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let mut _again = None;
+    let items = message.typed.as_ref().map_or(1, |m| m.batch_item.len());
+    let attempts = attempts(items);
+    // the stripe held, and its guard: one at most, so that no message holds one stripe while
+    // it waits for another
+    let mut again: Option<(usize, std::sync::MutexGuard<'static, ()>)> = None;
     for attempt in 1.. {
         let now = prepared.now;
         // the changes take effect only once the record saying so is written
@@ -422,7 +454,7 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
             Ok(r) => return r,
             Err(Failed::Lifecycle(lifecycle::LifecycleError::Store(
                 lifecycle::store::StoreError::Conflict(id),
-            ))) if attempt < ATTEMPTS => {
+            ))) if attempt < attempts => {
                 tracing::debug!(identity, object = %id, attempt, "lost a race: run again");
                 crate::metrics::get().conflict();
                 let resp = message_error(
@@ -431,8 +463,10 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
                     OpError::new(rr::GENERAL_FAILURE, "object changed meanwhile: run again"),
                 );
                 no_effect(server, now, origin, &acting, message, &resp);
-                if attempt >= 2 && _again.is_none() {
-                    _again = Some(AGAIN.lock().unwrap_or_else(|p| p.into_inner()));
+                if again.as_ref().map(|(stripe, _)| *stripe) != Some(again_stripe(&id)) {
+                    // let go of the stripe held before waiting for another
+                    drop(again.take());
+                    again = Some((again_stripe(&id), again_lock(&id)));
                 }
                 prepared = prepare(server, origin, message);
                 continue;
@@ -482,5 +516,46 @@ fn no_effect(
     );
     if let Err(e) = server.audit.record(record) {
         tracing::error!(error = %e, "audit log unavailable");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_batch_runs_again_fewer_times() {
+        assert_eq!(attempts(1), 32, "one item: as many runs as before");
+        assert_eq!(attempts(16), 16);
+        assert_eq!(attempts(1000), 2, "a large batch still gets one more run");
+        for items in [1, 3, 16, 100, 1000] {
+            assert!(
+                (attempts(items) - 1) * items <= RERUN_ITEMS.max(items),
+                "{items}"
+            );
+        }
+    }
+
+    /// Objects spread over the stripes, and holding one object's stripe leaves another's free:
+    /// an identity's contended object does not queue another's requests.
+    #[test]
+    fn racing_for_one_object_leaves_others_free() {
+        let used: std::collections::BTreeSet<usize> =
+            (0..1000).map(|i| again_stripe(&i.to_string())).collect();
+        assert!(
+            used.len() > AGAIN_STRIPES * 9 / 10,
+            "{} stripes used",
+            used.len()
+        );
+        let held = again_lock("7");
+        let other = (0..100)
+            .map(|i| format!("{i}"))
+            .find(|i| again_stripe(i) != again_stripe("7"))
+            .unwrap();
+        let free = std::thread::spawn(move || {
+            drop(again_lock(&other));
+        });
+        free.join().unwrap();
+        drop(held);
     }
 }

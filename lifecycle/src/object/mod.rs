@@ -595,6 +595,48 @@ mod tests {
             alice.create(ot::SYMMETRIC_KEY, aes(128, "db"), 11),
             Err(LifecycleError::NonUniqueName(_))
         ));
+        // a grantee may change the object, but not name it: whether the name is taken among
+        // the owner's objects would answer for objects the grantee cannot see
+        use kmip_codec::vocab::enums::operation as op;
+        let shared = alice
+            .create(ot::SYMMETRIC_KEY, aes(128, "shared"), 12)
+            .unwrap();
+        alice
+            .grant(
+                &shared.id,
+                "bob",
+                vec![op::ADD_ATTRIBUTE, op::MODIFY_ATTRIBUTE, op::RE_KEY],
+                12,
+            )
+            .unwrap();
+        let denied = |r: Result<Record, LifecycleError>| {
+            matches!(r, Err(LifecycleError::PermissionDenied(_)))
+        };
+        for guess in ["db", "never-used"] {
+            let add =
+                bob.with_operation(op::ADD_ATTRIBUTE)
+                    .add_attribute(&shared.id, name(guess), 13);
+            assert!(denied(add), "taken or not, the same answer ({guess})");
+            let modify = bob.with_operation(op::MODIFY_ATTRIBUTE).modify_attribute(
+                &shared.id,
+                None,
+                name(guess),
+                0,
+                13,
+            );
+            assert!(denied(modify), "{guess}");
+            let rekey =
+                bob.with_operation(op::RE_KEY)
+                    .rekey(&shared.id, None, vec![name(guess)], 13);
+            assert!(denied(rekey.map(|_| shared.clone())), "{guess}");
+        }
+        bob.with_operation(op::ADD_ATTRIBUTE)
+            .add_attribute(
+                &shared.id,
+                Ttlv::new(tag::CONTACT_INFORMATION, Value::TextString("ops".into())),
+                14,
+            )
+            .expect("the grant still serves what it grants");
     }
 
     /// Requests that each find a name free before either commits: the store's check inside

@@ -195,12 +195,20 @@ impl Txn {
 
     /// Changing an attribute of `r` that confers access (see [`confers_access`]) takes the
     /// owner's or an administrator's authority; a grantee (or a group member) may not.
+    /// Under `--unique-names` neither may it name the object: names are unique among the
+    /// owner's objects, so whether a name is taken would tell the grantee of the owner's
+    /// objects it cannot see (an existence oracle), whatever the refusal said.
     pub(super) fn may_change_access(&self, r: &Record, t: Tag) -> Result<(), LifecycleError> {
         if confers_access(t) && !self.owns(r) {
             return Err(LifecycleError::PermissionDenied(
                 "only the owner or an administrator changes who may use an object (Object \
                  Group, Application Specific Information, Link)"
                     .into(),
+            ));
+        }
+        if t == tag::NAME && self.store.names_unique() && !self.owns(r) {
+            return Err(LifecycleError::PermissionDenied(
+                "under --unique-names only the owner or an administrator names an object".into(),
             ));
         }
         Ok(())
