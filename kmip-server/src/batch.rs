@@ -10,9 +10,7 @@ use kmip_codec::message::{
     Bytes, Enum, FieldValue, Req, RequestBatchItem, RequestMessage, ResponseBatchItem,
     ResponseMessage,
 };
-use kmip_codec::vocab::enums::{
-    batch_error_continuation_option as beco, result_reason as rr, result_status,
-};
+use kmip_codec::vocab::enums::{batch_error_continuation_option as beco, result_status};
 use kmip_codec::vocab::tag;
 use kmip_codec::Ttlv;
 use lifecycle::{LifecycleError, Stop, Txn};
@@ -36,33 +34,20 @@ pub(crate) fn run(
             .copied()
             .find(|v| v.0 == version.0)
             .unwrap_or((1, 0));
-        return message_error(
-            v,
-            now,
-            OpError::new(
-                rr::UNSUPPORTED_PROTOCOL_VERSION,
-                format!("protocol version {}.{}", version.0, version.1),
-            ),
-        );
+        return message_error(v, now, OpError::UnsupportedVersion(version));
     }
     if req.batch_item.len() > limits.max_batch_items {
         return message_error(
             version,
             now,
-            OpError::new(
-                rr::INVALID_MESSAGE,
-                format!("more than {} batch items", limits.max_batch_items),
-            ),
+            OpError::InvalidMessage(format!("more than {} batch items", limits.max_batch_items)),
         );
     }
     if req.batch_item.len() != req.header.batch_count.0 as usize {
         return message_error(
             version,
             now,
-            OpError::new(
-                rr::INVALID_MESSAGE,
-                "Batch Count disagrees with the batch items",
-            ),
+            OpError::InvalidMessage("Batch Count disagrees with the batch items".into()),
         );
     }
     let continuation = req
@@ -99,9 +84,8 @@ pub(crate) fn run(
                 *b = failed(
                     b.operation,
                     b.unique_batch_item_id.clone(),
-                    OpError::new(
-                        rr::RESPONSE_TOO_LARGE,
-                        "the response exceeds the Maximum Response Size",
+                    OpError::ResponseTooLarge(
+                        "the response exceeds the Maximum Response Size".into(),
                     ),
                     version,
                 );
@@ -125,13 +109,10 @@ fn run_items(
         let refused = if ctx.budget.canceled() {
             Some(OpError::from(LifecycleError::Canceled))
         } else if answer_bytes > ctx.settings.max_response_bytes {
-            Some(OpError::new(
-                rr::RESPONSE_TOO_LARGE,
-                format!(
-                    "the answer would exceed the server's limit of {} bytes: send fewer items",
-                    ctx.settings.max_response_bytes
-                ),
-            ))
+            Some(OpError::ResponseTooLarge(format!(
+                "the answer would exceed the server's limit of {} bytes: send fewer items",
+                ctx.settings.max_response_bytes
+            )))
         } else {
             None
         };
@@ -251,9 +232,8 @@ fn run_item(ctx: &mut Ctx<'_>, item: &RequestBatchItem) -> ResponseBatchItem {
     let result = if ctx.allowed.is_some_and(|a| !a.contains(&op.0)) {
         (
             op,
-            Err(OpError::new(
-                rr::PERMISSION_DENIED,
-                "the identity's policy does not allow this operation",
+            Err(OpError::PermissionDenied(
+                "the identity's policy does not allow this operation".into(),
             )),
         )
     } else {
@@ -298,7 +278,7 @@ fn run_item(ctx: &mut Ctx<'_>, item: &RequestBatchItem) -> ResponseBatchItem {
             ..Default::default()
         },
         Err(e) => {
-            tracing::debug!(operation = op.0, reason = e.reason, "operation failed");
+            tracing::debug!(operation = op.0, reason = e.reason(), "operation failed");
             failed(Some(op), id, e, ctx.version)
         }
     }

@@ -24,7 +24,6 @@
 
 use crate::error::OpError;
 use der::{Decode, Encode};
-use kmip_codec::vocab::enums::result_reason as rr;
 use kmip_codec::{Ttlv, Value};
 use lifecycle::object::certify::{parse_dn, CertificateSpec, Permit};
 use rcgen::{
@@ -248,7 +247,7 @@ fn int_value(attrs: &[Ttlv], name: &str) -> Option<i64> {
 }
 
 fn invalid(why: impl Into<String>) -> OpError {
-    OpError::new(rr::INVALID_FIELD, why)
+    OpError::InvalidField(why.into())
 }
 
 fn san(s: &str) -> Result<SanType, OpError> {
@@ -282,7 +281,7 @@ pub struct Csr {
 /// Check a PKCS#10 request: its signature, and that it does not ask to be a CA (refused
 /// whatever the profile).
 pub fn parse_csr(der: &[u8]) -> Result<Csr, OpError> {
-    let bad = |why: &str| OpError::new(rr::INVALID_CSR, format!("certificate request: {why}"));
+    let bad = |why: &str| OpError::InvalidCsr(format!("certificate request: {why}"));
     let req = openssl::x509::X509Req::from_der(der).map_err(|_| bad("not PKCS#10 DER"))?;
     let key = req.public_key().map_err(|_| bad("no public key"))?;
     if !req.verify(&key).unwrap_or(false) {
@@ -311,9 +310,9 @@ pub fn parse_csr(der: &[u8]) -> Result<Csr, OpError> {
                     let bc = x509_cert::ext::pkix::BasicConstraints::from_der(body)
                         .map_err(|_| bad("malformed basic constraints"))?;
                     if bc.ca {
-                        return Err(OpError::new(
-                            rr::PERMISSION_DENIED,
-                            "a certificate request can never make a CA (it asks for CA:TRUE)",
+                        return Err(OpError::PermissionDenied(
+                            "a certificate request can never make a CA (it asks for CA:TRUE)"
+                                .into(),
                         ));
                     }
                 }
@@ -556,6 +555,7 @@ pub fn request(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kmip_codec::vocab::enums::result_reason as rr;
 
     #[test]
     fn profiles_load_over_the_built_ins() {
@@ -626,7 +626,7 @@ mod tests {
         assert_eq!(csr.subject, "CN=www.example.com,O=Example");
         assert_eq!(csr.names, vec!["dns:www.example.com", "ip:10.0.0.1"]);
         let e = parse_csr(&make(true)).err().unwrap();
-        assert_eq!(e.reason, rr::PERMISSION_DENIED);
+        assert_eq!(e.reason(), rr::PERMISSION_DENIED);
         let mut tampered = make(false);
         let n = tampered.len();
         tampered[n - 5] ^= 1;

@@ -136,6 +136,12 @@ pub struct Config {
     /// (--max-handshakes).
     #[arg(long, env = "KMIP_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+    /// Most of those one identity (one client certificate's Common Name) holds at once; more
+    /// are closed after their TLS handshake, so that one certificate cannot take every slot
+    /// and lock the others, administrators included, out. A fleet that shares one
+    /// certificate among many devices may need more; 0 removes this limit.
+    #[arg(long, env = "KMIP_MAX_CONNECTIONS_PER_IDENTITY", default_value_t = 256)]
+    pub max_connections_per_identity: usize,
     /// Most connections in their TLS handshake at once; when full, the oldest is closed to
     /// make room for a new one.
     #[arg(long, env = "KMIP_MAX_HANDSHAKES", default_value_t = 2048)]

@@ -9,34 +9,132 @@ use kmip_codec::vocab::enums::{result_reason as rr, result_status};
 use kmip_codec::Ttlv;
 use lifecycle::LifecycleError;
 
-/// A failed operation: a Result Reason (as KMIP 2.1 numbers it) and a message.
-#[derive(Clone, Debug)]
-pub struct OpError {
-    pub reason: u32,
-    pub message: String,
+/// A failed operation, as the client is told: each kind has its Result Reason (as KMIP 2.1
+/// numbers it) in [`OpError::reason`], and each version's nearest one in
+/// [`reason_for_version`]. The message is the Result Message.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpError {
+    /// The message cannot be read or answered as a whole (framing, batch rules, limits).
+    #[error("{0}")]
+    InvalidMessage(String),
+    /// A field's value is not one the operation takes.
+    #[error("{0}")]
+    InvalidField(String),
+    /// A field the operation needs is absent.
+    #[error("{0} is required")]
+    MissingData(String),
+    /// No such operation here.
+    #[error("{0}")]
+    OperationNotSupported(String),
+    /// The operation, but not this use of it.
+    #[error("{0}")]
+    FeatureNotSupported(String),
+    /// The caller may not, by policy, grant, state or server rule.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// A credential that does not authenticate.
+    #[error("{0}")]
+    AuthenticationFailed(String),
+    /// Nothing by that identifier or name.
+    #[error("{0}")]
+    ItemNotFound(String),
+    /// The client's protocol version, which this server does not speak.
+    #[error("protocol version {}.{}", .0.0, .0.1)]
+    UnsupportedVersion((i32, i32)),
+    /// The answer would be larger than the client or the server allows.
+    #[error("{0}")]
+    ResponseTooLarge(String),
+    /// A Poll, Cancel or Check named no operation of the caller's.
+    #[error("{0}")]
+    AsynchronousCorrelation(String),
+    /// The operation waited for approval and its requester canceled it.
+    #[error("{0}")]
+    CanceledByRequester(String),
+    /// A certificate request that does not parse.
+    #[error("{0}")]
+    InvalidCsr(String),
+    /// An attribute index out of range.
+    #[error("{0}")]
+    IndexOutOfBounds(String),
+    /// An Encoding Option other than None or TTLV.
+    #[error("{0}")]
+    EncodingOption(String),
+    /// A Key Format Type the operation cannot answer in.
+    #[error("{0}")]
+    KeyFormatTypeNotSupported(String),
+    /// Check: the object is destroyed.
+    #[error("{0}")]
+    ObjectDestroyed(String),
+    /// Check: fewer units are left than asked for.
+    #[error("{0}")]
+    UsageLimitExceeded(String),
+    /// Check: the usage mask does not allow the use asked about.
+    #[error("{0}")]
+    IncompatibleUsageMask(String),
+    /// The cryptographic library failed.
+    #[error("{0}")]
+    CryptographicFailure(String),
+    /// The server could not do what it should have (the store, the audit log, a panic).
+    #[error("{0}")]
+    GeneralFailure(String),
+    /// The lifecycle's refusal, with the reason it gives it (`LifecycleError::result_reason`).
+    #[error("{message}")]
+    Lifecycle {
+        /// The Result Reason.
+        reason: u32,
+        /// What the lifecycle said.
+        message: String,
+    },
 }
 
 impl OpError {
-    pub fn new(reason: u32, message: impl Into<String>) -> OpError {
-        OpError {
-            reason,
-            message: message.into(),
+    /// The Result Reason, as KMIP 2.1 numbers it.
+    pub fn reason(&self) -> u32 {
+        match self {
+            OpError::InvalidMessage(_) => rr::INVALID_MESSAGE,
+            OpError::InvalidField(_) => rr::INVALID_FIELD,
+            OpError::MissingData(_) => rr::MISSING_DATA,
+            OpError::OperationNotSupported(_) => rr::OPERATION_NOT_SUPPORTED,
+            OpError::FeatureNotSupported(_) => rr::FEATURE_NOT_SUPPORTED,
+            OpError::PermissionDenied(_) => rr::PERMISSION_DENIED,
+            OpError::AuthenticationFailed(_) => rr::AUTHENTICATION_NOT_SUCCESSFUL,
+            OpError::ItemNotFound(_) => rr::ITEM_NOT_FOUND,
+            OpError::UnsupportedVersion(_) => rr::UNSUPPORTED_PROTOCOL_VERSION,
+            OpError::ResponseTooLarge(_) => rr::RESPONSE_TOO_LARGE,
+            OpError::AsynchronousCorrelation(_) => rr::INVALID_ASYNCHRONOUS_CORRELATION_VALUE,
+            OpError::CanceledByRequester(_) => rr::OPERATION_CANCELED_BY_REQUESTER,
+            OpError::InvalidCsr(_) => rr::INVALID_CSR,
+            OpError::IndexOutOfBounds(_) => rr::INDEX_OUT_OF_BOUNDS,
+            OpError::EncodingOption(_) => rr::ENCODING_OPTION_ERROR,
+            OpError::KeyFormatTypeNotSupported(_) => rr::KEY_FORMAT_TYPE_NOT_SUPPORTED,
+            OpError::ObjectDestroyed(_) => rr::OBJECT_DESTROYED,
+            OpError::UsageLimitExceeded(_) => rr::USAGE_LIMIT_EXCEEDED,
+            OpError::IncompatibleUsageMask(_) => rr::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK,
+            OpError::CryptographicFailure(_) => rr::CRYPTOGRAPHIC_FAILURE,
+            OpError::GeneralFailure(_) => rr::GENERAL_FAILURE,
+            OpError::Lifecycle { reason, .. } => *reason,
         }
     }
+
+    /// An Invalid Field with this message.
     pub fn invalid(message: impl Into<String>) -> OpError {
-        OpError::new(rr::INVALID_FIELD, message)
+        OpError::InvalidField(message.into())
     }
 }
 
 impl From<LifecycleError> for OpError {
     fn from(e: LifecycleError) -> OpError {
-        OpError::new(e.result_reason(), e.to_string())
+        OpError::Lifecycle {
+            reason: e.result_reason(),
+            message: e.to_string(),
+        }
     }
 }
 
 impl From<kmip_codec::message::ModelError> for OpError {
     fn from(e: kmip_codec::message::ModelError) -> OpError {
-        OpError::new(rr::INVALID_MESSAGE, e.to_string())
+        OpError::InvalidMessage(e.to_string())
     }
 }
 
@@ -93,8 +191,8 @@ pub(crate) fn failed(
         operation: op,
         unique_batch_item_id: id,
         result_status: Req(Enum(result_status::OPERATION_FAILED)),
-        result_reason: Some(Enum(reason_for_version(e.reason, version))),
-        result_message: Some(e.message),
+        result_reason: Some(Enum(reason_for_version(e.reason(), version))),
+        result_message: Some(e.to_string()),
         ..Default::default()
     }
 }
@@ -130,10 +228,7 @@ pub fn guarded<T>(operation: impl FnOnce() -> Result<T, OpError>) -> Result<T, O
 }
 
 fn panic_error() -> OpError {
-    OpError::new(
-        rr::GENERAL_FAILURE,
-        "the operation failed inside the server (logged)",
-    )
+    OpError::GeneralFailure("the operation failed inside the server (logged)".into())
 }
 
 /// The answer to a whole message whose handling panicked outside any one operation.
@@ -171,7 +266,7 @@ mod panic_tests {
             let _c = Crypter::new(Cipher::aes_128_cbc(), Mode::Encrypt, &[0u8; 16], Some(&[]));
             Ok(())
         });
-        assert_eq!(r.unwrap_err().reason, rr::GENERAL_FAILURE);
+        assert_eq!(r.unwrap_err().reason(), rr::GENERAL_FAILURE);
         assert_eq!(guarded(|| Ok(7)).unwrap(), 7);
     }
 }

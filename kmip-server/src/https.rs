@@ -11,7 +11,6 @@
 use crate::error::OpError;
 use crate::session::{End, Timeouts};
 use crate::Server;
-use kmip_codec::vocab::enums::result_reason as rr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 
@@ -144,7 +143,7 @@ async fn kmip_answer(
             crate::error::message_error(
                 (1, 0),
                 crate::now(),
-                OpError::new(rr::INVALID_MESSAGE, format!("not a KMIP message: {e}")),
+                OpError::InvalidMessage(format!("not a KMIP message: {e}")),
             )
         }
     };

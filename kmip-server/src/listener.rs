@@ -505,6 +505,9 @@ pub enum Transport {
 pub struct Limits {
     /// Authenticated connections served at once.
     pub max_connections: usize,
+    /// ... and per identity (0: no such limit), so that one certificate cannot take every
+    /// slot and lock the others out.
+    pub max_connections_per_identity: usize,
     /// Connections that have not finished the TLS handshake, in all.
     pub max_handshakes: usize,
     /// ... and per source address (an IPv6 /64 counts as one address).
@@ -719,6 +722,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let held = Arc::new(Held::default());
     let pending = Arc::new(Mutex::new(Pending::new(&limits)));
     // sessions finish the message in hand and close when this turns true
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -765,6 +769,7 @@ pub async fn run(
                 let entry = PendingEntry { table: pending.clone(), id };
                 let acceptor = tls.current();
                 let (server, slots, stopping) = (server.clone(), slots.clone(), stop_rx.clone());
+                let held = held.clone();
                 tasks.spawn(async move {
                     let _ = tcp.set_nodelay(true);
                     let hs = tokio::select! {
@@ -814,6 +819,11 @@ pub async fn run(
                                 .and_then(|e| e.data().to_string().ok())
                         })
                         .unwrap_or_default();
+                    let Some(_share) = held.take(&identity, limits.max_connections_per_identity) else {
+                        tracing::warn!(%peer, identity, "connection limit of this identity reached; closing");
+                        crate::metrics::get().refused(crate::metrics::Refusal::IdentityConnectionLimit);
+                        return;
+                    };
                     tracing::info!(%peer, identity, "client connected");
                     let _served = crate::metrics::get().connection();
                     let peer_s = peer.to_string();
@@ -835,6 +845,47 @@ pub async fn run(
     let drain = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(timeouts.read, drain).await.is_err() {
         tasks.abort_all();
+    }
+}
+
+/// The connections each identity holds.
+#[derive(Default)]
+struct Held(Mutex<std::collections::HashMap<String, usize>>);
+
+/// One of an identity's connections; its slot is free again when it drops.
+struct Share<'a> {
+    held: &'a Held,
+    identity: String,
+}
+
+impl Held {
+    /// A slot for one more connection of `identity`, unless it holds `max` (0: no limit).
+    fn take(&self, identity: &str, max: usize) -> Option<Share<'_>> {
+        let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = held.entry(identity.to_owned()).or_default();
+        if max > 0 && *n >= max {
+            if *n == 0 {
+                held.remove(identity);
+            }
+            return None;
+        }
+        *n += 1;
+        Some(Share {
+            held: self,
+            identity: identity.to_owned(),
+        })
+    }
+}
+
+impl Drop for Share<'_> {
+    fn drop(&mut self) {
+        let mut held = self.held.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = held.get_mut(&self.identity) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.identity);
+            }
+        }
     }
 }
 
@@ -863,10 +914,32 @@ mod tests {
     fn limits(total: usize, per: usize) -> Limits {
         Limits {
             max_connections: 1,
+            max_connections_per_identity: 1,
             max_handshakes: total,
             max_handshakes_per_address: per,
             handshake_timeout: Duration::from_secs(1),
         }
+    }
+
+    /// One identity holds at most its share of the slots; the others still get theirs, and a
+    /// closed connection's slot is the identity's again.
+    #[test]
+    fn one_identity_holds_at_most_its_share() {
+        let held = Held::default();
+        let eve: Vec<_> = (0..3).filter_map(|_| held.take("eve", 2)).collect();
+        assert_eq!(eve.len(), 2);
+        let alice = held.take("alice", 2).expect("another identity is served");
+        drop(eve);
+        assert!(
+            held.take("eve", 2).is_some(),
+            "closed connections give their slots back"
+        );
+        assert!(held.take("eve", 0).is_some(), "0: no limit");
+        drop(alice);
+        assert!(
+            held.0.lock().unwrap().is_empty(),
+            "no identity is remembered for nothing"
+        );
     }
 
     #[test]

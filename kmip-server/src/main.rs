@@ -1343,6 +1343,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
     };
     let limits = listener::Limits {
         max_connections: cfg.max_connections,
+        max_connections_per_identity: cfg.max_connections_per_identity,
         max_handshakes: cfg.max_handshakes,
         max_handshakes_per_address: cfg.max_handshakes_per_address,
         handshake_timeout: cfg.handshake_timeout(),

@@ -41,6 +41,8 @@ pub enum Refusal {
     HandshakeTimeout,
     /// Every connection slot was taken.
     ConnectionLimit,
+    /// The identity held its share of the connection slots already.
+    IdentityConnectionLimit,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -49,7 +49,7 @@ impl Message {
         let typed = if tree.tag == tag::REQUEST_MESSAGE {
             RequestMessage::decode(&tree).map_err(OpError::from)
         } else {
-            Err(OpError::new(rr::INVALID_MESSAGE, "not a Request Message"))
+            Err(OpError::InvalidMessage("not a Request Message".into()))
         };
         let version = reply_version(&tree);
         Message {
@@ -159,10 +159,7 @@ pub fn decode_request(
             let resp = message_error(
                 (1, 0),
                 crate::now(),
-                OpError::new(
-                    rr::INVALID_MESSAGE,
-                    format!("invalid TTLV at offset {offset}: {kind}"),
-                ),
+                OpError::InvalidMessage(format!("invalid TTLV at offset {offset}: {kind}")),
             );
             Err((offset > 0).then(|| encode(&resp)))
         }
@@ -280,7 +277,7 @@ pub async fn respond(
         message_error(
             version,
             crate::now(),
-            OpError::new(rr::GENERAL_FAILURE, "the request failed"),
+            OpError::GeneralFailure("the request failed".into()),
         )
     })
 }
@@ -398,26 +395,50 @@ fn attempts(items: usize) -> usize {
 /// The batch items a message may run, all its runs together, when it keeps losing races.
 const RERUN_ITEMS: usize = 256;
 
-/// The lock under which messages that lost a race for object `id` run again, one at a time,
-/// so that they stop losing to each other (8 clients changing one object at once). One of
-/// a fixed set of stripes, chosen by the object: messages contending for one identity's
-/// object never queue behind another's, and a message that never lost a race takes none.
-fn again_lock(id: &str) -> std::sync::MutexGuard<'static, ()> {
-    static STRIPES: [std::sync::Mutex<()>; AGAIN_STRIPES] =
-        [const { std::sync::Mutex::new(()) }; AGAIN_STRIPES];
-    STRIPES[again_stripe(id)]
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+/// How long a message that lost a race waits for the object before it runs again anyway.
+const AGAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The objects some message is running again for, after it lost a race for them.
+static AGAIN: (
+    std::sync::Mutex<std::collections::BTreeSet<String>>,
+    std::sync::Condvar,
+) = (
+    std::sync::Mutex::new(std::collections::BTreeSet::new()),
+    std::sync::Condvar::new(),
+);
+
+/// A message's turn to run again alone for one object; the next one's when it drops.
+struct Again(String);
+
+impl Drop for Again {
+    fn drop(&mut self) {
+        let mut busy = AGAIN.0.lock().unwrap_or_else(|p| p.into_inner());
+        busy.remove(&self.0);
+        AGAIN.1.notify_all();
+    }
 }
 
-const AGAIN_STRIPES: usize = 64;
-
-fn again_stripe(id: &str) -> usize {
-    // FNV-1a: stable, and enough to spread server-assigned identifiers
-    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    (h % AGAIN_STRIPES as u64) as usize
+/// Wait (at most `wait`) until no other message runs again for object `id`, and take the
+/// turn: messages that lost a race for one object run again one at a time, so that they stop
+/// losing to each other (8 clients changing one object at once). Keyed by the object itself,
+/// so that only requests that may change that very object ever wait; bounded, so that even
+/// they wait no longer than `wait` for a message that keeps losing (`None`: run anyway).
+fn run_again_alone(id: &str, wait: std::time::Duration) -> Option<Again> {
+    let deadline = std::time::Instant::now() + wait;
+    let mut busy = AGAIN.0.lock().unwrap_or_else(|p| p.into_inner());
+    while busy.contains(id) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        busy = AGAIN
+            .1
+            .wait_timeout(busy, left)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    busy.insert(id.to_owned());
+    Some(Again(id.to_owned()))
 }
 
 /// Commit a prepared message's changes: its response, or the error that nothing was done.
@@ -427,9 +448,9 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
     let identity = origin.identity;
     let items = message.typed.as_ref().map_or(1, |m| m.batch_item.len());
     let attempts = attempts(items);
-    // the stripe held, and its guard: one at most, so that no message holds one stripe while
-    // it waits for another
-    let mut again: Option<(usize, std::sync::MutexGuard<'static, ()>)> = None;
+    // the object this message runs again alone for: one at most, so that no message holds
+    // one turn while it waits for another
+    let mut again: Option<Again> = None;
     for attempt in 1.. {
         let now = prepared.now;
         // the changes take effect only once the record saying so is written
@@ -450,7 +471,7 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
                 crate::metrics::get().committed(started.elapsed());
                 done.map(|()| response).map_err(Failed::from)
             });
-        let (reason, why, audited) = match result {
+        let (refused, audited) = match result {
             Ok(r) => return r,
             Err(Failed::Lifecycle(lifecycle::LifecycleError::Store(
                 lifecycle::store::StoreError::Conflict(id),
@@ -460,34 +481,47 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
                 let resp = message_error(
                     message.version,
                     now,
-                    OpError::new(rr::GENERAL_FAILURE, "object changed meanwhile: run again"),
+                    OpError::GeneralFailure("object changed meanwhile: run again".into()),
                 );
                 no_effect(server, now, origin, &acting, message, &resp);
-                if again.as_ref().map(|(stripe, _)| *stripe) != Some(again_stripe(&id)) {
-                    // let go of the stripe held before waiting for another
+                if again.as_ref().is_none_or(|a| a.0 != id) {
                     drop(again.take());
-                    again = Some((again_stripe(&id), again_lock(&id)));
+                    again = run_again_alone(&id, AGAIN_WAIT);
                 }
                 prepared = prepare(server, origin, message);
                 continue;
             }
+            // another request changed the object every time this one ran: not a failure of
+            // the store (nor an alert), the client's to send again
+            Err(Failed::Lifecycle(lifecycle::LifecycleError::Store(
+                lifecycle::store::StoreError::Conflict(id),
+            ))) => {
+                tracing::info!(identity, object = %id, attempt, "lost every race: refused");
+                let why = "the object changed meanwhile every time this message ran: nothing \
+                           was done; send it again";
+                (OpError::GeneralFailure(why.into()), true)
+            }
             Err(Failed::Audit(e)) => {
                 tracing::error!(error = %e, "audit log unavailable: request refused");
                 let why = "the audit log cannot be written: nothing was done";
-                (rr::GENERAL_FAILURE, why.to_owned(), false)
+                (OpError::GeneralFailure(why.into()), false)
             }
             // refused by the store's own check at commit (a name another request took
             // meanwhile): the client's error, not the store's
-            Err(Failed::Lifecycle(e)) if e.result_reason() != rr::GENERAL_FAILURE => {
-                (e.result_reason(), format!("{e}: nothing was done"), true)
-            }
+            Err(Failed::Lifecycle(e)) if e.result_reason() != rr::GENERAL_FAILURE => (
+                OpError::Lifecycle {
+                    reason: e.result_reason(),
+                    message: format!("{e}: nothing was done"),
+                },
+                true,
+            ),
             Err(Failed::Lifecycle(e)) => {
                 tracing::error!(error = %e, "store failure");
                 let why = "the store failed: nothing was done";
-                (rr::GENERAL_FAILURE, why.to_owned(), true)
+                (OpError::GeneralFailure(why.into()), true)
             }
         };
-        let resp = message_error(message.version, now, OpError::new(reason, why));
+        let resp = message_error(message.version, now, refused);
         if audited {
             no_effect(server, now, origin, &acting, message, &resp);
         }
@@ -536,26 +570,23 @@ mod tests {
         }
     }
 
-    /// Objects spread over the stripes, and holding one object's stripe leaves another's free:
-    /// an identity's contended object does not queue another's requests.
+    /// One object's turn leaves every other object's free, and a turn is waited for no longer
+    /// than asked: an identity's contended object does not queue another's requests.
     #[test]
-    fn racing_for_one_object_leaves_others_free() {
-        let used: std::collections::BTreeSet<usize> =
-            (0..1000).map(|i| again_stripe(&i.to_string())).collect();
-        assert!(
-            used.len() > AGAIN_STRIPES * 9 / 10,
-            "{} stripes used",
-            used.len()
-        );
-        let held = again_lock("7");
-        let other = (0..100)
-            .map(|i| format!("{i}"))
-            .find(|i| again_stripe(i) != again_stripe("7"))
-            .unwrap();
-        let free = std::thread::spawn(move || {
-            drop(again_lock(&other));
+    fn running_again_for_one_object_leaves_others_free() {
+        use std::time::Duration;
+        let held = run_again_alone("pipeline-test-7", Duration::ZERO).expect("free");
+        let other =
+            std::thread::spawn(|| run_again_alone("pipeline-test-8", Duration::ZERO).is_some());
+        assert!(other.join().unwrap(), "another object: no wait");
+        let same = std::thread::spawn(|| {
+            run_again_alone("pipeline-test-7", Duration::from_millis(50)).is_some()
         });
-        free.join().unwrap();
+        assert!(
+            !same.join().unwrap(),
+            "the same object: waited, then ran anyway"
+        );
         drop(held);
+        assert!(run_again_alone("pipeline-test-7", Duration::ZERO).is_some());
     }
 }

@@ -18,7 +18,7 @@
 
 use crate::error::OpError;
 use kmip_codec::message::Authentication;
-use kmip_codec::vocab::enums::{credential_type, result_reason as rr};
+use kmip_codec::vocab::enums::credential_type;
 use kmip_codec::vocab::tag;
 use kmip_codec::Ttlv;
 use std::collections::{HashMap, HashSet};
@@ -280,9 +280,8 @@ impl Credentials {
             return Ok(true);
         }
         if self.throttle.blocked(who) {
-            return Err(OpError::new(
-                rr::AUTHENTICATION_NOT_SUCCESSFUL,
-                "too many failed attempts: try again later",
+            return Err(OpError::AuthenticationFailed(
+                "too many failed attempts: try again later".into(),
             ));
         }
         let ok = {
@@ -303,7 +302,7 @@ impl Credentials {
     /// Check a request's Authentication for the certificate identity `identity`: who the
     /// request acts as, or why it is refused.
     pub fn check(&self, identity: &str, auth: Option<&Authentication>) -> Result<Verdict, OpError> {
-        let denied = |m: &str| OpError::new(rr::AUTHENTICATION_NOT_SUCCESSFUL, m);
+        let denied = |m: &str| OpError::AuthenticationFailed(m.into());
         let credentials = auth.map(|a| a.credential.as_slice()).unwrap_or(&[]);
         let (mut password_given, mut device_given) = (false, false);
         let mut verdict = Verdict {
@@ -432,6 +431,7 @@ pub fn parse_group_grants(entries: &[String]) -> Result<GroupGrants, String> {
 mod tests {
     use super::*;
     use kmip_codec::message::{Credential, Enum, Req};
+    use kmip_codec::vocab::enums::result_reason as rr;
     use kmip_codec::Value;
 
     fn auth(user: &str, pw: &str) -> Authentication {
@@ -472,7 +472,7 @@ mod tests {
             .unwrap()
             .with_devices(&["array=SN-1234".into(), format!("tape=SN-9:{h}")])
             .unwrap();
-        let reason = |r: Result<Verdict, OpError>| r.unwrap_err().reason;
+        let reason = |r: Result<Verdict, OpError>| r.unwrap_err().reason();
         assert!(c.check("array", Some(&device("SN-1234", None))).is_ok());
         assert_eq!(
             reason(c.check("array", Some(&device("SN-1235", None)))),
@@ -509,7 +509,7 @@ mod tests {
             c.check("alice", Some(&auth("alice", "s3cret"))).is_ok(),
             "cached"
         );
-        let reason = |r: Result<Verdict, OpError>| r.unwrap_err().reason;
+        let reason = |r: Result<Verdict, OpError>| r.unwrap_err().reason();
         assert_eq!(
             reason(c.check("alice", Some(&auth("alice", "wrong")))),
             rr::AUTHENTICATION_NOT_SUCCESSFUL
@@ -543,7 +543,7 @@ mod tests {
     fn failed_passwords_are_throttled() {
         let h = hash_password("right").unwrap();
         let c = Credentials::parse(&[format!("alice={h}")]).unwrap();
-        let reason = |r: Result<Verdict, OpError>| r.map(|_| ()).map_err(|e| e.message);
+        let reason = |r: Result<Verdict, OpError>| r.map(|_| ()).map_err(|e| e.to_string());
         for _ in 0..FREE_FAILURES {
             assert_eq!(
                 reason(c.check("alice", Some(&auth("alice", "wrong")))),
@@ -586,7 +586,7 @@ mod tests {
         assert_eq!(
             c.check("fortigate-1", Some(&auth("fg-client", "guess")))
                 .unwrap_err()
-                .reason,
+                .reason(),
             rr::AUTHENTICATION_NOT_SUCCESSFUL
         );
         assert!(Credentials::parse(&[])

@@ -11,9 +11,7 @@ use crate::error::{guarded, OpError};
 use crate::ops::{self, Ctx};
 use kmip_codec::message::FieldValue;
 use kmip_codec::ops::{CancelRequest, PollRequest};
-use kmip_codec::vocab::enums::{
-    asynchronous_indicator, cancellation_result, operation as op, result_reason as rr,
-};
+use kmip_codec::vocab::enums::{asynchronous_indicator, cancellation_result, operation as op};
 use kmip_codec::vocab::tag;
 use kmip_codec::{Tag, Ttlv, Value};
 use lifecycle::object::{ApprovalExpiry, ApprovalRequest, ApprovalState, NewApproval};
@@ -199,22 +197,19 @@ fn operation_name(code: u32) -> String {
 
 /// The refusal a client without asynchronous answers gets: what to do next, and for whom.
 fn waiting(r: &ApprovalRequest, expiry: ApprovalExpiry) -> OpError {
-    OpError::new(
-        rr::PERMISSION_DENIED,
-        format!(
-            "dual control: {} of object {} (Object Group {:?}) needs {} administrators' \
+    OpError::PermissionDenied(format!(
+        "dual control: {} of object {} (Object Group {:?}) needs {} administrators' \
              approval, {} so far: approval request {} (kmip-admin approvals approve {}); \
              send the same request again once approved, within {} s of the last approval",
-            operation_name(r.what.operation),
-            r.what.object,
-            r.what.group,
-            r.what.needed,
-            r.approvals.len(),
-            r.id,
-            r.id,
-            expiry.approved
-        ),
-    )
+        operation_name(r.what.operation),
+        r.what.object,
+        r.what.group,
+        r.what.needed,
+        r.approvals.len(),
+        r.id,
+        r.id,
+        expiry.approved
+    ))
 }
 
 fn gate(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Outcome, OpError> {
@@ -303,21 +298,19 @@ fn poll(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Outcome, OpError> {
             .map(|(_, who)| who.clone())
             .unwrap_or_default()
     };
-    let refused = |reason, why: String| Err(OpError::new(reason, why));
+    let refused = |e: OpError| Err(e);
     match r.state {
         ApprovalState::Pending => Ok(Outcome::Pending(r.id)),
         ApprovalState::Approved => {
             let operation = r.what.operation;
             if ctx.allowed.is_some_and(|a| !a.contains(&operation)) {
-                return refused(
-                    rr::PERMISSION_DENIED,
+                return refused(OpError::PermissionDenied(
                     "the identity's policy does not allow this operation".into(),
-                );
+                ));
             }
-            let (stored, _) = kmip_codec::decode(&r.what.payload, &kmip_codec::Limits::default())
-                .map_err(|_| {
-                OpError::new(rr::GENERAL_FAILURE, "the stored request is corrupt")
-            })?;
+            let (stored, _) =
+                kmip_codec::decode(&r.what.payload, &kmip_codec::Limits::default())
+                    .map_err(|_| OpError::GeneralFailure("the stored request is corrupt".into()))?;
             let scoped = ctx.txn.with_operation(operation);
             let mut sub = Ctx {
                 txn: &scoped,
@@ -338,30 +331,28 @@ fn poll(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Outcome, OpError> {
             }
             Ok(Outcome::Done(operation, out))
         }
-        ApprovalState::Denied => refused(
-            rr::PERMISSION_DENIED,
-            format!("approval request {} was denied by {}", r.id, by()),
-        ),
-        ApprovalState::Expired => refused(
-            rr::PERMISSION_DENIED,
-            format!(
-                "approval request {} expired before it was {}",
-                r.id,
-                if r.approved_at.is_some() {
-                    "used"
-                } else {
-                    "approved"
-                }
-            ),
-        ),
-        ApprovalState::Canceled => refused(
-            rr::OPERATION_CANCELED_BY_REQUESTER,
-            format!("approval request {} was canceled", r.id),
-        ),
-        ApprovalState::Executed => refused(
-            rr::INVALID_ASYNCHRONOUS_CORRELATION_VALUE,
-            format!("approval request {} has run: its result was answered", r.id),
-        ),
+        ApprovalState::Denied => refused(OpError::PermissionDenied(format!(
+            "approval request {} was denied by {}",
+            r.id,
+            by()
+        ))),
+        ApprovalState::Expired => refused(OpError::PermissionDenied(format!(
+            "approval request {} expired before it was {}",
+            r.id,
+            if r.approved_at.is_some() {
+                "used"
+            } else {
+                "approved"
+            }
+        ))),
+        ApprovalState::Canceled => refused(OpError::CanceledByRequester(format!(
+            "approval request {} was canceled",
+            r.id
+        ))),
+        ApprovalState::Executed => refused(OpError::AsynchronousCorrelation(format!(
+            "approval request {} has run: its result was answered",
+            r.id
+        ))),
     }
 }
 

@@ -4,7 +4,6 @@
 use crate::error::{message_error, OpError};
 use crate::pipeline::{decode_request, respond};
 use crate::Server;
-use kmip_codec::vocab::enums::result_reason as rr;
 use kmip_codec::{encode, frame_length};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -100,10 +99,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Hangup>(
                 let resp = message_error(
                     (1, 0),
                     now,
-                    OpError::new(
-                        rr::INVALID_MESSAGE,
-                        "message larger than the server's limit",
-                    ),
+                    OpError::InvalidMessage("message larger than the server's limit".into()),
                 );
                 let _ = stream.write_all(&encode(&resp)).await;
                 return End::Garbage;

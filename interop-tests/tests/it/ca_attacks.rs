@@ -909,3 +909,36 @@ fn a_ca_of_this_server_takes_no_certificate_from_outside() {
         ],
     );
 }
+
+/// Finding: a self-signed Certify follows the public key's Private Key Link, which its owner
+/// points anywhere, and answered Permission Denied for another identity's key but Object Not
+/// Found for an identifier that does not exist. Both are now not found, as everywhere.
+#[test]
+fn a_self_signed_certify_does_not_tell_foreign_keys_from_absent_ones() {
+    let server = ServerProcess::start(&[]);
+    server.issue_client_cert("alice");
+    server.issue_client_cert("bob");
+    let bobs = interop_tests::kmip::create_aes(&mut server.client("bob"), 128, vec![]);
+    let mut alice = server.client("alice");
+    let spki = openssl::pkey::PKey::ec_gen("prime256v1")
+        .unwrap()
+        .public_key_to_der()
+        .unwrap();
+    let mut answer = |private: &str| {
+        let public = register(
+            &mut alice,
+            ot::PUBLIC_KEY,
+            key_object(tag::PUBLIC_KEY, kft::X_509, alg::EC, 256, spki.clone()),
+            vec![mask(um::VERIFY), link(link_type::PRIVATE_KEY_LINK, private)],
+        );
+        certify(
+            &mut alice,
+            &public,
+            &[("ca-profile", "root"), ("ca-subject", "CN=probe")],
+        )
+        .expect_err("self-signed with a key alice does not hold")
+    };
+    let (foreign, absent) = (answer(&bobs), answer("999999"));
+    assert!(foreign.to_lowercase().contains("not found"), "{foreign}");
+    assert_eq!(foreign, absent, "bob's key told from no key");
+}

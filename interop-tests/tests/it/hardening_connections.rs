@@ -112,6 +112,40 @@ fn fresh_client_latency(server: &ServerProcess, n: usize) -> (Duration, Duration
     (t[n / 2], t[n - 1])
 }
 
+/// One identity holding its share of the connection slots (`--max-connections-per-identity`)
+/// is refused more, while another identity is still served; a closed connection's slot is
+/// its again. Without the share, one certificate opening `--max-connections` idle
+/// connections locked every other client out.
+#[test]
+fn one_identity_cannot_take_every_connection_slot() {
+    let server = ServerProcess::start_with_env(
+        &["--max-connections", "4"],
+        &[("KMIP_MAX_CONNECTIONS_PER_IDENTITY", "2")],
+    );
+    server.issue_client_cert("eve");
+    server.issue_client_cert("alice");
+    let query = |c: &mut kmip_client::Client| {
+        c.call(
+            kmip_codec::vocab::enums::operation::QUERY,
+            kmip_codec::Ttlv::structure(kmip_codec::vocab::tag::REQUEST_PAYLOAD, vec![]),
+        )
+        .is_ok()
+    };
+    let mut eve: Vec<kmip_client::Client> = (0..2).map(|_| server.client("eve")).collect();
+    assert!(eve.iter_mut().all(query), "eve's share is served");
+    assert!(
+        !server.serves("eve"),
+        "a third connection of eve's was served"
+    );
+    assert!(server.serves("alice"), "another identity is locked out");
+    eve.pop();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        server.serves("eve"),
+        "a closed connection's slot is not eve's again"
+    );
+}
+
 /// `count` TLS handshakes from the `addresses`, each stopped after the client's first flight
 /// (the ClientHello): the server has answered it and waits for the client's certificate.
 fn mid_handshakes(

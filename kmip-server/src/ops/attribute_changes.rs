@@ -9,7 +9,7 @@ use kmip_codec::ops::{
     AddAttributeRequest, AddAttributeResponse, DeleteAttributeRequest, DeleteAttributeResponse,
     ModifyAttributeRequest, ModifyAttributeResponse, SetAttributeRequest, SetAttributeResponse,
 };
-use kmip_codec::vocab::{enums::result_reason as rr, tag};
+use kmip_codec::vocab::tag;
 use kmip_codec::{Tag, Ttlv, Value};
 use lifecycle::attributes::same_attribute;
 use lifecycle::store::Record;
@@ -57,10 +57,7 @@ pub(crate) fn modify(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError>
         .and_then(Ttlv::as_i32)
         .unwrap_or(0);
     if index < 0 {
-        return Err(OpError::new(
-            rr::INDEX_OUT_OF_BOUNDS,
-            "negative Attribute Index",
-        ));
+        return Err(OpError::IndexOutOfBounds("negative Attribute Index".into()));
     }
     let r =
         ctx.txn
@@ -83,10 +80,7 @@ pub(crate) fn delete(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError>
     let id = ctx.uid(req.unique_identifier.as_ref())?;
     let index = req.attribute_index.unwrap_or(0);
     if index < 0 {
-        return Err(OpError::new(
-            rr::INDEX_OUT_OF_BOUNDS,
-            "negative Attribute Index",
-        ));
+        return Err(OpError::IndexOutOfBounds("negative Attribute Index".into()));
     }
     // the attribute to delete: by 1.x name, by 2.x reference, or the exact current value
     let (target, exact) =

@@ -8,29 +8,23 @@
 use super::Ctx;
 use crate::error::OpError;
 use kmip_codec::vendor::tag as vendor;
-use kmip_codec::vocab::enums::result_reason as rr;
 use kmip_codec::{Ttlv, Value};
 
 pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let data_dir = ctx.settings.data_dir.as_ref().ok_or_else(|| {
-        OpError::new(
-            rr::OPERATION_NOT_SUPPORTED,
-            "this server has no data directory to write a backup to",
+        OpError::OperationNotSupported(
+            "this server has no data directory to write a backup to".into(),
         )
     })?;
     let dir = crate::backup::backup_dir(data_dir);
-    create_private_dir(&dir).map_err(|e| {
-        OpError::new(
-            rr::GENERAL_FAILURE,
-            format!("backup directory {}: {e}", dir.display()),
-        )
-    })?;
+    create_private_dir(&dir)
+        .map_err(|e| OpError::GeneralFailure(format!("backup directory {}: {e}", dir.display())))?;
     let carried = crate::backup::carried_files(data_dir)
-        .map_err(|e| OpError::new(rr::GENERAL_FAILURE, e.to_string()))?;
+        .map_err(|e| OpError::GeneralFailure(e.to_string()))?;
     let files: Vec<(&str, &[u8])> = carried.iter().map(|(n, b)| (*n, b.as_slice())).collect();
     let mut nonce = [0u8; 6];
     openssl::rand::rand_bytes(&mut nonce)
-        .map_err(|_| OpError::new(rr::GENERAL_FAILURE, "no random bytes for a file name"))?;
+        .map_err(|_| OpError::GeneralFailure("no random bytes for a file name".into()))?;
     let name = format!(
         "backup-{}-{}.kmipbak",
         ctx.now,

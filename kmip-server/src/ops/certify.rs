@@ -7,7 +7,7 @@ use crate::ca;
 use crate::error::OpError;
 use kmip_codec::message::{FieldValue, Req};
 use kmip_codec::ops::{CertifyRequest, CertifyResponse};
-use kmip_codec::vocab::enums::{certificate_request_type as crt, result_reason as rr};
+use kmip_codec::vocab::enums::certificate_request_type as crt;
 use kmip_codec::Ttlv;
 use lifecycle::object::certify::ToCertify;
 
@@ -21,12 +21,11 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> 
                 Some(crt::PKCS_10) | None => v.0.clone(),
                 Some(crt::PEM) => openssl::x509::X509Req::from_pem(&v.0)
                     .and_then(|r| r.to_der())
-                    .map_err(|_| OpError::new(rr::INVALID_CSR, "not a PEM PKCS#10 request"))?,
+                    .map_err(|_| OpError::InvalidCsr("not a PEM PKCS#10 request".into()))?,
                 Some(other) => {
-                    return Err(OpError::new(
-                        rr::FEATURE_NOT_SUPPORTED,
-                        format!("certificate request type 0x{other:X}"),
-                    ))
+                    return Err(OpError::FeatureNotSupported(format!(
+                        "certificate request type 0x{other:X}"
+                    )))
                 }
             };
             Some(ca::parse_csr(&der)?)

@@ -2,7 +2,6 @@ use super::Ctx;
 use crate::error::OpError;
 use kmip_codec::message::FieldValue;
 use kmip_codec::ops::{CheckRequest, CheckResponse};
-use kmip_codec::vocab::enums::result_reason as rr;
 use kmip_codec::vocab::tag;
 use kmip_codec::Ttlv;
 
@@ -14,24 +13,21 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> 
     let r = ctx.txn.get(&id, ctx.now)?;
     ctx.placeholder = Some(r.id.clone());
     if r.state.is_destroyed() {
-        return Err(OpError::new(
-            rr::OBJECT_DESTROYED,
-            "the object has been destroyed",
+        return Err(OpError::ObjectDestroyed(
+            "the object has been destroyed".into(),
         ));
     }
     if let Some(want) = req.usage_limits_count {
         if lifecycle::object::usage::usage_left(&r).is_some_and(|left| want > left) {
-            return Err(OpError::new(
-                rr::USAGE_LIMIT_EXCEEDED,
-                "fewer units are left in the object's Usage Limits",
+            return Err(OpError::UsageLimitExceeded(
+                "fewer units are left in the object's Usage Limits".into(),
             ));
         }
     }
     if let Some(want) = req.lease_time {
         if i64::from(want.0) > lifecycle::object::usage::LEASE_TIME {
-            return Err(OpError::new(
-                rr::PERMISSION_DENIED,
-                "the server grants shorter leases",
+            return Err(OpError::PermissionDenied(
+                "the server grants shorter leases".into(),
             ));
         }
     }
@@ -41,9 +37,8 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> 
             .and_then(Ttlv::as_i32)
             .unwrap_or(0);
         if (have as u32) & (want as u32) != want as u32 {
-            return Err(OpError::new(
-                rr::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK,
-                "the object's usage mask does not allow that use",
+            return Err(OpError::IncompatibleUsageMask(
+                "the object's usage mask does not allow that use".into(),
             ));
         }
     }

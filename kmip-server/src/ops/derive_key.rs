@@ -3,7 +3,6 @@ use super::Ctx;
 use crate::error::OpError;
 use kmip_codec::message::{FieldValue, Req};
 use kmip_codec::ops::{DeriveKeyRequest, DeriveKeyResponse};
-use kmip_codec::vocab::enums::result_reason as rr;
 use kmip_codec::vocab::tag;
 use kmip_codec::Ttlv;
 use lifecycle::core::crypto::{CryptoParams, Derivation};
@@ -15,9 +14,8 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> 
         [one] => one.clone(),
         [] => ctx.uid(None)?,
         _ => {
-            return Err(OpError::new(
-                rr::FEATURE_NOT_SUPPORTED,
-                "derivation from several objects is not supported",
+            return Err(OpError::FeatureNotSupported(
+                "derivation from several objects is not supported".into(),
             ))
         }
     };
@@ -42,9 +40,8 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> 
     if method == kmip_codec::vocab::enums::derivation_method::HASH
         && dp.child(tag::DERIVATION_DATA).is_some()
     {
-        return Err(OpError::new(
-            rr::INVALID_MESSAGE,
-            "HASH derivation takes a base object or Derivation Data, not both",
+        return Err(OpError::InvalidMessage(
+            "HASH derivation takes a base object or Derivation Data, not both".into(),
         ));
     }
     let d = Derivation {

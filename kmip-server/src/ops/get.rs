@@ -2,7 +2,6 @@ use super::Ctx;
 use crate::error::OpError;
 use kmip_codec::message::{Enum, FieldValue, Req};
 use kmip_codec::ops::{GetRequest, GetResponse};
-use kmip_codec::vocab::enums::result_reason as rr;
 use kmip_codec::vocab::tag;
 use kmip_codec::Ttlv;
 use lifecycle::core::crypto::CryptoParams;
@@ -15,9 +14,8 @@ fn wrapping(spec: &Ttlv) -> Result<(String, CryptoParams, u32), OpError> {
     if method != Some(wrapping_method::ENCRYPT)
         || spec.child(tag::MAC_SIGNATURE_KEY_INFORMATION).is_some()
     {
-        return Err(OpError::new(
-            rr::FEATURE_NOT_SUPPORTED,
-            "only the Encrypt wrapping method is supported",
+        return Err(OpError::FeatureNotSupported(
+            "only the Encrypt wrapping method is supported".into(),
         ));
     }
     // absent, it is TTLV Encoding (KMIP 2.1 §2.1.5)
@@ -26,9 +24,8 @@ fn wrapping(spec: &Ttlv) -> Result<(String, CryptoParams, u32), OpError> {
         .and_then(Ttlv::as_enum)
         .unwrap_or(encoding_option::TTLV_ENCODING);
     if ![encoding_option::NO_ENCODING, encoding_option::TTLV_ENCODING].contains(&encoding) {
-        return Err(OpError::new(
-            rr::ENCODING_OPTION_ERROR,
-            "the Encoding Option is No Encoding or TTLV Encoding",
+        return Err(OpError::EncodingOption(
+            "the Encoding Option is No Encoding or TTLV Encoding".into(),
         ));
     }
     let info = spec
@@ -53,9 +50,8 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> 
         None => ctx.txn.export_as(&id, format, ctx.now)?,
         Some(spec) => {
             if format.is_some() {
-                return Err(OpError::new(
-                    rr::KEY_FORMAT_TYPE_NOT_SUPPORTED,
-                    "a key is wrapped in its stored format",
+                return Err(OpError::KeyFormatTypeNotSupported(
+                    "a key is wrapped in its stored format".into(),
                 ));
             }
             let (wrapping_id, params, encoding) = wrapping(spec)?;

@@ -3,7 +3,7 @@ use super::{required, single_part};
 use crate::error::OpError;
 use kmip_codec::message::{Bytes, FieldValue};
 use kmip_codec::ops::{HashRequest, HashResponse};
-use kmip_codec::vocab::enums::{hashing_algorithm as ha, result_reason as rr};
+use kmip_codec::vocab::enums::hashing_algorithm as ha;
 use kmip_codec::vocab::tag;
 use kmip_codec::Ttlv;
 use openssl::hash::MessageDigest;
@@ -29,14 +29,13 @@ pub(crate) fn apply(_ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError>
         Some(ha::SHA3_384) => MessageDigest::sha3_384(),
         Some(ha::SHA3_512) => MessageDigest::sha3_512(),
         _ => {
-            return Err(OpError::new(
-                rr::INVALID_FIELD,
-                "a supported Hashing Algorithm is required",
+            return Err(OpError::InvalidField(
+                "a supported Hashing Algorithm is required".into(),
             ))
         }
     };
     let h = openssl::hash::hash(md, required(&req.data, "Data")?)
-        .map_err(|_| OpError::new(rr::CRYPTOGRAPHIC_FAILURE, "hash"))?;
+        .map_err(|_| OpError::CryptographicFailure("hash".into()))?;
     Ok(HashResponse {
         data: Some(Bytes(h.to_vec())),
         ..Default::default()

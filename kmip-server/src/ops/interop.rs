@@ -7,22 +7,20 @@ use super::Ctx;
 use crate::error::OpError;
 use kmip_codec::message::FieldValue;
 use kmip_codec::ops::{InteropRequest, InteropResponse};
-use kmip_codec::vocab::enums::{interop_function as f, result_reason as rr};
+use kmip_codec::vocab::enums::interop_function as f;
 use kmip_codec::Ttlv;
 
 pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     if !ctx.settings.interop {
-        return Err(OpError::new(
-            rr::OPERATION_NOT_SUPPORTED,
-            "Interop is for test servers only (start with --interop)",
+        return Err(OpError::OperationNotSupported(
+            "Interop is for test servers only (start with --interop)".into(),
         ));
     }
     let req = InteropRequest::decode(payload)?;
     match req.interop_function.0 .0 {
         f::BEGIN | f::END => Ok(InteropResponse::default().encode(payload.tag)),
-        f::RESET => Err(OpError::new(
-            rr::FEATURE_NOT_SUPPORTED,
-            "Interop Reset is not supported",
+        f::RESET => Err(OpError::FeatureNotSupported(
+            "Interop Reset is not supported".into(),
         )),
         other => Err(OpError::invalid(format!(
             "unknown Interop Function 0x{other:X}"

@@ -50,7 +50,7 @@ use crate::config::Settings;
 use crate::error::OpError;
 use kmip_codec::attributes::{to_v1, to_v2};
 use kmip_codec::vendor::operation as vendor;
-use kmip_codec::vocab::enums::{operation as op, result_reason as rr};
+use kmip_codec::vocab::enums::operation as op;
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
 use lifecycle::store::Record;
@@ -85,10 +85,7 @@ impl Ctx<'_> {
         match given {
             Some(t) => Ok(t.clone()),
             None => self.placeholder.clone().ok_or_else(|| {
-                OpError::new(
-                    rr::ITEM_NOT_FOUND,
-                    "no Unique Identifier and no ID Placeholder",
-                )
+                OpError::ItemNotFound("no Unique Identifier and no ID Placeholder".into())
             }),
         }
     }
@@ -265,10 +262,9 @@ pub(crate) fn reads(code: u32) -> bool {
 
 pub(crate) fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let Some(o) = find(operation) else {
-        return Err(OpError::new(
-            rr::OPERATION_NOT_SUPPORTED,
-            format!("operation 0x{operation:X} is not supported"),
-        ));
+        return Err(OpError::OperationNotSupported(format!(
+            "operation 0x{operation:X} is not supported"
+        )));
     };
     let expanded = template::expand(ctx, operation, payload)?;
     (o.handler)(ctx, expanded.as_ref().unwrap_or(payload))
@@ -282,9 +278,9 @@ pub(crate) fn request_attributes(
     let mut out = Vec::new();
     if let Some(t) = template_attribute {
         if t.child(tag::NAME).is_some() {
-            return Err(OpError::new(
-                rr::FEATURE_NOT_SUPPORTED,
-                "templates are named in Create, Create Key Pair, Register, Derive Key and Re-key",
+            return Err(OpError::FeatureNotSupported(
+                "templates are named in Create, Create Key Pair, Register, Derive Key and Re-key"
+                    .into(),
             ));
         }
         out.extend(to_v2(t.children()).map_err(|e| OpError::invalid(e.to_string()))?);
@@ -406,9 +402,8 @@ pub(crate) fn single_part(
         || init == Some(true) && fin != Some(true)
         || fin == Some(true) && init != Some(true)
     {
-        return Err(OpError::new(
-            rr::FEATURE_NOT_SUPPORTED,
-            "multi-part cryptographic operations are not supported",
+        return Err(OpError::FeatureNotSupported(
+            "multi-part cryptographic operations are not supported".into(),
         ));
     }
     Ok(())
@@ -424,7 +419,7 @@ pub(crate) fn required<'a>(
 ) -> Result<&'a [u8], OpError> {
     data.as_ref()
         .map(|b| b.0.as_slice())
-        .ok_or_else(|| OpError::new(rr::MISSING_DATA, format!("{what} is required")))
+        .ok_or_else(|| OpError::MissingData(what.to_owned()))
 }
 
 pub(crate) fn validity(valid: bool) -> Ttlv {

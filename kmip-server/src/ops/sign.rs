@@ -3,15 +3,14 @@ use super::Ctx;
 use crate::error::OpError;
 use kmip_codec::message::{Bytes, FieldValue, Req};
 use kmip_codec::ops::{SignRequest, SignResponse};
-use kmip_codec::vocab::enums::{operation as op, result_reason as rr};
+use kmip_codec::vocab::enums::operation as op;
 use kmip_codec::Ttlv;
 
 pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = SignRequest::decode(payload)?;
     if req.digested_data.is_some() {
-        return Err(OpError::new(
-            rr::FEATURE_NOT_SUPPORTED,
-            "signing pre-digested data is not supported",
+        return Err(OpError::FeatureNotSupported(
+            "signing pre-digested data is not supported".into(),
         ));
     }
     let stream = StreamFields {

@@ -7,7 +7,7 @@
 
 use super::Ctx;
 use crate::error::OpError;
-use kmip_codec::vocab::enums::{object_type as ot, operation as op, result_reason as rr};
+use kmip_codec::vocab::enums::{object_type as ot, operation as op};
 use kmip_codec::vocab::tag;
 use kmip_codec::{Tag, Ttlv};
 
@@ -94,7 +94,7 @@ fn attributes_of(ctx: &Ctx<'_>, name: &Ttlv) -> Result<Vec<Ttlv>, OpError> {
     )?;
     let id = found
         .first()
-        .ok_or_else(|| OpError::new(rr::ITEM_NOT_FOUND, format!("no Template named {value:?}")))?;
+        .ok_or_else(|| OpError::ItemNotFound(format!("no Template named {value:?}")))?;
     let (_, template) = ctx.txn.with_operation(op::GET).export(id, ctx.now)?;
     Ok(template.children_with(tag::ATTRIBUTE).cloned().collect())
 }

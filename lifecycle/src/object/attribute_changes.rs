@@ -56,6 +56,14 @@ impl Txn {
                 .map(|(i, _)| i),
         }
         .ok_or(LifecycleError::AttributeNotFound)?;
+        // a Current Attribute names the instance to replace, of the attribute being modified:
+        // every rule below reads the new value's attribute, so replacing another attribute
+        // (a read-only one, an Object Group, a CA's issuer link) would delete it unchecked
+        if !same_attribute(&r.attributes[pos], &new) {
+            return Err(LifecycleError::InvalidField(
+                "the Current Attribute and the New Attribute are different attributes".into(),
+            ));
+        }
         if matches!(new.tag, tag::ACTIVATION_DATE | tag::DEACTIVATION_DATE)
             && r.state != State::PreActive
             && !(new.tag == tag::DEACTIVATION_DATE && r.state == State::Active)

@@ -644,7 +644,13 @@ impl Txn {
                 let private = linked(public, link_type::PRIVATE_KEY_LINK).ok_or_else(|| {
                     LifecycleError::InvalidField("the public key has no private key".into())
                 })?;
-                let owner = self.store.get(&private)?.ok_or(LifecycleError::NotFound)?;
+                // a key the caller cannot see is not found, as everywhere: the link is the
+                // caller's to point anywhere, and must not tell another's key from none
+                let owner = self
+                    .store
+                    .get(&private)?
+                    .filter(|r| self.visible(r))
+                    .ok_or(LifecycleError::NotFound)?;
                 if !self.owns(&owner) {
                     return Err(LifecycleError::PermissionDenied(
                         "only the owner of a private key self-signs with it".into(),
@@ -1006,7 +1012,11 @@ impl Txn {
     ) -> Result<Record, LifecycleError> {
         let (mut p, spki) = self.spki(public, now)?;
         let private = self.generated_pair(&p)?;
-        let owner = self.store.get(&private)?.ok_or(LifecycleError::NotFound)?;
+        let owner = self
+            .store
+            .get(&private)?
+            .filter(|r| self.visible(r))
+            .ok_or(LifecycleError::NotFound)?;
         if !self.owns(&owner) {
             return Err(LifecycleError::PermissionDenied(
                 "only the owner of a CA's private key imports a certificate for it".into(),

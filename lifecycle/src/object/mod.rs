@@ -639,6 +639,43 @@ mod tests {
             .expect("the grant still serves what it grants");
     }
 
+    /// Modify Attribute replaces an instance of the attribute it modifies, never another one:
+    /// every rule reads the new value's attribute, so a Current Attribute of another kind would
+    /// delete it unchecked (a grantee's Object Group, a read-only Digest).
+    #[test]
+    fn modify_replaces_only_the_attribute_it_modifies() {
+        use kmip_codec::vocab::enums::operation as op;
+        let m = manager();
+        let text = |t: Tag, v: &str| Ttlv::new(t, Value::TextString(v.into()));
+        let mut attrs = aes(128, "k");
+        attrs.push(text(tag::OBJECT_GROUP, "shared"));
+        let k = m.create(ot::SYMMETRIC_KEY, attrs, 10).unwrap();
+        let contact = text(tag::CONTACT_INFORMATION, "was here");
+        let group = text(tag::OBJECT_GROUP, "shared");
+        let digest = k
+            .attributes
+            .iter()
+            .find(|a| a.tag == tag::DIGEST)
+            .cloned()
+            .expect("a generated key has a Digest");
+        for current in [&group, &digest] {
+            let r = m.modify_attribute(&k.id, Some(current), contact.clone(), 0, 11);
+            assert!(
+                matches!(r, Err(LifecycleError::InvalidField(_))),
+                "{:?} replaced: {r:?}",
+                current.tag
+            );
+        }
+        let after = m.get(&k.id, 12).unwrap();
+        assert!(after.attributes.contains(&group) && after.attributes.contains(&digest));
+        // the same attribute's instance is still replaced
+        let renamed = m
+            .with_operation(op::MODIFY_ATTRIBUTE)
+            .modify_attribute(&k.id, Some(&name("k")), name("k2"), 0, 13)
+            .unwrap();
+        assert!(renamed.attributes.contains(&name("k2")));
+    }
+
     /// Requests that each find a name free before either commits: the store's check inside
     /// the write transaction lets one of them have it.
     #[test]
