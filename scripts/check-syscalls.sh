@@ -2,8 +2,9 @@
 # Checks a unit's SystemCallFilter against what the server really calls: runs kmip-server
 # under strace from its first start (CA, master key, store) through TLS handshakes good and
 # bad, kmip-ca's key generation, certification, listing, revocation and CRL, kmip-admin's
-# inventory and a backup the server writes while it serves, the metrics and health endpoints, a reload (SIGHUP) and a stop (SIGTERM), and fails if it made a system call
-# the unit's filter denies.
+# inventory and a backup the server writes while it serves, the metrics and health endpoints, a reload (SIGHUP) and a stop (SIGTERM), then two starts with the master key sealed
+# under a SoftHSM2 token (when installed), and fails if it made a system call the unit's
+# filter denies.
 #
 #   scripts/check-syscalls.sh UNIT_FILE KMIP_SERVER KMIP_CA KMIP_ADMIN
 set -euo pipefail
@@ -64,13 +65,52 @@ wait "$tracer"
 pid=""
 grep -q reloaded "$work/server.log"
 
+# the master key sealed under a PKCS#11 token (SoftHSM2, when installed): the module runs in
+# the server's process, so its system calls must pass the filter too. First start (the
+# token's key made, the master key sealed under it), a client, a stop, and a second start
+# that unseals through the token
+softhsm=/usr/lib/softhsm/libsofthsm2.so
+traces=("$work/strace.txt")
+if [ -e "$softhsm" ] && command -v softhsm2-util >/dev/null; then
+  mkdir -p "$work/hsm/tokens"
+  printf 'directories.tokendir = %s\nobjectstore.backend = file\n' "$work/hsm/tokens" \
+    >"$work/hsm/softhsm2.conf"
+  export SOFTHSM2_CONF=$work/hsm/softhsm2.conf
+  softhsm2-util --init-token --free --label kmip --so-pin 87654321 --pin 12345678 >/dev/null
+  (umask 077 && echo 12345678 >"$work/hsm/pin")
+  for run in 1 2; do
+    strace -f -c -o "$work/strace-pkcs11-$run.txt" -- "$server" --data-dir "$work/hsm-data" \
+      --listen "127.0.0.1:$port" --seal pkcs11 --pkcs11-module "$softhsm" \
+      --pkcs11-token kmip --pkcs11-pin-file "$work/hsm/pin" --pkcs11-key kmip-master \
+      >"$work/server.log" 2>&1 &
+    tracer=$!
+    for _ in $(seq 50); do
+      pid=$(pgrep -P "$tracer" || true)
+      [ -n "$pid" ] && break
+      sleep 0.1
+    done
+    for _ in $(seq 100); do
+      grep -q listening "$work/server.log" 2>/dev/null && break
+      sleep 0.2
+    done
+    grep -q listening "$work/server.log"
+    "$admin" --server "127.0.0.1:$port" --data-dir "$work/hsm-data" list --json >/dev/null
+    kill -TERM "$pid"
+    wait "$tracer"
+    pid=""
+    traces+=("$work/strace-pkcs11-$run.txt")
+  done
+else
+  echo "SoftHSM2 is not installed: the PKCS#11 seal's system calls are not checked" >&2
+fi
+
 # the syscalls the unit allows: its SystemCallFilter lines (an allow list, then ~ deny lists),
 # with systemd's @groups expanded by systemd-analyze itself
 systemd-analyze syscall-filter --no-pager 2>/dev/null >"$work/groups.txt"
-python3 - "$unit" "$work/groups.txt" "$work/strace.txt" <<'EOF'
+python3 - "$unit" "$work/groups.txt" "${traces[@]}" <<'EOF'
 import re, sys
 
-unit, groups_file, strace_file = sys.argv[1:]
+unit, groups_file, strace_files = sys.argv[1], sys.argv[2], sys.argv[3:]
 groups, current = {}, None
 for line in open(groups_file):
     if line.startswith("@"):
@@ -100,13 +140,14 @@ if allowed is None:
     sys.exit(f"{unit} has no SystemCallFilter")
 
 called = set()
-for line in open(strace_file):
-    cols = line.split()
-    # the rows of strace's table: "% time, seconds, usecs/call, calls, [errors,] syscall"
-    if len(cols) >= 5 and re.fullmatch(r"[0-9.]+", cols[0]) and cols[-1] != "total":
-        called.add(cols[-1])
+for strace_file in strace_files:
+    for line in open(strace_file):
+        cols = line.split()
+        # the rows of strace's table: "% time, seconds, usecs/call, calls, [errors,] syscall"
+        if len(cols) >= 5 and re.fullmatch(r"[0-9.]+", cols[0]) and cols[-1] != "total":
+            called.add(cols[-1])
 denied = sorted(called - allowed)
-print(f"system calls made: {len(called)}, all allowed by the unit" if not denied else "")
+print(f"system calls made: {len(called)} ({len(strace_files)} runs), all allowed by the unit" if not denied else "")
 if denied:
     sys.exit(f"the unit's SystemCallFilter denies what the server called: {' '.join(denied)}")
 EOF
