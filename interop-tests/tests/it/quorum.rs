@@ -439,6 +439,75 @@ fn approvals_survive_a_restart() {
     assert_eq!(state(&mut app, &key), Some(5), "destroyed");
 }
 
+/// Approval requests and the approvals given are store values, which backups carry: in a
+/// directory restored from a backup, the approval given before the backup still counts.
+#[test]
+fn approvals_survive_a_backup_and_restore() {
+    let args = ["--admin", ADMINS, "--quorum", "payments=2:Destroy Get"];
+    let server = start(&[]);
+    let mut app = server.client("app");
+    let key = create_aes(&mut app, 256, vec![group("payments")]);
+    let id = named_request(&get(&mut app, &key).unwrap_err());
+    approve(&server, "c1", &id);
+    let work = tempfile::tempdir().unwrap();
+    let backup = work.path().join("quorum.kmipbak");
+    server.admin_command(&["backup", "--out", backup.to_str().unwrap()]);
+    drop(app);
+    let old = server.stop();
+    // the operator brings the master key and the TLS material; the backup carries the rest
+    let restored = tempfile::tempdir().unwrap();
+    let r =
+        interop_tests::kmip_server_command(restored.path(), &["restore", backup.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", output_text(&r));
+    std::fs::copy(
+        old.path().join("master.key"),
+        restored.path().join("master.key"),
+    )
+    .unwrap();
+    let tls = restored.path().join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    for f in std::fs::read_dir(old.path().join("tls")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), tls.join(f.file_name())).unwrap();
+    }
+    let server = ServerProcess::try_start_in(restored, &args)
+        .unwrap_or_else(|(_, log)| panic!("restored: {log}"));
+    let listed = open_requests(&server);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["approvers"], serde_json::json!(["c1"]));
+    approve(&server, "c2", &id);
+    let mut app = server.client("app");
+    assert!(get(&mut app, &key)
+        .expect("approved")
+        .symmetric_key
+        .is_some());
+}
+
+/// The same request sent by several connections of one client at the same moment opens one
+/// approval request, which every one of them is told to wait for.
+#[test]
+fn identical_requests_at_once_open_one_approval_request() {
+    let server = start(&[]);
+    let key = create_aes(&mut server.client("app"), 256, vec![group("payments")]);
+    let clients: Vec<Client> = (0..8).map(|_| server.client("app")).collect();
+    let start = std::sync::Barrier::new(clients.len());
+    let named: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = clients
+            .into_iter()
+            .map(|mut app| {
+                let (start, key) = (&start, &key);
+                s.spawn(move || {
+                    start.wait();
+                    named_request(&get(&mut app, key).expect_err("needs approvals"))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(open_requests(&server).len(), 1, "{named:?}");
+    assert!(named.iter().all(|n| *n == named[0]), "{named:?}");
+}
+
 #[test]
 fn an_object_leaves_its_group_only_with_the_quorum() {
     let server = start(&[]);

@@ -14,6 +14,26 @@ use serde_json::{json, Value as J};
 /// Where requests are stored among the store's named values.
 pub const APPROVAL_PREFIX: &str = "approval/";
 
+/// Where the identifier of the request a synchronous client's exact request opened is kept
+/// (one value per requester, operation, object and payload): the one value two identical
+/// requests sent at the same moment both read and write, so that the store lets one of them
+/// open a request and runs the other again, to find it.
+const SLOT_PREFIX: &str = "approval-slot/";
+
+fn slot_name(requester: &str, what: &NewApproval) -> String {
+    let mut h = openssl::sha::Sha256::new();
+    for part in [
+        requester.as_bytes(),
+        &what.operation.to_be_bytes(),
+        what.object.as_bytes(),
+        what.digest.as_bytes(),
+    ] {
+        h.update(&(part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    format!("{SLOT_PREFIX}{}", hex(&h.finish()))
+}
+
 /// The most open requests one identity may have: a compromised client must not bury the
 /// custodians' list (each open request is also scanned by every guarded request).
 pub const MAX_OPEN_PER_REQUESTER: usize = 100;
@@ -316,9 +336,16 @@ impl Txn {
         // into the message's changes, past any savepoint: a request refused because it waits
         // for approvals fails its item, and an undone batch (Undo) must not take back the
         // approval request its answer names
-        match &self.writes {
-            Some(message) => self.save_approval_in(&**message, &r)?,
-            None => self.save_approval(&r)?,
+        let store: &dyn Store = match &self.writes {
+            Some(message) => &**message,
+            None => &*self.store,
+        };
+        self.save_approval_in(store, &r)?;
+        if !r.what.asynchronous {
+            store.commit(vec![Change::PutValue(
+                slot_name(&r.requester, &r.what),
+                r.id.clone().into_bytes(),
+            )])?;
         }
         self.event("requested", r.requester.clone(), &r);
         Ok(r)
@@ -383,30 +410,20 @@ impl Txn {
         now: i64,
     ) -> Result<Option<ApprovalRequest>, LifecycleError> {
         let me = self.identity();
-        for (name, bytes) in self.store.values_with_prefix(APPROVAL_PREFIX)? {
-            let Some(r) = serde_json::from_slice::<J>(&bytes)
-                .ok()
-                .as_ref()
-                .and_then(ApprovalRequest::from_json)
-            else {
-                continue;
-            };
-            let same = r.requester == me
+        // read by name, absent or not: a read the commit checks, so that two messages opening
+        // or using the one request conflict
+        let Some(id) = self.store.value(&slot_name(&me, what))? else {
+            return Ok(None);
+        };
+        let id = String::from_utf8_lossy(&id).into_owned();
+        Ok(self.approval(&id, expiry, now)?.filter(|r| {
+            r.state.open()
+                && r.requester == me
                 && !r.what.asynchronous
                 && r.what.operation == what.operation
                 && r.what.object == what.object
                 && r.what.digest == what.digest
-                && r.state.open();
-            if same {
-                let id = name.trim_start_matches(APPROVAL_PREFIX);
-                // read again by name: a read the commit checks, so that two messages using
-                // the one approval conflict
-                if let Some(r) = self.approval(id, expiry, now)?.filter(|r| r.state.open()) {
-                    return Ok(Some(r));
-                }
-            }
-        }
-        Ok(None)
+        }))
     }
 
     /// An administrator approves a request. Another administrator than the requester; one
@@ -585,6 +602,41 @@ mod tests {
 
     fn as_(m: &Manager, who: &str, admin: bool) -> Txn {
         m.autocommit(Some(caller(who, admin)))
+    }
+
+    /// Two identical synchronous requests in two messages at once: each finds no request and
+    /// opens one, but both read and write the one slot, so the store lets one commit and the
+    /// other (run again by the server) finds that request.
+    #[test]
+    fn two_identical_requests_at_once_open_one() {
+        let m = manager();
+        let message = || m.begin(Some(caller("alice", false)));
+        let (a, b) = (message(), message());
+        for t in [&a, &b] {
+            assert!(t.matching_approval(&what(), EXPIRY, 10).unwrap().is_none());
+            t.request_approval(what(), 10).unwrap();
+        }
+        a.commit().unwrap();
+        assert!(
+            matches!(
+                b.commit(),
+                Err(LifecycleError::Store(crate::store::StoreError::Conflict(_)))
+            ),
+            "the second request was opened beside the first"
+        );
+        let found = message().matching_approval(&what(), EXPIRY, 11).unwrap();
+        assert!(
+            found.is_some(),
+            "the request sent again finds the one opened"
+        );
+        let other = NewApproval {
+            digest: "d2".into(),
+            ..what()
+        };
+        assert!(message()
+            .matching_approval(&other, EXPIRY, 11)
+            .unwrap()
+            .is_none());
     }
 
     #[test]
