@@ -311,6 +311,8 @@ pub struct Prepared {
     response: Ttlv,
     record: crate::audit::Ticket,
     txn: lifecycle::Txn,
+    /// How long running the batch took.
+    ran: std::time::Duration,
 }
 
 impl Prepared {
@@ -328,6 +330,7 @@ impl Prepared {
 
 /// The response and the audit record, without the commit ([`finish`] makes it).
 fn prepare(server: &Server, origin: Origin<'_>, message: &Message) -> Prepared {
+    let started = std::time::Instant::now();
     let now = crate::now();
     let certificate = origin.identity;
     // the certificate authenticates the connection; a bound username may make the request
@@ -381,6 +384,7 @@ fn prepare(server: &Server, origin: Origin<'_>, message: &Message) -> Prepared {
             record: server.audit.append(record),
             response: resp,
             txn,
+            ran: started.elapsed(),
         }
     }
 }
@@ -394,6 +398,11 @@ fn attempts(items: usize) -> usize {
 
 /// The batch items a message may run, all its runs together, when it keeps losing races.
 const RERUN_ITEMS: usize = 256;
+
+/// The time a message's runs may take together before a lost race is the client's to retry:
+/// what bounds the work of costly items (a PBKDF2 derivation of millions of iterations runs
+/// once or twice, not 32 times), where counting items does not.
+const RERUN_TIME: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// How long a message that lost a race waits for the object before it runs again anyway.
 const AGAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -448,6 +457,7 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
     let identity = origin.identity;
     let items = message.typed.as_ref().map_or(1, |m| m.batch_item.len());
     let attempts = attempts(items);
+    let mut spent = std::time::Duration::ZERO;
     // the object this message runs again alone for: one at most, so that no message holds
     // one turn while it waits for another
     let mut again: Option<Again> = None;
@@ -459,8 +469,10 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
             record,
             txn,
             acting,
+            ran,
             ..
         } = prepared;
+        spent += ran;
         let result = server
             .audit
             .wait_blocking(&record)
@@ -475,7 +487,7 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
             Ok(r) => return r,
             Err(Failed::Lifecycle(lifecycle::LifecycleError::Store(
                 lifecycle::store::StoreError::Conflict(id),
-            ))) if attempt < attempts => {
+            ))) if attempt < attempts && spent < RERUN_TIME => {
                 tracing::debug!(identity, object = %id, attempt, "lost a race: run again");
                 crate::metrics::get().conflict();
                 let resp = message_error(

@@ -942,3 +942,179 @@ fn a_self_signed_certify_does_not_tell_foreign_keys_from_absent_ones() {
     assert!(foreign.to_lowercase().contains("not found"), "{foreign}");
     assert_eq!(foreign, absent, "bob's key told from no key");
 }
+
+/// Finding: the owner of an intermediate's key pair self-signed a new root on it (or had
+/// another of its own roots certify it): the server then signed, with the intermediate's key,
+/// names outside the root's constraints and sub-CAs past its path length. A key pair the
+/// server made a CA of takes new CA certificates only from its own issuer, even once its
+/// record is destroyed.
+#[test]
+fn an_intermediate_key_pair_is_never_made_a_ca_again_elsewhere() {
+    let server = ServerProcess::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let ca = Ca {
+        server: &server,
+        dir: work.path(),
+    };
+    let (_, int) = pki(&ca, &["example.com"]);
+    let mut admin = server.client("admin");
+    let int_public = linked(&mut admin, &int, link_type::PUBLIC_KEY_LINK);
+    let as_root = |c: &mut Client| {
+        certify(
+            c,
+            &int_public,
+            &[
+                ("ca-profile", "root"),
+                ("ca-subject", "CN=Test Issuing CA,O=Example"),
+            ],
+        )
+    };
+    let refused = as_root(&mut admin).expect_err("the intermediate's key pair became a root");
+    assert!(refused.contains("a CA of this server already"), "{refused}");
+    // another root of the same owner certifying the intermediate's key pair
+    let other = id(&ca.ok(&[
+        "init-root",
+        "--subject",
+        "CN=Other Root",
+        "--out",
+        "other.pem",
+    ]));
+    let by_other = admin.op::<_, CertifyResponse>(
+        op::CERTIFY,
+        &CertifyRequest {
+            unique_identifier: uid(&int_public),
+            attributes: Some(Ttlv::structure(
+                tag::ATTRIBUTES,
+                vec![
+                    custom("ca-profile", "intermediate"),
+                    custom("ca-subject", "CN=Test Issuing CA,O=Example"),
+                    custom("ca-issuer", &other),
+                ],
+            )),
+            ..Default::default()
+        },
+    );
+    assert!(
+        by_other.is_err(),
+        "certified again by another root: {by_other:?}"
+    );
+    // the intermediate's record destroyed: its key pair is still bound
+    ca.ok(&["revoke", &int, "--reason", "superseded"]);
+    let _: DestroyResponse = admin
+        .op(
+            op::DESTROY,
+            &DestroyRequest {
+                unique_identifier: uid(&int),
+            },
+        )
+        .unwrap();
+    let again = as_root(&mut admin).expect_err("a destroyed record freed its key pair");
+    assert!(again.contains("a CA of this server already"), "{again}");
+    // a root still renews itself, an intermediate through its issuer
+    let renewed = ca.ok(&["renew", &other, "--out", "other-renewed.pem"]);
+    assert_ne!(id(&renewed), other);
+}
+
+/// Finding: the signatures a CA key makes did not count against its Usage Limits; a key
+/// limited to one object signed any number of certificates.
+#[test]
+fn ca_signatures_count_against_usage_limits() {
+    let server = ServerProcess::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let ca = Ca {
+        server: &server,
+        dir: work.path(),
+    };
+    let root = id(&ca.ok(&[
+        "init-root",
+        "--subject",
+        "CN=Limited Root",
+        "--out",
+        "r.pem",
+    ]));
+    let mut admin = server.client("admin");
+    let public = linked(&mut admin, &root, link_type::PUBLIC_KEY_LINK);
+    let private = linked(&mut admin, &public, link_type::PRIVATE_KEY_LINK);
+    let _: AddAttributeResponse = admin
+        .op(
+            op::ADD_ATTRIBUTE,
+            &AddAttributeRequest {
+                unique_identifier: uid(&private),
+                new_attribute: Some(Ttlv::structure(
+                    tag::NEW_ATTRIBUTE,
+                    vec![Ttlv::structure(
+                        tag::USAGE_LIMITS,
+                        vec![
+                            item(tag::USAGE_LIMITS_TOTAL, Value::LongInteger(1)),
+                            item(tag::USAGE_LIMITS_UNIT, Value::Enumeration(2)),
+                        ],
+                    )],
+                )),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let issue = |n: &str| {
+        ca.run_as(
+            "admin",
+            &[
+                "issue",
+                "--issuer",
+                &root,
+                "--profile",
+                "client",
+                "--subject",
+                n,
+                "--out",
+                "leaf.pem",
+            ],
+        )
+    };
+    assert!(issue("CN=first").status.success(), "the one use");
+    let second = issue("CN=second");
+    assert!(
+        !second.status.success(),
+        "a second signature past the limit"
+    );
+}
+
+/// Finding: a CN with an underscore (`a_b.evil.org`) was not read as a host name, so the name
+/// constraints never saw it, while OpenSSL reads it as one.
+#[test]
+fn a_cn_with_an_underscore_is_bound_by_the_name_constraints() {
+    let server = ServerProcess::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let ca = Ca {
+        server: &server,
+        dir: work.path(),
+    };
+    let (_, int) = pki(&ca, &["example.com"]);
+    for cn in ["CN=a_b.evil.org", "CN=x.evil.org"] {
+        let why = ca.refused(
+            "admin",
+            &[
+                "issue",
+                "--issuer",
+                &int,
+                "--profile",
+                "client",
+                "--subject",
+                cn,
+                "--out",
+                "leaf.pem",
+            ],
+        );
+        assert!(why.contains("outside the name constraints"), "{cn}: {why}");
+    }
+    ca.ok(&[
+        "issue",
+        "--issuer",
+        &int,
+        "--profile",
+        "client",
+        "--subject",
+        "CN=a_b.example.com",
+        "--out",
+        "leaf.pem",
+    ]);
+}

@@ -19,8 +19,18 @@
 //! issues under the owner's CA records, under their rules.
 
 use super::*;
+
+/// Who would issue a new CA certificate for a key pair ([`Txn::keeps_its_issuer`]).
+#[derive(Clone, Copy)]
+enum NewIssuer<'a> {
+    /// The key pair itself: a root.
+    SelfSigned,
+    /// The CA with this certificate here.
+    By(&'a str),
+    /// A CA outside this server (Import CA).
+    Outside,
+}
 use crate::core::pki::{self, IssuerKey, SubjectKey};
-use crate::state::Usage;
 use kmip_codec::vocab::enums::{cryptographic_usage_mask as um, revocation_reason_code};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyIdMethod, SanType,
@@ -326,9 +336,17 @@ fn names_of(params: &CertificateParams) -> Result<Vec<(String, Name)>, Lifecycle
             rcgen::DnValue::Ia5String(s) => s.as_str(),
             _ => continue,
         };
-        // as openssl reads a CN: anything of letters, digits, hyphens and dots (an IPv4
-        // address too) is a DNS name
-        if cn.contains('.') && host_name(cn.strip_prefix("*.").unwrap_or(cn)) {
+        // as openssl reads a CN (cn2dnsid): anything of letters, digits, hyphens, underscores
+        // and dots (an IPv4 address too) is a DNS name, which the constraints then bind
+        let openssl_dns = |h: &str| {
+            !h.is_empty()
+                && h.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                })
+        };
+        if cn.contains('.') && openssl_dns(cn.strip_prefix("*.").unwrap_or(cn)) {
             out.push((format!("CN={cn}"), Name::Dns(cn.to_ascii_lowercase())));
         } else if let Ok(a) = cn.parse::<std::net::IpAddr>() {
             out.push((format!("CN={cn}"), Name::Ip(a)));
@@ -563,7 +581,45 @@ impl Txn {
                 private
             }
         };
-        Ok(self.key_for(&private, Usage::Protect, mask_bit, now)?.1)
+        // a signature is a use of the key: counted against its Usage Limits
+        Ok(self.key_to_protect(&private, mask_bit, 0, now)?.1)
+    }
+
+    /// A key pair the server made a CA of (a root, or an intermediate under one of its CAs)
+    /// keeps that authority and its limits: a new CA record for it comes only from the issuer
+    /// of the ones it has (a renewal: a root signing itself again, an intermediate renewed by
+    /// its issuer), never from another issuer, a signature of its own, or outside (Import CA),
+    /// any of which would let its owner step out of the name constraints, path lengths and
+    /// validity of the CAs above. Destroyed records count too: destroying an intermediate's
+    /// record does not free its key pair from the rules it was made under.
+    fn keeps_its_issuer(&self, private: &str, new: NewIssuer<'_>) -> Result<(), LifecycleError> {
+        let bound = item_index_key(&ca_attr("ca-key", Value::TextString(private.to_owned())))
+            .ok_or_else(|| LifecycleError::InvalidField("ca-key".into()))?;
+        for other in self.store.lookup(&bound)? {
+            let Some(r) = self.store.peek(&other)? else {
+                continue;
+            };
+            let made_here = ca_text(&r, "ca-key").as_deref() == Some(private)
+                && ca_text(&r, "ca-profile").as_deref() != Some("imported");
+            if !made_here {
+                continue;
+            }
+            let issuer = ca_text(&r, "ca-issuer");
+            let renewal = match new {
+                NewIssuer::SelfSigned => issuer.as_deref() == Some(r.id.as_str()),
+                NewIssuer::By(id) => issuer.as_deref() == Some(id),
+                NewIssuer::Outside => false,
+            };
+            if !renewal {
+                return Err(LifecycleError::PermissionDenied(format!(
+                    "this key pair is a CA of this server already (certificate {}): its CA \
+                     certificates come from its issuer here, not from another issuer, itself \
+                     or outside",
+                    r.id
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The private key the server generated together with `public`: both made here (Create
@@ -657,10 +713,12 @@ impl Txn {
                     ));
                 }
                 if new_path_len.is_some() {
-                    ca_private = Some(self.generated_pair(public)?);
+                    let pair = self.generated_pair(public)?;
+                    self.keeps_its_issuer(&pair, NewIssuer::SelfSigned)?;
+                    ca_private = Some(pair);
                 }
                 let key = self
-                    .key_for(&private, Usage::Protect, um::CERTIFICATE_SIGN, now)?
+                    .key_to_protect(&private, um::CERTIFICATE_SIGN, 0, now)?
                     .1;
                 (None, key)
             }
@@ -676,6 +734,9 @@ impl Txn {
                     ca_private = Some(self.generated_pair(public)?);
                 }
                 let ca = self.ca(id, now)?;
+                if let Some(pair) = &ca_private {
+                    self.keeps_its_issuer(pair, NewIssuer::By(&ca.cert.id))?;
+                }
                 if new_path_len.is_some() {
                     if ca.path_len == 0 {
                         return Err(LifecycleError::PermissionDenied(
@@ -995,7 +1056,7 @@ impl Txn {
             LifecycleError::InvalidField("the public key has no private key".into())
         })?;
         let key = self
-            .key_for(&private, Usage::Protect, um::CERTIFICATE_SIGN, now)?
+            .key_to_protect(&private, um::CERTIFICATE_SIGN, 0, now)?
             .1;
         let mut p = CertificateParams::default();
         p.distinguished_name = parse_dn(subject)?;
@@ -1022,25 +1083,7 @@ impl Txn {
                 "only the owner of a CA's private key imports a certificate for it".into(),
             ));
         }
-        // a key pair the server already made a CA of (a root, or an intermediate under one of
-        // its CAs) keeps that authority and its limits: a certificate made outside would let
-        // its owner step out of the name constraints and path lengths of the CAs above
-        let bound = item_index_key(&ca_attr("ca-key", Value::TextString(private.clone())))
-            .ok_or_else(|| LifecycleError::InvalidField("ca-key".into()))?;
-        for other in self.store.lookup(&bound)? {
-            let Some(r) = self.store.peek(&other)? else {
-                continue;
-            };
-            let made_here = ca_text(&r, "ca-key").as_deref() == Some(private.as_str())
-                && ca_text(&r, "ca-profile").as_deref() != Some("imported");
-            if made_here && !r.state.is_destroyed() {
-                return Err(LifecycleError::PermissionDenied(
-                    "this key pair is a CA of this server already: its certificates come from \
-                     its issuer here, not from outside"
-                        .into(),
-                ));
-            }
-        }
+        self.keeps_its_issuer(&private, NewIssuer::Outside)?;
         let x = openssl::x509::X509::from_der(&ca.der).map_err(crate::core::CoreError::from)?;
         let theirs = x
             .public_key()
