@@ -4,7 +4,7 @@
 //! holds key schedules and plaintext.
 
 use super::crypto::{CipherStream, CryptoParams};
-use super::CoreError;
+use super::{CoreError, Secret};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ pub const MAX_BUFFERED_TOTAL: usize = 16 * MAX_BUFFERED;
 pub const STREAM_IDLE: Duration = Duration::from_secs(600);
 
 /// What an open stream holds between its parts.
-pub enum StreamState {
+pub(crate) enum StreamState {
     /// Encrypt or Decrypt: each part is processed as it arrives.
     Cipher(CipherStream),
     /// Sign, Signature Verify, MAC, MAC Verify: the data is gathered and processed at the end.
@@ -43,14 +43,14 @@ pub struct Stream {
     pub operation: u32,
     /// The Cryptographic Parameters it was opened with.
     pub params: CryptoParams,
-    /// The cipher in progress, or the data gathered so far.
-    pub state: StreamState,
+    /// The cipher in progress, or the data gathered so far: the core's alone.
+    pub(in crate::core) state: StreamState,
     touched: Instant,
 }
 
 impl Stream {
     /// A stream as it opens, not yet idle.
-    pub fn new(
+    pub(crate) fn new(
         owner: Option<String>,
         key_id: String,
         operation: u32,
@@ -72,6 +72,48 @@ impl Stream {
         match &self.state {
             StreamState::Buffer(b) => b.len(),
             StreamState::Cipher(_) => 0,
+        }
+    }
+
+    /// A Sign, Signature Verify, MAC or MAC Verify stream: its parts are gathered and the
+    /// operation done on the whole at the end.
+    pub fn gathering(
+        owner: Option<String>,
+        key_id: String,
+        operation: u32,
+        params: CryptoParams,
+    ) -> Stream {
+        Stream::new(
+            owner,
+            key_id,
+            operation,
+            params,
+            StreamState::Buffer(Zeroizing::new(Vec::new())),
+        )
+    }
+
+    /// Process one more part of an Encrypt or Decrypt stream: its output.
+    pub fn update(&mut self, data: &[u8]) -> Result<Vec<u8>, CoreError> {
+        match &mut self.state {
+            StreamState::Cipher(c) => c.update(data),
+            StreamState::Buffer(_) => Err(CoreError::InvalidCorrelation),
+        }
+    }
+
+    /// Close an Encrypt or Decrypt stream: the last output, and the GCM tag (Encrypt) or the
+    /// tag checked (Decrypt).
+    pub fn finish(self, tag: Option<&[u8]>) -> Result<(Vec<u8>, Option<Vec<u8>>), CoreError> {
+        match self.state {
+            StreamState::Cipher(c) => c.finish(tag),
+            StreamState::Buffer(_) => Err(CoreError::InvalidCorrelation),
+        }
+    }
+
+    /// Close a buffered stream: its parameters and every part's data, in order.
+    pub fn into_data(self) -> Result<(CryptoParams, Secret), CoreError> {
+        match self.state {
+            StreamState::Buffer(mut b) => Ok((self.params, Secret::new(std::mem::take(&mut *b)))),
+            StreamState::Cipher(_) => Err(CoreError::InvalidCorrelation),
         }
     }
 
