@@ -50,7 +50,7 @@ pub struct Material(pub(in crate::core) Secret);
 impl Material {
     /// The object a client supplies (Register, a certificate the server made): encoded here,
     /// and from then on readable only by the core.
-    pub fn of_object(object: &Ttlv) -> Material {
+    pub(crate) fn of_object(object: &Ttlv) -> Material {
         Material(Secret::new(kmip_codec::encode(object)))
     }
 }
@@ -73,18 +73,18 @@ impl std::fmt::Debug for Material {
 /// What a new object says of itself, read while it is sealed so that nothing decodes it
 /// again: its attributes as the key block or certificate states them.
 #[derive(Debug, Default)]
-pub struct Facts {
+pub(crate) struct Facts {
     /// Cryptographic Algorithm from the key block.
-    pub algorithm: Option<Ttlv>,
+    pub(crate) algorithm: Option<Ttlv>,
     /// Cryptographic Length from the key block.
-    pub length: Option<Ttlv>,
+    pub(crate) length: Option<Ttlv>,
     /// Digest of a key: SHA-256 of its key material as stored, with its Key Format Type (not
     /// for Secret Data, where a digest of a password would invite a dictionary attack).
-    pub digest: Option<Ttlv>,
+    pub(crate) digest: Option<Ttlv>,
     /// A certificate's Certificate Type.
-    pub certificate_type: Option<Ttlv>,
+    pub(crate) certificate_type: Option<Ttlv>,
     /// A certificate's DER (public).
-    pub certificate: Option<Vec<u8>>,
+    pub(crate) certificate: Option<Vec<u8>>,
 }
 
 /// Whether an object may leave the server, and how: read from its attributes (Extractable,
@@ -130,8 +130,11 @@ impl ExportRule {
 /// identifier is opened again. Bounded; [`Core::forget`] drops an entry without opening anything.
 #[derive(Default)]
 pub(crate) struct ParsedKeys {
-    keys: Mutex<HashMap<String, (Vec<u8>, Arc<crypto::KeyMaterial>)>>,
+    keys: Mutex<HashMap<String, Entry>>,
 }
+
+/// The sealed bytes an entry was opened from, and the opened key.
+type Entry = (Vec<u8>, Arc<crypto::KeyMaterial>);
 
 const PARSED_MAX: usize = 4096;
 
@@ -171,7 +174,11 @@ impl ParsedKeys {
 
 impl Core {
     /// Seal new object `id`: its sealed bytes, and what it says of itself.
-    pub fn seal_new(&self, id: &str, material: &Material) -> Result<(Vec<u8>, Facts), CoreError> {
+    pub(crate) fn seal_new(
+        &self,
+        id: &str,
+        material: &Material,
+    ) -> Result<(Vec<u8>, Facts), CoreError> {
         let (mut obj, _) = kmip_codec::decode(material.0.expose(), &Limits::default())
             .map_err(|_| CoreError::InvalidField("object".into()))?;
         let mut facts = Facts::default();
@@ -252,22 +259,35 @@ impl Core {
     }
 
     /// Encrypt with `key`.
-    pub fn encrypt(&self, key: &Sealed, input: &CipherInput<'_>) -> Result<Encrypted, CoreError> {
+    pub(crate) fn encrypt(
+        &self,
+        key: &Sealed,
+        input: &CipherInput<'_>,
+    ) -> Result<Encrypted, CoreError> {
         crypto::encrypt(&*self.key(key)?, input)
     }
 
     /// Decrypt with `key`; the plaintext is the client's data.
-    pub fn decrypt(&self, key: &Sealed, input: &CipherInput<'_>) -> Result<Secret, CoreError> {
+    pub(crate) fn decrypt(
+        &self,
+        key: &Sealed,
+        input: &CipherInput<'_>,
+    ) -> Result<Secret, CoreError> {
         crypto::decrypt(&*self.key(key)?, input)
     }
 
     /// Sign `data` with private key `key`.
-    pub fn sign(&self, key: &Sealed, p: &CryptoParams, data: &[u8]) -> Result<Vec<u8>, CoreError> {
+    pub(crate) fn sign(
+        &self,
+        key: &Sealed,
+        p: &CryptoParams,
+        data: &[u8],
+    ) -> Result<Vec<u8>, CoreError> {
         crypto::sign(&*self.key(key)?, p, data)
     }
 
     /// Whether `signature` is valid for `data` under public key `key`.
-    pub fn verify(
+    pub(crate) fn verify(
         &self,
         key: &Sealed,
         p: &CryptoParams,
@@ -278,13 +298,18 @@ impl Core {
     }
 
     /// The MAC of `data` under `key`.
-    pub fn mac(&self, key: &Sealed, p: &CryptoParams, data: &[u8]) -> Result<Vec<u8>, CoreError> {
+    pub(crate) fn mac(
+        &self,
+        key: &Sealed,
+        p: &CryptoParams,
+        data: &[u8],
+    ) -> Result<Vec<u8>, CoreError> {
         crypto::mac(&*self.key(key)?, p, data)
     }
 
     /// Derive from `key` (or password) a new object of `object_type`: a Symmetric Key (Raw)
     /// of `algorithm`, or Secret Data (Opaque). Its material, and its length in bits.
-    pub fn derive(
+    pub(crate) fn derive(
         &self,
         key: &Sealed,
         d: &Derivation<'_>,
@@ -316,7 +341,7 @@ impl Core {
 
     /// The object of `key` as it leaves the server in the clear (Get), converted to `format`
     /// when one is asked for, if `rule` lets it leave unwrapped.
-    pub fn export(
+    pub(crate) fn export(
         &self,
         key: &Sealed,
         rule: ExportRule,
@@ -337,7 +362,7 @@ impl Core {
     /// `rule` lets it leave wrapped. `ttlv` is the Encoding Option: TTLV Encoding wraps the
     /// whole Key Value structure, which then travels as a Byte String; No Encoding wraps only
     /// the Key Material.
-    pub fn export_wrapped(
+    pub(crate) fn export_wrapped(
         &self,
         key: &Sealed,
         rule: ExportRule,
@@ -436,7 +461,7 @@ impl Core {
 
     /// Sign a certificate for `subject` with `params`, by private key `issuer` and its
     /// certificate's parameters (`None`: self-signed); its DER.
-    pub fn sign_certificate(
+    pub(crate) fn sign_certificate(
         &self,
         issuer: &Sealed,
         issuer_params: Option<CertificateParams>,
@@ -455,7 +480,7 @@ impl Core {
     }
 
     /// Sign a CRL by private key `issuer` with its certificate's parameters; its DER.
-    pub fn sign_crl(
+    pub(crate) fn sign_crl(
         &self,
         issuer: &Sealed,
         issuer_params: CertificateParams,
@@ -472,7 +497,7 @@ impl Core {
     }
 
     /// A PKCS#10 request for private key `key`'s public key, signed by it; its DER.
-    pub fn sign_request(
+    pub(crate) fn sign_request(
         &self,
         key: &Sealed,
         params: &CertificateParams,
@@ -482,7 +507,7 @@ impl Core {
 
     /// A streamed Encrypt or Decrypt with `key`, set up (key schedule, IV, AAD) and fed its
     /// first part: the stream, its output so far, and the IV the server generated.
-    pub fn cipher_stream(
+    pub(crate) fn cipher_stream(
         &self,
         key: &Sealed,
         owner: Option<String>,

@@ -4,38 +4,66 @@
 //! zeroed on drop and have no `Debug`, `Clone` or serialisation. Material at rest is sealed with
 //! AES-256-GCM under the master key, with the object's identifier as associated data, so a
 //! sealed record copied onto another record does not open.
-
+//!
 //! This module is the wall: its insides (`crypto`, `convert`, `pki`, `stream`, `shamir`,
 //! `generate`, `seal`) are private, and what it exports carries no plaintext key and no parsed
 //! key. The object layer holds keys as [`Sealed`] records and new objects as [`Material`],
-//! and asks [`Core`] for every use, export and wrapped export. `tests/core_api.txt` lists the
-//! public surface; a test keeps it so. Outside the core, none of this compiles:
+//! and asks [`Core`] for every use, export and wrapped export (methods visible to this crate
+//! only: another crate reaches keys through the lifecycle's operations, which check access,
+//! state and usage first). Other crates get generation (opaque results), the RNG, the custody
+//! API and parameters. `tests/core_api.txt` lists the public surface; a test keeps it so.
 //!
-//! ```compile_fail
+//! What is public compiles from another crate:
+//!
+//! ```
+//! fn check(core: &lifecycle::core::Core, key: &lifecycle::core::Sealed) -> bool {
+//!     core.forget(key.id());
+//!     core.opens(key)
+//! }
+//! let _ = lifecycle::core::CryptoParams::default();
+//! ```
+//!
+//! and none of the following does:
+//!
+//! ```compile_fail,E0603
 //! // the raw cryptographic functions are not reachable
 //! let _ = lifecycle::core::crypto::encrypt;
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0624
 //! // nor is opening a sealed record into its plaintext
 //! fn open(core: &lifecycle::core::Core) {
 //!     let _ = core.unseal("id", b"sealed");
 //! }
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0425
 //! // nor is a key's material, parsed or not
 //! let _: Option<lifecycle::core::KeyMaterial> = None;
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0616
 //! // nor the bytes of new material (generated, derived or registered)
 //! fn peek(m: &lifecycle::core::Material) -> &[u8] {
 //!     m.0.expose()
 //! }
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0624
+//! // nor an export that bypasses the lifecycle's checks
+//! fn export(core: &lifecycle::core::Core, key: &lifecycle::core::Sealed) {
+//!     let _ = core.export(key, lifecycle::core::ExportRule::of(&[]), None);
+//! }
+//! ```
+//!
+//! ```compile_fail,E0624
+//! // nor any use of a key
+//! fn sign(core: &lifecycle::core::Core, key: &lifecycle::core::Sealed) {
+//!     let _ = core.sign(key, &Default::default(), b"data");
+//! }
+//! ```
+//!
+//! ```compile_fail,E0624
 //! // nor a purpose key derived from the master key
 //! fn purpose(m: &lifecycle::core::MasterKey) {
 //!     let _ = m.derive_purpose_key(b"audit", 32);
@@ -59,7 +87,7 @@ pub use crypto::{
 };
 pub use ffi::{harden_process, lock_memory, UNDUMPABLE};
 pub use generate::{Generated, KeySpec};
-pub use keys::{ExportRule, Facts, Material, Sealed};
+pub use keys::{ExportRule, Material, Sealed};
 pub use pki::SubjectKey;
 pub use purpose::{AuditMac, AuditSigner};
 pub use seal::{

@@ -129,9 +129,9 @@ impl SigningKey for CoreSigner {
 /// (`params` carries them; `None` signs the subject's own certificate, self-signed).
 pub(super) struct IssuerKey<'a> {
     /// The issuer's private key.
-    pub key: &'a KeyMaterial,
+    pub(crate) key: &'a KeyMaterial,
     /// The issuer's certificate parameters (its name and key identifier); `None` to self-sign.
-    pub params: Option<CertificateParams>,
+    pub(crate) params: Option<CertificateParams>,
 }
 
 /// Sign a certificate for `subject` with `params`; its DER.
