@@ -96,9 +96,10 @@ pub use seal::{
     Pkcs11Seal, Rotated, Seal, SealError, ShareSeal, Split, ROTATION_FILE,
 };
 pub use shamir::Share;
+pub(crate) use stream::Stream;
 pub use stream::{
-    Stream, Streams, MAX_BUFFERED, MAX_BUFFERED_PER_OWNER, MAX_BUFFERED_TOTAL, MAX_STREAMS,
-    MAX_STREAMS_PER_OWNER, STREAM_IDLE,
+    MAX_BUFFERED, MAX_BUFFERED_PER_OWNER, MAX_BUFFERED_TOTAL, MAX_STREAMS, MAX_STREAMS_PER_OWNER,
+    STREAM_IDLE,
 };
 
 /// SHA-256 of `data`. OpenSSL 3's one-shot `SHA256()` looks the algorithm up by name on every
@@ -226,8 +227,9 @@ impl Core {
         }
     }
 
-    /// The multi-part operations in progress.
-    pub fn streams(&self) -> &stream::Streams {
+    /// The multi-part operations in progress: they hold key schedules, so only this crate's
+    /// operations, which check the key again at every part, reach them.
+    pub(crate) fn streams(&self) -> &stream::Streams {
         &self.streams
     }
 

@@ -116,6 +116,8 @@ impl Txn {
             ));
             attrs.extend(certify::name_attributes(v));
         }
+        // the Digest of a key: SHA-256 of its key material as stored (never for Secret Data,
+        // where a digest of a password would invite a dictionary attack)
         if matches!(
             object_type,
             ot::SYMMETRIC_KEY | ot::PRIVATE_KEY | ot::PUBLIC_KEY
