@@ -89,3 +89,8 @@ step "tests"
 # the interoperability tests start the kmip-server binary: build it first
 cargo build --workspace --bins --locked
 cargo nextest run --workspace --locked --no-fail-fast
+
+step "doc tests: the key wall"
+# nextest does not run doc tests; the compile_fail examples in lifecycle/src/core/mod.rs show
+# that nothing outside the core reaches plaintext keys (with tests/core_api.rs, run above)
+cargo test --doc --locked -p lifecycle

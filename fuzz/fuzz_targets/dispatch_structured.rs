@@ -146,7 +146,7 @@ fn setup() -> Fuzz {
         std::process::abort();
     }));
     // a derivation of millions of iterations would make each input take seconds
-    lifecycle::core::crypto::set_max_pbkdf2_iterations(1_000);
+    lifecycle::core::set_max_pbkdf2_iterations(1_000);
     let server = kmip_server::Server {
         manager: lifecycle::Manager::new(
             std::sync::Arc::new(lifecycle::store::MemoryStore::new()),

@@ -27,9 +27,8 @@
 //! Records hold who, from where, which operation, which objects and the result; never key
 //! material, passwords or data.
 
-use lifecycle::core::{MasterKey, Secret};
-use openssl::pkey::{Id, PKey, Private, Public};
-use openssl::sha::Sha256;
+use lifecycle::core::{AuditMac, AuditSigner, MasterKey};
+use openssl::pkey::{Id, PKey, Public};
 use serde_json::{json, Map, Value as J};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -80,37 +79,14 @@ fn now_text() -> String {
     kmip_codec::time::format_secs(secs)
 }
 
-/// HMAC-SHA256 with the key's inner and outer states computed once: a record's MAC costs two
-/// SHA-256 runs, about what its hash costs.
+/// The audit MAC, as the log writes it (hex). The key stays in the core: this holds only the
+/// core's MAC-er, which computes HMAC-SHA256 from precomputed pads.
 #[derive(Clone)]
-struct Hmac {
-    inner: Sha256,
-    outer: Sha256,
-}
+struct Hmac(AuditMac);
 
 impl Hmac {
-    fn new(key: &[u8]) -> Hmac {
-        let mut ipad = vec![0x36u8; 64];
-        let mut opad = vec![0x5cu8; 64];
-        for (i, k) in key.iter().take(64).enumerate() {
-            ipad[i] ^= k;
-            opad[i] ^= k;
-        }
-        let (mut inner, mut outer) = (Sha256::new(), Sha256::new());
-        inner.update(&ipad);
-        outer.update(&opad);
-        // the pads are the key: keep them in zeroizing buffers until dropped
-        drop(Secret::new(ipad));
-        drop(Secret::new(opad));
-        Hmac { inner, outer }
-    }
-
     fn mac(&self, data: &[u8]) -> String {
-        let mut i = self.inner.clone();
-        i.update(data);
-        let mut o = self.outer.clone();
-        o.update(&i.finish());
-        hex(&o.finish())
+        hex(&self.0.mac(data))
     }
 
     fn check(&self, data: &[u8], claimed: &str) -> bool {
@@ -123,28 +99,21 @@ fn key_error(what: &str) -> impl FnOnce(openssl::error::ErrorStack) -> AuditErro
     move |e| AuditError::Key(format!("{what}: {e}"))
 }
 
-/// The audit log's keys, derived from the master key (HKDF, labels of their own): the same at
-/// every start, written nowhere, never logged. Only the public key leaves.
+/// The audit log's keys, derived from the master key in the core (HKDF, labels of their own):
+/// the same at every start, written nowhere, never logged, and held here only as things that
+/// MAC and sign. Only the public key leaves.
 pub struct AuditKeys {
     mac: Hmac,
-    signing: PKey<Private>,
+    signing: AuditSigner,
     public: PKey<Public>,
 }
 
 impl AuditKeys {
     pub fn from_master(master: &MasterKey) -> Result<AuditKeys, AuditError> {
-        let derive = |label: &[u8]| {
-            master
-                .derive_purpose_key(label, 32)
-                .map_err(|e| AuditError::Key(e.to_string()))
-        };
-        let mac = Hmac::new(derive(b"kmip-rs audit log MAC key v1")?.expose());
-        let seed = derive(b"kmip-rs audit log Ed25519 signing key v1")?;
-        let signing = PKey::private_key_from_raw_bytes(seed.expose(), Id::ED25519)
-            .map_err(key_error("Ed25519 key"))?;
-        let raw = signing.raw_public_key().map_err(key_error("Ed25519 key"))?;
-        let public =
-            PKey::public_key_from_raw_bytes(&raw, Id::ED25519).map_err(key_error("Ed25519 key"))?;
+        let core_err = |e: lifecycle::core::CoreError| AuditError::Key(e.to_string());
+        let mac = Hmac(master.audit_mac().map_err(core_err)?);
+        let signing = master.audit_signer().map_err(core_err)?;
+        let public = signing.public_key().map_err(core_err)?;
         Ok(AuditKeys {
             mac,
             signing,
@@ -170,9 +139,8 @@ impl AuditKeys {
     }
 
     fn sign(&self, message: &[u8]) -> std::io::Result<String> {
-        let mut s = openssl::sign::Signer::new_without_digest(&self.signing)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        s.sign_oneshot_to_vec(message)
+        self.signing
+            .sign(message)
             .map(|s| hex(&s))
             .map_err(|e| std::io::Error::other(e.to_string()))
     }
@@ -1596,9 +1564,6 @@ mod tests {
     #[test]
     fn purpose_keys_are_stable_and_distinct() {
         let m = MasterKey::generate().unwrap();
-        let a = m.derive_purpose_key(b"a", 32).unwrap();
-        assert_eq!(a.expose(), m.derive_purpose_key(b"a", 32).unwrap().expose());
-        assert_ne!(a.expose(), m.derive_purpose_key(b"b", 32).unwrap().expose());
         let k1 = AuditKeys::from_master(&m)
             .unwrap()
             .public_key_pem()

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kmip_codec::Limits;
-use lifecycle::core::shamir::Share;
+use lifecycle::core::Share;
 use lifecycle::core::{FileSeal, Pkcs11Options, Pkcs11Seal, Seal, SealError, ShareSeal};
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -279,7 +279,7 @@ pub struct Config {
     #[arg(
         long,
         env = "KMIP_MAX_PBKDF2_ITERATIONS",
-        default_value_t = lifecycle::core::crypto::DEFAULT_MAX_PBKDF2_ITERATIONS
+        default_value_t = lifecycle::core::DEFAULT_MAX_PBKDF2_ITERATIONS
     )]
     pub max_pbkdf2_iterations: u32,
     /// Seconds one Locate may scan the objects its caller reaches before it stops with Server

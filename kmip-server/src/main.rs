@@ -434,7 +434,7 @@ fn custody_of(cfg: &Config, kind: kmip_server::config::SealKind) -> Result<Box<d
                 count(shares.len())
             ));
         }
-        match lifecycle::core::shamir::Share::from_text(&line) {
+        match lifecycle::core::Share::from_text(&line) {
             Ok(s) if shares.iter().any(|h| h.x == s.x) => {
                 eprintln!("kmip-server: share {} was given already", s.x)
             }
@@ -575,7 +575,7 @@ fn split_and_verify(
     count: u8,
     out_dir: Option<&std::path::Path>,
 ) -> Result<String, String> {
-    use lifecycle::core::shamir::Share;
+    use lifecycle::core::Share;
     use std::io::Write;
     check_share_dir(out_dir, count, &cfg.data_dir)?;
     let parts = key.split(threshold, count).context("split")?;
@@ -1248,7 +1248,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
     });
     // the audit log's MAC and signing keys come from the master key, are kept nowhere else
     let audit_keys = kmip_server::audit::AuditKeys::from_master(&master).context("audit keys")?;
-    lifecycle::core::crypto::set_max_pbkdf2_iterations(cfg.max_pbkdf2_iterations);
+    lifecycle::core::set_max_pbkdf2_iterations(cfg.max_pbkdf2_iterations);
     let store = match database.take() {
         Some(db) => db,
         None => open_store(&cfg)?,

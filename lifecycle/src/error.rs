@@ -80,7 +80,18 @@ pub enum LifecycleError {
     Store(#[from] StoreError),
     /// The key core failed.
     #[error(transparent)]
-    Core(#[from] CoreError),
+    Core(CoreError),
+}
+
+impl From<CoreError> for LifecycleError {
+    fn from(e: CoreError) -> Self {
+        // the core enforces the export rule; its refusals are the lifecycle's own
+        match e {
+            CoreError::NotExtractable => LifecycleError::NotExtractable,
+            CoreError::Sensitive => LifecycleError::Sensitive,
+            e => LifecycleError::Core(e),
+        }
+    }
 }
 
 impl LifecycleError {

@@ -5,7 +5,7 @@ use kmip_codec::message::{FieldValue, Req};
 use kmip_codec::ops::{DeriveKeyRequest, DeriveKeyResponse};
 use kmip_codec::vocab::tag;
 use kmip_codec::Ttlv;
-use lifecycle::core::crypto::{CryptoParams, Derivation};
+use lifecycle::core::{CryptoParams, Derivation};
 
 pub(crate) fn apply(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Ttlv, OpError> {
     let req = DeriveKeyRequest::decode(payload)?;

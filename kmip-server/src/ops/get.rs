@@ -4,7 +4,7 @@ use kmip_codec::message::{Enum, FieldValue, Req};
 use kmip_codec::ops::{GetRequest, GetResponse};
 use kmip_codec::vocab::tag;
 use kmip_codec::Ttlv;
-use lifecycle::core::crypto::CryptoParams;
+use lifecycle::core::CryptoParams;
 
 /// The wrapping key, parameters and Encoding Option of a Key Wrapping Specification. Only the
 /// Encrypt method is offered: MAC/sign wrapping is refused.

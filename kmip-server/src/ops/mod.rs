@@ -409,8 +409,8 @@ pub(crate) fn single_part(
     Ok(())
 }
 
-pub(crate) fn params(t: &Option<Ttlv>) -> lifecycle::core::crypto::CryptoParams {
-    lifecycle::core::crypto::CryptoParams::from_ttlv(t.as_ref())
+pub(crate) fn params(t: &Option<Ttlv>) -> lifecycle::core::CryptoParams {
+    lifecycle::core::CryptoParams::from_ttlv(t.as_ref())
 }
 
 pub(crate) fn required<'a>(

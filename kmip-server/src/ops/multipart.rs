@@ -7,7 +7,7 @@ use super::{params, required};
 use crate::error::OpError;
 use kmip_codec::message::Bytes;
 use kmip_codec::Ttlv;
-use lifecycle::core::crypto::CryptoParams;
+use lifecycle::core::CryptoParams;
 use lifecycle::core::Secret;
 use lifecycle::object::{Gathered, Part};
 

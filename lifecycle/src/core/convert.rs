@@ -230,7 +230,7 @@ fn material(object: Tag, km: &Ttlv, from: u32, want: u32) -> Result<Value, CoreE
 }
 
 /// The object (an encoded KMIP object structure) with its key in format `want`.
-pub fn convert(object: &Secret, want: u32) -> Result<Secret, CoreError> {
+pub(super) fn convert(object: &Secret, want: u32) -> Result<Secret, CoreError> {
     let limits = kmip_codec::Limits::default();
     let (mut t, _) =
         kmip_codec::decode(object.expose(), &limits).map_err(|_| CoreError::Crypto("object"))?;

@@ -13,7 +13,7 @@ use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private, Public};
 use openssl::rsa::{Padding, Rsa};
 use openssl::sign::{RsaPssSaltlen, Signer, Verifier};
-pub use openssl::symm::Mode;
+pub(super) use openssl::symm::Mode;
 use openssl::symm::{Cipher, Crypter};
 use std::sync::OnceLock;
 
@@ -101,19 +101,57 @@ fn load_legacy_provider() {
     LEGACY.get_or_init(|| openssl::provider::Provider::try_load(None, "legacy", true).ok());
 }
 
-/// A key object's algorithm and raw key bytes (Raw, Opaque or Transparent Symmetric formats).
-pub struct KeyMaterial {
+/// A key object's algorithm and raw key bytes (Raw, Opaque or Transparent Symmetric formats),
+/// and, once an asymmetric operation needed it, the parsed key. Never leaves the core.
+pub(crate) struct KeyMaterial {
     /// The Cryptographic Algorithm of the object, when it has one.
-    pub algorithm: Option<u32>,
+    pub(crate) algorithm: Option<u32>,
     /// The Key Format Type of `bytes`.
-    pub format: Option<u32>,
+    pub(crate) format: Option<u32>,
     /// The key bytes, in that format.
-    pub bytes: Secret,
+    pub(crate) bytes: Secret,
+    /// A Private Key or Public Key object: worth keeping parsed (see `Core`'s cache).
+    pub(crate) asymmetric: bool,
+    // OpenSSL 3's decoders spend hundreds of microseconds per parse (provider lookups under
+    // locks), far more than an ECDSA signature: a key in use is parsed once, here
+    private: OnceLock<PKey<Private>>,
+    public: OnceLock<PKey<Public>>,
+}
+
+impl KeyMaterial {
+    pub(crate) fn new(algorithm: Option<u32>, format: Option<u32>, bytes: Secret) -> KeyMaterial {
+        KeyMaterial {
+            algorithm,
+            format,
+            bytes,
+            asymmetric: false,
+            private: OnceLock::new(),
+            public: OnceLock::new(),
+        }
+    }
+
+    /// The private key, parsed on first use.
+    pub(crate) fn private_key(&self) -> Result<PKey<Private>, CoreError> {
+        if let Some(k) = self.private.get() {
+            return Ok(k.clone());
+        }
+        let k = parse_private(self.bytes.expose(), self.format)?;
+        Ok(self.private.get_or_init(|| k).clone())
+    }
+
+    /// The public key, parsed on first use.
+    pub(crate) fn public_key(&self) -> Result<PKey<Public>, CoreError> {
+        if let Some(k) = self.public.get() {
+            return Ok(k.clone());
+        }
+        let k = parse_public(self.bytes.expose(), self.format)?;
+        Ok(self.public.get_or_init(|| k).clone())
+    }
 }
 
 /// The key block of an encoded object. Transparent RSA and EC keys are used in their DER form
 /// (PKCS#8 or SubjectPublicKeyInfo).
-pub fn key_material(object: &Secret) -> Result<KeyMaterial, CoreError> {
+pub(crate) fn key_material(object: &Secret) -> Result<KeyMaterial, CoreError> {
     use kmip_codec::vocab::enums::key_format_type as kft;
     let limits = kmip_codec::Limits::default();
     let (mut t, _) =
@@ -134,7 +172,7 @@ pub fn key_material(object: &Secret) -> Result<KeyMaterial, CoreError> {
         _ => None,
     };
     if let Some(want) = der_form {
-        super::zeroize_tree(&mut t);
+        super::generate::zeroize_tree(&mut t);
         return key_material(&super::convert::convert(object, want)?);
     }
     let out = (|| {
@@ -147,15 +185,16 @@ pub fn key_material(object: &Secret) -> Result<KeyMaterial, CoreError> {
             Value::Structure(_) => km.child(tag::KEY).and_then(Ttlv::as_bytes)?.to_vec(),
             _ => return None,
         };
-        Some(KeyMaterial {
-            algorithm: kb
-                .child(tag::CRYPTOGRAPHIC_ALGORITHM)
+        let mut m = KeyMaterial::new(
+            kb.child(tag::CRYPTOGRAPHIC_ALGORITHM)
                 .and_then(Ttlv::as_enum),
-            format: kb.child(tag::KEY_FORMAT_TYPE).and_then(Ttlv::as_enum),
-            bytes: Secret::new(bytes),
-        })
+            kb.child(tag::KEY_FORMAT_TYPE).and_then(Ttlv::as_enum),
+            Secret::new(bytes),
+        );
+        m.asymmetric = matches!(t.tag, tag::PRIVATE_KEY | tag::PUBLIC_KEY);
+        Some(m)
     })();
-    super::zeroize_tree(&mut t);
+    super::generate::zeroize_tree(&mut t);
     out.ok_or_else(|| unsupported("the object has no key material in a supported format"))
 }
 
@@ -326,7 +365,7 @@ pub struct CipherInput<'a> {
 
 /// A symmetric cipher in progress: one request's data, or a multi-part stream's (KMIP 2.1
 /// section 6.1.20, Init and Final Indicators). Holds the key schedule, so it stays in the core.
-pub struct CipherStream {
+pub(crate) struct CipherStream {
     crypter: Crypter,
     mode: Mode,
     /// GCM or ChaCha20-Poly1305: additional data and a tag.
@@ -337,7 +376,7 @@ pub struct CipherStream {
 
 impl CipherStream {
     /// Set the cipher up (key, IV, padding, AAD); also returns the IV the server generated.
-    pub fn start(
+    pub(crate) fn start(
         key: &KeyMaterial,
         input: &CipherInput<'_>,
         mode: Mode,
@@ -437,7 +476,7 @@ impl CipherStream {
     }
 
     /// Encrypt or decrypt the next part; the output may lag the input by up to a block.
-    pub fn update(&mut self, data: &[u8]) -> Result<Vec<u8>, CoreError> {
+    pub(crate) fn update(&mut self, data: &[u8]) -> Result<Vec<u8>, CoreError> {
         let mut out = vec![0u8; data.len() + self.block];
         let n = self
             .crypter
@@ -448,7 +487,10 @@ impl CipherStream {
     }
 
     /// The last output, and for GCM encryption the tag; GCM decryption needs the tag here.
-    pub fn finish(mut self, tag: Option<&[u8]>) -> Result<(Vec<u8>, Option<Vec<u8>>), CoreError> {
+    pub(crate) fn finish(
+        mut self,
+        tag: Option<&[u8]>,
+    ) -> Result<(Vec<u8>, Option<Vec<u8>>), CoreError> {
         let decrypt = matches!(self.mode, Mode::Decrypt);
         if self.aead && decrypt {
             let t = tag.ok_or_else(|| unsupported("the authentication tag is required"))?;
@@ -526,86 +568,6 @@ fn parse_public(der: &[u8], format: Option<u32>) -> Result<PKey<Public>, CoreErr
     Ok(k)
 }
 
-/// Parsed asymmetric keys, by the SHA-256 of their encoding. OpenSSL 3's decoders spend
-/// hundreds of microseconds per parse (provider lookups under locks), far more than an ECDSA
-/// signature; a key in use is parsed once. Bounded; a destroyed key is forgotten at once.
-struct Parsed<T> {
-    keys: std::sync::Mutex<std::collections::HashMap<[u8; 32], PKey<T>>>,
-}
-
-const PARSED_MAX: usize = 4096;
-
-impl<T> Parsed<T> {
-    fn new() -> Parsed<T> {
-        Parsed {
-            keys: std::sync::Mutex::new(std::collections::HashMap::new()),
-        }
-    }
-
-    fn get_or(
-        &self,
-        der: &[u8],
-        format: Option<u32>,
-        parse: impl FnOnce(&[u8], Option<u32>) -> Result<PKey<T>, CoreError>,
-    ) -> Result<PKey<T>, CoreError> {
-        let id = parsed_id(der, format)?;
-        if let Some(k) = self.keys.lock().ok().and_then(|m| m.get(&id).cloned()) {
-            return Ok(k);
-        }
-        let k = parse(der, format)?;
-        if let Ok(mut m) = self.keys.lock() {
-            if m.len() >= PARSED_MAX {
-                if let Some(first) = m.keys().next().copied() {
-                    m.remove(&first);
-                }
-            }
-            m.insert(id, k.clone());
-        }
-        Ok(k)
-    }
-
-    fn forget(&self, id: &[u8; 32]) {
-        if let Ok(mut m) = self.keys.lock() {
-            m.remove(id);
-        }
-    }
-}
-
-fn parsed_id(der: &[u8], format: Option<u32>) -> Result<[u8; 32], CoreError> {
-    let mut h = openssl::sha::Sha256::new();
-    h.update(&format.unwrap_or(0).to_be_bytes());
-    h.update(der);
-    Ok(h.finish())
-}
-
-fn private_keys() -> &'static Parsed<Private> {
-    static P: OnceLock<Parsed<Private>> = OnceLock::new();
-    P.get_or_init(Parsed::new)
-}
-
-fn public_keys() -> &'static Parsed<Public> {
-    static P: OnceLock<Parsed<Public>> = OnceLock::new();
-    P.get_or_init(Parsed::new)
-}
-
-pub(crate) fn private_key(der: &[u8], format: Option<u32>) -> Result<PKey<Private>, CoreError> {
-    private_keys().get_or(der, format, parse_private)
-}
-
-pub(crate) fn public_key(der: &[u8], format: Option<u32>) -> Result<PKey<Public>, CoreError> {
-    public_keys().get_or(der, format, parse_public)
-}
-
-/// Drop the parsed form of a key object that is being destroyed.
-pub(crate) fn forget_parsed(object: &Secret) {
-    if let Ok(m) = key_material(object) {
-        if let Ok(id) = parsed_id(m.bytes.expose(), m.format) {
-            private_keys().forget(&id);
-            public_keys().forget(&id);
-        }
-    }
-}
-
 fn rsa_crypt(
     key: &KeyMaterial,
     p: &CryptoParams,
@@ -617,7 +579,7 @@ fn rsa_crypt(
     let mgf = digest(p.mask_generator_hashing_algorithm, MessageDigest::sha1())?;
     let mut out;
     if encrypt {
-        let k = public_key(key.bytes.expose(), key.format)?;
+        let k = key.public_key()?;
         let mut ctx = openssl::encrypt::Encrypter::new(&k)?;
         ctx.set_rsa_padding(padding)?;
         if padding == Padding::PKCS1_OAEP {
@@ -633,7 +595,7 @@ fn rsa_crypt(
             .map_err(|_| CoreError::Crypto("RSA encrypt"))?;
         out.truncate(n);
     } else {
-        let k = private_key(key.bytes.expose(), key.format)?;
+        let k = key.private_key()?;
         let mut ctx = openssl::encrypt::Decrypter::new(&k)?;
         ctx.set_rsa_padding(padding)?;
         if padding == Padding::PKCS1_OAEP {
@@ -653,7 +615,7 @@ fn rsa_crypt(
 }
 
 /// Encrypt with a symmetric key, or with an RSA public key.
-pub fn encrypt(key: &KeyMaterial, input: &CipherInput<'_>) -> Result<Encrypted, CoreError> {
+pub(super) fn encrypt(key: &KeyMaterial, input: &CipherInput<'_>) -> Result<Encrypted, CoreError> {
     check_algorithm(key, input.params)?;
     match input.params.cryptographic_algorithm.or(key.algorithm) {
         Some(alg::RSA) => Ok(Encrypted {
@@ -665,7 +627,7 @@ pub fn encrypt(key: &KeyMaterial, input: &CipherInput<'_>) -> Result<Encrypted, 
 }
 
 /// Decrypt with a symmetric key, or with an RSA private key.
-pub fn decrypt(key: &KeyMaterial, input: &CipherInput<'_>) -> Result<Secret, CoreError> {
+pub(super) fn decrypt(key: &KeyMaterial, input: &CipherInput<'_>) -> Result<Secret, CoreError> {
     check_algorithm(key, input.params)?;
     match input.params.cryptographic_algorithm.or(key.algorithm) {
         Some(alg::RSA) => Ok(Secret::new(rsa_crypt(
@@ -708,9 +670,9 @@ fn signature_scheme(p: &CryptoParams) -> Result<(Option<MessageDigest>, bool), C
 }
 
 /// Sign `data` with a private key (RSA, ECDSA, EdDSA).
-pub fn sign(key: &KeyMaterial, p: &CryptoParams, data: &[u8]) -> Result<Vec<u8>, CoreError> {
+pub(super) fn sign(key: &KeyMaterial, p: &CryptoParams, data: &[u8]) -> Result<Vec<u8>, CoreError> {
     check_algorithm(key, p)?;
-    let k = private_key(key.bytes.expose(), key.format)?;
+    let k = key.private_key()?;
     let ed = k.id() == openssl::pkey::Id::ED25519 || k.id() == openssl::pkey::Id::ED448;
     if ed {
         let mut s = Signer::new_without_digest(&k)?;
@@ -729,14 +691,14 @@ pub fn sign(key: &KeyMaterial, p: &CryptoParams, data: &[u8]) -> Result<Vec<u8>,
 }
 
 /// Whether `signature` is a valid signature of `data` under a public key.
-pub fn verify(
+pub(super) fn verify(
     key: &KeyMaterial,
     p: &CryptoParams,
     data: &[u8],
     signature: &[u8],
 ) -> Result<bool, CoreError> {
     check_algorithm(key, p)?;
-    let k = public_key(key.bytes.expose(), key.format)?;
+    let k = key.public_key()?;
     let ed = k.id() == openssl::pkey::Id::ED25519 || k.id() == openssl::pkey::Id::ED448;
     if ed {
         let mut v = Verifier::new_without_digest(&k)?;
@@ -769,7 +731,7 @@ fn hmac_digest(key: &KeyMaterial, p: &CryptoParams) -> Result<MessageDigest, Cor
 }
 
 /// The MAC of `data`: CMAC with an AES key, HMAC with an HMAC key.
-pub fn mac(key: &KeyMaterial, p: &CryptoParams, data: &[u8]) -> Result<Vec<u8>, CoreError> {
+pub(super) fn mac(key: &KeyMaterial, p: &CryptoParams, data: &[u8]) -> Result<Vec<u8>, CoreError> {
     // an AES key MACs with CMAC (RFC 4493); HMAC keys with HMAC
     if p.cryptographic_algorithm.or(key.algorithm) == Some(alg::AES)
         || p.block_cipher_mode == Some(bcm::CMAC)
@@ -830,7 +792,7 @@ pub struct Derivation<'a> {
 }
 
 /// Derive key bytes from `key` (or, for PBKDF2, from a password held as Secret Data).
-pub fn derive(key: &KeyMaterial, d: &Derivation<'_>) -> Result<Secret, CoreError> {
+pub(super) fn derive(key: &KeyMaterial, d: &Derivation<'_>) -> Result<Secret, CoreError> {
     use kmip_codec::vocab::enums::derivation_method as dm;
     let mut out = vec![0u8; d.length];
     match d.method {
@@ -929,7 +891,7 @@ pub fn derive(key: &KeyMaterial, d: &Derivation<'_>) -> Result<Secret, CoreError
 /// blocks, with padding (RFC 5649) otherwise, when the mode is NIST Key Wrap or unset; other
 /// AES modes but ECB under a random IV (AES-GCM); RSA-OAEP or PKCS#1 v1.5 for an RSA public
 /// wrapping key.
-pub fn wrap(
+pub(super) fn wrap(
     wrapping: &KeyMaterial,
     p: &CryptoParams,
     material: &[u8],
@@ -972,7 +934,9 @@ pub fn wrap(
 }
 
 /// Undo a Key Wrapping Specification's Encrypt method: the key bytes inside `wrapped`.
-pub fn unwrap(
+// the inverse of `wrap`, tested with it; nothing takes in wrapped keys yet
+#[cfg_attr(not(test), allow(dead_code))]
+pub(super) fn unwrap(
     wrapping: &KeyMaterial,
     p: &CryptoParams,
     wrapped: &[u8],
@@ -1037,13 +1001,15 @@ fn key_wrap_op(kek: &[u8], data: &[u8], pad: bool, encrypt: bool) -> Result<Vec<
 }
 
 /// RFC 3394 needs whole 64-bit blocks (at least two); anything else takes RFC 5649.
-pub fn aes_key_wrap(kek: &[u8], data: &[u8], force_pad: bool) -> Result<Vec<u8>, CoreError> {
+pub(super) fn aes_key_wrap(kek: &[u8], data: &[u8], force_pad: bool) -> Result<Vec<u8>, CoreError> {
     let pad = force_pad || data.len() % 8 != 0 || data.len() < 16;
     key_wrap_op(kek, data, pad, true)
 }
 
 /// RFC 3394 AES Key Wrap undone (RFC 5649 with padding when `pad`).
-pub fn aes_key_unwrap(kek: &[u8], wrapped: &[u8], pad: bool) -> Result<Secret, CoreError> {
+// the inverse of `wrap`, tested with it; nothing takes in wrapped keys yet
+#[cfg_attr(not(test), allow(dead_code))]
+pub(super) fn aes_key_unwrap(kek: &[u8], wrapped: &[u8], pad: bool) -> Result<Secret, CoreError> {
     key_wrap_op(kek, wrapped, pad, false).map(Secret::new)
 }
 
@@ -1056,11 +1022,7 @@ mod tests {
     }
 
     fn key(algorithm: u32, bytes: Vec<u8>) -> KeyMaterial {
-        KeyMaterial {
-            algorithm: Some(algorithm),
-            format: None,
-            bytes: Secret::new(bytes),
-        }
+        KeyMaterial::new(Some(algorithm), None, Secret::new(bytes))
     }
 
     /// A key leaves wrapped under a fresh random IV, never a fixed or short one, and never in
@@ -1472,16 +1434,17 @@ mod tests {
     #[test]
     fn rsa_oaep_wrap_round_trips() {
         let rsa = Rsa::generate(2048).unwrap();
-        let public = KeyMaterial {
-            algorithm: Some(alg::RSA),
-            format: Some(kmip_codec::vocab::enums::key_format_type::PKCS_1),
-            bytes: Secret::new(rsa.public_key_to_der_pkcs1().unwrap()),
-        };
-        let private = KeyMaterial {
-            algorithm: Some(alg::RSA),
-            format: Some(kmip_codec::vocab::enums::key_format_type::PKCS_1),
-            bytes: Secret::new(rsa.private_key_to_der().unwrap()),
-        };
+        let pkcs1 = Some(kmip_codec::vocab::enums::key_format_type::PKCS_1);
+        let public = KeyMaterial::new(
+            Some(alg::RSA),
+            pkcs1,
+            Secret::new(rsa.public_key_to_der_pkcs1().unwrap()),
+        );
+        let private = KeyMaterial::new(
+            Some(alg::RSA),
+            pkcs1,
+            Secret::new(rsa.private_key_to_der().unwrap()),
+        );
         for hash in [ha::SHA_1, ha::SHA_256] {
             let p = CryptoParams {
                 padding_method: Some(pm::OAEP),

@@ -1,7 +1,7 @@
 //! Key generation with OpenSSL's CSPRNG. Each key comes out as the KMIP object structure
 //! (Symmetric Key, Private Key, Public Key, Secret Data) encoded as TTLV inside a [`Secret`].
 
-use super::{Core, CoreError, Secret};
+use super::{Core, CoreError, Material, Secret};
 use kmip_codec::vocab::enums::{
     cryptographic_algorithm as alg, key_format_type as fmt, object_type,
 };
@@ -194,7 +194,7 @@ pub(crate) fn secret_data_object(material: &[u8]) -> Secret {
 }
 
 /// Zero every byte string of a tree that held secrets before it is dropped.
-pub fn zeroize_tree(t: &mut Ttlv) {
+pub(crate) fn zeroize_tree(t: &mut Ttlv) {
     match &mut t.value {
         Value::ByteString(b) | Value::BigInteger(b) => b.zeroize(),
         Value::Structure(children) => children.iter_mut().for_each(zeroize_tree),
@@ -203,19 +203,36 @@ pub fn zeroize_tree(t: &mut Ttlv) {
     }
 }
 
-/// A generated key: one object, or a private and a public one.
+/// A generated key: one object, or a private and a public one, each to be sealed
+/// ([`Core::seal_new`], which also reads its algorithm, length and digest).
+#[derive(Debug)]
 pub struct Generated {
     /// The Object Type of `object`: Symmetric Key, or Private Key for a pair.
     pub object_type: u32,
-    /// The key object, encoded: the symmetric key, or the private key.
-    pub object: Secret,
-    /// The public key object of a pair, encoded.
-    pub public: Option<Secret>,
+    /// The key object: the symmetric key, or the private key.
+    pub object: Material,
+    /// The public key object of a pair.
+    pub public: Option<Material>,
+}
+
+struct Raw {
+    object_type: u32,
+    object: Secret,
+    public: Option<Secret>,
 }
 
 impl Core {
     /// A fresh key as `spec` describes it, from OpenSSL's random generator.
     pub fn generate(&self, spec: KeySpec) -> Result<Generated, CoreError> {
+        let raw = self.generate_raw(spec)?;
+        Ok(Generated {
+            object_type: raw.object_type,
+            object: Material(raw.object),
+            public: raw.public.map(Material),
+        })
+    }
+
+    fn generate_raw(&self, spec: KeySpec) -> Result<Raw, CoreError> {
         match spec {
             KeySpec::Symmetric { algorithm, bits } => {
                 let raw = if algorithm == alg::DES3 {
@@ -227,7 +244,7 @@ impl Core {
                 } else {
                     self.random(bits.div_ceil(8) as usize)?
                 };
-                Ok(Generated {
+                Ok(Raw {
                     object_type: object_type::SYMMETRIC_KEY,
                     object: key_object(tag::SYMMETRIC_KEY, fmt::RAW, raw.expose(), algorithm, bits),
                     public: None,
@@ -237,7 +254,7 @@ impl Core {
                 let rsa = Rsa::generate(bits).map_err(|_| CoreError::Crypto("RSA generation"))?;
                 let private = Secret::new(rsa.private_key_to_der()?);
                 let public = rsa.public_key_to_der_pkcs1()?;
-                Ok(Generated {
+                Ok(Raw {
                     object_type: object_type::PRIVATE_KEY,
                     object: key_object(
                         tag::PRIVATE_KEY,
@@ -265,7 +282,7 @@ impl Core {
                 let pkey = PKey::from_ec_key(ec)?;
                 let private = Secret::new(pkey.private_key_to_pkcs8()?);
                 let public = pkey.public_key_to_der()?;
-                Ok(Generated {
+                Ok(Raw {
                     object_type: object_type::PRIVATE_KEY,
                     object: key_object(
                         tag::PRIVATE_KEY,
@@ -290,7 +307,7 @@ impl Core {
                 };
                 let private = Secret::new(pkey.private_key_to_pkcs8()?);
                 let public = pkey.public_key_to_der()?;
-                Ok(Generated {
+                Ok(Raw {
                     object_type: object_type::PRIVATE_KEY,
                     object: key_object(
                         tag::PRIVATE_KEY,
@@ -318,8 +335,8 @@ mod tests {
     use crate::core::MasterKey;
     use kmip_codec::Limits;
 
-    fn material(s: &Secret) -> Vec<u8> {
-        let (t, _) = kmip_codec::decode(s.expose(), &Limits::default()).unwrap();
+    fn material(s: &Material) -> Vec<u8> {
+        let (t, _) = kmip_codec::decode(s.0.expose(), &Limits::default()).unwrap();
         let kb = t.child(tag::KEY_BLOCK).unwrap();
         kb.child(tag::KEY_VALUE)
             .unwrap()

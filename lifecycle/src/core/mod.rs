@@ -4,23 +4,102 @@
 //! zeroed on drop and have no `Debug`, `Clone` or serialisation. Material at rest is sealed with
 //! AES-256-GCM under the master key, with the object's identifier as associated data, so a
 //! sealed record copied onto another record does not open.
+//!
+//! This module is the wall: its insides (`crypto`, `convert`, `pki`, `stream`, `shamir`,
+//! `generate`, `seal`) are private, and what it exports carries no plaintext key and no parsed
+//! key. The object layer holds keys as [`Sealed`] records and new objects as [`Material`],
+//! and asks [`Core`] for every use, export and wrapped export (methods visible to this crate
+//! only: another crate reaches keys through the lifecycle's operations, which check access,
+//! state and usage first). Other crates get generation (opaque results), the RNG, the custody
+//! API and parameters. `tests/core_api.txt` lists the public surface; a test keeps it so.
+//!
+//! What is public compiles from another crate:
+//!
+//! ```
+//! fn check(core: &lifecycle::core::Core, key: &lifecycle::core::Sealed) -> bool {
+//!     core.forget(key.id());
+//!     core.opens(key)
+//! }
+//! let _ = lifecycle::core::CryptoParams::default();
+//! ```
+//!
+//! and none of the following does:
+//!
+//! ```compile_fail,E0603
+//! // the raw cryptographic functions are not reachable
+//! let _ = lifecycle::core::crypto::encrypt;
+//! ```
+//!
+//! ```compile_fail,E0624
+//! // nor is opening a sealed record into its plaintext
+//! fn open(core: &lifecycle::core::Core) {
+//!     let _ = core.unseal("id", b"sealed");
+//! }
+//! ```
+//!
+//! ```compile_fail,E0425
+//! // nor is a key's material, parsed or not
+//! let _: Option<lifecycle::core::KeyMaterial> = None;
+//! ```
+//!
+//! ```compile_fail,E0616
+//! // nor the bytes of new material (generated, derived or registered)
+//! fn peek(m: &lifecycle::core::Material) -> &[u8] {
+//!     m.0.expose()
+//! }
+//! ```
+//!
+//! ```compile_fail,E0624
+//! // nor an export that bypasses the lifecycle's checks
+//! fn export(core: &lifecycle::core::Core, key: &lifecycle::core::Sealed) {
+//!     let _ = core.export(key, lifecycle::core::ExportRule::of(&[]), None);
+//! }
+//! ```
+//!
+//! ```compile_fail,E0624
+//! // nor any use of a key
+//! fn sign(core: &lifecycle::core::Core, key: &lifecycle::core::Sealed) {
+//!     let _ = core.sign(key, &Default::default(), b"data");
+//! }
+//! ```
+//!
+//! ```compile_fail,E0624
+//! // nor a purpose key derived from the master key
+//! fn purpose(m: &lifecycle::core::MasterKey) {
+//!     let _ = m.derive_purpose_key(b"audit", 32);
+//! }
+//! ```
 
-pub mod convert;
-pub mod crypto;
+mod convert;
+mod crypto;
 mod ffi;
 mod generate;
-pub mod pki;
+mod keys;
+mod pki;
+mod purpose;
 mod seal;
-pub mod shamir;
-pub mod stream;
+mod shamir;
+mod stream;
 
+pub use crypto::{
+    max_pbkdf2_iterations, set_max_pbkdf2_iterations, CipherInput, CryptoParams, Derivation,
+    Encrypted, DEFAULT_MAX_PBKDF2_ITERATIONS,
+};
 pub use ffi::{harden_process, lock_memory, UNDUMPABLE};
-pub(crate) use generate::{key_object, secret_data_object};
-pub use generate::{zeroize_tree, Generated, KeySpec};
+pub use generate::{Generated, KeySpec};
+pub use keys::{ExportRule, Material, Sealed};
+pub use pki::SubjectKey;
+pub use purpose::{AuditMac, AuditSigner};
 pub use seal::{
     finish_rotation, open as open_seal, open_existing as open_existing_seal, read_share_file,
     read_split, rotate, rotation_pending, write_split, FileSeal, MasterKey, Pkcs11Options,
     Pkcs11Seal, Rotated, Seal, SealError, ShareSeal, Split, ROTATION_FILE,
+};
+pub use shamir::Share;
+pub(crate) use stream::Stream;
+pub use stream::{
+    MAX_BUFFERED, MAX_BUFFERED_PER_OWNER, MAX_BUFFERED_TOTAL, MAX_STREAMS, MAX_STREAMS_PER_OWNER,
+    STREAM_IDLE,
 };
 
 /// SHA-256 of `data`. OpenSSL 3's one-shot `SHA256()` looks the algorithm up by name on every
@@ -77,6 +156,12 @@ pub enum CoreError {
     /// An authentication tag length the mode does not allow.
     #[error("invalid authentication tag length {0}")]
     TagLength(i32),
+    /// The object's Extractable attribute is false: it never leaves.
+    #[error("the key may not leave the server: it is not extractable")]
+    NotExtractable,
+    /// The object is Sensitive: it leaves only wrapped.
+    #[error("the key is sensitive and leaves the server only wrapped")]
+    Sensitive,
     /// Cryptographic Parameters that do not fit the key, the mode or each other (an IV Length
     /// the mode does not take, padding in a mode without blocks, another algorithm's key).
     #[error("bad cryptographic parameters: {0}")]
@@ -93,7 +178,8 @@ impl From<openssl::error::ErrorStack> for CoreError {
     }
 }
 
-/// Plaintext secret bytes: zeroed on drop, never printed, never cloned implicitly.
+/// Secret bytes: zeroed on drop, never printed, never cloned implicitly. Outside the core it
+/// carries the clients' data (a decrypted plaintext, random bytes, data to sign), never a key.
 pub struct Secret(Zeroizing<Vec<u8>>);
 
 impl Secret {
@@ -128,6 +214,7 @@ impl std::fmt::Debug for Secret {
 pub struct Core {
     master: MasterKey,
     streams: stream::Streams,
+    parsed: keys::ParsedKeys,
 }
 
 impl Core {
@@ -136,22 +223,24 @@ impl Core {
         Core {
             master,
             streams: stream::Streams::default(),
+            parsed: keys::ParsedKeys::default(),
         }
     }
 
-    /// The multi-part operations in progress.
-    pub fn streams(&self) -> &stream::Streams {
+    /// The multi-part operations in progress: they hold key schedules, so only this crate's
+    /// operations, which check the key again at every part, reach them.
+    pub(crate) fn streams(&self) -> &stream::Streams {
         &self.streams
     }
 
     /// Seal the encoded object of record `id`.
-    pub fn seal(&self, id: &str, plaintext: &Secret) -> Result<Vec<u8>, CoreError> {
+    fn seal(&self, id: &str, plaintext: &Secret) -> Result<Vec<u8>, CoreError> {
         self.master.seal(id.as_bytes(), plaintext.expose())
     }
 
     /// Open the sealed key material of object `id`: the identifier is bound in, so a record moved
-    /// to another one does not open.
-    pub fn unseal(&self, id: &str, sealed: &[u8]) -> Result<Secret, CoreError> {
+    /// to another one does not open. Never leaves the core.
+    fn unseal(&self, id: &str, sealed: &[u8]) -> Result<Secret, CoreError> {
         self.master.unseal(id.as_bytes(), sealed)
     }
 

@@ -3,7 +3,7 @@
 //! which OpenSSL makes with the key unsealed here. What goes into a certificate is decided
 //! before this module (profiles, name constraints, validity); here it is only signed.
 
-use super::crypto::{private_key, KeyMaterial};
+use super::crypto::KeyMaterial;
 use super::CoreError;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{Id, PKey, Private, Public};
@@ -82,7 +82,7 @@ struct CoreSigner {
 
 impl CoreSigner {
     fn new(m: &KeyMaterial) -> Result<CoreSigner, CoreError> {
-        let key = private_key(m.bytes.expose(), m.format)?;
+        let key = m.private_key()?;
         let spki = key.public_key_to_der()?;
         Ok(CoreSigner {
             public: SubjectKey::from_spki(&spki)?,
@@ -127,15 +127,15 @@ impl SigningKey for CoreSigner {
 
 /// Who signs: the CA's private key object, and its certificate's name and key identifier
 /// (`params` carries them; `None` signs the subject's own certificate, self-signed).
-pub struct IssuerKey<'a> {
+pub(super) struct IssuerKey<'a> {
     /// The issuer's private key.
-    pub key: &'a KeyMaterial,
+    pub(crate) key: &'a KeyMaterial,
     /// The issuer's certificate parameters (its name and key identifier); `None` to self-sign.
-    pub params: Option<CertificateParams>,
+    pub(crate) params: Option<CertificateParams>,
 }
 
 /// Sign a certificate for `subject` with `params`; its DER.
-pub fn sign_certificate(
+pub(super) fn sign_certificate(
     issuer: IssuerKey<'_>,
     subject: &SubjectKey,
     params: &CertificateParams,
@@ -158,19 +158,17 @@ pub fn sign_certificate(
 
 /// A PKCS#10 request for the key's own public key, signed by it (for a CA whose certificate an
 /// external root will issue); its DER.
-pub fn sign_request(key: &KeyMaterial, params: &CertificateParams) -> Result<Vec<u8>, CoreError> {
+pub(super) fn sign_request(
+    key: &KeyMaterial,
+    params: &CertificateParams,
+) -> Result<Vec<u8>, CoreError> {
     let signer = CoreSigner::new(key)?;
     let csr = params.serialize_request(&signer).map_err(rcgen_err)?;
     Ok(csr.der().to_vec())
 }
 
-/// The SubjectPublicKeyInfo a private key belongs with.
-pub fn public_key_of(key: &KeyMaterial) -> Result<Vec<u8>, CoreError> {
-    Ok(private_key(key.bytes.expose(), key.format)?.public_key_to_der()?)
-}
-
 /// Sign a CRL; its DER.
-pub fn sign_crl(
+pub(super) fn sign_crl(
     issuer: IssuerKey<'_>,
     crl: &CertificateRevocationListParams,
 ) -> Result<Vec<u8>, CoreError> {
@@ -194,10 +192,7 @@ mod tests {
 
     fn spki_of(object: &Secret) -> Vec<u8> {
         let m = key_material(object).unwrap();
-        private_key(m.bytes.expose(), m.format)
-            .unwrap()
-            .public_key_to_der()
-            .unwrap()
+        m.private_key().unwrap().public_key_to_der().unwrap()
     }
 
     /// A root signs itself and then a leaf; OpenSSL verifies the chain and the CRL.

@@ -102,7 +102,11 @@ impl MasterKey {
     /// the first master key is carried to its successors (`master.purpose`, sealed under the
     /// current master key, see [`MasterKey::with_purpose_root`]), so that the audit log
     /// written before a rotation still verifies after it.
-    pub fn derive_purpose_key(&self, label: &[u8], len: usize) -> Result<Secret, CoreError> {
+    pub(in crate::core) fn derive_purpose_key(
+        &self,
+        label: &[u8],
+        len: usize,
+    ) -> Result<Secret, CoreError> {
         let root = self.purpose_root()?;
         let fail = |_| CoreError::Crypto("HKDF");
         let mut ctx = openssl::pkey_ctx::PkeyCtx::new_id(openssl::pkey::Id::HKDF).map_err(fail)?;

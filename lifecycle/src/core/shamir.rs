@@ -68,7 +68,7 @@ impl Share {
 }
 
 /// Split `secret` into `n` shares with threshold `m` (2 <= m <= n <= 255).
-pub fn split(secret: &[u8], m: u8, n: u8) -> Result<Vec<Share>, CoreError> {
+pub(super) fn split(secret: &[u8], m: u8, n: u8) -> Result<Vec<Share>, CoreError> {
     if m < 2 || m > n {
         return Err(CoreError::Unsupported(
             "Shamir needs 2 <= M <= N <= 255".into(),
@@ -99,7 +99,7 @@ pub fn split(secret: &[u8], m: u8, n: u8) -> Result<Vec<Share>, CoreError> {
 /// Rebuild the secret from shares by Lagrange interpolation at x = 0. With fewer shares than
 /// the threshold the result is a different, meaningless value: callers check it (the master
 /// key's check value) before use.
-pub fn combine(shares: &[Share]) -> Result<Zeroizing<Vec<u8>>, CoreError> {
+pub(super) fn combine(shares: &[Share]) -> Result<Zeroizing<Vec<u8>>, CoreError> {
     let len = shares.first().map(|s| s.y.len()).unwrap_or(0);
     if shares.len() < 2 || shares.iter().any(|s| s.y.len() != len) {
         return Err(CoreError::Unsupported(

@@ -4,7 +4,7 @@
 //! holds key schedules and plaintext.
 
 use super::crypto::{CipherStream, CryptoParams};
-use super::CoreError;
+use super::{CoreError, Secret};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ pub const MAX_BUFFERED_TOTAL: usize = 16 * MAX_BUFFERED;
 pub const STREAM_IDLE: Duration = Duration::from_secs(600);
 
 /// What an open stream holds between its parts.
-pub enum StreamState {
+pub(crate) enum StreamState {
     /// Encrypt or Decrypt: each part is processed as it arrives.
     Cipher(CipherStream),
     /// Sign, Signature Verify, MAC, MAC Verify: the data is gathered and processed at the end.
@@ -34,23 +34,23 @@ pub enum StreamState {
 }
 
 /// One open stream: whose it is, which key and operation it is for, and where it stands.
-pub struct Stream {
+pub(crate) struct Stream {
     /// The identity that opened it; only it may continue it.
-    pub owner: Option<String>,
+    pub(crate) owner: Option<String>,
     /// The key the stream uses.
-    pub key_id: String,
+    pub(crate) key_id: String,
     /// The operation it was opened for; only that operation continues it.
-    pub operation: u32,
+    pub(crate) operation: u32,
     /// The Cryptographic Parameters it was opened with.
-    pub params: CryptoParams,
-    /// The cipher in progress, or the data gathered so far.
-    pub state: StreamState,
+    pub(crate) params: CryptoParams,
+    /// The cipher in progress, or the data gathered so far: the core's alone.
+    pub(in crate::core) state: StreamState,
     touched: Instant,
 }
 
 impl Stream {
     /// A stream as it opens, not yet idle.
-    pub fn new(
+    pub(crate) fn new(
         owner: Option<String>,
         key_id: String,
         operation: u32,
@@ -75,8 +75,53 @@ impl Stream {
         }
     }
 
+    /// A Sign, Signature Verify, MAC or MAC Verify stream: its parts are gathered and the
+    /// operation done on the whole at the end.
+    pub(crate) fn gathering(
+        owner: Option<String>,
+        key_id: String,
+        operation: u32,
+        params: CryptoParams,
+    ) -> Stream {
+        Stream::new(
+            owner,
+            key_id,
+            operation,
+            params,
+            StreamState::Buffer(Zeroizing::new(Vec::new())),
+        )
+    }
+
+    /// Process one more part of an Encrypt or Decrypt stream: its output.
+    pub(crate) fn update(&mut self, data: &[u8]) -> Result<Vec<u8>, CoreError> {
+        match &mut self.state {
+            StreamState::Cipher(c) => c.update(data),
+            StreamState::Buffer(_) => Err(CoreError::InvalidCorrelation),
+        }
+    }
+
+    /// Close an Encrypt or Decrypt stream: the last output, and the GCM tag (Encrypt) or the
+    /// tag checked (Decrypt).
+    pub(crate) fn finish(
+        self,
+        tag: Option<&[u8]>,
+    ) -> Result<(Vec<u8>, Option<Vec<u8>>), CoreError> {
+        match self.state {
+            StreamState::Cipher(c) => c.finish(tag),
+            StreamState::Buffer(_) => Err(CoreError::InvalidCorrelation),
+        }
+    }
+
+    /// Close a buffered stream: its parameters and every part's data, in order.
+    pub(crate) fn into_data(self) -> Result<(CryptoParams, Secret), CoreError> {
+        match self.state {
+            StreamState::Buffer(mut b) => Ok((self.params, Secret::new(std::mem::take(&mut *b)))),
+            StreamState::Cipher(_) => Err(CoreError::InvalidCorrelation),
+        }
+    }
+
     /// Gather one more part of a buffered stream, within [`MAX_BUFFERED`].
-    pub fn gather(&mut self, data: &[u8]) -> Result<(), CoreError> {
+    pub(crate) fn gather(&mut self, data: &[u8]) -> Result<(), CoreError> {
         match &mut self.state {
             StreamState::Buffer(b) if b.len() + data.len() <= MAX_BUFFERED => {
                 b.extend_from_slice(data);
@@ -90,13 +135,13 @@ impl Stream {
 
 /// The open multi-part streams, by Correlation Value, within the limits above.
 #[derive(Default)]
-pub struct Streams {
+pub(crate) struct Streams {
     open: Mutex<HashMap<Vec<u8>, Stream>>,
 }
 
 impl Streams {
     /// Keep `stream` under a new Correlation Value, which is returned.
-    pub fn open(&self, stream: Stream) -> Result<Vec<u8>, CoreError> {
+    pub(crate) fn open(&self, stream: Stream) -> Result<Vec<u8>, CoreError> {
         let mut correlation = vec![0u8; 16];
         openssl::rand::rand_bytes(&mut correlation)?;
         self.put(correlation.clone(), stream)?;
@@ -106,7 +151,7 @@ impl Streams {
     /// Take the stream of `correlation` out, for `owner` and `operation` only: a value that is
     /// unknown, expired, someone else's or another operation's is invalid. The caller puts it
     /// back after a non-final part; a stream that fails is dropped.
-    pub fn take(
+    pub(crate) fn take(
         &self,
         correlation: &[u8],
         owner: Option<&str>,
@@ -126,7 +171,7 @@ impl Streams {
     }
 
     /// Keep `stream` under `correlation`, dropping idle streams first; refused beyond the limits.
-    pub fn put(&self, correlation: Vec<u8>, mut stream: Stream) -> Result<(), CoreError> {
+    pub(crate) fn put(&self, correlation: Vec<u8>, mut stream: Stream) -> Result<(), CoreError> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         open.retain(|_, s| s.touched.elapsed() < STREAM_IDLE);
         if open.len() >= MAX_STREAMS {
@@ -164,13 +209,9 @@ impl Streams {
     }
 
     /// How many streams are open.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.open.lock().map(|o| o.len()).unwrap_or(0)
-    }
-
-    /// Whether no stream is open.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -30,7 +30,7 @@ enum NewIssuer<'a> {
     /// A CA outside this server (Import CA).
     Outside,
 }
-use crate::core::pki::{self, IssuerKey, SubjectKey};
+use crate::core::{Sealed, SubjectKey};
 use kmip_codec::vocab::enums::{cryptographic_usage_mask as um, revocation_reason_code};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyIdMethod, SanType,
@@ -555,12 +555,7 @@ impl Txn {
     /// the key the server bound the record to when it made it (`y-ca-key`). A record made
     /// before that binding existed falls back to its links, and only when they name a key
     /// pair the server generated.
-    fn ca_key(
-        &self,
-        cert: &Record,
-        mask_bit: u32,
-        now: i64,
-    ) -> Result<crate::core::crypto::KeyMaterial, LifecycleError> {
+    fn ca_key(&self, cert: &Record, mask_bit: u32, now: i64) -> Result<Sealed, LifecycleError> {
         let private = match ca_text(cert, "ca-key") {
             Some(k) => k,
             None => {
@@ -828,14 +823,9 @@ impl Txn {
             None => None,
             Some(ca) => Some(self.issuer_params(&ca.cert, now)?),
         };
-        let der = pki::sign_certificate(
-            IssuerKey {
-                key: &signing_key,
-                params: issuer_params,
-            },
-            &subject_key,
-            &params,
-        )?;
+        let der = self
+            .core
+            .sign_certificate(&signing_key, issuer_params, &subject_key, &params)?;
 
         if let Some(ca) = &ca {
             same_issuer_name(&der, &ca.cert, self, now)?;
@@ -890,7 +880,7 @@ impl Txn {
                 Ttlv::new(tag::CERTIFICATE_VALUE, Value::ByteString(der)),
             ],
         );
-        let material = Secret::new(kmip_codec::encode(&object));
+        let material = Material::of_object(&object);
         self.check_names(&id, &[], &attrs)?;
         let record = self.new_record(&id, ot::CERTIFICATE, attrs, &material, now)?;
         changes.push(Change::Put(record.clone()));
@@ -961,11 +951,9 @@ impl Txn {
             KeyIdMethod::PreSpecified(k) => k.clone(),
             _ => Vec::new(),
         };
-        let der = pki::sign_crl(
-            IssuerKey {
-                key: &key,
-                params: Some(p),
-            },
+        let der = self.core.sign_crl(
+            &key,
+            p,
             &rcgen::CertificateRevocationListParams {
                 this_update: unix(now)?,
                 next_update: unix(now + 7 * 86_400)?,
@@ -1060,7 +1048,7 @@ impl Txn {
             .1;
         let mut p = CertificateParams::default();
         p.distinguished_name = parse_dn(subject)?;
-        Ok(pki::sign_request(&key, &p)?)
+        Ok(self.core.sign_request(&key, &p)?)
     }
 
     /// Take in a CA certificate an external root issued for stored public key `public`: it
@@ -1136,7 +1124,7 @@ impl Txn {
             &id,
             ot::CERTIFICATE,
             attrs,
-            &Secret::new(kmip_codec::encode(&object)),
+            &Material::of_object(&object),
             now,
         )?;
         p.attributes.push(link(link_type::CERTIFICATE_LINK, &id));

@@ -5,12 +5,9 @@
 //! again, so a key revoked mid-stream stops the stream.
 
 use super::*;
-use crate::core::crypto::{CipherInput, CipherStream, CryptoParams, Encrypted, Mode};
-use crate::core::stream::{Stream, StreamState};
-use crate::core::CoreError;
+use crate::core::{CipherInput, CoreError, CryptoParams, Encrypted, Stream};
 use crate::state::Usage;
 use kmip_codec::vocab::enums::{cryptographic_usage_mask as um, operation as op};
-use zeroize::Zeroizing;
 
 /// Where one request stands in a (possibly) multi-part operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,11 +117,6 @@ impl Txn {
             (usage, bit) => self.key_for(id, usage, bit, now)?,
         };
         let p = Self::params(&r, params);
-        let mode = if operation == op::ENCRYPT {
-            Mode::Encrypt
-        } else {
-            Mode::Decrypt
-        };
         let input = CipherInput {
             params: &p,
             data,
@@ -132,24 +124,15 @@ impl Txn {
             aad,
             tag: None,
         };
-        let (mut stream, generated_iv) = CipherStream::start(&key, &input, mode)?;
-        let out = stream.update(data)?;
-        let s = Stream::new(
+        let (s, out) = self.core.cipher_stream(
+            &key,
             self.owner(),
-            r.id,
             operation,
-            p,
-            StreamState::Cipher(stream),
-        );
+            &input,
+            operation == op::ENCRYPT,
+        )?;
         let correlation = self.core.streams().open(s)?;
-        Ok((
-            Encrypted {
-                data: out,
-                generated_iv,
-                tag: None,
-            },
-            correlation,
-        ))
+        Ok((out, correlation))
     }
 
     /// A later part of a streamed Encrypt or Decrypt: its output, the key's identifier, and
@@ -166,10 +149,7 @@ impl Txn {
         let streams = self.core.streams();
         let mut s = streams.take(correlation, self.owner().as_deref(), operation)?;
         self.recheck(operation, &s.key_id, data.len(), now)?;
-        let StreamState::Cipher(c) = &mut s.state else {
-            return Err(CoreError::InvalidCorrelation.into());
-        };
-        let mut out = c.update(data)?;
+        let mut out = s.update(data)?;
         let id = s.key_id.clone();
         if !last {
             streams.put(correlation.to_vec(), s)?;
@@ -181,10 +161,7 @@ impl Txn {
                 },
             ));
         }
-        let StreamState::Cipher(c) = s.state else {
-            return Err(CoreError::InvalidCorrelation.into());
-        };
-        let (rest, tag) = c.finish(tag)?;
+        let (rest, tag) = s.finish(tag)?;
         out.extend_from_slice(&rest);
         Ok((
             id,
@@ -208,13 +185,7 @@ impl Txn {
     ) -> Result<Vec<u8>, LifecycleError> {
         let (usage, bit) = key_use(operation)?;
         let (r, _) = self.key_for(id, usage, bit, now)?;
-        let mut s = Stream::new(
-            self.owner(),
-            r.id,
-            operation,
-            params,
-            StreamState::Buffer(Zeroizing::new(Vec::new())),
-        );
+        let mut s = Stream::gathering(self.owner(), r.id, operation, params);
         s.gather(data)?;
         Ok(self.core.streams().open(s)?)
     }
@@ -239,14 +210,8 @@ impl Txn {
             streams.put(correlation.to_vec(), s)?;
             return Ok(Gathered::More { id });
         }
-        let StreamState::Buffer(mut buf) = s.state else {
-            return Err(CoreError::InvalidCorrelation.into());
-        };
-        Ok(Gathered::Done {
-            id,
-            params: s.params,
-            data: Secret::new(std::mem::take(&mut *buf)),
-        })
+        let (params, data) = s.into_data()?;
+        Ok(Gathered::Done { id, params, data })
     }
 }
 

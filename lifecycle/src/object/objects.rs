@@ -71,7 +71,7 @@ impl Txn {
         id: &str,
         object_type: u32,
         mut client: Vec<Ttlv>,
-        material: &Secret,
+        material: &Material,
         now: i64,
     ) -> Result<Record, LifecycleError> {
         let state = state::initial_state(get_date(&client, tag::ACTIVATION_DATE), now);
@@ -101,71 +101,41 @@ impl Txn {
             attrs.push(boolean(tag::NEVER_EXTRACTABLE, true));
         }
         attrs.extend(client);
-        // algorithm and length from the key block when the client did not say
-        let (obj, _) = kmip_codec::decode(material.expose(), &Limits::default())
-            .map_err(|_| LifecycleError::InvalidField("object".into()))?;
-        if obj.tag == tag::CERTIFICATE {
-            // 2.x clients may name the Certificate Type among the attributes (OASIS BL-M-10)
-            if let (Some(t), false) = (
-                obj.child(tag::CERTIFICATE_TYPE),
-                attrs.iter().any(|a| a.tag == tag::CERTIFICATE_TYPE),
-            ) {
-                attrs.push(t.clone());
-            }
-            if let Some(v) = obj.child(tag::CERTIFICATE_VALUE).and_then(Ttlv::as_bytes) {
-                attrs.push(Ttlv::new(
-                    tag::CERTIFICATE_LENGTH,
-                    Value::Integer(v.len() as i32),
-                ));
-                attrs.extend(certify::name_attributes(v));
+        // what the object says of itself, read by the core as it seals it
+        let (sealed, facts) = self.core.seal_new(id, material)?;
+        // 2.x clients may name the Certificate Type among the attributes (OASIS BL-M-10)
+        if let Some(t) = facts.certificate_type {
+            if !attrs.iter().any(|a| a.tag == tag::CERTIFICATE_TYPE) {
+                attrs.push(t);
             }
         }
-        // the Digest of a key: SHA-256 of its key material as stored (not for Secret Data,
+        if let Some(v) = &facts.certificate {
+            attrs.push(Ttlv::new(
+                tag::CERTIFICATE_LENGTH,
+                Value::Integer(v.len() as i32),
+            ));
+            attrs.extend(certify::name_attributes(v));
+        }
+        // the Digest of a key: SHA-256 of its key material as stored (never for Secret Data,
         // where a digest of a password would invite a dictionary attack)
         if matches!(
             object_type,
             ot::SYMMETRIC_KEY | ot::PRIVATE_KEY | ot::PUBLIC_KEY
         ) {
-            let kb = obj.child(tag::KEY_BLOCK);
-            let km = kb
-                .and_then(|k| k.child(tag::KEY_VALUE))
-                .and_then(|v| v.child(tag::KEY_MATERIAL))
-                .and_then(Ttlv::as_bytes);
-            let format = kb.and_then(|k| k.child(tag::KEY_FORMAT_TYPE)).cloned();
-            if let (Some(km), Some(format)) = (km, format) {
-                attrs.push(Ttlv::structure(
-                    tag::DIGEST,
-                    vec![
-                        Ttlv::new(
-                            tag::HASHING_ALGORITHM,
-                            Value::Enumeration(
-                                kmip_codec::vocab::enums::hashing_algorithm::SHA_256,
-                            ),
-                        ),
-                        Ttlv::new(
-                            tag::DIGEST_VALUE,
-                            Value::ByteString(crate::core::sha256(km).to_vec()),
-                        ),
-                        format,
-                    ],
-                ));
+            attrs.extend(facts.digest);
+        }
+        // algorithm and length from the key block when the client did not say
+        for v in [facts.algorithm, facts.length].into_iter().flatten() {
+            if !attrs.iter().any(|a| a.tag == v.tag) {
+                attrs.push(v);
             }
         }
-        if let Some(kb) = obj.child(tag::KEY_BLOCK) {
-            for t in [tag::CRYPTOGRAPHIC_ALGORITHM, tag::CRYPTOGRAPHIC_LENGTH] {
-                if let (Some(v), None) = (kb.child(t), attrs.iter().find(|a| a.tag == t)) {
-                    attrs.push(v.clone());
-                }
-            }
-        }
-        let mut obj = obj;
-        crate::core::zeroize_tree(&mut obj);
         Ok(Record {
             id: id.to_owned(),
             object_type,
             state,
             attributes: attrs,
-            sealed: Some(self.core.seal(id, material)?),
+            sealed: Some(sealed),
             owner: self.caller.as_ref().map(|c| c.identity.clone()),
             grants: Vec::new(),
             generated: false,
@@ -273,7 +243,7 @@ impl Txn {
     pub(super) fn generate_pair(
         &self,
         private: &[Ttlv],
-    ) -> Result<(crate::core::Generated, Secret), LifecycleError> {
+    ) -> Result<(crate::core::Generated, Material), LifecycleError> {
         let alg = get_enum(private, tag::CRYPTOGRAPHIC_ALGORITHM).ok_or_else(|| {
             LifecycleError::InvalidField("Cryptographic Algorithm is required".into())
         })?;
@@ -309,7 +279,7 @@ impl Txn {
             ));
         }
         self.check_names("", &[], &attrs)?;
-        let material = Secret::new(kmip_codec::encode(object));
+        let material = Material::of_object(object);
         let id = self.new_ids(1)?.remove(0);
         let record = self.new_record(&id, object_type, attrs, &material, now)?;
         self.store.commit(vec![Change::Put(record.clone())])?;
@@ -387,23 +357,15 @@ impl Txn {
         if is_archived(&r) {
             return Err(LifecycleError::Archived);
         }
-        let flag = |t: Tag| r.attribute(t).and_then(Ttlv::as_bool);
-        if flag(tag::EXTRACTABLE) == Some(false) {
-            return Err(LifecycleError::NotExtractable);
-        }
-        if flag(tag::SENSITIVE) == Some(true) {
-            return Err(LifecycleError::Sensitive);
-        }
+        let rule = ExportRule::of(&r.attributes);
+        rule.permits(false)?;
         let sealed = r
             .sealed
             .as_ref()
             .ok_or(LifecycleError::NotUsable(r.state))?;
-        let mut plain = self.core.unseal(&r.id, sealed)?;
-        if let Some(f) = format {
-            plain = crate::core::convert::convert(&plain, f)?;
-        }
-        let (obj, _) = kmip_codec::decode(plain.expose(), &Limits::default())
-            .map_err(|_| LifecycleError::InvalidField("stored object".into()))?;
+        let obj = self
+            .core
+            .export(&Sealed::new(&r.id, sealed.clone()), rule, format)?;
         Ok((r, obj))
     }
 }

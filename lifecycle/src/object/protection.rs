@@ -164,7 +164,7 @@ impl Txn {
     pub(super) fn may_derive(
         &self,
         base: &Record,
-        d: &crate::core::crypto::Derivation<'_>,
+        d: &crate::core::Derivation<'_>,
         now: i64,
     ) -> Result<(), LifecycleError> {
         use kmip_codec::vocab::enums::{derivation_method as dm, hashing_algorithm as ha};

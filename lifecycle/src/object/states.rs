@@ -96,11 +96,9 @@ impl Txn {
         let mut r = self.get(id, now)?;
         self.change_state(&mut r, Event::Destroy, now)?;
         set_single(&mut r.attributes, date(tag::DESTROY_DATE, now));
-        if let Some(sealed) = r.sealed.take() {
-            // the core's parsed copy goes with the material
-            if let Ok(plain) = self.core.unseal(&r.id, &sealed) {
-                crate::core::crypto::forget_parsed(&plain);
-            }
+        if r.sealed.take().is_some() {
+            // the core's parsed copy goes with the material, dropped unopened
+            self.core.forget(&r.id);
         }
         self.put(&r)?;
         Ok(r)

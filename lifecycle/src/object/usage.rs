@@ -1,7 +1,7 @@
 //! Cryptographic use of stored keys: every use checks state and usage mask first.
 
 use super::*;
-use crate::core::crypto::{self, CipherInput, CryptoParams, Derivation, Encrypted, KeyMaterial};
+use crate::core::{CipherInput, CryptoParams, Derivation, Encrypted};
 use crate::state::{may_use, Usage};
 use kmip_codec::vocab::enums::cryptographic_usage_mask as um;
 
@@ -28,7 +28,7 @@ impl Txn {
         usage: Usage,
         mask_bit: u32,
         now: i64,
-    ) -> Result<(Record, KeyMaterial), LifecycleError> {
+    ) -> Result<(Record, Sealed), LifecycleError> {
         let r = self.get(id, now)?;
         if r.state.is_destroyed() {
             return Err(LifecycleError::Destroyed);
@@ -62,9 +62,8 @@ impl Txn {
                 return Err(LifecycleError::IncompatibleUsageMask);
             }
         }
-        let sealed = r.sealed.as_ref().ok_or(LifecycleError::Destroyed)?;
-        let plain = self.core.unseal(&r.id, sealed)?;
-        let key = crypto::key_material(&plain)?;
+        let sealed = r.sealed.clone().ok_or(LifecycleError::Destroyed)?;
+        let key = Sealed::new(&r.id, sealed);
         Ok((r, key))
     }
 
@@ -76,7 +75,7 @@ impl Txn {
         mask_bit: u32,
         bytes: usize,
         now: i64,
-    ) -> Result<(Record, KeyMaterial), LifecycleError> {
+    ) -> Result<(Record, Sealed), LifecycleError> {
         let (r, key) = self.key_for(id, Usage::Protect, mask_bit, now)?;
         Ok((self.count_use(r, bytes, true)?, key))
     }
@@ -184,7 +183,7 @@ impl Txn {
     ) -> Result<Encrypted, LifecycleError> {
         let (r, key) = self.key_to_protect(id, um::ENCRYPT, data.len(), now)?;
         let p = Self::params(&r, params);
-        Ok(crypto::encrypt(
+        Ok(self.core.encrypt(
             &key,
             &CipherInput {
                 params: &p,
@@ -211,7 +210,7 @@ impl Txn {
     ) -> Result<Secret, LifecycleError> {
         let (r, key) = self.key_for(id, Usage::Process, um::DECRYPT, now)?;
         let p = Self::params(&r, params);
-        Ok(crypto::decrypt(
+        Ok(self.core.decrypt(
             &key,
             &CipherInput {
                 params: &p,
@@ -233,7 +232,7 @@ impl Txn {
         now: i64,
     ) -> Result<Vec<u8>, LifecycleError> {
         let (r, key) = self.key_to_protect(id, um::SIGN, data.len(), now)?;
-        Ok(crypto::sign(&key, &Self::params(&r, params), data)?)
+        Ok(self.core.sign(&key, &Self::params(&r, params), data)?)
     }
 
     /// Whether `signature` is valid for `data` under public key `id`.
@@ -246,12 +245,9 @@ impl Txn {
         now: i64,
     ) -> Result<bool, LifecycleError> {
         let (r, key) = self.key_for(id, Usage::Process, um::VERIFY, now)?;
-        Ok(crypto::verify(
-            &key,
-            &Self::params(&r, params),
-            data,
-            signature,
-        )?)
+        Ok(self
+            .core
+            .verify(&key, &Self::params(&r, params), data, signature)?)
     }
 
     /// The MAC of `data` under key `id`, which must be Active and allow MAC Generate; the use
@@ -264,7 +260,7 @@ impl Txn {
         now: i64,
     ) -> Result<Vec<u8>, LifecycleError> {
         let (r, key) = self.key_to_protect(id, um::MAC_GENERATE, data.len(), now)?;
-        Ok(crypto::mac(&key, &Self::params(&r, params), data)?)
+        Ok(self.core.mac(&key, &Self::params(&r, params), data)?)
     }
 
     /// Whether `expected` is the MAC of `data` under key `id`.
@@ -277,7 +273,7 @@ impl Txn {
         now: i64,
     ) -> Result<bool, LifecycleError> {
         let (r, key) = self.key_for(id, Usage::Process, um::MAC_VERIFY, now)?;
-        let got = crypto::mac(&key, &Self::params(&r, params), data)?;
+        let got = self.core.mac(&key, &Self::params(&r, params), data)?;
         Ok(got.len() == expected.len() && openssl::memcmp::eq(&got, expected))
     }
 
@@ -300,32 +296,11 @@ impl Txn {
         self.may_derive(&r, d, now)?;
         // a derivation is a use of the base key, counted as an encryption is
         self.count_use(r, d.data.map_or(0, <[u8]>::len), true)?;
-        let bytes = crypto::derive(&key, d)?;
-        let bits = (bytes.len() * 8) as u32;
-        let material = match object_type {
-            ot::SYMMETRIC_KEY => {
-                let algorithm = attrs
-                    .iter()
-                    .find(|a| a.tag == tag::CRYPTOGRAPHIC_ALGORITHM)
-                    .and_then(Ttlv::as_enum)
-                    .ok_or_else(|| {
-                        LifecycleError::InvalidField("Cryptographic Algorithm is required".into())
-                    })?;
-                crate::core::key_object(
-                    tag::SYMMETRIC_KEY,
-                    kmip_codec::vocab::enums::key_format_type::RAW,
-                    bytes.expose(),
-                    algorithm,
-                    bits,
-                )
-            }
-            ot::SECRET_DATA => crate::core::secret_data_object(bytes.expose()),
-            other => {
-                return Err(LifecycleError::InvalidField(format!(
-                    "Derive Key makes Symmetric Keys or Secret Data, not 0x{other:X}"
-                )))
-            }
-        };
+        let algorithm = attrs
+            .iter()
+            .find(|a| a.tag == tag::CRYPTOGRAPHIC_ALGORITHM)
+            .and_then(Ttlv::as_enum);
+        let (material, bits) = self.core.derive(&key, d, object_type, algorithm)?;
         let mut attrs = attrs;
         if !attrs.iter().any(|a| a.tag == tag::CRYPTOGRAPHIC_LENGTH)
             && object_type == ot::SYMMETRIC_KEY
@@ -363,9 +338,8 @@ impl Txn {
         if is_archived(&r) {
             return Err(LifecycleError::Archived);
         }
-        if r.attribute(tag::EXTRACTABLE).and_then(Ttlv::as_bool) == Some(false) {
-            return Err(LifecycleError::NotExtractable);
-        }
+        let rule = ExportRule::of(&r.attributes);
+        rule.permits(true)?;
         // wrapping encrypts under the wrapping key: a grantee needs Encrypt on it (a grant of
         // Get on a KEK is not a grant to wrap with it), and the use counts against its limits
         let sealed = r.sealed.as_ref().ok_or(LifecycleError::Destroyed)?;
@@ -374,75 +348,13 @@ impl Txn {
             .key_to_protect(wrapping_id, um::WRAP_KEY, sealed.len(), now)?;
         self.may_wrap(&r, &wr)?;
         let p = Self::params(&wr, params.clone());
-        let plain = self.core.unseal(&r.id, sealed)?;
-        let (mut obj, _) = kmip_codec::decode(plain.expose(), &Limits::default())
-            .map_err(|_| LifecycleError::InvalidField("stored object".into()))?;
-        let ttlv = encoding != encoding_option::NO_ENCODING;
-        let wrapped = if ttlv {
-            let kv = obj
-                .child(tag::KEY_BLOCK)
-                .and_then(|kb| kb.child(tag::KEY_VALUE))
-                .ok_or_else(|| LifecycleError::InvalidField("a key value to wrap".into()))?;
-            let encoded = Secret::new(kmip_codec::encode(kv));
-            crypto::wrap(&wkey, &p, encoded.expose())?
-        } else {
-            let inner = crypto::key_material(&plain)?;
-            crypto::wrap(&wkey, &p, inner.bytes.expose())?
-        };
-        let mut cp = Vec::new();
-        if let Some(m) = p.block_cipher_mode {
-            cp.push(Ttlv::new(tag::BLOCK_CIPHER_MODE, Value::Enumeration(m)));
-        }
-        let wrapping_data = Ttlv::structure(
-            tag::KEY_WRAPPING_DATA,
-            vec![
-                Ttlv::new(
-                    tag::WRAPPING_METHOD,
-                    Value::Enumeration(kmip_codec::vocab::enums::wrapping_method::ENCRYPT),
-                ),
-                Ttlv::structure(
-                    tag::ENCRYPTION_KEY_INFORMATION,
-                    vec![
-                        text(tag::UNIQUE_IDENTIFIER, wrapping_id),
-                        Ttlv::structure(tag::CRYPTOGRAPHIC_PARAMETERS, cp),
-                    ],
-                ),
-            ]
-            .into_iter()
-            // an absent Encoding Option means TTLV Encoding
-            .chain((!ttlv).then(|| {
-                Ttlv::new(
-                    tag::ENCODING_OPTION,
-                    Value::Enumeration(encoding_option::NO_ENCODING),
-                )
-            }))
-            .collect(),
-        );
-        if let Some(kb) = obj
-            .children_mut()
-            .and_then(|c| c.iter_mut().find(|c| c.tag == tag::KEY_BLOCK))
-        {
-            let children = kb.children_mut().expect("a key block is a structure");
-            for kv in children.iter_mut().filter(|c| c.tag == tag::KEY_VALUE) {
-                if ttlv {
-                    crate::core::zeroize_tree(kv);
-                    *kv = Ttlv::new(tag::KEY_VALUE, Value::ByteString(wrapped.clone()));
-                    continue;
-                }
-                // No Encoding (KMIP 1.4 §2.1.5): the Key Value stays a structure and only its
-                // Key Material is replaced by the wrapped bytes
-                for km in kv
-                    .children_mut()
-                    .into_iter()
-                    .flatten()
-                    .filter(|c| c.tag == tag::KEY_MATERIAL)
-                {
-                    crate::core::zeroize_tree(km);
-                    *km = Ttlv::new(tag::KEY_MATERIAL, Value::ByteString(wrapped.clone()));
-                }
-            }
-            children.push(wrapping_data);
-        }
+        let obj = self.core.export_wrapped(
+            &Sealed::new(&r.id, sealed.clone()),
+            rule,
+            &wkey,
+            &p,
+            encoding != encoding_option::NO_ENCODING,
+        )?;
         Ok((r, obj))
     }
 }
@@ -450,7 +362,7 @@ impl Txn {
 #[cfg(test)]
 mod usage_limit_tests {
     use super::*;
-    use crate::core::crypto::CryptoParams;
+    use crate::core::CryptoParams;
     use crate::core::MasterKey;
     use crate::store::MemoryStore;
     use kmip_codec::vocab::enums::{block_cipher_mode, usage_limits_unit};
@@ -509,8 +421,8 @@ mod usage_limit_tests {
 #[cfg(test)]
 mod derive_policy_tests {
     use super::*;
-    use crate::core::crypto::{CryptoParams, Derivation};
     use crate::core::MasterKey;
+    use crate::core::{CryptoParams, Derivation};
     use crate::store::MemoryStore;
     use kmip_codec::vocab::enums::{
         cryptographic_algorithm as alg, derivation_method, hashing_algorithm,
