@@ -148,6 +148,77 @@ fn the_store_suite_runs_on_postgres() {
     });
 }
 
+/// The statements a node sends per operation, counted by the database (pg_stat_statements):
+/// a Create is its identifier's `nextval` and one statement with the record and its index
+/// entries, no BEGIN, no COMMIT, no read of the new record; a Get is one SELECT; an Activate
+/// is three round trips: the request's read, then its commit in two (BEGIN with the record's
+/// locking read for the revision check, the write with COMMIT).
+#[test]
+fn statements_per_operation() {
+    let pg = Postgres::start(&["shared_preload_libraries = 'pg_stat_statements'"]);
+    let url = pg.new_database("kmip");
+    pg.sql("kmip", "CREATE EXTENSION pg_stat_statements");
+    let a = first_node(&url, &[]);
+    let mut c = a.client("admin");
+    // connections opened and statements prepared before counting
+    let warm = create_aes(&mut c, 128, vec![]);
+    get_object(&mut c, &warm, None).expect("Get");
+    activate(&mut c, &warm);
+    let counted = |pg: &Postgres| -> u64 {
+        pg.sql(
+            "kmip",
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements \
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'kmip') \
+             AND query NOT LIKE '%pg_stat_statements%'",
+        )
+        .parse()
+        .expect("a count")
+    };
+    let reset = |pg: &Postgres| {
+        pg.sql("kmip", "SELECT pg_stat_statements_reset()");
+    };
+    const N: u64 = 10;
+    reset(&pg);
+    let ids: Vec<String> = (0..N).map(|_| create_aes(&mut c, 128, vec![])).collect();
+    let listed = |pg: &Postgres| {
+        pg.sql(
+            "kmip",
+            "SELECT string_agg(calls || ' ' || query, E'\\n') FROM pg_stat_statements",
+        )
+    };
+    assert_eq!(counted(&pg), 2 * N, "Create: {}", listed(&pg));
+    // the first Get of a key clears its Fresh attribute, a write: counted apart
+    for id in &ids {
+        get_object(&mut c, id, None).expect("Get");
+    }
+    reset(&pg);
+    for id in &ids {
+        get_object(&mut c, id, None).expect("Get");
+    }
+    assert_eq!(counted(&pg), N, "Get: {}", listed(&pg));
+    reset(&pg);
+    for id in &ids {
+        activate(&mut c, id);
+    }
+    assert_eq!(
+        counted(&pg),
+        5 * N,
+        "Activate: SELECT, BEGIN, SELECT FOR UPDATE, the write, COMMIT: {}",
+        listed(&pg)
+    );
+}
+
+fn activate(c: &mut Client, id: &str) {
+    let _: ActivateResponse = c
+        .op(
+            op::ACTIVATE,
+            &ActivateRequest {
+                unique_identifier: Some(id.to_owned()),
+            },
+        )
+        .expect("Activate");
+}
+
 /// Two nodes, one database: what one acknowledged the other sees at once, in both
 /// directions; a key revoked through one cannot be used through the other; writers on both
 /// nodes at once get unique identifiers and lose nothing.
