@@ -219,6 +219,84 @@ fn activate(c: &mut Client, id: &str) {
         .expect("Activate");
 }
 
+/// TLS to the database: a cluster with `ssl = on` and a certificate from a CA of its own.
+/// With `sslmode=require` a node encrypts (the database says so) without checking the
+/// certificate, as libpq does; with `verify-full` and the CA (`sslrootcert`) it checks the
+/// chain and the host name, and refuses another CA's certificate, or one for another host.
+#[test]
+fn tls_to_the_database() {
+    let (pg, ca) = Postgres::start_tls(&[]);
+    let url = pg.new_database("kmip");
+    let a = first_node(&format!("{url}?sslmode=require"), &[]);
+    let mut ca_client = a.client("admin");
+    let k = create_aes(&mut ca_client, 128, vec![]);
+    get_object(&mut ca_client, &k, None).expect("Get over a TLS store");
+    let encrypted = pg.sql(
+        "kmip",
+        "SELECT bool_and(s.ssl), count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a \
+         USING (pid) WHERE a.application_name = 'kmip-server'",
+    );
+    assert!(encrypted.starts_with("t|"), "{encrypted}");
+
+    let full = format!("{url}?sslmode=verify-full&sslrootcert={}", ca.display());
+    let b = node(&a, &full, "node-b", &[]);
+    let mut cb = b.client("admin");
+    get_object(&mut cb, &k, None).expect("Get through the verifying node");
+    let k2 = create_aes(&mut cb, 128, vec![]);
+    get_object(&mut ca_client, &k2, None).expect("read back across nodes");
+
+    // another CA: refused, and the message says why
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = other.path().join("other-ca.pem");
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args([
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=another CA",
+        ])
+        .args(["-days", "1", "-keyout"])
+        .arg(other.path().join("other.key"))
+        .arg("-out")
+        .arg(&other_ca)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let refused = |url: &str| match lifecycle::store::PostgresStore::connect(url, Duration::ZERO) {
+        Ok(_) => panic!("connected to {url}"),
+        Err(e) => e.to_string(),
+    };
+    let e = refused(&format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        other_ca.display()
+    ));
+    assert!(e.contains("certificate verify failed"), "{e}");
+    // the certificate names 127.0.0.1, not localhost
+    let by_name = full.replace("127.0.0.1", "localhost");
+    let e = refused(&by_name);
+    assert!(e.contains("certificate verify failed"), "{e}");
+    // verify-ca checks the chain only
+    let chain_only = by_name.replace("verify-full", "verify-ca");
+    lifecycle::store::PostgresStore::connect(&chain_only, Duration::ZERO)
+        .unwrap_or_else(|e| panic!("verify-ca by another name: {e}"));
+}
+
+/// A database that does not speak TLS, and a node that requires it: the node does not start,
+/// and says why.
+#[test]
+fn tls_required_of_a_database_without_it_is_refused() {
+    let pg = Postgres::start(&[]);
+    let url = format!("{}?sslmode=require", pg.new_database("kmip"));
+    let (_, log) = ServerProcess::try_start_in(
+        tempfile::tempdir().unwrap(),
+        &["--store", &url, "--store-connect-secs", "1"],
+    )
+    .err()
+    .expect("no TLS, no server");
+    assert!(log.contains("server does not support TLS"), "{log}");
+}
+
 /// Two nodes, one database: what one acknowledged the other sees at once, in both
 /// directions; a key revoked through one cannot be used through the other; writers on both
 /// nodes at once get unique identifiers and lose nothing.

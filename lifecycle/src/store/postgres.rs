@@ -130,7 +130,16 @@ fn db_error(e: &Fail) -> StoreError {
             d.message(),
             d.code().code()
         )),
-        None => StoreError::Backend(format!("PostgreSQL: {e}")),
+        // the client's own errors name their cause apart (a TLS handshake refused: why)
+        None => {
+            let mut text = format!("PostgreSQL: {e}");
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                text.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            StoreError::Backend(text)
+        }
     }
 }
 
@@ -736,6 +745,7 @@ impl PostgresEngine {
     /// `target_session_attrs` as libpq reads them), trying again for `retry_for` while it is
     /// unreachable, and create or check the schema.
     pub fn connect(url: &str, retry_for: Duration) -> Result<PostgresEngine, StoreError> {
+        let (url, verify) = tls_options(url)?;
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Backend(format!("the PostgreSQL URL does not parse: {e}")))?;
@@ -760,10 +770,7 @@ impl PostgresEngine {
         if config.get_application_name().is_none() {
             config.application_name("kmip-server");
         }
-        let mut builder = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls())
-            .map_err(|e| StoreError::Backend(format!("TLS for PostgreSQL: {e}")))?;
-        builder.set_verify(openssl::ssl::SslVerifyMode::PEER);
-        let tls = postgres_openssl::MakeTlsConnector::new(builder.build());
+        let tls = tls_connector(&verify)?;
         let shown = shown(&config);
         let engine = PostgresEngine {
             config,
@@ -911,6 +918,112 @@ impl PostgresEngine {
             drop(conn);
         }
     }
+}
+
+/// How the database's certificate is checked, as libpq's `sslmode` and `sslrootcert` say.
+#[derive(Debug, PartialEq, Eq)]
+struct Verify {
+    /// The certificate chains to a trusted CA (`verify-ca`, `verify-full`, or `require` and
+    /// `prefer` given `sslrootcert`, as libpq does).
+    chain: bool,
+    /// And names the host connected to (`verify-full`).
+    host: bool,
+    /// The trusted CAs (PEM) instead of the system's (`sslrootcert=FILE`).
+    roots: Option<String>,
+}
+
+/// The URL without what the PostgreSQL client does not read itself (`sslmode=verify-ca` and
+/// `verify-full`, which it reads as `require`, and `sslrootcert`), and how to check the
+/// certificate.
+fn tls_options(url: &str) -> Result<(String, Verify), StoreError> {
+    let mut verify = Verify {
+        chain: false,
+        host: false,
+        roots: None,
+    };
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), verify));
+    };
+    let mut kept = Vec::new();
+    for param in query.split('&') {
+        let (key, value) = param.split_once('=').unwrap_or((param, ""));
+        match (key, value) {
+            ("sslmode", "verify-ca") => {
+                verify.chain = true;
+                kept.push("sslmode=require".to_owned());
+            }
+            ("sslmode", "verify-full") => {
+                (verify.chain, verify.host) = (true, true);
+                kept.push("sslmode=require".to_owned());
+            }
+            ("sslrootcert", file) => {
+                verify.chain = true;
+                verify.roots = Some(percent_decoded(file).ok_or_else(|| {
+                    StoreError::Backend("the PostgreSQL URL's sslrootcert does not parse".into())
+                })?);
+            }
+            _ => kept.push(param.to_owned()),
+        }
+    }
+    let url = match kept.is_empty() {
+        true => base.to_owned(),
+        false => format!("{base}?{}", kept.join("&")),
+    };
+    Ok((url, verify))
+}
+
+/// `%XX` escapes decoded (a file name in a URL).
+fn percent_decoded(s: &str) -> Option<String> {
+    let mut out = Vec::new();
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The TLS client for connections to the database (used when the server offers TLS, and
+/// required with `sslmode=require` and above). Like libpq, `require` alone encrypts without
+/// checking the certificate: name the CA (`sslrootcert`) or use `verify-full`.
+fn tls_connector(verify: &Verify) -> Result<postgres_openssl::MakeTlsConnector, StoreError> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let tls_error =
+        |e: openssl::error::ErrorStack| StoreError::Backend(format!("TLS for PostgreSQL: {e}"));
+    let mut builder = SslConnector::builder(SslMethod::tls()).map_err(tls_error)?;
+    if verify.chain {
+        builder.set_verify(SslVerifyMode::PEER);
+        if let Some(file) = &verify.roots {
+            let pem = std::fs::read(file).map_err(|e| {
+                StoreError::Backend(format!("PostgreSQL's CA file (sslrootcert) {file}: {e}"))
+            })?;
+            let certs = openssl::x509::X509::stack_from_pem(&pem).map_err(tls_error)?;
+            if certs.is_empty() {
+                return Err(StoreError::Backend(format!(
+                    "PostgreSQL's CA file (sslrootcert) {file} holds no certificate"
+                )));
+            }
+            // these CAs only, not the system's as well
+            let mut store = openssl::x509::store::X509StoreBuilder::new().map_err(tls_error)?;
+            for c in certs {
+                store.add_cert(c).map_err(tls_error)?;
+            }
+            builder.set_cert_store(store.build());
+        }
+    } else {
+        builder.set_verify(SslVerifyMode::NONE);
+    }
+    let mut tls = postgres_openssl::MakeTlsConnector::new(builder.build());
+    let host = verify.host;
+    tls.set_callback(move |c, _| {
+        c.set_verify_hostname(host);
+        Ok(())
+    });
+    Ok(tls)
 }
 
 /// The URL's hosts, ports and database, for messages: never the password.
@@ -1155,6 +1268,38 @@ mod tests {
             "the last write wins"
         );
         assert_eq!(a.params().len(), 2 + 1 + 2);
+    }
+
+    #[test]
+    fn tls_options_as_libpq_reads_them() {
+        let (url, v) = tls_options("postgres://u@h/db").unwrap();
+        assert_eq!(url, "postgres://u@h/db");
+        assert!(!v.chain && !v.host && v.roots.is_none());
+        let (url, v) = tls_options(
+            "postgres://u@h/db?sslmode=verify-full&sslrootcert=/etc/pg%20ca.pem&target_session_attrs=read-write",
+        )
+        .unwrap();
+        assert_eq!(
+            url,
+            "postgres://u@h/db?sslmode=require&target_session_attrs=read-write"
+        );
+        assert_eq!(
+            v,
+            Verify {
+                chain: true,
+                host: true,
+                roots: Some("/etc/pg ca.pem".into())
+            }
+        );
+        let (url, v) = tls_options("postgres://u@h/db?sslmode=verify-ca").unwrap();
+        assert_eq!(url, "postgres://u@h/db?sslmode=require");
+        assert!(v.chain && !v.host);
+        // require checks nothing, unless told which CA to trust
+        let (_, v) = tls_options("postgres://u@h/db?sslmode=require").unwrap();
+        assert!(!v.chain);
+        let (_, v) = tls_options("postgres://u@h/db?sslmode=require&sslrootcert=ca.pem").unwrap();
+        assert!(v.chain && !v.host);
+        assert!(tls_options("postgres://u@h/db?sslrootcert=%zz").is_err());
     }
 
     #[test]
