@@ -82,7 +82,106 @@ fn own_dir() -> tempfile::TempDir {
 impl Postgres {
     /// A new primary, started. `settings` are `name=value` server settings.
     pub fn start(settings: &[&str]) -> Postgres {
+        Postgres::start_in(own_dir(), settings)
+    }
+
+    /// A new primary serving TLS (`ssl = on`) with a certificate for 127.0.0.1 issued by a CA
+    /// of its own, made with the `openssl` command; and the file of that CA's certificate.
+    pub fn start_tls(settings: &[&str]) -> (Postgres, PathBuf) {
         let dir = own_dir();
+        let tls = dir.path().join("tls");
+        std::fs::create_dir(&tls).expect("mkdir tls");
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&tls)
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-subj",
+                    "/CN=test database CA",
+                ],
+                &["-days", "2"],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ],
+            ]
+            .concat(),
+        );
+        std::fs::write(tls.join("san.ext"), "subjectAltName = IP:127.0.0.1\n").expect("write");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ]);
+        if is_root() {
+            let st = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&tls)
+                .status()
+                .expect("chown");
+            assert!(st.success(), "chown the TLS files to postgres");
+        }
+        // PostgreSQL refuses a key others may read
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            tls.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod");
+        let cert = format!("ssl_cert_file = '{}'", tls.join("server.pem").display());
+        let key = format!("ssl_key_file = '{}'", tls.join("server.key").display());
+        let mut all = vec!["ssl = on", cert.as_str(), key.as_str()];
+        all.extend_from_slice(settings);
+        (Postgres::start_in(dir, &all), tls.join("ca.pem"))
+    }
+
+    fn start_in(dir: tempfile::TempDir, settings: &[&str]) -> Postgres {
         let data = dir.path().join("data");
         checked(
             "initdb",

@@ -148,6 +148,155 @@ fn the_store_suite_runs_on_postgres() {
     });
 }
 
+/// The statements a node sends per operation, counted by the database (pg_stat_statements):
+/// a Create is its identifier's `nextval` and one statement with the record and its index
+/// entries, no BEGIN, no COMMIT, no read of the new record; a Get is one SELECT; an Activate
+/// is three round trips: the request's read, then its commit in two (BEGIN with the record's
+/// locking read for the revision check, the write with COMMIT).
+#[test]
+fn statements_per_operation() {
+    let pg = Postgres::start(&["shared_preload_libraries = 'pg_stat_statements'"]);
+    let url = pg.new_database("kmip");
+    pg.sql("kmip", "CREATE EXTENSION pg_stat_statements");
+    let a = first_node(&url, &[]);
+    let mut c = a.client("admin");
+    // connections opened and statements prepared before counting
+    let warm = create_aes(&mut c, 128, vec![]);
+    get_object(&mut c, &warm, None).expect("Get");
+    activate(&mut c, &warm);
+    let counted = |pg: &Postgres| -> u64 {
+        pg.sql(
+            "kmip",
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements \
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'kmip') \
+             AND query NOT LIKE '%pg_stat_statements%'",
+        )
+        .parse()
+        .expect("a count")
+    };
+    let reset = |pg: &Postgres| {
+        pg.sql("kmip", "SELECT pg_stat_statements_reset()");
+    };
+    const N: u64 = 10;
+    reset(&pg);
+    let ids: Vec<String> = (0..N).map(|_| create_aes(&mut c, 128, vec![])).collect();
+    let listed = |pg: &Postgres| {
+        pg.sql(
+            "kmip",
+            "SELECT string_agg(calls || ' ' || query, E'\\n') FROM pg_stat_statements",
+        )
+    };
+    assert_eq!(counted(&pg), 2 * N, "Create: {}", listed(&pg));
+    // the first Get of a key clears its Fresh attribute, a write: counted apart
+    for id in &ids {
+        get_object(&mut c, id, None).expect("Get");
+    }
+    reset(&pg);
+    for id in &ids {
+        get_object(&mut c, id, None).expect("Get");
+    }
+    assert_eq!(counted(&pg), N, "Get: {}", listed(&pg));
+    reset(&pg);
+    for id in &ids {
+        activate(&mut c, id);
+    }
+    assert_eq!(
+        counted(&pg),
+        5 * N,
+        "Activate: SELECT, BEGIN, SELECT FOR UPDATE, the write, COMMIT: {}",
+        listed(&pg)
+    );
+}
+
+fn activate(c: &mut Client, id: &str) {
+    let _: ActivateResponse = c
+        .op(
+            op::ACTIVATE,
+            &ActivateRequest {
+                unique_identifier: Some(id.to_owned()),
+            },
+        )
+        .expect("Activate");
+}
+
+/// TLS to the database: a cluster with `ssl = on` and a certificate from a CA of its own.
+/// With `sslmode=require` a node encrypts (the database says so) without checking the
+/// certificate, as libpq does; with `verify-full` and the CA (`sslrootcert`) it checks the
+/// chain and the host name, and refuses another CA's certificate, or one for another host.
+#[test]
+fn tls_to_the_database() {
+    let (pg, ca) = Postgres::start_tls(&[]);
+    let url = pg.new_database("kmip");
+    let a = first_node(&format!("{url}?sslmode=require"), &[]);
+    let mut ca_client = a.client("admin");
+    let k = create_aes(&mut ca_client, 128, vec![]);
+    get_object(&mut ca_client, &k, None).expect("Get over a TLS store");
+    let encrypted = pg.sql(
+        "kmip",
+        "SELECT bool_and(s.ssl), count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a \
+         USING (pid) WHERE a.application_name = 'kmip-server'",
+    );
+    assert!(encrypted.starts_with("t|"), "{encrypted}");
+
+    let full = format!("{url}?sslmode=verify-full&sslrootcert={}", ca.display());
+    let b = node(&a, &full, "node-b", &[]);
+    let mut cb = b.client("admin");
+    get_object(&mut cb, &k, None).expect("Get through the verifying node");
+    let k2 = create_aes(&mut cb, 128, vec![]);
+    get_object(&mut ca_client, &k2, None).expect("read back across nodes");
+
+    // another CA: refused, and the message says why
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = other.path().join("other-ca.pem");
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args([
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=another CA",
+        ])
+        .args(["-days", "1", "-keyout"])
+        .arg(other.path().join("other.key"))
+        .arg("-out")
+        .arg(&other_ca)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let refused = |url: &str| match lifecycle::store::PostgresStore::connect(url, Duration::ZERO) {
+        Ok(_) => panic!("connected to {url}"),
+        Err(e) => e.to_string(),
+    };
+    let e = refused(&format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        other_ca.display()
+    ));
+    assert!(e.contains("certificate verify failed"), "{e}");
+    // the certificate names 127.0.0.1, not localhost
+    let by_name = full.replace("127.0.0.1", "localhost");
+    let e = refused(&by_name);
+    assert!(e.contains("certificate verify failed"), "{e}");
+    // verify-ca checks the chain only
+    let chain_only = by_name.replace("verify-full", "verify-ca");
+    lifecycle::store::PostgresStore::connect(&chain_only, Duration::ZERO)
+        .unwrap_or_else(|e| panic!("verify-ca by another name: {e}"));
+}
+
+/// A database that does not speak TLS, and a node that requires it: the node does not start,
+/// and says why.
+#[test]
+fn tls_required_of_a_database_without_it_is_refused() {
+    let pg = Postgres::start(&[]);
+    let url = format!("{}?sslmode=require", pg.new_database("kmip"));
+    let (_, log) = ServerProcess::try_start_in(
+        tempfile::tempdir().unwrap(),
+        &["--store", &url, "--store-connect-secs", "1"],
+    )
+    .err()
+    .expect("no TLS, no server");
+    assert!(log.contains("server does not support TLS"), "{log}");
+}
+
 /// Two nodes, one database: what one acknowledged the other sees at once, in both
 /// directions; a key revoked through one cannot be used through the other; writers on both
 /// nodes at once get unique identifiers and lose nothing.

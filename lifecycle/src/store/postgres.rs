@@ -12,6 +12,12 @@
 //! retried. Identifiers come from a sequence, so two nodes never share one, and they sort by
 //! creation across nodes.
 //!
+//! Round trips are what a request waits for, and each costs both sides CPU: a write
+//! transaction begins with its first read (BEGIN sent with it), holds its writes back and sends
+//! them as one statement with its next read or with COMMIT. A Create, which reads nothing (its
+//! identifier is new: see [`Records`]), is one statement on its own, durable when answered:
+//! with the identifier's `nextval`, two round trips.
+//!
 //! Connections come from a small pool. One that failed is dropped; the next request connects
 //! again, to whichever listed host accepts writes (`target_session_attrs=read-write`), so
 //! nodes follow a promoted standby. Every statement has a time limit, and the TCP connection
@@ -22,12 +28,12 @@
 
 use super::engine::{Engine, ReadTxn, Stored, WriteTxn};
 use super::{Records, StoreError, SCHEMA_VERSION};
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, IsolationLevel, Statement};
+use tokio_postgres::{Client, Row, Statement};
 
 /// A store whose records are in PostgreSQL.
 pub type PostgresStore = Records<PostgresEngine>;
@@ -70,6 +76,8 @@ pub struct PostgresEngine {
 struct Conn {
     client: Client,
     prepared: HashMap<&'static str, Statement>,
+    /// The statements that send held-back writes, by shape (see [`flush_sql`]).
+    flushes: HashMap<u8, Statement>,
     /// The runtime its I/O runs on (`None` once dropped).
     rt: Option<tokio::runtime::Runtime>,
     /// Its place among the [`MAX_OPEN`]; given back however the connection ends.
@@ -122,7 +130,16 @@ fn db_error(e: &Fail) -> StoreError {
             d.message(),
             d.code().code()
         )),
-        None => StoreError::Backend(format!("PostgreSQL: {e}")),
+        // the client's own errors name their cause apart (a TLS handshake refused: why)
+        None => {
+            let mut text = format!("PostgreSQL: {e}");
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                text.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            StoreError::Backend(text)
+        }
     }
 }
 
@@ -194,6 +211,8 @@ fn i64_of(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Backend("a number past PostgreSQL's bigint".into()))
 }
 
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
 impl Conn {
     fn statement(&mut self, sql: &'static str) -> Result<Statement, Fail> {
         if let Some(s) = self.prepared.get(sql) {
@@ -203,159 +222,294 @@ impl Conn {
         self.prepared.insert(sql, s.clone());
         Ok(s)
     }
-}
 
-/// Something statements run on: a connection, or a transaction on one.
-trait Run {
-    fn rows(
-        &mut self,
-        sql: &'static str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<tokio_postgres::Row>, Fail>;
-    fn exec(
-        &mut self,
-        sql: &'static str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<u64, Fail>;
-    /// A statement whose text is built at run time (a search): prepared each time.
-    fn rows_text(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<tokio_postgres::Row>, Fail>;
-}
+    /// The statement that sends held-back writes of the kinds in `shape`.
+    fn flush_statement(&mut self, shape: u8) -> Result<Statement, Fail> {
+        if let Some(s) = self.flushes.get(&shape) {
+            return Ok(s.clone());
+        }
+        let s = block(&self.rt, self.client.prepare(&flush_sql(shape)))?;
+        self.flushes.insert(shape, s.clone());
+        Ok(s)
+    }
 
-impl Run for Conn {
-    fn rows(
-        &mut self,
-        sql: &'static str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<tokio_postgres::Row>, Fail> {
+    fn rows(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<Vec<Row>, Fail> {
         let s = self.statement(sql)?;
         block(&self.rt, self.client.query(&s, params))
     }
 
-    fn exec(
+    /// Statements sent at once and answered in order, one round trip for all: BEGIN if
+    /// `begin`, the held-back `writes`, the `query`, COMMIT if `commit`. The first error is
+    /// the answer (after a failed statement, the rest of the transaction fails, and its
+    /// COMMIT rolls it back).
+    fn pipeline(
         &mut self,
-        sql: &'static str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<u64, Fail> {
-        let s = self.statement(sql)?;
-        block(&self.rt, self.client.execute(&s, params))
-    }
-
-    fn rows_text(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<tokio_postgres::Row>, Fail> {
-        block(&self.rt, self.client.query(sql, params))
+        begin: bool,
+        writes: Option<(&Statement, &[Param<'_>])>,
+        query: Option<(&Statement, &[Param<'_>])>,
+        commit: bool,
+    ) -> Result<Vec<Row>, Fail> {
+        let client = &self.client;
+        block(&self.rt, async {
+            // biased: each future sends its statement when first polled, so they go out in
+            // this order
+            let (b, w, q, c) = tokio::join!(
+                biased;
+                async {
+                    match begin {
+                        true => client.batch_execute(BEGIN).await,
+                        false => Ok(()),
+                    }
+                },
+                async {
+                    match writes {
+                        Some((s, p)) => client.execute(s, p).await.map(|_| ()),
+                        None => Ok(()),
+                    }
+                },
+                async {
+                    match query {
+                        Some((s, p)) => client.query(s, p).await,
+                        None => Ok(Vec::new()),
+                    }
+                },
+                async {
+                    match commit {
+                        true => client.batch_execute("COMMIT").await,
+                        false => Ok(()),
+                    }
+                },
+            );
+            b?;
+            w?;
+            let rows = q?;
+            c?;
+            Ok(rows)
+        })
     }
 }
 
-/// A transaction: the statements are prepared on its connection beforehand (a transaction
-/// borrows the client, so the cache is read through a copy).
-struct Tx<'c> {
-    tx: tokio_postgres::Transaction<'c>,
-    prepared: &'c mut HashMap<&'static str, Statement>,
-    rt: &'c Option<tokio::runtime::Runtime>,
+/// A write transaction's isolation: what it reads, it locks (see the module's comment).
+const BEGIN: &str = "START TRANSACTION ISOLATION LEVEL READ COMMITTED";
+
+/// Writes a write transaction holds back until its next read or its commit, then sends as
+/// one statement: a Create's record and index entries are one statement, not three. Per row,
+/// the last write wins, so that no statement touches a row twice.
+#[derive(Default)]
+struct Pending {
+    /// Identifier: the revision and bytes to write, or `None` to delete.
+    objects: BTreeMap<String, Option<(i64, Vec<u8>)>>,
+    /// (key, identifier): filed (true) or removed (false).
+    index: BTreeMap<(Vec<u8>, String), bool>,
+    /// Name: the value to set, or `None` to delete.
+    values: BTreeMap<String, Option<Vec<u8>>>,
 }
 
-impl Run for Tx<'_> {
-    fn rows(
-        &mut self,
-        sql: &'static str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<tokio_postgres::Row>, Fail> {
-        let s = match self.prepared.get(sql) {
-            Some(s) => s.clone(),
-            None => {
-                let s = block(self.rt, self.tx.prepare(sql))?;
-                self.prepared.insert(sql, s.clone());
-                s
+/// The parts of a flush statement, one bit each in its shape.
+const INDEX_DEL: u8 = 1;
+const INDEX_ADD: u8 = 2;
+const OBJECT_DEL: u8 = 4;
+const OBJECT_PUT: u8 = 8;
+const VALUE_DEL: u8 = 16;
+const VALUE_PUT: u8 = 32;
+
+/// The statement for the parts in `shape`: data-modifying CTEs, run on one snapshot, which
+/// is why a row may appear in only one part ([`Pending`] sees to it). Fixed text and
+/// parameter numbers only.
+fn flush_sql(shape: u8) -> String {
+    let mut n = 0;
+    let mut p = || {
+        n += 1;
+        n
+    };
+    let mut parts = Vec::new();
+    if shape & INDEX_DEL != 0 {
+        let (a, b) = (p(), p());
+        parts.push(format!(
+            "DELETE FROM kmip_index WHERE (k, id) IN \
+             (SELECT * FROM unnest(${a}::bytea[], ${b}::text[]))"
+        ));
+    }
+    if shape & INDEX_ADD != 0 {
+        let (a, b) = (p(), p());
+        parts.push(format!(
+            "INSERT INTO kmip_index (k, id) SELECT * FROM unnest(${a}::bytea[], ${b}::text[]) \
+             ON CONFLICT DO NOTHING"
+        ));
+    }
+    if shape & OBJECT_DEL != 0 {
+        let a = p();
+        parts.push(format!(
+            "DELETE FROM kmip_objects WHERE id = ANY(${a}::text[])"
+        ));
+    }
+    if shape & OBJECT_PUT != 0 {
+        let (a, b, c) = (p(), p(), p());
+        parts.push(format!(
+            "INSERT INTO kmip_objects (id, revision, body) \
+             SELECT * FROM unnest(${a}::text[], ${b}::bigint[], ${c}::bytea[]) \
+             ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, body = excluded.body"
+        ));
+    }
+    if shape & VALUE_DEL != 0 {
+        let a = p();
+        parts.push(format!(
+            "DELETE FROM kmip_values WHERE name = ANY(${a}::text[])"
+        ));
+    }
+    if shape & VALUE_PUT != 0 {
+        let (a, b) = (p(), p());
+        parts.push(format!(
+            "INSERT INTO kmip_values (name, value) SELECT * FROM unnest(${a}::text[], ${b}::bytea[]) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+        ));
+    }
+    let last = parts.pop().unwrap_or_default();
+    if parts.is_empty() {
+        return last;
+    }
+    let ctes: Vec<String> = parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| format!("w{i} AS ({s})"))
+        .collect();
+    format!("WITH {} {last}", ctes.join(", "))
+}
+
+/// The parameters of a flush, as arrays, in [`flush_sql`]'s order.
+#[derive(Default)]
+struct FlushArgs {
+    index_del: (Vec<Vec<u8>>, Vec<String>),
+    index_add: (Vec<Vec<u8>>, Vec<String>),
+    object_del: Vec<String>,
+    object_put: (Vec<String>, Vec<i64>, Vec<Vec<u8>>),
+    value_del: Vec<String>,
+    value_put: (Vec<String>, Vec<Vec<u8>>),
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.objects.is_empty() && self.index.is_empty() && self.values.is_empty()
+    }
+
+    fn take(&mut self) -> FlushArgs {
+        let mut a = FlushArgs::default();
+        for ((k, id), filed) in std::mem::take(&mut self.index) {
+            let to = if filed {
+                &mut a.index_add
+            } else {
+                &mut a.index_del
+            };
+            to.0.push(k);
+            to.1.push(id);
+        }
+        for (id, o) in std::mem::take(&mut self.objects) {
+            match o {
+                Some((revision, body)) => {
+                    a.object_put.0.push(id);
+                    a.object_put.1.push(revision);
+                    a.object_put.2.push(body);
+                }
+                None => a.object_del.push(id),
+            }
+        }
+        for (name, v) in std::mem::take(&mut self.values) {
+            match v {
+                Some(v) => {
+                    a.value_put.0.push(name);
+                    a.value_put.1.push(v);
+                }
+                None => a.value_del.push(name),
+            }
+        }
+        a
+    }
+}
+
+impl FlushArgs {
+    fn shape(&self) -> u8 {
+        let mut s = 0;
+        let mut set = |bit, present: bool| {
+            if present {
+                s |= bit;
             }
         };
-        block(self.rt, self.tx.query(&s, params))
+        set(INDEX_DEL, !self.index_del.0.is_empty());
+        set(INDEX_ADD, !self.index_add.0.is_empty());
+        set(OBJECT_DEL, !self.object_del.is_empty());
+        set(OBJECT_PUT, !self.object_put.0.is_empty());
+        set(VALUE_DEL, !self.value_del.is_empty());
+        set(VALUE_PUT, !self.value_put.0.is_empty());
+        s
     }
 
-    fn exec(
-        &mut self,
-        sql: &'static str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<u64, Fail> {
-        let s = match self.prepared.get(sql) {
-            Some(s) => s.clone(),
-            None => {
-                let s = block(self.rt, self.tx.prepare(sql))?;
-                self.prepared.insert(sql, s.clone());
-                s
-            }
-        };
-        block(self.rt, self.tx.execute(&s, params))
-    }
-
-    fn rows_text(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<tokio_postgres::Row>, Fail> {
-        block(self.rt, self.tx.query(sql, params))
+    fn params(&self) -> Vec<Param<'_>> {
+        let mut p: Vec<Param<'_>> = Vec::new();
+        if !self.index_del.0.is_empty() {
+            p.push(&self.index_del.0);
+            p.push(&self.index_del.1);
+        }
+        if !self.index_add.0.is_empty() {
+            p.push(&self.index_add.0);
+            p.push(&self.index_add.1);
+        }
+        if !self.object_del.is_empty() {
+            p.push(&self.object_del);
+        }
+        if !self.object_put.0.is_empty() {
+            p.push(&self.object_put.0);
+            p.push(&self.object_put.1);
+            p.push(&self.object_put.2);
+        }
+        if !self.value_del.is_empty() {
+            p.push(&self.value_del);
+        }
+        if !self.value_put.0.is_empty() {
+            p.push(&self.value_put.0);
+            p.push(&self.value_put.1);
+        }
+        p
     }
 }
 
-/// Reads and writes through a [`Run`], keeping the first database error for the engine to
-/// judge (retry, drop the connection) once the record layer's closure returns.
-struct Session<R> {
-    run: RefCell<R>,
+/// Reads, and for a write transaction writes, on one connection, keeping the first database
+/// error for the engine to judge (retry, drop the connection) once the record layer's
+/// closure returns.
+///
+/// A read transaction runs each statement on its own. A write transaction begins with its
+/// first read, BEGIN and the read sent together, and holds its writes back ([`Pending`]) until
+/// the next read or the commit, sent with them: a Create, which reads nothing, is one
+/// statement, durable when answered, without BEGIN or COMMIT.
+struct Session<'c> {
+    conn: RefCell<&'c mut Conn>,
     failure: RefCell<Option<Fail>>,
-    /// Index entries to add and remove, sent as one statement each before the next read and
-    /// before the commit: a Create files its record under several keys, and each statement is
-    /// a round trip.
-    adds: RefCell<(Vec<Vec<u8>>, Vec<String>)>,
-    removes: RefCell<(Vec<Vec<u8>>, Vec<String>)>,
+    pending: RefCell<Pending>,
     /// A write transaction: what it reads of records and values, it locks until it ends.
     writing: bool,
+    /// BEGIN was sent.
+    begun: Cell<bool>,
+    /// A statement that may have committed was sent: after a lost connection, whether it did
+    /// is unknown, and the transaction is not run again.
+    committing: Cell<bool>,
 }
 
-impl<R: Run> Session<R> {
-    fn new(run: R) -> Self {
+impl<'c> Session<'c> {
+    fn reader(conn: &'c mut Conn) -> Self {
         Session {
-            run: RefCell::new(run),
+            conn: RefCell::new(conn),
             failure: RefCell::new(None),
-            adds: RefCell::default(),
-            removes: RefCell::default(),
+            pending: RefCell::default(),
             writing: false,
+            begun: Cell::new(false),
+            committing: Cell::new(false),
         }
     }
 
-    fn writer(run: R) -> Self {
+    fn writer(conn: &'c mut Conn) -> Self {
         Session {
             writing: true,
-            ..Session::new(run)
+            ..Session::reader(conn)
         }
-    }
-
-    /// Send the index entries held back.
-    fn flush(&self) -> Result<(), StoreError> {
-        let removes = std::mem::take(&mut *self.removes.borrow_mut());
-        if !removes.0.is_empty() {
-            let out = self.run.borrow_mut().exec(
-                "DELETE FROM kmip_index WHERE (k, id) IN \
-                 (SELECT * FROM unnest($1::bytea[], $2::text[]))",
-                &[&removes.0, &removes.1],
-            );
-            out.map_err(|e| self.note(e))?;
-        }
-        let adds = std::mem::take(&mut *self.adds.borrow_mut());
-        if !adds.0.is_empty() {
-            let out = self.run.borrow_mut().exec(
-                "INSERT INTO kmip_index (k, id) SELECT * FROM unnest($1::bytea[], $2::text[]) \
-                 ON CONFLICT DO NOTHING",
-                &[&adds.0, &adds.1],
-            );
-            out.map_err(|e| self.note(e))?;
-        }
-        Ok(())
     }
 
     fn note(&self, e: Fail) -> StoreError {
@@ -364,30 +518,61 @@ impl<R: Run> Session<R> {
         out
     }
 
-    fn rows(
+    /// Run `query` (prepared as `statement`), preceded by what the transaction has not sent
+    /// yet, and followed by COMMIT if `commit`.
+    fn send(
         &self,
-        sql: &'static str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
-        self.flush()?;
-        let out = self.run.borrow_mut().rows(sql, params);
+        statement: Option<Statement>,
+        params: &[Param<'_>],
+        commit: bool,
+    ) -> Result<Vec<Row>, StoreError> {
+        let mut conn = self.conn.borrow_mut();
+        let args = self.pending.borrow_mut().take();
+        let shape = args.shape();
+        let flush = match shape {
+            0 => None,
+            _ => Some(conn.flush_statement(shape).map_err(|e| self.note(e))?),
+        };
+        let flush_params = args.params();
+        // a write's first statement begins it, unless it is the only one: a lone statement
+        // is a transaction of its own
+        let begin = self.writing && !self.begun.get() && !(commit && statement.is_none());
+        if !self.writing && statement.is_none() {
+            return Ok(Vec::new());
+        }
+        if begin {
+            self.begun.set(true);
+        }
+        let commit = commit && self.begun.get();
+        if commit || (self.writing && !self.begun.get()) {
+            self.committing.set(true);
+        }
+        let out = conn.pipeline(
+            begin,
+            flush.as_ref().map(|s| (s, flush_params.as_slice())),
+            statement.as_ref().map(|s| (s, params)),
+            commit,
+        );
         out.map_err(|e| self.note(e))
     }
 
-    fn exec(
-        &self,
-        sql: &'static str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<(), StoreError> {
-        let out = self.run.borrow_mut().exec(sql, params);
-        out.map(|_| ()).map_err(|e| self.note(e))
+    fn rows(&self, sql: &'static str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
+        let statement = {
+            let mut conn = self.conn.borrow_mut();
+            conn.statement(sql).map_err(|e| self.note(e))?
+        };
+        self.send(Some(statement), params, false)
     }
 
-    fn ids(
-        &self,
-        sql: &'static str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<String>, StoreError> {
+    /// Send what is held back, and COMMIT if the transaction began.
+    fn commit(&self) -> Result<(), StoreError> {
+        if self.begun.get() || !self.pending.borrow().is_empty() {
+            self.send(None, &[], true)?;
+        }
+        Ok(())
+    }
+
+    fn ids(&self, sql: &'static str, params: &[Param<'_>]) -> Result<Vec<String>, StoreError> {
         Ok(self
             .rows(sql, params)?
             .iter()
@@ -416,8 +601,17 @@ fn search_sql(all: usize, any: bool) -> String {
         .join(" INTERSECT ")
 }
 
-impl<R: Run> ReadTxn for Session<R> {
+impl ReadTxn for Session<'_> {
     fn object(&self, id: &str) -> Result<Option<Stored>, StoreError> {
+        if self.writing {
+            // a record this transaction writes: as it will be (a read would flush it first)
+            if let Some(o) = self.pending.borrow().objects.get(id) {
+                return Ok(o.as_ref().map(|(revision, body)| Stored {
+                    bytes: body.clone(),
+                    revision: u64::try_from(*revision).unwrap_or(0),
+                }));
+            }
+        }
         let sql = match self.writing {
             true => "SELECT body, revision FROM kmip_objects WHERE id = $1 FOR UPDATE",
             false => "SELECT body, revision FROM kmip_objects WHERE id = $1",
@@ -447,21 +641,19 @@ impl<R: Run> ReadTxn for Session<R> {
         }
         let sql = search_sql(all.len(), any.is_some());
         let any_keys: Vec<&[u8]> = any.unwrap_or(&[]).iter().map(Vec::as_slice).collect();
-        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
+        let mut params: Vec<Param<'_>> = Vec::new();
         if any.is_some() {
             params.push(&any_keys);
         }
-        params.extend(
-            all.iter()
-                .map(|k| k as &(dyn tokio_postgres::types::ToSql + Sync)),
-        );
-        self.flush()?;
+        params.extend(all.iter().map(|k| k as Param<'_>));
         // not a cached statement: its text depends on the number of keys
-        let mut run = self.run.borrow_mut();
-        let out = run.rows_text(&sql, &params);
-        drop(run);
-        Ok(out
-            .map_err(|e| self.note(e))?
+        let statement = {
+            let mut conn = self.conn.borrow_mut();
+            let conn = &mut **conn;
+            block(&conn.rt, conn.client.prepare(&sql)).map_err(|e| self.note(e))?
+        };
+        Ok(self
+            .send(Some(statement), &params, false)?
             .iter()
             .map(|r| r.get::<_, String>(0))
             .collect())
@@ -472,6 +664,11 @@ impl<R: Run> ReadTxn for Session<R> {
     }
 
     fn value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.writing {
+            if let Some(v) = self.pending.borrow().values.get(name) {
+                return Ok(v.clone());
+            }
+        }
         let sql = match self.writing {
             true => "SELECT value FROM kmip_values WHERE name = $1 FOR UPDATE",
             false => "SELECT value FROM kmip_values WHERE name = $1",
@@ -489,44 +686,48 @@ impl<R: Run> ReadTxn for Session<R> {
     }
 }
 
-impl<R: Run> WriteTxn for Session<R> {
+impl WriteTxn for Session<'_> {
     fn put_object(&mut self, id: &str, stored: &Stored) -> Result<(), StoreError> {
         let revision = i64_of(stored.revision)?;
-        self.exec(
-            "INSERT INTO kmip_objects (id, revision, body) VALUES ($1, $2, $3) \
-             ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, body = excluded.body",
-            &[&id, &revision, &stored.bytes],
-        )
+        self.pending
+            .get_mut()
+            .objects
+            .insert(id.to_owned(), Some((revision, stored.bytes.clone())));
+        Ok(())
     }
 
     fn delete_object(&mut self, id: &str) -> Result<(), StoreError> {
-        self.exec("DELETE FROM kmip_objects WHERE id = $1", &[&id])
+        self.pending.get_mut().objects.insert(id.to_owned(), None);
+        Ok(())
     }
 
     fn add_index(&mut self, key: &[u8], id: &str) -> Result<(), StoreError> {
-        let mut adds = self.adds.borrow_mut();
-        adds.0.push(key.to_vec());
-        adds.1.push(id.to_owned());
+        self.pending
+            .get_mut()
+            .index
+            .insert((key.to_vec(), id.to_owned()), true);
         Ok(())
     }
 
     fn remove_index(&mut self, key: &[u8], id: &str) -> Result<(), StoreError> {
-        let mut removes = self.removes.borrow_mut();
-        removes.0.push(key.to_vec());
-        removes.1.push(id.to_owned());
+        self.pending
+            .get_mut()
+            .index
+            .insert((key.to_vec(), id.to_owned()), false);
         Ok(())
     }
 
     fn put_value(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO kmip_values (name, value) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            &[&name, &value],
-        )
+        self.pending
+            .get_mut()
+            .values
+            .insert(name.to_owned(), Some(value.to_vec()));
+        Ok(())
     }
 
     fn delete_value(&mut self, name: &str) -> Result<(), StoreError> {
-        self.exec("DELETE FROM kmip_values WHERE name = $1", &[&name])
+        self.pending.get_mut().values.insert(name.to_owned(), None);
+        Ok(())
     }
 
     /// A transaction-scoped advisory lock on the key's digest: the transactions of every node
@@ -544,6 +745,7 @@ impl PostgresEngine {
     /// `target_session_attrs` as libpq reads them), trying again for `retry_for` while it is
     /// unreachable, and create or check the schema.
     pub fn connect(url: &str, retry_for: Duration) -> Result<PostgresEngine, StoreError> {
+        let (url, verify) = tls_options(url)?;
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Backend(format!("the PostgreSQL URL does not parse: {e}")))?;
@@ -568,10 +770,7 @@ impl PostgresEngine {
         if config.get_application_name().is_none() {
             config.application_name("kmip-server");
         }
-        let mut builder = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls())
-            .map_err(|e| StoreError::Backend(format!("TLS for PostgreSQL: {e}")))?;
-        builder.set_verify(openssl::ssl::SslVerifyMode::PEER);
-        let tls = postgres_openssl::MakeTlsConnector::new(builder.build());
+        let tls = tls_connector(&verify)?;
         let shown = shown(&config);
         let engine = PostgresEngine {
             config,
@@ -700,6 +899,7 @@ impl PostgresEngine {
         Ok(Conn {
             client,
             prepared: HashMap::new(),
+            flushes: HashMap::new(),
             rt,
             _slot: slot,
         })
@@ -718,6 +918,112 @@ impl PostgresEngine {
             drop(conn);
         }
     }
+}
+
+/// How the database's certificate is checked, as libpq's `sslmode` and `sslrootcert` say.
+#[derive(Debug, PartialEq, Eq)]
+struct Verify {
+    /// The certificate chains to a trusted CA (`verify-ca`, `verify-full`, or `require` and
+    /// `prefer` given `sslrootcert`, as libpq does).
+    chain: bool,
+    /// And names the host connected to (`verify-full`).
+    host: bool,
+    /// The trusted CAs (PEM) instead of the system's (`sslrootcert=FILE`).
+    roots: Option<String>,
+}
+
+/// The URL without what the PostgreSQL client does not read itself (`sslmode=verify-ca` and
+/// `verify-full`, which it reads as `require`, and `sslrootcert`), and how to check the
+/// certificate.
+fn tls_options(url: &str) -> Result<(String, Verify), StoreError> {
+    let mut verify = Verify {
+        chain: false,
+        host: false,
+        roots: None,
+    };
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), verify));
+    };
+    let mut kept = Vec::new();
+    for param in query.split('&') {
+        let (key, value) = param.split_once('=').unwrap_or((param, ""));
+        match (key, value) {
+            ("sslmode", "verify-ca") => {
+                verify.chain = true;
+                kept.push("sslmode=require".to_owned());
+            }
+            ("sslmode", "verify-full") => {
+                (verify.chain, verify.host) = (true, true);
+                kept.push("sslmode=require".to_owned());
+            }
+            ("sslrootcert", file) => {
+                verify.chain = true;
+                verify.roots = Some(percent_decoded(file).ok_or_else(|| {
+                    StoreError::Backend("the PostgreSQL URL's sslrootcert does not parse".into())
+                })?);
+            }
+            _ => kept.push(param.to_owned()),
+        }
+    }
+    let url = match kept.is_empty() {
+        true => base.to_owned(),
+        false => format!("{base}?{}", kept.join("&")),
+    };
+    Ok((url, verify))
+}
+
+/// `%XX` escapes decoded (a file name in a URL).
+fn percent_decoded(s: &str) -> Option<String> {
+    let mut out = Vec::new();
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The TLS client for connections to the database (used when the server offers TLS, and
+/// required with `sslmode=require` and above). Like libpq, `require` alone encrypts without
+/// checking the certificate: name the CA (`sslrootcert`) or use `verify-full`.
+fn tls_connector(verify: &Verify) -> Result<postgres_openssl::MakeTlsConnector, StoreError> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let tls_error =
+        |e: openssl::error::ErrorStack| StoreError::Backend(format!("TLS for PostgreSQL: {e}"));
+    let mut builder = SslConnector::builder(SslMethod::tls()).map_err(tls_error)?;
+    if verify.chain {
+        builder.set_verify(SslVerifyMode::PEER);
+        if let Some(file) = &verify.roots {
+            let pem = std::fs::read(file).map_err(|e| {
+                StoreError::Backend(format!("PostgreSQL's CA file (sslrootcert) {file}: {e}"))
+            })?;
+            let certs = openssl::x509::X509::stack_from_pem(&pem).map_err(tls_error)?;
+            if certs.is_empty() {
+                return Err(StoreError::Backend(format!(
+                    "PostgreSQL's CA file (sslrootcert) {file} holds no certificate"
+                )));
+            }
+            // these CAs only, not the system's as well
+            let mut store = openssl::x509::store::X509StoreBuilder::new().map_err(tls_error)?;
+            for c in certs {
+                store.add_cert(c).map_err(tls_error)?;
+            }
+            builder.set_cert_store(store.build());
+        }
+    } else {
+        builder.set_verify(SslVerifyMode::NONE);
+    }
+    let mut tls = postgres_openssl::MakeTlsConnector::new(builder.build());
+    let host = verify.host;
+    tls.set_callback(move |c, _| {
+        c.set_verify_hostname(host);
+        Ok(())
+    });
+    Ok(tls)
 }
 
 /// The URL's hosts, ports and database, for messages: never the password.
@@ -755,11 +1061,10 @@ impl Engine for PostgresEngine {
         // a pooled connection the database has dropped fails its first statement: one more
         // try, on a new connection
         for attempt in 0..2 {
-            let conn = self.conn()?;
-            let session = Session::new(conn);
+            let mut conn = self.conn()?;
+            let session = Session::reader(&mut conn);
             let out = f(&session);
             let failure = session.failure.into_inner();
-            let conn = session.run.into_inner();
             match failure {
                 Some(e) if stale(&e) && attempt == 0 => continue,
                 Some(e) if broken(&e) => return Err(db_error(&e)),
@@ -780,24 +1085,31 @@ impl Engine for PostgresEngine {
         loop {
             attempt += 1;
             let mut conn = self.conn()?;
-            match locking(&mut conn, f) {
+            let run = locking(&mut conn, f);
+            match run {
                 Ok(()) => {
                     self.give_back(conn);
                     return Ok(());
                 }
-                // a stale pooled connection failed at BEGIN: nothing was sent, nothing committed
-                Err(Failed::Begin(e)) if stale(&e) && attempt < 2 => continue,
-                Err(Failed::Begin(e)) => return Err(db_error(&e)),
-                Err(Failed::Run(_, Some(e))) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                Err(Failed {
+                    failure: Some(e), ..
+                }) if retryable(&e) && attempt < MAX_ATTEMPTS => {
                     self.give_back(conn);
                     // another node won the race: back off a little, longer each time
                     std::thread::sleep(Duration::from_millis(u64::from(attempt) * 3));
                 }
-                Err(Failed::Run(e, failure)) => {
+                // a stale pooled connection: the server ended the transaction, and no COMMIT
+                // was sent, so nothing was written
+                Err(Failed {
+                    failure: Some(e),
+                    committing: false,
+                    ..
+                }) if stale(&e) && attempt < 2 => {}
+                Err(Failed { error, failure, .. }) => {
                     if !failure.as_ref().is_some_and(broken) {
                         self.give_back(conn);
                     }
-                    return Err(e);
+                    return Err(error);
                 }
             }
         }
@@ -847,12 +1159,14 @@ impl Engine for PostgresEngine {
     }
 }
 
-/// How a write transaction failed.
-enum Failed {
-    /// It did not begin.
-    Begin(Fail),
-    /// It ran and was rolled back, or its commit failed; with the database's error if any.
-    Run(StoreError, Option<Fail>),
+/// How a write transaction failed: the error for the caller, the database's if any, and
+/// whether a statement that may have committed was sent.
+struct Failed {
+    error: StoreError,
+    failure: Option<Fail>,
+    committing: bool,
+    /// A transaction was begun and not ended: the connection must roll it back.
+    open: bool,
 }
 
 /// One run of `f` in a transaction on `conn`, committed if it succeeds. READ COMMITTED, with
@@ -861,29 +1175,37 @@ fn locking(
     conn: &mut Conn,
     f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
 ) -> Result<(), Failed> {
-    let rt = &conn.rt;
-    let tx = block(
-        rt,
-        conn.client
-            .build_transaction()
-            .isolation_level(IsolationLevel::ReadCommitted)
-            .start(),
-    )
-    .map_err(Failed::Begin)?;
-    let mut session = Session::writer(Tx {
-        tx,
-        prepared: &mut conn.prepared,
-        rt,
-    });
-    let out = f(&mut session).and_then(|()| session.flush());
+    let mut session = Session::writer(conn);
+    let out = f(&mut session).and_then(|()| session.commit());
+    let committing = session.committing.get();
+    let open = session.begun.get() && !committing;
     let failure = session.failure.into_inner();
-    let tx = session.run.into_inner().tx;
-    match (out, failure) {
-        (Ok(()), None) => block(rt, tx.commit()).map_err(|e| Failed::Run(db_error(&e), Some(e))),
-        // dropping the transaction rolls it back
-        (Err(e), failure) => Err(Failed::Run(e, failure)),
-        (Ok(()), Some(e)) => Err(Failed::Run(db_error(&e), Some(e))),
+    let out = match (out, failure) {
+        (Ok(()), None) => return Ok(()),
+        (Err(error), failure) => Failed {
+            error,
+            failure,
+            committing,
+            open,
+        },
+        (Ok(()), Some(e)) => Failed {
+            error: db_error(&e),
+            failure: Some(e),
+            committing,
+            open,
+        },
+    };
+    if out.open && !out.failure.as_ref().is_some_and(broken) {
+        // the transaction failed (a conflict, a name taken, a statement refused): ended here,
+        // so that the connection goes back to the pool outside any transaction
+        if let Err(e) = block(&conn.rt, conn.client.batch_execute("ROLLBACK")) {
+            return Err(Failed {
+                failure: Some(e),
+                ..out
+            });
+        }
     }
+    Err(out)
 }
 
 impl Records<PostgresEngine> {
@@ -912,6 +1234,72 @@ mod tests {
             search_sql(0, true),
             "SELECT DISTINCT r.id FROM kmip_index r WHERE r.k = ANY($1)"
         );
+    }
+
+    #[test]
+    fn held_back_writes_are_one_statement_touching_each_row_once() {
+        assert_eq!(
+            flush_sql(OBJECT_PUT),
+            "INSERT INTO kmip_objects (id, revision, body) SELECT * FROM unnest($1::text[], \
+             $2::bigint[], $3::bytea[]) ON CONFLICT (id) DO UPDATE SET revision = \
+             excluded.revision, body = excluded.body"
+        );
+        let all = flush_sql(63);
+        assert!(
+            all.starts_with("WITH w0 AS (DELETE FROM kmip_index"),
+            "{all}"
+        );
+        assert!(all.contains("w4 AS (DELETE FROM kmip_values WHERE name = ANY($9::text[]))"));
+        assert!(all.ends_with("ON CONFLICT (name) DO UPDATE SET value = excluded.value"));
+        assert!(all.contains("$11::bytea[]") && !all.contains("$12"));
+
+        let mut p = Pending::default();
+        let key = (b"k".to_vec(), "7".to_owned());
+        p.index.insert(key.clone(), true);
+        p.index.insert(key, false);
+        p.objects.insert("7".into(), Some((1, vec![1])));
+        p.objects.insert("7".into(), None);
+        p.values.insert("v".into(), Some(vec![2]));
+        let a = p.take();
+        assert!(p.is_empty());
+        assert_eq!(
+            a.shape(),
+            INDEX_DEL | OBJECT_DEL | VALUE_PUT,
+            "the last write wins"
+        );
+        assert_eq!(a.params().len(), 2 + 1 + 2);
+    }
+
+    #[test]
+    fn tls_options_as_libpq_reads_them() {
+        let (url, v) = tls_options("postgres://u@h/db").unwrap();
+        assert_eq!(url, "postgres://u@h/db");
+        assert!(!v.chain && !v.host && v.roots.is_none());
+        let (url, v) = tls_options(
+            "postgres://u@h/db?sslmode=verify-full&sslrootcert=/etc/pg%20ca.pem&target_session_attrs=read-write",
+        )
+        .unwrap();
+        assert_eq!(
+            url,
+            "postgres://u@h/db?sslmode=require&target_session_attrs=read-write"
+        );
+        assert_eq!(
+            v,
+            Verify {
+                chain: true,
+                host: true,
+                roots: Some("/etc/pg ca.pem".into())
+            }
+        );
+        let (url, v) = tls_options("postgres://u@h/db?sslmode=verify-ca").unwrap();
+        assert_eq!(url, "postgres://u@h/db?sslmode=require");
+        assert!(v.chain && !v.host);
+        // require checks nothing, unless told which CA to trust
+        let (_, v) = tls_options("postgres://u@h/db?sslmode=require").unwrap();
+        assert!(!v.chain);
+        let (_, v) = tls_options("postgres://u@h/db?sslmode=require&sslrootcert=ca.pem").unwrap();
+        assert!(v.chain && !v.host);
+        assert!(tls_options("postgres://u@h/db?sslrootcert=%zz").is_err());
     }
 
     #[test]

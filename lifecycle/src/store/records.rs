@@ -6,8 +6,13 @@
 
 use super::engine::{self, Engine, Stored, WriteTxn};
 use super::{index_keys, Change, Expect, Expected, Record, Store, StoreError};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Condvar, Mutex};
+
+/// How many identifiers handed out and not yet written the record layer remembers as new: past
+/// that, the oldest are forgotten (a Create that failed leaves its identifier here), and a
+/// commit of a forgotten one only costs the read that a new one is spared.
+const FRESH_KEPT: usize = 4096;
 
 /// A store: the record layer over an engine.
 pub struct Records<E> {
@@ -20,12 +25,17 @@ pub struct Records<E> {
     written: Condvar,
     /// The next identifier to hand out and the last one reserved.
     ids: Mutex<(u64, u64)>,
+    /// Identifiers handed out by [`Store::allocate_ids`] and in no commit yet: the engine
+    /// never handed them out before, so no record has them, and a commit that creates one
+    /// need not read it (on PostgreSQL, a round trip and a row lock). Taken out by the first
+    /// commit that names them, whatever its outcome.
+    fresh: Mutex<BTreeSet<u64>>,
 }
 
 /// Commits waiting for the next write transaction, and the outcome of those written.
 #[derive(Default)]
 struct Group {
-    queue: Vec<(u64, Expected, Vec<Change>)>,
+    queue: Vec<(u64, Expected, Vec<Change>, HashSet<String>)>,
     next_ticket: u64,
     writing: bool,
     done: HashMap<u64, Result<(), StoreError>>,
@@ -45,7 +55,31 @@ impl<E: Engine> Records<E> {
             group: Mutex::default(),
             written: Condvar::new(),
             ids: Mutex::new((1, 0)),
+            fresh: Mutex::default(),
         }
+    }
+
+    /// The identifiers of `changes` that no record can have (see [`Records::fresh`]), no
+    /// longer fresh for any later commit.
+    fn take_fresh(&self, changes: &[Change]) -> HashSet<String> {
+        let mut fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
+        if fresh.is_empty() {
+            return HashSet::new();
+        }
+        changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Put(r) => Some(r.id.as_str()),
+                Change::Delete(id) => Some(id.as_str()),
+                _ => None,
+            })
+            // the canonical decimal form only: "007" is not identifier 7
+            .filter(|id| {
+                id.parse::<u64>()
+                    .is_ok_and(|n| n.to_string() == *id && fresh.remove(&n))
+            })
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Names unique among one owner's objects (the server policy `--unique-names`); by
@@ -60,16 +94,34 @@ impl<E: Engine> Records<E> {
         &self.engine
     }
 
-    /// Apply one commit inside a write transaction.
+    fn remember_fresh(&self, first: u64, n: u64) {
+        let mut fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
+        fresh.extend(first..first.saturating_add(n));
+        while fresh.len() > FRESH_KEPT {
+            fresh.pop_first();
+        }
+    }
+
+    /// Apply one commit inside a write transaction. The records of `new` are known absent
+    /// (see [`Records::fresh`]): neither checked nor read.
     fn apply(
         &self,
         tx: &mut dyn WriteTxn,
         expected: &Expected,
         changes: &[Change],
+        new: &HashSet<String>,
     ) -> Result<(), StoreError> {
+        // records read (and, on an engine that locks, locked) for the revision check: the
+        // change reads them from here, not again from the engine
+        let mut read: HashMap<&str, Option<Stored>> = HashMap::new();
         // the records as this commit's request read them: else it lost a race, and writing
         // would undo the other writer's change
         for e in expected {
+            if let Expect::Record(id, None) = e {
+                if new.contains(id) {
+                    continue;
+                }
+            }
             // an expected absence has no row to lock: the transactions expecting the same
             // one take turns, and the later one finds what the earlier one wrote
             match e {
@@ -78,7 +130,12 @@ impl<E: Engine> Records<E> {
                 _ => {}
             }
             let fresh = match e {
-                Expect::Record(id, rev) => tx.object(id)?.map(|s| s.revision) == *rev,
+                Expect::Record(id, rev) => {
+                    let stored = tx.object(id)?;
+                    let same = stored.as_ref().map(|s| s.revision) == *rev;
+                    read.insert(id.as_str(), stored);
+                    same
+                }
                 Expect::Value(name, v) => tx.value(name)?.as_ref() == v.as_ref(),
             };
             if !fresh {
@@ -103,7 +160,12 @@ impl<E: Engine> Records<E> {
                     continue;
                 }
             };
-            let old = tx.object(id)?;
+            // once only: a second change of one identifier reads the first's write
+            let old = match read.remove(id) {
+                Some(stored) => stored,
+                None if new.contains(id) => None,
+                None => tx.object(id)?,
+            };
             let old_keys = match &old {
                 Some(s) => index_keys(&Record::decode(id, &s.bytes)?),
                 None => Vec::new(),
@@ -166,26 +228,26 @@ impl<E: Engine> Records<E> {
     /// that one bad commit does not fail the others.
     fn write_group(
         &self,
-        batch: Vec<(u64, Expected, Vec<Change>)>,
+        batch: Vec<(u64, Expected, Vec<Change>, HashSet<String>)>,
     ) -> Vec<(u64, Result<(), StoreError>)> {
         let together = self.engine.write(&mut |tx| {
-            for (_, expected, changes) in &batch {
-                self.apply(tx, expected, changes)?;
+            for (_, expected, changes, new) in &batch {
+                self.apply(tx, expected, changes, new)?;
             }
             Ok(())
         });
         if together.is_ok() || batch.len() == 1 {
             return batch
                 .into_iter()
-                .map(|(t, _, _)| (t, together.clone()))
+                .map(|(t, _, _, _)| (t, together.clone()))
                 .collect();
         }
         batch
             .into_iter()
-            .map(|(t, expected, changes)| {
+            .map(|(t, expected, changes, new)| {
                 let one = self
                     .engine
-                    .write(&mut |tx| self.apply(tx, &expected, &changes));
+                    .write(&mut |tx| self.apply(tx, &expected, &changes, &new));
                 (t, one)
             })
             .collect()
@@ -221,16 +283,19 @@ impl<E: Engine> Store for Records<E> {
     }
 
     fn commit_if(&self, expected: Expected, changes: Vec<Change>) -> Result<(), StoreError> {
+        // every run of the transaction below but the last was rolled back: what is new now
+        // stays new through them
+        let new = self.take_fresh(&changes);
         if !self.engine.one_writer() {
             // the engine runs transactions side by side (and gathers their log flushes itself)
             return self
                 .engine
-                .write(&mut |tx| self.apply(tx, &expected, &changes));
+                .write(&mut |tx| self.apply(tx, &expected, &changes, &new));
         }
         let mut g = self.group.lock().unwrap_or_else(|p| p.into_inner());
         let ticket = g.next_ticket;
         g.next_ticket += 1;
-        g.queue.push((ticket, expected, changes));
+        g.queue.push((ticket, expected, changes, new));
         loop {
             if let Some(result) = g.done.remove(&ticket) {
                 return result;
@@ -276,6 +341,8 @@ impl<E: Engine> Store for Records<E> {
         let (next, reserved) = *ids;
         if next + n - 1 <= reserved && next <= reserved {
             *ids = (next + n, reserved);
+            drop(ids);
+            self.remember_fresh(next, n);
             return Ok(next);
         }
         // a new block: what was left of the old one is skipped (identifiers are never reused,
@@ -283,6 +350,8 @@ impl<E: Engine> Store for Records<E> {
         let size = n.max(self.engine.id_block());
         let first = self.engine.reserve_ids(size)?;
         *ids = (first + n, first + size - 1);
+        drop(ids);
+        self.remember_fresh(first, n);
         Ok(first)
     }
 }
