@@ -483,7 +483,7 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
                 crate::metrics::get().committed(started.elapsed());
                 done.map(|()| response).map_err(Failed::from)
             });
-        let (refused, audited) = match result {
+        let (refused, audited): (OpError, Option<&str>) = match result {
             Ok(r) => return r,
             Err(Failed::Lifecycle(lifecycle::LifecycleError::Store(
                 lifecycle::store::StoreError::Conflict(id),
@@ -495,7 +495,7 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
                     now,
                     OpError::GeneralFailure("object changed meanwhile: run again".into()),
                 );
-                no_effect(server, now, origin, &acting, message, &resp);
+                no_effect(server, now, origin, &acting, message, &resp, NO_EFFECT);
                 if again.as_ref().is_none_or(|a| a.0 != id) {
                     drop(again.take());
                     again = run_again_alone(&id, AGAIN_WAIT);
@@ -511,12 +511,25 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
                 tracing::info!(identity, object = %id, attempt, "lost every race: refused");
                 let why = "the object changed meanwhile every time this message ran: nothing \
                            was done; send it again";
-                (OpError::GeneralFailure(why.into()), true)
+                (OpError::GeneralFailure(why.into()), Some(NO_EFFECT))
             }
             Err(Failed::Audit(e)) => {
                 tracing::error!(error = %e, "audit log unavailable: request refused");
                 let why = "the audit log cannot be written: nothing was done";
-                (OpError::GeneralFailure(why.into()), false)
+                (OpError::GeneralFailure(why.into()), None)
+            }
+            // the database took the commit and its answer was lost: the record before says
+            // what may have been done, this one that no one knows whether it was
+            Err(Failed::Lifecycle(lifecycle::LifecycleError::Store(
+                lifecycle::store::StoreError::OutcomeUnknown(e),
+            ))) => {
+                tracing::error!(error = %e, "store connection lost while committing");
+                let why = "the connection to the database was lost while committing: the \
+                           changes may have been made; look before sending it again";
+                (
+                    OpError::GeneralFailure(why.into()),
+                    Some("unknown: the previous record may or may not have taken effect"),
+                )
             }
             // refused by the store's own check at commit (a name another request took
             // meanwhile): the client's error, not the store's
@@ -525,22 +538,25 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
                     reason: e.result_reason(),
                     message: format!("{e}: nothing was done"),
                 },
-                true,
+                Some(NO_EFFECT),
             ),
             Err(Failed::Lifecycle(e)) => {
                 tracing::error!(error = %e, "store failure");
                 let why = "the store failed: nothing was done";
-                (OpError::GeneralFailure(why.into()), true)
+                (OpError::GeneralFailure(why.into()), Some(NO_EFFECT))
             }
         };
         let resp = message_error(message.version, now, refused);
-        if audited {
-            no_effect(server, now, origin, &acting, message, &resp);
+        if let Some(commit) = audited {
+            no_effect(server, now, origin, &acting, message, &resp, commit);
         }
         return resp;
     }
     unreachable!("the loop returns")
 }
+
+/// What the record after a failed commit says of the one before it.
+const NO_EFFECT: &str = "failed: the previous record did not take effect";
 
 /// The record written before a commit that failed says what would have been done: this one
 /// says what was (nothing).
@@ -551,15 +567,13 @@ fn no_effect(
     acting: &str,
     message: &Message,
     resp: &Ttlv,
+    commit: &str,
 ) {
     let mut record = crate::audit::request_record(now, acting, origin.peer, &message.tree, resp);
     if acting != origin.identity {
         record.insert("certificate".into(), origin.identity.into());
     }
-    record.insert(
-        "commit".into(),
-        serde_json::Value::String("failed: the previous record did not take effect".into()),
-    );
+    record.insert("commit".into(), serde_json::Value::String(commit.into()));
     if let Err(e) = server.audit.record(record) {
         tracing::error!(error = %e, "audit log unavailable");
     }

@@ -287,7 +287,16 @@ fn crash_rounds(args: &[&str], kills: usize) {
                 let seed = *seed;
                 s.spawn(move || client_loop(port, tls, model, stop, Rng(seed)));
             }
+            let before = model.lock().unwrap().acknowledged;
             std::thread::sleep(run_for);
+            // and until the round got some work done: on a loaded machine the clients' TLS
+            // handshakes alone may take longer than the round (then no kill lands on work)
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while model.lock().unwrap().acknowledged == before
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             // SIGKILL while the clients are in the middle of their requests
             let kept = server.stop();
             stop.store(true, Ordering::Relaxed);

@@ -700,3 +700,119 @@ fn a_primary_killed_and_its_standby_promoted() {
         failed.load(Ordering::Relaxed)
     );
 }
+
+/// A TCP relay to PostgreSQL that, once a client sends a statement holding `marker`, passes
+/// it on and then cuts that connection without relaying the answer: a commit the database
+/// made whose acknowledgement never reaches the node.
+fn cutting_relay(pg_port: u16, marker: &'static [u8]) -> u16 {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let Ok(server) = TcpStream::connect(("127.0.0.1", pg_port)) else {
+                continue;
+            };
+            let cut = Arc::new(AtomicBool::new(false));
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let up_cut = cut.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = c_in.read(&mut buf) {
+                    if n == 0 || s_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    if buf[..n].windows(marker.len()).any(|w| w == marker) {
+                        up_cut.store(true, Ordering::SeqCst);
+                    }
+                }
+            });
+            let (mut s_in, mut c_out) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = s_in.read(&mut buf) {
+                    if n == 0 || cut.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = c_out.shutdown(Shutdown::Both);
+                let _ = s_in.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    port
+}
+
+/// The database commits a Create and the connection drops before its answer reaches the
+/// node: the node cannot know whether it was made. It says so, and audits it so, rather than
+/// "nothing was done" (after which a client would make the key twice); the key is there.
+#[test]
+fn a_commit_whose_answer_is_lost_is_not_said_undone() {
+    let pg = Postgres::start(&[]);
+    let url = pg.new_database("kmip");
+    let a = first_node(&url, &[]);
+    let relay = cutting_relay(pg.port, b"cut-here-7f3a");
+    let through_relay = url.replace(&format!(":{}/", pg.port), &format!(":{relay}/"));
+    let b = node(&a, &through_relay, "node-b", &[]);
+    let refused = b
+        .client("admin")
+        .op::<_, CreateResponse>(op::CREATE, &aes128(vec![name("cut-here-7f3a")]))
+        .expect_err("the answer was cut");
+    let said = refused.to_string();
+    assert!(said.contains("may have been made"), "{said}");
+    assert!(!said.contains("nothing was done"), "{said}");
+    let found: LocateResponse = a
+        .client("admin")
+        .op(
+            op::LOCATE,
+            &LocateRequest {
+                attributes: attributes(vec![name("cut-here-7f3a")]),
+                ..Default::default()
+            },
+        )
+        .expect("Locate");
+    assert_eq!(
+        found.unique_identifier.len(),
+        1,
+        "the database made the key"
+    );
+    let audit = std::fs::read_to_string(b.data_dir.path().join("audit.jsonl")).unwrap();
+    assert!(
+        audit.lines().any(|l| l.contains("\"commit\":\"unknown")),
+        "the audit log says the outcome is unknown"
+    );
+}
+
+/// The database restarts while the node holds a pool of idle connections, all of them dead
+/// now: once it is back, the first request finds one dead, the node drops them all, and no
+/// request fails (each dead one used to fail a request of its own).
+#[test]
+fn after_a_database_restart_no_request_fails() {
+    let pg = Postgres::start(&[]);
+    let url = pg.new_database("kmip");
+    let a = first_node(&url, &[]);
+    let key = create_aes(&mut a.client("admin"), 128, vec![]);
+    // several connections busy at once leave several idle in the pool
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                let mut c = a.client("admin");
+                for _ in 0..20 {
+                    get_object(&mut c, &key, None).expect("Get");
+                }
+            });
+        }
+    });
+    pg.pg_stop("fast");
+    pg.pg_start();
+    let mut c = a.client("admin");
+    let failed: Vec<String> = (0..20)
+        .filter_map(|_| get_object(&mut c, &key, None).err().map(|e| e.to_string()))
+        .collect();
+    assert!(failed.is_empty(), "{} failed: {failed:?}", failed.len());
+}

@@ -13,6 +13,7 @@ use openssl::symm::Mode;
 use rcgen::{CertificateParams, CertificateRevocationListParams};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A stored object's sealed key material and the identifier it is sealed to: all the object
 /// layer holds of a key. Opening it takes the core.
@@ -127,39 +128,69 @@ impl ExportRule {
 /// Asymmetric keys kept parsed, by object identifier: OpenSSL 3 spends hundreds of
 /// microseconds per parse, more than an ECDSA signature. Each entry remembers the sealed bytes
 /// it was opened from, so a record re-sealed (a master-key rotation) or replaced under the same
-/// identifier is opened again. Bounded; [`Core::forget`] drops an entry without opening anything.
+/// identifier is opened again. Bounded in number, and in time: an entry unused for
+/// [`PARSED_IDLE`] goes, so that a key destroyed where this core cannot see it (through
+/// another node, or while a use raced the Destroy) does not stay parsed in memory for good.
+/// [`Core::forget`] drops an entry without opening anything.
 #[derive(Default)]
 pub(crate) struct ParsedKeys {
     keys: Mutex<HashMap<String, Entry>>,
+    /// Uses since the last sweep of idle entries.
+    uses: std::sync::atomic::AtomicU32,
 }
 
-/// The sealed bytes an entry was opened from, and the opened key.
-type Entry = (Vec<u8>, Arc<crypto::KeyMaterial>);
+/// The sealed bytes an entry was opened from, the opened key, and when it was last used.
+type Entry = (Vec<u8>, Arc<crypto::KeyMaterial>, Instant);
 
 const PARSED_MAX: usize = 4096;
 
+/// How long a parsed key stays unused before it is dropped.
+pub(crate) const PARSED_IDLE: Duration = Duration::from_secs(60);
+
+/// Uses between sweeps of idle entries (and every insertion sweeps).
+const SWEEP_EVERY: u32 = 256;
+
 impl ParsedKeys {
     fn get(&self, key: &Sealed) -> Option<Arc<crypto::KeyMaterial>> {
-        let m = self.keys.lock().ok()?;
-        m.get(&key.id)
-            .filter(|(sealed, _)| *sealed == key.bytes)
-            .map(|(_, k)| k.clone())
+        let mut m = self.keys.lock().ok()?;
+        let now = Instant::now();
+        if self.uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SWEEP_EVERY == 0 {
+            sweep(&mut m, now);
+        }
+        m.get_mut(&key.id)
+            .filter(|(sealed, _, _)| *sealed == key.bytes)
+            .map(|(_, k, used)| {
+                *used = now;
+                k.clone()
+            })
     }
 
     fn put(&self, key: &Sealed, material: Arc<crypto::KeyMaterial>) {
         if let Ok(mut m) = self.keys.lock() {
+            let now = Instant::now();
+            sweep(&mut m, now);
             if m.len() >= PARSED_MAX && !m.contains_key(&key.id) {
                 if let Some(first) = m.keys().next().cloned() {
                     m.remove(&first);
                 }
             }
-            m.insert(key.id.clone(), (key.bytes.clone(), material));
+            m.insert(key.id.clone(), (key.bytes.clone(), material, now));
         }
     }
 
     fn forget(&self, id: &str) {
         if let Ok(mut m) = self.keys.lock() {
             m.remove(id);
+        }
+    }
+
+    /// Drop the entries unused since `now - idle` (the test's clock).
+    #[cfg(test)]
+    pub(crate) fn age(&self, idle: Duration) {
+        if let Ok(mut m) = self.keys.lock() {
+            for (_, _, used) in m.values_mut() {
+                *used = used.checked_sub(idle).unwrap_or(*used);
+            }
         }
     }
 
@@ -170,6 +201,11 @@ impl ParsedKeys {
             .map(|m| m.contains_key(id))
             .unwrap_or(false)
     }
+}
+
+/// Drop the entries idle for [`PARSED_IDLE`] or longer.
+fn sweep(m: &mut HashMap<String, Entry>, now: Instant) {
+    m.retain(|_, (_, _, used)| now.duration_since(*used) < PARSED_IDLE);
 }
 
 impl Core {
@@ -593,6 +629,24 @@ mod tests {
         )
         .ok();
         assert!(!core.parsed.holds("s1"));
+    }
+
+    /// A parsed key no one uses for [`PARSED_IDLE`] goes at the next use of the cache: a key
+    /// destroyed where this core cannot see it does not stay parsed for good.
+    #[test]
+    fn idle_parsed_keys_go() {
+        let core = Core::new(MasterKey::generate().unwrap());
+        let p = CryptoParams::default();
+        let old = core.generate(KeySpec::Ed25519).unwrap();
+        let old = sealed(&core, "idle", &old.object);
+        core.sign(&old, &p, b"data").unwrap();
+        assert!(core.parsed.holds("idle"));
+        core.parsed.age(PARSED_IDLE);
+        let other = core.generate(KeySpec::Ed25519).unwrap();
+        core.sign(&sealed(&core, "busy", &other.object), &p, b"data")
+            .unwrap();
+        assert!(!core.parsed.holds("idle"), "an idle key stayed parsed");
+        assert!(core.parsed.holds("busy"));
     }
 
     #[test]

@@ -31,6 +31,9 @@ impl Txn {
     ) -> Result<(Record, Sealed), LifecycleError> {
         let r = self.get(id, now)?;
         if r.state.is_destroyed() {
+            // destroyed through another node, or while a use raced the Destroy here: what
+            // this node's core kept of the key goes now
+            self.core.forget(id);
             return Err(LifecycleError::Destroyed);
         }
         if is_archived(&r) {

@@ -58,6 +58,12 @@ pub enum StoreError {
     /// A record changed between its read and the commit that expected it unchanged.
     #[error("object {0} changed since it was read")]
     Conflict(String),
+    /// The connection to the database was lost after the commit was sent: the changes may or
+    /// may not have been made.
+    #[error(
+        "the database connection was lost while committing ({0}): the changes may have been made"
+    )]
+    OutcomeUnknown(String),
 }
 
 /// What a commit expects to find as its transaction read it.

@@ -905,6 +905,14 @@ impl PostgresEngine {
         })
     }
 
+    /// Close every idle connection: one the database dropped (a restart) says the others
+    /// went with it, and each would fail a request of its own before the pool was fresh.
+    fn drop_idle(&self) {
+        let idle = std::mem::take(&mut *self.pool.lock().unwrap_or_else(|p| p.into_inner()));
+        // their slots are given back under the slots' lock: never while holding the pool's
+        drop(idle);
+    }
+
     fn give_back(&self, conn: Conn) {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         if pool.len() < POOL_IDLE && !conn.client.is_closed() {
@@ -1066,7 +1074,10 @@ impl Engine for PostgresEngine {
             let out = f(&session);
             let failure = session.failure.into_inner();
             match failure {
-                Some(e) if stale(&e) && attempt == 0 => continue,
+                Some(e) if stale(&e) && attempt == 0 => {
+                    self.drop_idle();
+                    continue;
+                }
                 Some(e) if broken(&e) => return Err(db_error(&e)),
                 _ => {
                     self.give_back(conn);
@@ -1104,10 +1115,21 @@ impl Engine for PostgresEngine {
                     failure: Some(e),
                     committing: false,
                     ..
-                }) if stale(&e) && attempt < 2 => {}
-                Err(Failed { error, failure, .. }) => {
-                    if !failure.as_ref().is_some_and(broken) {
+                }) if stale(&e) && attempt < 2 => self.drop_idle(),
+                Err(Failed {
+                    error,
+                    failure,
+                    committing,
+                    ..
+                }) => {
+                    let lost = failure.as_ref().is_some_and(broken);
+                    if !lost {
                         self.give_back(conn);
+                    }
+                    // the COMMIT went out and no answer came back: it may have been made,
+                    // and saying "nothing was done" would have the client do it twice
+                    if committing && lost {
+                        return Err(StoreError::OutcomeUnknown(error.to_string()));
                     }
                     return Err(error);
                 }
