@@ -1123,7 +1123,10 @@ impl Engine for PostgresEngine {
                     ..
                 }) => {
                     let lost = failure.as_ref().is_some_and(broken);
-                    if !lost {
+                    if lost {
+                        // the others idle beside it likely went the same way
+                        self.drop_idle();
+                    } else {
                         self.give_back(conn);
                     }
                     // the COMMIT went out and no answer came back: it may have been made,
