@@ -523,6 +523,11 @@ impl Txn {
         r.state = ApprovalState::Executed;
         r.finished = Some((now, self.identity()));
         self.save_approval(&r)?;
+        if !r.what.asynchronous {
+            // the request it named has run: the same request again opens a new one
+            self.store
+                .commit(vec![Change::DeleteValue(slot_name(&r.requester, &r.what))])?;
+        }
         self.event("executed", self.identity(), &r);
         Ok(r)
     }
