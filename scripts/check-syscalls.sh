@@ -26,17 +26,21 @@ data=$work/data
 strace -f -c -o "$work/strace.txt" -- "$server" --data-dir "$data" --listen "127.0.0.1:$port" \
   --https-listen "127.0.0.1:$https" --metrics-listen "127.0.0.1:$metrics" >"$work/server.log" 2>&1 &
 tracer=$!
-# signals go to the server itself: strace would take them for itself
-for _ in $(seq 50); do
-  pid=$(pgrep -P "$tracer" || true)
-  [ -n "$pid" ] && break
-  sleep 0.1
-done
-for _ in $(seq 100); do
-  grep -q listening "$work/server.log" 2>/dev/null && break
-  sleep 0.2
-done
-grep -q listening "$work/server.log"
+# the traced server's own pid (signals go to it: strace would take them for itself), once it
+# listens
+await_server() {
+  for _ in $(seq 50); do
+    pid=$(pgrep -P "$tracer" || true)
+    [ -n "$pid" ] && break
+    sleep 0.1
+  done
+  for _ in $(seq 100); do
+    grep -q listening "$work/server.log" 2>/dev/null && break
+    sleep 0.2
+  done
+  grep -q listening "$work/server.log"
+}
+await_server
 
 kca() { "$ca" --server "127.0.0.1:$port" --data-dir "$data" --json "$@"; }
 field() { python3 -c 'import json, sys; print(json.load(sys.stdin)["'"$1"'"])'; }
@@ -84,16 +88,7 @@ if [ -e "$softhsm" ] && command -v softhsm2-util >/dev/null; then
       --pkcs11-token kmip --pkcs11-pin-file "$work/hsm/pin" --pkcs11-key kmip-master \
       >"$work/server.log" 2>&1 &
     tracer=$!
-    for _ in $(seq 50); do
-      pid=$(pgrep -P "$tracer" || true)
-      [ -n "$pid" ] && break
-      sleep 0.1
-    done
-    for _ in $(seq 100); do
-      grep -q listening "$work/server.log" 2>/dev/null && break
-      sleep 0.2
-    done
-    grep -q listening "$work/server.log"
+    await_server
     "$admin" --server "127.0.0.1:$port" --data-dir "$work/hsm-data" list --json >/dev/null
     kill -TERM "$pid"
     wait "$tracer"

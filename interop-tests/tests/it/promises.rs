@@ -220,6 +220,29 @@ fn archived_keys_do_not_leave_wrapped() {
         .expect("recovered, it leaves wrapped");
 }
 
+/// Derive Key of an `object_type` from `base` by `method`, with these Derivation Parameters
+/// and attributes of the new object.
+fn derive_key(
+    c: &mut Client,
+    object_type: u32,
+    base: &str,
+    method: u32,
+    params: Vec<Ttlv>,
+    attributes: Vec<Ttlv>,
+) -> Result<DeriveKeyResponse, ClientError> {
+    c.op(
+        op::DERIVE_KEY,
+        &DeriveKeyRequest {
+            object_type: Req(Enum(object_type)),
+            unique_identifier: vec![base.to_owned()],
+            derivation_method: Req(item(tag::DERIVATION_METHOD, Value::Enumeration(method))),
+            derivation_parameters: Req(Ttlv::structure(tag::DERIVATION_PARAMETERS, params)),
+            attributes: Some(Ttlv::structure(tag::ATTRIBUTES, attributes)),
+            ..Default::default()
+        },
+    )
+}
+
 #[test]
 fn hash_derivation_takes_the_key_or_the_data_not_both() {
     let server = ServerProcess::start(&[]);
@@ -232,25 +255,16 @@ fn hash_derivation_takes_the_key_or_the_data_not_both() {
         if let Some(d) = data {
             params.push(item(tag::DERIVATION_DATA, Value::ByteString(d.to_vec())));
         }
-        c.op::<_, DeriveKeyResponse>(
-            op::DERIVE_KEY,
-            &DeriveKeyRequest {
-                object_type: Req(Enum(ot::SYMMETRIC_KEY)),
-                unique_identifier: vec![base.to_owned()],
-                derivation_method: Req(item(
-                    tag::DERIVATION_METHOD,
-                    Value::Enumeration(derivation_method::HASH),
-                )),
-                derivation_parameters: Req(Ttlv::structure(tag::DERIVATION_PARAMETERS, params)),
-                attributes: Some(Ttlv::structure(
-                    tag::ATTRIBUTES,
-                    vec![
-                        item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
-                        item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)),
-                    ],
-                )),
-                ..Default::default()
-            },
+        derive_key(
+            c,
+            ot::SYMMETRIC_KEY,
+            base,
+            derivation_method::HASH,
+            params,
+            vec![
+                item(tag::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(alg::AES)),
+                item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)),
+            ],
         )
     };
     let a = create_aes(&mut c, 256, vec![mask(0x200)]);
@@ -829,19 +843,13 @@ fn a_derive_key_grant_is_not_a_mac_oracle() {
             params.push(item(tag::SALT, Value::ByteString(b"message".to_vec())));
             params.push(item(tag::ITERATION_COUNT, Value::Integer(1)));
         }
-        c.op::<_, DeriveKeyResponse>(
-            op::DERIVE_KEY,
-            &DeriveKeyRequest {
-                object_type: Req(Enum(ot::SECRET_DATA)),
-                unique_identifier: vec![key.clone()],
-                derivation_method: Req(item(tag::DERIVATION_METHOD, Value::Enumeration(method))),
-                derivation_parameters: Req(Ttlv::structure(tag::DERIVATION_PARAMETERS, params)),
-                attributes: Some(Ttlv::structure(
-                    tag::ATTRIBUTES,
-                    vec![item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256))],
-                )),
-                ..Default::default()
-            },
+        derive_key(
+            c,
+            ot::SECRET_DATA,
+            &key,
+            method,
+            params,
+            vec![item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256))],
         )
     };
     for method in [derivation_method::NIST800_108_C, derivation_method::PBKDF2] {
@@ -923,22 +931,13 @@ fn a_costly_contended_item_is_not_run_again_and_again() {
             item(tag::SALT, Value::ByteString(b"salt".to_vec())),
             item(tag::ITERATION_COUNT, Value::Integer(1_000_000)),
         ];
-        let derived = c.op::<_, DeriveKeyResponse>(
-            op::DERIVE_KEY,
-            &DeriveKeyRequest {
-                object_type: Req(Enum(ot::SECRET_DATA)),
-                unique_identifier: vec![key.clone()],
-                derivation_method: Req(item(
-                    tag::DERIVATION_METHOD,
-                    Value::Enumeration(derivation_method::PBKDF2),
-                )),
-                derivation_parameters: Req(Ttlv::structure(tag::DERIVATION_PARAMETERS, params)),
-                attributes: Some(Ttlv::structure(
-                    tag::ATTRIBUTES,
-                    vec![item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256))],
-                )),
-                ..Default::default()
-            },
+        let derived = derive_key(
+            &mut c,
+            ot::SECRET_DATA,
+            &key,
+            derivation_method::PBKDF2,
+            params,
+            vec![item(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(256))],
         );
         eprintln!("derivation: {:?}", derived.as_ref().map(|_| ()));
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
