@@ -55,7 +55,7 @@ pub enum LifecycleError {
     #[error("no approval request {0}")]
     ApprovalNotFound(String),
     /// The identity already has this many open approval requests.
-    #[error("{0} approval requests of this identity are open already: wait for decisions, or cancel some")]
+    #[error("{0} approval requests of this identity are open or recently closed already: wait for decisions, or cancel some, and try again later")]
     TooManyApprovalRequests(usize),
     /// The key's Extractable attribute is false.
     #[error("the key may not leave the server: it is not extractable")]

@@ -814,5 +814,34 @@ fn after_a_database_restart_no_request_fails() {
     let failed: Vec<String> = (0..20)
         .filter_map(|_| get_object(&mut c, &key, None).err().map(|e| e.to_string()))
         .collect();
-    assert!(failed.is_empty(), "{} failed: {failed:?}", failed.len());
+    assert!(
+        failed.is_empty(),
+        "{} Gets failed: {failed:?}",
+        failed.len()
+    );
+    // again, and Creates first (each takes an identifier from the sequence before it writes)
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                let mut c = a.client("admin");
+                for _ in 0..20 {
+                    get_object(&mut c, &key, None).expect("Get");
+                }
+            });
+        }
+    });
+    pg.pg_stop("fast");
+    pg.pg_start();
+    let failed: Vec<String> = (0..10)
+        .filter_map(|_| {
+            c.op::<_, CreateResponse>(op::CREATE, &aes128(vec![]))
+                .err()
+                .map(|e| e.to_string())
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} Creates failed: {failed:?}",
+        failed.len()
+    );
 }

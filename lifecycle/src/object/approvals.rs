@@ -38,6 +38,17 @@ fn slot_name(requester: &str, what: &NewApproval) -> String {
 /// custodians' list (each open request is also scanned by every guarded request).
 pub const MAX_OPEN_PER_REQUESTER: usize = 100;
 
+/// The most requests one identity may have kept, open or closed (closed ones are kept for
+/// as long as a request may wait, for the custodians' list): each is read by every guarded
+/// request and every listing, so an identity opening and canceling requests in a loop would
+/// otherwise slow every other identity's guarded requests without bound.
+pub const MAX_KEPT_PER_REQUESTER: usize = 200;
+
+/// The largest request payload a request for approvals keeps (the guarded operations' own
+/// payloads are a few hundred bytes): one padded to the message size limit, kept and read by
+/// every guarded request, would be work bought cheaply.
+pub const MAX_REQUEST_PAYLOAD: usize = 16 * 1024;
+
 /// Where a request stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ApprovalState {
@@ -309,17 +320,28 @@ impl Txn {
         now: i64,
     ) -> Result<ApprovalRequest, LifecycleError> {
         let me = self.identity();
-        let open = self
+        if what.payload.len() > MAX_REQUEST_PAYLOAD {
+            return Err(LifecycleError::InvalidField(format!(
+                "a request waiting for approvals is at most {MAX_REQUEST_PAYLOAD} bytes"
+            )));
+        }
+        let mine: Vec<ApprovalState> = self
             .store
             .values_with_prefix(APPROVAL_PREFIX)?
             .iter()
             .filter_map(|(_, bytes)| serde_json::from_slice::<J>(bytes).ok())
             .filter_map(|v| ApprovalRequest::from_json(&v))
-            .filter(|r| r.requester == me && r.state.open())
-            .count();
-        if open >= MAX_OPEN_PER_REQUESTER {
+            .filter(|r| r.requester == me)
+            .map(|r| r.state)
+            .collect();
+        if mine.iter().filter(|s| s.open()).count() >= MAX_OPEN_PER_REQUESTER {
             return Err(LifecycleError::TooManyApprovalRequests(
                 MAX_OPEN_PER_REQUESTER,
+            ));
+        }
+        if mine.len() >= MAX_KEPT_PER_REQUESTER {
+            return Err(LifecycleError::TooManyApprovalRequests(
+                MAX_KEPT_PER_REQUESTER,
             ));
         }
         let id = hex(self.core.random(8)?.expose());
@@ -759,6 +781,34 @@ mod tests {
         as_(&m, "bob", false).request_approval(what(), 0).unwrap();
         as_(&m, "carol", true).deny(&first.id, EXPIRY, 1).unwrap();
         alice.request_approval(what(), 1).unwrap();
+        // requests opened and canceled in a loop: closed ones count too, up to a bound, as
+        // every guarded request and every listing reads them
+        let bob = as_(&m, "bob", false);
+        let mut refused = None;
+        for i in 0..MAX_KEPT_PER_REQUESTER + 1 {
+            match bob.request_approval(what(), 2) {
+                Ok(r) => {
+                    bob.cancel_approval(&r.id, EXPIRY, 2).unwrap();
+                }
+                Err(e) => {
+                    refused = Some((i, e));
+                    break;
+                }
+            }
+        }
+        assert!(
+            matches!(refused, Some((n, LifecycleError::TooManyApprovalRequests(_))) if n == MAX_KEPT_PER_REQUESTER - 1),
+            "{refused:?}"
+        );
+        // and a request padded past any guarded operation's payload is not kept
+        let padded = NewApproval {
+            payload: vec![0; MAX_REQUEST_PAYLOAD + 1],
+            ..what()
+        };
+        assert!(matches!(
+            as_(&m, "carol", false).request_approval(padded, 3),
+            Err(LifecycleError::InvalidField(_))
+        ));
     }
 
     #[test]

@@ -1162,7 +1162,10 @@ impl Engine for PostgresEngine {
                     return u64::try_from(first)
                         .map_err(|_| StoreError::Backend("kmip_ids is negative".into()));
                 }
-                Err(e) if stale(&e) && attempt == 0 => continue,
+                Err(e) if stale(&e) && attempt == 0 => {
+                    self.drop_idle();
+                    continue;
+                }
                 Err(e) => return Err(db_error(&e)),
             }
         }
