@@ -10,7 +10,7 @@
 //! - a PKCS#12 export needs a password, never from the command line, and is written 0600.
 
 use interop_tests::ca::{id, openssl, openssl_ok, Ca};
-use interop_tests::kmip::{item, key_object, mask, register, uid};
+use interop_tests::kmip::{get_attributes, item, key_object, mask, register, uid};
 use interop_tests::ServerProcess;
 use kmip_client::Client;
 use kmip_codec::ops::*;
@@ -21,23 +21,8 @@ use kmip_codec::vocab::enums::{
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
 
-fn attributes(c: &mut Client, id: &str) -> Vec<Ttlv> {
-    let r: GetAttributesResponse = c
-        .op(
-            op::GET_ATTRIBUTES,
-            &GetAttributesRequest {
-                unique_identifier: uid(id),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    r.attributes
-        .map(|a| a.children().to_vec())
-        .unwrap_or(r.attribute)
-}
-
 fn linked(c: &mut Client, id: &str, kind: u32) -> String {
-    kmip_codec::attributes::linked(&attributes(c, id), kind).expect("a link")
+    kmip_codec::attributes::linked(&get_attributes(c, id), kind).expect("a link")
 }
 
 fn link(kind: u32, to: &str) -> Ttlv {

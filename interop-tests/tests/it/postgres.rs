@@ -797,19 +797,23 @@ fn after_a_database_restart_no_request_fails() {
     let url = pg.new_database("kmip");
     let a = first_node(&url, &[]);
     let key = create_aes(&mut a.client("admin"), 128, vec![]);
-    // several connections busy at once leave several idle in the pool
-    std::thread::scope(|s| {
-        for _ in 0..8 {
-            s.spawn(|| {
-                let mut c = a.client("admin");
-                for _ in 0..20 {
-                    get_object(&mut c, &key, None).expect("Get");
-                }
-            });
-        }
-    });
-    pg.pg_stop("fast");
-    pg.pg_start();
+    // several connections busy at once leave several idle in the pool, all dead once the
+    // database restarts
+    let restart_with_a_full_pool = || {
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    let mut c = a.client("admin");
+                    for _ in 0..20 {
+                        get_object(&mut c, &key, None).expect("Get");
+                    }
+                });
+            }
+        });
+        pg.pg_stop("fast");
+        pg.pg_start();
+    };
+    restart_with_a_full_pool();
     let mut c = a.client("admin");
     let failed: Vec<String> = (0..20)
         .filter_map(|_| get_object(&mut c, &key, None).err().map(|e| e.to_string()))
@@ -820,18 +824,7 @@ fn after_a_database_restart_no_request_fails() {
         failed.len()
     );
     // again, and Creates first (each takes an identifier from the sequence before it writes)
-    std::thread::scope(|s| {
-        for _ in 0..8 {
-            s.spawn(|| {
-                let mut c = a.client("admin");
-                for _ in 0..20 {
-                    get_object(&mut c, &key, None).expect("Get");
-                }
-            });
-        }
-    });
-    pg.pg_stop("fast");
-    pg.pg_start();
+    restart_with_a_full_pool();
     let failed: Vec<String> = (0..10)
         .filter_map(|_| {
             c.op::<_, CreateResponse>(op::CREATE, &aes128(vec![]))

@@ -4,7 +4,7 @@
 //! the middle, moving an object out of its group, a wrapped Get, racing uses of one approval,
 //! a 1.x client, and two nodes of one PostgreSQL store.
 
-use interop_tests::kmip::{activate, create_aes, item, mask, uid, wrapping_spec};
+use interop_tests::kmip::{activate, create_aes, get_attributes, item, mask, uid, wrapping_spec};
 use interop_tests::{output_text, ServerProcess};
 use kmip_client::{Client, ClientError};
 use kmip_codec::message::{Enum, FieldValue, ResponseBatchItem};
@@ -122,18 +122,9 @@ fn get(c: &mut Client, id: &str) -> Result<GetResponse, ClientError> {
     )
 }
 
+/// The object's State (attribute reads need no approval).
 fn state(c: &mut Client, id: &str) -> Option<u32> {
-    let r: GetAttributesResponse = c
-        .op(
-            op::GET_ATTRIBUTES,
-            &GetAttributesRequest {
-                unique_identifier: uid(id),
-                ..Default::default()
-            },
-        )
-        .expect("attribute reads need no approval");
-    r.attributes?
-        .children()
+    get_attributes(c, id)
         .iter()
         .find(|a| a.tag == tag::STATE)
         .and_then(Ttlv::as_enum)
