@@ -7,7 +7,7 @@
 use super::engine::{self, Engine, Stored, WriteTxn};
 use super::{index_keys, Change, Expect, Expected, Record, Store, StoreError};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// How many identifiers handed out and not yet written the record layer remembers as new: past
 /// that, the oldest are forgotten (a Create that failed leaves its identifier here), and a
@@ -22,7 +22,6 @@ pub struct Records<E> {
     /// committed must not both take it.
     unique_names: bool,
     group: Mutex<Group>,
-    written: Condvar,
     /// The next identifier to hand out and the last one reserved.
     ids: Mutex<(u64, u64)>,
     /// Identifiers handed out by [`Store::allocate_ids`] and in no commit yet: the engine
@@ -32,13 +31,76 @@ pub struct Records<E> {
     fresh: Mutex<BTreeSet<u64>>,
 }
 
-/// Commits waiting for the next write transaction, and the outcome of those written.
+/// Commits waiting for the next write transaction, and whether one is being written.
 #[derive(Default)]
 struct Group {
-    queue: Vec<(u64, Expected, Vec<Change>, HashSet<String>)>,
-    next_ticket: u64,
+    queue: Vec<Waiting>,
     writing: bool,
-    done: HashMap<u64, Result<(), StoreError>>,
+}
+
+/// One commit in the queue, and the turn on which its caller sleeps.
+struct Waiting {
+    commit: (Expected, Vec<Change>, HashSet<String>),
+    turn: Arc<Turn>,
+}
+
+/// Where a queued commit's caller learns, alone, that its commit was written or that it is
+/// the next to write: every caller waits on its own condition variable, so a written group
+/// wakes the callers in it and the next writer, not every caller queued (waking them all on
+/// one variable made them wake and sleep again, and fight for its lock, at every commit).
+#[derive(Default)]
+struct Turn {
+    state: Mutex<TurnState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+enum TurnState {
+    #[default]
+    Wait,
+    Lead,
+    Done(Result<(), StoreError>),
+}
+
+impl Turn {
+    fn set(&self, to: TurnState) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = to;
+        self.cv.notify_one();
+    }
+
+    /// Sleep until the commit is written (its outcome) or it is this caller's to write.
+    fn wait(&self) -> Option<Result<(), StoreError>> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match std::mem::take(&mut *s) {
+                TurnState::Done(r) => return Some(r),
+                TurnState::Lead => return None,
+                TurnState::Wait => s = self.cv.wait(s).unwrap_or_else(|p| p.into_inner()),
+            }
+        }
+    }
+}
+
+/// The writer's duty to the queue, kept even if writing panics: the callers of the group it
+/// took learn an outcome, and the next queued caller becomes the writer.
+struct Writing<'a> {
+    group: &'a Mutex<Group>,
+    turns: Vec<Arc<Turn>>,
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        for t in self.turns.drain(..) {
+            t.set(TurnState::Done(Err(StoreError::Backend(
+                "the commit's writer failed".into(),
+            ))));
+        }
+        let mut g = self.group.lock().unwrap_or_else(|p| p.into_inner());
+        match g.queue.first() {
+            Some(next) => next.turn.set(TurnState::Lead),
+            None => g.writing = false,
+        }
+    }
 }
 
 /// Whether an index key is a Name's.
@@ -53,7 +115,6 @@ impl<E: Engine> Records<E> {
             engine,
             unique_names: false,
             group: Mutex::default(),
-            written: Condvar::new(),
             ids: Mutex::new((1, 0)),
             fresh: Mutex::default(),
         }
@@ -228,8 +289,8 @@ impl<E: Engine> Records<E> {
     /// that one bad commit does not fail the others.
     fn write_group(
         &self,
-        batch: Vec<(u64, Expected, Vec<Change>, HashSet<String>)>,
-    ) -> Vec<(u64, Result<(), StoreError>)> {
+        batch: Vec<(usize, Expected, Vec<Change>, HashSet<String>)>,
+    ) -> Vec<(usize, Result<(), StoreError>)> {
         let together = self.engine.write(&mut |tx| {
             for (_, expected, changes, new) in &batch {
                 self.apply(tx, expected, changes, new)?;
@@ -292,28 +353,44 @@ impl<E: Engine> Store for Records<E> {
                 .engine
                 .write(&mut |tx| self.apply(tx, &expected, &changes, &new));
         }
+        let turn = Arc::new(Turn::default());
         let mut g = self.group.lock().unwrap_or_else(|p| p.into_inner());
-        let ticket = g.next_ticket;
-        g.next_ticket += 1;
-        g.queue.push((ticket, expected, changes, new));
-        loop {
-            if let Some(result) = g.done.remove(&ticket) {
+        g.queue.push(Waiting {
+            commit: (expected, changes, new),
+            turn: turn.clone(),
+        });
+        let leads = !g.writing;
+        g.writing = true;
+        drop(g);
+        if !leads {
+            if let Some(result) = turn.wait() {
                 return result;
             }
-            if g.writing {
-                g = self.written.wait(g).unwrap_or_else(|p| p.into_inner());
-                continue;
-            }
-            // this caller writes everything queued so far, its own commit included
-            g.writing = true;
-            let batch = std::mem::take(&mut g.queue);
-            drop(g);
-            let results = self.write_group(batch);
-            g = self.group.lock().unwrap_or_else(|p| p.into_inner());
-            g.done.extend(results);
-            g.writing = false;
-            self.written.notify_all();
         }
+        // this caller writes everything queued so far, its own commit included
+        let queued =
+            std::mem::take(&mut self.group.lock().unwrap_or_else(|p| p.into_inner()).queue);
+        let mut writing = Writing {
+            group: &self.group,
+            turns: Vec::with_capacity(queued.len()),
+        };
+        let mut batch = Vec::with_capacity(queued.len());
+        for (i, w) in queued.into_iter().enumerate() {
+            let (expected, changes, new) = w.commit;
+            batch.push((i, expected, changes, new));
+            writing.turns.push(w.turn);
+        }
+        let results = self.write_group(batch);
+        let mut own = None;
+        for ((_, result), t) in results.into_iter().zip(std::mem::take(&mut writing.turns)) {
+            if Arc::ptr_eq(&t, &turn) {
+                own = Some(result);
+            } else {
+                t.set(TurnState::Done(result));
+            }
+        }
+        drop(writing);
+        own.unwrap_or_else(|| Err(StoreError::Backend("the commit was not written".into())))
     }
 
     fn lookup(&self, index_key: &[u8]) -> Result<Vec<String>, StoreError> {

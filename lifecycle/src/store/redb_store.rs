@@ -6,6 +6,7 @@
 use super::engine::{Engine, ReadTxn, Stored, WriteTxn};
 use super::{index_keys, Record, Records, StoreError, SCHEMA_VERSION};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use std::cell::OnceCell;
 use std::path::Path;
 
 pub(super) const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
@@ -55,20 +56,13 @@ fn entry(key: &[u8], id: &str) -> Vec<u8> {
     e
 }
 
-/// The four tables as one transaction (read or write) opened them.
+/// The four tables as one write transaction opened them.
 struct Tables<O, R, I, V> {
     objects: O,
     revisions: R,
     index: I,
     values: V,
 }
-
-type ReadTables = Tables<
-    redb::ReadOnlyTable<&'static str, &'static [u8]>,
-    redb::ReadOnlyTable<&'static str, u64>,
-    redb::ReadOnlyTable<&'static [u8], ()>,
-    redb::ReadOnlyTable<&'static str, &'static [u8]>,
->;
 
 type WriteTables<'t> = Tables<
     redb::Table<'t, &'static str, &'static [u8]>,
@@ -77,40 +71,44 @@ type WriteTables<'t> = Tables<
     redb::Table<'t, &'static str, &'static [u8]>,
 >;
 
-impl<O, R, I, V> ReadTxn for Tables<O, R, I, V>
-where
-    O: ReadableTable<&'static str, &'static [u8]>,
-    R: ReadableTable<&'static str, u64>,
-    I: ReadableTable<&'static [u8], ()>,
-    V: ReadableTable<&'static str, &'static [u8]>,
-{
-    fn object(&self, id: &str) -> Result<Option<Stored>, StoreError> {
-        let Some(bytes) = self.objects.get(id).map_err(backend)? else {
+/// The reads, written once over any table types: a write transaction's tables (which read
+/// their own writes) and a read transaction's tables opened on first use.
+mod reads {
+    use super::{backend, entry, prefix, ReadableTable, StoreError, Stored};
+
+    pub(super) fn object(
+        objects: &impl ReadableTable<&'static str, &'static [u8]>,
+        revisions: &impl ReadableTable<&'static str, u64>,
+        id: &str,
+    ) -> Result<Option<Stored>, StoreError> {
+        let Some(bytes) = objects.get(id).map_err(backend)? else {
             return Ok(None);
         };
-        let revision = self
-            .revisions
-            .get(id)
-            .map_err(backend)?
-            .map_or(0, |v| v.value());
+        let revision = revisions.get(id).map_err(backend)?.map_or(0, |v| v.value());
         Ok(Some(Stored {
             bytes: bytes.value().to_vec(),
             revision,
         }))
     }
 
-    fn has(&self, key: &[u8], id: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .index
+    pub(super) fn has(
+        index: &impl ReadableTable<&'static [u8], ()>,
+        key: &[u8],
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(index
             .get(entry(key, id).as_slice())
             .map_err(backend)?
             .is_some())
     }
 
-    fn ids_with(&self, key: &[u8]) -> Result<Vec<String>, StoreError> {
+    pub(super) fn ids_with(
+        index: &impl ReadableTable<&'static [u8], ()>,
+        key: &[u8],
+    ) -> Result<Vec<String>, StoreError> {
         let p = prefix(key);
         let mut out = Vec::new();
-        for row in self.index.range(p.as_slice()..).map_err(backend)? {
+        for row in index.range(p.as_slice()..).map_err(backend)? {
             let (k, _) = row.map_err(backend)?;
             let k = k.value();
             if !k.starts_with(&p) {
@@ -121,26 +119,33 @@ where
         Ok(out)
     }
 
-    fn all_ids(&self) -> Result<Vec<String>, StoreError> {
+    pub(super) fn all_ids(
+        objects: &impl ReadableTable<&'static str, &'static [u8]>,
+    ) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
-        for row in self.objects.iter().map_err(backend)? {
+        for row in objects.iter().map_err(backend)? {
             let (k, _) = row.map_err(backend)?;
             out.push(k.value().to_owned());
         }
         Ok(out)
     }
 
-    fn value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .values
+    pub(super) fn value(
+        values: &impl ReadableTable<&'static str, &'static [u8]>,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(values
             .get(name)
             .map_err(backend)?
             .map(|v| v.value().to_vec()))
     }
 
-    fn values_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    pub(super) fn values_with_prefix(
+        values: &impl ReadableTable<&'static str, &'static [u8]>,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let mut out = Vec::new();
-        for row in self.values.range(prefix..).map_err(backend)? {
+        for row in values.range(prefix..).map_err(backend)? {
             let (k, v) = row.map_err(backend)?;
             if !k.value().starts_with(prefix) {
                 break;
@@ -148,6 +153,96 @@ where
             out.push((k.value().to_owned(), v.value().to_vec()));
         }
         Ok(out)
+    }
+}
+
+impl ReadTxn for WriteTables<'_> {
+    fn object(&self, id: &str) -> Result<Option<Stored>, StoreError> {
+        reads::object(&self.objects, &self.revisions, id)
+    }
+
+    fn has(&self, key: &[u8], id: &str) -> Result<bool, StoreError> {
+        reads::has(&self.index, key, id)
+    }
+
+    fn ids_with(&self, key: &[u8]) -> Result<Vec<String>, StoreError> {
+        reads::ids_with(&self.index, key)
+    }
+
+    fn all_ids(&self) -> Result<Vec<String>, StoreError> {
+        reads::all_ids(&self.objects)
+    }
+
+    fn value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        reads::value(&self.values, name)
+    }
+
+    fn values_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        reads::values_with_prefix(&self.values, prefix)
+    }
+}
+
+/// A read transaction's tables, each opened when a read first needs it: opening all four
+/// for every read cost a Get more than finding its record.
+struct ReadTables {
+    objects: OnceCell<redb::ReadOnlyTable<&'static str, &'static [u8]>>,
+    revisions: OnceCell<redb::ReadOnlyTable<&'static str, u64>>,
+    index: OnceCell<redb::ReadOnlyTable<&'static [u8], ()>>,
+    values: OnceCell<redb::ReadOnlyTable<&'static str, &'static [u8]>>,
+    /// Last: the tables close before their transaction ends.
+    tx: redb::ReadTransaction,
+}
+
+/// The table of `cell`, opened from `tx` the first time.
+fn opened<'c, K: redb::Key + 'static, V: redb::Value + 'static>(
+    tx: &redb::ReadTransaction,
+    cell: &'c OnceCell<redb::ReadOnlyTable<K, V>>,
+    def: TableDefinition<K, V>,
+) -> Result<&'c redb::ReadOnlyTable<K, V>, StoreError> {
+    if let Some(t) = cell.get() {
+        return Ok(t);
+    }
+    let t = tx.open_table(def).map_err(backend)?;
+    Ok(cell.get_or_init(|| t))
+}
+
+impl ReadTables {
+    fn new(tx: redb::ReadTransaction) -> ReadTables {
+        ReadTables {
+            objects: OnceCell::new(),
+            revisions: OnceCell::new(),
+            index: OnceCell::new(),
+            values: OnceCell::new(),
+            tx,
+        }
+    }
+}
+
+impl ReadTxn for ReadTables {
+    fn object(&self, id: &str) -> Result<Option<Stored>, StoreError> {
+        let objects = opened(&self.tx, &self.objects, OBJECTS)?;
+        let revisions = opened(&self.tx, &self.revisions, REVISIONS)?;
+        reads::object(objects, revisions, id)
+    }
+
+    fn has(&self, key: &[u8], id: &str) -> Result<bool, StoreError> {
+        reads::has(opened(&self.tx, &self.index, INDEX)?, key, id)
+    }
+
+    fn ids_with(&self, key: &[u8]) -> Result<Vec<String>, StoreError> {
+        reads::ids_with(opened(&self.tx, &self.index, INDEX)?, key)
+    }
+
+    fn all_ids(&self) -> Result<Vec<String>, StoreError> {
+        reads::all_ids(opened(&self.tx, &self.objects, OBJECTS)?)
+    }
+
+    fn value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        reads::value(opened(&self.tx, &self.values, VALUES)?, name)
+    }
+
+    fn values_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        reads::values_with_prefix(opened(&self.tx, &self.values, VALUES)?, prefix)
     }
 }
 
@@ -334,13 +429,7 @@ impl Engine for RedbEngine {
     ) -> Result<(), StoreError> {
         self.with_db(|db| {
             let tx = db.begin_read().map_err(backend)?;
-            let tables: ReadTables = Tables {
-                objects: tx.open_table(OBJECTS).map_err(backend)?,
-                revisions: tx.open_table(REVISIONS).map_err(backend)?,
-                index: tx.open_table(INDEX).map_err(backend)?,
-                values: tx.open_table(VALUES).map_err(backend)?,
-            };
-            f(&tables)
+            f(&ReadTables::new(tx))
         })
     }
 

@@ -353,3 +353,35 @@ fn redb_concurrent_commits() {
         assert!(s.get(id).unwrap().is_some(), "{id} was committed");
     }
 }
+
+/// Commits that race for one record in one group: each caller learns its own outcome, and
+/// exactly one of them wins (the group is written again one commit at a time).
+#[test]
+fn redb_racing_commits_each_learn_their_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(RedbStore::open(&dir.path().join("kmip.redb")).unwrap());
+    store
+        .commit(vec![Change::Put(record("x", "x", State::Active))])
+        .unwrap();
+    let (_, rev) = store.get_versioned("x").unwrap().unwrap();
+    for round in 0..5 {
+        let start = std::sync::Arc::new(std::sync::Barrier::new(16));
+        let threads: Vec<_> = (0..16)
+            .map(|t| {
+                let (store, start) = (store.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    let r = record("x", &format!("x{round}-{t}"), State::Active);
+                    let expect = vec![Expect::Record("x".into(), Some(rev + round))];
+                    store.commit_if(expect, vec![Change::Put(r)])
+                })
+            })
+            .collect();
+        let outcomes: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let won = outcomes.iter().filter(|o| o.is_ok()).count();
+        assert_eq!(won, 1, "round {round}: {outcomes:?}");
+        assert!(outcomes
+            .iter()
+            .all(|o| matches!(o, Ok(()) | Err(StoreError::Conflict(_)))));
+    }
+}
