@@ -9,12 +9,13 @@ use kmip_codec::vocab::enums::{
 };
 use kmip_codec::vocab::tag;
 use kmip_codec::{Ttlv, Value};
+use openssl::cipher_ctx::CipherCtx;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private, Public};
 use openssl::rsa::{Padding, Rsa};
 use openssl::sign::{RsaPssSaltlen, Signer, Verifier};
+use openssl::symm::Cipher;
 pub(super) use openssl::symm::Mode;
-use openssl::symm::{Cipher, Crypter};
 use std::sync::OnceLock;
 
 /// KMIP Cryptographic Parameters, the fields the core uses.
@@ -96,6 +97,32 @@ fn unsupported(what: impl Into<String>) -> CoreError {
 
 /// Blowfish, CAST5, IDEA, RC4 and single DES live in OpenSSL 3's legacy provider; PyKMIP's
 /// suite derives keys with Blowfish. Loaded once, kept for the life of the process.
+/// The provider's implementation of `cipher`, fetched once: a context set up with the
+/// built-in cipher constant makes OpenSSL 3 look the implementation up, under locks, at every
+/// setup (a fifth of a small Encrypt's work). Fetched ciphers are kept for the process's life:
+/// there are a few dozen at most.
+fn fetched(cipher: Cipher) -> Result<&'static openssl::cipher::CipherRef, CoreError> {
+    type Fetched = std::collections::HashMap<i32, &'static openssl::cipher::Cipher>;
+    static FETCHED: OnceLock<std::sync::Mutex<Fetched>> = OnceLock::new();
+    let nid = cipher.nid();
+    let mut m = FETCHED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = m.get(&nid.as_raw()) {
+        return Ok(c);
+    }
+    let name = nid
+        .short_name()
+        .map_err(|_| CoreError::Crypto("cipher name"))?;
+    let c: &'static openssl::cipher::Cipher = Box::leak(Box::new(
+        openssl::cipher::Cipher::fetch(None, name, None)
+            .map_err(|_| CoreError::Crypto("cipher fetch"))?,
+    ));
+    m.insert(nid.as_raw(), c);
+    Ok(c)
+}
+
 fn load_legacy_provider() {
     static LEGACY: OnceLock<Option<openssl::provider::Provider>> = OnceLock::new();
     LEGACY.get_or_init(|| openssl::provider::Provider::try_load(None, "legacy", true).ok());
@@ -110,8 +137,6 @@ pub(crate) struct KeyMaterial {
     pub(crate) format: Option<u32>,
     /// The key bytes, in that format.
     pub(crate) bytes: Secret,
-    /// A Private Key or Public Key object: worth keeping parsed (see `Core`'s cache).
-    pub(crate) asymmetric: bool,
     // OpenSSL 3's decoders spend hundreds of microseconds per parse (provider lookups under
     // locks), far more than an ECDSA signature: a key in use is parsed once, here
     private: OnceLock<PKey<Private>>,
@@ -124,7 +149,6 @@ impl KeyMaterial {
             algorithm,
             format,
             bytes,
-            asymmetric: false,
             private: OnceLock::new(),
             public: OnceLock::new(),
         }
@@ -185,13 +209,12 @@ pub(crate) fn key_material(object: &Secret) -> Result<KeyMaterial, CoreError> {
             Value::Structure(_) => km.child(tag::KEY).and_then(Ttlv::as_bytes)?.to_vec(),
             _ => return None,
         };
-        let mut m = KeyMaterial::new(
+        let m = KeyMaterial::new(
             kb.child(tag::CRYPTOGRAPHIC_ALGORITHM)
                 .and_then(Ttlv::as_enum),
             kb.child(tag::KEY_FORMAT_TYPE).and_then(Ttlv::as_enum),
             Secret::new(bytes),
         );
-        m.asymmetric = matches!(t.tag, tag::PRIVATE_KEY | tag::PUBLIC_KEY);
         Some(m)
     })();
     super::generate::zeroize_tree(&mut t);
@@ -366,7 +389,7 @@ pub struct CipherInput<'a> {
 /// A symmetric cipher in progress: one request's data, or a multi-part stream's (KMIP 2.1
 /// section 6.1.20, Init and Final Indicators). Holds the key schedule, so it stays in the core.
 pub(crate) struct CipherStream {
-    crypter: Crypter,
+    crypter: CipherCtx,
     mode: Mode,
     /// GCM or ChaCha20-Poly1305: additional data and a tag.
     aead: bool,
@@ -441,7 +464,7 @@ impl CipherStream {
                     }
                 };
                 let mut iv = vec![0u8; n];
-                openssl::rand::rand_bytes(&mut iv)?;
+                super::public_random(&mut iv)?;
                 generated = Some(iv.clone());
                 Some(iv)
             }
@@ -457,12 +480,26 @@ impl CipherStream {
             }
             (_, iv) => iv,
         };
-        let mut c = Crypter::new(cipher, mode, key.bytes.expose(), iv.as_deref())
-            .map_err(|_| CoreError::Crypto("cipher setup"))?;
-        c.pad(padding);
+        let setup = |_| CoreError::Crypto("cipher setup");
+        let init = match mode {
+            Mode::Encrypt => openssl::cipher_ctx::CipherCtxRef::encrypt_init,
+            Mode::Decrypt => openssl::cipher_ctx::CipherCtxRef::decrypt_init,
+        };
+        let mut c = CipherCtx::new().map_err(setup)?;
+        // as openssl's Crypter sets a context up, with the provider's cipher
+        init(&mut c, Some(fetched(cipher)?), None, None).map_err(setup)?;
+        c.set_key_length(key.bytes.expose().len()).map_err(setup)?;
+        if let (Some(iv), Some(iv_len)) = (iv.as_deref(), cipher.iv_len()) {
+            if iv.len() != iv_len {
+                c.set_iv_length(iv.len()).map_err(setup)?;
+            }
+        }
+        init(&mut c, None, Some(key.bytes.expose()), iv.as_deref()).map_err(setup)?;
+        c.set_padding(padding);
         if aead {
             if let Some(aad) = input.aad {
-                c.aad_update(aad).map_err(|_| CoreError::Crypto("aad"))?;
+                c.cipher_update(aad, None)
+                    .map_err(|_| CoreError::Crypto("aad"))?;
             }
         }
         let stream = CipherStream {
@@ -480,7 +517,7 @@ impl CipherStream {
         let mut out = vec![0u8; data.len() + self.block];
         let n = self
             .crypter
-            .update(data, &mut out)
+            .cipher_update(data, Some(&mut out))
             .map_err(|_| CoreError::Crypto("cipher"))?;
         out.truncate(n);
         Ok(out)
@@ -510,13 +547,13 @@ impl CipherStream {
         let mut out = vec![0u8; 2 * self.block];
         let n = self
             .crypter
-            .finalize(&mut out)
+            .cipher_final(&mut out)
             .map_err(|_| CoreError::Crypto("cipher"))?;
         out.truncate(n);
         let tag = if self.aead && !decrypt {
             let mut t = vec![0u8; self.tag_len];
             self.crypter
-                .get_tag(&mut t)
+                .tag(&mut t)
                 .map_err(|_| CoreError::Crypto("tag"))?;
             Some(t)
         } else {

@@ -125,8 +125,9 @@ impl ExportRule {
     }
 }
 
-/// Asymmetric keys kept parsed, by object identifier: OpenSSL 3 spends hundreds of
-/// microseconds per parse, more than an ECDSA signature. Each entry remembers the sealed bytes
+/// Keys kept opened, by object identifier: OpenSSL 3 spends hundreds of microseconds per
+/// parse of an asymmetric key, more than an ECDSA signature, and a symmetric key's unseal and
+/// decode cost an Encrypt of a few blocks more than its cipher. Each entry remembers the sealed bytes
 /// it was opened from, so a record re-sealed (a master-key rotation) or replaced under the same
 /// identifier is opened again. Bounded in number, and in time: an entry unused for
 /// [`PARSED_IDLE`] goes, so that a key destroyed where this core cannot see it (through
@@ -280,17 +281,14 @@ impl Core {
         self.parsed.forget(id);
     }
 
-    /// The key of `key`, opened: from the parsed-key cache, or unsealed (and cached when it is
-    /// an asymmetric key).
+    /// The key of `key`, opened: from the parsed-key cache, or unsealed and cached.
     fn key(&self, key: &Sealed) -> Result<Arc<crypto::KeyMaterial>, CoreError> {
         if let Some(k) = self.parsed.get(key) {
             return Ok(k);
         }
         let plain = self.unseal(&key.id, &key.bytes)?;
         let m = Arc::new(crypto::key_material(&plain)?);
-        if m.asymmetric {
-            self.parsed.put(key, m.clone());
-        }
+        self.parsed.put(key, m.clone());
         Ok(m)
     }
 
@@ -614,7 +612,7 @@ mod tests {
             )
             .unwrap());
         assert!(core.verify(&public, &p, b"data", &sig2).unwrap());
-        // symmetric keys are not kept
+        // symmetric keys are kept as well, and forgotten alike
         let aes = core
             .generate(KeySpec::symmetric(alg::AES, 256).unwrap())
             .unwrap();
@@ -627,7 +625,9 @@ mod tests {
             },
             b"x",
         )
-        .ok();
+        .unwrap();
+        assert!(core.parsed.holds("s1"));
+        core.forget("s1");
         assert!(!core.parsed.holds("s1"));
     }
 

@@ -111,6 +111,35 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     h.finish()
 }
 
+/// Random bytes that will be public (IVs, nonces), from OpenSSL's DRBG a kilobyte at a time
+/// per thread: each call to the DRBG pays a fixed cost (it rekeys itself after every request)
+/// that was most of a 12-byte nonce's price. Key material never comes from here: it is drawn
+/// directly ([`Core::random`]), so no future key waits in a buffer.
+pub(crate) fn public_random(out: &mut [u8]) -> Result<(), CoreError> {
+    const POOL: usize = 1024;
+    if out.len() > POOL / 4 {
+        openssl::rand::rand_bytes(out)?;
+        return Ok(());
+    }
+    thread_local! {
+        static BUF: std::cell::RefCell<(Box<[u8; POOL]>, usize)> =
+            std::cell::RefCell::new((Box::new([0u8; POOL]), POOL));
+    }
+    BUF.with(|b| {
+        let mut b = b.borrow_mut();
+        let (buf, used) = &mut *b;
+        if *used + out.len() > POOL {
+            openssl::rand::rand_bytes(&mut buf[..])?;
+            *used = 0;
+        }
+        out.copy_from_slice(&buf[*used..*used + out.len()]);
+        // a byte handed out is not kept: no later read of the buffer finds it
+        buf[*used..*used + out.len()].fill(0);
+        *used += out.len();
+        Ok(())
+    })
+}
+
 use thiserror::Error;
 use zeroize::Zeroizing;
 
