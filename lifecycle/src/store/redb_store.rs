@@ -6,8 +6,8 @@
 use super::engine::{Engine, ReadTxn, Stored, WriteTxn};
 use super::{index_keys, Record, Records, StoreError, SCHEMA_VERSION};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
-use std::cell::OnceCell;
 use std::path::Path;
+use std::sync::OnceLock;
 
 pub(super) const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
 /// Each record's revision. A record without one (written by a release before revisions) is
@@ -26,6 +26,18 @@ pub struct RedbEngine {
     db: std::sync::RwLock<Database>,
     path: std::path::PathBuf,
     cache_bytes: usize,
+    last_read: std::sync::Mutex<LastRead>,
+}
+
+/// The last read transaction, kept for the reads that follow while no commit has come since:
+/// beginning one and opening its tables cost a Get more than finding its record. Every commit
+/// drops it (so it never pins pages that later commits free) and counts a generation, and a
+/// read transaction that began before a commit ended is never kept: a read that starts after a
+/// commit was answered sees that commit.
+#[derive(Default)]
+struct LastRead {
+    generation: u64,
+    tables: Option<std::sync::Arc<ReadTables>>,
 }
 
 /// The store on disk: the record layer over one redb file.
@@ -185,10 +197,10 @@ impl ReadTxn for WriteTables<'_> {
 /// A read transaction's tables, each opened when a read first needs it: opening all four
 /// for every read cost a Get more than finding its record.
 struct ReadTables {
-    objects: OnceCell<redb::ReadOnlyTable<&'static str, &'static [u8]>>,
-    revisions: OnceCell<redb::ReadOnlyTable<&'static str, u64>>,
-    index: OnceCell<redb::ReadOnlyTable<&'static [u8], ()>>,
-    values: OnceCell<redb::ReadOnlyTable<&'static str, &'static [u8]>>,
+    objects: OnceLock<redb::ReadOnlyTable<&'static str, &'static [u8]>>,
+    revisions: OnceLock<redb::ReadOnlyTable<&'static str, u64>>,
+    index: OnceLock<redb::ReadOnlyTable<&'static [u8], ()>>,
+    values: OnceLock<redb::ReadOnlyTable<&'static str, &'static [u8]>>,
     /// Last: the tables close before their transaction ends.
     tx: redb::ReadTransaction,
 }
@@ -196,7 +208,7 @@ struct ReadTables {
 /// The table of `cell`, opened from `tx` the first time.
 fn opened<'c, K: redb::Key + 'static, V: redb::Value + 'static>(
     tx: &redb::ReadTransaction,
-    cell: &'c OnceCell<redb::ReadOnlyTable<K, V>>,
+    cell: &'c OnceLock<redb::ReadOnlyTable<K, V>>,
     def: TableDefinition<K, V>,
 ) -> Result<&'c redb::ReadOnlyTable<K, V>, StoreError> {
     if let Some(t) = cell.get() {
@@ -209,10 +221,10 @@ fn opened<'c, K: redb::Key + 'static, V: redb::Value + 'static>(
 impl ReadTables {
     fn new(tx: redb::ReadTransaction) -> ReadTables {
         ReadTables {
-            objects: OnceCell::new(),
-            revisions: OnceCell::new(),
-            index: OnceCell::new(),
-            values: OnceCell::new(),
+            objects: OnceLock::new(),
+            revisions: OnceLock::new(),
+            index: OnceLock::new(),
+            values: OnceLock::new(),
             tx,
         }
     }
@@ -367,7 +379,18 @@ impl RedbEngine {
             db: std::sync::RwLock::new(db),
             path: path.to_owned(),
             cache_bytes,
+            last_read: Default::default(),
         })
+    }
+
+    /// A commit ended (or failed, or the file is reopened): the kept read transaction is stale.
+    fn committed(&self) {
+        let stale = {
+            let mut l = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
+            l.generation += 1;
+            l.tables.take()
+        };
+        drop(stale);
     }
 
     /// Run `f` against the database; after an I/O error (a full disk, say) that left redb
@@ -392,6 +415,8 @@ impl RedbEngine {
 
     fn reopen(&self) -> Result<(), StoreError> {
         let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
+        // the kept transaction holds the old file open
+        self.committed();
         // redb allows one open handle per file: a placeholder while the old one closes
         let placeholder = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
@@ -428,8 +453,26 @@ impl Engine for RedbEngine {
         f: &mut dyn FnMut(&dyn ReadTxn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         self.with_db(|db| {
-            let tx = db.begin_read().map_err(backend)?;
-            f(&ReadTables::new(tx))
+            let (kept, generation) = {
+                let l = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
+                (l.tables.clone(), l.generation)
+            };
+            if let Some(tables) = kept {
+                match f(&*tables) {
+                    // a failing transaction is not kept: the next read begins its own
+                    Err(StoreError::Backend(_)) => self.committed(),
+                    other => return other,
+                }
+            }
+            let tables = std::sync::Arc::new(ReadTables::new(db.begin_read().map_err(backend)?));
+            let r = f(&*tables);
+            if r.is_ok() {
+                let mut l = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
+                if l.generation == generation {
+                    l.tables = Some(tables);
+                }
+            }
+            r
         })
     }
 
@@ -444,7 +487,9 @@ impl Engine for RedbEngine {
                 // on an error the transaction is dropped, which aborts it
                 f(&mut tables)?;
             }
-            tx.commit().map_err(backend)
+            let done = tx.commit().map_err(backend);
+            self.committed();
+            done
         })
     }
 
@@ -460,8 +505,9 @@ impl Engine for RedbEngine {
                 meta.insert("last_id", last + n).map_err(backend)?;
                 last + 1
             };
-            tx.commit().map_err(backend)?;
-            Ok(first)
+            let done = tx.commit().map_err(backend);
+            self.committed();
+            done.map(|()| first)
         })
     }
 

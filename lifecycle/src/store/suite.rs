@@ -385,3 +385,52 @@ fn redb_racing_commits_each_learn_their_outcome() {
             .all(|o| matches!(o, Ok(()) | Err(StoreError::Conflict(_)))));
     }
 }
+
+/// Reads keep one read transaction while no commit comes: a read that starts after a commit
+/// was answered sees it, however many reads run beside it on the kept transaction.
+#[test]
+fn redb_reads_after_a_commit_see_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(RedbStore::open(&dir.path().join("kmip.redb")).unwrap());
+    store
+        .commit(vec![Change::Put(record("x", "v0", State::Active))])
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    store.get("x").unwrap().unwrap();
+                }
+            })
+        })
+        .collect();
+    for i in 1..300 {
+        let (_, rev) = store.get_versioned("x").unwrap().unwrap();
+        let r = record("x", &format!("v{i}"), State::Active);
+        store
+            .commit_if(
+                vec![Expect::Record("x".into(), Some(rev))],
+                vec![Change::Put(r)],
+            )
+            .unwrap();
+        let (seen, seen_rev) = store.get_versioned("x").unwrap().unwrap();
+        assert_eq!(seen_rev, rev + 1, "commit {i}");
+        assert_eq!(
+            seen,
+            record("x", &format!("v{i}"), State::Active),
+            "commit {i}"
+        );
+        assert_eq!(
+            store
+                .lookup(&record::index_key(tag::NAME, format!("v{i}").as_bytes()))
+                .unwrap(),
+            vec!["x"]
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        r.join().unwrap();
+    }
+}
