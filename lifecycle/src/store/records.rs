@@ -382,11 +382,13 @@ impl<E: Engine> Store for Records<E> {
         }
         let results = self.write_group(batch);
         let mut own = None;
-        for ((_, result), t) in results.into_iter().zip(std::mem::take(&mut writing.turns)) {
-            if Arc::ptr_eq(&t, &turn) {
-                own = Some(result);
-            } else {
-                t.set(TurnState::Done(result));
+        let mut results = results.into_iter();
+        for t in std::mem::take(&mut writing.turns) {
+            match results.next() {
+                Some((_, r)) if Arc::ptr_eq(&t, &turn) => own = Some(r),
+                Some((_, r)) => t.set(TurnState::Done(r)),
+                // none is expected: `writing` fails a turn left without a result
+                None => writing.turns.push(t),
             }
         }
         drop(writing);

@@ -325,6 +325,8 @@ impl Records<RedbEngine> {
     /// Rewrite the file without free pages, so that the bytes of deleted or replaced records
     /// (a destroyed key's sealed material) no longer lie in it. Needs exclusive access.
     pub fn compact(&mut self) -> Result<bool, StoreError> {
+        // redb compacts only with no read transaction open: the kept one goes first
+        self.engine.committed();
         self.engine
             .db
             .get_mut()
