@@ -167,8 +167,10 @@ fn setup() -> Fuzz {
         admins: vec!["admin".into()],
         group_grants: Default::default(),
         namespace_grants: Default::default(),
-        audit: kmip_server::audit::Audit::open(std::path::Path::new("/dev/null"), u64::MAX)
-            .expect("audit to /dev/null"),
+        audit: std::sync::Arc::new(
+            kmip_server::audit::Audit::open(std::path::Path::new("/dev/null"), u64::MAX)
+                .expect("audit to /dev/null"),
+        ),
     };
     let every_use = item(tag::CRYPTOGRAPHIC_USAGE_MASK, Value::Integer(0x0000_3FFF));
     let active = item(tag::ACTIVATION_DATE, Value::DateTime(1));

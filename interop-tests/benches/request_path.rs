@@ -57,7 +57,9 @@ fn request_path(c: &mut Criterion) {
         admins: vec!["admin".into()],
         group_grants: Default::default(),
         namespace_grants: Default::default(),
-        audit: kmip_server::audit::Audit::open(&dir.path().join("audit.jsonl"), 1 << 30).unwrap(),
+        audit: std::sync::Arc::new(
+            kmip_server::audit::Audit::open(&dir.path().join("audit.jsonl"), 1 << 30).unwrap(),
+        ),
     };
     let create = message(
         op::CREATE,

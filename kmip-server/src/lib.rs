@@ -34,7 +34,7 @@ pub struct Server {
     pub group_grants: policy::GroupGrants,
     /// Whole application namespaces given to identities: identity -> (namespace, operations).
     pub namespace_grants: policy::GroupGrants,
-    pub audit: audit::Audit,
+    pub audit: std::sync::Arc<audit::Audit>,
 }
 
 impl Server {

@@ -1274,13 +1274,15 @@ async fn serve(cfg: Config) -> Result<(), String> {
         admins: cfg.admins.clone(),
         group_grants,
         namespace_grants,
-        audit: kmip_server::audit::Audit::open_signed(
-            &audit_file,
-            cfg.audit_max_bytes,
-            kmip_server::audit::Signing::new(audit_keys, cfg.data_dir.join("audit.head")),
-        )
-        .context(&format!("audit log {}", audit_file.display()))?
-        .with_node(&node),
+        audit: std::sync::Arc::new(
+            kmip_server::audit::Audit::open_signed(
+                &audit_file,
+                cfg.audit_max_bytes,
+                kmip_server::audit::Signing::new(audit_keys, cfg.data_dir.join("audit.head")),
+            )
+            .context(&format!("audit log {}", audit_file.display()))?
+            .with_node(&node),
+        ),
         limits: Settings {
             max_batch_items: cfg.max_batch_items,
             decode: kmip_codec::Limits {

@@ -293,7 +293,8 @@ pub fn answer_message(server: &Server, origin: Origin<'_>, message: &Message) ->
 
 enum Failed {
     Lifecycle(lifecycle::LifecycleError),
-    Audit(crate::audit::AuditError),
+    /// The audit record could not be written (the text says why): nothing was done.
+    Audit(String),
 }
 
 impl From<lifecycle::LifecycleError> for Failed {
@@ -463,7 +464,6 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
     let mut again: Option<Again> = None;
     for attempt in 1.. {
         let now = prepared.now;
-        // the changes take effect only once the record saying so is written
         let Prepared {
             response,
             record,
@@ -473,16 +473,21 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
             ..
         } = prepared;
         spent += ran;
-        let result = server
-            .audit
-            .wait_blocking(&record)
-            .map_err(Failed::Audit)
-            .and_then(|()| {
-                let started = std::time::Instant::now();
-                let done = txn.commit();
-                crate::metrics::get().committed(started.elapsed());
-                done.map(|()| response).map_err(Failed::from)
-            });
+        // the changes take effect only once the record saying so is written: checked by
+        // whoever writes the commit, just before its write transaction, so that one write of
+        // the log serves every commit gathered with this one
+        let audit = server.audit.clone();
+        let written: lifecycle::store::Precondition =
+            std::sync::Arc::new(move || audit.wait_blocking(&record).map_err(|e| e.to_string()));
+        let started = std::time::Instant::now();
+        let result = match txn.commit_checked(written) {
+            Ok(()) => Ok(response),
+            Err(lifecycle::LifecycleError::Store(lifecycle::store::StoreError::Precondition(
+                e,
+            ))) => Err(Failed::Audit(e)),
+            Err(e) => Err(Failed::from(e)),
+        };
+        crate::metrics::get().committed(started.elapsed());
         let (refused, audited): (OpError, Option<&str>) = match result {
             Ok(r) => return r,
             Err(Failed::Lifecycle(lifecycle::LifecycleError::Store(

@@ -263,7 +263,7 @@ fn gate(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Outcome, Op
             // an approval is for the operation's effect: one that failed (a Destroy of an
             // active key) leaves it for the request to be sent again
             if out.is_ok() {
-                ctx.txn.consume_approval(&r.id, expiry, ctx.now)?;
+                ctx.txn.consume_read_approval(r, ctx.now)?;
             }
             Ok(Outcome::Done(operation, out))
         }
@@ -326,8 +326,7 @@ fn poll(ctx: &mut Ctx<'_>, payload: &Ttlv) -> Result<Outcome, OpError> {
             let out = guarded(|| ops::apply(&mut sub, operation, &stored));
             ctx.placeholder = sub.placeholder;
             if out.is_ok() {
-                ctx.txn
-                    .consume_approval(&r.id, ctx.settings.quorum.expiry, ctx.now)?;
+                ctx.txn.consume_read_approval(r.clone(), ctx.now)?;
             }
             Ok(Outcome::Done(operation, out))
         }

@@ -252,8 +252,10 @@ fn fuzz_server() -> kmip_server::Server {
         admins: vec!["admin".into()],
         group_grants: Default::default(),
         namespace_grants: Default::default(),
-        audit: kmip_server::audit::Audit::open(std::path::Path::new("/dev/null"), u64::MAX)
-            .expect("audit to /dev/null"),
+        audit: std::sync::Arc::new(
+            kmip_server::audit::Audit::open(std::path::Path::new("/dev/null"), u64::MAX)
+                .expect("audit to /dev/null"),
+        ),
     }
 }
 

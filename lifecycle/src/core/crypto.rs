@@ -260,8 +260,10 @@ fn block_cipher(algorithm: u32, key_len: usize, mode: u32) -> Result<Cipher, Cor
         (alg::AES, 32, bcm::CFB) => Cipher::aes_256_cfb128(),
         (alg::DES3, 24, bcm::ECB) => Cipher::des_ede3(),
         (alg::DES3, 24, bcm::CBC) => Cipher::des_ede3_cbc(),
-        (alg::BLOWFISH, _, bcm::ECB) => Cipher::bf_ecb(),
-        (alg::BLOWFISH, _, bcm::CBC) => Cipher::bf_cbc(),
+        // Blowfish takes 32 to 448 bits; OpenSSL would take any length and use only the
+        // first 72 bytes of a longer key, silently
+        (alg::BLOWFISH, 4..=56, bcm::ECB) => Cipher::bf_ecb(),
+        (alg::BLOWFISH, 4..=56, bcm::CBC) => Cipher::bf_cbc(),
         (alg::CAMELLIA, 16, bcm::CBC) => Cipher::camellia_128_cbc(),
         (alg::CAMELLIA, 32, bcm::CBC) => Cipher::camellia_256_cbc(),
         (alg::CHACHA20, 32, _) => Cipher::chacha20(),
@@ -1064,6 +1066,28 @@ mod tests {
 
     /// A key leaves wrapped under a fresh random IV, never a fixed or short one, and never in
     /// ECB: otherwise two keys wrapped under one KEK (CTR, GCM) XOR into each other.
+    /// A Blowfish key is 4 to 56 bytes: a longer one would be cut to 72 bytes by OpenSSL
+    /// without a word, a shorter one is no key.
+    #[test]
+    fn blowfish_keys_have_their_length() {
+        for (len, ok) in [
+            (3, false),
+            (4, true),
+            (16, true),
+            (56, true),
+            (57, false),
+            (100, false),
+        ] {
+            for mode in [bcm::ECB, bcm::CBC] {
+                assert_eq!(
+                    block_cipher(alg::BLOWFISH, len, mode).is_ok(),
+                    ok,
+                    "{len} bytes"
+                );
+            }
+        }
+    }
+
     #[test]
     fn wrapping_never_reuses_an_iv() {
         let kek = key(alg::AES, vec![7; 32]);

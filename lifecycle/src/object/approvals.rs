@@ -535,10 +535,24 @@ impl Txn {
         expiry: ApprovalExpiry,
         now: i64,
     ) -> Result<ApprovalRequest, LifecycleError> {
-        let mut r = self.open_approval(id, expiry, now)?;
+        let r = self.open_approval(id, expiry, now)?;
+        self.consume_read_approval(r, now)
+    }
+
+    /// [`Txn::consume_approval`] of the request as this transaction read it (found by
+    /// [`Txn::matching_approval`] or by its identifier): not read again, so that a message
+    /// whose request another message used meanwhile loses a race on its record (and runs
+    /// again, to find the request used), where a second read named the used request in a
+    /// refusal.
+    pub fn consume_read_approval(
+        &self,
+        mut r: ApprovalRequest,
+        now: i64,
+    ) -> Result<ApprovalRequest, LifecycleError> {
         if r.state != ApprovalState::Approved {
             return Err(LifecycleError::PermissionDenied(format!(
-                "approval request {id} is {}",
+                "approval request {} is {}",
+                r.id,
                 r.state.name()
             )));
         }

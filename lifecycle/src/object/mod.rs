@@ -257,6 +257,17 @@ impl Txn {
         }
     }
 
+    /// [`Txn::commit`] once `check` holds, checked by whoever writes the commit just before
+    /// its write transaction (see [`crate::store::Precondition`]), or here when there is
+    /// nothing to write; when it fails, nothing is written.
+    pub fn commit_checked(self, check: crate::store::Precondition) -> Result<(), LifecycleError> {
+        let done = match self.writes {
+            Some(w) => w.flush_checked(Some(check)),
+            None => check().map_err(crate::store::StoreError::Precondition),
+        };
+        Ok(done?)
+    }
+
     /// Whether a commit has nothing to write: a message that only read.
     pub fn changes_nothing(&self) -> bool {
         self.writes.as_ref().is_none_or(|w| w.is_empty())

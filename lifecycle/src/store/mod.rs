@@ -58,6 +58,9 @@ pub enum StoreError {
     /// A record changed between its read and the commit that expected it unchanged.
     #[error("object {0} changed since it was read")]
     Conflict(String),
+    /// The commit's [`Precondition`] failed: nothing was written.
+    #[error("{0}")]
+    Precondition(String),
     /// The connection to the database was lost after the commit was sent: the changes may or
     /// may not have been made.
     #[error(
@@ -65,6 +68,12 @@ pub enum StoreError {
     )]
     OutcomeUnknown(String),
 }
+
+/// What must hold before a commit is written, checked by whoever writes it just before its
+/// write transaction: the server's is that the message's audit record is written (audit before
+/// effect). Under group commit the writer checks every commit it gathered, so the first check
+/// writes all their records at once, where each caller wrote its own before.
+pub type Precondition = std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 /// What a commit expects to find as its transaction read it.
 #[derive(Clone, Debug, PartialEq)]
@@ -106,6 +115,17 @@ pub trait Store: Send + Sync {
     /// Apply `changes`, all or none, durably.
     fn commit(&self, changes: Vec<Change>) -> Result<(), StoreError> {
         self.commit_if(Vec::new(), changes)
+    }
+    /// [`Store::commit_if`] once `check` holds (see [`Precondition`]): when it fails, nothing
+    /// is written and the error is [`StoreError::Precondition`].
+    fn commit_checked(
+        &self,
+        expected: Expected,
+        changes: Vec<Change>,
+        check: Precondition,
+    ) -> Result<(), StoreError> {
+        check().map_err(StoreError::Precondition)?;
+        self.commit_if(expected, changes)
     }
     /// [`Store::commit`] if every record and value in `expected` is still as it was read,
     /// else [`StoreError::Conflict`] and nothing is written: a read-modify-write that raced

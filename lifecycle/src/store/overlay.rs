@@ -2,7 +2,7 @@
 //! until [`Overlay::flush`] commits them all in one transaction. It makes a KMIP batch atomic
 //! (Batch Error Continuation Option Undo).
 
-use super::{index_keys, Change, Expect, Expected, Record, Store, StoreError};
+use super::{index_keys, Change, Expect, Expected, Precondition, Record, Store, StoreError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -48,11 +48,21 @@ impl Overlay {
 
     /// Commit every held-back change in one transaction of the base store, and hold nothing back.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.flush_checked(None)
+    }
+
+    /// [`Overlay::flush`] once `check` holds, checked by whoever writes the commit (see
+    /// [`Precondition`]); with nothing to commit, checked here.
+    pub fn flush_checked(&self, check: Option<Precondition>) -> Result<(), StoreError> {
         let mut h = self.held()?;
         let records = std::mem::take(&mut h.records);
         let values = std::mem::take(&mut h.values);
         if records.is_empty() && values.is_empty() {
-            return Ok(());
+            drop(h);
+            return match check {
+                Some(check) => check().map_err(StoreError::Precondition),
+                None => Ok(()),
+            };
         }
         let mut expected: Expected = records
             .keys()
@@ -79,7 +89,10 @@ impl Overlay {
             Some(v) => Change::PutValue(name, v),
             None => Change::DeleteValue(name),
         }));
-        self.base.commit_if(expected, changes)
+        match check {
+            Some(check) => self.base.commit_checked(expected, changes, check),
+            None => self.base.commit_if(expected, changes),
+        }
     }
 }
 

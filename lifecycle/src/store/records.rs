@@ -5,7 +5,7 @@
 //! transaction (group commit: many connections share one fsync, or one database round trip).
 
 use super::engine::{self, Engine, Stored, WriteTxn};
-use super::{index_keys, Change, Expect, Expected, Record, Store, StoreError};
+use super::{index_keys, Change, Expect, Expected, Precondition, Record, Store, StoreError};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -41,6 +41,7 @@ struct Group {
 /// One commit in the queue, and the turn on which its caller sleeps.
 struct Waiting {
     commit: (Expected, Vec<Change>, HashSet<String>),
+    check: Option<Precondition>,
     turn: Arc<Turn>,
 }
 
@@ -285,6 +286,85 @@ impl<E: Engine> Records<E> {
         Ok(())
     }
 
+    /// Commit, or queue the commit for the next group and wait for its outcome; `check` runs
+    /// just before the write transaction that would hold it.
+    fn commit_with(
+        &self,
+        expected: Expected,
+        changes: Vec<Change>,
+        check: Option<Precondition>,
+    ) -> Result<(), StoreError> {
+        // every run of the transaction below but the last was rolled back: what is new now
+        // stays new through them
+        let new = self.take_fresh(&changes);
+        if !self.engine.one_writer() {
+            if let Some(check) = &check {
+                check().map_err(StoreError::Precondition)?;
+            }
+            // the engine runs transactions side by side (and gathers their log flushes itself)
+            return self
+                .engine
+                .write(&mut |tx| self.apply(tx, &expected, &changes, &new));
+        }
+        let turn = Arc::new(Turn::default());
+        let mut g = self.group.lock().unwrap_or_else(|p| p.into_inner());
+        g.queue.push(Waiting {
+            commit: (expected, changes, new),
+            check,
+            turn: turn.clone(),
+        });
+        let leads = !g.writing;
+        g.writing = true;
+        drop(g);
+        if !leads {
+            if let Some(result) = turn.wait() {
+                return result;
+            }
+        }
+        // this caller writes everything queued so far, its own commit included
+        let queued =
+            std::mem::take(&mut self.group.lock().unwrap_or_else(|p| p.into_inner()).queue);
+        // every turn is the guard's until its commit is written or refused: a check that
+        // panics leaves no caller asleep
+        let mut writing = Writing {
+            group: &self.group,
+            turns: queued.iter().map(|w| w.turn.clone()).collect(),
+        };
+        let mut batch = Vec::with_capacity(queued.len());
+        let mut kept = Vec::with_capacity(queued.len());
+        let mut own = None;
+        for (i, w) in queued.into_iter().enumerate() {
+            // in queue order: the first check writes the audit records of all that follow
+            if let Some(Err(e)) = w.check.as_ref().map(|check| check()) {
+                let refused = Err(StoreError::Precondition(e));
+                match Arc::ptr_eq(&w.turn, &turn) {
+                    true => own = Some(refused),
+                    false => w.turn.set(TurnState::Done(refused)),
+                }
+                continue;
+            }
+            let (expected, changes, new) = w.commit;
+            batch.push((i, expected, changes, new));
+            kept.push(w.turn);
+        }
+        writing.turns = kept;
+        let results = match batch.is_empty() {
+            true => Vec::new(),
+            false => self.write_group(batch),
+        };
+        let mut results = results.into_iter();
+        for t in std::mem::take(&mut writing.turns) {
+            match results.next() {
+                Some((_, r)) if Arc::ptr_eq(&t, &turn) => own = Some(r),
+                Some((_, r)) => t.set(TurnState::Done(r)),
+                // none is expected: `writing` fails a turn left without a result
+                None => writing.turns.push(t),
+            }
+        }
+        drop(writing);
+        own.unwrap_or_else(|| Err(StoreError::Backend("the commit was not written".into())))
+    }
+
     /// Write the commits of `batch` in one transaction; if that fails, each on its own, so
     /// that one bad commit does not fail the others.
     fn write_group(
@@ -344,55 +424,16 @@ impl<E: Engine> Store for Records<E> {
     }
 
     fn commit_if(&self, expected: Expected, changes: Vec<Change>) -> Result<(), StoreError> {
-        // every run of the transaction below but the last was rolled back: what is new now
-        // stays new through them
-        let new = self.take_fresh(&changes);
-        if !self.engine.one_writer() {
-            // the engine runs transactions side by side (and gathers their log flushes itself)
-            return self
-                .engine
-                .write(&mut |tx| self.apply(tx, &expected, &changes, &new));
-        }
-        let turn = Arc::new(Turn::default());
-        let mut g = self.group.lock().unwrap_or_else(|p| p.into_inner());
-        g.queue.push(Waiting {
-            commit: (expected, changes, new),
-            turn: turn.clone(),
-        });
-        let leads = !g.writing;
-        g.writing = true;
-        drop(g);
-        if !leads {
-            if let Some(result) = turn.wait() {
-                return result;
-            }
-        }
-        // this caller writes everything queued so far, its own commit included
-        let queued =
-            std::mem::take(&mut self.group.lock().unwrap_or_else(|p| p.into_inner()).queue);
-        let mut writing = Writing {
-            group: &self.group,
-            turns: Vec::with_capacity(queued.len()),
-        };
-        let mut batch = Vec::with_capacity(queued.len());
-        for (i, w) in queued.into_iter().enumerate() {
-            let (expected, changes, new) = w.commit;
-            batch.push((i, expected, changes, new));
-            writing.turns.push(w.turn);
-        }
-        let results = self.write_group(batch);
-        let mut own = None;
-        let mut results = results.into_iter();
-        for t in std::mem::take(&mut writing.turns) {
-            match results.next() {
-                Some((_, r)) if Arc::ptr_eq(&t, &turn) => own = Some(r),
-                Some((_, r)) => t.set(TurnState::Done(r)),
-                // none is expected: `writing` fails a turn left without a result
-                None => writing.turns.push(t),
-            }
-        }
-        drop(writing);
-        own.unwrap_or_else(|| Err(StoreError::Backend("the commit was not written".into())))
+        self.commit_with(expected, changes, None)
+    }
+
+    fn commit_checked(
+        &self,
+        expected: Expected,
+        changes: Vec<Change>,
+        check: Precondition,
+    ) -> Result<(), StoreError> {
+        self.commit_with(expected, changes, Some(check))
     }
 
     fn lookup(&self, index_key: &[u8]) -> Result<Vec<String>, StoreError> {

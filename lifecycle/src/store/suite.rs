@@ -434,3 +434,50 @@ fn redb_reads_after_a_commit_see_it() {
         r.join().unwrap();
     }
 }
+
+/// Commits gathered in one group each have their precondition checked by the writer before
+/// the write transaction: a failed one is not written and its caller learns why; the others
+/// are written.
+#[test]
+fn redb_failed_preconditions_keep_their_commits_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(RedbStore::open(&dir.path().join("kmip.redb")).unwrap());
+    let start = std::sync::Arc::new(std::sync::Barrier::new(16));
+    let checked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let (store, start, checked) = (store.clone(), start.clone(), checked.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                let id = format!("p{t}");
+                let check: Precondition = std::sync::Arc::new(move || {
+                    checked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    match t % 3 {
+                        0 => Err(format!("record of {t} not written")),
+                        _ => Ok(()),
+                    }
+                });
+                let r = record(&id, &id, State::Active);
+                (
+                    t,
+                    store.commit_checked(Vec::new(), vec![Change::Put(r)], check),
+                )
+            })
+        })
+        .collect();
+    for th in threads {
+        let (t, outcome) = th.join().unwrap();
+        let stored = store.get(&format!("p{t}")).unwrap();
+        if t % 3 == 0 {
+            assert!(
+                matches!(&outcome, Err(StoreError::Precondition(m)) if m.contains(&t.to_string())),
+                "{t}: {outcome:?}"
+            );
+            assert!(stored.is_none(), "{t} was written");
+        } else {
+            assert!(outcome.is_ok(), "{t}: {outcome:?}");
+            assert!(stored.is_some(), "{t} was not written");
+        }
+    }
+    assert_eq!(checked.load(std::sync::atomic::Ordering::SeqCst), 16);
+}
