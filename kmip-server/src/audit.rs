@@ -386,9 +386,10 @@ pub struct Audit {
     path: PathBuf,
     max_bytes: u64,
     queue: Mutex<Queue>,
-    /// Held only by the one writing (and by the head signer, briefly).
+    /// Held only by the one writing (and by the head signer, briefly). Whoever releases it
+    /// wakes `written`: a task that found it held sleeps there until then.
     file: Arc<Mutex<Inner>>,
-    written: tokio::sync::Notify,
+    written: Arc<tokio::sync::Notify>,
     /// Signs the head after a quiet spell; stops when the sender is dropped.
     signer: Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
     /// The server node writing this chain (`--node-name`), in every record: nodes sharing
@@ -647,7 +648,7 @@ impl Audit {
                 rotation,
                 sign,
             })),
-            written: tokio::sync::Notify::new(),
+            written: Arc::new(tokio::sync::Notify::new()),
             signer: Mutex::new(None),
             node: None,
         };
@@ -679,13 +680,14 @@ impl Audit {
             g.sign.as_ref().map_or(SIGN_EVERY, |s| s.every)
         };
         let inner: Weak<Mutex<Inner>> = Arc::downgrade(&self.file);
+        let written = self.written.clone();
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let spawned = std::thread::Builder::new()
             .name("audit-signer".into())
             .spawn(move || loop {
                 match rx.recv_timeout(every.max(Duration::from_millis(10)) / 2) {
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => match inner.upgrade() {
-                        Some(i) => sign_head_if_due(&i, false),
+                        Some(i) => signer_tick(&i, &written),
                         None => return,
                     },
                     _ => return,
@@ -898,6 +900,14 @@ impl Audit {
         g.rotation = n;
         Ok(())
     }
+}
+
+/// The head signer's periodic turn. It holds the file lock, so it must wake the tasks that
+/// found the lock held meanwhile: they sleep until someone does, and on a quiet connection
+/// no one else would (a request stalled until the client gave up, 30 s later).
+fn signer_tick(inner: &Mutex<Inner>, written: &tokio::sync::Notify) {
+    sign_head_if_due(inner, false);
+    written.notify_waiters();
 }
 
 /// Sign the head if records were written since it was last signed, and (unless `force`)
@@ -1464,6 +1474,38 @@ mod tests {
                 "record {n} is missing"
             );
         }
+    }
+
+    #[test]
+    fn a_task_that_found_the_head_signer_writing_is_woken_when_it_is_done() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Wake, Waker};
+        struct Flag(std::sync::atomic::AtomicBool);
+        impl Wake for Flag {
+            fn wake(self: Arc<Self>) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let a = Audit::open(&dir.path().join("audit.jsonl"), 1 << 20).unwrap();
+        let ticket = a.append(rec(1));
+        let flag = Arc::new(Flag(false.into()));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut waiting = Box::pin(a.wait(&ticket));
+        // the signer mid-turn: the task finds the file held and sleeps
+        let held = a.file.lock().unwrap();
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        drop(held);
+        signer_tick(&a.file, &a.written);
+        assert!(
+            flag.0.load(std::sync::atomic::Ordering::SeqCst),
+            "the signer's turn ended without waking the task that waited for the file"
+        );
+        assert!(matches!(
+            waiting.as_mut().poll(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
     }
 
     #[test]
