@@ -41,6 +41,7 @@ pub fn acceptor(
 ) -> Result<SslAcceptor, openssl::error::ErrorStack> {
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
     b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
+    b.set_read_ahead(true);
     b.set_certificate_chain_file(cert)?;
     b.set_private_key_file(key, SslFiletype::PEM)?;
     b.check_private_key()?;
@@ -217,6 +218,8 @@ impl TlsFiles {
             .map_err(ossl("TLS context"))?;
         b.set_min_proto_version(Some(SslVersion::TLS1_2))
             .map_err(ossl("TLS context"))?;
+        // a record's header and body in one recv(2), where OpenSSL alone reads them in two
+        b.set_read_ahead(true);
         // read first: OpenSSL's own error for a missing file is "system library"
         self.read(Which::Cert)?;
         b.set_certificate_chain_file(&self.cert)
