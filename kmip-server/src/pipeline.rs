@@ -372,10 +372,10 @@ fn prepare(server: &Server, origin: Origin<'_>, message: &Message) -> Prepared {
         let mut record =
             crate::audit::request_record(now, identity, origin.peer, &message.tree, &resp);
         if identity != certificate {
-            record.insert("certificate".into(), certificate.into());
+            record.insert("certificate", certificate);
         }
         if let Some(note) = verdict.as_ref().ok().and_then(|(_, v)| v.note.clone()) {
-            record.insert("credential".into(), note.into());
+            record.insert("credential", note);
         }
         crate::audit::add_automatic_changes(&mut record, &txn.automatic_changes());
         crate::audit::add_approval_events(&mut record, &txn.approval_events());
@@ -576,9 +576,9 @@ fn no_effect(
 ) {
     let mut record = crate::audit::request_record(now, acting, origin.peer, &message.tree, resp);
     if acting != origin.identity {
-        record.insert("certificate".into(), origin.identity.into());
+        record.insert("certificate", origin.identity);
     }
-    record.insert("commit".into(), serde_json::Value::String(commit.into()));
+    record.insert("commit", commit);
     if let Err(e) = server.audit.record(record) {
         tracing::error!(error = %e, "audit log unavailable");
     }

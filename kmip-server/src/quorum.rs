@@ -409,12 +409,12 @@ pub fn sweep(server: &crate::Server) {
     if txn.changes_nothing() {
         return;
     }
-    let mut record = serde_json::Map::new();
-    record.insert("time".into(), kmip_codec::time::format_secs(now).into());
-    record.insert("identity".into(), "server".into());
+    let mut record = crate::audit::Record::new();
+    record.insert_str("time", &kmip_codec::time::format_secs(now));
+    record.insert_str("identity", "server");
     // expiries, and closed requests forgotten a day after (no event: the record says only
     // that the sweep changed the store)
-    record.insert("event".into(), "approvals-sweep".into());
+    record.insert_str("event", "approvals-sweep");
     crate::audit::add_approval_events(&mut record, &events);
     if let Err(e) = server.audit.record(record) {
         tracing::error!(error = %e, "audit log unavailable: expiries not recorded");
