@@ -121,7 +121,7 @@ impl Metrics {
         );
         registry.register(
             "store_commit_duration_seconds",
-            "Time a message's commit took, its fsync included",
+            "Time a message's commit took: its fsync, and the write of its audit record, which the commit runs first (audit before effect)",
             m.store_commit.clone(),
         );
         registry.register(

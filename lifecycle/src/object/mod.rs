@@ -263,7 +263,7 @@ impl Txn {
     pub fn commit_checked(self, check: crate::store::Precondition) -> Result<(), LifecycleError> {
         let done = match self.writes {
             Some(w) => w.flush_checked(Some(check)),
-            None => check().map_err(crate::store::StoreError::Precondition),
+            None => crate::store::run_check(&check),
         };
         Ok(done?)
     }

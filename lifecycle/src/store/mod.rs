@@ -75,6 +75,11 @@ pub enum StoreError {
 /// writes all their records at once, where each caller wrote its own before.
 pub type Precondition = std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
+/// Run `check`: its failure as the store's error.
+pub fn run_check(check: &Precondition) -> Result<(), StoreError> {
+    check().map_err(StoreError::Precondition)
+}
+
 /// What a commit expects to find as its transaction read it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expect {
@@ -124,7 +129,7 @@ pub trait Store: Send + Sync {
         changes: Vec<Change>,
         check: Precondition,
     ) -> Result<(), StoreError> {
-        check().map_err(StoreError::Precondition)?;
+        run_check(&check)?;
         self.commit_if(expected, changes)
     }
     /// [`Store::commit`] if every record and value in `expected` is still as it was read,

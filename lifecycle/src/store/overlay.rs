@@ -60,7 +60,7 @@ impl Overlay {
         if records.is_empty() && values.is_empty() {
             drop(h);
             return match check {
-                Some(check) => check().map_err(StoreError::Precondition),
+                Some(check) => super::run_check(&check),
                 None => Ok(()),
             };
         }

@@ -299,7 +299,7 @@ impl<E: Engine> Records<E> {
         let new = self.take_fresh(&changes);
         if !self.engine.one_writer() {
             if let Some(check) = &check {
-                check().map_err(StoreError::Precondition)?;
+                super::run_check(check)?;
             }
             // the engine runs transactions side by side (and gathers their log flushes itself)
             return self
@@ -333,18 +333,17 @@ impl<E: Engine> Records<E> {
         let mut batch = Vec::with_capacity(queued.len());
         let mut kept = Vec::with_capacity(queued.len());
         let mut own = None;
-        for (i, w) in queued.into_iter().enumerate() {
+        for w in queued {
             // in queue order: the first check writes the audit records of all that follow
-            if let Some(Err(e)) = w.check.as_ref().map(|check| check()) {
-                let refused = Err(StoreError::Precondition(e));
+            if let Some(Err(refused)) = w.check.as_ref().map(super::run_check) {
+                let refused = Err(refused);
                 match Arc::ptr_eq(&w.turn, &turn) {
                     true => own = Some(refused),
                     false => w.turn.set(TurnState::Done(refused)),
                 }
                 continue;
             }
-            let (expected, changes, new) = w.commit;
-            batch.push((i, expected, changes, new));
+            batch.push(w.commit);
             kept.push(w.turn);
         }
         writing.turns = kept;
@@ -355,8 +354,8 @@ impl<E: Engine> Records<E> {
         let mut results = results.into_iter();
         for t in std::mem::take(&mut writing.turns) {
             match results.next() {
-                Some((_, r)) if Arc::ptr_eq(&t, &turn) => own = Some(r),
-                Some((_, r)) => t.set(TurnState::Done(r)),
+                Some(r) if Arc::ptr_eq(&t, &turn) => own = Some(r),
+                Some(r) => t.set(TurnState::Done(r)),
                 // none is expected: `writing` fails a turn left without a result
                 None => writing.turns.push(t),
             }
@@ -366,30 +365,25 @@ impl<E: Engine> Records<E> {
     }
 
     /// Write the commits of `batch` in one transaction; if that fails, each on its own, so
-    /// that one bad commit does not fail the others.
+    /// that one bad commit does not fail the others. The results are in `batch`'s order.
     fn write_group(
         &self,
-        batch: Vec<(usize, Expected, Vec<Change>, HashSet<String>)>,
-    ) -> Vec<(usize, Result<(), StoreError>)> {
+        batch: Vec<(Expected, Vec<Change>, HashSet<String>)>,
+    ) -> Vec<Result<(), StoreError>> {
         let together = self.engine.write(&mut |tx| {
-            for (_, expected, changes, new) in &batch {
+            for (expected, changes, new) in &batch {
                 self.apply(tx, expected, changes, new)?;
             }
             Ok(())
         });
         if together.is_ok() || batch.len() == 1 {
-            return batch
-                .into_iter()
-                .map(|(t, _, _, _)| (t, together.clone()))
-                .collect();
+            return vec![together; batch.len()];
         }
         batch
             .into_iter()
-            .map(|(t, expected, changes, new)| {
-                let one = self
-                    .engine
-                    .write(&mut |tx| self.apply(tx, &expected, &changes, &new));
-                (t, one)
+            .map(|(expected, changes, new)| {
+                self.engine
+                    .write(&mut |tx| self.apply(tx, &expected, &changes, &new))
             })
             .collect()
     }
