@@ -34,20 +34,41 @@ fn slot_name(requester: &str, what: &NewApproval) -> String {
     format!("{SLOT_PREFIX}{}", hex(&h.finish()))
 }
 
+/// Where each request is filed under its requester (`approval-of/<SHA-256 of the
+/// requester>/<id>`, empty): a new request counts the requester's own requests against the
+/// limits below, where it read every identity's.
+const BY_REQUESTER_PREFIX: &str = "approval-of/";
+
+/// Present once the requests stored before [`BY_REQUESTER_PREFIX`] existed are filed there.
+const BY_REQUESTER_FILED: &str = "approval-of-filed";
+
+fn by_requester(requester: &str) -> String {
+    format!(
+        "{BY_REQUESTER_PREFIX}{}/",
+        hex(&openssl::sha::sha256(requester.as_bytes()))
+    )
+}
+
 /// The most open requests one identity may have: a compromised client must not bury the
-/// custodians' list (each open request is also scanned by every guarded request).
+/// custodians' list.
 pub const MAX_OPEN_PER_REQUESTER: usize = 100;
 
 /// The most requests one identity may have kept, open or closed (closed ones are kept for
-/// as long as a request may wait, for the custodians' list): each is read by every guarded
-/// request and every listing, so an identity opening and canceling requests in a loop would
-/// otherwise slow every other identity's guarded requests without bound.
+/// as long as a request may wait, for the custodians' list): each is read by its
+/// requester's every new request and by every listing, so an identity opening and canceling
+/// requests in a loop would otherwise slow its own requests and the listing without bound.
 pub const MAX_KEPT_PER_REQUESTER: usize = 200;
 
 /// The largest request payload a request for approvals keeps (the guarded operations' own
 /// payloads are a few hundred bytes): one padded to the message size limit, kept and read by
 /// every guarded request, would be work bought cheaply.
 pub const MAX_REQUEST_PAYLOAD: usize = 16 * 1024;
+
+fn parse_request(bytes: &[u8]) -> Option<ApprovalRequest> {
+    serde_json::from_slice::<J>(bytes)
+        .ok()
+        .and_then(|v| ApprovalRequest::from_json(&v))
+}
 
 /// Where a request stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -273,6 +294,29 @@ impl Txn {
             .unwrap_or_default()
     }
 
+    /// File under their requesters the requests stored before requests were filed so (once
+    /// per store: a later run finds the mark and reads nothing more).
+    fn file_requests_by_requester(&self) -> Result<(), LifecycleError> {
+        if self.store.value(BY_REQUESTER_FILED)?.is_some() {
+            return Ok(());
+        }
+        let mut changes: Vec<Change> = self
+            .store
+            .values_with_prefix(APPROVAL_PREFIX)?
+            .iter()
+            .filter_map(|(_, bytes)| parse_request(bytes))
+            .map(|r| {
+                Change::PutValue(
+                    format!("{}{}", by_requester(&r.requester), r.id),
+                    Vec::new(),
+                )
+            })
+            .collect();
+        changes.push(Change::PutValue(BY_REQUESTER_FILED.into(), vec![1]));
+        self.store.commit(changes)?;
+        Ok(())
+    }
+
     fn save_approval(&self, r: &ApprovalRequest) -> Result<(), LifecycleError> {
         self.save_approval_in(&*self.store, r)
     }
@@ -325,15 +369,20 @@ impl Txn {
                 "a request waiting for approvals is at most {MAX_REQUEST_PAYLOAD} bytes"
             )));
         }
-        let mine: Vec<ApprovalState> = self
-            .store
-            .values_with_prefix(APPROVAL_PREFIX)?
-            .iter()
-            .filter_map(|(_, bytes)| serde_json::from_slice::<J>(bytes).ok())
-            .filter_map(|v| ApprovalRequest::from_json(&v))
-            .filter(|r| r.requester == me)
-            .map(|r| r.state)
-            .collect();
+        self.file_requests_by_requester()?;
+        // the caller's own requests only: their number is bounded below, every identity's
+        // is not
+        let filed = by_requester(&me);
+        let mut mine: Vec<ApprovalState> = Vec::new();
+        for (name, _) in self.store.values_with_prefix(&filed)? {
+            let id = &name[filed.len()..];
+            let Some(bytes) = self.store.value(&format!("{APPROVAL_PREFIX}{id}"))? else {
+                continue;
+            };
+            if let Some(r) = parse_request(&bytes) {
+                mine.push(r.state);
+            }
+        }
         if mine.iter().filter(|s| s.open()).count() >= MAX_OPEN_PER_REQUESTER {
             return Err(LifecycleError::TooManyApprovalRequests(
                 MAX_OPEN_PER_REQUESTER,
@@ -363,6 +412,10 @@ impl Txn {
             None => &*self.store,
         };
         self.save_approval_in(store, &r)?;
+        store.commit(vec![Change::PutValue(
+            format!("{filed}{}", r.id),
+            Vec::new(),
+        )])?;
         if !r.what.asynchronous {
             store.commit(vec![Change::PutValue(
                 slot_name(&r.requester, &r.what),
@@ -590,7 +643,10 @@ impl Txn {
             match r.finished {
                 _ if r.state.open() => out.push(r),
                 Some((at, _)) if now > at.saturating_add(expiry.pending) => {
-                    self.store.commit(vec![Change::DeleteValue(name.clone())])?;
+                    self.store.commit(vec![
+                        Change::DeleteValue(name.clone()),
+                        Change::DeleteValue(format!("{}{}", by_requester(&r.requester), r.id)),
+                    ])?;
                 }
                 _ => {}
             }
@@ -823,6 +879,67 @@ mod tests {
             as_(&m, "carol", false).request_approval(padded, 3),
             Err(LifecycleError::InvalidField(_))
         ));
+    }
+
+    /// Requests stored before they were filed by requester count against their requester's
+    /// limit all the same, and requests forgotten make room again.
+    #[test]
+    fn a_new_request_counts_the_requesters_own_requests_stored_before_the_index() {
+        let store = Arc::new(MemoryStore::new());
+        let m = Manager::new(store.clone(), Core::new(MasterKey::generate().unwrap()));
+        // as an older server stored them: the record alone
+        let legacy: Vec<Change> = (0..MAX_KEPT_PER_REQUESTER)
+            .map(|i| {
+                let r = ApprovalRequest {
+                    id: format!("{i:016x}"),
+                    requester: "alice".into(),
+                    created: 0,
+                    what: what(),
+                    approvals: Vec::new(),
+                    approved_at: None,
+                    state: ApprovalState::Canceled,
+                    finished: Some((0, "alice".into())),
+                };
+                Change::PutValue(
+                    format!("{APPROVAL_PREFIX}{}", r.id),
+                    serde_json::to_vec(&r.to_json()).unwrap(),
+                )
+            })
+            .collect();
+        store.commit(legacy).unwrap();
+        assert!(matches!(
+            as_(&m, "alice", false).request_approval(what(), 1),
+            Err(LifecycleError::TooManyApprovalRequests(_))
+        ));
+        assert!(store.value(BY_REQUESTER_FILED).unwrap().is_some());
+        assert_eq!(
+            store
+                .values_with_prefix(&by_requester("alice"))
+                .unwrap()
+                .len(),
+            MAX_KEPT_PER_REQUESTER
+        );
+        // bob's count is his own
+        let bob = as_(&m, "bob", false).request_approval(what(), 1).unwrap();
+        assert_eq!(
+            store.values_with_prefix(&by_requester("bob")).unwrap(),
+            vec![(format!("{}{}", by_requester("bob"), bob.id), Vec::new())]
+        );
+        // once closed longer than a request may wait, alice's are forgotten, with their
+        // filing, and she may ask again
+        as_(&m, "carol", true)
+            .open_approvals(EXPIRY, EXPIRY.pending + 1)
+            .unwrap();
+        let left = store.values_with_prefix(&by_requester("alice")).unwrap();
+        assert!(
+            left.is_empty(),
+            "{} left, first {:?}",
+            left.len(),
+            left.first()
+        );
+        as_(&m, "alice", false)
+            .request_approval(what(), EXPIRY.pending + 2)
+            .unwrap();
     }
 
     #[test]
