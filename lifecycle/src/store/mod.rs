@@ -10,6 +10,7 @@
 pub mod backup;
 pub mod engine;
 pub mod faulty;
+mod gather;
 mod memory;
 mod overlay;
 mod postgres;

@@ -23,10 +23,15 @@
 //! nodes follow a promoted standby. Every statement has a time limit, and the TCP connection
 //! one for unacknowledged data, so a lost database answers an error, not a hang.
 //!
-//! The client is the blocking `postgres` crate: it must not run on an async worker, which is
-//! why [`Engine::remote`] is true and the server serves every message from blocking threads.
+//! The client blocks its thread while a statement is out (each connection drives its own I/O
+//! on the waiting thread): it must not run on an async worker, which is why
+//! [`Engine::remote`] is true and the server serves every message from blocking threads.
+//!
+//! Record reads outside write transactions are gathered ([`super::gather`]): the records
+//! that concurrent messages read while one statement is out are fetched by the next, together.
 
 use super::engine::{Engine, ReadTxn, Stored, WriteTxn};
+use super::gather::{FetchFailed, Gather};
 use super::{Records, StoreError, SCHEMA_VERSION};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -68,6 +73,8 @@ pub struct PostgresEngine {
     tls: postgres_openssl::MakeTlsConnector,
     pool: Mutex<Vec<Conn>>,
     slots: Arc<Slots>,
+    /// Record reads of concurrent readers, fetched together.
+    reads: Gather<Stored>,
     /// A printable form of the URL, without its password.
     shown: String,
 }
@@ -482,6 +489,8 @@ impl FlushArgs {
 /// statement, durable when answered, without BEGIN or COMMIT.
 struct Session<'c> {
     conn: RefCell<&'c mut Conn>,
+    /// Where a reader's record reads join other readers' (none for a write transaction).
+    gather: Option<&'c Gather<Stored>>,
     failure: RefCell<Option<Fail>>,
     pending: RefCell<Pending>,
     /// A write transaction: what it reads of records and values, it locks until it ends.
@@ -497,11 +506,20 @@ impl<'c> Session<'c> {
     fn reader(conn: &'c mut Conn) -> Self {
         Session {
             conn: RefCell::new(conn),
+            gather: None,
             failure: RefCell::new(None),
             pending: RefCell::default(),
             writing: false,
             begun: Cell::new(false),
             committing: Cell::new(false),
+        }
+    }
+
+    /// A reader whose record reads are fetched together with other readers' in `gather`.
+    fn gathering(conn: &'c mut Conn, gather: &'c Gather<Stored>) -> Self {
+        Session {
+            gather: Some(gather),
+            ..Session::reader(conn)
         }
     }
 
@@ -601,6 +619,20 @@ fn search_sql(all: usize, any: bool) -> String {
         .join(" INTERSECT ")
 }
 
+impl Session<'_> {
+    fn object_alone(&self, id: &str) -> Result<Option<Stored>, StoreError> {
+        let sql = match self.writing {
+            true => "SELECT body, revision FROM kmip_objects WHERE id = $1 FOR UPDATE",
+            false => "SELECT body, revision FROM kmip_objects WHERE id = $1",
+        };
+        let rows = self.rows(sql, &[&id])?;
+        Ok(rows.first().map(|r| Stored {
+            bytes: r.get(0),
+            revision: u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
+        }))
+    }
+}
+
 impl ReadTxn for Session<'_> {
     fn object(&self, id: &str) -> Result<Option<Stored>, StoreError> {
         if self.writing {
@@ -612,15 +644,38 @@ impl ReadTxn for Session<'_> {
                 }));
             }
         }
-        let sql = match self.writing {
-            true => "SELECT body, revision FROM kmip_objects WHERE id = $1 FOR UPDATE",
-            false => "SELECT body, revision FROM kmip_objects WHERE id = $1",
-        };
-        let rows = self.rows(sql, &[&id])?;
-        Ok(rows.first().map(|r| Stored {
-            bytes: r.get(0),
-            revision: u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
-        }))
+        if let Some(gather) = self.gather {
+            // one statement for the records every reader asked for meanwhile; should it fail,
+            // each reads on its own, so that a stale connection is retried as before
+            return gather.read(
+                id,
+                3 * STATEMENT_TIMEOUT,
+                &mut |ids| {
+                    let rows = self
+                        .rows(
+                            "SELECT id, body, revision FROM kmip_objects WHERE id = ANY($1)",
+                            &[&ids],
+                        )
+                        .map_err(|error| FetchFailed {
+                            error,
+                            // a connection the database closed fails this fetch only
+                            alone: self.failure.borrow().as_ref().is_some_and(stale),
+                        })?;
+                    Ok(rows
+                        .iter()
+                        .map(|r| {
+                            let stored = Stored {
+                                bytes: r.get(1),
+                                revision: u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
+                            };
+                            (r.get::<_, String>(0), stored)
+                        })
+                        .collect())
+                },
+                &mut || self.object_alone(id),
+            );
+        }
+        self.object_alone(id)
     }
 
     fn ids_with(&self, key: &[u8]) -> Result<Vec<String>, StoreError> {
@@ -776,6 +831,7 @@ impl PostgresEngine {
             config,
             tls,
             pool: Mutex::new(Vec::new()),
+            reads: Gather::default(),
             slots: Arc::default(),
             shown,
         };
@@ -1070,7 +1126,7 @@ impl Engine for PostgresEngine {
         // try, on a new connection
         for attempt in 0..2 {
             let mut conn = self.conn()?;
-            let session = Session::reader(&mut conn);
+            let session = Session::gathering(&mut conn, &self.reads);
             let out = f(&session);
             let failure = session.failure.into_inner();
             match failure {
