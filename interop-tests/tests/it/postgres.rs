@@ -20,6 +20,50 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Reads gathered into one statement: one client's identifier that PostgreSQL's text cannot
+/// hold (a NUL byte) is that client's Item Not Found, and every other client's concurrent
+/// reads still succeed (the statement with it failed for all of them; attack round 6).
+#[test]
+fn a_bad_identifier_fails_only_its_own_request() {
+    let pg = Postgres::start(&[]);
+    let url = pg.new_database("kmip");
+    let a = first_node(&url, &[]);
+    let key = create_aes(&mut a.client("admin"), 128, vec![]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..6)
+        .map(|_| {
+            let (mut c, key, stop) = (a.client("admin"), key.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    get_object(&mut c, &key, None).expect("a good Get beside a bad one");
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut bad = a.client("admin");
+    let started = Instant::now();
+    let mut sent = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        match get_object(&mut bad, "x\0", None) {
+            Err(kmip_client::ClientError::Failed { reason, message }) => {
+                assert!(
+                    [rr::ITEM_NOT_FOUND, rr::OBJECT_NOT_FOUND].contains(&reason),
+                    "{reason:#x} {message}\n{}",
+                    pg.log()
+                )
+            }
+            other => panic!("a NUL identifier: {other:?}"),
+        }
+        sent += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let good: u32 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(sent > 10 && good > 100, "{sent} bad and {good} good Gets");
+}
+
 /// A first node over the database at `url`: it makes the master key and the TLS material.
 fn first_node(url: &str, extra: &[&str]) -> ServerProcess {
     let mut args = vec!["--store", url, "--node-name", "node-a"];

@@ -6,6 +6,10 @@
 //! asks for all of them in one statement (as the group commit gathers writes). A caller joins
 //! only a fetch not sent yet, so what it reads is at least as new as every commit answered
 //! before it asked: gathering never serves a read older than the caller.
+//!
+//! One slow fetch (a connection a firewall dropped silently) must not hold up the others: a
+//! caller queued longer than [`QUEUED_PATIENCE`] starts a fetch of its own for everyone queued,
+//! and one whose fetch is out longer than [`SENT_PATIENCE`] reads on its own.
 
 use super::StoreError;
 use std::collections::HashMap;
@@ -15,8 +19,17 @@ use std::time::{Duration, Instant};
 /// The most records one fetch asks for; the rest wait for the next.
 const MAX_GATHERED: usize = 64;
 
+/// How long a caller waits in the queue for a fetch to take it (fetches take a millisecond or
+/// so): then the fetch out is slow, and the caller starts another for everyone queued.
+pub(crate) const QUEUED_PATIENCE: Duration = Duration::from_millis(50);
+
+/// How long a caller waits for the fetch it is in to answer: then it reads on its own (the
+/// fetch's connection may be stuck until the statement's time limit).
+pub(crate) const SENT_PATIENCE: Duration = Duration::from_secs(1);
+
 /// Why a fetch failed: the error, and whether the others in it should read on their own
-/// (the fetch's connection failed, not the database) or fail with it.
+/// (the fetch's statement or connection failed, perhaps for one caller's value) or fail
+/// with it (the database did not answer: they would wait as long again).
 pub(crate) struct FetchFailed {
     pub(crate) error: StoreError,
     pub(crate) alone: bool,
@@ -24,15 +37,17 @@ pub(crate) struct FetchFailed {
 
 type Many<'a, T> = dyn FnMut(&[&str]) -> Result<HashMap<String, T>, FetchFailed> + 'a;
 
-/// The reads waiting for a fetch, and whether one is out.
+type Batch<T> = Vec<(String, Arc<Asked<T>>)>;
+
+/// The reads waiting for a fetch, and how many fetches are out.
 pub(crate) struct Gather<T> {
     queue: Mutex<Queue<T>>,
 }
 
 struct Queue<T> {
-    asked: Vec<(String, Arc<Asked<T>>)>,
-    /// A caller is fetching; the first queued after it fetches next.
-    fetching: bool,
+    asked: Batch<T>,
+    /// Fetches out; when one ends, the first caller queued fetches next.
+    out: usize,
 }
 
 /// One caller's read, and where it learns what to do.
@@ -42,12 +57,13 @@ struct Asked<T> {
 }
 
 enum State<T> {
+    /// Queued, or in a fetch not answered yet.
     Waiting,
-    /// Its caller fetches next, for everyone queued.
-    Lead,
+    /// Its caller fetches next, for this batch (its own read first).
+    Lead(Batch<T>),
     Done(Option<T>),
-    /// The fetch it was in failed, for a reason of that fetch's own (its connection): its
-    /// caller reads on its own, with its own retries.
+    /// The fetch it was in failed for a reason of that fetch's own: its caller reads on its
+    /// own, with its own retries.
     Alone,
     /// The fetch it was in failed, as its own read would (the database did not answer).
     Failed(StoreError),
@@ -72,12 +88,20 @@ impl<T> Asked<T> {
     }
 }
 
+impl<T> Queue<T> {
+    /// The next batch: the first queued and those after it, up to [`MAX_GATHERED`].
+    fn take(&mut self) -> Batch<T> {
+        let n = self.asked.len().min(MAX_GATHERED);
+        self.asked.drain(..n).collect()
+    }
+}
+
 impl<T: Clone> Default for Gather<T> {
     fn default() -> Self {
         Gather {
             queue: Mutex::new(Queue {
                 asked: Vec::new(),
-                fetching: false,
+                out: 0,
             }),
         }
     }
@@ -86,12 +110,11 @@ impl<T: Clone> Default for Gather<T> {
 impl<T: Clone> Gather<T> {
     /// The record `id`, fetched by `many` together with those other callers ask for
     /// meanwhile (`many` gets the identifiers, and answers the records found by identifier).
-    /// `alone` reads it on its own: when the shared fetch failed, so that each caller keeps
-    /// its own retry and error. A caller waits at most `wait` for another's fetch.
+    /// `alone` reads it on its own: when the shared fetch failed or is slow, so that each
+    /// caller keeps its own retries and errors.
     pub(crate) fn read(
         &self,
         id: &str,
-        wait: Duration,
         many: &mut Many<'_, T>,
         alone: &mut dyn FnMut() -> Result<Option<T>, StoreError>,
     ) -> Result<Option<T>, StoreError> {
@@ -99,53 +122,88 @@ impl<T: Clone> Gather<T> {
             state: Mutex::new(State::Waiting),
             ready: Condvar::new(),
         });
-        let leads = {
+        let batch = {
             let mut q = lock(&self.queue);
             q.asked.push((id.to_owned(), own.clone()));
-            !std::mem::replace(&mut q.fetching, true)
+            match q.out {
+                0 => {
+                    q.out += 1;
+                    Some(q.take())
+                }
+                _ => None,
+            }
         };
-        if leads {
-            *lock(&own.state) = State::Lead;
-        } else {
-            let deadline = Instant::now() + wait;
-            let mut st = lock(&own.state);
-            loop {
-                match std::mem::replace(&mut *st, State::Waiting) {
-                    State::Waiting => {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            *st = State::Gone;
-                            return Err(StoreError::Backend(format!(
-                                "no answer from the database within {} s",
-                                wait.as_secs()
-                            )));
-                        }
-                        st = own
-                            .ready
-                            .wait_timeout(st, left)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
-                    }
-                    State::Lead => break,
-                    State::Done(r) => return Ok(r),
-                    State::Failed(e) => return Err(e),
-                    State::Alone | State::Gone => {
-                        drop(st);
-                        return alone();
-                    }
+        let batch = match batch {
+            Some(b) => b,
+            None => match self.wait(&own) {
+                Ok(b) => b,
+                Err(Some(answer)) => return answer,
+                Err(None) => return alone(),
+            },
+        };
+        self.fetch(&own, batch, many)
+    }
+
+    /// Wait to be answered, or to fetch (the batch); `Err(None)`: read alone.
+    fn wait(&self, own: &Arc<Asked<T>>) -> Result<Batch<T>, Option<Result<Option<T>, StoreError>>> {
+        let queued_until = Instant::now() + QUEUED_PATIENCE;
+        let mut queued = true;
+        let mut until = queued_until;
+        let mut st = lock(&own.state);
+        loop {
+            match std::mem::replace(&mut *st, State::Waiting) {
+                State::Waiting => {}
+                State::Lead(batch) => return Ok(batch),
+                State::Done(r) => return Err(Some(Ok(r))),
+                State::Failed(e) => return Err(Some(Err(e))),
+                State::Alone | State::Gone => return Err(None),
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if !left.is_zero() {
+                st = own
+                    .ready
+                    .wait_timeout(st, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+                continue;
+            }
+            if !queued {
+                // the fetch it is in is slow: its answer, should it come, goes to no one
+                *st = State::Gone;
+                return Err(None);
+            }
+            // queue first, then the caller's state: the order every hand-over takes them in
+            drop(st);
+            let mut q = lock(&self.queue);
+            st = lock(&own.state);
+            if !matches!(*st, State::Waiting) {
+                continue;
+            }
+            match q.asked.iter().position(|(_, a)| Arc::ptr_eq(a, own)) {
+                Some(at) => {
+                    // still queued behind a slow fetch: it fetches for everyone queued, its
+                    // own read first
+                    let mine = q.asked.remove(at);
+                    q.asked.insert(0, mine);
+                    q.out += 1;
+                    return Ok(q.take());
+                }
+                None => {
+                    // taken into a fetch since: wait for that one, a while
+                    queued = false;
+                    until = Instant::now() + SENT_PATIENCE;
                 }
             }
         }
-        self.fetch(&own, many)
     }
 
-    /// Fetch for everyone queued (`own` among them), answer them, and pass the lead on.
-    fn fetch(&self, own: &Arc<Asked<T>>, many: &mut Many<'_, T>) -> Result<Option<T>, StoreError> {
-        let batch: Vec<(String, Arc<Asked<T>>)> = {
-            let mut q = lock(&self.queue);
-            let n = q.asked.len().min(MAX_GATHERED);
-            q.asked.drain(..n).collect()
-        };
+    /// Fetch for `batch` (`own` among them), answer them, and pass the lead on.
+    fn fetch(
+        &self,
+        own: &Arc<Asked<T>>,
+        batch: Batch<T>,
+        many: &mut Many<'_, T>,
+    ) -> Result<Option<T>, StoreError> {
         // whatever happens below, even a panic, the lead passes on and no one waits in vain
         let leading = Leading {
             gather: self,
@@ -178,7 +236,7 @@ impl<T: Clone> Gather<T> {
         match (found, mine) {
             (Err(f), _) => Err(f.error),
             (Ok(_), Some(State::Done(r))) => Ok(r),
-            // own is always in its batch: it was queued before the lead came to it
+            // own is always in its batch: the batch is taken with it
             _ => Err(StoreError::Backend("a gathered read lost its place".into())),
         }
     }
@@ -186,7 +244,7 @@ impl<T: Clone> Gather<T> {
     #[cfg(test)]
     fn idle(&self) -> bool {
         let q = lock(&self.queue);
-        q.asked.is_empty() && !q.fetching
+        q.asked.is_empty() && q.out == 0
     }
 }
 
@@ -194,7 +252,7 @@ impl<T: Clone> Gather<T> {
 /// first caller queued after it (still waiting) fetches next.
 struct Leading<'a, T: Clone> {
     gather: &'a Gather<T>,
-    batch: Vec<(String, Arc<Asked<T>>)>,
+    batch: Batch<T>,
 }
 
 impl<T: Clone> Drop for Leading<'_, T> {
@@ -204,13 +262,18 @@ impl<T: Clone> Drop for Leading<'_, T> {
         }
         let mut q = lock(&self.gather.queue);
         loop {
-            if q.asked.is_empty() {
-                q.fetching = false;
+            let Some((_, first)) = q.asked.first() else {
+                q.out -= 1;
+                return;
+            };
+            let first = first.clone();
+            let mut st = lock(&first.state);
+            if matches!(*st, State::Waiting) {
+                *st = State::Lead(q.take());
+                first.ready.notify_one();
                 return;
             }
-            if q.asked[0].1.answer(State::Lead) {
-                return;
-            }
+            drop(st);
             // it stopped waiting: it needs no fetch
             q.asked.remove(0);
         }
@@ -235,7 +298,6 @@ mod tests {
                         let got = g
                             .read(
                                 &id,
-                                Duration::from_secs(10),
                                 &mut |ids| {
                                     fetches.fetch_add(1, Ordering::SeqCst);
                                     std::thread::sleep(Duration::from_micros(200));
@@ -246,7 +308,8 @@ mod tests {
                                         .map(|i| (i.to_string(), format!("record {i}")))
                                         .collect())
                                 },
-                                &mut || panic!("no fetch failed"),
+                                // a loaded machine may make a fetch slow enough to read alone
+                                &mut || Ok((!id.ends_with('1')).then(|| format!("record {id}"))),
                             )
                             .unwrap();
                         let expected = (!id.ends_with('1')).then(|| format!("record {id}"));
@@ -282,13 +345,12 @@ mod tests {
                         let got = g
                             .read(
                                 "k",
-                                Duration::from_secs(10),
                                 &mut |ids| {
                                     let v = version.load(Ordering::SeqCst) as u64;
                                     std::thread::sleep(Duration::from_micros(100));
                                     Ok(ids.iter().map(|i| (i.to_string(), v)).collect())
                                 },
-                                &mut || panic!("no fetch failed"),
+                                &mut || Ok(Some(version.load(Ordering::SeqCst) as u64)),
                             )
                             .unwrap()
                             .unwrap();
@@ -314,7 +376,6 @@ mod tests {
                     for n in 0..100u32 {
                         let r = g.read(
                             "k",
-                            Duration::from_secs(10),
                             &mut |_| {
                                 std::thread::sleep(Duration::from_micros(100));
                                 // every third fetch fails, on its connection; every
@@ -353,50 +414,71 @@ mod tests {
         assert!(alone.load(Ordering::SeqCst) > 0, "no caller read alone");
     }
 
-    #[test]
-    fn a_caller_that_stops_waiting_is_passed_over() {
-        let g: Arc<Gather<u32>> = Arc::new(Gather::default());
+    /// Blocks in `many` until released; answers `id` with `v`.
+    fn held(
+        g: &Arc<Gather<u32>>,
+        id: &'static str,
+        v: u32,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        std::thread::JoinHandle<Result<Option<u32>, StoreError>>,
+    ) {
         let (release, hold) = std::sync::mpsc::channel::<()>();
-        let first = {
-            let g = g.clone();
-            std::thread::spawn(move || {
-                g.read(
-                    "a",
-                    Duration::from_secs(10),
-                    &mut |_| {
-                        hold.recv().unwrap();
-                        Ok(HashMap::from([("a".to_string(), 1)]))
-                    },
-                    &mut || unreachable!(),
-                )
-            })
-        };
-        // until the first caller's fetch is out
-        loop {
-            let q = lock(&g.queue);
-            if q.fetching && q.asked.is_empty() {
-                break;
-            }
-            drop(q);
-            std::thread::yield_now();
+        let g = g.clone();
+        let t = std::thread::spawn(move || {
+            g.read(
+                id,
+                &mut |ids| {
+                    hold.recv().unwrap();
+                    Ok(ids.iter().map(|i| (i.to_string(), v)).collect())
+                },
+                &mut || Ok(Some(0)),
+            )
+        });
+        (release, t)
+    }
+
+    fn until(what: impl Fn() -> bool) {
+        let t = Instant::now();
+        while !what() {
+            assert!(t.elapsed() < Duration::from_secs(10), "waited in vain");
+            std::thread::sleep(Duration::from_millis(1));
         }
-        // queued behind the slow fetch, it gives up
-        let r = g.read(
-            "b",
-            Duration::from_millis(50),
-            &mut |_| unreachable!(),
-            &mut || unreachable!(),
-        );
-        assert!(r.is_err());
-        release.send(()).unwrap();
-        assert_eq!(first.join().unwrap().unwrap(), Some(1));
-        assert!(g.idle(), "the lead went to a caller that had left");
-        let r = g.read(
+    }
+
+    #[test]
+    fn a_slow_fetch_holds_up_only_its_own_batch_and_not_for_long() {
+        let g: Arc<Gather<u32>> = Arc::new(Gather::default());
+        // a fetch stuck on its connection
+        let (release_a, a) = held(&g, "a", 1);
+        until(|| {
+            let q = lock(&g.queue);
+            q.out == 1 && q.asked.is_empty()
+        });
+        // b and c, queued behind it: b (the first) starts a fetch of its own, for both, after
+        // a short wait; that one is stuck too
+        let (release_b, b) = held(&g, "b", 2);
+        until(|| lock(&g.queue).asked.len() == 1);
+        let started = Instant::now();
+        let c = g.read(
             "c",
-            Duration::from_secs(1),
-            &mut |_| Ok(HashMap::from([("c".to_string(), 3)])),
+            &mut |_| unreachable!("c is not the one to fetch"),
+            &mut || Ok(Some(30)),
+        );
+        // c waited for b's fetch a while, then read alone
+        assert_eq!(c.unwrap(), Some(30));
+        assert!(started.elapsed() >= SENT_PATIENCE);
+        // a fourth, queued behind two slow fetches, starts a third, which answers
+        let d = g.read(
+            "d",
+            &mut |ids| Ok(ids.iter().map(|i| (i.to_string(), 4)).collect()),
             &mut || unreachable!(),
         );
-        assert_eq!(r.unwrap(), Some(3));
+        assert_eq!(d.unwrap(), Some(4));
+        release_b.send(()).unwrap();
+        assert_eq!(b.join().unwrap().unwrap(), Some(2));
+        release_a.send(()).unwrap();
+        assert_eq!(a.join().unwrap().unwrap(), Some(1));
+        assert!(g.idle(), "a fetch was left counted as out");
     }
 }

@@ -75,6 +75,10 @@ pub struct PostgresEngine {
     slots: Arc<Slots>,
     /// Record reads of concurrent readers, fetched together.
     reads: Gather<Stored>,
+    /// Identifier reservations of concurrent requests, one statement for all (each asker
+    /// known by a number of its own, in the order they asked).
+    strides: Gather<u64>,
+    askers: std::sync::atomic::AtomicU64,
     /// A printable form of the URL, without its password.
     shown: String,
 }
@@ -644,12 +648,16 @@ impl ReadTxn for Session<'_> {
                 }));
             }
         }
+        // PostgreSQL's text cannot hold a NUL, so no stored name has one (and a statement
+        // with one fails: for every reader gathered with it); so in `has` and `value` too
+        if id.contains('\0') {
+            return Ok(None);
+        }
         if let Some(gather) = self.gather {
             // one statement for the records every reader asked for meanwhile; should it fail,
             // each reads on its own, so that a stale connection is retried as before
             return gather.read(
                 id,
-                3 * STATEMENT_TIMEOUT,
                 &mut |ids| {
                     let rows = self
                         .rows(
@@ -658,8 +666,11 @@ impl ReadTxn for Session<'_> {
                         )
                         .map_err(|error| FetchFailed {
                             error,
-                            // a connection the database closed fails this fetch only
-                            alone: self.failure.borrow().as_ref().is_some_and(stale),
+                            // the statement failed, perhaps for one reader's value, or its
+                            // connection: each reads on its own, and only a reader whose own
+                            // read fails sees an error. A database that did not answer would
+                            // not answer them either.
+                            alone: !matches!(*self.failure.borrow(), Some(Fail::TimedOut)),
                         })?;
                     Ok(rows
                         .iter()
@@ -683,6 +694,9 @@ impl ReadTxn for Session<'_> {
     }
 
     fn has(&self, key: &[u8], id: &str) -> Result<bool, StoreError> {
+        if id.contains('\0') {
+            return Ok(false);
+        }
         let rows = self.rows(
             "SELECT 1 FROM kmip_index WHERE k = $1 AND id = $2",
             &[&key, &id],
@@ -719,6 +733,9 @@ impl ReadTxn for Session<'_> {
     }
 
     fn value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if name.contains('\0') {
+            return Ok(None);
+        }
         if self.writing {
             if let Some(v) = self.pending.borrow().values.get(name) {
                 return Ok(v.clone());
@@ -733,6 +750,9 @@ impl ReadTxn for Session<'_> {
     }
 
     fn values_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        if prefix.contains('\0') {
+            return Ok(Vec::new());
+        }
         let rows = self.rows(
             "SELECT name, value FROM kmip_values WHERE starts_with(name, $1) ORDER BY name",
             &[&prefix],
@@ -832,6 +852,8 @@ impl PostgresEngine {
             tls,
             pool: Mutex::new(Vec::new()),
             reads: Gather::default(),
+            strides: Gather::default(),
+            askers: std::sync::atomic::AtomicU64::new(0),
             slots: Arc::default(),
             shown,
         };
@@ -905,6 +927,44 @@ impl PostgresEngine {
         }
         self.give_back(conn);
         Ok(())
+    }
+
+    /// The first identifiers of `n` strides of the sequence, in the order it gave them: a
+    /// sequence takes no lock between nodes, never gives a value twice (after a crash too),
+    /// and gives them in the order the nodes asked, so that identifiers sort by creation across
+    /// nodes (Locate answers newest first).
+    fn next_strides(&self, n: usize) -> Result<Vec<u64>, StoreError> {
+        let count = i32::try_from(n).map_err(|_| StoreError::Backend("too many strides".into()))?;
+        for attempt in 0..2 {
+            let mut conn = self.conn()?;
+            let out = conn.rows(
+                "SELECT nextval('kmip_ids') FROM generate_series(1, $1::int4)",
+                &[&count],
+            );
+            match out {
+                Ok(rows) => {
+                    self.give_back(conn);
+                    let mut firsts = rows
+                        .iter()
+                        .map(|r| {
+                            u64::try_from(r.get::<_, i64>(0))
+                                .map_err(|_| StoreError::Backend("kmip_ids is negative".into()))
+                        })
+                        .collect::<Result<Vec<u64>, _>>()?;
+                    firsts.sort_unstable();
+                    if firsts.len() != n {
+                        return Err(StoreError::Backend("nextval returned too few".into()));
+                    }
+                    return Ok(firsts);
+                }
+                Err(e) if stale(&e) && attempt == 0 => {
+                    self.drop_idle();
+                    continue;
+                }
+                Err(e) => return Err(db_error(&e)),
+            }
+        }
+        Err(StoreError::Backend("PostgreSQL: no connection".into()))
     }
 
     fn conn(&self) -> Result<Conn, StoreError> {
@@ -1202,32 +1262,27 @@ impl Engine for PostgresEngine {
                 "at most {ID_STRIDE} identifiers at once on PostgreSQL"
             )));
         }
-        for attempt in 0..2 {
-            let mut conn = self.conn()?;
-            // a sequence: no lock between nodes, never the same value twice (after a crash
-            // too), and in the order the nodes asked, so that identifiers sort by creation
-            // across nodes (Locate answers newest first)
-            let out = conn.rows("SELECT nextval('kmip_ids')", &[]);
-            match out {
-                Ok(rows) => {
-                    self.give_back(conn);
-                    let first: i64 = rows
-                        .first()
-                        .map(|r| r.get(0))
-                        .ok_or_else(|| StoreError::Backend("nextval returned nothing".into()))?;
-                    return u64::try_from(first)
-                        .map_err(|_| StoreError::Backend("kmip_ids is negative".into()));
-                }
-                Err(e) if stale(&e) && attempt == 0 => {
-                    self.drop_idle();
-                    continue;
-                }
-                Err(e) => return Err(db_error(&e)),
-            }
-        }
-        Err(StoreError::Backend("PostgreSQL: no connection".into()))
+        // zero-padded: the askers sort in the order they asked, and take strides in that order
+        let asker = format!(
+            "{:020}",
+            self.askers
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let first = self.strides.read(
+            &asker,
+            &mut |askers| {
+                let firsts = self
+                    .next_strides(askers.len())
+                    .map_err(|error| FetchFailed {
+                        error,
+                        alone: false,
+                    })?;
+                Ok(askers.iter().map(|a| a.to_string()).zip(firsts).collect())
+            },
+            &mut || self.next_strides(1).map(|f| f.first().copied()),
+        )?;
+        first.ok_or_else(|| StoreError::Backend("nextval returned nothing".into()))
     }
-
     /// One identifier block per request: a node reserving a thousand ahead would hand out
     /// identifiers that sort before another node's older ones.
     fn id_block(&self) -> u64 {

@@ -451,6 +451,14 @@ impl<E: Engine> Store for Records<E> {
     }
 
     fn allocate_ids(&self, n: u64) -> Result<u64, StoreError> {
+        if self.engine.id_block() <= 1 {
+            // nothing kept in memory to hand out: each request asks the engine itself, and
+            // concurrent requests ask at once (under the lock below, a node's Creates took
+            // turns for their identifiers' round trips to PostgreSQL)
+            let first = self.engine.reserve_ids(n)?;
+            self.remember_fresh(first, n);
+            return Ok(first);
+        }
         let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
         let (next, reserved) = *ids;
         if next + n - 1 <= reserved && next <= reserved {
