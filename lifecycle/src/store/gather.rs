@@ -46,8 +46,10 @@ pub(crate) struct Gather<T> {
 
 struct Queue<T> {
     asked: Batch<T>,
-    /// Fetches out; when one ends, the first caller queued fetches next.
-    out: usize,
+    /// The fetches out, by number, and when each was sent; when one ends, the first caller
+    /// queued fetches next.
+    out: Vec<(u64, Instant)>,
+    numbered: u64,
 }
 
 /// One caller's read, and where it learns what to do.
@@ -59,8 +61,8 @@ struct Asked<T> {
 enum State<T> {
     /// Queued, or in a fetch not answered yet.
     Waiting,
-    /// Its caller fetches next, for this batch (its own read first).
-    Lead(Batch<T>),
+    /// Its caller fetches next (this fetch's number), for this batch (its own read first).
+    Lead(u64, Batch<T>),
     Done(Option<T>),
     /// The fetch it was in failed for a reason of that fetch's own: its caller reads on its
     /// own, with its own retries.
@@ -89,10 +91,21 @@ impl<T> Asked<T> {
 }
 
 impl<T> Queue<T> {
-    /// The next batch: the first queued and those after it, up to [`MAX_GATHERED`].
-    fn take(&mut self) -> Batch<T> {
+    /// A new fetch, out from now: its number, and its batch (the first queued and those after
+    /// it, up to [`MAX_GATHERED`]).
+    fn send(&mut self) -> (u64, Batch<T>) {
+        self.numbered += 1;
+        self.out.push((self.numbered, Instant::now()));
         let n = self.asked.len().min(MAX_GATHERED);
-        self.asked.drain(..n).collect()
+        (self.numbered, self.asked.drain(..n).collect())
+    }
+
+    /// Whether a fetch sent less than [`QUEUED_PATIENCE`] ago is out: a caller queues for the
+    /// next then, and fetches at once otherwise (the fetches out, if any, are slow).
+    fn recently_sent(&self) -> bool {
+        self.out
+            .iter()
+            .any(|(_, at)| at.elapsed() < QUEUED_PATIENCE)
     }
 }
 
@@ -101,7 +114,8 @@ impl<T: Clone> Default for Gather<T> {
         Gather {
             queue: Mutex::new(Queue {
                 asked: Vec::new(),
-                out: 0,
+                out: Vec::new(),
+                numbered: 0,
             }),
         }
     }
@@ -122,30 +136,31 @@ impl<T: Clone> Gather<T> {
             state: Mutex::new(State::Waiting),
             ready: Condvar::new(),
         });
-        let batch = {
+        let fetch = {
             let mut q = lock(&self.queue);
             q.asked.push((id.to_owned(), own.clone()));
-            match q.out {
-                0 => {
-                    q.out += 1;
-                    Some(q.take())
-                }
-                _ => None,
+            match q.recently_sent() {
+                false => Some(q.send()),
+                true => None,
             }
         };
-        let batch = match batch {
-            Some(b) => b,
+        let (number, batch) = match fetch {
+            Some(f) => f,
             None => match self.wait(&own) {
-                Ok(b) => b,
+                Ok(f) => f,
                 Err(Some(answer)) => return answer,
                 Err(None) => return alone(),
             },
         };
-        self.fetch(&own, batch, many)
+        self.fetch(&own, number, batch, many)
     }
 
-    /// Wait to be answered, or to fetch (the batch); `Err(None)`: read alone.
-    fn wait(&self, own: &Arc<Asked<T>>) -> Result<Batch<T>, Option<Result<Option<T>, StoreError>>> {
+    /// Wait to be answered, or to fetch (its number and batch); `Err(None)`: read alone.
+    #[allow(clippy::type_complexity)]
+    fn wait(
+        &self,
+        own: &Arc<Asked<T>>,
+    ) -> Result<(u64, Batch<T>), Option<Result<Option<T>, StoreError>>> {
         let queued_until = Instant::now() + QUEUED_PATIENCE;
         let mut queued = true;
         let mut until = queued_until;
@@ -153,7 +168,7 @@ impl<T: Clone> Gather<T> {
         loop {
             match std::mem::replace(&mut *st, State::Waiting) {
                 State::Waiting => {}
-                State::Lead(batch) => return Ok(batch),
+                State::Lead(number, batch) => return Ok((number, batch)),
                 State::Done(r) => return Err(Some(Ok(r))),
                 State::Failed(e) => return Err(Some(Err(e))),
                 State::Alone | State::Gone => return Err(None),
@@ -185,8 +200,7 @@ impl<T: Clone> Gather<T> {
                     // own read first
                     let mine = q.asked.remove(at);
                     q.asked.insert(0, mine);
-                    q.out += 1;
-                    return Ok(q.take());
+                    return Ok(q.send());
                 }
                 None => {
                     // taken into a fetch since: wait for that one, a while
@@ -197,16 +211,18 @@ impl<T: Clone> Gather<T> {
         }
     }
 
-    /// Fetch for `batch` (`own` among them), answer them, and pass the lead on.
+    /// Fetch `number` for `batch` (`own` among them), answer them, and pass the lead on.
     fn fetch(
         &self,
         own: &Arc<Asked<T>>,
+        number: u64,
         batch: Batch<T>,
         many: &mut Many<'_, T>,
     ) -> Result<Option<T>, StoreError> {
         // whatever happens below, even a panic, the lead passes on and no one waits in vain
         let leading = Leading {
             gather: self,
+            number,
             batch,
         };
         let mut ids: Vec<&str> = leading
@@ -244,7 +260,7 @@ impl<T: Clone> Gather<T> {
     #[cfg(test)]
     fn idle(&self) -> bool {
         let q = lock(&self.queue);
-        q.asked.is_empty() && q.out == 0
+        q.asked.is_empty() && q.out.is_empty()
     }
 }
 
@@ -252,6 +268,7 @@ impl<T: Clone> Gather<T> {
 /// first caller queued after it (still waiting) fetches next.
 struct Leading<'a, T: Clone> {
     gather: &'a Gather<T>,
+    number: u64,
     batch: Batch<T>,
 }
 
@@ -261,15 +278,16 @@ impl<T: Clone> Drop for Leading<'_, T> {
             a.answer(State::Alone);
         }
         let mut q = lock(&self.gather.queue);
+        q.out.retain(|(n, _)| *n != self.number);
         loop {
             let Some((_, first)) = q.asked.first() else {
-                q.out -= 1;
                 return;
             };
             let first = first.clone();
             let mut st = lock(&first.state);
             if matches!(*st, State::Waiting) {
-                *st = State::Lead(q.take());
+                let (number, batch) = q.send();
+                *st = State::Lead(number, batch);
                 first.ready.notify_one();
                 return;
             }
@@ -453,7 +471,7 @@ mod tests {
         let (release_a, a) = held(&g, "a", 1);
         until(|| {
             let q = lock(&g.queue);
-            q.out == 1 && q.asked.is_empty()
+            q.out.len() == 1 && q.asked.is_empty()
         });
         // b and c, queued behind it: b (the first) starts a fetch of its own, for both, after
         // a short wait; that one is stuck too
@@ -468,7 +486,7 @@ mod tests {
         // c waited for b's fetch a while, then read alone
         assert_eq!(c.unwrap(), Some(30));
         assert!(started.elapsed() >= SENT_PATIENCE);
-        // a fourth, queued behind two slow fetches, starts a third, which answers
+        // a fourth, with only slow fetches out, fetches at once
         let d = g.read(
             "d",
             &mut |ids| Ok(ids.iter().map(|i| (i.to_string(), 4)).collect()),
