@@ -76,9 +76,7 @@ impl Record {
 
     /// [`Record::insert`] of a string, without making a [`J`] of it first.
     pub fn insert_str(&mut self, key: &str, value: &str) {
-        let mut v = Vec::with_capacity(value.len() + 2);
-        json_string(&mut v, value);
-        self.insert_json(key, v);
+        self.insert_json(key, json_text(value));
     }
 
     /// Set `key` to `json`, which must be one JSON value in the form serde_json writes it.
@@ -141,6 +139,13 @@ impl From<Map<String, J>> for Record {
 }
 
 /// `s` as a JSON string, escaped exactly as serde_json escapes it.
+fn json_text(s: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(s.len() + 2);
+    json_string(&mut v, s);
+    v
+}
+
+/// [`json_text`], appended to `out`.
 fn json_string(out: &mut Vec<u8>, s: &str) {
     // writing to a Vec cannot fail
     let _ = serde_json::to_writer(&mut *out, s);
@@ -892,11 +897,7 @@ impl Audit {
         let mut bytes = Vec::with_capacity(512 * n);
         let mut last = g.last.clone();
         let mut seq = g.seq;
-        let node = self.node.as_ref().map(|n| {
-            let mut v = Vec::new();
-            json_string(&mut v, n);
-            v
-        });
+        let node = self.node.as_deref().map(json_text);
         for (i, fields) in records.iter().enumerate() {
             seq += 1;
             let prev = format!("\"{last}\"");
@@ -912,9 +913,7 @@ impl Audit {
             if let Some(s) = &g.sign {
                 if sign_last && i + 1 == n {
                     // the signature covers the record without `hash`, `mac` and `sig`
-                    let mut v = Vec::new();
-                    json_string(&mut v, &s.keys.sign(&line)?);
-                    sig = v;
+                    sig = json_text(&s.keys.sign(&line)?);
                     extra.push(("sig", &sig));
                     line = fields.line(&extra);
                 }

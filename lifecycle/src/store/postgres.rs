@@ -630,10 +630,15 @@ impl Session<'_> {
             false => "SELECT body, revision FROM kmip_objects WHERE id = $1",
         };
         let rows = self.rows(sql, &[&id])?;
-        Ok(rows.first().map(|r| Stored {
-            bytes: r.get(0),
-            revision: u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
-        }))
+        Ok(rows.first().map(|r| stored(r, 0)))
+    }
+}
+
+/// The record in `row`'s columns `at` (body) and `at + 1` (revision).
+fn stored(row: &Row, at: usize) -> Stored {
+    Stored {
+        bytes: row.get(at),
+        revision: u64::try_from(row.get::<_, i64>(at + 1)).unwrap_or(0),
     }
 }
 
@@ -674,13 +679,7 @@ impl ReadTxn for Session<'_> {
                         })?;
                     Ok(rows
                         .iter()
-                        .map(|r| {
-                            let stored = Stored {
-                                bytes: r.get(1),
-                                revision: u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
-                            };
-                            (r.get::<_, String>(0), stored)
-                        })
+                        .map(|r| (r.get::<_, String>(0), stored(r, 1)))
                         .collect())
                 },
                 &mut || self.object_alone(id),
