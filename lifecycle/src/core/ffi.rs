@@ -34,7 +34,7 @@ pub const UNDUMPABLE: bool = cfg!(target_os = "linux");
 
 /// Keep key memory out of core dumps: no core file at all (RLIMIT_CORE 0), and, on Linux, the
 /// process marked not dumpable (which also keeps other processes of the same user from
-/// attaching a debugger to read it). Also lifts the open-file limit to its hard maximum, so
+/// attaching a debugger to read it), and without transparent huge pages. Also lifts the open-file limit to its hard maximum, so
 /// that the configured number of connections can be served.
 pub fn harden_process() -> Result<(), String> {
     let none = libc::rlimit {
@@ -52,6 +52,11 @@ pub fn harden_process() -> Result<(), String> {
         if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
             return Err("prctl(PR_SET_DUMPABLE, 0) failed".into());
         }
+        // The allocator asks for transparent huge pages on its arenas, so a 2 MiB page
+        // becomes resident for the first byte touched in it: at 1M objects 184 of 201 MB
+        // resident were huge pages. Unchecked: a kernel without THP needs nothing here.
+        // SAFETY: PR_SET_THP_DISABLE takes integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     }
     // a write past a file-size limit fails with EFBIG, as a full disk fails with ENOSPC,
     // instead of killing the process
