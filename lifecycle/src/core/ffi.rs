@@ -34,8 +34,9 @@ pub const UNDUMPABLE: bool = cfg!(target_os = "linux");
 
 /// Keep key memory out of core dumps: no core file at all (RLIMIT_CORE 0), and, on Linux, the
 /// process marked not dumpable (which also keeps other processes of the same user from
-/// attaching a debugger to read it), and without transparent huge pages. Also lifts the open-file limit to its hard maximum, so
-/// that the configured number of connections can be served.
+/// attaching a debugger to read it), and without transparent huge pages. Also lifts the
+/// open-file limit to its hard maximum, so that the configured number of connections can be
+/// served.
 pub fn harden_process() -> Result<(), String> {
     let none = libc::rlimit {
         rlim_cur: 0,
