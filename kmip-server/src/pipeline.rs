@@ -64,12 +64,12 @@ impl Message {
         self.version
     }
 
-    /// Whether an item writes (or is not known to only read): answered on the blocking pool.
-    fn writes(&self) -> bool {
+    /// Whether an item may run long or wait (or is not known): answered on the blocking pool.
+    fn blocks(&self) -> bool {
         self.typed.as_ref().is_ok_and(|m| {
             m.batch_item
                 .iter()
-                .any(|b| !crate::ops::reads(b.operation.0 .0))
+                .any(|b| !crate::ops::on_worker(b.operation.0 .0))
         })
     }
 
@@ -190,11 +190,13 @@ pub fn answer(server: &Server, identity: &str, peer: &str, buf: &[u8]) -> Option
     }
 }
 
-/// The response to a decoded message, computed where it does not hold up other connections:
-/// a message that writes waits for its group commit's fsync (and key generation takes long),
-/// so it runs on the blocking pool, where concurrent commits gather into one transaction; a
-/// read runs on the async worker itself, which is cheaper than a thread handoff, and hands
-/// only its commit over when it turned out to change something.
+/// The response to a decoded message, computed where it does not hold up other connections.
+/// A message of reads and light writes ([`crate::ops::Operation::worker`]) runs on the async
+/// worker itself, which is cheaper than a thread handoff, and awaits its commit in the
+/// store's next group without a thread (the group's writer, on the blocking pool, waits for
+/// the fsync). Anything else runs on the blocking pool (key pair generation takes long, a
+/// credential costs an scrypt, a store over the network waits on every read), where
+/// concurrent commits gather into the same groups.
 ///
 /// Work on the blocking pool is canceled when `hangup` completes (the client left): long
 /// loops stop at their next check and the batch runs no further item. The answer still waits
@@ -211,12 +213,12 @@ pub async fn respond(
     // a message with a credential may cost an scrypt (tens of milliseconds of a core, and a
     // wait for a free slot when wrong passwords pour in): never on the async worker
     // a store over the network (PostgreSQL) waits on every read: never on the async worker
-    let prepared = if message.writes()
+    let prepared = if message.blocks()
         || message.authenticates()
         || message.batched()
         || server.manager.remote()
     {
-        None
+        Rest::Whole
     } else {
         // a panic here would end the connection's task, and the connection, silently: it
         // answers General Failure instead (each operation is guarded on its own as well)
@@ -241,9 +243,18 @@ pub async fn respond(
             }))
             .unwrap_or_else(|_| caught());
         }
-        // a read that changed something (a first Get clears Fresh; a usage count): its
-        // commit waits for an fsync, which is not the async worker's to wait for
-        Some(prepared)
+        // its commit waits for an fsync, which is not the async worker's to wait for: it
+        // awaits the group commit instead, or hands the commit to the blocking pool
+        match commit_on_worker(server, prepared).await {
+            Ok(Committed {
+                response,
+                result: Ok(()),
+                ..
+            }) => return response,
+            // refused: what follows (another run, a record of no effect) may wait
+            Ok(committed) => Rest::Settle(committed),
+            Err(prepared) => Rest::Finish(prepared),
+        }
     };
     let stop = Stop::default();
     let (s, i, p, st) = (
@@ -259,8 +270,9 @@ pub async fn respond(
             stop: &st,
         };
         match prepared {
-            None => answer_message(&s, origin, &message),
-            Some(prepared) => finish(&s, origin, &message, prepared),
+            Rest::Whole => answer_message(&s, origin, &message),
+            Rest::Finish(prepared) => finish(&s, origin, &message, prepared),
+            Rest::Settle(committed) => settle(&s, origin, &message, committed),
         }
     });
     tokio::pin!(blocking);
@@ -280,6 +292,16 @@ pub async fn respond(
             OpError::GeneralFailure("the request failed".into()),
         )
     })
+}
+
+/// What a message left for the blocking pool to do.
+enum Rest {
+    /// Everything.
+    Whole,
+    /// Its commit, and what follows.
+    Finish(Prepared),
+    /// What follows a refused commit.
+    Settle(Committed),
 }
 
 /// The response to one decoded request message, whatever encoding it came in.
@@ -454,7 +476,92 @@ fn run_again_alone(id: &str, wait: std::time::Duration) -> Option<Again> {
 /// Commit a prepared message's changes: its response, or the error that nothing was done.
 /// A message that lost a race for an object (another request changed it between this one's
 /// read and its commit) is run again on the object as it now is, a few times at most.
-fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: Prepared) -> Ttlv {
+fn finish(server: &Server, origin: Origin<'_>, message: &Message, prepared: Prepared) -> Ttlv {
+    let committed = commit(server, prepared);
+    settle(server, origin, message, committed)
+}
+
+/// A prepared message after its commit: the answer if it was made, and what refused it if not.
+struct Committed {
+    now: i64,
+    acting: String,
+    response: Ttlv,
+    ran: std::time::Duration,
+    result: Result<(), Failed>,
+}
+
+/// The changes take effect only once the record saying so is written: checked by whoever
+/// writes the commit, just before its write transaction, so that one write of the log
+/// serves every commit gathered with this one.
+fn written(server: &Server, record: crate::audit::Ticket) -> lifecycle::store::Precondition {
+    let audit = server.audit.clone();
+    std::sync::Arc::new(move || audit.wait_blocking(&record).map_err(|e| e.to_string()))
+}
+
+fn failed(result: Result<(), lifecycle::LifecycleError>) -> Result<(), Failed> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(lifecycle::LifecycleError::Store(lifecycle::store::StoreError::Precondition(e))) => {
+            Err(Failed::Audit(e))
+        }
+        Err(e) => Err(Failed::from(e)),
+    }
+}
+
+/// Commit a prepared message, on a thread that may wait for the commit's fsync.
+fn commit(server: &Server, prepared: Prepared) -> Committed {
+    let Prepared {
+        now,
+        response,
+        record,
+        txn,
+        acting,
+        ran,
+    } = prepared;
+    let started = std::time::Instant::now();
+    let result = failed(txn.commit_checked(written(server, record)));
+    crate::metrics::get().committed(started.elapsed());
+    Committed {
+        now,
+        acting,
+        response,
+        ran,
+        result,
+    }
+}
+
+/// [`commit`] on the async worker: the commit joins the store's next group and is awaited
+/// without a thread (a writer is started on the blocking pool only when no one writes). The
+/// prepared message comes back when its store cannot queue a commit that way.
+async fn commit_on_worker(server: &Server, prepared: Prepared) -> Result<Committed, Prepared> {
+    if !prepared.txn.queues_commits() {
+        return Err(prepared);
+    }
+    let Prepared {
+        now,
+        response,
+        record,
+        txn,
+        acting,
+        ran,
+    } = prepared;
+    let spawn = |write: Box<dyn FnOnce() + Send>| drop(tokio::task::spawn_blocking(write));
+    let queued = txn.commit_queued(written(server, record), spawn);
+    let started = std::time::Instant::now();
+    let result = failed(queued.await.map_err(lifecycle::LifecycleError::from));
+    crate::metrics::get().committed(started.elapsed());
+    Ok(Committed {
+        now,
+        acting,
+        response,
+        ran,
+        result,
+    })
+}
+
+/// The answer to a committed message: its response, or, when the commit was refused, an
+/// error (and a record saying nothing was done), or another run when it lost a race.
+fn settle(server: &Server, origin: Origin<'_>, message: &Message, first: Committed) -> Ttlv {
     let identity = origin.identity;
     let items = message.typed.as_ref().map_or(1, |m| m.batch_item.len());
     let attempts = attempts(items);
@@ -462,34 +569,18 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
     // the object this message runs again alone for: one at most, so that no message holds
     // one turn while it waits for another
     let mut again: Option<Again> = None;
+    let mut committed = first;
     for attempt in 1.. {
-        let now = prepared.now;
-        let Prepared {
-            response,
-            record,
-            txn,
+        let Committed {
+            now,
             acting,
+            response,
             ran,
-            ..
-        } = prepared;
+            result,
+        } = committed;
         spent += ran;
-        // the changes take effect only once the record saying so is written: checked by
-        // whoever writes the commit, just before its write transaction, so that one write of
-        // the log serves every commit gathered with this one
-        let audit = server.audit.clone();
-        let written: lifecycle::store::Precondition =
-            std::sync::Arc::new(move || audit.wait_blocking(&record).map_err(|e| e.to_string()));
-        let started = std::time::Instant::now();
-        let result = match txn.commit_checked(written) {
-            Ok(()) => Ok(response),
-            Err(lifecycle::LifecycleError::Store(lifecycle::store::StoreError::Precondition(
-                e,
-            ))) => Err(Failed::Audit(e)),
-            Err(e) => Err(Failed::from(e)),
-        };
-        crate::metrics::get().committed(started.elapsed());
         let (refused, audited): (OpError, Option<&str>) = match result {
-            Ok(r) => return r,
+            Ok(()) => return response,
             Err(Failed::Lifecycle(lifecycle::LifecycleError::Store(
                 lifecycle::store::StoreError::Conflict(id),
             ))) if attempt < attempts && spent < RERUN_TIME => {
@@ -505,7 +596,7 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, mut prepared: 
                     drop(again.take());
                     again = run_again_alone(&id, AGAIN_WAIT);
                 }
-                prepared = prepare(server, origin, message);
+                committed = commit(server, prepare(server, origin, message));
                 continue;
             }
             // another request changed the object every time this one ran: not a failure of

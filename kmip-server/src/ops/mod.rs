@@ -100,10 +100,13 @@ pub(crate) struct Operation {
     /// The KMIP XML name, or ours for a vendor operation: what `--policy`, grants and the
     /// command line say.
     pub name: &'static str,
-    /// Only reads the store (a Usage Limits count aside): answered on the async worker itself,
-    /// which is cheaper than a handoff to the blocking pool. Not Locate: one may scan every
-    /// record (a million keys: seconds), and two on the two workers stalled every client.
-    pub reads: bool,
+    /// Answered on the async worker itself, which is cheaper than a handoff to the blocking
+    /// pool: it does no long work and waits on nothing but the store's memory-mapped reads and,
+    /// when it writes, a group commit that it awaits without a thread (reads, and the writes
+    /// of one object's state and attributes; not key pair generation nor a CA's signature).
+    /// Not Locate: one may scan every record (a million keys: seconds), and two on the two
+    /// workers stalled every client.
+    pub worker: bool,
     /// Listed by Query. Our vendor operations are not (PyKMIP maps the enumeration onto a
     /// closed set, and rejects values it does not know), nor is Interop (test servers only).
     pub queried: bool,
@@ -111,11 +114,11 @@ pub(crate) struct Operation {
 }
 
 /// A standard operation, listed by Query.
-const fn kmip(code: u32, name: &'static str, reads: bool, handler: Handler) -> Operation {
+const fn kmip(code: u32, name: &'static str, worker: bool, handler: Handler) -> Operation {
     Operation {
         code,
         name,
-        reads,
+        worker,
         queried: true,
         handler,
     }
@@ -126,7 +129,7 @@ const fn unlisted(code: u32, name: &'static str, handler: Handler) -> Operation 
     Operation {
         code,
         name,
-        reads: false,
+        worker: false,
         queried: false,
         handler,
     }
@@ -134,7 +137,7 @@ const fn unlisted(code: u32, name: &'static str, handler: Handler) -> Operation 
 
 /// In the order Query lists them.
 pub(crate) static OPERATIONS: &[Operation] = &[
-    kmip(op::CREATE, "Create", false, create::apply),
+    kmip(op::CREATE, "Create", true, create::apply),
     kmip(
         op::CREATE_KEY_PAIR,
         "CreateKeyPair",
@@ -160,30 +163,30 @@ pub(crate) static OPERATIONS: &[Operation] = &[
     kmip(
         op::ADD_ATTRIBUTE,
         "AddAttribute",
-        false,
+        true,
         attribute_changes::add,
     ),
     kmip(
         op::MODIFY_ATTRIBUTE,
         "ModifyAttribute",
-        false,
+        true,
         attribute_changes::modify,
     ),
     kmip(
         op::DELETE_ATTRIBUTE,
         "DeleteAttribute",
-        false,
+        true,
         attribute_changes::delete,
     ),
     kmip(
         op::SET_ATTRIBUTE,
         "SetAttribute",
-        false,
+        true,
         attribute_changes::set,
     ),
-    kmip(op::ACTIVATE, "Activate", false, activate::apply),
-    kmip(op::REVOKE, "Revoke", false, revoke::apply),
-    kmip(op::DESTROY, "Destroy", false, destroy::apply),
+    kmip(op::ACTIVATE, "Activate", true, activate::apply),
+    kmip(op::REVOKE, "Revoke", true, revoke::apply),
+    kmip(op::DESTROY, "Destroy", true, destroy::apply),
     kmip(op::QUERY, "Query", true, query::apply),
     kmip(
         op::DISCOVER_VERSIONS,
@@ -255,9 +258,10 @@ pub(crate) fn by_name(name: &str) -> Option<&'static Operation> {
     OPERATIONS.iter().find(|o| o.name == name)
 }
 
-/// Whether the operation only reads (see [`Operation::reads`]); an unknown one may write.
-pub(crate) fn reads(code: u32) -> bool {
-    find(code).is_some_and(|o| o.reads)
+/// Whether the operation is answered on the async worker (see [`Operation::worker`]); an
+/// unknown one is not.
+pub(crate) fn on_worker(code: u32) -> bool {
+    find(code).is_some_and(|o| o.worker)
 }
 
 pub(crate) fn apply(ctx: &mut Ctx<'_>, operation: u32, payload: &Ttlv) -> Result<Ttlv, OpError> {

@@ -268,6 +268,28 @@ impl Txn {
         Ok(done?)
     }
 
+    /// Whether [`Txn::commit_queued`] settles without blocking its thread.
+    pub fn queues_commits(&self) -> bool {
+        self.writes.as_ref().is_none_or(|w| w.queues())
+    }
+
+    /// [`Txn::commit_checked`] for a task on an async worker: the commit joins the store's
+    /// next group and the future settles when it is written (see
+    /// [`crate::store::Store::queue_commit`]); `spawn` runs the group's writing on a thread
+    /// that may block, when no one writes. Where the store cannot queue a commit
+    /// ([`Txn::queues_commits`]), it is made here, blocking.
+    pub fn commit_queued(
+        self,
+        check: crate::store::Precondition,
+        spawn: impl FnOnce(Box<dyn FnOnce() + Send>),
+    ) -> crate::store::Queued {
+        match &self.writes {
+            Some(w) if w.queues() => w.flush_queued(check, spawn),
+            Some(w) => crate::store::Queued::ready(w.flush_checked(Some(check))),
+            None => crate::store::Queued::ready(crate::store::run_check(&check)),
+        }
+    }
+
     /// Whether a commit has nothing to write: a message that only read.
     pub fn changes_nothing(&self) -> bool {
         self.writes.as_ref().is_none_or(|w| w.is_empty())

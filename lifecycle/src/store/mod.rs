@@ -23,7 +23,7 @@ pub use memory::{MemoryEngine, MemoryStore};
 pub use overlay::Overlay;
 pub use postgres::{PostgresEngine, PostgresStore};
 pub use record::{index_key, index_keys, item_index_key, Record, GRANTEE, OWNER};
-pub use records::Records;
+pub use records::{Queued, Records};
 pub use redb_store::{RedbEngine, RedbStore};
 
 use thiserror::Error;
@@ -133,6 +133,26 @@ pub trait Store: Send + Sync {
         run_check(&check)?;
         self.commit_if(expected, changes)
     }
+    /// Whether [`Store::queue_commit`] queues without blocking: a store that gathers commits
+    /// into groups written by one thread at a time.
+    fn queues_commits(&self) -> bool {
+        false
+    }
+    /// [`Store::commit_checked`] for a task that must not block its thread: the commit joins
+    /// the queue for the next group, and the returned future settles when it is written or
+    /// refused. When it [`Queued::needs_writer`], the caller runs [`Store::write_queued`] on a
+    /// thread that may block. A store that does not queue ([`Store::queues_commits`]) commits
+    /// here, blocking.
+    fn queue_commit(
+        &self,
+        expected: Expected,
+        changes: Vec<Change>,
+        check: Precondition,
+    ) -> Queued {
+        Queued::ready(self.commit_checked(expected, changes, check))
+    }
+    /// Write every queued commit (see [`Store::queue_commit`]), blocking its thread.
+    fn write_queued(&self) {}
     /// [`Store::commit`] if every record and value in `expected` is still as it was read,
     /// else [`StoreError::Conflict`] and nothing is written: a read-modify-write that raced
     /// another writer of the same object loses nothing, it is refused (and retried).

@@ -2,7 +2,9 @@
 //! until [`Overlay::flush`] commits them all in one transaction. It makes a KMIP batch atomic
 //! (Batch Error Continuation Option Undo).
 
-use super::{index_keys, Change, Expect, Expected, Precondition, Record, Store, StoreError};
+use super::{
+    index_keys, Change, Expect, Expected, Precondition, Queued, Record, Store, StoreError,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -54,15 +56,52 @@ impl Overlay {
     /// [`Overlay::flush`] once `check` holds, checked by whoever writes the commit (see
     /// [`Precondition`]); with nothing to commit, checked here.
     pub fn flush_checked(&self, check: Option<Precondition>) -> Result<(), StoreError> {
-        let mut h = self.held()?;
-        let records = std::mem::take(&mut h.records);
-        let values = std::mem::take(&mut h.values);
-        if records.is_empty() && values.is_empty() {
-            drop(h);
+        let Some((expected, changes)) = self.take()? else {
             return match check {
                 Some(check) => super::run_check(&check),
                 None => Ok(()),
             };
+        };
+        match check {
+            Some(check) => self.base.commit_checked(expected, changes, check),
+            None => self.base.commit_if(expected, changes),
+        }
+    }
+
+    /// Whether [`Overlay::flush_queued`] queues without blocking (see
+    /// [`Store::queues_commits`]).
+    pub fn queues(&self) -> bool {
+        self.base.queues_commits()
+    }
+
+    /// [`Overlay::flush_checked`] for a task that must not block its thread (see
+    /// [`Store::queue_commit`]): when the queue has no writer, `spawn` is given the writing,
+    /// to run on a thread that may block.
+    pub fn flush_queued(
+        &self,
+        check: Precondition,
+        spawn: impl FnOnce(Box<dyn FnOnce() + Send>),
+    ) -> Queued {
+        let taken = match self.take() {
+            Ok(Some(taken)) => taken,
+            Ok(None) => return Queued::ready(super::run_check(&check)),
+            Err(e) => return Queued::ready(Err(e)),
+        };
+        let queued = self.base.queue_commit(taken.0, taken.1, check);
+        if queued.needs_writer() {
+            let base = self.base.clone();
+            spawn(Box::new(move || base.write_queued()));
+        }
+        queued
+    }
+
+    /// The held-back changes and what they expect, if any; nothing is held back after.
+    fn take(&self) -> Result<Option<(Expected, Vec<Change>)>, StoreError> {
+        let mut h = self.held()?;
+        let records = std::mem::take(&mut h.records);
+        let values = std::mem::take(&mut h.values);
+        if records.is_empty() && values.is_empty() {
+            return Ok(None);
         }
         let mut expected: Expected = records
             .keys()
@@ -89,10 +128,7 @@ impl Overlay {
             Some(v) => Change::PutValue(name, v),
             None => Change::DeleteValue(name),
         }));
-        match check {
-            Some(check) => self.base.commit_checked(expected, changes, check),
-            None => self.base.commit_if(expected, changes),
-        }
+        Ok(Some((expected, changes)))
     }
 }
 

@@ -7,7 +7,10 @@
 use super::engine::{self, Engine, Stored, WriteTxn};
 use super::{index_keys, Change, Expect, Expected, Precondition, Record, Store, StoreError};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, Condvar, Mutex};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
 /// How many identifiers handed out and not yet written the record layer remembers as new: past
 /// that, the oldest are forgotten (a Create that failed leaves its identifier here), and a
@@ -43,6 +46,8 @@ struct Waiting {
     commit: (Expected, Vec<Change>, HashSet<String>),
     check: Option<Precondition>,
     turn: Arc<Turn>,
+    /// Awaited by a task ([`Queued`]), not slept on by a thread: never the next writer.
+    awaited: bool,
 }
 
 /// Where a queued commit's caller learns, alone, that its commit was written or that it is
@@ -53,6 +58,8 @@ struct Waiting {
 struct Turn {
     state: Mutex<TurnState>,
     cv: Condvar,
+    /// The task awaiting it, if a task does ([`Queued`]).
+    waker: Mutex<Option<Waker>>,
 }
 
 #[derive(Default)]
@@ -67,6 +74,10 @@ impl Turn {
     fn set(&self, to: TurnState) {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = to;
         self.cv.notify_one();
+        let waker = self.waker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     /// Sleep until the commit is written (its outcome) or it is this caller's to write.
@@ -82,8 +93,61 @@ impl Turn {
     }
 }
 
+/// A commit queued for the next group, awaited by a task instead of a thread (see
+/// [`Store::queue_commit`]): the writer wakes the task when the commit is written or refused.
+/// When [`Queued::needs_writer`], no writer is at work: its caller must run
+/// [`Store::write_queued`] on a thread that may block.
+pub struct Queued {
+    turn: Option<Arc<Turn>>,
+    ready: Option<Result<(), StoreError>>,
+    needs_writer: bool,
+}
+
+impl Queued {
+    /// Already settled: nothing was queued.
+    pub fn ready(result: Result<(), StoreError>) -> Queued {
+        Queued {
+            turn: None,
+            ready: Some(result),
+            needs_writer: false,
+        }
+    }
+
+    /// Whether no one writes the queue: the caller starts [`Store::write_queued`].
+    pub fn needs_writer(&self) -> bool {
+        self.needs_writer
+    }
+}
+
+impl Future for Queued {
+    type Output = Result<(), StoreError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(r) = self.ready.take() {
+            return Poll::Ready(r);
+        }
+        let Some(turn) = self.turn.clone() else {
+            return Poll::Ready(Err(StoreError::Backend(
+                "the commit was awaited twice".into(),
+            )));
+        };
+        // the waker goes in before the state is looked at: a writer that settles the turn in
+        // between finds it and wakes this task
+        *turn.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
+        let mut state = turn.state.lock().unwrap_or_else(|p| p.into_inner());
+        match std::mem::take(&mut *state) {
+            TurnState::Done(r) => {
+                self.turn = None;
+                Poll::Ready(r)
+            }
+            // an awaited turn is never the next writer (see [`Records::hand_over`])
+            TurnState::Lead | TurnState::Wait => Poll::Pending,
+        }
+    }
+}
+
 /// The writer's duty to the queue, kept even if writing panics: the callers of the group it
-/// took learn an outcome, and the next queued caller becomes the writer.
+/// took learn an outcome, and the next writer is named.
 struct Writing<'a> {
     group: &'a Mutex<Group>,
     turns: Vec<Arc<Turn>>,
@@ -96,10 +160,22 @@ impl Drop for Writing<'_> {
                 "the commit's writer failed".into(),
             ))));
         }
-        let mut g = self.group.lock().unwrap_or_else(|p| p.into_inner());
-        match g.queue.first() {
-            Some(next) => next.turn.set(TurnState::Lead),
-            None => g.writing = false,
+        if std::thread::panicking() {
+            // this thread writes no more: a waiting thread writes next, or the awaited
+            // commits left without a writer fail
+            let mut g = self.group.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(next) = g.queue.iter().find(|w| !w.awaited) {
+                next.turn.set(TurnState::Lead);
+                return;
+            }
+            let orphans = std::mem::take(&mut g.queue);
+            g.writing = false;
+            drop(g);
+            for w in orphans {
+                w.turn.set(TurnState::Done(Err(StoreError::Backend(
+                    "the commit's writer failed".into(),
+                ))));
+            }
         }
     }
 }
@@ -307,11 +383,12 @@ impl<E: Engine> Records<E> {
                 .write(&mut |tx| self.apply(tx, &expected, &changes, &new));
         }
         let turn = Arc::new(Turn::default());
-        let mut g = self.group.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.lock_group();
         g.queue.push(Waiting {
             commit: (expected, changes, new),
             check,
             turn: turn.clone(),
+            awaited: false,
         });
         let leads = !g.writing;
         g.writing = true;
@@ -321,47 +398,77 @@ impl<E: Engine> Records<E> {
                 return result;
             }
         }
-        // this caller writes everything queued so far, its own commit included
-        let queued =
-            std::mem::take(&mut self.group.lock().unwrap_or_else(|p| p.into_inner()).queue);
-        // every turn is the guard's until its commit is written or refused: a check that
-        // panics leaves no caller asleep
-        let mut writing = Writing {
-            group: &self.group,
-            turns: queued.iter().map(|w| w.turn.clone()).collect(),
-        };
-        let mut batch = Vec::with_capacity(queued.len());
-        let mut kept = Vec::with_capacity(queued.len());
-        let mut own = None;
-        for w in queued {
-            // in queue order: the first check writes the audit records of all that follow
-            if let Some(Err(refused)) = w.check.as_ref().map(super::run_check) {
-                let refused = Err(refused);
-                match Arc::ptr_eq(&w.turn, &turn) {
-                    true => own = Some(refused),
-                    false => w.turn.set(TurnState::Done(refused)),
+        self.lead(Some(&turn))
+            .unwrap_or_else(|| Err(StoreError::Backend("the commit was not written".into())))
+    }
+
+    fn lock_group(&self) -> MutexGuard<'_, Group> {
+        self.group.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Write everything queued, group after group, until a waiting thread can take over or
+    /// nothing is left; the outcome of `own`'s commit (the caller's) is returned, the others'
+    /// set on their turns.
+    fn lead(&self, own: Option<&Arc<Turn>>) -> Option<Result<(), StoreError>> {
+        let is_own = |t: &Arc<Turn>| own.is_some_and(|o| Arc::ptr_eq(t, o));
+        let mut own_result = None;
+        loop {
+            let queued = std::mem::take(&mut self.lock_group().queue);
+            // every turn is the guard's until its commit is written or refused: a check that
+            // panics leaves no caller asleep
+            let mut writing = Writing {
+                group: &self.group,
+                turns: queued.iter().map(|w| w.turn.clone()).collect(),
+            };
+            let mut batch = Vec::with_capacity(queued.len());
+            let mut kept = Vec::with_capacity(queued.len());
+            for w in queued {
+                // in queue order: the first check writes the audit records of all that follow
+                if let Some(Err(refused)) = w.check.as_ref().map(super::run_check) {
+                    match is_own(&w.turn) {
+                        true => own_result = Some(Err(refused)),
+                        false => w.turn.set(TurnState::Done(Err(refused))),
+                    }
+                    continue;
                 }
-                continue;
+                batch.push(w.commit);
+                kept.push(w.turn);
             }
-            batch.push(w.commit);
-            kept.push(w.turn);
-        }
-        writing.turns = kept;
-        let results = match batch.is_empty() {
-            true => Vec::new(),
-            false => self.write_group(batch),
-        };
-        let mut results = results.into_iter();
-        for t in std::mem::take(&mut writing.turns) {
-            match results.next() {
-                Some(r) if Arc::ptr_eq(&t, &turn) => own = Some(r),
-                Some(r) => t.set(TurnState::Done(r)),
-                // none is expected: `writing` fails a turn left without a result
-                None => writing.turns.push(t),
+            writing.turns = kept;
+            let results = match batch.is_empty() {
+                true => Vec::new(),
+                false => self.write_group(batch),
+            };
+            let mut results = results.into_iter();
+            for t in std::mem::take(&mut writing.turns) {
+                match results.next() {
+                    Some(r) if is_own(&t) => own_result = Some(r),
+                    Some(r) => t.set(TurnState::Done(r)),
+                    // none is expected: `writing` fails a turn left without a result
+                    None => writing.turns.push(t),
+                }
+            }
+            drop(writing);
+            if !self.hand_over() {
+                return own_result;
             }
         }
-        drop(writing);
-        own.unwrap_or_else(|| Err(StoreError::Backend("the commit was not written".into())))
+    }
+
+    /// After a group: a thread waiting with a commit writes next, or no one does when nothing
+    /// is queued (false: this writer is done). Commits awaited by tasks have no thread of
+    /// their own to write them: with only those queued, this writer goes on (true).
+    fn hand_over(&self) -> bool {
+        let mut g = self.lock_group();
+        if let Some(next) = g.queue.iter().find(|w| !w.awaited) {
+            next.turn.set(TurnState::Lead);
+            return false;
+        }
+        if g.queue.is_empty() {
+            g.writing = false;
+            return false;
+        }
+        true
     }
 
     /// Write the commits of `batch` in one transaction; if that fails, each on its own, so
@@ -419,6 +526,43 @@ impl<E: Engine> Store for Records<E> {
 
     fn commit_if(&self, expected: Expected, changes: Vec<Change>) -> Result<(), StoreError> {
         self.commit_with(expected, changes, None)
+    }
+
+    fn queues_commits(&self) -> bool {
+        self.engine.one_writer() && !self.engine.remote()
+    }
+
+    fn queue_commit(
+        &self,
+        expected: Expected,
+        changes: Vec<Change>,
+        check: Precondition,
+    ) -> Queued {
+        if !self.queues_commits() {
+            return Queued::ready(self.commit_with(expected, changes, Some(check)));
+        }
+        // every run of the transaction but the last was rolled back: what is new now stays
+        // new through them
+        let new = self.take_fresh(&changes);
+        let turn = Arc::new(Turn::default());
+        let mut g = self.lock_group();
+        g.queue.push(Waiting {
+            commit: (expected, changes, new),
+            check: Some(check),
+            turn: turn.clone(),
+            awaited: true,
+        });
+        let needs_writer = !g.writing;
+        g.writing = true;
+        Queued {
+            turn: Some(turn),
+            ready: None,
+            needs_writer,
+        }
+    }
+
+    fn write_queued(&self) {
+        self.lead(None);
     }
 
     fn commit_checked(

@@ -354,6 +354,145 @@ fn redb_concurrent_commits() {
     }
 }
 
+/// Commits awaited by tasks ([`Store::queue_commit`]) join the same groups as threads' commits:
+/// each settles with its outcome, whoever writes it (a waiting thread, or the writer started
+/// for the awaited ones when no one writes), and every one is in the reopened file.
+#[test]
+fn redb_awaited_and_blocking_commits_share_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kmip.redb");
+    let store = std::sync::Arc::new(RedbStore::open(&path).unwrap());
+    assert!(store.queues_commits());
+    let commit = |store: &RedbStore, t: usize, i: usize| {
+        let id = store.allocate_ids(1).unwrap().to_string();
+        let r = record(&id, &format!("n{t}-{i}"), State::Active);
+        (id, vec![Change::Put(r)])
+    };
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                (0..50)
+                    .map(|i| {
+                        let (id, changes) = commit(&store, t, i);
+                        store.commit(changes).unwrap();
+                        id
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tasks: Vec<_> = (4..12)
+        .map(|t| {
+            let (store, refused) = (store.clone(), refused.clone());
+            rt.spawn(async move {
+                let mut ids = Vec::new();
+                for i in 0..50 {
+                    let (id, changes) = commit(&store, t, i);
+                    // every fifth is refused by its check: nothing of it is written
+                    let refuse = i % 5 == 4;
+                    let check: Precondition = std::sync::Arc::new(move || match refuse {
+                        true => Err("refused".into()),
+                        false => Ok(()),
+                    });
+                    let queued = store.queue_commit(Vec::new(), changes, check);
+                    if queued.needs_writer() {
+                        let s = store.clone();
+                        tokio::task::spawn_blocking(move || s.write_queued());
+                    }
+                    match queued.await {
+                        Ok(()) => ids.push(id),
+                        Err(StoreError::Precondition(_)) if refuse => {
+                            refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            assert!(store.get(&id).unwrap().is_none());
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut all: Vec<String> = rt.block_on(async {
+        let mut all = Vec::new();
+        for t in tasks {
+            let ids = tokio::time::timeout(std::time::Duration::from_secs(60), t)
+                .await
+                .expect("every awaited commit settles")
+                .unwrap();
+            all.extend(ids);
+        }
+        all
+    });
+    for t in threads {
+        all.extend(t.join().unwrap());
+    }
+    assert_eq!(refused.load(std::sync::atomic::Ordering::Relaxed), 8 * 10);
+    assert_eq!(all.len(), 4 * 50 + 8 * 40);
+    drop(rt);
+    drop(store);
+    let s = RedbStore::open(&path).unwrap();
+    for id in &all {
+        assert!(s.get(id).unwrap().is_some(), "{id} was committed");
+    }
+}
+
+/// Commits awaited while a thread writes are written by that thread after its own (no task
+/// can write), even when no other commit comes after them.
+#[test]
+fn awaited_commits_queued_behind_a_writing_thread_are_written() {
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let (entered, release) = (
+        std::sync::Arc::new(std::sync::Barrier::new(2)),
+        std::sync::Arc::new(std::sync::Barrier::new(2)),
+    );
+    let (e, r) = (entered.clone(), release.clone());
+    // the thread's check holds it inside its group until the awaited commits are queued
+    let check: Precondition = std::sync::Arc::new(move || {
+        e.wait();
+        r.wait();
+        Ok(())
+    });
+    let s = store.clone();
+    let writer = std::thread::spawn(move || {
+        s.commit_checked(
+            Vec::new(),
+            vec![Change::Put(record("w", "w", State::Active))],
+            check,
+        )
+    });
+    entered.wait();
+    let ok: Precondition = std::sync::Arc::new(|| Ok(()));
+    let queued: Vec<_> = (0..3)
+        .map(|i| {
+            let r = record(&format!("a{i}"), "a", State::Active);
+            let q = store.queue_commit(Vec::new(), vec![Change::Put(r)], ok.clone());
+            assert!(!q.needs_writer(), "the thread writes");
+            q
+        })
+        .collect();
+    release.wait();
+    writer.join().unwrap().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    for q in queued {
+        let settled = rt
+            .block_on(async { tokio::time::timeout(std::time::Duration::from_secs(10), q).await });
+        settled.expect("written by the thread").unwrap();
+    }
+    for id in ["w", "a0", "a1", "a2"] {
+        assert!(store.get(id).unwrap().is_some(), "{id}");
+    }
+}
+
 /// Commits that race for one record in one group: each caller learns its own outcome, and
 /// exactly one of them wins (the group is written again one commit at a time).
 #[test]
