@@ -247,10 +247,9 @@ pub async fn respond(
         // awaits the group commit instead, or hands the commit to the blocking pool
         match commit_on_worker(server, prepared).await {
             Ok(Committed {
-                response,
+                answer,
                 result: Ok(()),
-                ..
-            }) => return response,
+            }) => return answer.response,
             // refused: what follows (another run, a record of no effect) may wait
             Ok(committed) => Rest::Settle(committed),
             Err(prepared) => Rest::Finish(prepared),
@@ -327,13 +326,18 @@ impl From<lifecycle::LifecycleError> for Failed {
 
 /// A message answered and its audit record queued, its changes not yet committed.
 pub struct Prepared {
+    answer: Answer,
+    record: crate::audit::Ticket,
+    txn: lifecycle::Txn,
+}
+
+/// What answers a message once its commit is made.
+struct Answer {
     now: i64,
     /// Who the request acted as (a bound user may act as another identity than its
     /// certificate's): what a later record about it names too.
     acting: String,
     response: Ttlv,
-    record: crate::audit::Ticket,
-    txn: lifecycle::Txn,
     /// How long running the batch took.
     ran: std::time::Duration,
 }
@@ -402,12 +406,14 @@ fn prepare(server: &Server, origin: Origin<'_>, message: &Message) -> Prepared {
         crate::audit::add_automatic_changes(&mut record, &txn.automatic_changes());
         crate::audit::add_approval_events(&mut record, &txn.approval_events());
         Prepared {
-            now,
-            acting: identity.to_owned(),
+            answer: Answer {
+                now,
+                acting: identity.to_owned(),
+                response: resp,
+                ran: started.elapsed(),
+            },
             record: server.audit.append(record),
-            response: resp,
             txn,
-            ran: started.elapsed(),
         }
     }
 }
@@ -483,10 +489,7 @@ fn finish(server: &Server, origin: Origin<'_>, message: &Message, prepared: Prep
 
 /// A prepared message after its commit: the answer if it was made, and what refused it if not.
 struct Committed {
-    now: i64,
-    acting: String,
-    response: Ttlv,
-    ran: std::time::Duration,
+    answer: Answer,
     result: Result<(), Failed>,
 }
 
@@ -498,36 +501,25 @@ fn written(server: &Server, record: crate::audit::Ticket) -> lifecycle::store::P
     std::sync::Arc::new(move || audit.wait_blocking(&record).map_err(|e| e.to_string()))
 }
 
-fn failed(result: Result<(), lifecycle::LifecycleError>) -> Result<(), Failed> {
-    match result {
+fn committed(answer: Answer, result: Result<(), lifecycle::LifecycleError>) -> Committed {
+    let result = match result {
         Ok(()) => Ok(()),
         Err(lifecycle::LifecycleError::Store(lifecycle::store::StoreError::Precondition(e))) => {
             Err(Failed::Audit(e))
         }
         Err(e) => Err(Failed::from(e)),
-    }
+    };
+    Committed { answer, result }
 }
 
 /// Commit a prepared message, on a thread that may wait for the commit's fsync.
 fn commit(server: &Server, prepared: Prepared) -> Committed {
-    let Prepared {
-        now,
-        response,
-        record,
-        txn,
-        acting,
-        ran,
-    } = prepared;
     let started = std::time::Instant::now();
-    let result = failed(txn.commit_checked(written(server, record)));
+    let result = prepared
+        .txn
+        .commit_checked(written(server, prepared.record));
     crate::metrics::get().committed(started.elapsed());
-    Committed {
-        now,
-        acting,
-        response,
-        ran,
-        result,
-    }
+    committed(prepared.answer, result)
 }
 
 /// [`commit`] on the async worker: the commit joins the store's next group and is awaited
@@ -537,26 +529,14 @@ async fn commit_on_worker(server: &Server, prepared: Prepared) -> Result<Committ
     if !prepared.txn.queues_commits() {
         return Err(prepared);
     }
-    let Prepared {
-        now,
-        response,
-        record,
-        txn,
-        acting,
-        ran,
-    } = prepared;
-    let spawn = |write: Box<dyn FnOnce() + Send>| drop(tokio::task::spawn_blocking(write));
-    let queued = txn.commit_queued(written(server, record), spawn);
     let started = std::time::Instant::now();
-    let result = failed(queued.await.map_err(lifecycle::LifecycleError::from));
+    let spawn = |write: Box<dyn FnOnce() + Send>| drop(tokio::task::spawn_blocking(write));
+    let queued = prepared
+        .txn
+        .commit_queued(written(server, prepared.record), spawn);
+    let result = queued.await.map_err(lifecycle::LifecycleError::from);
     crate::metrics::get().committed(started.elapsed());
-    Ok(Committed {
-        now,
-        acting,
-        response,
-        ran,
-        result,
-    })
+    Ok(committed(prepared.answer, result))
 }
 
 /// The answer to a committed message: its response, or, when the commit was refused, an
@@ -572,10 +552,13 @@ fn settle(server: &Server, origin: Origin<'_>, message: &Message, first: Committ
     let mut committed = first;
     for attempt in 1.. {
         let Committed {
-            now,
-            acting,
-            response,
-            ran,
+            answer:
+                Answer {
+                    now,
+                    acting,
+                    response,
+                    ran,
+                },
             result,
         } = committed;
         spent += ran;
