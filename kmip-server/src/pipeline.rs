@@ -530,7 +530,9 @@ async fn commit_on_worker(server: &Server, prepared: Prepared) -> Result<Committ
         return Err(prepared);
     }
     let started = std::time::Instant::now();
-    let spawn = |write: Box<dyn FnOnce() + Send>| drop(tokio::task::spawn_blocking(write));
+    // the writer may be started later, from a thread outside the runtime's context
+    let runtime = tokio::runtime::Handle::current();
+    let spawn = move |write: Box<dyn FnOnce() + Send>| drop(runtime.spawn_blocking(write));
     let queued = prepared
         .txn
         .commit_queued(written(server, prepared.record), spawn);

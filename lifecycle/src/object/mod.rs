@@ -275,13 +275,13 @@ impl Txn {
 
     /// [`Txn::commit_checked`] for a task on an async worker: the commit joins the store's
     /// next group and the future settles when it is written (see
-    /// [`crate::store::Store::queue_commit`]); `spawn` runs the group's writing on a thread
-    /// that may block, when no one writes. Where the store cannot queue a commit
+    /// [`crate::store::Store::queue_commit`]); `spawn` runs the queue's writing on a thread
+    /// that may block, if it needs a writer (now, or once the thread writing has its answer). Where the store cannot queue a commit
     /// ([`Txn::queues_commits`]), it is made here, blocking.
     pub fn commit_queued(
         self,
         check: crate::store::Precondition,
-        spawn: impl FnOnce(Box<dyn FnOnce() + Send>),
+        spawn: impl FnOnce(Box<dyn FnOnce() + Send>) + Send + 'static,
     ) -> crate::store::Queued {
         match &self.writes {
             Some(w) if w.queues() => w.flush_queued(check, spawn),

@@ -23,7 +23,7 @@ pub use memory::{MemoryEngine, MemoryStore};
 pub use overlay::Overlay;
 pub use postgres::{PostgresEngine, PostgresStore};
 pub use record::{index_key, index_keys, item_index_key, Record, GRANTEE, OWNER};
-pub use records::{Queued, Records};
+pub use records::{Queued, Records, StartWriter};
 pub use redb_store::{RedbEngine, RedbStore};
 
 use thiserror::Error;
@@ -140,18 +140,22 @@ pub trait Store: Send + Sync {
     }
     /// [`Store::commit_checked`] for a task that must not block its thread: the commit joins
     /// the queue for the next group, and the returned future settles when it is written or
-    /// refused. When it [`Queued::needs_writer`], the caller runs [`Store::write_queued`] on a
-    /// thread that may block. A store that does not queue ([`Store::queues_commits`]) commits
-    /// here, blocking.
+    /// refused. When the queue has no writer, `start_writer` is called (at once, or later by a
+    /// thread that wrote its own commit and leaves awaited ones queued): it must run
+    /// [`Store::write_queued`] on a thread that may block. A store that does not queue
+    /// ([`Store::queues_commits`]) commits here, blocking.
     fn queue_commit(
         &self,
         expected: Expected,
         changes: Vec<Change>,
         check: Precondition,
+        start_writer: StartWriter,
     ) -> Queued {
+        drop(start_writer);
         Queued::ready(self.commit_checked(expected, changes, check))
     }
-    /// Write every queued commit (see [`Store::queue_commit`]), blocking its thread.
+    /// Write every queued commit, blocking its thread: only as a `start_writer` of
+    /// [`Store::queue_commit`] says.
     fn write_queued(&self) {}
     /// [`Store::commit`] if every record and value in `expected` is still as it was read,
     /// else [`StoreError::Conflict`] and nothing is written: a read-modify-write that raced

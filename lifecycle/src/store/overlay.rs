@@ -75,24 +75,21 @@ impl Overlay {
     }
 
     /// [`Overlay::flush_checked`] for a task that must not block its thread (see
-    /// [`Store::queue_commit`]): when the queue has no writer, `spawn` is given the writing,
-    /// to run on a thread that may block.
+    /// [`Store::queue_commit`]): `spawn` runs the queue's writing on a thread that may block,
+    /// if the queue needs a writer.
     pub fn flush_queued(
         &self,
         check: Precondition,
-        spawn: impl FnOnce(Box<dyn FnOnce() + Send>),
+        spawn: impl FnOnce(Box<dyn FnOnce() + Send>) + Send + 'static,
     ) -> Queued {
-        let taken = match self.take() {
+        let (expected, changes) = match self.take() {
             Ok(Some(taken)) => taken,
             Ok(None) => return Queued::ready(super::run_check(&check)),
             Err(e) => return Queued::ready(Err(e)),
         };
-        let queued = self.base.queue_commit(taken.0, taken.1, check);
-        if queued.needs_writer() {
-            let base = self.base.clone();
-            spawn(Box::new(move || base.write_queued()));
-        }
-        queued
+        let base = self.base.clone();
+        let start = Box::new(move || spawn(Box::new(move || base.write_queued())));
+        self.base.queue_commit(expected, changes, check, start)
     }
 
     /// The held-back changes and what they expect, if any; nothing is held back after.

@@ -46,9 +46,16 @@ struct Waiting {
     commit: (Expected, Vec<Change>, HashSet<String>),
     check: Option<Precondition>,
     turn: Arc<Turn>,
-    /// Awaited by a task ([`Queued`]), not slept on by a thread: never the next writer.
+    /// For a commit awaited by a task ([`Queued`]), which cannot write: what starts a writer
+    /// on a thread that may block (see [`Store::queue_commit`]). `None` for a thread's commit,
+    /// or once taken.
+    start: Option<StartWriter>,
+    /// Awaited by a task, not slept on by a thread: never the next writer.
     awaited: bool,
 }
+
+/// Starts [`Store::write_queued`] on a thread that may block.
+pub type StartWriter = Box<dyn FnOnce() + Send>;
 
 /// Where a queued commit's caller learns, alone, that its commit was written or that it is
 /// the next to write: every caller waits on its own condition variable, so a written group
@@ -95,12 +102,9 @@ impl Turn {
 
 /// A commit queued for the next group, awaited by a task instead of a thread (see
 /// [`Store::queue_commit`]): the writer wakes the task when the commit is written or refused.
-/// When [`Queued::needs_writer`], no writer is at work: its caller must run
-/// [`Store::write_queued`] on a thread that may block.
 pub struct Queued {
     turn: Option<Arc<Turn>>,
     ready: Option<Result<(), StoreError>>,
-    needs_writer: bool,
 }
 
 impl Queued {
@@ -109,13 +113,7 @@ impl Queued {
         Queued {
             turn: None,
             ready: Some(result),
-            needs_writer: false,
         }
-    }
-
-    /// Whether no one writes the queue: the caller starts [`Store::write_queued`].
-    pub fn needs_writer(&self) -> bool {
-        self.needs_writer
     }
 }
 
@@ -388,6 +386,7 @@ impl<E: Engine> Records<E> {
             commit: (expected, changes, new),
             check,
             turn: turn.clone(),
+            start: None,
             awaited: false,
         });
         let leads = !g.writing;
@@ -449,16 +448,18 @@ impl<E: Engine> Records<E> {
                 }
             }
             drop(writing);
-            if !self.hand_over() {
+            if !self.hand_over(own_result.is_some()) {
                 return own_result;
             }
         }
     }
 
     /// After a group: a thread waiting with a commit writes next, or no one does when nothing
-    /// is queued (false: this writer is done). Commits awaited by tasks have no thread of
-    /// their own to write them: with only those queued, this writer goes on (true).
-    fn hand_over(&self) -> bool {
+    /// is queued (false: this writer stops). Commits awaited by tasks have no thread of their
+    /// own: with only those queued, a writer with no answer of its own to give goes on (true),
+    /// and one that has its answer starts another writer for them and stops, so that its
+    /// request is not held up by others' commits for as long as they keep coming.
+    fn hand_over(&self, answered: bool) -> bool {
         let mut g = self.lock_group();
         if let Some(next) = g.queue.iter().find(|w| !w.awaited) {
             next.turn.set(TurnState::Lead);
@@ -468,7 +469,16 @@ impl<E: Engine> Records<E> {
             g.writing = false;
             return false;
         }
-        true
+        if !answered {
+            return true;
+        }
+        let Some(start) = g.queue.iter_mut().find_map(|w| w.start.take()) else {
+            return true;
+        };
+        // still writing: the started writer finds the queue its own
+        drop(g);
+        start();
+        false
     }
 
     /// Write the commits of `batch` in one transaction; if that fails, each on its own, so
@@ -537,6 +547,7 @@ impl<E: Engine> Store for Records<E> {
         expected: Expected,
         changes: Vec<Change>,
         check: Precondition,
+        start_writer: StartWriter,
     ) -> Queued {
         if !self.queues_commits() {
             return Queued::ready(self.commit_with(expected, changes, Some(check)));
@@ -545,19 +556,24 @@ impl<E: Engine> Store for Records<E> {
         // new through them
         let new = self.take_fresh(&changes);
         let turn = Arc::new(Turn::default());
+        let mut start = Some(start_writer);
         let mut g = self.lock_group();
+        let needs_writer = !g.writing;
+        g.writing = true;
         g.queue.push(Waiting {
             commit: (expected, changes, new),
             check: Some(check),
             turn: turn.clone(),
+            start: if needs_writer { None } else { start.take() },
             awaited: true,
         });
-        let needs_writer = !g.writing;
-        g.writing = true;
+        drop(g);
+        if let Some(start) = start {
+            start();
+        }
         Queued {
             turn: Some(turn),
             ready: None,
-            needs_writer,
         }
     }
 

@@ -401,12 +401,9 @@ fn redb_awaited_and_blocking_commits_share_groups() {
                         true => Err("refused".into()),
                         false => Ok(()),
                     });
-                    let queued = store.queue_commit(Vec::new(), changes, check);
-                    if queued.needs_writer() {
-                        let s = store.clone();
-                        tokio::task::spawn_blocking(move || s.write_queued());
-                    }
-                    match queued.await {
+                    let (s, rt) = (store.clone(), tokio::runtime::Handle::current());
+                    let start = Box::new(move || drop(rt.spawn_blocking(move || s.write_queued())));
+                    match store.queue_commit(Vec::new(), changes, check, start).await {
                         Ok(()) => ids.push(id),
                         Err(StoreError::Precondition(_)) if refuse => {
                             refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -443,24 +440,24 @@ fn redb_awaited_and_blocking_commits_share_groups() {
     }
 }
 
-/// Commits awaited while a thread writes are written by that thread after its own (no task
-/// can write), even when no other commit comes after them.
+/// Commits awaited while a thread writes are not that thread's to write once it has its own
+/// answer (its request would wait on others' commits for as long as they keep coming): it
+/// starts a writer for them, which writes them even when no other commit comes after them.
 #[test]
-fn awaited_commits_queued_behind_a_writing_thread_are_written() {
-    let store = std::sync::Arc::new(MemoryStore::new());
-    let (entered, release) = (
-        std::sync::Arc::new(std::sync::Barrier::new(2)),
-        std::sync::Arc::new(std::sync::Barrier::new(2)),
-    );
+fn awaited_commits_queued_behind_a_writing_thread_get_a_writer_of_their_own() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier};
+    let store = Arc::new(MemoryStore::new());
+    let (entered, release) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
     let (e, r) = (entered.clone(), release.clone());
     // the thread's check holds it inside its group until the awaited commits are queued
-    let check: Precondition = std::sync::Arc::new(move || {
+    let check: Precondition = Arc::new(move || {
         e.wait();
         r.wait();
         Ok(())
     });
     let s = store.clone();
-    let writer = std::thread::spawn(move || {
+    let thread = std::thread::spawn(move || {
         s.commit_checked(
             Vec::new(),
             vec![Change::Put(record("w", "w", State::Active))],
@@ -468,17 +465,29 @@ fn awaited_commits_queued_behind_a_writing_thread_are_written() {
         )
     });
     entered.wait();
-    let ok: Precondition = std::sync::Arc::new(|| Ok(()));
+    let started = Arc::new(AtomicUsize::new(0));
+    // a started writer waits until the thread has answered: the thread must not wait for it
+    let answered = Arc::new(Barrier::new(2));
+    let ok: Precondition = Arc::new(|| Ok(()));
     let queued: Vec<_> = (0..3)
         .map(|i| {
             let r = record(&format!("a{i}"), "a", State::Active);
-            let q = store.queue_commit(Vec::new(), vec![Change::Put(r)], ok.clone());
-            assert!(!q.needs_writer(), "the thread writes");
-            q
+            let (s, n, a) = (store.clone(), started.clone(), answered.clone());
+            let start = Box::new(move || {
+                n.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    a.wait();
+                    s.write_queued()
+                });
+            });
+            store.queue_commit(Vec::new(), vec![Change::Put(r)], ok.clone(), start)
         })
         .collect();
+    assert_eq!(started.load(Ordering::SeqCst), 0, "the thread writes now");
     release.wait();
-    writer.join().unwrap().unwrap();
+    thread.join().unwrap().unwrap();
+    assert_eq!(started.load(Ordering::SeqCst), 1, "one writer for the rest");
+    answered.wait();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -486,7 +495,7 @@ fn awaited_commits_queued_behind_a_writing_thread_are_written() {
     for q in queued {
         let settled = rt
             .block_on(async { tokio::time::timeout(std::time::Duration::from_secs(10), q).await });
-        settled.expect("written by the thread").unwrap();
+        settled.expect("written by the started writer").unwrap();
     }
     for id in ["w", "a0", "a1", "a2"] {
         assert!(store.get(id).unwrap().is_some(), "{id}");
