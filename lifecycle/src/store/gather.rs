@@ -433,14 +433,7 @@ mod tests {
     }
 
     /// Blocks in `many` until released; answers `id` with `v`.
-    fn held(
-        g: &Arc<Gather<u32>>,
-        id: &'static str,
-        v: u32,
-    ) -> (
-        std::sync::mpsc::Sender<()>,
-        std::thread::JoinHandle<Result<Option<u32>, StoreError>>,
-    ) {
+    fn held(g: &Arc<Gather<u32>>, id: &'static str, v: u32) -> Held {
         let (release, hold) = std::sync::mpsc::channel::<()>();
         let g = g.clone();
         let t = std::thread::spawn(move || {
@@ -466,6 +459,33 @@ mod tests {
 
     #[test]
     fn a_slow_fetch_holds_up_only_its_own_batch_and_not_for_long() {
+        // c must queue within b's patience (50 ms): a loaded machine may not run this thread
+        // that soon, and then c is alone and fetches for itself. Such a miss is seen, never
+        // passed off as the behaviour under test: the scenario runs again.
+        for _ in 0..5 {
+            if slow_fetch_scenario() {
+                return;
+            }
+        }
+        panic!("c never queued behind b's fetch in five tries");
+    }
+
+    type Held = (
+        std::sync::mpsc::Sender<()>,
+        std::thread::JoinHandle<Result<Option<u32>, StoreError>>,
+    );
+
+    /// Let the held fetches go: the scenario missed its timing.
+    fn missed(held: [Held; 2]) -> bool {
+        for (release, t) in held {
+            let _ = release.send(());
+            let _ = t.join();
+        }
+        false
+    }
+
+    /// Whether c queued behind b's fetch (then every assertion held).
+    fn slow_fetch_scenario() -> bool {
         let g: Arc<Gather<u32>> = Arc::new(Gather::default());
         // a fetch stuck on its connection
         let (release_a, a) = held(&g, "a", 1);
@@ -476,13 +496,26 @@ mod tests {
         // b and c, queued behind it: b (the first) starts a fetch of its own, for both, after
         // a short wait; that one is stuck too
         let (release_b, b) = held(&g, "b", 2);
-        until(|| lock(&g.queue).asked.len() == 1);
+        let t = Instant::now();
+        while lock(&g.queue).asked.len() != 1 {
+            if t.elapsed() > Duration::from_secs(2) {
+                return missed([(release_a, a), (release_b, b)]);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let started = Instant::now();
+        let mut fetched_for_itself = false;
         let c = g.read(
             "c",
-            &mut |_| unreachable!("c is not the one to fetch"),
+            &mut |ids| {
+                fetched_for_itself = true;
+                Ok(ids.iter().map(|i| (i.to_string(), 30)).collect())
+            },
             &mut || Ok(Some(30)),
         );
+        if fetched_for_itself {
+            return missed([(release_a, a), (release_b, b)]);
+        }
         // c waited for b's fetch a while, then read alone
         assert_eq!(c.unwrap(), Some(30));
         assert!(started.elapsed() >= SENT_PATIENCE);
@@ -498,5 +531,6 @@ mod tests {
         release_a.send(()).unwrap();
         assert_eq!(a.join().unwrap().unwrap(), Some(1));
         assert!(g.idle(), "a fetch was left counted as out");
+        true
     }
 }

@@ -38,7 +38,21 @@ pub struct Records<E> {
 #[derive(Default)]
 struct Group {
     queue: Vec<Waiting>,
-    writing: bool,
+    writer: Writer,
+}
+
+/// Who writes the queue.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum Writer {
+    /// No one: the next commit's caller writes, or starts a writer.
+    #[default]
+    Idle,
+    /// A writer was started for awaited commits and has not begun: a thread that comes with
+    /// a commit writes instead of waiting for it (the started one may wait for a thread of a
+    /// full blocking pool, where every thread could be waiting for it).
+    Started,
+    /// A thread writes.
+    Running,
 }
 
 /// One commit in the queue, and the turn on which its caller sleeps.
@@ -167,7 +181,7 @@ impl Drop for Writing<'_> {
                 return;
             }
             let orphans = std::mem::take(&mut g.queue);
-            g.writing = false;
+            g.writer = Writer::Idle;
             drop(g);
             for w in orphans {
                 w.turn.set(TurnState::Done(Err(StoreError::Backend(
@@ -389,8 +403,8 @@ impl<E: Engine> Records<E> {
             start: None,
             awaited: false,
         });
-        let leads = !g.writing;
-        g.writing = true;
+        let leads = g.writer != Writer::Running;
+        g.writer = Writer::Running;
         drop(g);
         if !leads {
             if let Some(result) = turn.wait() {
@@ -458,7 +472,8 @@ impl<E: Engine> Records<E> {
     /// is queued (false: this writer stops). Commits awaited by tasks have no thread of their
     /// own: with only those queued, a writer with no answer of its own to give goes on (true),
     /// and one that has its answer starts another writer for them and stops, so that its
-    /// request is not held up by others' commits for as long as they keep coming.
+    /// request is not held up by others' commits for as long as they keep coming (a thread
+    /// that comes before the started writer begins writes instead: see [`Writer::Started`]).
     fn hand_over(&self, answered: bool) -> bool {
         let mut g = self.lock_group();
         if let Some(next) = g.queue.iter().find(|w| !w.awaited) {
@@ -466,7 +481,7 @@ impl<E: Engine> Records<E> {
             return false;
         }
         if g.queue.is_empty() {
-            g.writing = false;
+            g.writer = Writer::Idle;
             return false;
         }
         if !answered {
@@ -475,7 +490,7 @@ impl<E: Engine> Records<E> {
         let Some(start) = g.queue.iter_mut().find_map(|w| w.start.take()) else {
             return true;
         };
-        // still writing: the started writer finds the queue its own
+        g.writer = Writer::Started;
         drop(g);
         start();
         false
@@ -558,8 +573,10 @@ impl<E: Engine> Store for Records<E> {
         let turn = Arc::new(Turn::default());
         let mut start = Some(start_writer);
         let mut g = self.lock_group();
-        let needs_writer = !g.writing;
-        g.writing = true;
+        let needs_writer = g.writer == Writer::Idle;
+        if needs_writer {
+            g.writer = Writer::Started;
+        }
         g.queue.push(Waiting {
             commit: (expected, changes, new),
             check: Some(check),
@@ -578,6 +595,13 @@ impl<E: Engine> Store for Records<E> {
     }
 
     fn write_queued(&self) {
+        let mut g = self.lock_group();
+        // a thread took over meanwhile: the queue is its
+        if g.writer != Writer::Started {
+            return;
+        }
+        g.writer = Writer::Running;
+        drop(g);
         self.lead(None);
     }
 

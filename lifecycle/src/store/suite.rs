@@ -502,6 +502,51 @@ fn awaited_commits_queued_behind_a_writing_thread_get_a_writer_of_their_own() {
     }
 }
 
+/// A thread that comes with a commit while a started writer has not begun writes itself
+/// rather than wait: the started writer may be waiting for a thread of a full blocking pool,
+/// whose threads would all be waiting for it.
+#[test]
+fn a_thread_does_not_wait_for_a_writer_that_has_not_begun() {
+    use std::sync::{Arc, Mutex};
+    let store = Arc::new(MemoryStore::new());
+    // the writer is started, and held back
+    let held: Arc<Mutex<Option<StartWriter>>> = Arc::default();
+    let (s, h) = (store.clone(), held.clone());
+    let start: StartWriter = Box::new(move || {
+        *h.lock().unwrap() = Some(Box::new(move || s.write_queued()));
+    });
+    let ok: Precondition = Arc::new(|| Ok(()));
+    let awaited = store.queue_commit(
+        Vec::new(),
+        vec![Change::Put(record("a", "a", State::Active))],
+        ok,
+        start,
+    );
+    assert!(held.lock().unwrap().is_some(), "a writer was started");
+    let s = store.clone();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = s.commit(vec![Change::Put(record("t", "t", State::Active))]);
+        let _ = done.send(r);
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the thread wrote without waiting for the started writer")
+        .unwrap();
+    // the started writer begins late, and finds nothing of its own to do
+    let writer = held.lock().unwrap().take().unwrap();
+    writer();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let settled = rt.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(10), awaited).await
+    });
+    settled.expect("written with the thread's group").unwrap();
+    assert!(store.get("a").unwrap().is_some() && store.get("t").unwrap().is_some());
+}
+
 /// Commits that race for one record in one group: each caller learns its own outcome, and
 /// exactly one of them wins (the group is written again one commit at a time).
 #[test]
