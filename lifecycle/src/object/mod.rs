@@ -276,8 +276,9 @@ impl Txn {
     /// [`Txn::commit_checked`] for a task on an async worker: the commit joins the store's
     /// next group and the future settles when it is written (see
     /// [`crate::store::Store::queue_commit`]); `spawn` runs the queue's writing on a thread
-    /// that may block, if it needs a writer (now, or once the thread writing has its answer). Where the store cannot queue a commit
-    /// ([`Txn::queues_commits`]), it is made here, blocking.
+    /// that may block, if it needs a writer (now, or once the thread writing has its
+    /// answer). Where the store cannot queue a commit ([`Txn::queues_commits`]), it is made
+    /// here, blocking.
     pub fn commit_queued(
         self,
         check: crate::store::Precondition,
