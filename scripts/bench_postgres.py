@@ -231,13 +231,13 @@ def write(ceiling, rows, load, others):
               " sealing, the audit record) costs about as much CPU as a whole pgbench"
               " transaction, PostgreSQL's work per Create (a record and its index entries) more"
               " than a single-row insert, and nodes, load generator and database share the two"
-              " cores, so more nodes add contention, not capacity. Likewise a Get on PostgreSQL"
-              " costs the node a network round trip and a hop to its blocking pool (every"
-              " message runs there when the store is remote), where redb's Get is a"
-              " memory-mapped read on the async worker, in a read transaction shared by every"
-              " read until the next commit. Half of redb's would take a cache in the nodes,"
-              " invalidated across them before a commit is answered (what one node answered,"
-              " every node must see at once), which they do not have."]
+              " cores, so more nodes add contention, not capacity. A Get on PostgreSQL is"
+              " answered on the async worker, like redb's: the record it names is fetched"
+              " first, awaited without a thread (reads gathered as above, on a connection"
+              " whose I/O runs on the node's runtime), and the Get runs over it; where redb's"
+              " read is a memory-mapped page, PostgreSQL's is a round trip and a statement,"
+              " and the node has no cache (what one node answered, every node must see at"
+              " once)."]
     lines += ["", "| target | measured | goal | |", "|---|---|---|---|"]
     if ceiling and "ops" in pg1["create"]:
         v = pg1["create"]["ops"] / ceiling

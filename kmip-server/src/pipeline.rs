@@ -81,6 +81,25 @@ impl Message {
         self.typed.as_ref().is_ok_and(|m| m.batch_item.len() > 1)
     }
 
+    /// The objects its one item names, when it may run on the async worker over records
+    /// fetched for it beforehand, on a store whose reads wait on a network (see
+    /// [`lifecycle::store::Prefetched`]): a read or a light write of one object by its
+    /// Unique Identifier. `None` for anything else, which runs on the blocking pool.
+    fn prefetch(&self) -> Option<Vec<String>> {
+        let m = self.typed.as_ref().ok()?;
+        if self.blocks() || self.batched() || self.authenticates() {
+            return None;
+        }
+        let id = m
+            .batch_item
+            .first()?
+            .request_payload
+            .as_ref()?
+            .child(tag::UNIQUE_IDENTIFIER)?
+            .as_text()?;
+        Some(vec![id.to_owned()])
+    }
+
     /// Whether it carries a credential, which may cost an scrypt.
     fn authenticates(&self) -> bool {
         self.typed
@@ -210,13 +229,21 @@ pub async fn respond(
 ) -> Ttlv {
     let message = Message::read(tree);
     let version = message.version();
+    // a store over the network (PostgreSQL) waits on every read: a message runs on the async
+    // worker only over the records it names, fetched beforehand without a thread
+    let fetched = match server.manager.remote() {
+        true => match message.prefetch() {
+            Some(ids) => server.manager.prefetch(ids).await,
+            None => None,
+        },
+        false => None,
+    };
     // a message with a credential may cost an scrypt (tens of milliseconds of a core, and a
     // wait for a free slot when wrong passwords pour in): never on the async worker
-    // a store over the network (PostgreSQL) waits on every read: never on the async worker
     let prepared = if message.blocks()
         || message.authenticates()
         || message.batched()
-        || server.manager.remote()
+        || (server.manager.remote() && fetched.is_none())
     {
         Rest::Whole
     } else {
@@ -231,28 +258,41 @@ pub async fn respond(
             stop: &stop,
         };
         let prepared = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            prepare(server, origin, &message)
+            let ran = run(server, origin, &message, fetched.as_ref());
+            // one that read what was not fetched goes unsaid and unrecorded: it runs again
+            // where it may wait on the store
+            match fetched.as_ref().is_some_and(|f| f.missed()) {
+                true => {
+                    tracing::debug!(identity, peer, "read beyond its prefetched records");
+                    None
+                }
+                false => Some(record(server, origin, &message, ran)),
+            }
         })) {
             Ok(p) => p,
             Err(_) => return caught(),
         };
-        prepared.audited(server).await;
-        if !prepared.commits() {
-            return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                finish(server, origin, &message, prepared)
-            }))
-            .unwrap_or_else(|_| caught());
-        }
-        // its commit waits for an fsync, which is not the async worker's to wait for: it
-        // awaits the group commit instead, or hands the commit to the blocking pool
-        match commit_on_worker(server, prepared).await {
-            Ok(Committed {
-                answer,
-                result: Ok(()),
-            }) => return answer.response,
-            // refused: what follows (another run, a record of no effect) may wait
-            Ok(committed) => Rest::Settle(committed),
-            Err(prepared) => Rest::Finish(prepared),
+        if let Some(prepared) = prepared {
+            prepared.audited(server).await;
+            if !prepared.commits() {
+                return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    finish(server, origin, &message, prepared)
+                }))
+                .unwrap_or_else(|_| caught());
+            }
+            // its commit waits for an fsync, which is not the async worker's to wait for: it
+            // awaits the group commit instead, or hands the commit to the blocking pool
+            match commit_on_worker(server, prepared).await {
+                Ok(Committed {
+                    answer,
+                    result: Ok(()),
+                }) => return answer.response,
+                // refused: what follows (another run, a record of no effect) may wait
+                Ok(committed) => Rest::Settle(committed),
+                Err(prepared) => Rest::Finish(prepared),
+            }
+        } else {
+            Rest::Whole
         }
     };
     let stop = Stop::default();
@@ -357,64 +397,103 @@ impl Prepared {
 
 /// The response and the audit record, without the commit ([`finish`] makes it).
 fn prepare(server: &Server, origin: Origin<'_>, message: &Message) -> Prepared {
+    let ran = run(server, origin, message, None);
+    record(server, origin, message, ran)
+}
+
+/// A message run, its audit record not yet made.
+struct Ran {
+    started: std::time::Instant,
+    now: i64,
+    /// Who the request acted as (see [`Answer::acting`]).
+    acting: String,
+    /// What its credential said, for the record.
+    note: Option<String>,
+    response: Ttlv,
+    txn: lifecycle::Txn,
+}
+
+/// Run a message's batch in a transaction of its own, over the store or over records
+/// fetched for it beforehand (see [`Message::prefetch`]): when it read anything else there
+/// ([`lifecycle::store::Prefetched::missed`]), what it answered must be thrown away.
+fn run(
+    server: &Server,
+    origin: Origin<'_>,
+    message: &Message,
+    fetched: Option<&Arc<lifecycle::store::Prefetched>>,
+) -> Ran {
     let started = std::time::Instant::now();
     let now = crate::now();
-    let certificate = origin.identity;
     // the certificate authenticates the connection; a bound username may make the request
     // act as another identity (policy::Credentials)
     let verdict = message
         .typed
         .as_ref()
         .map_err(OpError::clone)
-        .and_then(|m| Ok((m, verdict(server, certificate, m)?)));
+        .and_then(|m| Ok((m, verdict(server, origin.identity, m)?)));
     let identity = match &verdict {
         Ok((_, v)) => v.identity.as_str(),
-        Err(_) => certificate,
+        Err(_) => origin.identity,
     };
-    let txn = server.manager.begin(Some(server.caller(identity)));
-    let resp = match &verdict {
+    let caller = Some(server.caller(identity));
+    let txn = match fetched {
+        Some(f) => server.manager.begin_prefetched(caller, f.clone()),
+        None => server.manager.begin(caller),
+    };
+    let response = match &verdict {
         Ok((typed, _)) => {
             crate::batch::run(&txn, identity, typed, &server.limits, now, origin.stop)
         }
         Err(e) => message_error(message.version, now, e.clone()),
     };
-    {
-        if tracing::enabled!(tracing::Level::DEBUG) {
-            // operations and outcomes only: payloads may hold keys and plaintext
-            let enums = |t: &Ttlv, field| -> Vec<u32> {
-                t.children_with(tag::BATCH_ITEM)
-                    .filter_map(|b| b.child(field).and_then(Ttlv::as_enum))
-                    .collect()
-            };
-            tracing::debug!(
-                identity,
-                peer = origin.peer,
-                operations = ?enums(&message.tree, tag::OPERATION),
-                results = ?enums(&resp, tag::RESULT_STATUS),
-                reasons = ?enums(&resp, tag::RESULT_REASON),
-                "request"
-            );
-        }
-        let mut record =
-            crate::audit::request_record(now, identity, origin.peer, &message.tree, &resp);
-        if identity != certificate {
-            record.insert("certificate", certificate);
-        }
-        if let Some(note) = verdict.as_ref().ok().and_then(|(_, v)| v.note.clone()) {
-            record.insert("credential", note);
-        }
-        crate::audit::add_automatic_changes(&mut record, &txn.automatic_changes());
-        crate::audit::add_approval_events(&mut record, &txn.approval_events());
-        Prepared {
-            answer: Answer {
-                now,
-                acting: identity.to_owned(),
-                response: resp,
-                ran: started.elapsed(),
-            },
-            record: server.audit.append(record),
-            txn,
-        }
+    Ran {
+        started,
+        now,
+        acting: identity.to_owned(),
+        note: verdict.ok().and_then(|(_, v)| v.note),
+        response,
+        txn,
+    }
+}
+
+/// Queue the audit record of a message that ran: what it is answered with once written.
+fn record(server: &Server, origin: Origin<'_>, message: &Message, ran: Ran) -> Prepared {
+    let identity = ran.acting.as_str();
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        // operations and outcomes only: payloads may hold keys and plaintext
+        let enums = |t: &Ttlv, field| -> Vec<u32> {
+            t.children_with(tag::BATCH_ITEM)
+                .filter_map(|b| b.child(field).and_then(Ttlv::as_enum))
+                .collect()
+        };
+        tracing::debug!(
+            identity,
+            peer = origin.peer,
+            operations = ?enums(&message.tree, tag::OPERATION),
+            results = ?enums(&ran.response, tag::RESULT_STATUS),
+            reasons = ?enums(&ran.response, tag::RESULT_REASON),
+            "request"
+        );
+    }
+    let mut record =
+        crate::audit::request_record(ran.now, identity, origin.peer, &message.tree, &ran.response);
+    if identity != origin.identity {
+        record.insert("certificate", origin.identity);
+    }
+    if let Some(note) = ran.note {
+        record.insert("credential", note);
+    }
+    crate::audit::add_automatic_changes(&mut record, &ran.txn.automatic_changes());
+    crate::audit::add_approval_events(&mut record, &ran.txn.approval_events());
+    Prepared {
+        answer: Answer {
+            now: ran.now,
+            acting: ran.acting,
+            response: ran.response,
+            ran: ran.started.elapsed(),
+        },
+        record: server.audit.append(record),
+        txn: ran.txn,
     }
 }
 

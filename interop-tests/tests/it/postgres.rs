@@ -882,3 +882,64 @@ fn after_a_database_restart_no_request_fails() {
         failed.len()
     );
 }
+
+/// A message on an async worker runs over the records it names, fetched beforehand without a
+/// thread; one that reads anything else (here the wrapping key of a Get) is thrown away before
+/// it is recorded and runs again on a blocking thread: its answer is right, and the audit log
+/// has one record of it, not two.
+#[test]
+fn a_message_that_reads_beyond_what_was_fetched_runs_again_once() {
+    let pg = Postgres::start(&[]);
+    let url = pg.new_database("kmip");
+    let a = first_node(&url, &[]);
+    let mut c = a.client("admin");
+    let kek = create_aes(&mut c, 256, vec![mask(0x10 | 0x20)]);
+    activate(&mut c, &kek);
+    let key = create_aes(&mut c, 256, vec![]);
+    let plain = get_object(&mut c, &key, None).expect("Get");
+    let audit = || std::fs::read_to_string(a.data_dir.path().join("audit.jsonl")).unwrap();
+    let gets_of_key = || {
+        audit()
+            .lines()
+            .filter(|l| l.contains("\"Get\"") && l.contains(&format!("\"{key}\"")))
+            .count()
+    };
+    assert_eq!(gets_of_key(), 1, "one record of the plain Get");
+    let spec = Ttlv::structure(
+        tag::KEY_WRAPPING_SPECIFICATION,
+        vec![
+            Ttlv::new(tag::WRAPPING_METHOD, Value::Enumeration(1)),
+            Ttlv::structure(
+                tag::ENCRYPTION_KEY_INFORMATION,
+                vec![Ttlv::new(
+                    tag::UNIQUE_IDENTIFIER,
+                    Value::TextString(kek.clone()),
+                )],
+            ),
+        ],
+    );
+    let wrapped: GetResponse = c
+        .op(
+            op::GET,
+            &GetRequest {
+                unique_identifier: Some(key.clone()),
+                key_wrapping_specification: Some(spec),
+                ..Default::default()
+            },
+        )
+        .expect("Get wrapped under the KEK");
+    let block = wrapped.symmetric_key.unwrap();
+    let block = block.child(tag::KEY_BLOCK).unwrap();
+    assert!(block.child(tag::KEY_WRAPPING_DATA).is_some(), "wrapped");
+    assert_ne!(
+        block.child(tag::KEY_VALUE),
+        plain
+            .child(tag::KEY_BLOCK)
+            .and_then(|b| b.child(tag::KEY_VALUE)),
+        "not the plain key value"
+    );
+    assert_eq!(gets_of_key(), 2, "one record of the wrapped Get, not two");
+    // and a Get of an object that does not exist is answered from the fetch
+    let e = get_object(&mut c, "999999", None).unwrap_err();
+    assert_eq!(e.reason(), Some(rr::OBJECT_NOT_FOUND));
+}

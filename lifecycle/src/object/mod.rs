@@ -183,6 +183,25 @@ impl Manager {
         self.txn(writes.clone(), Some(writes), caller)
     }
 
+    /// Fetch the records `ids` without blocking, for a message to run over on an async worker
+    /// ([`Manager::begin_prefetched`]); `None` when the store has no such path.
+    pub async fn prefetch(&self, ids: Vec<String>) -> Option<Arc<crate::store::Prefetched>> {
+        crate::store::Prefetched::fetch(&self.store, ids)
+            .await
+            .map(Arc::new)
+    }
+
+    /// [`Manager::begin`] over records fetched beforehand: a read of anything else fails, and
+    /// [`crate::store::Prefetched::missed`] says the message must run again over the store.
+    pub fn begin_prefetched(
+        &self,
+        caller: Option<Caller>,
+        fetched: Arc<crate::store::Prefetched>,
+    ) -> Txn {
+        let writes = Arc::new(crate::store::Overlay::new(fetched));
+        self.txn(writes.clone(), Some(writes), caller)
+    }
+
     /// A transaction whose every change commits by itself, at once: for tools and tests.
     /// Never for a request, whose changes must wait for its audit record.
     pub fn autocommit(&self, caller: Option<Caller>) -> Txn {

@@ -15,6 +15,11 @@ pub struct Stored {
     pub revision: u64,
 }
 
+/// Records read by [`Engine::fetch`]: each one's identifier and the record as stored.
+pub type Fetch = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Vec<(String, Stored)>, StoreError>> + Send>,
+>;
+
 /// The reads of a transaction. A read transaction sees one committed state; a write
 /// transaction also sees its own writes.
 pub trait ReadTxn {
@@ -131,6 +136,13 @@ pub trait Engine: Send + Sync {
     /// blocking threads, never from the async workers.
     fn remote(&self) -> bool {
         false
+    }
+    /// The records with these identifiers (those that exist, in no order), read without
+    /// blocking: for a task on an async worker, where [`Engine::read`] of a remote engine
+    /// would stall every connection the worker serves. `None` when the engine has no such
+    /// path, or cannot take it here (no async runtime).
+    fn fetch(&self, _ids: Vec<String>) -> Option<Fetch> {
+        None
     }
     /// A backup of one committed state (see [`super::backup`]).
     fn backup(

@@ -14,6 +14,7 @@ mod gather;
 mod memory;
 mod overlay;
 mod postgres;
+mod prefetched;
 mod record;
 mod records;
 mod redb_store;
@@ -22,6 +23,7 @@ pub use engine::Engine;
 pub use memory::{MemoryEngine, MemoryStore};
 pub use overlay::Overlay;
 pub use postgres::{PostgresEngine, PostgresStore};
+pub use prefetched::{Fetched, Prefetched};
 pub use record::{index_key, index_keys, item_index_key, Record, GRANTEE, OWNER};
 pub use records::{Queued, Records, StartWriter};
 pub use redb_store::{RedbEngine, RedbStore};
@@ -184,6 +186,12 @@ pub trait Store: Send + Sync {
     /// Whether its calls wait on a network (see [`Engine::remote`]).
     fn remote(&self) -> bool {
         false
+    }
+    /// The records with these identifiers and their revisions, read without blocking (see
+    /// [`Engine::fetch`]): what a [`Prefetched`] store answers from. `None` when the store
+    /// has no such path.
+    fn fetch(&self, _ids: Vec<String>) -> Option<Fetched> {
+        None
     }
     /// Write a backup of every record, as of one committed state, into the new file `out`
     /// (see [`backup`]), with `files` of the data directory that belong with the store.

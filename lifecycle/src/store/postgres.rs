@@ -23,12 +23,17 @@
 //! nodes follow a promoted standby. Every statement has a time limit, and the TCP connection
 //! one for unacknowledged data, so a lost database answers an error, not a hang.
 //!
-//! The client blocks its thread while a statement is out (each connection drives its own I/O
-//! on the waiting thread): it must not run on an async worker, which is why
-//! [`Engine::remote`] is true and the server serves every message from blocking threads.
+//! Transactions block their thread while a statement is out (each connection drives its own
+//! I/O on the waiting thread): they must not run on an async worker, which is why
+//! [`Engine::remote`] is true and the server runs them on blocking threads. The exception is
+//! [`Engine::fetch`], record reads that a task on an async worker awaits: they go on one
+//! connection of their own whose I/O runs on the server's runtime, so that a message of one
+//! item that names its object (a Get, an Encrypt) is answered without a thread handoff (see
+//! [`super::Prefetched`]).
 //!
-//! Record reads outside write transactions are gathered ([`super::gather`]): the records
-//! that concurrent messages read while one statement is out are fetched by the next, together.
+//! Record reads outside write transactions are gathered, both the blocking ones
+//! ([`super::gather`]) and the awaited ones: the records that concurrent messages read while
+//! one statement is out are fetched by the next, together.
 
 use super::engine::{Engine, ReadTxn, Stored, WriteTxn};
 use super::gather::{FetchFailed, Gather};
@@ -79,8 +84,176 @@ pub struct PostgresEngine {
     /// known by a number of its own, in the order they asked).
     strides: Gather<u64>,
     askers: std::sync::atomic::AtomicU64,
+    /// Record reads of tasks on the async workers ([`Engine::fetch`]).
+    fetches: Arc<Fetches>,
     /// A printable form of the URL, without its password.
     shown: String,
+}
+
+/// Record reads that tasks on the async workers await ([`Engine::fetch`]), on a connection of
+/// their own whose I/O runs on the server's runtime: no thread waits for them. Like the
+/// blocking readers' ([`super::gather`]), the reads asked for while a statement is out are
+/// sent together in the next one, and a read never joins a statement already sent.
+struct Fetches {
+    config: tokio_postgres::Config,
+    tls: postgres_openssl::MakeTlsConnector,
+    queue: Mutex<FetchQueue>,
+}
+
+/// Reads waiting for the next statement, and the connection while no statement is out.
+#[derive(Default)]
+struct FetchQueue {
+    /// A task is sending the reads (it stops when none are left).
+    sending: bool,
+    asked: Vec<(Vec<String>, FetchAnswer)>,
+    conn: Option<FetchConn>,
+}
+
+type FetchAnswer = tokio::sync::oneshot::Sender<Result<Vec<(String, Stored)>, StoreError>>;
+
+/// The fetching connection and its prepared read.
+struct FetchConn {
+    client: Client,
+    read: Statement,
+}
+
+/// Clears [`FetchQueue::sending`] however the sending task ends (a panic included), so that
+/// the next read starts another, and answers the reads it took with an error if it ends
+/// before answering them.
+struct Sending<'a> {
+    fetches: &'a Fetches,
+    taken: Vec<(Vec<String>, FetchAnswer)>,
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        let mut q = self.fetches.lock();
+        q.sending = false;
+        let asked = std::mem::take(&mut q.asked);
+        drop(q);
+        for (_, answer) in self.taken.drain(..).chain(asked) {
+            let _ = answer.send(Err(StoreError::Backend(
+                "the read of the record was abandoned".into(),
+            )));
+        }
+    }
+}
+
+impl Fetches {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FetchQueue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Send the reads asked for, one statement at a time, until none are left.
+    async fn send_all(self: Arc<Self>) {
+        let mut sending = Sending {
+            fetches: &self,
+            taken: Vec::new(),
+        };
+        loop {
+            let mut conn = {
+                let mut q = self.lock();
+                if q.asked.is_empty() {
+                    // the guard clears `sending`, under the same lock as a new read checks it
+                    drop(q);
+                    return;
+                }
+                sending.taken = std::mem::take(&mut q.asked);
+                q.conn.take()
+            };
+            let mut ids: Vec<&str> = sending
+                .taken
+                .iter()
+                .flat_map(|(ids, _)| ids.iter().map(String::as_str))
+                .filter(|id| !id.contains('\0'))
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let out = self.read(&mut conn, &ids).await.map_err(|e| db_error(&e));
+            self.lock().conn = conn;
+            for (wanted, answer) in sending.taken.drain(..) {
+                let mine = out.as_ref().map_err(Clone::clone).map(|rows| {
+                    rows.iter()
+                        .filter(|(id, _)| wanted.contains(id))
+                        .cloned()
+                        .collect()
+                });
+                let _ = answer.send(mine);
+            }
+        }
+    }
+
+    /// One statement for `ids`, on `conn` (connected first if it is not): a connection the
+    /// database dropped meanwhile is replaced once; one that failed is not kept.
+    async fn read(
+        &self,
+        conn: &mut Option<FetchConn>,
+        ids: &[&str],
+    ) -> Result<Vec<(String, Stored)>, Fail> {
+        for attempt in 0..2 {
+            let fresh = conn.is_none();
+            let c = match conn {
+                Some(c) => c,
+                None => conn.insert(self.connect().await?),
+            };
+            let rows =
+                match tokio::time::timeout(STATEMENT_TIMEOUT, c.client.query(&c.read, &[&ids]))
+                    .await
+                {
+                    Ok(Ok(rows)) => rows,
+                    Ok(Err(e)) => {
+                        let e = Fail::Db(e);
+                        if broken(&e) {
+                            *conn = None;
+                        }
+                        if stale(&e) && !fresh && attempt == 0 {
+                            continue;
+                        }
+                        return Err(e);
+                    }
+                    Err(_) => {
+                        *conn = None;
+                        return Err(Fail::TimedOut);
+                    }
+                };
+            return rows
+                .iter()
+                .map(|r| {
+                    let revision: i64 = r.try_get(2).map_err(Fail::Db)?;
+                    Ok((
+                        r.try_get::<_, String>(0).map_err(Fail::Db)?,
+                        Stored {
+                            bytes: r.try_get(1).map_err(Fail::Db)?,
+                            revision: u64::try_from(revision).unwrap_or(0),
+                        },
+                    ))
+                })
+                .collect();
+        }
+        Err(Fail::NoRuntime("no connection".into()))
+    }
+
+    async fn connect(&self) -> Result<FetchConn, Fail> {
+        let (client, connection) = tokio::time::timeout(
+            CONNECT_TIMEOUT + STATEMENT_TIMEOUT,
+            self.config.connect(self.tls.clone()),
+        )
+        .await
+        .map_err(|_| Fail::TimedOut)?
+        .map_err(Fail::Db)?;
+        // its I/O: a task of the server's runtime, ended when the client is dropped
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let read = tokio::time::timeout(
+            STATEMENT_TIMEOUT,
+            client.prepare("SELECT id, body, revision FROM kmip_objects WHERE id = ANY($1)"),
+        )
+        .await
+        .map_err(|_| Fail::TimedOut)?
+        .map_err(Fail::Db)?;
+        Ok(FetchConn { client, read })
+    }
 }
 
 /// A connection and the statements prepared on it.
@@ -847,12 +1020,17 @@ impl PostgresEngine {
         let tls = tls_connector(&verify)?;
         let shown = shown(&config);
         let engine = PostgresEngine {
-            config,
-            tls,
+            config: config.clone(),
+            tls: tls.clone(),
             pool: Mutex::new(Vec::new()),
             reads: Gather::default(),
             strides: Gather::default(),
             askers: std::sync::atomic::AtomicU64::new(0),
+            fetches: Arc::new(Fetches {
+                config,
+                tls,
+                queue: Mutex::default(),
+            }),
             slots: Arc::default(),
             shown,
         };
@@ -1294,6 +1472,30 @@ impl Engine for PostgresEngine {
 
     fn one_writer(&self) -> bool {
         false
+    }
+
+    fn fetch(&self, ids: Vec<String>) -> Option<super::engine::Fetch> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut q = self.fetches.lock();
+            q.asked.push((ids, answer));
+            !std::mem::replace(&mut q.sending, true)
+        };
+        if start {
+            runtime.spawn(self.fetches.clone().send_all());
+        }
+        // its own deadline: a read queued behind a statement the database never answers
+        // waits no longer than one that was sent
+        Some(Box::pin(async move {
+            match tokio::time::timeout(STATEMENT_TIMEOUT, answered).await {
+                Ok(Ok(out)) => out,
+                Ok(Err(_)) => Err(StoreError::Backend(
+                    "the read of the record was abandoned".into(),
+                )),
+                Err(_) => Err(db_error(&Fail::TimedOut)),
+            }
+        }))
     }
 }
 

@@ -530,6 +530,17 @@ impl<E: Engine> Store for Records<E> {
         self.engine.remote()
     }
 
+    fn fetch(&self, ids: Vec<String>) -> Option<super::Fetched> {
+        let fetch = self.engine.fetch(ids)?;
+        Some(Box::pin(async move {
+            fetch
+                .await?
+                .into_iter()
+                .map(|(id, s)| Ok((Record::decode(&id, &s.bytes)?, s.revision)))
+                .collect()
+        }))
+    }
+
     fn backup(
         &self,
         files: &[(&str, &[u8])],

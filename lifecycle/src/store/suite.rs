@@ -42,7 +42,8 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 }
 
 /// The whole suite, on a store over a fresh engine made by `fresh` (every call an empty one).
-pub fn run_all<S: Store>(fresh: &dyn Fn(bool) -> S) {
+pub fn run_all<S: Store + 'static>(fresh: &dyn Fn(bool) -> S) {
+    fetches(std::sync::Arc::new(fresh(false)));
     run(&fresh(false));
     conflicts(&fresh(false));
     values(&fresh(false));
@@ -95,6 +96,68 @@ pub fn run(store: &dyn Store) {
         store.get("1").unwrap().unwrap().owner.as_deref(),
         Some("alice")
     );
+}
+
+/// Reads without blocking ([`Store::fetch`]), on a store that has them: a fetch answers what
+/// a read would, every commit answered before it was asked included, and concurrent fetches
+/// each get their own records. A store without them must not wait on a network.
+pub fn fetches(store: std::sync::Arc<dyn Store>) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fetch = |ids: &[&str]| {
+        let ids = ids.iter().map(|s| s.to_string()).collect();
+        rt.block_on(Prefetched::fetch(&store, ids))
+    };
+    if fetch(&["1"]).is_none() {
+        assert!(!store.remote(), "a remote store must read without blocking");
+        return;
+    }
+    for i in 0..20 {
+        let id = format!("f{i}");
+        let mut r = record(&id, &format!("fetched-{i}"), State::PreActive);
+        store.commit(vec![Change::Put(r.clone())]).unwrap();
+        let f = fetch(&[&id, "absent"]).unwrap();
+        assert_eq!(
+            f.get_versioned(&id).unwrap(),
+            store.get_versioned(&id).unwrap()
+        );
+        assert_eq!(f.get("absent").unwrap(), None);
+        assert!(!f.missed());
+        // a commit answered before the fetch was asked: seen
+        r.state = State::Active;
+        store.commit(vec![Change::Put(r.clone())]).unwrap();
+        let f = fetch(&[&id]).unwrap();
+        assert_eq!(f.get(&id).unwrap(), Some(r));
+        // anything else is a miss, remembered
+        assert!(f.value("v").is_err() && f.get("f0-other").is_err());
+        assert!(f.missed());
+    }
+    // many at once, gathered into few statements: each gets its own record, and only it
+    let answers = rt.block_on(async {
+        let asks: Vec<_> = (0..200)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let id = format!("f{}", i % 20);
+                    let f = Prefetched::fetch(&store, vec![id.clone()]).await.unwrap();
+                    (id, f)
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for a in asks {
+            out.push(a.await.unwrap());
+        }
+        out
+    });
+    for (id, f) in answers {
+        assert_eq!(f.get(&id).unwrap().unwrap().id, id);
+        let other = if id == "f1" { "f2" } else { "f1" };
+        assert!(f.get(other).is_err(), "{id}'s fetch answered {other}");
+    }
 }
 
 /// A read-modify-write that raced another writer is refused, and nothing of it is written.
