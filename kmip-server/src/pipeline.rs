@@ -96,7 +96,10 @@ impl Message {
             .request_payload
             .as_ref()?
             .child(tag::UNIQUE_IDENTIFIER)?
-            .as_text()?;
+            .as_text()
+            // the reads of every connection share one statement at a time: a huge identifier
+            // (none that exists is) would hold up everyone's, so it reads on its own
+            .filter(|id| id.len() <= MAX_PREFETCHED_ID)?;
         Some(vec![id.to_owned()])
     }
 
@@ -116,6 +119,10 @@ pub struct Origin<'a> {
     pub peer: &'a str,
     pub stop: &'a Stop,
 }
+
+/// The longest Unique Identifier read through the async workers' shared fetches (see
+/// [`Message::prefetch`]): far longer than any this server issues.
+const MAX_PREFETCHED_ID: usize = 256;
 
 /// Who a request acts as, from its certificate identity and the Authentication in its header
 /// (see `policy::Credentials`); the refusal otherwise.

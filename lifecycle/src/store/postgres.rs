@@ -117,16 +117,21 @@ struct FetchConn {
     read: Statement,
 }
 
-/// Clears [`FetchQueue::sending`] however the sending task ends (a panic included), so that
-/// the next read starts another, and answers the reads it took with an error if it ends
-/// before answering them.
+/// The sending task's reads in hand. Should the task end before it has answered them (a
+/// panic, a runtime shutting down), they and the queued reads are answered with an error, and
+/// [`FetchQueue::sending`] is cleared, so that the next read starts another task.
 struct Sending<'a> {
     fetches: &'a Fetches,
     taken: Vec<(Vec<String>, FetchAnswer)>,
+    /// It stopped with the queue empty, having cleared `sending` itself.
+    stopped: bool,
 }
 
 impl Drop for Sending<'_> {
     fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
         let mut q = self.fetches.lock();
         q.sending = false;
         let asked = std::mem::take(&mut q.asked);
@@ -149,13 +154,16 @@ impl Fetches {
         let mut sending = Sending {
             fetches: &self,
             taken: Vec::new(),
+            stopped: false,
         };
         loop {
             let mut conn = {
                 let mut q = self.lock();
                 if q.asked.is_empty() {
-                    // the guard clears `sending`, under the same lock as a new read checks it
-                    drop(q);
+                    // under the lock a new read takes to queue itself and see whether a task
+                    // sends: it either was taken above, or finds none and starts one
+                    q.sending = false;
+                    sending.stopped = true;
                     return;
                 }
                 sending.taken = std::mem::take(&mut q.asked);

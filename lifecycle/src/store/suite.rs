@@ -158,6 +158,31 @@ pub fn fetches(store: std::sync::Arc<dyn Store>) {
         let other = if id == "f1" { "f2" } else { "f1" };
         assert!(f.get(other).is_err(), "{id}'s fetch answered {other}");
     }
+    // a steady stream from a few tasks: the sending task stops and starts again many times
+    // while reads arrive, and none is dropped (attack round 8: one in 40,000 was, asked just
+    // as the task stopped)
+    let failed = rt.block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|t| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut failed = 0;
+                    for i in 0..5_000 {
+                        let id = format!("f{}", (t + i) % 20);
+                        let f = Prefetched::fetch(&store, vec![id.clone()]).await.unwrap();
+                        failed += usize::from(f.get(&id).is_err());
+                    }
+                    failed
+                })
+            })
+            .collect();
+        let mut failed = 0;
+        for t in tasks {
+            failed += t.await.unwrap();
+        }
+        failed
+    });
+    assert_eq!(failed, 0, "fetches failed of 40,000");
 }
 
 /// A read-modify-write that raced another writer is refused, and nothing of it is written.
