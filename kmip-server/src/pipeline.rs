@@ -81,18 +81,20 @@ impl Message {
         self.typed.as_ref().is_ok_and(|m| m.batch_item.len() > 1)
     }
 
-    /// The objects its one item names, when it may run on the async worker over records
-    /// fetched for it beforehand, on a store whose reads wait on a network (see
-    /// [`lifecycle::store::Prefetched`]): a read or a light write of one object by its
-    /// Unique Identifier. `None` for anything else, which runs on the blocking pool.
-    fn prefetch(&self) -> Option<Vec<String>> {
+    /// What its one item needs fetched beforehand, when it may run on the async worker over
+    /// it on a store whose reads wait on a network (see [`lifecycle::store::Prefetched`]): the
+    /// object a read or a light write names by its Unique Identifier, or the identifier a
+    /// Create will take. `None` for anything else, which runs on the blocking pool.
+    fn prefetch(&self) -> Option<(Vec<String>, u64)> {
         let m = self.typed.as_ref().ok()?;
         if self.blocks() || self.batched() || self.authenticates() {
             return None;
         }
-        let id = m
-            .batch_item
-            .first()?
+        let item = m.batch_item.first()?;
+        if item.operation.0 .0 == kmip_codec::vocab::enums::operation::CREATE {
+            return Some((Vec::new(), 1));
+        }
+        let id = item
             .request_payload
             .as_ref()?
             .child(tag::UNIQUE_IDENTIFIER)?
@@ -100,7 +102,7 @@ impl Message {
             // the reads of every connection share one statement at a time: a huge identifier
             // (none that exists is) would hold up everyone's, so it reads on its own
             .filter(|id| id.len() <= MAX_PREFETCHED_ID)?;
-        Some(vec![id.to_owned()])
+        Some((vec![id.to_owned()], 0))
     }
 
     /// Whether it carries a credential, which may cost an scrypt.
@@ -240,7 +242,7 @@ pub async fn respond(
     // worker only over the records it names, fetched beforehand without a thread
     let fetched = match server.manager.remote() {
         true => match message.prefetch() {
-            Some(ids) => server.manager.prefetch(ids).await,
+            Some((ids, new_ids)) => server.manager.prefetch(ids, new_ids).await,
             None => None,
         },
         false => None,

@@ -183,10 +183,15 @@ impl Manager {
         self.txn(writes.clone(), Some(writes), caller)
     }
 
-    /// Fetch the records `ids` without blocking, for a message to run over on an async worker
-    /// ([`Manager::begin_prefetched`]); `None` when the store has no such path.
-    pub async fn prefetch(&self, ids: Vec<String>) -> Option<Arc<crate::store::Prefetched>> {
-        crate::store::Prefetched::fetch(&self.store, ids)
+    /// Fetch the records `ids` and reserve `new_ids` identifiers without blocking, for a
+    /// message to run over on an async worker ([`Manager::begin_prefetched`]); `None` when
+    /// the store has no such path.
+    pub async fn prefetch(
+        &self,
+        ids: Vec<String>,
+        new_ids: u64,
+    ) -> Option<Arc<crate::store::Prefetched>> {
+        crate::store::Prefetched::fetch(&self.store, ids, new_ids)
             .await
             .map(Arc::new)
     }

@@ -20,6 +20,10 @@ pub type Fetch = std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<Vec<(String, Stored)>, StoreError>> + Send>,
 >;
 
+/// Identifiers reserved by [`Engine::fetch_ids`]: the first.
+pub type FetchIds =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, StoreError>> + Send>>;
+
 /// The reads of a transaction. A read transaction sees one committed state; a write
 /// transaction also sees its own writes.
 pub trait ReadTxn {
@@ -142,6 +146,11 @@ pub trait Engine: Send + Sync {
     /// would stall every connection the worker serves. `None` when the engine has no such
     /// path, or cannot take it here (no async runtime).
     fn fetch(&self, _ids: Vec<String>) -> Option<Fetch> {
+        None
+    }
+    /// [`Engine::reserve_ids`] without blocking, for a task on an async worker; `None` as
+    /// for [`Engine::fetch`].
+    fn fetch_ids(&self, _n: u64) -> Option<FetchIds> {
         None
     }
     /// A backup of one committed state (see [`super::backup`]).

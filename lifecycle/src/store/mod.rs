@@ -108,6 +108,10 @@ pub enum Change {
     DeleteValue(String),
 }
 
+/// The first of the identifiers [`Store::fetch_ids`] reserves.
+pub type FetchingIds<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, StoreError>> + Send + 'a>>;
+
 /// The storage interface. Every method is one transaction: [`Store::commit`] applies all of
 /// its changes or none, and is durable when it returns; readers never see part of a commit.
 pub trait Store: Send + Sync {
@@ -191,6 +195,11 @@ pub trait Store: Send + Sync {
     /// [`Engine::fetch`]): what a [`Prefetched`] store answers from. `None` when the store
     /// has no such path.
     fn fetch(&self, _ids: Vec<String>) -> Option<Fetched> {
+        None
+    }
+    /// [`Store::allocate_ids`] without blocking (see [`Engine::fetch_ids`]): what a
+    /// [`Prefetched`] store hands out. `None` when the store has no such path.
+    fn fetch_ids(&self, _n: u64) -> Option<FetchingIds<'_>> {
         None
     }
     /// Write a backup of every record, as of one committed state, into the new file `out`

@@ -26,10 +26,11 @@
 //! Transactions block their thread while a statement is out (each connection drives its own
 //! I/O on the waiting thread): they must not run on an async worker, which is why
 //! [`Engine::remote`] is true and the server runs them on blocking threads. The exception is
-//! [`Engine::fetch`], record reads that a task on an async worker awaits: they go on one
-//! connection of their own whose I/O runs on the server's runtime, so that a message of one
-//! item that names its object (a Get, an Encrypt) is answered without a thread handoff (see
-//! [`super::Prefetched`]).
+//! [`Engine::fetch`] and [`Engine::fetch_ids`], record reads and identifier reservations that
+//! a task on an async worker awaits: they go on one connection of their own whose I/O runs
+//! on the server's runtime, so that a message of one item that names its object (a Get, an
+//! Encrypt) is answered without a thread handoff, and a Create runs without one up to its
+//! commit (see [`super::Prefetched`]).
 //!
 //! Record reads outside write transactions are gathered, both the blocking ones
 //! ([`super::gather`]) and the awaited ones: the records that concurrent messages read while
@@ -76,7 +77,7 @@ CREATE SEQUENCE IF NOT EXISTS kmip_ids INCREMENT BY 16;
 pub struct PostgresEngine {
     config: tokio_postgres::Config,
     tls: postgres_openssl::MakeTlsConnector,
-    pool: Mutex<Vec<Conn>>,
+    pool: Arc<Mutex<Vec<Conn>>>,
     slots: Arc<Slots>,
     /// Record reads of concurrent readers, fetched together.
     reads: Gather<Stored>,
@@ -90,42 +91,74 @@ pub struct PostgresEngine {
     shown: String,
 }
 
-/// Record reads that tasks on the async workers await ([`Engine::fetch`]), on a connection of
-/// their own whose I/O runs on the server's runtime: no thread waits for them. Like the
-/// blocking readers' ([`super::gather`]), the reads asked for while a statement is out are
-/// sent together in the next one, and a read never joins a statement already sent.
+/// Record reads and identifier reservations that tasks on the async workers await
+/// ([`Engine::fetch`], [`Engine::fetch_ids`]), on a connection of their own whose I/O runs on
+/// the server's runtime: no thread waits for them. Like the blocking readers' (see
+/// [`super::gather`]), what is asked for while a statement is out is sent together in the
+/// next one (the reads in one statement, the reservations in another, pipelined with it), and
+/// a read never joins a statement already sent.
 struct Fetches {
     config: tokio_postgres::Config,
     tls: postgres_openssl::MakeTlsConnector,
+    /// The blocking transactions' idle connections: a restart this one finds first left
+    /// them dead too.
+    pool: Arc<Mutex<Vec<Conn>>>,
     queue: Mutex<FetchQueue>,
 }
 
-/// Reads waiting for the next statement, and the connection while no statement is out.
+/// What waits for the next statements, and the connection while none is out.
 #[derive(Default)]
 struct FetchQueue {
-    /// A task is sending the reads (it stops when none are left).
+    /// A task is sending (it stops when nothing is left).
     sending: bool,
-    asked: Vec<(Vec<String>, FetchAnswer)>,
+    asked: Asked,
     conn: Option<FetchConn>,
 }
 
-type FetchAnswer = tokio::sync::oneshot::Sender<Result<Vec<(String, Stored)>, StoreError>>;
+/// Reads, each with the identifiers it wants, and reservations of one stride each, in the
+/// order they were asked.
+#[derive(Default)]
+struct Asked {
+    reads: Vec<(Vec<String>, FetchAnswer)>,
+    strides: Vec<StrideAnswer>,
+}
 
-/// The fetching connection and its prepared read.
+impl Asked {
+    fn is_empty(&self) -> bool {
+        self.reads.is_empty() && self.strides.is_empty()
+    }
+
+    fn fail(self, why: &str) {
+        for (_, answer) in self.reads {
+            let _ = answer.send(Err(StoreError::Backend(why.into())));
+        }
+        for answer in self.strides {
+            let _ = answer.send(Err(StoreError::Backend(why.into())));
+        }
+    }
+}
+
+type FetchAnswer = tokio::sync::oneshot::Sender<Result<Vec<(String, Stored)>, StoreError>>;
+type StrideAnswer = tokio::sync::oneshot::Sender<Result<u64, StoreError>>;
+
+/// The fetching connection and its prepared statements.
 struct FetchConn {
     client: Client,
     read: Statement,
+    strides: Statement,
 }
 
-/// The sending task's reads in hand. Should the task end before it has answered them (a
-/// panic, a runtime shutting down), they and the queued reads are answered with an error, and
-/// [`FetchQueue::sending`] is cleared, so that the next read starts another task.
+/// The sending task's asks in hand. Should the task end before it has answered them (a
+/// panic, a runtime shutting down), they and the queued ones are answered with an error, and
+/// [`FetchQueue::sending`] is cleared, so that the next ask starts another task.
 struct Sending<'a> {
     fetches: &'a Fetches,
-    taken: Vec<(Vec<String>, FetchAnswer)>,
+    taken: Asked,
     /// It stopped with the queue empty, having cleared `sending` itself.
     stopped: bool,
 }
+
+const ABANDONED: &str = "the read of the record was abandoned";
 
 impl Drop for Sending<'_> {
     fn drop(&mut self) {
@@ -136,11 +169,8 @@ impl Drop for Sending<'_> {
         q.sending = false;
         let asked = std::mem::take(&mut q.asked);
         drop(q);
-        for (_, answer) in self.taken.drain(..).chain(asked) {
-            let _ = answer.send(Err(StoreError::Backend(
-                "the read of the record was abandoned".into(),
-            )));
-        }
+        std::mem::take(&mut self.taken).fail(ABANDONED);
+        asked.fail(ABANDONED);
     }
 }
 
@@ -149,18 +179,30 @@ impl Fetches {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Send the reads asked for, one statement at a time, until none are left.
+    /// Queue an ask, and start the sending task if none runs.
+    fn ask(self: &Arc<Self>, runtime: &tokio::runtime::Handle, queue: impl FnOnce(&mut Asked)) {
+        let start = {
+            let mut q = self.lock();
+            queue(&mut q.asked);
+            !std::mem::replace(&mut q.sending, true)
+        };
+        if start {
+            runtime.spawn(self.clone().send_all());
+        }
+    }
+
+    /// Send what was asked, one round at a time, until nothing is left.
     async fn send_all(self: Arc<Self>) {
         let mut sending = Sending {
             fetches: &self,
-            taken: Vec::new(),
+            taken: Asked::default(),
             stopped: false,
         };
         loop {
             let mut conn = {
                 let mut q = self.lock();
                 if q.asked.is_empty() {
-                    // under the lock a new read takes to queue itself and see whether a task
+                    // under the lock a new ask takes to queue itself and see whether a task
                     // sends: it either was taken above, or finds none and starts one
                     q.sending = false;
                     sending.stopped = true;
@@ -171,16 +213,23 @@ impl Fetches {
             };
             let mut ids: Vec<&str> = sending
                 .taken
+                .reads
                 .iter()
                 .flat_map(|(ids, _)| ids.iter().map(String::as_str))
                 .filter(|id| !id.contains('\0'))
                 .collect();
             ids.sort_unstable();
             ids.dedup();
-            let out = self.read(&mut conn, &ids).await.map_err(|e| db_error(&e));
+            let strides = sending.taken.strides.len();
+            let out = self.round(&mut conn, &ids, strides).await;
             self.lock().conn = conn;
-            for (wanted, answer) in sending.taken.drain(..) {
-                let mine = out.as_ref().map_err(Clone::clone).map(|rows| {
+            let Asked { reads, strides } = std::mem::take(&mut sending.taken);
+            let (rows, firsts) = match out {
+                Ok((rows, firsts)) => (Ok(rows), Ok(firsts)),
+                Err(e) => (Err(db_error(&e)), Err(db_error(&e))),
+            };
+            for (wanted, answer) in reads {
+                let mine = rows.as_ref().map_err(Clone::clone).map(|rows| {
                     rows.iter()
                         .filter(|(id, _)| wanted.contains(id))
                         .cloned()
@@ -188,43 +237,74 @@ impl Fetches {
                 });
                 let _ = answer.send(mine);
             }
+            // in the order asked, the strides in the order the sequence gave them
+            for (i, answer) in strides.into_iter().enumerate() {
+                let first = match &firsts {
+                    Ok(f) => f
+                        .get(i)
+                        .copied()
+                        .ok_or_else(|| StoreError::Backend("nextval returned too few".into())),
+                    Err(e) => Err(e.clone()),
+                };
+                let _ = answer.send(first);
+            }
         }
     }
 
-    /// One statement for `ids`, on `conn` (connected first if it is not): a connection the
-    /// database dropped meanwhile is replaced once; one that failed is not kept.
-    async fn read(
+    /// One round on `conn` (connected first if it is not): the records `ids`, and `strides`
+    /// strides of the identifier sequence, sorted. A connection the database dropped
+    /// meanwhile is replaced once; one that failed is not kept.
+    async fn round(
         &self,
         conn: &mut Option<FetchConn>,
         ids: &[&str],
-    ) -> Result<Vec<(String, Stored)>, Fail> {
+        strides: usize,
+    ) -> Result<(Vec<(String, Stored)>, Vec<u64>), Fail> {
+        let count = i32::try_from(strides).map_err(|_| Fail::NoRuntime("too many".into()))?;
         for attempt in 0..2 {
             let fresh = conn.is_none();
             let c = match conn {
                 Some(c) => c,
                 None => conn.insert(self.connect().await?),
             };
-            let rows =
-                match tokio::time::timeout(STATEMENT_TIMEOUT, c.client.query(&c.read, &[&ids]))
-                    .await
-                {
-                    Ok(Ok(rows)) => rows,
-                    Ok(Err(e)) => {
-                        let e = Fail::Db(e);
-                        if broken(&e) {
-                            *conn = None;
-                        }
-                        if stale(&e) && !fresh && attempt == 0 {
-                            continue;
-                        }
-                        return Err(e);
-                    }
-                    Err(_) => {
-                        *conn = None;
-                        return Err(Fail::TimedOut);
+            // both sent before either answer is awaited: one round trip
+            let both = async {
+                let reads = async {
+                    match ids.is_empty() {
+                        true => Ok(Vec::new()),
+                        false => c.client.query(&c.read, &[&ids]).await,
                     }
                 };
-            return rows
+                let strides = async {
+                    match count {
+                        0 => Ok(Vec::new()),
+                        _ => c.client.query(&c.strides, &[&count]).await,
+                    }
+                };
+                let (r, s) = tokio::join!(reads, strides);
+                Ok::<_, tokio_postgres::Error>((r?, s?))
+            };
+            let (rows, firsts) = match tokio::time::timeout(STATEMENT_TIMEOUT, both).await {
+                Ok(Ok(out)) => out,
+                Ok(Err(e)) => {
+                    let e = Fail::Db(e);
+                    if broken(&e) {
+                        *conn = None;
+                    }
+                    if stale(&e) && !fresh && attempt == 0 {
+                        // the transactions' idle connections died with this one, and a
+                        // Create's first statement on one, its commit, could not be retried
+                        drop_idle(&self.pool);
+                        continue;
+                    }
+                    return Err(e);
+                }
+                Err(_) => {
+                    *conn = None;
+                    return Err(Fail::TimedOut);
+                }
+            };
+            let rows = rows
                 .iter()
                 .map(|r| {
                     let revision: i64 = r.try_get(2).map_err(Fail::Db)?;
@@ -236,7 +316,16 @@ impl Fetches {
                         },
                     ))
                 })
-                .collect();
+                .collect::<Result<Vec<_>, Fail>>()?;
+            let mut firsts = firsts
+                .iter()
+                .map(|r| {
+                    let v: i64 = r.try_get(0).map_err(Fail::Db)?;
+                    Ok(u64::try_from(v).unwrap_or(0))
+                })
+                .collect::<Result<Vec<u64>, Fail>>()?;
+            firsts.sort_unstable();
+            return Ok((rows, firsts));
         }
         Err(Fail::NoRuntime("no connection".into()))
     }
@@ -253,16 +342,35 @@ impl Fetches {
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        let read = tokio::time::timeout(
-            STATEMENT_TIMEOUT,
-            client.prepare("SELECT id, body, revision FROM kmip_objects WHERE id = ANY($1)"),
-        )
-        .await
-        .map_err(|_| Fail::TimedOut)?
-        .map_err(Fail::Db)?;
-        Ok(FetchConn { client, read })
+        let prepare = |sql| {
+            let client = &client;
+            async move {
+                tokio::time::timeout(STATEMENT_TIMEOUT, client.prepare(sql))
+                    .await
+                    .map_err(|_| Fail::TimedOut)?
+                    .map_err(Fail::Db)
+            }
+        };
+        let read =
+            prepare("SELECT id, body, revision FROM kmip_objects WHERE id = ANY($1)").await?;
+        let strides = prepare(NEXT_STRIDES).await?;
+        Ok(FetchConn {
+            client,
+            read,
+            strides,
+        })
     }
 }
+
+/// Close every idle connection of `pool` (see [`PostgresEngine::drop_idle`]).
+fn drop_idle(pool: &Mutex<Vec<Conn>>) {
+    let idle = std::mem::take(&mut *pool.lock().unwrap_or_else(|p| p.into_inner()));
+    // their slots are given back under the slots' lock: never while holding the pool's
+    drop(idle);
+}
+
+/// Strides of the identifier sequence, one per row.
+const NEXT_STRIDES: &str = "SELECT nextval('kmip_ids') FROM generate_series(1, $1::int4)";
 
 /// A connection and the statements prepared on it.
 struct Conn {
@@ -1027,16 +1135,18 @@ impl PostgresEngine {
         }
         let tls = tls_connector(&verify)?;
         let shown = shown(&config);
+        let pool = Arc::new(Mutex::new(Vec::new()));
         let engine = PostgresEngine {
             config: config.clone(),
             tls: tls.clone(),
-            pool: Mutex::new(Vec::new()),
+            pool: pool.clone(),
             reads: Gather::default(),
             strides: Gather::default(),
             askers: std::sync::atomic::AtomicU64::new(0),
             fetches: Arc::new(Fetches {
                 config,
                 tls,
+                pool,
                 queue: Mutex::default(),
             }),
             slots: Arc::default(),
@@ -1122,10 +1232,7 @@ impl PostgresEngine {
         let count = i32::try_from(n).map_err(|_| StoreError::Backend("too many strides".into()))?;
         for attempt in 0..2 {
             let mut conn = self.conn()?;
-            let out = conn.rows(
-                "SELECT nextval('kmip_ids') FROM generate_series(1, $1::int4)",
-                &[&count],
-            );
+            let out = conn.rows(NEXT_STRIDES, &[&count]);
             match out {
                 Ok(rows) => {
                     self.give_back(conn);
@@ -1209,9 +1316,7 @@ impl PostgresEngine {
     /// Close every idle connection: one the database dropped (a restart) says the others
     /// went with it, and each would fail a request of its own before the pool was fresh.
     fn drop_idle(&self) {
-        let idle = std::mem::take(&mut *self.pool.lock().unwrap_or_else(|p| p.into_inner()));
-        // their slots are given back under the slots' lock: never while holding the pool's
-        drop(idle);
+        drop_idle(&self.pool);
     }
 
     fn give_back(&self, conn: Conn) {
@@ -1485,25 +1590,32 @@ impl Engine for PostgresEngine {
     fn fetch(&self, ids: Vec<String>) -> Option<super::engine::Fetch> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let start = {
-            let mut q = self.fetches.lock();
-            q.asked.push((ids, answer));
-            !std::mem::replace(&mut q.sending, true)
-        };
-        if start {
-            runtime.spawn(self.fetches.clone().send_all());
+        self.fetches
+            .ask(&runtime, |asked| asked.reads.push((ids, answer)));
+        Some(Box::pin(answer_of(answered)))
+    }
+
+    fn fetch_ids(&self, n: u64) -> Option<super::engine::FetchIds> {
+        if n > ID_STRIDE {
+            return None;
         }
-        // its own deadline: a read queued behind a statement the database never answers
-        // waits no longer than one that was sent
-        Some(Box::pin(async move {
-            match tokio::time::timeout(STATEMENT_TIMEOUT, answered).await {
-                Ok(Ok(out)) => out,
-                Ok(Err(_)) => Err(StoreError::Backend(
-                    "the read of the record was abandoned".into(),
-                )),
-                Err(_) => Err(db_error(&Fail::TimedOut)),
-            }
-        }))
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.fetches
+            .ask(&runtime, |asked| asked.strides.push(answer));
+        Some(Box::pin(answer_of(answered)))
+    }
+}
+
+/// The answer to an ask of [`Fetches`], within its own deadline: one queued behind a
+/// statement the database never answers waits no longer than one that was sent.
+async fn answer_of<T>(
+    answered: tokio::sync::oneshot::Receiver<Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(STATEMENT_TIMEOUT, answered).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(_)) => Err(StoreError::Backend(ABANDONED.into())),
+        Err(_) => Err(db_error(&Fail::TimedOut)),
     }
 }
 

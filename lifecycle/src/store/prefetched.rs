@@ -11,7 +11,7 @@
 use super::{Change, Expected, Precondition, Record, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Records read by [`Store::fetch`], with their revisions (those that exist).
 pub type Fetched = std::pin::Pin<
@@ -24,31 +24,51 @@ pub struct Prefetched {
     /// Each identifier asked for: its record and revision (`None`: there is none), or why
     /// the fetch failed, answered to every read of it as the base store would have.
     records: HashMap<String, Result<Option<(Record, u64)>, StoreError>>,
+    /// New identifiers reserved beforehand (the first, and how many), handed out once.
+    reserved: Mutex<Option<Result<(u64, u64), StoreError>>>,
     missed: AtomicBool,
 }
 
 impl Prefetched {
-    /// Fetch the records `ids` from `base`; `None` when `base` cannot fetch without blocking.
-    pub async fn fetch(base: &Arc<dyn Store>, ids: Vec<String>) -> Option<Prefetched> {
-        let fetch = base.fetch(ids.clone())?;
-        let records = match fetch.await {
-            Ok(found) => {
-                let mut found: HashMap<String, (Record, u64)> = found
-                    .into_iter()
-                    .map(|(r, rev)| (r.id.clone(), (r, rev)))
-                    .collect();
-                ids.into_iter()
-                    .map(|id| {
-                        let r = found.remove(&id);
-                        (id, Ok(r))
-                    })
-                    .collect()
+    /// Fetch the records `ids` from `base`, and reserve `new_ids` identifiers (none when 0);
+    /// `None` when `base` cannot do it without blocking.
+    pub async fn fetch(
+        base: &Arc<dyn Store>,
+        ids: Vec<String>,
+        new_ids: u64,
+    ) -> Option<Prefetched> {
+        let records = async {
+            if ids.is_empty() {
+                return Some(HashMap::new());
             }
-            Err(e) => ids.into_iter().map(|id| (id, Err(e.clone()))).collect(),
+            let found = base.fetch(ids.clone())?.await;
+            Some(match found {
+                Ok(found) => {
+                    let mut found: HashMap<String, (Record, u64)> = found
+                        .into_iter()
+                        .map(|(r, rev)| (r.id.clone(), (r, rev)))
+                        .collect();
+                    ids.into_iter()
+                        .map(|id| {
+                            let r = found.remove(&id);
+                            (id, Ok(r))
+                        })
+                        .collect()
+                }
+                Err(e) => ids.into_iter().map(|id| (id, Err(e.clone()))).collect(),
+            })
         };
+        let reserved = async {
+            match new_ids {
+                0 => Some(None),
+                n => Some(Some(base.fetch_ids(n)?.await.map(|first| (first, n)))),
+            }
+        };
+        let (records, reserved) = tokio::join!(records, reserved);
         Some(Prefetched {
             base: base.clone(),
-            records,
+            records: records?,
+            reserved: Mutex::new(reserved?),
             missed: AtomicBool::new(false),
         })
     }
@@ -135,8 +155,14 @@ impl Store for Prefetched {
         self.miss()
     }
 
-    fn allocate_ids(&self, _n: u64) -> Result<u64, StoreError> {
-        self.miss()
+    /// The identifiers reserved beforehand, once, if `n` is what was reserved.
+    fn allocate_ids(&self, n: u64) -> Result<u64, StoreError> {
+        let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
+        match reserved.take() {
+            Some(Ok((first, m))) if m == n => Ok(first),
+            Some(Err(e)) => Err(e),
+            _ => self.miss(),
+        }
     }
 
     fn names_unique(&self) -> bool {
@@ -168,6 +194,7 @@ mod tests {
         Prefetched {
             base,
             records,
+            reserved: Mutex::new(None),
             missed: AtomicBool::new(false),
         }
     }
@@ -185,7 +212,18 @@ mod tests {
         let p = over(base.clone(), vec![("1", Ok(Some(1)))]);
         assert!(p.peek("3").is_err() && p.missed());
         let p = over(base.clone(), vec![("1", Ok(Some(1)))]);
-        assert!(p.allocate_ids(1).is_err() && p.missed());
+        assert!(p.allocate_ids(1).is_err() && p.missed(), "none reserved");
+        let p = over(base.clone(), vec![]);
+        *p.reserved.lock().unwrap() = Some(Ok((40, 1)));
+        assert!(
+            p.allocate_ids(2).is_err() && p.missed(),
+            "not as many as reserved"
+        );
+        let p = over(base.clone(), vec![]);
+        *p.reserved.lock().unwrap() = Some(Ok((40, 1)));
+        assert_eq!(p.allocate_ids(1).unwrap(), 40);
+        assert!(!p.missed());
+        assert!(p.allocate_ids(1).is_err() && p.missed(), "handed out once");
     }
 
     #[test]
@@ -194,9 +232,11 @@ mod tests {
         let p = Prefetched {
             base,
             records: [("1".to_owned(), Err(StoreError::Backend("gone".into())))].into(),
+            reserved: Mutex::new(Some(Err(StoreError::Backend("no ids".into())))),
             missed: AtomicBool::new(false),
         };
         assert!(matches!(p.get("1"), Err(StoreError::Backend(e)) if e == "gone"));
+        assert!(matches!(p.allocate_ids(1), Err(StoreError::Backend(e)) if e == "no ids"));
         assert!(!p.missed(), "the base store would have failed the same");
     }
 

@@ -530,6 +530,19 @@ impl<E: Engine> Store for Records<E> {
         self.engine.remote()
     }
 
+    fn fetch_ids(&self, n: u64) -> Option<super::FetchingIds<'_>> {
+        // only where each request asks the engine itself (see allocate_ids)
+        if self.engine.id_block() > 1 {
+            return None;
+        }
+        let fetch = self.engine.fetch_ids(n)?;
+        Some(Box::pin(async move {
+            let first = fetch.await?;
+            self.remember_fresh(first, n);
+            Ok(first)
+        }))
+    }
+
     fn fetch(&self, ids: Vec<String>) -> Option<super::Fetched> {
         let fetch = self.engine.fetch(ids)?;
         Some(Box::pin(async move {

@@ -109,7 +109,7 @@ pub fn fetches(store: std::sync::Arc<dyn Store>) {
         .unwrap();
     let fetch = |ids: &[&str]| {
         let ids = ids.iter().map(|s| s.to_string()).collect();
-        rt.block_on(Prefetched::fetch(&store, ids))
+        rt.block_on(Prefetched::fetch(&store, ids, 0))
     };
     if fetch(&["1"]).is_none() {
         assert!(!store.remote(), "a remote store must read without blocking");
@@ -142,7 +142,9 @@ pub fn fetches(store: std::sync::Arc<dyn Store>) {
                 let store = store.clone();
                 tokio::spawn(async move {
                     let id = format!("f{}", i % 20);
-                    let f = Prefetched::fetch(&store, vec![id.clone()]).await.unwrap();
+                    let f = Prefetched::fetch(&store, vec![id.clone()], 0)
+                        .await
+                        .unwrap();
                     (id, f)
                 })
             })
@@ -158,6 +160,38 @@ pub fn fetches(store: std::sync::Arc<dyn Store>) {
         let other = if id == "f1" { "f2" } else { "f1" };
         assert!(f.get(other).is_err(), "{id}'s fetch answered {other}");
     }
+    // identifiers reserved without blocking: never one handed out before, by either path,
+    // nor twice, however many are asked for at once
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..20 {
+        let p = rt
+            .block_on(Prefetched::fetch(&store, Vec::new(), 1))
+            .unwrap();
+        assert!(seen.insert(p.allocate_ids(1).unwrap()));
+        assert!(seen.insert(store.allocate_ids(1).unwrap()));
+    }
+    let at_once = rt.block_on(async {
+        let asks: Vec<_> = (0..100)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let p = Prefetched::fetch(&store, Vec::new(), 2).await.unwrap();
+                    p.allocate_ids(2).unwrap()
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for a in asks {
+            out.push(a.await.unwrap());
+        }
+        out
+    });
+    for first in at_once {
+        assert!(
+            seen.insert(first) && seen.insert(first + 1),
+            "{first} given twice"
+        );
+    }
     // a steady stream from a few tasks: the sending task stops and starts again many times
     // while reads arrive, and none is dropped (attack round 8: one in 40,000 was, asked just
     // as the task stopped)
@@ -169,7 +203,9 @@ pub fn fetches(store: std::sync::Arc<dyn Store>) {
                     let mut failed = 0;
                     for i in 0..5_000 {
                         let id = format!("f{}", (t + i) % 20);
-                        let f = Prefetched::fetch(&store, vec![id.clone()]).await.unwrap();
+                        let f = Prefetched::fetch(&store, vec![id.clone()], 0)
+                            .await
+                            .unwrap();
                         failed += usize::from(f.get(&id).is_err());
                     }
                     failed
