@@ -77,10 +77,10 @@ pub type StartWriter = Box<dyn FnOnce() + Send>;
 /// one variable made them wake and sleep again, and fight for its lock, at every commit).
 #[derive(Default)]
 struct Turn {
-    state: Mutex<TurnState>,
+    /// Its state, and the task awaiting it if a task does ([`Queued`]): under one lock, so
+    /// that a writer settling the turn either finds the task's waker or is seen by its poll.
+    state: Mutex<(TurnState, Option<Waker>)>,
     cv: Condvar,
-    /// The task awaiting it, if a task does ([`Queued`]).
-    waker: Mutex<Option<Waker>>,
 }
 
 #[derive(Default)]
@@ -93,9 +93,12 @@ enum TurnState {
 
 impl Turn {
     fn set(&self, to: TurnState) {
-        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = to;
+        let waker = {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            s.0 = to;
+            s.1.take()
+        };
         self.cv.notify_one();
-        let waker = self.waker.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(w) = waker {
             w.wake();
         }
@@ -105,7 +108,7 @@ impl Turn {
     fn wait(&self) -> Option<Result<(), StoreError>> {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            match std::mem::take(&mut *s) {
+            match std::mem::take(&mut s.0) {
                 TurnState::Done(r) => return Some(r),
                 TurnState::Lead => return None,
                 TurnState::Wait => s = self.cv.wait(s).unwrap_or_else(|p| p.into_inner()),
@@ -143,17 +146,21 @@ impl Future for Queued {
                 "the commit was awaited twice".into(),
             )));
         };
-        // the waker goes in before the state is looked at: a writer that settles the turn in
-        // between finds it and wakes this task
-        *turn.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
         let mut state = turn.state.lock().unwrap_or_else(|p| p.into_inner());
-        match std::mem::take(&mut *state) {
+        match std::mem::take(&mut state.0) {
             TurnState::Done(r) => {
                 self.turn = None;
                 Poll::Ready(r)
             }
-            // an awaited turn is never the next writer (see [`Records::hand_over`])
-            TurnState::Lead | TurnState::Wait => Poll::Pending,
+            // an awaited turn is never the next writer (see [`Records::hand_over`]); the
+            // writer that settles it takes the waker under this same lock
+            TurnState::Lead | TurnState::Wait => {
+                match &mut state.1 {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    w => *w = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
         }
     }
 }
