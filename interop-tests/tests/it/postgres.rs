@@ -943,3 +943,38 @@ fn a_message_that_reads_beyond_what_was_fetched_runs_again_once() {
     let e = get_object(&mut c, "999999", None).unwrap_err();
     assert_eq!(e.reason(), Some(rr::OBJECT_NOT_FOUND));
 }
+
+/// A database restart while the node is idle, its pool full of connections that only ever
+/// committed Creates (batched ones, on the blocking pool, so that the connection for the
+/// async workers' reads never saw the restart): the next single Create, whose only statement
+/// is its commit, must not be sent on a dead connection, where its outcome would be unknown
+/// (attack round 8: the first Create after such a restart answered "lost while committing").
+#[test]
+fn a_create_after_a_restart_while_idle_succeeds() {
+    let pg = Postgres::start(&[]);
+    let url = pg.new_database("kmip");
+    let a = first_node(&url, &[]);
+    let payload = || -> Ttlv {
+        kmip_codec::message::FieldValue::encode(&aes128(vec![]), tag::REQUEST_PAYLOAD)
+    };
+    for _ in 0..3 {
+        // one client at a time: the connection that commits is the one on top of the pool
+        let mut c = a.client("admin");
+        for _ in 0..5 {
+            let r = c
+                .batch(vec![(op::CREATE, payload()), (op::CREATE, payload())])
+                .expect("a batch of Creates");
+            assert_eq!(r.batch_item.len(), 2);
+        }
+        pg.pg_stop("fast");
+        pg.pg_start();
+        // the node has been idle since before the restart
+        std::thread::sleep(Duration::from_millis(600));
+        let mut c = a.client("admin");
+        let created: Result<CreateResponse, _> = c.op(op::CREATE, &aes128(vec![]));
+        let id = created
+            .expect("the first Create after the restart")
+            .unique_identifier;
+        get_object(&mut c, &id.0, None).expect("and it is there");
+    }
+}
