@@ -15,15 +15,6 @@ pub struct Stored {
     pub revision: u64,
 }
 
-/// Records read by [`Engine::fetch`]: each one's identifier and the record as stored.
-pub type Fetch = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Vec<(String, Stored)>, StoreError>> + Send>,
->;
-
-/// Identifiers reserved by [`Engine::fetch_ids`]: the first.
-pub type FetchIds =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, StoreError>> + Send>>;
-
 /// The reads of a transaction. A read transaction sees one committed state; a write
 /// transaction also sees its own writes.
 pub trait ReadTxn {
@@ -141,16 +132,17 @@ pub trait Engine: Send + Sync {
     fn remote(&self) -> bool {
         false
     }
-    /// The records with these identifiers (those that exist, in no order), read without
+    /// The records with these identifiers (those that exist, with each one's identifier, in
+    /// no order), read without
     /// blocking: for a task on an async worker, where [`Engine::read`] of a remote engine
     /// would stall every connection the worker serves. `None` when the engine has no such
     /// path, or cannot take it here (no async runtime).
-    fn fetch(&self, _ids: Vec<String>) -> Option<Fetch> {
+    fn fetch(&self, _ids: Vec<String>) -> Option<super::Awaited<'static, Vec<(String, Stored)>>> {
         None
     }
-    /// [`Engine::reserve_ids`] without blocking, for a task on an async worker; `None` as
-    /// for [`Engine::fetch`].
-    fn fetch_ids(&self, _n: u64) -> Option<FetchIds> {
+    /// [`Engine::reserve_ids`] without blocking, for a task on an async worker (the first
+    /// identifier); `None` as for [`Engine::fetch`].
+    fn fetch_ids(&self, _n: u64) -> Option<super::Awaited<'static, u64>> {
         None
     }
     /// A backup of one committed state (see [`super::backup`]).

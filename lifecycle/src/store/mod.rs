@@ -23,7 +23,7 @@ pub use engine::Engine;
 pub use memory::{MemoryEngine, MemoryStore};
 pub use overlay::Overlay;
 pub use postgres::{PostgresEngine, PostgresStore};
-pub use prefetched::{Fetched, Prefetched};
+pub use prefetched::Prefetched;
 pub use record::{index_key, index_keys, item_index_key, Record, GRANTEE, OWNER};
 pub use records::{Queued, Records, StartWriter};
 pub use redb_store::{RedbEngine, RedbStore};
@@ -108,9 +108,10 @@ pub enum Change {
     DeleteValue(String),
 }
 
-/// The first of the identifiers [`Store::fetch_ids`] reserves.
-pub type FetchingIds<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, StoreError>> + Send + 'a>>;
+/// A store's or an engine's answer that a task awaits instead of blocking its thread
+/// ([`Store::fetch`], [`Engine::fetch`] and their identifier reservations).
+pub type Awaited<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
 /// The storage interface. Every method is one transaction: [`Store::commit`] applies all of
 /// its changes or none, and is durable when it returns; readers never see part of a commit.
@@ -194,12 +195,12 @@ pub trait Store: Send + Sync {
     /// The records with these identifiers and their revisions, read without blocking (see
     /// [`Engine::fetch`]): what a [`Prefetched`] store answers from. `None` when the store
     /// has no such path.
-    fn fetch(&self, _ids: Vec<String>) -> Option<Fetched> {
+    fn fetch(&self, _ids: Vec<String>) -> Option<Awaited<'_, Vec<(Record, u64)>>> {
         None
     }
     /// [`Store::allocate_ids`] without blocking (see [`Engine::fetch_ids`]): what a
     /// [`Prefetched`] store hands out. `None` when the store has no such path.
-    fn fetch_ids(&self, _n: u64) -> Option<FetchingIds<'_>> {
+    fn fetch_ids(&self, _n: u64) -> Option<Awaited<'_, u64>> {
         None
     }
     /// Write a backup of every record, as of one committed state, into the new file `out`

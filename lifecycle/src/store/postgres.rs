@@ -228,7 +228,7 @@ impl Fetches {
             self.lock().conn = conn;
             let Asked { reads, strides } = std::mem::take(&mut sending.taken);
             let (rows, firsts) = match out {
-                Ok((rows, firsts)) => (Ok(rows), Ok(firsts)),
+                Ok((rows, firsts)) => (Ok(records_of(&rows)), strides_of(&firsts, strides.len())),
                 Err(e) => (Err(db_error(&e)), Err(db_error(&e))),
             };
             for (wanted, answer) in reads {
@@ -240,30 +240,33 @@ impl Fetches {
                 });
                 let _ = answer.send(mine);
             }
-            // in the order asked, the strides in the order the sequence gave them
-            for (i, answer) in strides.into_iter().enumerate() {
-                let first = match &firsts {
-                    Ok(f) => f
-                        .get(i)
-                        .copied()
-                        .ok_or_else(|| StoreError::Backend("nextval returned too few".into())),
-                    Err(e) => Err(e.clone()),
-                };
-                let _ = answer.send(first);
+            // in the order asked, the strides in the order the sequence gave them (as many)
+            match firsts {
+                Ok(firsts) => {
+                    for (answer, first) in strides.into_iter().zip(firsts) {
+                        let _ = answer.send(Ok(first));
+                    }
+                }
+                Err(e) => {
+                    for answer in strides {
+                        let _ = answer.send(Err(e.clone()));
+                    }
+                }
             }
         }
     }
 
-    /// One round on `conn` (connected first if it is not): the records `ids`, and `strides`
-    /// strides of the identifier sequence, sorted. A connection the database dropped
-    /// meanwhile is replaced once; one that failed is not kept.
+    /// One round on `conn` (connected first if it is not): the rows of the records `ids`
+    /// ([`READ_MANY`]) and of `strides` strides ([`NEXT_STRIDES`]). A connection the
+    /// database dropped meanwhile is replaced once; one that failed is not kept.
     async fn round(
         &self,
         conn: &mut Option<FetchConn>,
         ids: &[&str],
         strides: usize,
-    ) -> Result<(Vec<(String, Stored)>, Vec<u64>), Fail> {
-        let count = i32::try_from(strides).map_err(|_| Fail::NoRuntime("too many".into()))?;
+    ) -> Result<(Vec<Row>, Vec<Row>), Fail> {
+        // (never near it: one per Create waiting; past it, the last ones hear "too few")
+        let count = i32::try_from(strides).unwrap_or(i32::MAX);
         for attempt in 0..2 {
             let fresh = conn.is_none();
             let c = match conn {
@@ -287,8 +290,8 @@ impl Fetches {
                 let (r, s) = tokio::join!(reads, strides);
                 Ok::<_, tokio_postgres::Error>((r?, s?))
             };
-            let (rows, firsts) = match tokio::time::timeout(STATEMENT_TIMEOUT, both).await {
-                Ok(Ok(out)) => out,
+            return match tokio::time::timeout(STATEMENT_TIMEOUT, both).await {
+                Ok(Ok(out)) => Ok(out),
                 Ok(Err(e)) => {
                     let e = Fail::Db(e);
                     if broken(&e) {
@@ -300,35 +303,13 @@ impl Fetches {
                         drop_idle(&self.pool);
                         continue;
                     }
-                    return Err(e);
+                    Err(e)
                 }
                 Err(_) => {
                     *conn = None;
-                    return Err(Fail::TimedOut);
+                    Err(Fail::TimedOut)
                 }
             };
-            let rows = rows
-                .iter()
-                .map(|r| {
-                    let revision: i64 = r.try_get(2).map_err(Fail::Db)?;
-                    Ok((
-                        r.try_get::<_, String>(0).map_err(Fail::Db)?,
-                        Stored {
-                            bytes: r.try_get(1).map_err(Fail::Db)?,
-                            revision: u64::try_from(revision).unwrap_or(0),
-                        },
-                    ))
-                })
-                .collect::<Result<Vec<_>, Fail>>()?;
-            let mut firsts = firsts
-                .iter()
-                .map(|r| {
-                    let v: i64 = r.try_get(0).map_err(Fail::Db)?;
-                    Ok(u64::try_from(v).unwrap_or(0))
-                })
-                .collect::<Result<Vec<u64>, Fail>>()?;
-            firsts.sort_unstable();
-            return Ok((rows, firsts));
         }
         Err(Fail::NoRuntime("no connection".into()))
     }
@@ -354,8 +335,7 @@ impl Fetches {
                     .map_err(Fail::Db)
             }
         };
-        let read =
-            prepare("SELECT id, body, revision FROM kmip_objects WHERE id = ANY($1)").await?;
+        let read = prepare(READ_MANY).await?;
         let strides = prepare(NEXT_STRIDES).await?;
         Ok(FetchConn {
             client,
@@ -374,6 +354,33 @@ fn drop_idle(pool: &Mutex<Vec<Conn>>) {
 
 /// Strides of the identifier sequence, one per row.
 const NEXT_STRIDES: &str = "SELECT nextval('kmip_ids') FROM generate_series(1, $1::int4)";
+
+/// The first identifiers of `n` strides, from the rows of [`NEXT_STRIDES`], in the order the
+/// sequence gave them.
+fn strides_of(rows: &[Row], n: usize) -> Result<Vec<u64>, StoreError> {
+    let mut firsts = rows
+        .iter()
+        .map(|r| {
+            u64::try_from(r.get::<_, i64>(0))
+                .map_err(|_| StoreError::Backend("kmip_ids is negative".into()))
+        })
+        .collect::<Result<Vec<u64>, _>>()?;
+    firsts.sort_unstable();
+    if firsts.len() != n {
+        return Err(StoreError::Backend("nextval returned too few".into()));
+    }
+    Ok(firsts)
+}
+
+/// Records by identifier, one statement for all.
+const READ_MANY: &str = "SELECT id, body, revision FROM kmip_objects WHERE id = ANY($1)";
+
+/// The records in the rows of [`READ_MANY`], with their identifiers.
+fn records_of(rows: &[Row]) -> Vec<(String, Stored)> {
+    rows.iter()
+        .map(|r| (r.get::<_, String>(0), stored(r, 1)))
+        .collect()
+}
 
 /// A connection and the statements prepared on it.
 struct Conn {
@@ -724,11 +731,15 @@ impl Pending {
     fn take(&mut self) -> FlushArgs {
         let mut a = FlushArgs::default();
         let deleted = std::mem::take(&mut self.deleted);
-        let new = |id: &str, objects: &BTreeMap<String, Option<(i64, Vec<u8>)>>| {
-            matches!(objects.get(id), Some(Some((1, _)))) && !deleted.contains(id)
-        };
+        // written at its first revision, and not over a row this statement deletes
+        let new: std::collections::BTreeSet<String> = self
+            .objects
+            .iter()
+            .filter(|(id, o)| matches!(o, Some((1, _))) && !deleted.contains(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
         for ((k, id), filed) in std::mem::take(&mut self.index) {
-            let to = match (filed, new(&id, &self.objects)) {
+            let to = match (filed, new.contains(&id)) {
                 (true, true) => &mut a.index_new,
                 (true, false) => &mut a.index_add,
                 (false, _) => &mut a.index_del,
@@ -739,7 +750,7 @@ impl Pending {
         for (id, o) in std::mem::take(&mut self.objects) {
             match o {
                 Some((revision, body)) => {
-                    let to = match revision == 1 && !deleted.contains(&id) {
+                    let to = match new.contains(&id) {
                         true => &mut a.object_new,
                         false => &mut a.object_put,
                     };
@@ -996,23 +1007,15 @@ impl ReadTxn for Session<'_> {
             return gather.read(
                 id,
                 &mut |ids| {
-                    let rows = self
-                        .rows(
-                            "SELECT id, body, revision FROM kmip_objects WHERE id = ANY($1)",
-                            &[&ids],
-                        )
-                        .map_err(|error| FetchFailed {
-                            error,
-                            // the statement failed, perhaps for one reader's value, or its
-                            // connection: each reads on its own, and only a reader whose own
-                            // read fails sees an error. A database that did not answer would
-                            // not answer them either.
-                            alone: !matches!(*self.failure.borrow(), Some(Fail::TimedOut)),
-                        })?;
-                    Ok(rows
-                        .iter()
-                        .map(|r| (r.get::<_, String>(0), stored(r, 1)))
-                        .collect())
+                    let rows = self.rows(READ_MANY, &[&ids]).map_err(|error| FetchFailed {
+                        error,
+                        // the statement failed, perhaps for one reader's value, or its
+                        // connection: each reads on its own, and only a reader whose own
+                        // read fails sees an error. A database that did not answer would
+                        // not answer them either.
+                        alone: !matches!(*self.failure.borrow(), Some(Fail::TimedOut)),
+                    })?;
+                    Ok(records_of(&rows).into_iter().collect())
                 },
                 &mut || self.object_alone(id),
             );
@@ -1281,18 +1284,7 @@ impl PostgresEngine {
             match out {
                 Ok(rows) => {
                     self.give_back(conn);
-                    let mut firsts = rows
-                        .iter()
-                        .map(|r| {
-                            u64::try_from(r.get::<_, i64>(0))
-                                .map_err(|_| StoreError::Backend("kmip_ids is negative".into()))
-                        })
-                        .collect::<Result<Vec<u64>, _>>()?;
-                    firsts.sort_unstable();
-                    if firsts.len() != n {
-                        return Err(StoreError::Backend("nextval returned too few".into()));
-                    }
-                    return Ok(firsts);
+                    return strides_of(&rows, n);
                 }
                 Err(e) if stale(&e) && attempt == 0 => {
                     self.drop_idle();
@@ -1647,7 +1639,7 @@ impl Engine for PostgresEngine {
         false
     }
 
-    fn fetch(&self, ids: Vec<String>) -> Option<super::engine::Fetch> {
+    fn fetch(&self, ids: Vec<String>) -> Option<super::Awaited<'static, Vec<(String, Stored)>>> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let (answer, answered) = tokio::sync::oneshot::channel();
         self.fetches
@@ -1655,7 +1647,7 @@ impl Engine for PostgresEngine {
         Some(Box::pin(answer_of(answered)))
     }
 
-    fn fetch_ids(&self, n: u64) -> Option<super::engine::FetchIds> {
+    fn fetch_ids(&self, n: u64) -> Option<super::Awaited<'static, u64>> {
         if n > ID_STRIDE {
             return None;
         }

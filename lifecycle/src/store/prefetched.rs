@@ -13,11 +13,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Records read by [`Store::fetch`], with their revisions (those that exist).
-pub type Fetched = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Vec<(Record, u64)>, StoreError>> + Send>,
->;
-
 /// A store answering reads of fetched records, over the store they were fetched from.
 pub struct Prefetched {
     base: Arc<dyn Store>,

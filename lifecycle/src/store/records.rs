@@ -537,7 +537,7 @@ impl<E: Engine> Store for Records<E> {
         self.engine.remote()
     }
 
-    fn fetch_ids(&self, n: u64) -> Option<super::FetchingIds<'_>> {
+    fn fetch_ids(&self, n: u64) -> Option<super::Awaited<'_, u64>> {
         // only where each request asks the engine itself (see allocate_ids)
         if self.engine.id_block() > 1 {
             return None;
@@ -550,7 +550,7 @@ impl<E: Engine> Store for Records<E> {
         }))
     }
 
-    fn fetch(&self, ids: Vec<String>) -> Option<super::Fetched> {
+    fn fetch(&self, ids: Vec<String>) -> Option<super::Awaited<'_, Vec<(Record, u64)>>> {
         let fetch = self.engine.fetch(ids)?;
         Some(Box::pin(async move {
             fetch
