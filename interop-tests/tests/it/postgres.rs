@@ -252,6 +252,52 @@ fn statements_per_operation() {
     );
 }
 
+/// Creates from many connections at once share transactions (a group's records are inserted
+/// by one statement), and every acknowledged Create is there, once.
+#[test]
+fn concurrent_creates_share_statements() {
+    let pg = Postgres::start(&[]);
+    let a = first_node(&pg.new_database("kmip"), &[]);
+    create_aes(&mut a.client("admin"), 128, vec![]);
+    const THREADS: usize = 16;
+    const EACH: usize = 25;
+    let threads: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let mut c = a.client("admin");
+            std::thread::spawn(move || {
+                (0..EACH)
+                    .map(|_| create_aes(&mut c, 128, vec![]))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut ids: Vec<String> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("a client thread"))
+        .collect();
+    // the records a transaction inserted share its identifier (xmin)
+    let counts = pg.sql(
+        "kmip",
+        "SELECT count(*) || ' ' || count(DISTINCT xmin::text) FROM kmip_objects",
+    );
+    let (records, transactions) = counts.split_once(' ').expect("two counts");
+    let (records, transactions): (usize, usize) =
+        (records.parse().unwrap(), transactions.parse().unwrap());
+    eprintln!("{records} records written by {transactions} transactions");
+    assert_eq!(records, THREADS * EACH + 1);
+    assert!(
+        transactions < records,
+        "{transactions} transactions wrote {records} records"
+    );
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), THREADS * EACH, "identifiers are unique");
+    let mut c = a.client("admin");
+    for id in &ids {
+        get_object(&mut c, id, None).unwrap_or_else(|e| panic!("Get {id}: {e}"));
+    }
+}
+
 fn activate(c: &mut Client, id: &str) {
     let _: ActivateResponse = c
         .op(

@@ -392,11 +392,14 @@ impl<E: Engine> Records<E> {
         // every run of the transaction below but the last was rolled back: what is new now
         // stays new through them
         let new = self.take_fresh(&changes);
-        if !self.engine.one_writer() {
+        let gathered = self.engine.one_writer()
+            || (self.engine.gathers_blind() && self.blind(&expected, &changes, &new));
+        if !gathered {
             if let Some(check) = &check {
                 super::run_check(check)?;
             }
-            // the engine runs transactions side by side (and gathers their log flushes itself)
+            // the engine runs transactions side by side (and gathers their log flushes itself);
+            // this one reads, so it is not held up behind a group, nor a group behind it
             return self
                 .engine
                 .write(&mut |tx| self.apply(tx, &expected, &changes, &new));
@@ -420,6 +423,22 @@ impl<E: Engine> Records<E> {
         }
         self.lead(Some(&turn))
             .unwrap_or_else(|| Err(StoreError::Backend("the commit was not written".into())))
+    }
+
+    /// Whether a commit reads nothing in its transaction: it only creates records under
+    /// identifiers never handed out before (`new`), expecting them absent, and gains no name
+    /// that the name rule must look up.
+    fn blind(&self, expected: &Expected, changes: &[Change], new: &HashSet<String>) -> bool {
+        let fresh = |id: &String| new.contains(id);
+        expected.iter().all(|e| match e {
+            Expect::Record(id, None) => fresh(id),
+            _ => false,
+        }) && changes.iter().all(|c| match c {
+            Change::Put(r) => {
+                fresh(&r.id) && !(self.unique_names && index_keys(r).iter().any(|k| is_name_key(k)))
+            }
+            _ => false,
+        })
     }
 
     fn lock_group(&self) -> MutexGuard<'_, Group> {
@@ -516,6 +535,18 @@ impl<E: Engine> Records<E> {
             Ok(())
         });
         if together.is_ok() || batch.len() == 1 {
+            return vec![together; batch.len()];
+        }
+        // one commit's own fault (a stale read, a taken name) fails the group: each is tried
+        // alone. Not when the group may have been written (trying again could apply it twice),
+        // nor when a remote engine failed: a database lost or stalled would have each commit
+        // wait out its own timeout, one after the other
+        let alone = match &together {
+            Err(StoreError::OutcomeUnknown(_)) => false,
+            Err(StoreError::Backend(_)) => !self.engine.remote(),
+            _ => true,
+        };
+        if !alone {
             return vec![together; batch.len()];
         }
         batch

@@ -44,6 +44,7 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 /// The whole suite, on a store over a fresh engine made by `fresh` (every call an empty one).
 pub fn run_all<S: Store + 'static>(fresh: &dyn Fn(bool) -> S) {
     fetches(std::sync::Arc::new(fresh(false)));
+    concurrent_creates(std::sync::Arc::new(fresh(false)));
     run(&fresh(false));
     conflicts(&fresh(false));
     values(&fresh(false));
@@ -266,6 +267,91 @@ pub fn conflicts(store: &dyn Store) {
         .is_empty());
     let (_, rev2) = store.get_versioned(&id).unwrap().unwrap();
     assert_ne!(rev, rev2, "every write moves the revision");
+}
+
+/// Creates from many threads at once, beside updates of one record: where an engine gathers
+/// commits that read nothing ([`engine::Engine::gathers_blind`]), the Creates share
+/// transactions, and still each one learns its own outcome. A Create whose precondition fails
+/// is not written (the others of its group are); every update that read a stale revision is
+/// refused and the others are all applied, none lost.
+pub fn concurrent_creates(store: std::sync::Arc<dyn Store>) {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let shared = store.allocate_ids(1).unwrap().to_string();
+    store
+        .commit_if(
+            vec![Expect::Record(shared.clone(), None)],
+            vec![Change::Put(record(&shared, "shared", State::PreActive))],
+        )
+        .unwrap();
+    let updates = std::sync::Arc::new(AtomicUsize::new(0));
+    let start = std::sync::Arc::new(std::sync::Barrier::new(12));
+    let threads: Vec<_> = (0..12)
+        .map(|t| {
+            let (store, start, shared, updates) = (
+                store.clone(),
+                start.clone(),
+                shared.clone(),
+                updates.clone(),
+            );
+            std::thread::spawn(move || {
+                start.wait();
+                let mut made = Vec::new();
+                for i in 0..25 {
+                    if t % 4 == 3 {
+                        // a writer that reads: its revision check against the others'
+                        let (mut r, rev) = store.get_versioned(&shared).unwrap().unwrap();
+                        r.attributes.push(name(&format!("u{t}-{i}")));
+                        match store.commit_if(
+                            vec![Expect::Record(shared.clone(), Some(rev))],
+                            vec![Change::Put(r)],
+                        ) {
+                            Ok(()) => {
+                                updates.fetch_add(1, SeqCst);
+                            }
+                            Err(StoreError::Conflict(_)) => {}
+                            Err(e) => panic!("update: {e}"),
+                        }
+                        continue;
+                    }
+                    let id = store.allocate_ids(1).unwrap().to_string();
+                    let refused = (t + i) % 7 == 0;
+                    let check: Precondition = std::sync::Arc::new(move || match refused {
+                        true => Err("refused".into()),
+                        false => Ok(()),
+                    });
+                    let outcome = store.commit_checked(
+                        vec![Expect::Record(id.clone(), None)],
+                        vec![Change::Put(record(&id, &format!("c{t}"), State::Active))],
+                        check,
+                    );
+                    match refused {
+                        true => assert!(
+                            matches!(&outcome, Err(StoreError::Precondition(_))),
+                            "{outcome:?}"
+                        ),
+                        false => outcome.unwrap(),
+                    }
+                    made.push((id, refused));
+                }
+                made
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for th in threads {
+        for (id, refused) in th.join().unwrap() {
+            assert_eq!(store.get(&id).unwrap().is_none(), refused, "{id}");
+            ids.push(id);
+        }
+    }
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "identifiers are unique");
+    // every update acknowledged is there: each added one name, to what the last one read
+    let r = store.get(&shared).unwrap().unwrap();
+    assert_eq!(r.attributes.len(), 2 + updates.load(SeqCst));
+    assert!(updates.load(SeqCst) > 0);
 }
 
 /// Named values: set, read, listed by prefix, removed, and checked like records.
