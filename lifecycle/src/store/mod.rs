@@ -25,7 +25,7 @@ pub use overlay::Overlay;
 pub use postgres::{PostgresEngine, PostgresStore};
 pub use prefetched::Prefetched;
 pub use record::{index_key, index_keys, item_index_key, Record, GRANTEE, OWNER};
-pub use records::{Queued, Records, StartWriter};
+pub use records::{Queued, Records, Settle, StartWriter};
 pub use redb_store::{RedbEngine, RedbStore};
 
 use thiserror::Error;
@@ -140,10 +140,16 @@ pub trait Store: Send + Sync {
         run_check(&check)?;
         self.commit_if(expected, changes)
     }
-    /// Whether [`Store::queue_commit`] queues without blocking: a store that gathers commits
-    /// into groups written by one thread at a time.
+    /// Whether [`Store::queue_commit`] queues some commits without blocking: a store that
+    /// gathers commits into groups written by one thread at a time. Which ones:
+    /// [`Store::queues_commit`].
     fn queues_commits(&self) -> bool {
         false
+    }
+    /// Whether [`Store::queue_commit`] queues this commit without blocking (on PostgreSQL,
+    /// only the commits that read nothing: Creates).
+    fn queues_commit(&self, _expected: &Expected, _changes: &[Change]) -> bool {
+        self.queues_commits()
     }
     /// [`Store::commit_checked`] for a task that must not block its thread: the commit joins
     /// the queue for the next group, and the returned future settles when it is written or

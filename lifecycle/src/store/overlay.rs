@@ -88,6 +88,15 @@ impl Overlay {
             Err(e) => return Queued::ready(Err(e)),
         };
         let base = self.base.clone();
+        if !base.queues_commit(&expected, &changes) {
+            // one the store writes only blocking (on PostgreSQL, a commit that reads): on a
+            // thread of its own, awaited
+            let (queued, settle) = Queued::elsewhere();
+            spawn(Box::new(move || {
+                settle.settle(base.commit_checked(expected, changes, check))
+            }));
+            return queued;
+        }
         let start = Box::new(move || spawn(Box::new(move || base.write_queued())));
         self.base.queue_commit(expected, changes, check, start)
     }

@@ -33,7 +33,8 @@
 //! a task on an async worker awaits: they go on one connection of their own whose I/O runs
 //! on the server's runtime, so that a message of one item that names its object (a Get, an
 //! Encrypt) is answered without a thread handoff, and a Create runs without one up to its
-//! commit (see [`super::Prefetched`]).
+//! commit (see [`super::Prefetched`]), which it then awaits in a group written by one
+//! blocking thread for all of them.
 //!
 //! Record reads outside write transactions are gathered, both the blocking ones
 //! ([`super::gather`]) and the awaited ones: the records that concurrent messages read while

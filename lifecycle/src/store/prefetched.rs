@@ -111,6 +111,10 @@ impl Store for Prefetched {
         self.base.queues_commits()
     }
 
+    fn queues_commit(&self, expected: &Expected, changes: &[Change]) -> bool {
+        self.base.queues_commit(expected, changes)
+    }
+
     fn queue_commit(
         &self,
         expected: Expected,

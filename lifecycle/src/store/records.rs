@@ -132,6 +132,39 @@ impl Queued {
             ready: Some(result),
         }
     }
+
+    /// A commit made elsewhere (on a thread that may block), and what settles it there.
+    pub fn elsewhere() -> (Queued, Settle) {
+        let turn = Arc::new(Turn::default());
+        let queued = Queued {
+            turn: Some(turn.clone()),
+            ready: None,
+        };
+        (queued, Settle(Some(turn)))
+    }
+}
+
+/// Settles a [`Queued::elsewhere`]: with the commit's outcome, or, dropped unused (the work
+/// that was to commit panicked, or never ran), with an error.
+pub struct Settle(Option<Arc<Turn>>);
+
+impl Settle {
+    /// The commit's outcome, for the task that awaits it.
+    pub fn settle(mut self, result: Result<(), StoreError>) {
+        if let Some(t) = self.0.take() {
+            t.set(TurnState::Done(result));
+        }
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.set(TurnState::Done(Err(StoreError::Backend(
+                "the commit was not made".into(),
+            ))));
+        }
+    }
 }
 
 impl Future for Queued {
@@ -219,6 +252,11 @@ impl<E: Engine> Records<E> {
     /// The identifiers of `changes` that no record can have (see [`Records::fresh`]), no
     /// longer fresh for any later commit.
     fn take_fresh(&self, changes: &[Change]) -> HashSet<String> {
+        self.fresh_of(changes, true)
+    }
+
+    /// The identifiers of `changes` that no record can have; `take`: no longer fresh after.
+    fn fresh_of(&self, changes: &[Change], take: bool) -> HashSet<String> {
         let mut fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
         if fresh.is_empty() {
             return HashSet::new();
@@ -232,8 +270,13 @@ impl<E: Engine> Records<E> {
             })
             // the canonical decimal form only: "007" is not identifier 7
             .filter(|id| {
-                id.parse::<u64>()
-                    .is_ok_and(|n| n.to_string() == *id && fresh.remove(&n))
+                id.parse::<u64>().is_ok_and(|n| {
+                    n.to_string() == *id
+                        && match take {
+                            true => fresh.remove(&n),
+                            false => fresh.contains(&n),
+                        }
+                })
             })
             .map(str::to_owned)
             .collect()
@@ -392,9 +435,7 @@ impl<E: Engine> Records<E> {
         // every run of the transaction below but the last was rolled back: what is new now
         // stays new through them
         let new = self.take_fresh(&changes);
-        let gathered = self.engine.one_writer()
-            || (self.engine.gathers_blind() && self.blind(&expected, &changes, &new));
-        if !gathered {
+        if !self.gathers(&expected, &changes, &new) {
             if let Some(check) = &check {
                 super::run_check(check)?;
             }
@@ -423,6 +464,13 @@ impl<E: Engine> Records<E> {
         }
         self.lead(Some(&turn))
             .unwrap_or_else(|| Err(StoreError::Backend("the commit was not written".into())))
+    }
+
+    /// Whether a commit joins a group: every commit where the engine writes one transaction at
+    /// a time, and the commits that read nothing where it gathers those.
+    fn gathers(&self, expected: &Expected, changes: &[Change], new: &HashSet<String>) -> bool {
+        self.engine.one_writer()
+            || (self.engine.gathers_blind() && self.blind(expected, changes, new))
     }
 
     /// Whether a commit reads nothing in its transaction: it only creates records under
@@ -616,7 +664,17 @@ impl<E: Engine> Store for Records<E> {
     }
 
     fn queues_commits(&self) -> bool {
-        self.engine.one_writer() && !self.engine.remote()
+        (self.engine.one_writer() && !self.engine.remote()) || self.engine.gathers_blind()
+    }
+
+    fn queues_commit(&self, expected: &Expected, changes: &[Change]) -> bool {
+        match self.engine.one_writer() {
+            true => !self.engine.remote(),
+            false => {
+                self.engine.gathers_blind()
+                    && self.blind(expected, changes, &self.fresh_of(changes, false))
+            }
+        }
     }
 
     fn queue_commit(
@@ -626,7 +684,7 @@ impl<E: Engine> Store for Records<E> {
         check: Precondition,
         start_writer: StartWriter,
     ) -> Queued {
-        if !self.queues_commits() {
+        if !self.queues_commit(&expected, &changes) {
             return Queued::ready(self.commit_with(expected, changes, Some(check)));
         }
         // every run of the transaction but the last was rolled back: what is new now stays

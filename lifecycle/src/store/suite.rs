@@ -884,3 +884,26 @@ fn redb_failed_preconditions_keep_their_commits_out() {
     }
     assert_eq!(checked.load(std::sync::atomic::Ordering::SeqCst), 16);
 }
+
+/// A commit made on another thread ([`Queued::elsewhere`]) settles the task awaiting it with
+/// its outcome; work dropped before it committed (a panic, a runtime shutting down) settles
+/// it with an error, never leaves it waiting.
+#[test]
+fn a_commit_made_elsewhere_always_settles() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (queued, settle) = Queued::elsewhere();
+    std::thread::spawn(move || settle.settle(Err(StoreError::Conflict("7".into()))));
+    assert!(matches!(rt.block_on(queued), Err(StoreError::Conflict(id)) if id == "7"));
+    let (queued, settle) = Queued::elsewhere();
+    std::thread::spawn(move || settle.settle(Ok(())));
+    assert!(rt.block_on(queued).is_ok());
+    let (queued, settle) = Queued::elsewhere();
+    let _ = std::thread::spawn(move || {
+        let _held = settle;
+        panic!("the commit's work failed");
+    })
+    .join();
+    assert!(matches!(rt.block_on(queued), Err(StoreError::Backend(_))));
+}
