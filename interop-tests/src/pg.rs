@@ -325,6 +325,27 @@ impl Postgres {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// Run SQL with `psql` against database `db`, which may fail (a session a test ends
+    /// from another): what psql printed and how it exited.
+    pub fn sql_unchecked(&self, db: &str, sql: &str) -> Output {
+        let port = self.port.to_string();
+        pg(
+            "psql",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ],
+        )
+    }
+
     /// A new empty database; its URL.
     pub fn new_database(&self, name: &str) -> String {
         self.sql("postgres", &format!("CREATE DATABASE {name}"));

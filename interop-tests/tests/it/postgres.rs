@@ -298,6 +298,71 @@ fn concurrent_creates_share_statements() {
     }
 }
 
+/// Creates held up by a lock on the records' table (their identifiers still come): each is
+/// answered within the statement timeout and a little, whether it waited in the group that
+/// hit the lock or queued behind it (attack round 9: those queued behind were answered after
+/// 20 s, twice the timeout). Every one that succeeded reads back.
+#[test]
+fn creates_behind_a_stuck_group_fail_within_the_timeout() {
+    let pg = Postgres::start(&[]);
+    let url = pg.new_database("kmip");
+    let a = first_node(&url, &[]);
+    create_aes(&mut a.client("admin"), 128, vec![]);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            pg.sql_unchecked(
+                "kmip",
+                "BEGIN; LOCK TABLE kmip_objects IN SHARE MODE; SELECT pg_sleep(40); COMMIT;",
+            )
+        });
+        held_up_creates(&pg, &a);
+    });
+}
+
+fn held_up_creates(pg: &Postgres, a: &ServerProcess) {
+    // the lock is held before the Creates start
+    let held = Instant::now();
+    while pg.sql("kmip", "SELECT count(*) FROM pg_locks WHERE relation = 'kmip_objects'::regclass AND mode = 'ShareLock' AND granted") != "1" {
+        assert!(held.elapsed() < Duration::from_secs(10), "the lock was not taken");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let mut c = a.client("admin");
+            std::thread::spawn(move || {
+                // the first ones form the group that waits on the lock; the later ones queue
+                std::thread::sleep(Duration::from_millis(300 * i));
+                let started = Instant::now();
+                let r: Result<CreateResponse, _> = c.op(op::CREATE, &aes128(vec![]));
+                (started.elapsed(), r.map(|r| r.unique_identifier.0))
+            })
+        })
+        .collect();
+    let outcomes: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    pg.sql(
+        "postgres",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(40)%' \
+         AND pid <> pg_backend_pid()",
+    );
+    let mut c = a.client("admin");
+    for (took, r) in &outcomes {
+        assert!(
+            *took < Duration::from_secs(15),
+            "a Create answered after {took:?} ({r:?})"
+        );
+        match r {
+            Ok(id) => {
+                get_object(&mut c, id, None).unwrap_or_else(|e| panic!("Get {id}: {e}"));
+            }
+            Err(e) => assert!(e.reason().is_some(), "a KMIP error: {e}"),
+        }
+    }
+    assert!(
+        outcomes.iter().any(|(_, r)| r.is_err()),
+        "the lock held no Create up: {outcomes:?}"
+    );
+}
+
 fn activate(c: &mut Client, id: &str) {
     let _: ActivateResponse = c
         .op(

@@ -64,6 +64,11 @@ pub enum StoreError {
     /// The commit's [`Precondition`] failed: nothing was written.
     #[error("{0}")]
     Precondition(String),
+    /// The database could not be reached, or did not answer in time, before anything was
+    /// committed: nothing was written. Not one request's fault: trying it alone would fail
+    /// the same way.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     /// The connection to the database was lost after the commit was sent: the changes may or
     /// may not have been made.
     #[error(

@@ -426,22 +426,29 @@ impl Drop for Slot {
     }
 }
 
-fn db_error(e: &Fail) -> StoreError {
-    let e = match e {
+fn db_error(fail: &Fail) -> StoreError {
+    let e = match fail {
         Fail::TimedOut => {
-            return StoreError::Backend(format!(
+            return StoreError::Unavailable(format!(
                 "PostgreSQL did not answer within {} s",
                 STATEMENT_TIMEOUT.as_secs()
             ))
         }
         Fail::NoRuntime(why) => {
-            return StoreError::Backend(format!("the PostgreSQL client cannot start: {why}"))
+            return StoreError::Unavailable(format!("the PostgreSQL client cannot start: {why}"))
         }
         Fail::Db(e) => e,
     };
     // the server's message and SQLSTATE, never a parameter (no record bytes in errors)
     match e.as_db_error() {
-        Some(d) => StoreError::Backend(format!(
+        // what one statement did wrong (a value past a limit) is a Backend error: its
+        // commit's own, which the record layer may try apart from others
+        Some(d) if !unavailable(fail) => StoreError::Backend(format!(
+            "PostgreSQL: {} (SQLSTATE {})",
+            d.message(),
+            d.code().code()
+        )),
+        Some(d) => StoreError::Unavailable(format!(
             "PostgreSQL: {} (SQLSTATE {})",
             d.message(),
             d.code().code()
@@ -454,8 +461,21 @@ fn db_error(e: &Fail) -> StoreError {
                 text.push_str(&format!(": {c}"));
                 cause = c.source();
             }
-            StoreError::Backend(text)
+            StoreError::Unavailable(text)
         }
+    }
+}
+
+/// Whether a failure is the database's, not a statement's: no answer in time, a connection
+/// refused, closed or lost, the server shutting down or out of connections.
+fn unavailable(e: &Fail) -> bool {
+    match e {
+        Fail::Db(d) => {
+            d.as_db_error().is_none()
+                || broken(e)
+                || d.code().is_some_and(|c| c.code().starts_with("53"))
+        }
+        Fail::TimedOut | Fail::NoRuntime(_) => true,
     }
 }
 

@@ -526,6 +526,15 @@ impl<E: Engine> Records<E> {
                 true => Vec::new(),
                 false => self.write_group(batch),
             };
+            // a database that did not answer this group will not answer the commits queued
+            // while it waited either: they fail now, with nothing written, not after a timeout
+            // of their own (attack round 9: 20 s, twice the statement timeout, in a stall)
+            let unavailable = results.first().is_some_and(|r| {
+                matches!(
+                    r,
+                    Err(StoreError::Unavailable(_) | StoreError::OutcomeUnknown(_))
+                )
+            }) && results.iter().all(|r| r.is_err());
             let mut results = results.into_iter();
             for t in std::mem::take(&mut writing.turns) {
                 match results.next() {
@@ -536,6 +545,18 @@ impl<E: Engine> Records<E> {
                 }
             }
             drop(writing);
+            if unavailable {
+                let late = std::mem::take(&mut self.lock_group().queue);
+                for w in late {
+                    let e = Err(StoreError::Unavailable(
+                        "the database did not answer the commits before this one".into(),
+                    ));
+                    match is_own(&w.turn) {
+                        true => own_result = Some(e),
+                        false => w.turn.set(TurnState::Done(e)),
+                    }
+                }
+            }
             if !self.hand_over(own_result.is_some()) {
                 return own_result;
             }
@@ -585,15 +606,16 @@ impl<E: Engine> Records<E> {
         if together.is_ok() || batch.len() == 1 {
             return vec![together; batch.len()];
         }
-        // one commit's own fault (a stale read, a taken name) fails the group: each is tried
-        // alone. Not when the group may have been written (trying again could apply it twice),
-        // nor when a remote engine failed: a database lost or stalled would have each commit
-        // wait out its own timeout, one after the other
-        let alone = match &together {
-            Err(StoreError::OutcomeUnknown(_)) => false,
-            Err(StoreError::Backend(_)) => !self.engine.remote(),
-            _ => true,
-        };
+        // one commit's own fault (a stale read, a taken name, a value past the database's
+        // limits) fails the group: each is tried alone, so that no one else's fails with it
+        // (attack round 9: one identity's over-long names failed a third of another's
+        // Creates). Not when the group may have been written (trying again could apply it
+        // twice), nor when the database is unavailable: each would wait out its own timeout,
+        // one after the other
+        let alone = !matches!(
+            together,
+            Err(StoreError::OutcomeUnknown(_) | StoreError::Unavailable(_))
+        );
         if !alone {
             return vec![together; batch.len()];
         }

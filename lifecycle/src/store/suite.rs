@@ -45,6 +45,7 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 pub fn run_all<S: Store + 'static>(fresh: &dyn Fn(bool) -> S) {
     fetches(std::sync::Arc::new(fresh(false)));
     concurrent_creates(std::sync::Arc::new(fresh(false)));
+    one_bad_create_fails_alone(std::sync::Arc::new(fresh(false)));
     run(&fresh(false));
     conflicts(&fresh(false));
     values(&fresh(false));
@@ -352,6 +353,56 @@ pub fn concurrent_creates(store: std::sync::Arc<dyn Store>) {
     let r = store.get(&shared).unwrap().unwrap();
     assert_eq!(r.attributes.len(), 2 + updates.load(SeqCst));
     assert!(updates.load(SeqCst) > 0);
+}
+
+/// Creates at once, some with a name past what an engine takes in its index (PostgreSQL's
+/// btree rows: about 2.7 KB): where one fails, it fails alone. The others gathered into its
+/// group are written (attack round 9: one identity's long names failed a third of another's
+/// Creates).
+pub fn one_bad_create_fails_alone(store: std::sync::Arc<dyn Store>) {
+    // that no compression brings under the limit
+    let mut x: u32 = 1;
+    let long: String = (0..1000)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            format!("{x:08x}")
+        })
+        .collect();
+    let threads: Vec<_> = (0..10)
+        .map(|t| {
+            let (store, long) = (store.clone(), long.clone());
+            std::thread::spawn(move || {
+                let mut made = Vec::new();
+                for i in 0..30 {
+                    let id = store.allocate_ids(1).unwrap().to_string();
+                    let bad = (t + i) % 3 == 0;
+                    let n = if bad {
+                        long.clone()
+                    } else {
+                        format!("ok{t}-{i}")
+                    };
+                    let outcome = store.commit_if(
+                        vec![Expect::Record(id.clone(), None)],
+                        vec![Change::Put(record(&id, &n, State::Active))],
+                    );
+                    if let (false, Err(e)) = (bad, &outcome) {
+                        panic!("a good Create beside bad ones: {e}");
+                    }
+                    made.push((id, bad, outcome.is_ok()));
+                }
+                made
+            })
+        })
+        .collect();
+    for th in threads {
+        for (id, bad, ok) in th.join().unwrap() {
+            assert_eq!(
+                store.get(&id).unwrap().is_some(),
+                ok,
+                "{id} (long name: {bad})"
+            );
+        }
+    }
 }
 
 /// Named values: set, read, listed by prefix, removed, and checked like records.
