@@ -471,12 +471,19 @@ fn db_error(fail: &Fail) -> StoreError {
 fn unavailable(e: &Fail) -> bool {
     match e {
         Fail::Db(d) => {
-            d.as_db_error().is_none()
-                || broken(e)
-                || d.code().is_some_and(|c| c.code().starts_with("53"))
+            d.as_db_error().is_none() || broken(e) || d.code().is_some_and(|c| waited(c.code()))
         }
         Fail::TimedOut | Fail::NoRuntime(_) => true,
     }
+}
+
+/// Whether a SQLSTATE says the database could not serve the statement in time: out of
+/// resources (class 53), or the statement canceled by the server's own statement timeout
+/// (57014) or lock timeout (55P03), which the node sets to its own timeout and which may fire
+/// first (attack round 9: a lock held on the records' table then had gathered Creates tried
+/// again one by one, each waiting out the timeout anew: 30 s).
+fn waited(sqlstate: &str) -> bool {
+    sqlstate.starts_with("53") || sqlstate == "57014" || sqlstate == "55P03"
 }
 
 /// Why a statement failed: the database said so, or it said nothing in time.
@@ -1864,6 +1871,17 @@ mod tests {
         let (_, v) = tls_options("postgres://u@h/db?sslmode=require&sslrootcert=ca.pem").unwrap();
         assert!(v.chain && !v.host);
         assert!(tls_options("postgres://u@h/db?sslrootcert=%zz").is_err());
+    }
+
+    #[test]
+    fn a_statement_the_server_timed_out_is_the_database_unavailable() {
+        for code in ["57014", "55P03", "53300", "53200"] {
+            assert!(waited(code), "{code}");
+        }
+        // a statement's own fault: one commit's, which the record layer tries apart
+        for code in ["54000", "23505", "22021", "40001"] {
+            assert!(!waited(code), "{code}");
+        }
     }
 
     #[test]

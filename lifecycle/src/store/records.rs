@@ -619,11 +619,25 @@ impl<E: Engine> Records<E> {
         if !alone {
             return vec![together; batch.len()];
         }
+        // and once the database fails to answer one of them, the rest fail with it untried:
+        // however long the group and its first retry took, no one waits a third time
+        let mut gone = false;
         batch
             .into_iter()
             .map(|(expected, changes, new)| {
-                self.engine
-                    .write(&mut |tx| self.apply(tx, &expected, &changes, &new))
+                if gone {
+                    return Err(StoreError::Unavailable(
+                        "the database did not answer the commits before this one".into(),
+                    ));
+                }
+                let r = self
+                    .engine
+                    .write(&mut |tx| self.apply(tx, &expected, &changes, &new));
+                gone = matches!(
+                    r,
+                    Err(StoreError::Unavailable(_) | StoreError::OutcomeUnknown(_))
+                );
+                r
             })
             .collect()
     }
