@@ -427,42 +427,32 @@ impl Drop for Slot {
 }
 
 fn db_error(fail: &Fail) -> StoreError {
-    let e = match fail {
-        Fail::TimedOut => {
-            return StoreError::Unavailable(format!(
-                "PostgreSQL did not answer within {} s",
-                STATEMENT_TIMEOUT.as_secs()
-            ))
-        }
-        Fail::NoRuntime(why) => {
-            return StoreError::Unavailable(format!("the PostgreSQL client cannot start: {why}"))
-        }
-        Fail::Db(e) => e,
-    };
-    // the server's message and SQLSTATE, never a parameter (no record bytes in errors)
-    match e.as_db_error() {
-        // what one statement did wrong (a value past a limit) is a Backend error: its
-        // commit's own, which the record layer may try apart from others
-        Some(d) if !unavailable(fail) => StoreError::Backend(format!(
-            "PostgreSQL: {} (SQLSTATE {})",
-            d.message(),
-            d.code().code()
-        )),
-        Some(d) => StoreError::Unavailable(format!(
-            "PostgreSQL: {} (SQLSTATE {})",
-            d.message(),
-            d.code().code()
-        )),
-        // the client's own errors name their cause apart (a TLS handshake refused: why)
-        None => {
-            let mut text = format!("PostgreSQL: {e}");
-            let mut cause = std::error::Error::source(e);
-            while let Some(c) = cause {
-                text.push_str(&format!(": {c}"));
-                cause = c.source();
+    let text = match fail {
+        Fail::TimedOut => format!(
+            "PostgreSQL did not answer within {} s",
+            STATEMENT_TIMEOUT.as_secs()
+        ),
+        Fail::NoRuntime(why) => format!("the PostgreSQL client cannot start: {why}"),
+        // the server's message and SQLSTATE, never a parameter (no record bytes in errors)
+        Fail::Db(e) => match e.as_db_error() {
+            Some(d) => format!("PostgreSQL: {} (SQLSTATE {})", d.message(), d.code().code()),
+            // the client's own errors name their cause apart (a TLS handshake refused: why)
+            None => {
+                let mut text = format!("PostgreSQL: {e}");
+                let mut cause = std::error::Error::source(e);
+                while let Some(c) = cause {
+                    text.push_str(&format!(": {c}"));
+                    cause = c.source();
+                }
+                text
             }
-            StoreError::Unavailable(text)
-        }
+        },
+    };
+    // what one statement did wrong (a value past a limit) is a Backend error: its commit's
+    // own, which the record layer may try apart from others
+    match unavailable(fail) {
+        true => StoreError::Unavailable(text),
+        false => StoreError::Backend(text),
     }
 }
 

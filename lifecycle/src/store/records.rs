@@ -232,6 +232,20 @@ impl Drop for Writing<'_> {
     }
 }
 
+/// Whether a write failed because the database did not answer it (unreachable, stalled, or
+/// lost while committing), not for anything of its own.
+fn unanswered(r: &Result<(), StoreError>) -> bool {
+    matches!(
+        r,
+        Err(StoreError::Unavailable(_) | StoreError::OutcomeUnknown(_))
+    )
+}
+
+/// The error of a commit failed untried, behind one the database did not answer.
+fn behind_unanswered() -> StoreError {
+    StoreError::Unavailable("the database did not answer the commits before this one".into())
+}
+
 /// Whether an index key is a Name's.
 fn is_name_key(k: &[u8]) -> bool {
     k.starts_with(&kmip_codec::vocab::tag::NAME.0.to_be_bytes()[1..])
@@ -529,12 +543,8 @@ impl<E: Engine> Records<E> {
             // a database that did not answer this group will not answer the commits queued
             // while it waited either: they fail now, with nothing written, not after a timeout
             // of their own (attack round 9: 20 s, twice the statement timeout, in a stall)
-            let unavailable = results.first().is_some_and(|r| {
-                matches!(
-                    r,
-                    Err(StoreError::Unavailable(_) | StoreError::OutcomeUnknown(_))
-                )
-            }) && results.iter().all(|r| r.is_err());
+            // (when the first was not answered, neither were the rest: see write_group)
+            let unavailable = results.first().is_some_and(unanswered);
             let mut results = results.into_iter();
             for t in std::mem::take(&mut writing.turns) {
                 match results.next() {
@@ -548,9 +558,7 @@ impl<E: Engine> Records<E> {
             if unavailable {
                 let late = std::mem::take(&mut self.lock_group().queue);
                 for w in late {
-                    let e = Err(StoreError::Unavailable(
-                        "the database did not answer the commits before this one".into(),
-                    ));
+                    let e = Err(behind_unanswered());
                     match is_own(&w.turn) {
                         true => own_result = Some(e),
                         false => w.turn.set(TurnState::Done(e)),
@@ -612,11 +620,7 @@ impl<E: Engine> Records<E> {
         // Creates). Not when the group may have been written (trying again could apply it
         // twice), nor when the database is unavailable: each would wait out its own timeout,
         // one after the other
-        let alone = !matches!(
-            together,
-            Err(StoreError::OutcomeUnknown(_) | StoreError::Unavailable(_))
-        );
-        if !alone {
+        if unanswered(&together) {
             return vec![together; batch.len()];
         }
         // and once the database fails to answer one of them, the rest fail with it untried:
@@ -626,17 +630,12 @@ impl<E: Engine> Records<E> {
             .into_iter()
             .map(|(expected, changes, new)| {
                 if gone {
-                    return Err(StoreError::Unavailable(
-                        "the database did not answer the commits before this one".into(),
-                    ));
+                    return Err(behind_unanswered());
                 }
                 let r = self
                     .engine
                     .write(&mut |tx| self.apply(tx, &expected, &changes, &new));
-                gone = matches!(
-                    r,
-                    Err(StoreError::Unavailable(_) | StoreError::OutcomeUnknown(_))
-                );
+                gone = unanswered(&r);
                 r
             })
             .collect()
